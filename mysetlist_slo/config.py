@@ -1,0 +1,224 @@
+"""The configuration model: SLOs, alert rules, budgets and capacity settings, validated on load."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mysetlist_slo.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "default_config.yaml"
+
+_DURATION = re.compile(r"^(\d+)(m|h|d|w)$")
+_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Return the timedelta of a duration written like ``5m``, ``6h``, ``28d`` or ``1w``."""
+    match = _DURATION.match(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"not a duration like 5m, 6h, 28d or 1w: {text!r}")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+Duration = Annotated[str, Field(pattern=_DURATION.pattern)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RoutesConfig(_Strict):
+    """How paths become route templates."""
+
+    patterns: list[str] = Field(default_factory=list)
+    max_routes: int = Field(default=500, ge=1)
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_are_paths(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            if not pattern.startswith("/"):
+                raise ValueError(f"route pattern must start with '/': {pattern!r}")
+        return patterns
+
+
+SliKind = Literal["availability", "error_rate", "latency", "db_query_time", "probe_uptime"]
+
+
+class SloConfig(_Strict):
+    """One service level objective."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    sli: SliKind
+    routes: list[str] = Field(default_factory=lambda: ["*"])
+    threshold_ms: float | None = Field(default=None, gt=0)
+    objective: float = Field(gt=0, lt=100, description="percent of good events, e.g. 99.9")
+    window: Duration = "30d"
+    budgeting: Literal["occurrences", "timeslices"] = "occurrences"
+
+    @field_validator("threshold_ms")
+    @classmethod
+    def _threshold_exact_in_histograms(cls, value: float | None) -> float | None:
+        # Thresholds with more than three significant digits would not be exact from the
+        # latency histograms (see histogram.py), so they are refused rather than approximated.
+        if value is not None and float(f"{value:.3g}") != value:
+            raise ValueError(f"threshold {value} has more than three significant digits")
+        return value
+
+    @property
+    def window_delta(self) -> timedelta:
+        """Return the SLO window as a timedelta."""
+        return parse_duration(self.window)
+
+
+class BurnRateRule(_Strict):
+    """One multi-window burn-rate alert rule."""
+
+    severity: Literal["page", "ticket"]
+    long_window: Duration
+    short_window: Duration
+    burn_rate: float = Field(gt=0)
+
+
+class StaticAlert(_Strict):
+    """A threshold alert as the deployment plan wrote it."""
+
+    name: str
+    metric: Literal["error_rate", "response_time_ms", "uptime"]
+    op: Literal[">", "<"]
+    value: float
+    severity: str
+
+
+class AlertsConfig(_Strict):
+    """Alert rules to evaluate and backtest."""
+
+    burn_rate: list[BurnRateRule] = Field(default_factory=list)
+    static: list[StaticAlert] = Field(default_factory=list)
+
+
+class WebVitalsConfig(_Strict):
+    """Budgets for field (p75) and lab metrics."""
+
+    budgets: dict[Literal["LCP", "FCP", "CLS", "INP", "TTFB"], float]
+    lab: dict[str, float] = Field(default_factory=dict)
+    min_page_views: int = Field(default=100, ge=1)
+
+
+class CapacityConfig(_Strict):
+    """Scalability targets and planning parameters."""
+
+    target_rps: float = Field(gt=0)
+    concurrent_users: int = Field(gt=0)
+    think_time_s: float = Field(gt=0)
+    forecast_horizon_days: int = Field(gt=0)
+    headroom: float = Field(ge=0, lt=1)
+
+
+class AutoscalingConfig(_Strict):
+    """The Kubernetes HPA settings in force."""
+
+    min_replicas: int = Field(ge=1)
+    max_replicas: int = Field(ge=1)
+    target_cpu_utilization: int = Field(gt=0, le=100)
+
+
+class PgBouncerConfig(_Strict):
+    """The PgBouncer pool settings in force and the waiting limits to plan for."""
+
+    pool_mode: Literal["session", "transaction", "statement"]
+    max_client_conn: int = Field(gt=0)
+    default_pool_size: int = Field(gt=0)
+    max_wait_probability: float = Field(gt=0, lt=1)
+    max_mean_wait_ms: float = Field(gt=0)
+
+
+class Config(_Strict):
+    """The whole configuration file."""
+
+    version: Literal[1] = 1
+    timezone: str = "UTC"
+    routes: RoutesConfig = RoutesConfig()
+    latency_thresholds_ms: list[float] = Field(default_factory=lambda: [200.0])
+    min_events: int = Field(default=100, ge=1)
+    slos: list[SloConfig] = Field(default_factory=list)
+    alerts: AlertsConfig = AlertsConfig()
+    web_vitals: WebVitalsConfig | None = None
+    capacity: CapacityConfig | None = None
+    autoscaling: AutoscalingConfig | None = None
+    pgbouncer: PgBouncerConfig | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("latency_thresholds_ms")
+    @classmethod
+    def _thresholds(cls, values: list[float]) -> list[float]:
+        for value in values:
+            if value <= 0 or float(f"{value:.3g}") != value:
+                raise ValueError(
+                    f"threshold {value} must be positive with at most three significant digits"
+                )
+        return sorted(set(values))
+
+    @property
+    def all_thresholds_ms(self) -> list[float]:
+        """Return every latency threshold the rollups keep counters for, sorted."""
+        extra = [s.threshold_ms for s in self.slos if s.sli == "latency" and s.threshold_ms]
+        return sorted(set(self.latency_thresholds_ms) | set(extra))
+
+
+def default_config_text() -> str:
+    """Return the text of the shipped default configuration file."""
+    return resources.files("mysetlist_slo").joinpath(DEFAULT_CONFIG_NAME).read_text("utf-8")
+
+
+def _location(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse_config(text: str, source: str = "<string>") -> Config:
+    """Return the Config in YAML ``text``; raise ConfigError naming ``source`` and the keys."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, [f"not valid YAML: {exc}"]) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["(top level): expected a mapping of settings"])
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{_location(err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise ConfigError(source, problems) from None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Return the Config from ``path``, or the shipped default when ``path`` is None."""
+    if path is None:
+        return parse_config(default_config_text(), f"<package>/{DEFAULT_CONFIG_NAME}")
+    path = Path(path)
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), [f"cannot read: {exc}"]) from exc
+    return parse_config(text, str(path))

@@ -1,0 +1,77 @@
+"""Exception types raised by mysetlist_slo; each carries the data a caller needs to act on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SloError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigError(SloError):
+    """Raised when a configuration file is missing, not YAML, or fails validation."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: invalid configuration\n  " + "\n  ".join(problems))
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """One rejected input row: where it is and what is wrong with it."""
+
+    file: str
+    line: int
+    field: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.field}: {self.problem}"
+
+
+class IngestError(SloError):
+    """Raised when a file cannot be loaded; nothing of it was stored."""
+
+    def __init__(self, file: str, message: str, problems: list[RowProblem] | None = None,
+                 rejected: int = 0) -> None:
+        self.file = file
+        self.problems = problems or []
+        self.rejected = rejected
+        lines = [f"{file}: {message}"] + [f"  {p}" for p in self.problems]
+        if rejected > len(self.problems):
+            lines.append(f"  ... and {rejected - len(self.problems)} more")
+        super().__init__("\n".join(lines))
+
+
+class StoreBusyError(SloError):
+    """Raised when another process holds the database's write lock."""
+
+    def __init__(self, path: str, holder: str) -> None:
+        self.path = path
+        self.holder = holder
+        super().__init__(f"{path}: database is busy (held by {holder}); try again when it finishes")
+
+
+class SchemaVersionError(SloError):
+    """Raised when a database was written by a newer schema version than this package knows."""
+
+    def __init__(self, path: str, found: int, supported: int) -> None:
+        self.path = path
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"{path}: database schema version {found} is newer than this mysetlist-slo "
+            f"supports ({supported}); upgrade the package to read it"
+        )
+
+
+class InsufficientDataError(SloError):
+    """Raised when a window holds too few events to compute what was asked."""
+
+    def __init__(self, window: str, count: int, minimum: int) -> None:
+        self.window = window
+        self.count = count
+        self.minimum = minimum
+        super().__init__(f"{window}: {count} events, fewer than the {minimum} required")

@@ -1,0 +1,73 @@
+"""Sources: one module per export format, each producing canonical rows and located rejects."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Protocol
+
+from mysetlist_slo.errors import IngestError
+from mysetlist_slo.sources._lines import open_maybe_gzip
+from mysetlist_slo.sources.nginx import COMBINED, COMBINED_TIMED, NginxSource, compile_log_format
+from mysetlist_slo.sources.request_exports import ExportOptions, ExportSource
+from mysetlist_slo.sources.types import Reject, RequestBatch
+
+KINDS = ("nginx", "jsonl", "csv", "parquet")
+
+__all__ = ["COMBINED", "COMBINED_TIMED", "KINDS", "ExportOptions", "Reject", "RequestBatch",
+           "RequestSource", "detect_source"]
+
+
+class RequestSource(Protocol):
+    """Anything that reads a file into canonical request batches."""
+
+    kind: str
+
+    def read(self, path: Path) -> object:
+        """Yield RequestBatch objects for the file at ``path``."""
+
+
+def _first_line(path: Path) -> str:
+    stream, raw = open_maybe_gzip(path)
+    try:
+        head = stream.read(64 << 10)
+    finally:
+        stream.close()
+        raw.close()
+    for line in head.splitlines():
+        if line.strip():
+            return line.decode("utf-8", errors="replace")
+    return ""
+
+
+def detect_source(path: Path, kind: str | None = None, log_format: str | None = None,
+                  options: ExportOptions | None = None) -> NginxSource | ExportSource:
+    """Return the source that reads ``path``: the given ``kind``, or one told from the content."""
+    if kind is None:
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+        if magic == b"PAR1":
+            kind = "parquet"
+        else:
+            line = _first_line(path)
+            if log_format is not None:
+                kind = "nginx"
+            elif line.lstrip().startswith("{"):
+                kind = "jsonl"
+            elif re.match(compile_log_format(COMBINED).regex.rstrip("$"), line):
+                kind = "nginx"
+            elif "," in line:
+                kind = "csv"
+            else:
+                raise IngestError(str(path), "cannot tell what kind of file this is from its "
+                                  f"first line; name it with --kind ({', '.join(KINDS)})")
+    if kind == "nginx":
+        if log_format is None:
+            # Out of the box: "combined" with $request_time $upstream_response_time when the
+            # lines carry them, plain "combined" (no latency) when they do not.
+            timed = re.match(compile_log_format(COMBINED_TIMED).regex, _first_line(path))
+            log_format = COMBINED_TIMED if timed else COMBINED
+        return NginxSource(log_format)
+    if kind in ("jsonl", "csv", "parquet"):
+        return ExportSource(kind, options)  # type: ignore[arg-type]
+    raise IngestError(str(path), f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")

@@ -1,0 +1,163 @@
+"""Streaming line reader for text exports: plain or gzip, exact line numbers, bounded memory."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+GZIP_MAGIC = b"\x1f\x8b"
+DEFAULT_BATCH_BYTES = 16 << 20
+DEFAULT_MAX_LINE_BYTES = 64 << 10
+_RAW_KEEP = 64 << 10  # a rejected line is kept in full up to this size, then cut
+
+
+@dataclass
+class LineReject:
+    """A line refused before parsing (not UTF-8, too long, empty)."""
+
+    line: int
+    field: str
+    problem: str
+    raw: bytes
+
+
+@dataclass
+class LineBatch:
+    """Consecutive lines of a file: the good ones as text, with their 1-based line numbers."""
+
+    numbers: pa.Array  # int64
+    text: pa.Array  # string, without the line terminator
+    rejects: list[LineReject] = field(default_factory=list)
+    position: int = 0  # bytes of the file (as stored on disk) consumed so far
+
+
+def open_maybe_gzip(path: Path) -> tuple[BinaryIO, BinaryIO]:
+    """Return (stream of content, underlying file); gzip is detected by content, not by name."""
+    raw = open(path, "rb")  # noqa: SIM115 - the caller closes it
+    magic = raw.read(2)
+    raw.seek(0)
+    if magic == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=raw, mode="rb"), raw
+    return raw, raw
+
+
+def content_sha256(path: Path) -> str:
+    """Return the sha256 of the file's content, decompressed if it is gzip.
+
+    Hashing the content rather than the bytes on disk makes ``access.log.1`` and the
+    ``access.log.2.gz`` that logrotate later makes of it the same file to the registry.
+    """
+    digest = hashlib.sha256()
+    stream, raw = open_maybe_gzip(path)
+    try:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    finally:
+        stream.close()
+        raw.close()
+    return digest.hexdigest()
+
+
+def _split(complete: bytes, first_line: int,
+           max_line_bytes: int) -> tuple[pa.Array, pa.Array, list[LineReject]]:
+    """Split ``complete`` (whole lines, each ending in a newline) into numbered text lines."""
+    buf = np.frombuffer(complete, dtype=np.uint8)
+    ends = np.flatnonzero(buf == 10) + 1
+    starts = np.concatenate(([0], ends[:-1])).astype(np.int64)
+    numbers = np.arange(first_line, first_line + len(starts), dtype=np.int64)
+    offsets = np.concatenate((starts, ends[-1:])).astype(np.int32)
+    # Lines are contiguous in the chunk (each ends where the next starts, terminator included),
+    # so one zero-copy binary array covers them all; terminators are trimmed after decoding.
+    binary = pa.Array.from_buffers(
+        pa.binary(), len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(complete)]
+    )
+    keep = np.ones(len(starts), dtype=bool)
+    rejects: list[LineReject] = []
+    lengths = ends - starts - 1
+    for i in np.flatnonzero(lengths > max_line_bytes):
+        keep[i] = False
+        rejects.append(LineReject(int(numbers[i]), "line",
+                                  f"longer than {max_line_bytes} bytes ({int(lengths[i])} bytes)",
+                                  complete[starts[i]:starts[i] + _RAW_KEEP]))
+    try:
+        text = binary.cast(pa.string())
+    except pa.ArrowInvalid:
+        # Rare: find the lines that are not UTF-8, one by one, and set them aside.
+        values = binary.to_pylist()
+        for i, value in enumerate(values):
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                if keep[i]:
+                    rejects.append(LineReject(int(numbers[i]), "line",
+                                              f"not valid UTF-8 (byte {exc.start + 1})",
+                                              value.rstrip(b"\r\n")[:_RAW_KEEP]))
+                values[i] = b""
+                keep[i] = False
+        text = pa.array(values, pa.binary()).cast(pa.string())
+    mask = pa.array(keep)
+    text = pc.utf8_rtrim(pc.filter(text, mask), characters="\r\n")
+    return pc.filter(pa.array(numbers), mask), text, rejects
+
+
+def read_lines(path: Path, batch_bytes: int = DEFAULT_BATCH_BYTES,
+               max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[LineBatch]:
+    """Yield the lines of ``path`` in batches; bad lines come back as rejects, never dropped.
+
+    Memory stays bounded by ``batch_bytes`` plus ``max_line_bytes``: a longer line is skipped
+    to its end and reported with its first bytes, not held whole.
+    """
+    stream, raw = open_maybe_gzip(path)
+    line_no = 0  # lines numbered so far, rejected ones included
+    carry = b""
+    skipping: LineReject | None = None  # a too-long line being skipped to its end
+    skipped_len = 0
+    try:
+        while True:
+            data = stream.read(batch_bytes)
+            at_eof = not data
+            rejects: list[LineReject] = []
+            if skipping is not None:
+                newline = data.find(b"\n")
+                if newline < 0 and not at_eof:
+                    skipped_len += len(data)
+                    continue
+                end = newline if newline >= 0 else len(data)
+                skipped_len += end
+                skipping.problem = f"longer than {max_line_bytes} bytes ({skipped_len} bytes)"
+                rejects.append(skipping)
+                skipping = None
+                line_no += 1
+                data = data[end + 1:]
+            chunk = carry + data
+            if at_eof:
+                complete, carry = chunk, b""
+                if complete and not complete.endswith(b"\n"):
+                    complete += b"\n"
+            else:
+                cut = chunk.rfind(b"\n") + 1
+                complete, carry = chunk[:cut], chunk[cut:]
+            numbers, text = pa.array([], pa.int64()), pa.array([], pa.string())
+            if complete:
+                numbers, text, bad = _split(complete, line_no + 1, max_line_bytes)
+                rejects.extend(bad)
+                line_no += complete.count(b"\n")
+            if len(carry) > max_line_bytes:
+                skipping = LineReject(line_no + 1, "line", "", carry[:_RAW_KEEP])
+                skipped_len, carry = len(carry), b""
+            if len(numbers) or rejects:
+                rejects.sort(key=lambda r: r.line)
+                yield LineBatch(numbers, text, rejects, raw.tell())
+            if at_eof:
+                break
+    finally:
+        stream.close()
+        raw.close()

@@ -1,0 +1,223 @@
+"""nginx (and Apache) access logs in any ``log_format``, turned into canonical request rows."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from mysetlist_slo.errors import ConfigError
+from mysetlist_slo.sources._lines import DEFAULT_BATCH_BYTES, read_lines
+from mysetlist_slo.sources.requests_schema import UNIT_US, TimeKind, validation_query
+from mysetlist_slo.sources.types import Reject, RequestBatch, split_checked
+
+# nginx's predefined "combined" format, plus the two timings every SLO needs. This is the line
+# most nginx.conf files carry as `log_format timed ...`.
+COMBINED = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+            '"$http_referer" "$http_user_agent"')
+COMBINED_TIMED = COMBINED + " $request_time $upstream_response_time"
+
+# Which nginx variable fills which staged column. The first present wins.
+_TIME_VARIABLES: dict[str, TimeKind] = {
+    "time_local": "nginx_local", "time_iso8601": "iso8601", "msec": "epoch_s",
+}
+_COLUMN_VARIABLES = {
+    "status": ["status"],
+    "duration": ["request_time"],
+    "upstream": ["upstream_response_time"],
+    "bytes": ["body_bytes_sent", "bytes_sent"],
+    "client": ["remote_addr", "http_x_forwarded_for", "realip_remote_addr"],
+    "user_agent": ["http_user_agent"],
+}
+_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+_REGEX_SPECIAL = set("\\.^$|?*+()[]{}")
+
+
+def _escape(literal: str) -> str:
+    """Escape ``literal`` for both RE2 (DuckDB) and Python's re, touching only metacharacters."""
+    return "".join("\\" + ch if ch in _REGEX_SPECIAL else ch for ch in literal)
+
+
+@dataclass(frozen=True)
+class LogFormat:
+    """A compiled ``log_format``: the line regex, its pieces and the variable of each column."""
+
+    text: str
+    pieces: tuple[tuple[str | None, str], ...]  # (variable or None for literal text, regex)
+    columns: dict[str, str]
+    time_kind: TimeKind
+
+    @property
+    def regex(self) -> str:
+        """Return the regex matching one whole line, one named group per variable."""
+        return "^" + "".join(regex for _, regex in self.pieces) + "$"
+
+    @property
+    def variables(self) -> list[str]:
+        """Return the variables of the format, in order."""
+        return [name for name, _ in self.pieces if name]
+
+    def describe(self, column: str) -> str:
+        """Return the name a user knows for a staged column: its nginx variable."""
+        variable = self.columns.get(column)
+        return "$" + variable if variable else column
+
+    def diagnose(self, line: str) -> tuple[str, str]:
+        """Return (field, problem) for a line the format's regex does not match."""
+        if not line.strip():
+            return "line", "empty line"
+        prefix = "^"
+        previous = "line"
+        for name, regex in self.pieces:
+            prefix += regex
+            if not re.match(prefix, line):
+                if name:
+                    return f"${name}", "missing or malformed (line truncated?)"
+                return previous, f"expected {_unescape(regex)!r} after it (line truncated?)"
+            previous = f"${name}" if name else previous
+        return "line", "unexpected text after the last field"
+
+
+def _unescape(regex: str) -> str:
+    return re.sub(r"\\(.)", lambda m: m.group(1), regex)
+
+
+def _capture(next_literal: str) -> str:
+    """Return the regex of a variable's value, which runs up to the literal after it."""
+    if not next_literal:
+        return r".*"
+    stop = next_literal[0]
+    if stop == '"':
+        # Quoted values: nginx escapes a quote as \x22, Apache as \" -- accept both.
+        return r'(?:[^"\\]|\\.)*'
+    return "[^" + _escape(stop) + "]*"
+
+
+def compile_log_format(text: str) -> LogFormat:
+    """Return the LogFormat of an nginx ``log_format`` string; raise ConfigError if unusable.
+
+    ``text`` is the format as written in nginx.conf (the quoted parts joined), e.g.
+    ``'$remote_addr - $remote_user [$time_local] "$request" $status ...'``.
+    """
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        text = text[1:-1]
+    raw: list[tuple[str | None, str]] = []  # (variable, None) or (None, literal)
+    position = 0
+    for match in _VARIABLE.finditer(text):
+        if match.start() > position:
+            raw.append((None, text[position:match.start()]))
+        raw.append((match.group(1) or match.group(2), ""))
+        position = match.end()
+    if position < len(text):
+        raw.append((None, text[position:]))
+    names = [name for name, _ in raw if name]
+    pieces: list[tuple[str | None, str]] = []
+    for index, (name, literal) in enumerate(raw):
+        if name is None:
+            pieces.append((None, _escape(literal)))
+            continue
+        following = raw[index + 1] if index + 1 < len(raw) else (None, "")
+        if following[0] is not None:
+            raise ConfigError("log_format", [f"${name} is followed directly by ${following[0]}: "
+                                             "the two cannot be told apart"])
+        if names.count(name) > 1:
+            raise ConfigError("log_format", [f"${name} appears more than once"])
+        pieces.append((name, f"(?P<{name}>{_capture(following[1])})"))
+
+    columns: dict[str, str] = {}
+    time_kind: TimeKind | None = None
+    for variable, kind in _TIME_VARIABLES.items():
+        if variable in names:
+            columns["ts"], time_kind = variable, kind
+            break
+    for variable in ("request", "request_uri", "uri"):
+        if variable in names:
+            columns["target"] = variable
+            break
+    for column, candidates in _COLUMN_VARIABLES.items():
+        for variable in candidates:
+            if variable in names:
+                columns[column] = variable
+                break
+    missing = [need for need, column in (("$time_local, $time_iso8601 or $msec", "ts"),
+                                         ("$request or $request_uri", "target"),
+                                         ("$status", "status")) if column not in columns]
+    if missing or time_kind is None:
+        raise ConfigError("log_format", [f"the format has no {m}" for m in missing])
+    return LogFormat(text, tuple(pieces), columns, time_kind)
+
+
+def _staging_query(fmt: LogFormat) -> str:
+    """Return SQL that splits each line of ``lines`` into the staged request columns."""
+    def field(column: str) -> str:
+        variable = fmt.columns.get(column)
+        return f"fields.{variable}" if variable else "NULL"
+
+    if fmt.columns["target"] == "request":
+        # "$request" is the whole request line: METHOD target PROTOCOL. Malformed request lines
+        # (TLS handshakes on port 80, "-") are real requests nginx answered with 400: they are
+        # kept, with no method and target, so they count against the route "(invalid)".
+        request_line = r"'^([A-Z]+) (\S+)( HTTP/[0-9.]+)?$'"
+        method = f"NULLIF(regexp_extract(fields.request, {request_line}, 1), '')"
+        target = f"NULLIF(regexp_extract(fields.request, {request_line}, 2), '')"
+    else:
+        method = "fields.request_method" if "request_method" in fmt.variables else "NULL"
+        target = f"fields.{fmt.columns['target']}"
+    return f"""
+    SELECT
+        line,
+        fields.{fmt.columns['ts']} AS ts,
+        {method} AS method,
+        {target} AS target,
+        {field('status')} AS status,
+        {field('duration')} AS duration,
+        {field('upstream')} AS upstream,
+        {field('bytes')} AS bytes,
+        {field('client')} AS client,
+        {field('user_agent')} AS user_agent,
+        -- No match leaves every group empty; the time and status are never empty in a real line.
+        fields.{fmt.columns['ts']} = '' AND fields.status = '' AS unmatched
+    FROM (SELECT line, regexp_extract(text, $regex, $names) AS fields FROM lines)
+"""
+
+
+class NginxSource:
+    """Reads access logs written in one ``log_format``."""
+
+    kind = "nginx"
+
+    def __init__(self, log_format: str = COMBINED_TIMED) -> None:
+        self.format = compile_log_format(log_format)
+        self._query = validation_query(
+            _staging_query(self.format), self.format.time_kind, UNIT_US["s"], UNIT_US["s"],
+            upstream_lists=True, target_required=False, may_be_unmatched=True,
+        )
+
+    def read(self, path: Path, batch_bytes: int = DEFAULT_BATCH_BYTES) -> Iterator[RequestBatch]:
+        """Yield canonical request rows and rejects of the log at ``path``, batch by batch."""
+        con = duckdb.connect()
+        params = {"regex": self.format.regex, "names": self.format.variables}
+        try:
+            for batch in read_lines(path, batch_bytes=batch_bytes):
+                lines = pa.table({"line": batch.numbers, "text": batch.text})
+                con.register("lines", lines)
+                checked = con.sql(self._query, params=params).to_arrow_table()
+                con.unregister("lines")
+                rows, bad = split_checked(checked, lines, self.format.describe)
+                for reject in bad:
+                    if reject.field == "unmatched":
+                        reject.field, reject.problem = self.format.diagnose(
+                            reject.raw.decode("utf-8"))
+                rejects = [Reject(r.line, r.field, r.problem, r.raw) for r in batch.rejects]
+                rejects.extend(bad)
+                rejects.sort(key=lambda r: r.line)
+                yield RequestBatch(rows, rejects, batch.position)
+        finally:
+            con.close()

@@ -1,0 +1,187 @@
+"""The embedded DuckDB store: opening it, its versioned schema and the ingest registry."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from mysetlist_slo.errors import SchemaVersionError, StoreBusyError
+
+DEFAULT_DB = Path("data/metrics.duckdb")
+
+# Each entry moves the schema from version N-1 to N. Never edit a released entry: add a new one.
+# Rollup tables carry the ingest that wrote each row, so a file's rows can be found (and the same
+# minute can come from two overlapping files) and reads always aggregate with SUM ... GROUP BY.
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE schema_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)""",
+        """CREATE SEQUENCE ingest_id_seq START 1""",
+        """CREATE TABLE ingests (
+            id          BIGINT PRIMARY KEY,
+            sha256      VARCHAR NOT NULL UNIQUE,
+            kind        VARCHAR NOT NULL,
+            file        VARCHAR NOT NULL,
+            bytes       BIGINT NOT NULL,
+            loaded      BIGINT NOT NULL,
+            rejected    BIGINT NOT NULL,
+            first_ts    TIMESTAMPTZ,
+            last_ts     TIMESTAMPTZ,
+            loaded_at   TIMESTAMPTZ NOT NULL,
+            seconds     DOUBLE NOT NULL
+        )""",
+        """CREATE TABLE rejects (
+            ingest_id   BIGINT NOT NULL,
+            line        BIGINT NOT NULL,
+            field       VARCHAR NOT NULL,
+            problem     VARCHAR NOT NULL,
+            raw         BLOB
+        )""",
+        """CREATE TABLE routes (
+            route            VARCHAR PRIMARY KEY,
+            first_ingest_id  BIGINT NOT NULL
+        )""",
+        """CREATE TABLE request_counts (
+            ingest_id        BIGINT NOT NULL,
+            minute           TIMESTAMPTZ NOT NULL,
+            route            VARCHAR NOT NULL,
+            status           SMALLINT NOT NULL,
+            requests         BIGINT NOT NULL,
+            timed            BIGINT NOT NULL,
+            duration_sum_us  BIGINT NOT NULL,
+            bytes_sum        BIGINT NOT NULL
+        )""",
+        """CREATE TABLE request_good (
+            ingest_id     BIGINT NOT NULL,
+            minute        TIMESTAMPTZ NOT NULL,
+            route         VARCHAR NOT NULL,
+            threshold_ms  DOUBLE NOT NULL,
+            good          BIGINT NOT NULL
+        )""",
+        """CREATE TABLE latency_histogram (
+            ingest_id  BIGINT NOT NULL,
+            minute     TIMESTAMPTZ NOT NULL,
+            route      VARCHAR NOT NULL,
+            bucket_us  BIGINT NOT NULL,
+            count      BIGINT NOT NULL
+        )""",
+    ],
+]
+
+_LOCK_HOLDER = re.compile(r"held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
+
+
+def latest_version() -> int:
+    """Return the schema version this package writes."""
+    return len(MIGRATIONS)
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> object:
+    """Return the first column of the first row of ``sql`` (None when there is no row)."""
+    rows = con.execute(sql, params).fetchall()  # fetchall: leave no result open on ``con``
+    return rows[0][0] if rows else None
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    """Return the schema version of an open store (0 for an empty database)."""
+    exists = scalar(con, "SELECT count(*) FROM information_schema.tables "
+                         "WHERE table_name = 'schema_meta'")
+    if not exists:
+        return 0
+    version = scalar(con, "SELECT value FROM schema_meta WHERE key = 'version'")
+    return int(str(version)) if version is not None else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection, path: str,
+            migrations: list[list[str]] | None = None) -> int:
+    """Bring the schema up to date in one transaction; return the version now in force."""
+    steps = MIGRATIONS if migrations is None else migrations
+    found = schema_version(con)
+    if found > len(steps):
+        raise SchemaVersionError(path, found, len(steps))
+    if found == len(steps):
+        return found
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for statements in steps[found:]:
+            for statement in statements:
+                con.execute(statement)
+        con.execute(
+            "INSERT OR REPLACE INTO schema_meta VALUES ('version', ?)", [str(len(steps))]
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return len(steps)
+
+
+def _connect(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
+    try:
+        con = duckdb.connect(path, read_only=read_only)
+    except duckdb.IOException as exc:
+        held = _LOCK_HOLDER.search(str(exc))
+        if held or "lock" in str(exc).lower():
+            holder = f"PID {held['pid']}, {held['exe']}" if held else "another process"
+            raise StoreBusyError(path, holder) from None
+        raise
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def open_store(path: str | Path = DEFAULT_DB, read_only: bool = False,
+               migrations: list[list[str]] | None = None) -> duckdb.DuckDBPyConnection:
+    """Return a connection to the store at ``path``, created or migrated to the latest schema.
+
+    Raises StoreBusyError when another process holds the write lock, and SchemaVersionError when
+    the file was written by a newer version of this package.
+    """
+    path = str(path)
+    steps = MIGRATIONS if migrations is None else migrations
+    if read_only and not Path(path).exists():
+        raise FileNotFoundError(f"{path}: no such database; ingest some data first")
+    if path != ":memory:" and not read_only:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    con = _connect(path, read_only)
+    try:
+        found = schema_version(con)
+        if found > len(steps):
+            raise SchemaVersionError(path, found, len(steps))
+        if found < len(steps):
+            if read_only:
+                # A reader may be the first to open a store written by an older version:
+                # migrate once under the write lock, then go back to reading.
+                con.close()
+                _with_write(path, lambda c: migrate(c, path, steps))
+                return _connect(path, read_only=True)
+            migrate(con, path, steps)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _with_write(path: str, action: Callable[[duckdb.DuckDBPyConnection], object]) -> None:
+    con = _connect(path, read_only=False)
+    try:
+        action(con)
+    finally:
+        con.close()
+
+
+def ingest_registry(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Return one row per loaded file: id, sha256, kind, file, counts, time range, load time."""
+    return con.execute("SELECT * FROM ingests ORDER BY id").df()
+
+
+def find_ingest(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, object] | None:
+    """Return the registry row of the file with content hash ``sha256``, or None."""
+    cursor = con.execute("SELECT * FROM ingests WHERE sha256 = ?", [sha256])
+    rows = cursor.fetchall()
+    if not rows:
+        return None
+    names = [d[0] for d in cursor.description]
+    return dict(zip(names, rows[0], strict=True))
