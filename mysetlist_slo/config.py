@@ -40,6 +40,7 @@ class RoutesConfig(_Strict):
 
     patterns: list[str] = Field(default_factory=list)
     max_routes: int = Field(default=500, ge=1)
+    min_requests: int = Field(default=5, ge=1)
 
     @field_validator("patterns")
     @classmethod

@@ -104,7 +104,8 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
             f"at {known['loaded_at']:%Y-%m-%d %H:%M:%S} UTC; nothing to do")
     source = detect_source(path, kind, log_format, options)
     routes = RouteNormaliser(config.routes.patterns, config.routes.max_routes,
-                             (r for (r,) in con.execute("SELECT route FROM routes").fetchall()))
+                             (r for (r,) in con.execute("SELECT route FROM routes").fetchall()),
+                             config.routes.min_requests)
     thresholds = config.all_thresholds_ms
 
     con.execute("BEGIN TRANSACTION")
@@ -142,8 +143,9 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
             raise IngestError(str(path), f"{rejected} of {total} records are bad (limit "
                               f"{max_bad_rows}); nothing was stored", shown, rejected)
         if routes.added:
-            con.executemany("INSERT INTO routes VALUES (?, ?)",
-                            [(r, ingest_id) for r in routes.added])
+            con.register("new_routes", pa.table({"route": routes.added}))
+            con.execute("INSERT INTO routes SELECT route, $id FROM new_routes", {"id": ingest_id})
+            con.unregister("new_routes")
         seconds = time.perf_counter() - started
         con.execute(
             "INSERT INTO ingests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

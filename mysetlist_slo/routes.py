@@ -68,12 +68,13 @@ class RouteNormaliser:
     """Maps request paths to route templates, keeping at most ``max_routes`` distinct ones."""
 
     def __init__(self, patterns: Iterable[str] = (), max_routes: int = 500,
-                 known_routes: Iterable[str] = ()) -> None:
+                 known_routes: Iterable[str] = (), min_requests: int = 5) -> None:
         compiled = [(p, *_pattern_regex(p)) for p in patterns]
         compiled.sort(key=lambda item: item[2])
         self._patterns = [(p, regex) for p, regex, _ in compiled]
         self._configured = {p for p, _ in self._patterns}
         self.max_routes = max_routes
+        self.min_requests = min_requests
         self.known: set[str] = set(known_routes)
         self.added: list[str] = []
         self._cache: dict[str, str] = {}
@@ -103,13 +104,18 @@ class RouteNormaliser:
         return ("/" + "/".join(segments))[:MAX_TEMPLATE_LENGTH]
 
     def _admit(self, templates: Counter[str]) -> dict[str, str]:
-        """Decide the stored route of each new template; the most frequent are admitted first."""
+        """Decide the stored route of each template of a batch.
+
+        Configured and already known templates stay. A new one becomes a route only when it
+        was seen ``min_requests`` times in the batch and fewer than ``max_routes`` are known;
+        one-off paths (scanners probing random URLs) go to "(other)".
+        """
         decided = {}
-        for template, _count in templates.most_common():
+        for template, count in templates.most_common():
             if template in self.known or template in self._configured or template in (
                     OTHER_ROUTE, INVALID_ROUTE):
                 decided[template] = template
-            elif len(self.known) < self.max_routes:
+            elif count >= self.min_requests and len(self.known) < self.max_routes:
                 self.known.add(template)
                 self.added.append(template)
                 decided[template] = template

@@ -1,0 +1,255 @@
+"""A deterministic demo data set: five weeks of MySetlist's nginx logs with planted incidents."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+DEMO_DIR = Path("data/demo")
+SERVER_TZ = "America/New_York"  # the log's local time; DST moves its offset on 1 November
+
+ARTISTS = ["radiohead", "taylor-swift", "the-national", "phoebe-bridgers", "arctic-monkeys",
+           "billie-eilish", "foo-fighters", "lcd-soundsystem", "boygenius", "pearl-jam",
+           "the-cure", "fontaines-dc", "idles", "beyonce", "olivia-rodrigo", "wilco",
+           "the-war-on-drugs", "big-thief", "muse", "paramore"]
+VENUES = ["madison-square-garden", "red-rocks", "o2-arena", "the-fillmore", "brooklyn-steel",
+          "hollywood-bowl", "royal-albert-hall", "the-anthem"]
+USER_AGENTS = [
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",  # noqa: E501
+    "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",  # noqa: E501
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",  # noqa: E501
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",  # noqa: E501
+    "Mozilla/5.0 (iPad; CPU OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",  # noqa: E501
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+]
+USER_AGENT_SHARE = [0.38, 0.2, 0.22, 0.12, 0.05, 0.03]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route of the demo app: share of traffic, latency, and how to make a concrete path."""
+
+    template: str
+    share: float
+    median_ms: float
+    sigma: float
+    method: str = "GET"
+    static: bool = False  # served by nginx itself: no upstream time
+
+
+ROUTES = [
+    Route("/", 0.10, 160, 0.45),
+    Route("/artist/[slug]", 0.16, 190, 0.5),
+    Route("/show/[id]", 0.12, 120, 0.45),
+    Route("/venue/[slug]", 0.04, 170, 0.5),
+    Route("/setlist/[id]", 0.06, 150, 0.5),
+    Route("/search", 0.04, 140, 0.6),
+    Route("/api/artists/[slug]", 0.09, 45, 0.5),
+    Route("/api/shows/[id]", 0.08, 40, 0.5),
+    Route("/api/setlists/[id]", 0.07, 48, 0.5),
+    Route("/api/search", 0.04, 60, 0.55),
+    Route("/api/votes/[id]", 0.03, 55, 0.5, method="POST"),
+    Route("/_next/static/[...path]", 0.15, 2, 0.8, static=True),
+    Route("/scanner", 0.02, 3, 0.6, static=True),  # bots probing random paths
+]
+
+
+@dataclass(frozen=True)
+class PlantedEvent:
+    """Something the demo contains on purpose, for reports and tests to find."""
+
+    name: str
+    start: datetime
+    end: datetime
+    detail: str
+
+
+@dataclass
+class DemoManifest:
+    """What the demo generator wrote and planted."""
+
+    start: datetime
+    end: datetime
+    seed: int
+    requests: int
+    files: list[str] = field(default_factory=list)
+    events: list[PlantedEvent] = field(default_factory=list)
+
+    def event(self, name: str) -> PlantedEvent:
+        """Return the planted event called ``name``."""
+        return next(e for e in self.events if e.name == name)
+
+    def to_json(self) -> str:
+        """Return the manifest as JSON text."""
+        return json.dumps(asdict(self), default=str, indent=2)
+
+
+def default_end(now: datetime | None = None) -> datetime:
+    """Return Monday 00:00 UTC of the current ISO week: the demo's last full week ends there."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    monday = now - timedelta(days=now.weekday())
+    return monday.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _traffic_per_minute(minutes: np.ndarray, local_hours: np.ndarray, local_weekday: np.ndarray,
+                        mean_rps: float) -> np.ndarray:
+    """Return the expected requests in each minute: daily and weekly cycles and growth."""
+    daily = 1 + 0.65 * np.cos(2 * np.pi * (local_hours - 20.5) / 24)  # evening peak, 4 a.m. low
+    weekly = np.where(local_weekday >= 4, 1.25, 0.95)  # Friday-Sunday: concert nights
+    weeks = (minutes - minutes[0]) / (7 * 24 * 60)
+    growth = 1.03 ** weeks  # 3 % more traffic each week
+    shape = daily * weekly * growth
+    return mean_rps * 60 * shape / shape.mean()
+
+
+def _paths(rng: np.random.Generator, route: Route, n: int) -> np.ndarray:
+    """Return ``n`` concrete request paths for ``route``."""
+    if n == 0:
+        return np.array([], dtype=object)
+    ids = rng.integers(1000, 250_000, n).astype(str)
+    artists = rng.choice(ARTISTS, n)
+    if route.template == "/_next/static/[...path]":
+        chunks = np.array([f"{h:012x}" for h in rng.integers(0, 2**48, 40)])
+        return np.char.add(np.char.add("/_next/static/chunks/", rng.choice(chunks, n)), ".js")
+    if route.template == "/scanner":
+        junk = rng.integers(0, 10**9, n).astype(str)
+        prefixes = rng.choice(["/wp-login.php?x=", "/.env.", "/admin/", "/phpmyadmin/",
+                               "/cgi-bin/", "/xmlrpc.php?id="], n)
+        return np.char.add(prefixes, junk)
+    fill = {"[slug]": artists, "[id]": ids}
+    template = route.template
+    if template.startswith("/venue"):
+        fill = {"[slug]": rng.choice(VENUES, n)}
+    if template in ("/search", "/api/search"):
+        return np.char.add(template + "?q=", artists)
+    if "[" not in template:
+        return np.full(n, template, dtype=object)
+    head, _, tail = template.partition("[")
+    placeholder = "[" + tail.split("]")[0] + "]"
+    rest = tail.split("]", 1)[1]
+    return np.char.add(np.char.add(head, fill[placeholder]), rest)
+
+
+def _seconds_text(us: np.ndarray) -> pa.Array:
+    """Return nginx's millisecond-resolution seconds ("0.123") for microsecond durations."""
+    ms = np.round(us / 1000).astype(np.int64)
+    whole = pa.array(ms // 1000).cast(pa.string())
+    frac = pc.utf8_lpad(pa.array(ms % 1000).cast(pa.string()), 3, "0")
+    return pc.binary_join_element_wise(whole, frac, ".")
+
+
+def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, weeks: int = 5,
+                  mean_rps: float = 0.3, seed: int = 20261124) -> DemoManifest:
+    """Write the demo nginx logs under ``out_dir`` (a logrotate-style daily set) and a manifest.
+
+    Returns the DemoManifest: files written, time span and the planted events (a 7-minute
+    outage, an error spike after a deploy, a latency regression on /show/[id] in the last week).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    end = (end or default_end()).astimezone(UTC)
+    start = end - timedelta(weeks=weeks)
+    minutes = np.arange(np.datetime64(start.replace(tzinfo=None), "m"),
+                        np.datetime64(end.replace(tzinfo=None), "m"))
+    local = pc.local_timestamp(pa.array(minutes.astype("datetime64[s]"),
+                                        pa.timestamp("s", tz=SERVER_TZ)))
+    local_hours = (pc.hour(local).to_numpy() + pc.minute(local).to_numpy() / 60)
+    counts = rng.poisson(_traffic_per_minute(minutes.astype(np.int64), local_hours,
+                                             pc.day_of_week(local).to_numpy(), mean_rps))
+    total = int(counts.sum())
+    seconds = np.repeat(minutes.astype("datetime64[s]").astype(np.int64), counts)
+    seconds = np.sort(seconds + rng.integers(0, 60, total))
+
+    # The incidents, placed in the last full week, in the server's local evening.
+    last_week = end - timedelta(days=7)
+    outage = PlantedEvent("outage", last_week + timedelta(days=2, hours=19, minutes=23),
+                          last_week + timedelta(days=2, hours=19, minutes=30),
+                          "upstream down for 7 minutes: every request answered 502")
+    spike = PlantedEvent("deploy_error_spike", last_week + timedelta(days=3, hours=23, minutes=5),
+                         last_week + timedelta(days=3, hours=23, minutes=45),
+                         "bad deploy: 8 % of /api/* requests fail with 500 for 40 minutes")
+    regression = PlantedEvent("latency_regression", last_week + timedelta(days=1), end,
+                              "/show/[id] takes 2.2x longer after a release")
+
+    shares = np.array([r.share for r in ROUTES])
+    route_index = rng.choice(len(ROUTES), total, p=shares / shares.sum())
+    paths = np.empty(total, dtype=object)
+    duration_us = np.empty(total)
+    for i, route in enumerate(ROUTES):
+        chosen = np.flatnonzero(route_index == i)
+        paths[chosen] = _paths(rng, route, len(chosen))
+        duration_us[chosen] = rng.lognormal(np.log(route.median_ms * 1000), route.sigma,
+                                            len(chosen))
+    methods = np.array([r.method for r in ROUTES], dtype=object)[route_index]
+    static = np.array([r.static for r in ROUTES])[route_index]
+    templates = np.array([r.template for r in ROUTES], dtype=object)[route_index]
+    is_api = np.char.startswith(templates.astype(str), "/api/")
+
+    status = np.full(total, 200)
+    status[static & (rng.random(total) < 0.2)] = 304
+    status[(templates == "/scanner")] = 404
+    status[~static & (rng.random(total) < 0.004)] = 404
+    status[~static & (rng.random(total) < 0.0002)] = 500
+
+    ts = seconds.astype("datetime64[s]")
+    in_window = lambda e: (ts >= np.datetime64(e.start.replace(tzinfo=None))) & (  # noqa: E731
+        ts < np.datetime64(e.end.replace(tzinfo=None)))
+    regressed = in_window(regression) & (templates == "/show/[id]")
+    duration_us[regressed] *= 2.2
+    failing = in_window(spike) & is_api & (rng.random(total) < 0.08)
+    status[failing] = 500
+    down = in_window(outage) & ~static
+    status[down] = 502
+    duration_us[down] = rng.uniform(1_000, 3_000, down.sum())  # connect refused: fast failures
+
+    upstream_us = np.where(static, np.nan, duration_us * rng.uniform(0.85, 0.98, total))
+    upstream_text = pc.if_else(pa.array(static | down), "-",
+                               _seconds_text(np.nan_to_num(upstream_us)))
+    body = np.where(status == 304, 0, rng.lognormal(np.log(9000), 0.9, total).astype(np.int64))
+    clients = pc.binary_join_element_wise(
+        pa.array(rng.choice(["203.0.113.", "198.51.100.", "192.0.2."], total)),
+        pa.array(rng.integers(1, 255, total)).cast(pa.string()), "")
+    agents = rng.choice(len(USER_AGENTS), total, p=USER_AGENT_SHARE)
+    referer = pc.if_else(pa.array(rng.random(total) < 0.5), "https://mysetlist.example/", "-")
+
+    when = pc.strftime(pa.array(seconds, pa.timestamp("s", tz=SERVER_TZ)),
+                       format="%d/%b/%Y:%H:%M:%S %z")
+    request = pc.binary_join_element_wise(pa.array(methods, pa.string()),
+                                          pa.array(paths, pa.string()), "HTTP/1.1", " ")
+    line = pc.binary_join_element_wise(
+        clients, " - - [", when, '] "', request, '" ', pa.array(status).cast(pa.string()), " ",
+        pa.array(body).cast(pa.string()), ' "', referer, '" "',
+        pa.array(np.array(USER_AGENTS, dtype=object)[agents], pa.string()), '" ',
+        _seconds_text(duration_us), " ", upstream_text, "",
+    )
+    manifest = DemoManifest(start, end, seed, total, events=[outage, spike, regression])
+    _write_rotated(out_dir, seconds, line, end, manifest)
+    (out_dir / "manifest.json").write_text(manifest.to_json(), "utf-8")
+    return manifest
+
+
+def _write_rotated(out_dir: Path, seconds: np.ndarray, lines: pa.Array, end: datetime,
+                   manifest: DemoManifest) -> None:
+    """Write one file per UTC day as logrotate leaves them: access.log, .1, then .N.gz."""
+    for old in out_dir.glob("access.log*"):
+        old.unlink()
+    days = (int(end.timestamp()) - seconds - 1) // 86400  # 0 = the last day
+    for age in range(int(days.max()) + 1):
+        picked = np.flatnonzero(days == age)
+        text = ("\n".join(lines.take(pa.array(picked)).to_pylist()) + "\n").encode("utf-8")
+        name = "access.log" if age == 0 else f"access.log.{age}"
+        if age >= 2:
+            name += ".gz"
+            with gzip.open(out_dir / name, "wb", compresslevel=5) as handle:
+                handle.write(text)
+        else:
+            (out_dir / name).write_bytes(text)
+        manifest.files.append(str(out_dir / name))
