@@ -1,0 +1,80 @@
+"""Shared fixtures: a fresh store per test, a small demo data set per session, log writers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from mysetlist_slo import DemoManifest, generate_demo, ingest_file, open_store
+
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+DEMO_END = datetime(2026, 11, 23, tzinfo=UTC)
+
+# One line of nginx's combined format with $request_time $upstream_response_time.
+TIMED_LINE = ('{ip} - - [{time}] "{method} {path} HTTP/1.1" {status} {bytes} "-" '
+              '"Mozilla/5.0 (X11; Linux x86_64)" {rt} {urt}')
+
+
+def timed_line(time: str = "10/Nov/2026:13:55:36 +0000", path: str = "/show/42",
+               status: int | str = 200, rt: str = "0.123", urt: str = "0.120",
+               method: str = "GET", ip: str = "203.0.113.9", nbytes: int | str = 512) -> str:
+    """Return one access-log line in the default timed combined format."""
+    return TIMED_LINE.format(ip=ip, time=time, method=method, path=path, status=status,
+                             bytes=nbytes, rt=rt, urt=urt)
+
+
+@pytest.fixture(name="db_path")
+def fixture_db_path(tmp_path: Path) -> Path:
+    """Path of a store that does not exist yet."""
+    return tmp_path / "metrics.duckdb"
+
+
+@pytest.fixture(name="store")
+def fixture_store(db_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A fresh, empty store, closed after the test."""
+    con = open_store(db_path)
+    yield con
+    con.close()
+
+
+@pytest.fixture(name="write_log")
+def fixture_write_log(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Write lines (str or bytes) to a file under tmp_path and return its path."""
+    def write(name: str, lines: list[str | bytes], newline_at_end: bool = True) -> Path:
+        data = b"\n".join(x if isinstance(x, bytes) else x.encode() for x in lines)
+        if newline_at_end:
+            data += b"\n"
+        path = tmp_path / name
+        path.write_bytes(data)
+        return path
+    return write
+
+
+@pytest.fixture(name="demo", scope="session")
+def fixture_demo(tmp_path_factory: pytest.TempPathFactory) -> DemoManifest:
+    """A small demo data set (two weeks at 0.1 req/s), written once per test session."""
+    return generate_demo(tmp_path_factory.mktemp("demo"), end=DEMO_END, weeks=2, mean_rps=0.1)
+
+
+@pytest.fixture(name="demo_store_path", scope="session")
+def fixture_demo_store_path(demo: DemoManifest,
+                            tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with the small demo loaded through the real ingest path."""
+    path = tmp_path_factory.mktemp("store") / "demo.duckdb"
+    con = open_store(path)
+    for file in demo.files:
+        ingest_file(con, file)
+    con.close()
+    return path
+
+
+def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Return the row count of every table in the store."""
+    names = [r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()]
+    return {name: con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
+            for name in names}
