@@ -98,10 +98,15 @@ def default_end(now: datetime | None = None) -> datetime:
     return monday.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+# Relative traffic by local hour: a 4 a.m. low, a daytime plateau, a peak before concerts end.
+_HOURLY = [0.55, 0.4, 0.3, 0.25, 0.22, 0.25, 0.35, 0.5, 0.65, 0.75, 0.8, 0.85,
+           0.9, 0.9, 0.88, 0.9, 0.95, 1.05, 1.2, 1.35, 1.45, 1.4, 1.1, 0.8]
+
+
 def _traffic_per_minute(minutes: np.ndarray, local_hours: np.ndarray, local_weekday: np.ndarray,
                         mean_rps: float) -> np.ndarray:
     """Return the expected requests in each minute: daily and weekly cycles and growth."""
-    daily = 1 + 0.65 * np.cos(2 * np.pi * (local_hours - 20.5) / 24)  # evening peak, 4 a.m. low
+    daily = np.interp(local_hours, np.arange(25), _HOURLY + _HOURLY[:1])
     weekly = np.where(local_weekday >= 4, 1.25, 0.95)  # Friday-Sunday: concert nights
     weeks = (minutes - minutes[0]) / (7 * 24 * 60)
     growth = 1.03 ** weeks  # 3 % more traffic each week
@@ -248,7 +253,9 @@ def _write_rotated(out_dir: Path, seconds: np.ndarray, lines: pa.Array, end: dat
         name = "access.log" if age == 0 else f"access.log.{age}"
         if age >= 2:
             name += ".gz"
-            with gzip.open(out_dir / name, "wb", compresslevel=5) as handle:
+            # mtime=0 keeps the bytes identical from run to run (the demo is deterministic).
+            with open(out_dir / name, "wb") as raw, gzip.GzipFile(
+                    filename="", mode="wb", fileobj=raw, compresslevel=5, mtime=0) as handle:
                 handle.write(text)
         else:
             (out_dir / name).write_bytes(text)

@@ -1,0 +1,591 @@
+#!/usr/bin/env python3
+"""Ingest benchmark: the package against a plain-pandas baseline, on Parquet and nginx text.
+
+It generates N synthetic MySetlist requests (seeded: every run sees the same data), writes them
+as a Parquet export and as an nginx access log, then measures each step in a fresh child process:
+
+* ``package parquet`` and ``package nginx``: ``open_store`` on a new DuckDB file,
+  ``ingest_file``, ``close`` (which checkpoints the store to disk);
+* ``pandas parquet`` and ``pandas nginx``: read the file with pandas, then compute the same
+  per-minute rollups in plain pandas (request counts and sums, the 3-significant-digit latency
+  histogram, requests under 200 ms).
+
+It prints wall time, rows/s and peak RSS of each step, the package/pandas ratios and whether the
+targets are reached. It is a benchmark, not a test: nothing about speed is asserted.
+
+    .venv/bin/python bench/bench_ingest.py --requests 200000   # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import queue
+import resource
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from multiprocessing.queues import Queue
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+import mysetlist_slo
+from mysetlist_slo import ingest_file, open_store
+
+SEED = 20261010
+# Bump when the generated data changes, so that inputs kept by --keep are not reused stale.
+GENERATOR_VERSION = 1
+START = datetime(2026, 10, 5, tzinfo=UTC)  # a Monday; the data spans the 7 days after it
+SPAN_US = 7 * 24 * 3600 * 1_000_000
+CHUNK_ROWS = 500_000  # rows turned into Arrow strings at a time, to bound generation memory
+
+PARQUET_NAME = "requests.parquet"
+NGINX_NAME = "access.log"
+MANIFEST_NAME = "inputs.json"
+
+GOOD_THRESHOLD_US = 200_000
+TARGET_PARQUET_SPEEDUP = 10.0
+TARGET_NGINX_LINES_PER_S = 2_000_000
+CHILD_POLL_S = 1.0
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route of the synthetic app: how its paths look, its traffic share, its latency."""
+
+    prefix: str
+    param: str  # "id", "artist", "venue" or "" (no parameter)
+    suffix: str
+    share: float
+    median_ms: float
+    method: str = "GET"
+
+
+ROUTES = [
+    Route("/", "", "", 0.10, 160),
+    Route("/artist/", "artist", "", 0.16, 190),
+    Route("/artist/", "artist", "/setlists", 0.05, 210),
+    Route("/show/", "id", "", 0.12, 120),
+    Route("/venue/", "venue", "", 0.04, 170),
+    Route("/setlist/", "id", "", 0.06, 150),
+    Route("/search", "", "", 0.04, 140),
+    Route("/api/artists/", "artist", "", 0.09, 45),
+    Route("/api/shows/", "id", "", 0.10, 40),
+    Route("/api/setlists/", "id", "", 0.07, 48),
+    Route("/api/votes/", "id", "", 0.03, 55, "POST"),
+    Route("/_next/image", "", "", 0.14, 8),
+]
+ARTISTS = ["radiohead", "taylor-swift", "the-national", "phoebe-bridgers", "arctic-monkeys",
+           "billie-eilish", "foo-fighters", "lcd-soundsystem", "boygenius", "pearl-jam",
+           "the-cure", "fontaines-dc", "idles", "beyonce", "olivia-rodrigo", "wilco",
+           "the-war-on-drugs", "big-thief", "muse", "paramore"]
+VENUES = ["madison-square-garden", "red-rocks", "o2-arena", "the-fillmore", "brooklyn-steel",
+          "hollywood-bowl", "royal-albert-hall", "the-anthem"]
+STATUSES = [200, 404, 500, 502]
+STATUS_SHARES = [0.987, 0.009, 0.003, 0.001]
+CLIENT_PREFIXES = ["203.0.113.", "198.51.100.", "192.0.2."]
+USER_AGENTS = [
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/18.1 Safari/605.1.15",
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+]
+AGENT_SHARES = [0.4, 0.22, 0.24, 0.11, 0.03]
+
+# Route templating for the pandas baseline: numeric segments become [id] (as the package's
+# segment rules do) and the slug routes of the package's default config become [slug], so both
+# sides group by the same routes and their rollups can be compared.
+ID_SEGMENT = r"/\d+"
+SLUG_ROUTE = r"^(/artist|/venue|/api/artists)/[^/]+"
+NGINX_COLUMNS = ["client", "ident", "user", "time", "zone", "request", "status", "bytes",
+                 "referer", "user_agent", "request_time", "upstream_time"]
+POWERS_OF_TEN = 10 ** np.arange(19, dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# Input generation (not measured)
+
+
+def draw_requests(n: int, seed: int = SEED) -> dict[str, np.ndarray]:
+    """Return the random columns of ``n`` requests, drawn all at once so chunking is invisible."""
+    rng = np.random.default_rng(seed)
+    shares = np.array([r.share for r in ROUTES])
+    route = rng.choice(len(ROUTES), n, p=shares / shares.sum())
+    median_ms = np.array([r.median_ms for r in ROUTES])[route]
+    # Microsecond resolution, as exporters write it; it also keeps ms * 1000 off rounding ties.
+    duration_ms = np.round(rng.lognormal(np.log(median_ms), 0.6), 3)
+    return {
+        "ts_us": int(START.timestamp()) * 1_000_000 + np.sort(rng.integers(0, SPAN_US, n)),
+        "route": route,
+        "param": rng.integers(1, 250_000, n),  # the id, or (modulo) the index of a slug
+        "status": rng.choice(STATUSES, n, p=STATUS_SHARES),
+        "duration_ms": duration_ms,
+        "upstream_ms": np.round(duration_ms * rng.uniform(0.85, 0.98, n), 3),
+        "bytes": rng.lognormal(np.log(9000), 0.9, n).astype(np.int64),
+        "client": rng.integers(0, len(CLIENT_PREFIXES) * 254, n),
+        "agent": rng.choice(len(USER_AGENTS), n, p=AGENT_SHARES),
+        "referred": rng.random(n) < 0.5,
+    }
+
+
+def _take(values: list[str], indices: np.ndarray) -> pa.Array:
+    return pc.take(pa.array(values, pa.string()), pa.array(indices))
+
+
+def _paths(route: np.ndarray, param: np.ndarray) -> pa.Array:
+    """Return the request path of each row: the route's prefix, parameter value and suffix."""
+    kind = np.array([r.param for r in ROUTES])[route]
+    value = pc.if_else(
+        pa.array(kind == "id"), pa.array(param).cast(pa.string()),
+        pc.if_else(pa.array(kind == "artist"), _take(ARTISTS, param % len(ARTISTS)),
+                   pc.if_else(pa.array(kind == "venue"), _take(VENUES, param % len(VENUES)),
+                              "")))
+    return pc.binary_join_element_wise(_take([r.prefix for r in ROUTES], route), value,
+                                       _take([r.suffix for r in ROUTES], route), "")
+
+
+def _clients(client: np.ndarray) -> pa.Array:
+    host = pa.array(client % 254 + 1).cast(pa.string())
+    return pc.binary_join_element_wise(_take(CLIENT_PREFIXES, client // 254), host, "")
+
+
+def export_table(cols: dict[str, np.ndarray]) -> pa.Table:
+    """Return the rows as a table with the package's canonical export columns."""
+    return pa.table({
+        "timestamp": pa.array(cols["ts_us"], pa.timestamp("us", tz="UTC")),
+        "method": _take([r.method for r in ROUTES], cols["route"]),
+        "path": _paths(cols["route"], cols["param"]),
+        "status": pa.array(cols["status"], pa.int32()),
+        "duration_ms": pa.array(cols["duration_ms"], pa.float64()),
+        "bytes": pa.array(cols["bytes"], pa.int64()),
+        "upstream_ms": pa.array(cols["upstream_ms"], pa.float64()),
+        "client": _clients(cols["client"]),
+        "user_agent": _take(USER_AGENTS, cols["agent"]),
+    })
+
+
+def _seconds_text(ms: np.ndarray) -> pa.Array:
+    """Return nginx's millisecond-resolution seconds ("0.123") for durations in ms."""
+    whole_ms = np.round(ms).astype(np.int64)
+    seconds = pa.array(whole_ms // 1000).cast(pa.string())
+    fraction = pc.utf8_lpad(pa.array(whole_ms % 1000).cast(pa.string()), 3, "0")
+    return pc.binary_join_element_wise(seconds, fraction, ".")
+
+
+def nginx_lines(table: pa.Table, cols: dict[str, np.ndarray]) -> pa.Array:
+    """Return one nginx "combined" line with the two timings per row, each ending in "\\n"."""
+    when = pc.strftime(pa.array(cols["ts_us"] // 1_000_000, pa.timestamp("s", tz="UTC")),
+                       format="%d/%b/%Y:%H:%M:%S %z")
+    referer = pc.if_else(pa.array(cols["referred"]), "https://mysetlist.example/", "-")
+    return pc.binary_join_element_wise(
+        table["client"].combine_chunks(), " - - [", when, '] "',
+        table["method"].combine_chunks(), " ", table["path"].combine_chunks(), ' HTTP/1.1" ',
+        pa.array(cols["status"]).cast(pa.string()), " ",
+        pa.array(cols["bytes"]).cast(pa.string()), ' "', referer, '" "',
+        table["user_agent"].combine_chunks(), '" ',
+        _seconds_text(cols["duration_ms"]), " ", _seconds_text(cols["upstream_ms"]), "\n",
+        "",  # the separator
+    )
+
+
+def write_lines(handle: BinaryIO, lines: pa.Array) -> None:
+    """Write newline-terminated lines without making a Python string per line.
+
+    A string array keeps its values back to back in one data buffer, so the slice between the
+    first and the last offset is exactly the file content.
+    """
+    if lines.null_count:
+        raise ValueError("a generated line is null")
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1,
+                            offset=lines.offset * 4)
+    handle.write(memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]])
+
+
+def generate_inputs(workdir: Path, n: int) -> None:
+    """Write the Parquet export and the nginx log of ``n`` requests into ``workdir``."""
+    cols = draw_requests(n)
+    schema = export_table({k: v[:0] for k, v in cols.items()}).schema
+    with pq.ParquetWriter(workdir / PARQUET_NAME, schema) as parquet, \
+            open(workdir / NGINX_NAME, "wb") as log:
+        for start in range(0, n, CHUNK_ROWS):
+            chunk = {k: v[start:start + CHUNK_ROWS] for k, v in cols.items()}
+            table = export_table(chunk)
+            parquet.write_table(table)
+            write_lines(log, nginx_lines(table, chunk))
+
+
+def ensure_inputs(workdir: Path, n: int) -> str:
+    """Generate the inputs unless ``workdir`` holds those of the same N and generator; say which."""
+    manifest = workdir / MANIFEST_NAME
+    wanted = {"generator": GENERATOR_VERSION, "seed": SEED, "requests": n}
+    present = all((workdir / name).exists() for name in (MANIFEST_NAME, PARQUET_NAME, NGINX_NAME))
+    if present and json.loads(manifest.read_text("utf-8")) == wanted:
+        return "reused from an earlier run"
+    manifest.unlink(missing_ok=True)  # a half-written set must never look complete
+    started = time.perf_counter()
+    generate_inputs(workdir, n)
+    manifest.write_text(json.dumps(wanted), "utf-8")
+    return f"generated in {time.perf_counter() - started:.1f} s (not measured)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Measured steps (each runs in its own child process)
+
+
+@dataclass
+class Measurement:
+    """What one step did: rows, wall time, memory, and a summary of the rollups it computed."""
+
+    step: str
+    rows: int
+    seconds: float
+    start_rss_kib: int  # peak RSS before the step: interpreter and imports
+    peak_rss_kib: int
+    check: dict[str, int]
+    note: str = ""
+    rejected: int = 0
+
+
+def peak_rss_kib() -> int:
+    """Return this process's peak resident set size so far, in KiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak  # macOS reports bytes
+
+
+def _fresh_db(path: Path) -> None:
+    for stale in (path, path.with_name(path.name + ".wal")):
+        stale.unlink(missing_ok=True)
+
+
+def package_check(db: Path) -> dict[str, int]:
+    """Return totals of the rollups in the store at ``db``, partial rows merged."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        row = con.execute("""
+            SELECT
+                (SELECT sum(requests) FROM request_counts),
+                (SELECT sum(duration_sum_us) FROM request_counts),
+                (SELECT sum(bytes_sum) FROM request_counts),
+                (SELECT count(*) FROM (SELECT DISTINCT minute, route, status
+                                       FROM request_counts)),
+                (SELECT count(*) FROM (SELECT DISTINCT minute, route, bucket_us
+                                       FROM latency_histogram)),
+                (SELECT sum(good) FROM request_good WHERE threshold_ms = 200),
+                (SELECT count(DISTINCT route) FROM request_counts)
+        """).fetchone()
+    finally:
+        con.close()
+    names = ["requests", "duration_sum_us", "bytes_sum", "count_groups", "histogram_groups",
+             "good_200ms", "routes"]
+    return dict(zip(names, (int(v or 0) for v in row or ()), strict=True))
+
+
+def package_step(step: str, workdir: Path, input_name: str) -> Measurement:
+    """Ingest one input file into a new store with the package's public API."""
+    db = workdir / f"{step.replace(' ', '-')}.duckdb"
+    _fresh_db(db)
+    start_kib = peak_rss_kib()
+    started = time.perf_counter()
+    con = open_store(db)
+    opened = time.perf_counter()
+    result = ingest_file(con, workdir / input_name)
+    ingested = time.perf_counter()
+    con.close()  # part of the cost: closing checkpoints the store to its file
+    finished = time.perf_counter()
+    peak = peak_rss_kib()
+    note = (f"open_store {opened - started:.3f} s, ingest_file {ingested - opened:.3f} s, "
+            f"close {finished - ingested:.3f} s; {result.rejected} rejected")
+    return Measurement(step, result.loaded + result.rejected, finished - started, start_kib, peak,
+                       package_check(db), note, result.rejected)
+
+
+@dataclass
+class PandasRollup:
+    """The baseline's rollups, shaped like the package's tables."""
+
+    counts: pd.DataFrame  # (minute, route, status) -> requests, duration_sum_us, bytes_sum
+    histogram: pd.Series  # (minute, route, bucket_us) -> count
+    good: pd.Series  # (minute, route) -> requests under 200 ms
+
+    def check(self) -> dict[str, int]:
+        """Return the same totals as ``package_check``."""
+        return {
+            "requests": int(self.counts["requests"].sum()),
+            "duration_sum_us": int(self.counts["duration_sum_us"].sum()),
+            "bytes_sum": int(self.counts["bytes_sum"].sum()),
+            "count_groups": len(self.counts),
+            "histogram_groups": len(self.histogram),
+            "good_200ms": int(self.good.sum()),
+            "routes": int(self.counts.index.get_level_values("route").nunique()),
+        }
+
+
+def sig3_floor(us: np.ndarray) -> np.ndarray:
+    """Round non-negative integers down to three significant digits (the package's buckets)."""
+    digits = np.searchsorted(POWERS_OF_TEN, us, side="right")  # decimal digits of each value
+    step = POWERS_OF_TEN[np.maximum(digits - 3, 0)]
+    return us - us % step
+
+
+def pandas_rollup(ts: pd.Series, path: pd.Series, status: pd.Series, duration_us: pd.Series,
+                  body_bytes: pd.Series) -> PandasRollup:
+    """Compute the per-minute rollups the package stores, in plain pandas."""
+    route = (path.str.replace(ID_SEGMENT, "/[id]", regex=True)
+             .str.replace(SLUG_ROUTE, r"\1/[slug]", regex=True))
+    frame = pd.DataFrame({"minute": ts.dt.floor("min"), "route": route, "status": status,
+                          "duration_us": duration_us, "bytes": body_bytes})
+    # sort=False: the package does not sort its rollups either.
+    counts = frame.groupby(["minute", "route", "status"], sort=False).agg(
+        requests=("duration_us", "size"), duration_sum_us=("duration_us", "sum"),
+        bytes_sum=("bytes", "sum"))
+    frame["bucket_us"] = sig3_floor(frame["duration_us"].to_numpy())
+    histogram = frame.groupby(["minute", "route", "bucket_us"], sort=False).size()
+    good = (frame["duration_us"] < GOOD_THRESHOLD_US).groupby(
+        [frame["minute"], frame["route"]], sort=False).sum()
+    return PandasRollup(counts, histogram, good)
+
+
+def pandas_parquet_step(step: str, workdir: Path) -> Measurement:
+    """Read the Parquet export with pandas and roll it up."""
+    start_kib = peak_rss_kib()
+    started = time.perf_counter()
+    # Only the columns the rollup uses: what a pandas user would write, and it favours pandas.
+    frame = pd.read_parquet(workdir / PARQUET_NAME,
+                            columns=["timestamp", "path", "status", "duration_ms", "bytes"])
+    read = time.perf_counter()
+    duration_us = (frame["duration_ms"] * 1000).round().astype("int64")
+    rollup = pandas_rollup(frame["timestamp"], frame["path"], frame["status"], duration_us,
+                           frame["bytes"])
+    finished = time.perf_counter()
+    peak = peak_rss_kib()
+    note = f"read {read - started:.3f} s, rollup {finished - read:.3f} s"
+    return Measurement(step, len(frame), finished - started, start_kib, peak, rollup.check(),
+                       note)
+
+
+def pandas_nginx_step(step: str, workdir: Path) -> Measurement:
+    """Read the nginx log with pandas.read_csv and roll it up."""
+    start_kib = peak_rss_kib()
+    started = time.perf_counter()
+    # Space-separated with quoted fields; "[time" and "zone]" come out as two columns.
+    frame = pd.read_csv(workdir / NGINX_NAME, sep=" ", header=None, names=NGINX_COLUMNS,
+                        quotechar='"', usecols=["time", "zone", "request", "status", "bytes",
+                                                "request_time"])
+    read = time.perf_counter()
+    ts = pd.to_datetime(frame["time"] + " " + frame["zone"], format="[%d/%b/%Y:%H:%M:%S %z]",
+                        utc=True)
+    path = frame["request"].str.extract(r"^\S+ (\S+)", expand=False)
+    duration_us = (frame["request_time"] * 1_000_000).round().astype("int64")
+    rollup = pandas_rollup(ts, path, frame["status"], duration_us, frame["bytes"])
+    finished = time.perf_counter()
+    peak = peak_rss_kib()
+    note = f"read_csv {read - started:.3f} s, parse and rollup {finished - read:.3f} s"
+    return Measurement(step, len(frame), finished - started, start_kib, peak, rollup.check(),
+                       note)
+
+
+STEPS: dict[str, Callable[[str, Path], Measurement]] = {
+    "package parquet": lambda step, workdir: package_step(step, workdir, PARQUET_NAME),
+    "package nginx": lambda step, workdir: package_step(step, workdir, NGINX_NAME),
+    "pandas parquet": pandas_parquet_step,
+    "pandas nginx": pandas_nginx_step,
+}
+
+
+def _child(step: str, workdir: str, results: Queue[tuple[str, Any]]) -> None:
+    """Run one step and report it; the module's imports are done by now, as in every child."""
+    try:
+        results.put(("ok", STEPS[step](step, Path(workdir))))
+    except BaseException:
+        results.put(("error", traceback.format_exc()))
+
+
+def measure(step: str, workdir: Path) -> Measurement:
+    """Run ``step`` in a fresh spawned process, so that its peak RSS is its own."""
+    context = mp.get_context("spawn")
+    results: Queue[tuple[str, Any]] = context.Queue()
+    child = context.Process(target=_child, args=(step, str(workdir), results))
+    child.start()
+    try:
+        while True:
+            try:
+                status, payload = results.get(timeout=CHILD_POLL_S)
+                break
+            except queue.Empty:
+                if child.is_alive():
+                    continue
+                try:  # it may have reported just before exiting
+                    status, payload = results.get(timeout=CHILD_POLL_S)
+                    break
+                except queue.Empty:
+                    raise RuntimeError(f"{step}: child exited with code {child.exitcode} "
+                                       "without a result (out of memory?)") from None
+    finally:
+        child.join()
+    if status != "ok":
+        raise RuntimeError(f"{step} failed in its child process:\n{payload}")
+    return payload  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+@dataclass
+class Report:
+    """Collects the measurements and prints them."""
+
+    requests: int
+    measurements: dict[str, Measurement] = field(default_factory=dict)
+
+    def row(self, m: Measurement) -> str:
+        """Return the table row of one measurement."""
+        rate = m.rows / m.seconds if m.seconds else float("inf")
+        return (f"{m.step:<16} {m.rows:>11,} {m.seconds:>9.3f} {rate:>12,.0f} "
+                f"{m.peak_rss_kib / 1024:>13.1f} {m.start_rss_kib / 1024:>11.1f}")
+
+    @staticmethod
+    def header() -> str:
+        """Return the table header."""
+        return (f"{'step':<16} {'rows':>11} {'seconds':>9} {'rows/s':>12} "
+                f"{'peak RSS MiB':>13} {'at start':>11}")
+
+    def ratios(self, fmt: str) -> str:
+        """Return the package/pandas comparison line of one input format."""
+        package, baseline = self.measurements[f"package {fmt}"], self.measurements[f"pandas {fmt}"]
+        speedup = baseline.seconds / package.seconds
+        memory = package.peak_rss_kib / baseline.peak_rss_kib
+        return (f"  {fmt:<8} package {package.seconds:.3f} s vs pandas {baseline.seconds:.3f} s:"
+                f" speed-up {speedup:.2f}x; peak RSS package/pandas {memory:.2f}")
+
+    def agreement(self, fmt: str) -> str:
+        """Return whether the package's and the baseline's rollups have the same totals."""
+        package, baseline = self.measurements[f"package {fmt}"], self.measurements[f"pandas {fmt}"]
+        differ = [f"{k} {package.check[k]:,} vs {baseline.check.get(k, 0):,}"
+                  for k in package.check if package.check[k] != baseline.check.get(k)]
+        if not differ:
+            summary = ", ".join(f"{k} {v:,}" for k, v in package.check.items())
+            return f"  {fmt:<8} same totals ({summary})"
+        return f"  {fmt:<8} DIFFER (package vs pandas): " + "; ".join(differ)
+
+    def targets(self) -> list[str]:
+        """Return the target lines: information only, nothing is asserted."""
+        parquet = (self.measurements["pandas parquet"].seconds
+                   / self.measurements["package parquet"].seconds)
+        nginx = self.measurements["package nginx"]
+        lines_per_s = nginx.rows / nginx.seconds
+        return [
+            f"  Parquet ingest >= {TARGET_PARQUET_SPEEDUP:g}x faster than pandas: "
+            f"{'reached' if parquet >= TARGET_PARQUET_SPEEDUP else 'NOT reached'} "
+            f"({parquet:.2f}x)",
+            f"  nginx text >= {TARGET_NGINX_LINES_PER_S:,} lines/s: "
+            f"{'reached' if lines_per_s >= TARGET_NGINX_LINES_PER_S else 'NOT reached'} "
+            f"({lines_per_s:,.0f} lines/s)",
+        ]
+
+
+def machine() -> str:
+    """Return the platform, CPU count and library versions."""
+    return (f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+            f"duckdb {duckdb.__version__}, pandas {pd.__version__}, "
+            f"pyarrow {pa.__version__}, numpy {np.__version__}, "
+            f"mysetlist-slo {mysetlist_slo.__version__}")
+
+
+def mib(path: Path) -> str:
+    """Return the size of a file in MiB, as text."""
+    return f"{path.stat().st_size / 2**20:.1f} MiB"
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Return the command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2_000_000, metavar="N",
+                        help="synthetic requests to generate (default 2000000)")
+    parser.add_argument("--workdir", type=Path, metavar="DIR",
+                        help="where inputs and stores are written (default: a new temp dir)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the inputs and stores; a later run with the same --workdir "
+                             "and --requests reuses the inputs")
+    args = parser.parse_args(argv)
+    if args.requests < 1:
+        parser.error("--requests must be at least 1")
+    return args
+
+
+def cleanup(workdir: Path, created: bool, keep: bool) -> None:
+    """Remove what the run wrote, unless asked to keep it."""
+    if keep:
+        print(f"kept: {workdir}")
+        return
+    if created:
+        shutil.rmtree(workdir, ignore_errors=True)
+        return
+    for name in (PARQUET_NAME, NGINX_NAME, MANIFEST_NAME):
+        (workdir / name).unlink(missing_ok=True)
+    for step in STEPS:
+        _fresh_db(workdir / f"{step.replace(' ', '-')}.duckdb")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Generate the inputs, measure every step, print the report."""
+    args = parse_args(argv)
+    created = args.workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="bench_ingest_")) if created else args.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    report = Report(args.requests)
+    try:
+        how = ensure_inputs(workdir, args.requests)
+        print(f"mysetlist-slo ingest benchmark, N = {args.requests:,} requests")
+        print(f"inputs: {PARQUET_NAME} {mib(workdir / PARQUET_NAME)}, "
+              f"{NGINX_NAME} {mib(workdir / NGINX_NAME)}; {how}; in {workdir}")
+        print("each step runs in a fresh process; peak RSS includes the interpreter and imports "
+              "(the 'at start' column)\n")
+        print(report.header(), flush=True)
+        for step in STEPS:
+            measurement = measure(step, workdir)
+            report.measurements[step] = measurement
+            print(report.row(measurement), flush=True)
+        print()
+        for step, m in report.measurements.items():
+            print(f"  {step:<16} {m.note}")
+        print("\npackage vs pandas (speed-up = pandas seconds / package seconds):")
+        print(report.ratios("parquet"))
+        print(report.ratios("nginx"))
+        print("\nrollup cross-check (package store vs pandas result):")
+        print(report.agreement("parquet"))
+        print(report.agreement("nginx"))
+        print("\ntargets (information only, nothing is asserted):")
+        print("\n".join(report.targets()))
+        print(f"\nmachine: {machine()}")
+        print(f"N: {args.requests:,} requests")
+    finally:
+        cleanup(workdir, created, args.keep)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""The command line: help with examples, python -m, ingest --json, exit statuses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import DEMO_END, timed_line
+from mysetlist_slo.cli import build_parser, main
+
+COMMANDS = ["ingest", "status", "demo", "init"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mysetlist_slo", *args], capture_output=True,
+                          text=True, check=False)
+
+
+def test_help_lists_every_command() -> None:
+    """`mysetlist-slo --help` (here via python -m) names each command."""
+    result = run("--help")
+    assert result.returncode == 0
+    for command in COMMANDS:
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_command_has_help_with_examples(command: str, capsys) -> None:
+    """Every command's --help shows examples that start with the program name."""
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and f"mysetlist-slo {command}" in out
+
+
+def test_console_script_is_declared() -> None:
+    """The installed console script runs the same parser."""
+    script = Path(sys.executable).parent / "mysetlist-slo"
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and result.stdout == run("--help").stdout
+    assert build_parser().prog == "mysetlist-slo"
+
+
+def test_ingest_json_lines_and_exit_status(tmp_path: Path) -> None:
+    """--json prints one object per file with the documented keys; a bad file exits non-zero."""
+    good = tmp_path / "access.log"
+    good.write_text(timed_line() + "\n")
+    bad = tmp_path / "bad.log"
+    bad.write_text(timed_line(status="x") + "\n")
+    db = str(tmp_path / "m.duckdb")
+    first = run("ingest", "--db", db, "--json", str(good))
+    assert first.returncode == 0, first.stderr
+    (record,) = [json.loads(line) for line in first.stdout.splitlines()]
+    assert set(record) == {"file", "kind", "loaded", "rejected", "skipped", "seconds"}
+    assert (record["kind"], record["loaded"], record["skipped"]) == ("nginx", 1, False)
+
+    again = run("ingest", "--db", db, "--json", str(good), str(bad))
+    assert again.returncode == 1
+    records = [json.loads(line) for line in again.stdout.splitlines()]
+    assert records[0]["skipped"] is True
+    assert records[1]["loaded"] == 0 and f"{bad}:1: $status" in records[1]["error"]
+
+    accepted = run("ingest", "--db", db, "--max-bad-rows", "1", str(bad))
+    assert accepted.returncode == 0
+    assert "bad.log" in accepted.stdout and "rejected" in accepted.stdout
+
+
+def test_status_fail_on_breach(tmp_path: Path) -> None:
+    """status exits 3 with --fail-on breach when an SLO is out of budget, 0 without it."""
+    log = tmp_path / "access.log"
+    log.write_text("".join(timed_line(time=f"22/Nov/2026:10:{m:02d}:00 +0000",
+                                      status=500 if m < 5 else 200) + "\n" for m in range(60))
+                   * 3)
+    db = str(tmp_path / "m.duckdb")
+    assert run("ingest", "--db", db, str(log)).returncode == 0
+    at = DEMO_END.isoformat()
+    plain = run("status", "--db", db, "--at", at)
+    assert plain.returncode == 0 and "breach" in plain.stdout
+    assert run("status", "--db", db, "--at", at, "--fail-on", "breach").returncode == 3
+    records = json.loads(run("status", "--db", db, "--at", at, "--json").stdout)
+    assert records[0]["slo"] == "availability" and records[0]["bad"] == 15
+
+
+def test_init_writes_the_default_config(tmp_path: Path) -> None:
+    """init writes the shipped config, refuses to overwrite without --force."""
+    target = tmp_path / "slo.yaml"
+    assert run("init", str(target)).returncode == 0
+    assert "slos:" in target.read_text()
+    assert run("init", str(target)).returncode == 1
+    assert run("init", "--force", str(target)).returncode == 0
+
+
+def test_bad_config_is_named(tmp_path: Path) -> None:
+    """A broken config file is reported with its path and key, without a traceback."""
+    bad = tmp_path / "slo.yaml"
+    bad.write_text("slos:\n  - {name: a, sli: availability, objective: 120}\n")
+    result = run("status", "--config", str(bad), "--db", str(tmp_path / "none.duckdb"))
+    assert result.returncode == 1
+    assert f"{bad}" in result.stderr and "slos[0].objective" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,116 @@
+"""The demo data set: deterministic, in real formats, with the incidents it promises."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+
+from conftest import DEMO_END
+from mysetlist_slo import DemoManifest, generate_demo, latency_percentiles, open_store
+from mysetlist_slo.cli import main
+
+
+def digest(files: list[str]) -> list[str]:
+    return [hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in files]
+
+
+def test_same_seed_same_bytes(demo: DemoManifest, tmp_path: Path) -> None:
+    """Generating again with the same seed and end writes byte-identical files."""
+    again = generate_demo(tmp_path, end=DEMO_END, weeks=2, mean_rps=0.1)
+    assert digest(again.files) == digest(demo.files)
+    other = generate_demo(tmp_path / "other", end=DEMO_END, weeks=2, mean_rps=0.1, seed=1)
+    assert digest(other.files) != digest(demo.files)
+
+
+def test_logrotate_layout(demo: DemoManifest) -> None:
+    """One file per day: access.log, access.log.1, then gzip-compressed older ones."""
+    names = [Path(f).name for f in demo.files]
+    assert names[:3] == ["access.log", "access.log.1", "access.log.2.gz"]
+    assert len(names) == 14
+    assert Path(demo.files[2]).read_bytes()[:2] == b"\x1f\x8b"
+
+
+def test_every_line_loads(demo: DemoManifest, demo_store_path: Path) -> None:
+    """The demo goes through the real ingest path with no rejects."""
+    con = open_store(demo_store_path, read_only=True)
+    loaded, rejected = con.execute("SELECT sum(loaded), sum(rejected) FROM ingests").fetchall()[0]
+    con.close()
+    assert (loaded, rejected) == (demo.requests, 0)
+
+
+def test_outage_is_seven_minutes_of_502(demo: DemoManifest, demo_store_path: Path) -> None:
+    """Every minute of the planted outage, and no other, is all 502 for app routes."""
+    outage = demo.event("outage")
+    assert outage.end - outage.start == timedelta(minutes=7)
+    con = open_store(demo_store_path, read_only=True)
+    rows = con.execute("""
+        SELECT minute, sum(requests) FILTER (WHERE status = 502) AS failed,
+               sum(requests) FILTER (WHERE route NOT IN ('/_next/static/[...path]')
+                                     AND route NOT LIKE '/%.php' ) AS app
+        FROM request_counts WHERE minute >= ? AND minute < ?
+        GROUP BY 1 ORDER BY 1""", [outage.start - timedelta(hours=1),
+                                    outage.end + timedelta(hours=1)]).fetchall()
+    con.close()
+    failing = [m for m, failed, _ in rows if failed]
+    assert failing and min(failing) >= outage.start and max(failing) < outage.end
+    assert len(failing) >= 6  # at 0.1 req/s a minute of the outage may have no request
+
+
+def test_deploy_spike_fails_api_requests(demo: DemoManifest, demo_store_path: Path) -> None:
+    """During the deploy spike about 8 % of /api/* requests fail; around it almost none do."""
+    spike = demo.event("deploy_error_spike")
+    con = open_store(demo_store_path, read_only=True)
+    query = """SELECT coalesce(sum(requests) FILTER (WHERE status = 500), 0) / sum(requests)
+               FROM request_counts WHERE route LIKE '/api/%' AND minute >= ? AND minute < ?"""
+    during = con.execute(query, [spike.start, spike.end]).fetchall()[0][0]
+    before = con.execute(query, [spike.start - timedelta(days=3), spike.start]).fetchall()[0][0]
+    con.close()
+    assert 0.02 < during < 0.2
+    assert before < 0.002
+
+
+def test_latency_regression_on_one_route(demo: DemoManifest, demo_store_path: Path) -> None:
+    """/show/[id]'s median is about 2.2x higher after the regression; other routes unchanged."""
+    regression = demo.event("latency_regression")
+    con = open_store(demo_store_path, read_only=True)
+
+    def median(route: str, start, end) -> float:
+        frame = latency_percentiles(con, start, end, (0.5,), routes=[route])
+        return float(frame["latency_ms"].iloc[0])
+
+    week = timedelta(days=6)
+    show = (median("/show/[id]", regression.start, regression.end)
+            / median("/show/[id]", regression.start - week, regression.start))
+    artist = (median("/artist/[slug]", regression.start, regression.end)
+              / median("/artist/[slug]", regression.start - week, regression.start))
+    con.close()
+    assert 1.9 < show < 2.5
+    assert 0.9 < artist < 1.1
+
+
+def test_daily_cycle_and_growth(demo: DemoManifest, demo_store_path: Path) -> None:
+    """Evening traffic is well above the early-morning low, and the second week is busier."""
+    con = open_store(demo_store_path, read_only=True)
+    by_hour = dict(con.execute("""
+        SELECT hour(minute AT TIME ZONE 'America/New_York'), sum(requests)
+        FROM request_counts GROUP BY 1""").fetchall())
+    weeks = [r[0] for r in con.execute("""
+        SELECT sum(requests) FROM request_counts
+        GROUP BY minute < ? ORDER BY 1""", [DEMO_END - timedelta(days=7)]).fetchall()]
+    con.close()
+    assert by_hour[20] > 3 * by_hour[4]
+    assert np.diff(sorted(weeks))[0] > 0
+
+
+def test_demo_command_writes_and_loads(tmp_path: Path, capsys) -> None:
+    """`mysetlist-slo demo` writes the logs and loads them; status then reports on them."""
+    db = tmp_path / "m.duckdb"
+    code = main(["demo", "--out", str(tmp_path / "demo"), "--db", str(db), "--weeks", "1",
+                 "--rate", "0.02", "--end", DEMO_END.isoformat()])
+    assert code == 0
+    assert main(["status", "--db", str(db), "--at", DEMO_END.isoformat()]) == 0
+    out = capsys.readouterr().out
+    assert "access.log.6.gz" in out and "availability" in out

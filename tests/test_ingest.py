@@ -1,0 +1,58 @@
+"""The ingest registry: content hashes, idempotent loads, row counts, one transaction per file."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from datetime import UTC, datetime
+
+from conftest import table_counts, timed_line
+from mysetlist_slo import ingest_file, ingest_files, ingest_registry
+from mysetlist_slo.errors import IngestError
+
+LINES = [timed_line(time=f"10/Nov/2026:13:{m:02d}:00 +0000") for m in range(20)]
+
+
+def test_registry_records_each_file(store, write_log) -> None:
+    """Hash, kind, counts, time range and load time are recorded per file."""
+    path = write_log("access.log", [*LINES, timed_line(status="x")])
+    result = ingest_file(store, path, max_bad_rows=1)
+    (row,) = ingest_registry(store).to_dict("records")
+    assert row["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert (row["kind"], row["loaded"], row["rejected"]) == ("nginx", 20, 1)
+    assert row["first_ts"] == datetime(2026, 11, 10, 13, 0, tzinfo=UTC)
+    assert row["last_ts"] == datetime(2026, 11, 10, 13, 19, tzinfo=UTC)
+    assert row["id"] == result.ingest_id
+
+
+def test_same_content_twice_is_a_noop(store, write_log, tmp_path) -> None:
+    """Loading the same content again, even renamed or gzipped by logrotate, changes nothing."""
+    path = write_log("access.log.1", LINES)
+    ingest_file(store, path)
+    before = table_counts(store)
+    again = ingest_file(store, path)
+    assert again.skipped and again.loaded == 0 and "already loaded" in again.message
+    rotated = tmp_path / "access.log.2.gz"
+    rotated.write_bytes(gzip.compress(path.read_bytes()))
+    assert ingest_file(store, rotated).skipped
+    assert table_counts(store) == before
+
+
+def test_one_bad_file_does_not_stop_the_others(store, write_log) -> None:
+    """ingest_files loads every good file and returns the error of the bad one."""
+    good1 = write_log("a.log", LINES[:10])
+    bad = write_log("b.log", [timed_line(status="x")])
+    good2 = write_log("c.log", LINES[10:])
+    outcomes = ingest_files(store, [good1, bad, good2])
+    assert [type(o).__name__ for o in outcomes] == ["IngestResult", "IngestError",
+                                                   "IngestResult"]
+    assert isinstance(outcomes[1], IngestError) and outcomes[1].file == str(bad)
+    assert store.execute("SELECT sum(requests) FROM request_counts").fetchall() == [(20,)]
+
+
+def test_overlapping_files_add_up_per_minute(store, write_log) -> None:
+    """Two files with requests in the same minute are summed when read."""
+    ingest_file(store, write_log("a.log", [timed_line(time="10/Nov/2026:13:00:01 +0000")]))
+    ingest_file(store, write_log("b.log", [timed_line(time="10/Nov/2026:13:00:59 +0000")] * 2))
+    rows = store.execute("SELECT minute, sum(requests) FROM request_counts GROUP BY 1").fetchall()
+    assert rows == [(datetime(2026, 11, 10, 13, 0, tzinfo=UTC), 3)]

@@ -1,0 +1,84 @@
+"""Route normalisation: templates from the config, collapsed ids, bounded cardinality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from mysetlist_slo import RouteNormaliser, load_config
+from mysetlist_slo.routes import INVALID_ROUTE, OTHER_ROUTE
+
+PATTERNS = load_config().routes.patterns
+
+
+@pytest.fixture(name="routes")
+def fixture_routes() -> RouteNormaliser:
+    """A normaliser with the shipped patterns."""
+    return RouteNormaliser(PATTERNS)
+
+
+@pytest.mark.parametrize(("target", "route"), [
+    ("/artist/radiohead", "/artist/[slug]"),
+    ("/artist/radiohead/", "/artist/[slug]"),
+    ("/artist/radiohead?tab=setlists#top", "/artist/[slug]"),
+    ("/artist/radiohead/setlists", "/artist/[slug]/setlists"),
+    ("/show/123456", "/show/[id]"),
+    ("/_next/static/chunks/app/page-3f9a.js", "/_next/static/[...path]"),
+    ("https://mysetlist.example/show/9?x=1", "/show/[id]"),
+    ("//show//9", "/show/[id]"),
+    ("/", "/"),
+    ("/robots.txt", "/robots.txt"),
+    ("/users/42/orders/7", "/users/[id]/orders/[id]"),
+    ("/files/0f8fad5b-d9cb-469f-a165-70867728950e", "/files/[uuid]"),
+    ("/assets/9f86d081884c7d659a2feaa0c55ad015", "/assets/[hash]"),
+    ("/reset/aB3dEf9hIj2kLmN0pQr7sTuV", "/reset/[token]"),
+    ("/about-us", "/about-us"),
+    ("-", INVALID_ROUTE),
+    ("\\x16\\x03\\x01", INVALID_ROUTE),
+])
+def test_templates(routes: RouteNormaliser, target: str, route: str) -> None:
+    """Paths map to Next.js-style templates; unmatched ids are collapsed segment by segment."""
+    assert routes.template(target) == route
+
+
+def test_static_pattern_beats_dynamic() -> None:
+    """Next.js precedence: a static route wins over a dynamic one at the same place."""
+    routes = RouteNormaliser(["/artist/[slug]", "/artist/new"])
+    assert routes.template("/artist/new") == "/artist/new"
+    assert routes.template("/artist/old") == "/artist/[slug]"
+
+
+def test_optional_catch_all() -> None:
+    """[[...slug]] matches the bare path and any depth below it."""
+    routes = RouteNormaliser(["/docs/[[...slug]]"])
+    assert {routes.template(p) for p in ("/docs", "/docs/a", "/docs/a/b/c")} == {
+        "/docs/[[...slug]]"}
+
+
+def test_scanner_cannot_blow_up_cardinality() -> None:
+    """100,000 random URLs from a scanner end in a bounded set of routes."""
+    rng = np.random.default_rng(1)
+    words = ["".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), 8)) for _ in range(100_000)]
+    targets = [f"/{w}/{w[::-1]}.php?id={i}" for i, w in enumerate(words)]
+    real = ["/show/1", "/artist/x", "/venue/y"] * 1000
+    routes = RouteNormaliser(PATTERNS, max_routes=50)
+    out = routes.normalise(pa.array(targets + real)).to_pylist()
+    assert len(set(out)) <= 50 + 1 + len(PATTERNS)
+    assert out.count(OTHER_ROUTE) == 100_000  # each seen once: never admitted as a route
+    assert set(out[100_000:]) == {"/show/[id]", "/artist/[slug]", "/venue/[slug]"}
+
+
+def test_max_routes_caps_admission() -> None:
+    """Once max_routes templates are known, new frequent ones go to (other) as well."""
+    routes = RouteNormaliser([], max_routes=3, min_requests=1)
+    out = routes.normalise(pa.array(["/a", "/a", "/b", "/c", "/d", "/e"])).to_pylist()
+    assert out[0] == "/a" and out.count(OTHER_ROUTE) == 2
+    assert len(routes.known) == 3
+    # Known routes stay routes in later batches even when rare.
+    assert routes.normalise(pa.array(["/b", "/z"])).to_pylist()[0] in ("/b", OTHER_ROUTE)
+
+
+def test_nulls_stay_null(routes: RouteNormaliser) -> None:
+    """A record without a target keeps a null route (the ingest calls it invalid)."""
+    assert routes.normalise(pa.array([None, "/show/1"], pa.string())).to_pylist()[0] is None
