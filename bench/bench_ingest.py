@@ -267,7 +267,17 @@ class Measurement:
 
 
 def peak_rss_kib() -> int:
-    """Return this process's peak resident set size so far, in KiB."""
+    """Return this process's peak resident set size so far, in KiB.
+
+    On Linux this is VmHWM, the peak of the process's own memory map. ru_maxrss is no good in a
+    spawned child there: spawn forks the parent before exec, and Linux carries the forked copy's
+    peak (the parent's whole RSS, generated inputs included) over into the child's ru_maxrss.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text("ascii").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])  # "VmHWM:   123456 kB"
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak // 1024 if sys.platform == "darwin" else peak  # macOS reports bytes
 

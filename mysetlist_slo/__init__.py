@@ -1,4 +1,4 @@
-"""mysetlist-slo: SLO analytics and capacity planning for MySetlist over an embedded DuckDB store."""
+"""mysetlist-slo: SLO analytics and capacity planning for MySetlist over an embedded DuckDB."""
 
 from importlib.metadata import PackageNotFoundError, version
 

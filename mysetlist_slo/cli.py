@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
@@ -52,10 +53,11 @@ def _add_store_options(parser: argparse.ArgumentParser) -> None:
                         help="configuration YAML (default: the shipped one; see `init`)")
 
 
-def _ingest_with_progress(con: object, path: Path, show: bool, **options: object) -> IngestResult:
+def _ingest_with_progress(con: duckdb.DuckDBPyConnection, path: Path, show: bool,
+                          **options: object) -> IngestResult:
     size = path.stat().st_size if path.is_file() else 0
     if not show or size < (8 << 20):
-        return ingest_file(con, path, **options)  # type: ignore[arg-type]
+        return ingest_file(con, path, **options)  # type: ignore[arg-type]  # checked by caller
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                   TimeRemainingColumn(), console=err, transient=True) as progress:
         task = progress.add_task(path.name, total=size)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import table_counts, timed_line
+
 from mysetlist_slo import IngestError, ingest_file
 
 GOOD = [timed_line(time=f"10/Nov/2026:13:55:{s:02d} +0000") for s in range(10)]
@@ -84,7 +84,7 @@ def test_empty_file(store, tmp_path: Path) -> None:
     (tmp_path / "access.log").write_bytes(b"")
     (tmp_path / "access.log.2.gz").write_bytes(gzip.compress(b""))
     for name in ("access.log", "access.log.2.gz"):
-        with pytest.raises(IngestError, match="empty|no records"):
+        with pytest.raises(IngestError, match=r"empty|no records"):
             ingest_file(store, tmp_path / name, kind="nginx")
     assert table_counts(store)["ingests"] == 0
 

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import DEMO_END, timed_line
+
 from mysetlist_slo.cli import build_parser, main
 
 COMMANDS = ["ingest", "status", "demo", "init"]

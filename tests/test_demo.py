@@ -7,8 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-
 from conftest import DEMO_END
+
 from mysetlist_slo import DemoManifest, generate_demo, latency_percentiles, open_store
 from mysetlist_slo.cli import main
 

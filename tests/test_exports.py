@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from conftest import timed_line
+
 from mysetlist_slo import ingest_file, open_store
 
 T0 = datetime(2026, 11, 10, 13, 55, tzinfo=UTC)

@@ -7,6 +7,7 @@ import hashlib
 from datetime import UTC, datetime
 
 from conftest import table_counts, timed_line
+
 from mysetlist_slo import ingest_file, ingest_files, ingest_registry
 from mysetlist_slo.errors import IngestError
 

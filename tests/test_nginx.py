@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from conftest import REAL_DATA, timed_line
+
 from mysetlist_slo import ConfigError, IngestError, ingest_file
 from mysetlist_slo.sources.nginx import COMBINED, NginxSource, compile_log_format
 

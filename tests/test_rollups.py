@@ -100,5 +100,5 @@ def test_minute_counters_are_exact(store, tmp_path) -> None:
                 expected.append((int(m), str(r), int(sel.sum()), int((sel & (status >= 500)).sum()),
                                  int((sel & (status >= 400) & (status < 500)).sum())))
     assert got == expected
-    good = store.execute("""SELECT sum(good) FROM request_good WHERE threshold_ms = 200""").fetchall()
+    good = store.execute("SELECT sum(good) FROM request_good WHERE threshold_ms = 200").fetchall()
     assert good[0][0] == int((us < 200_000).sum())

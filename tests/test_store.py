@@ -9,8 +9,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import table_counts, timed_line
+
 from mysetlist_slo import SchemaVersionError, StoreBusyError, ingest_file, open_store
 from mysetlist_slo.store import MIGRATIONS, latest_version, schema_version
 

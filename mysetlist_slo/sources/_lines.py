@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import numpy as np
 import pyarrow as pa
@@ -45,7 +45,7 @@ def open_maybe_gzip(path: Path) -> tuple[BinaryIO, BinaryIO]:
     magic = raw.read(2)
     raw.seek(0)
     if magic == GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=raw, mode="rb"), raw
+        return cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb")), raw
     return raw, raw
 
 
@@ -82,11 +82,12 @@ def _split(complete: bytes, first_line: int,
     keep = np.ones(len(starts), dtype=bool)
     rejects: list[LineReject] = []
     lengths = ends - starts - 1
-    for i in np.flatnonzero(lengths > max_line_bytes):
-        keep[i] = False
-        rejects.append(LineReject(int(numbers[i]), "line",
-                                  f"longer than {max_line_bytes} bytes ({int(lengths[i])} bytes)",
-                                  complete[starts[i]:starts[i] + _RAW_KEEP]))
+    for long_line in np.flatnonzero(lengths > max_line_bytes):
+        keep[long_line] = False
+        rejects.append(LineReject(
+            int(numbers[long_line]), "line",
+            f"longer than {max_line_bytes} bytes ({int(lengths[long_line])} bytes)",
+            complete[starts[long_line]:starts[long_line] + _RAW_KEEP]))
     try:
         text = binary.cast(pa.string())
     except pa.ArrowInvalid:
