@@ -18,25 +18,40 @@ import duckdb
 def sig3_floor_sql(column: str) -> str:
     """Return SQL rounding the non-negative BIGINT ``column`` down to three significant digits.
 
-    Integer arithmetic on the digit count, not log10, so that values at powers of ten are exact.
+    A ladder of integer comparisons, not log10 or string lengths: exact at powers of ten, and
+    cheap enough to run on every request.
     """
-    step = f"CAST(10 ** greatest(length(CAST({column} AS VARCHAR)) - 3, 0) AS BIGINT)"
-    return f"({column} - {column} % {step})"
+    steps = " ".join(f"WHEN {column} < {10 ** (digits + 1)} THEN {column} - {column} % "
+                     f"{10 ** (digits - 2)}" for digits in range(3, 18))
+    return f"CASE WHEN {column} < 1000 THEN {column} {steps} END"
 
 
-_COUNTS = """
-INSERT INTO request_counts
+# One pass over the raw rows; the three rollups are then read off this small aggregate. The
+# "good" counts come from the buckets: exact for thresholds of three significant digits.
+_AGGREGATE = f"""
+CREATE OR REPLACE TEMP TABLE batch_aggregate AS
 SELECT
-    $ingest_id,
     date_trunc('minute', ts) AS minute,
     route,
     status,
+    {sig3_floor_sql("duration_us")} AS bucket_us,
     count(*) AS requests,
-    count(duration_us) AS timed,
     coalesce(sum(duration_us), 0) AS duration_sum_us,
     coalesce(sum(bytes), 0) AS bytes_sum
 FROM batch_rows
 GROUP BY ALL
+"""
+
+_COUNTS = """
+INSERT INTO request_counts
+SELECT
+    $ingest_id, minute, route, status,
+    sum(requests),
+    coalesce(sum(requests) FILTER (WHERE bucket_us IS NOT NULL), 0),
+    sum(duration_sum_us),
+    sum(bytes_sum)
+FROM batch_aggregate
+GROUP BY minute, route, status
 """
 
 _GOOD = """
@@ -45,27 +60,20 @@ WITH thresholds AS (
     SELECT unnest($thresholds_ms) AS threshold_ms
 )
 SELECT
-    $ingest_id,
-    date_trunc('minute', ts) AS minute,
-    route,
-    threshold_ms,
-    count(*) FILTER (WHERE duration_us < CAST(round(threshold_ms * 1000) AS BIGINT)) AS good
-FROM batch_rows CROSS JOIN thresholds
-WHERE duration_us IS NOT NULL
-GROUP BY ALL
+    $ingest_id, minute, route, threshold_ms,
+    coalesce(sum(requests) FILTER (WHERE bucket_us < CAST(round(threshold_ms * 1000) AS BIGINT)),
+             0)
+FROM batch_aggregate CROSS JOIN thresholds
+WHERE bucket_us IS NOT NULL
+GROUP BY minute, route, threshold_ms
 """
 
-_HISTOGRAM = f"""
+_HISTOGRAM = """
 INSERT INTO latency_histogram
-SELECT
-    $ingest_id,
-    date_trunc('minute', ts) AS minute,
-    route,
-    {sig3_floor_sql("duration_us")} AS bucket_us,
-    count(*) AS count
-FROM batch_rows
-WHERE duration_us IS NOT NULL
-GROUP BY ALL
+SELECT $ingest_id, minute, route, bucket_us, sum(requests)
+FROM batch_aggregate
+WHERE bucket_us IS NOT NULL
+GROUP BY minute, route, bucket_us
 """
 
 
@@ -76,7 +84,9 @@ def add_rollups(con: duckdb.DuckDBPyConnection, ingest_id: int,
     Rows are tagged with ``ingest_id``; a minute split across batches or files simply has two
     partial rows, which every reader sums.
     """
+    con.execute(_AGGREGATE)
     con.execute(_COUNTS, {"ingest_id": ingest_id})
     if thresholds_ms:
         con.execute(_GOOD, {"ingest_id": ingest_id, "thresholds_ms": thresholds_ms})
     con.execute(_HISTOGRAM, {"ingest_id": ingest_id})
+    con.execute("DROP TABLE batch_aggregate")

@@ -1,38 +1,44 @@
-"""Route normalisation: request paths become a bounded set of route templates, for every source."""
+"""Route normalisation: request paths become a bounded set of route templates, for every source.
+
+Work is vectorised over the distinct targets of a batch (Arrow compute, RE2 regexes); Python
+only looks at the distinct *templates*, of which there are few, to bound their number.
+"""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mysetlist_slo._regex import escape
+
 OTHER_ROUTE = "(other)"
 INVALID_ROUTE = "(invalid)"
 MAX_TEMPLATE_LENGTH = 200
 
+# Applied in order to each path segment of a path no configured pattern matched. A replaced
+# segment ("[id]") matches no later rule, so the first rule that fits wins.
 _SEGMENT_RULES = [
-    # Checked in order; the first that matches names the placeholder.
-    (re.compile(r"^\d+$"), "[id]"),
-    (re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
-     "[uuid]"),
-    (re.compile(r"^(?=[^/]*\d)[0-9a-fA-F]{12,}$"), "[hash]"),
+    (r"^\d+$", "[id]"),
+    (r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", "[uuid]"),
+    (r"^[0-9a-fA-F]*[0-9][0-9a-fA-F]*$", None),  # hex with a digit: a hash when long, see below
     # Long opaque tokens (session ids, keys): letters and digits mixed, 20 characters or more.
-    (re.compile(r"^(?=[^/]*\d)(?=[^/]*[A-Za-z])[A-Za-z0-9_\-=]{20,}$"), "[token]"),
+    (r"^[A-Za-z0-9_=-]{20,}$", "[token]"),
 ]
+_HASH_MIN_LENGTH = 12
 
 
-def _pattern_regex(pattern: str) -> tuple[re.Pattern[str], tuple[int, int, int]]:
-    """Compile a Next.js-style route template; return its regex and its precedence key."""
+def _pattern_regex(pattern: str) -> tuple[str, tuple[int, int, int]]:
+    """Return the RE2 regex of a Next.js-style route template and its precedence key."""
     parts = []
     static = dynamic = catch_all = 0
     for segment in pattern.strip("/").split("/"):
         if not segment:
             continue
         if segment.startswith("[[...") and segment.endswith("]]"):
-            parts.append(r"(?:/.+)?")
+            parts.append(r"(/.*)?")
             catch_all += 1
         elif segment.startswith("[...") and segment.endswith("]"):
             parts.append(r"/.+")
@@ -41,67 +47,69 @@ def _pattern_regex(pattern: str) -> tuple[re.Pattern[str], tuple[int, int, int]]
             parts.append(r"/[^/]+")
             dynamic += 1
         else:
-            parts.append("/" + re.escape(segment))
+            parts.append("/" + escape(segment))
             static += 1
-    regex = re.compile("^" + "".join(parts) + ("" if parts else "/") + "$")
+    regex = "^" + ("".join(parts) or "/") + "$"
     # Next.js precedence: static routes before dynamic ones before catch-alls.
     return regex, (catch_all, dynamic, -static)
 
 
-def clean_path(target: str) -> str | None:
-    """Return the path of a request target without query or fragment, or None if it is no path."""
-    if target.startswith(("http://", "https://")):
-        # Absolute-form targets (proxies, scanners): keep only the path.
-        rest = target.split("://", 1)[1]
-        slash = rest.find("/")
-        target = rest[slash:] if slash >= 0 else "/"
-    if not target.startswith("/"):
-        return None
-    path = target.split("?", 1)[0].split("#", 1)[0]
-    path = re.sub(r"/{2,}", "/", path)
-    if len(path) > 1 and path.endswith("/"):
-        path = path[:-1]
-    return path
+def clean_paths(targets: pa.Array) -> pa.Array:
+    """Return each request target as a bare path (no scheme and host, query, fragment, double
+    or trailing slash); null where the target is not a path at all."""
+    path = pc.replace_substring_regex(targets, r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*", "")
+    path = pc.replace_substring_regex(path, r"[?#].*$", "")
+    path = pc.replace_substring_regex(path, r"//+", "/")
+    path = pc.replace_substring_regex(path, r"(.)/$", r"\1")
+    path = pc.if_else(pc.starts_with(path, "/"), path, pa.scalar(None, pa.string()))
+    return pc.if_else(pc.equal(path, ""), "/", path)
+
+
+def _collapse_segments(paths: pa.Array) -> pa.Array:
+    """Return paths with id-like segments replaced by placeholders."""
+    if len(paths) == 0:
+        return paths
+    segments = pc.split_pattern(paths, "/")
+    flat = pc.list_flatten(segments)
+    for rule, placeholder in _SEGMENT_RULES:
+        if placeholder is None:
+            hashes = pc.and_(pc.match_substring_regex(flat, rule),
+                             pc.greater_equal(pc.utf8_length(flat), _HASH_MIN_LENGTH))
+            flat = pc.if_else(hashes, "[hash]", flat)
+        else:
+            flat = pc.replace_substring_regex(flat, rule, placeholder)
+    joined = pc.binary_join(pa.ListArray.from_arrays(segments.offsets, flat), "/")
+    return pc.utf8_slice_codeunits(joined, 0, MAX_TEMPLATE_LENGTH)
 
 
 class RouteNormaliser:
-    """Maps request paths to route templates, keeping at most ``max_routes`` distinct ones."""
+    """Maps request targets to route templates, keeping at most ``max_routes`` distinct ones."""
 
     def __init__(self, patterns: Iterable[str] = (), max_routes: int = 500,
                  known_routes: Iterable[str] = (), min_requests: int = 5) -> None:
-        compiled = [(p, *_pattern_regex(p)) for p in patterns]
-        compiled.sort(key=lambda item: item[2])
+        compiled = sorted(((p, *_pattern_regex(p)) for p in patterns), key=lambda item: item[2])
         self._patterns = [(p, regex) for p, regex, _ in compiled]
         self._configured = {p for p, _ in self._patterns}
         self.max_routes = max_routes
         self.min_requests = min_requests
         self.known: set[str] = set(known_routes)
         self.added: list[str] = []
-        self._cache: dict[str, str] = {}
+
+    def templates(self, targets: pa.Array) -> pa.Array:
+        """Return the route template of each target, before the cardinality bound."""
+        paths = clean_paths(targets)
+        result = pa.nulls(len(paths), pa.string())
+        unmatched = pc.is_valid(paths)
+        for pattern, regex in self._patterns:
+            hit = pc.and_(unmatched, pc.fill_null(pc.match_substring_regex(paths, regex), False))
+            result = pc.if_else(hit, pattern, result)
+            unmatched = pc.and_(unmatched, pc.invert(hit))
+        result = pc.if_else(unmatched, _collapse_segments(paths), result)
+        return pc.fill_null(result, INVALID_ROUTE)
 
     def template(self, target: str) -> str:
         """Return the route template of one request target, before the cardinality bound."""
-        cached = self._cache.get(target)
-        if cached is not None:
-            return cached
-        path = clean_path(target)
-        result = INVALID_ROUTE if path is None else self._match(path)
-        if len(self._cache) < 200_000:
-            self._cache[target] = result
-        return result
-
-    def _match(self, path: str) -> str:
-        for pattern, regex in self._patterns:
-            if regex.match(path):
-                return pattern
-        segments = []
-        for segment in path.split("/")[1:]:
-            for rule, placeholder in _SEGMENT_RULES:
-                if rule.match(segment):
-                    segment = placeholder
-                    break
-            segments.append(segment)
-        return ("/" + "/".join(segments))[:MAX_TEMPLATE_LENGTH]
+        return str(self.templates(pa.array([target], pa.string()))[0])
 
     def _admit(self, templates: Counter[str]) -> dict[str, str]:
         """Decide the stored route of each template of a batch.
@@ -124,17 +132,19 @@ class RouteNormaliser:
         return decided
 
     def normalise(self, targets: pa.Array | pa.ChunkedArray) -> pa.Array:
-        """Return the route template of every request target in ``targets`` (nulls stay null)."""
+        """Return the stored route of every request target (null targets stay null)."""
         encoded = pc.dictionary_encode(targets)
         if isinstance(encoded, pa.ChunkedArray):
             encoded = encoded.combine_chunks()
-        distinct = encoded.dictionary.to_pylist()
-        counts = pc.value_counts(encoded.indices)
+        templates = pc.dictionary_encode(self.templates(encoded.dictionary))
+        # Requests per template: count the rows' dictionary indices, then add up by template.
+        counts = pc.value_counts(encoded.indices.drop_null())
+        per_template = pc.take(templates.indices, counts.field("values"))
         frequency: Counter[str] = Counter()
-        templates = [self.template(t) for t in distinct]
-        for item in counts.to_pylist():
-            if item["values"] is not None:
-                frequency[templates[item["values"]]] += item["counts"]
+        names = templates.dictionary.to_pylist()
+        for index, count in zip(per_template.to_pylist(), counts.field("counts").to_pylist(),
+                                strict=True):
+            frequency[names[index]] += count
         decided = self._admit(frequency)
-        routes = pa.array([decided.get(t, OTHER_ROUTE) for t in templates], pa.string())
-        return pc.take(routes, encoded.indices)
+        stored = pa.array([decided.get(name, OTHER_ROUTE) for name in names], pa.string())
+        return pc.take(pc.take(stored, templates.indices), encoded.indices)

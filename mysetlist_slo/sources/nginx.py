@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from mysetlist_slo._regex import escape
 from mysetlist_slo.errors import ConfigError
 from mysetlist_slo.sources._lines import DEFAULT_BATCH_BYTES, read_lines
 from mysetlist_slo.sources.requests_schema import UNIT_US, TimeKind, validation_query
@@ -34,14 +35,6 @@ _COLUMN_VARIABLES = {
     "user_agent": ["http_user_agent"],
 }
 _VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
-
-
-_REGEX_SPECIAL = set("\\.^$|?*+()[]{}")
-
-
-def _escape(literal: str) -> str:
-    """Escape ``literal`` for both RE2 (DuckDB) and Python's re, touching only metacharacters."""
-    return "".join("\\" + ch if ch in _REGEX_SPECIAL else ch for ch in literal)
 
 
 @dataclass(frozen=True)
@@ -96,7 +89,7 @@ def _capture(next_literal: str) -> str:
     if stop == '"':
         # Quoted values: nginx escapes a quote as \x22, Apache as \" -- accept both.
         return r'(?:[^"\\]|\\.)*'
-    return "[^" + _escape(stop) + "]*"
+    return "[^" + escape(stop) + "]*"
 
 
 def compile_log_format(text: str) -> LogFormat:
@@ -121,7 +114,7 @@ def compile_log_format(text: str) -> LogFormat:
     pieces: list[tuple[str | None, str]] = []
     for index, (name, literal) in enumerate(raw):
         if name is None:
-            pieces.append((None, _escape(literal)))
+            pieces.append((None, escape(literal)))
             continue
         following = raw[index + 1] if index + 1 < len(raw) else (None, "")
         if following[0] is not None:

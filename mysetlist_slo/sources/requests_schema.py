@@ -56,70 +56,72 @@ def _quoted(column: str) -> str:
     return f"'''' || left(CAST({column} AS VARCHAR), 60) || ''''"
 
 
-def _time_expression(kind: TimeKind) -> tuple[str, str]:
-    """Return (SQL giving the TIMESTAMPTZ, SQL giving a problem text or NULL) for ts_raw."""
+def _time_sql(kind: TimeKind) -> tuple[str, str]:
+    """Return (SQL parsing ts_raw to TIMESTAMPTZ or NULL, SQL explaining why it is NULL).
+
+    The explanation is only evaluated for the rows that failed.
+    """
     if kind == "nginx_local":
-        parsed = "try_strptime(ts_raw, '%d/%b/%Y:%H:%M:%S %z')"
-        problem = f"CASE WHEN {parsed} IS NULL THEN 'not a time like 10/Oct/2026:13:55:36 +0000: ' || {_quoted('ts_raw')} END"
-        return parsed, problem
+        return ("try_strptime(ts_raw, '%d/%b/%Y:%H:%M:%S %z')",
+                f"'not a time like 10/Oct/2026:13:55:36 +0000: ' || {_quoted('ts_raw')}")
     if kind == "iso8601":
-        parsed = f"CASE WHEN regexp_matches(trim(ts_raw), '{_ZONE_SUFFIX}') THEN TRY_CAST(trim(ts_raw) AS TIMESTAMPTZ) END"
-        problem = (
+        return (
+            f"CASE WHEN regexp_matches(ts_raw, '{_ZONE_SUFFIX}') THEN TRY_CAST(ts_raw AS TIMESTAMPTZ) END",
             f"CASE WHEN NOT regexp_matches(trim(ts_raw), '{_ZONE_SUFFIX}') AND TRY_CAST(ts_raw AS TIMESTAMP) IS NOT NULL "
             f"THEN 'timestamp has no time zone offset (add Z or +hh:mm): ' || {_quoted('ts_raw')} "
-            f"WHEN ({parsed}) IS NULL THEN 'not an ISO 8601 timestamp: ' || {_quoted('ts_raw')} END"
+            f"ELSE 'not an ISO 8601 timestamp: ' || {_quoted('ts_raw')} END",
         )
-        return parsed, problem
     if kind in ("epoch_s", "epoch_ms"):
         scale = "1" if kind == "epoch_s" else "1000"
-        parsed = f"to_timestamp(TRY_CAST(ts_raw AS DOUBLE) / {scale})"
-        problem = f"CASE WHEN TRY_CAST(ts_raw AS DOUBLE) IS NULL THEN 'not a Unix time: ' || {_quoted('ts_raw')} END"
-        return parsed, problem
+        return (f"to_timestamp(TRY_CAST(ts_raw AS DOUBLE) / {scale})",
+                f"'not a Unix time: ' || {_quoted('ts_raw')}")
     if kind == "timestamptz":
-        return "ts_raw", "NULL"
+        return "ts_raw", "'not a timestamp'"
     # A timestamp column without a zone cannot be placed in time: refuse it, never guess.
     return "NULL::TIMESTAMPTZ", "'timestamp has no time zone (column type TIMESTAMP without zone)'"
 
 
-def _duration_expression(column: str, unit_us: int, allow_list: bool) -> tuple[str, str]:
-    """Return (SQL giving microseconds or NULL, SQL giving a problem text or NULL)."""
+def _number_sql(column: str, lists: bool) -> tuple[str, str]:
+    """Return (SQL: is the value absent, SQL: the value as DOUBLE or NULL when unreadable)."""
     text = f"trim(CAST({column} AS VARCHAR))"
     absent = f"({column} IS NULL OR {text} IN ('', '-'))"
-    if allow_list:
+    value = f"TRY_CAST({column} AS DOUBLE)"
+    if lists:
         # nginx writes several upstream times ("0.010, 0.020" or "0.010 : 0.020") when a request
         # went to more than one upstream; the request waited for all of them, so they add up.
         parts = f"string_split_regex({text}, '\\s*[,:]\\s*')"
-        value = f"list_sum(list_transform({parts}, lambda x: CASE WHEN x = '-' THEN 0 ELSE TRY_CAST(x AS DOUBLE) END))"
-        invalid = f"len(list_filter({parts}, lambda x: x <> '-' AND TRY_CAST(x AS DOUBLE) IS NULL)) > 0"
-    else:
-        value = f"TRY_CAST({column} AS DOUBLE)"
-        invalid = f"{value} IS NULL"
-    typed = f"CASE WHEN {absent} THEN NULL ELSE CAST(round({value} * {unit_us}) AS BIGINT) END"
-    problem = (
-        f"CASE WHEN {absent} THEN NULL "
-        f"WHEN {invalid} THEN 'not a number: ' || {_quoted(column)} "
-        f"WHEN {value} < 0 THEN 'negative duration: ' || {_quoted(column)} "
-        f"WHEN isinf({value}) OR isnan({value}) THEN 'not a finite number: ' || {_quoted(column)} END"
+        summed = (f"CASE WHEN len(list_filter({parts}, lambda x: x <> '-' AND TRY_CAST(x AS DOUBLE) IS NULL)) = 0 "
+                  f"THEN list_sum(list_transform({parts}, lambda x: CASE WHEN x = '-' THEN 0 ELSE TRY_CAST(x AS DOUBLE) END)) END")
+        value = f"CASE WHEN contains({text}, ',') OR contains({text}, ':') THEN {summed} ELSE {value} END"
+    return absent, value
+
+
+def _duration_checks(name: str) -> str:
+    """Return the CASE arms rejecting an unreadable, negative or infinite duration ``name``."""
+    return (
+        f"WHEN NOT {name}_absent AND {name}_value IS NULL THEN {{'field': '{name}', 'problem': 'not a number: ' || {_quoted(name)}}}\n"
+        f"            WHEN {name}_value < 0 THEN {{'field': '{name}', 'problem': 'negative duration: ' || {_quoted(name)}}}\n"
+        f"            WHEN NOT isfinite({name}_value) THEN {{'field': '{name}', 'problem': 'not a finite number: ' || {_quoted(name)}}}"
     )
-    return typed, problem
 
 
 def validation_query(staged_sql: str, time_kind: TimeKind, duration_unit_us: int,
                      upstream_unit_us: int, upstream_lists: bool = False,
                      target_required: bool = True, may_be_unmatched: bool = False) -> str:
     """Return SQL turning the rows of ``staged_sql`` into canonical columns plus the reject
-    reason (``bad_field``, ``problem``: NULL for a good record), ordered by line.
+    reason (``bad_field``, ``problem``: NULL for a good record).
 
-    With ``may_be_unmatched`` the staged rows carry a boolean ``unmatched`` (the record's
-    structure could not be read at all); such rows get ``bad_field`` 'unmatched'.
+    Each raw value is converted once (CTE ``typed``); the checks then read the converted
+    values, and the text of a problem is only built for the rows that have one. With
+    ``may_be_unmatched`` the staged rows carry a boolean ``unmatched`` (the record's structure
+    could not be read at all); such rows get ``bad_field`` 'unmatched'.
     """
-    ts_value, ts_problem = _time_expression(time_kind)
-    dur_value, dur_problem = _duration_expression("duration", duration_unit_us, False)
-    up_value, up_problem = _duration_expression("upstream", upstream_unit_us, upstream_lists)
-    status_int = "TRY_CAST(status AS SMALLINT)"
-    bytes_text = "trim(CAST(bytes AS VARCHAR))"
+    ts_parse, ts_problem = _time_sql(time_kind)
+    duration_absent, duration_value = _number_sql("duration", False)
+    upstream_absent, upstream_value = _number_sql("upstream", upstream_lists)
+    bytes_absent, bytes_value = _number_sql("bytes", False)
     target_check = (
-        "WHEN target IS NULL OR CAST(target AS VARCHAR) = '' THEN {'field': 'target', 'problem': 'missing'} "
+        "WHEN target IS NULL OR CAST(target AS VARCHAR) = '' THEN {'field': 'target', 'problem': 'missing'}"
         if target_required else ""
     )
     unmatched_check = (
@@ -129,8 +131,18 @@ def validation_query(staged_sql: str, time_kind: TimeKind, duration_unit_us: int
 WITH staged AS (
 {staged_sql}
 ),
-renamed AS (
-    SELECT line, ts AS ts_raw, * EXCLUDE (line, ts) FROM staged
+typed AS (
+    SELECT
+        *,
+        {ts_parse} AS ts_value,
+        TRY_CAST(status AS SMALLINT) AS status_value,
+        {duration_absent} AS duration_absent,
+        {duration_value} AS duration_value,
+        {upstream_absent} AS upstream_absent,
+        {upstream_value} AS upstream_value,
+        {bytes_absent} AS bytes_absent,
+        TRY_CAST(bytes AS BIGINT) AS bytes_value
+    FROM (SELECT * EXCLUDE (ts), ts AS ts_raw FROM staged)
 ),
 checked AS (
     SELECT
@@ -138,32 +150,29 @@ checked AS (
         CASE
             {unmatched_check}
             WHEN ts_raw IS NULL OR CAST(ts_raw AS VARCHAR) = '' THEN {{'field': 'ts', 'problem': 'missing'}}
-            WHEN ({ts_problem}) IS NOT NULL THEN {{'field': 'ts', 'problem': {ts_problem}}}
+            WHEN ts_value IS NULL THEN {{'field': 'ts', 'problem': {ts_problem}}}
             WHEN status IS NULL OR CAST(status AS VARCHAR) = '' THEN {{'field': 'status', 'problem': 'missing'}}
-            WHEN {status_int} IS NULL THEN {{'field': 'status', 'problem': 'not an integer: ' || {_quoted('status')}}}
-            WHEN {status_int} NOT BETWEEN 100 AND 599 THEN {{'field': 'status', 'problem': 'not an HTTP status (100-599): ' || {_quoted('status')}}}
+            WHEN status_value IS NULL THEN {{'field': 'status', 'problem': 'not an integer: ' || {_quoted('status')}}}
+            WHEN status_value NOT BETWEEN 100 AND 599 THEN {{'field': 'status', 'problem': 'not an HTTP status (100-599): ' || {_quoted('status')}}}
             {target_check}
-            WHEN ({dur_problem}) IS NOT NULL THEN {{'field': 'duration', 'problem': {dur_problem}}}
-            WHEN ({up_problem}) IS NOT NULL THEN {{'field': 'upstream', 'problem': {up_problem}}}
-            WHEN bytes IS NOT NULL AND {bytes_text} NOT IN ('', '-')
-                 AND (TRY_CAST(bytes AS BIGINT) IS NULL OR TRY_CAST(bytes AS BIGINT) < 0)
-                THEN {{'field': 'bytes', 'problem': 'not a byte count: ' || {_quoted('bytes')}}}
+            {_duration_checks("duration")}
+            {_duration_checks("upstream")}
+            WHEN NOT bytes_absent AND (bytes_value IS NULL OR bytes_value < 0) THEN {{'field': 'bytes', 'problem': 'not a byte count: ' || {_quoted('bytes')}}}
         END AS error
-    FROM renamed
+    FROM typed
 )
 SELECT
     line,
-    CAST({ts_value} AS TIMESTAMPTZ) AS ts,
+    ts_value AS ts,
     CAST(method AS VARCHAR) AS method,
     CAST(target AS VARCHAR) AS target,
-    {status_int} AS status,
-    {dur_value} AS duration_us,
-    {up_value} AS upstream_us,
-    CASE WHEN bytes IS NULL OR {bytes_text} IN ('', '-') THEN NULL ELSE TRY_CAST(bytes AS BIGINT) END AS bytes,
+    status_value AS status,
+    CAST(round(duration_value * {duration_unit_us}) AS BIGINT) AS duration_us,
+    CAST(round(upstream_value * {upstream_unit_us}) AS BIGINT) AS upstream_us,
+    CASE WHEN NOT bytes_absent THEN bytes_value END AS bytes,
     NULLIF(CAST(client AS VARCHAR), '-') AS client,
     NULLIF(CAST(user_agent AS VARCHAR), '-') AS user_agent,
     error.field AS bad_field,
     error.problem AS problem
 FROM checked
-ORDER BY line
 """
