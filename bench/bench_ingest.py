@@ -19,6 +19,7 @@ targets are reached. It is a benchmark, not a test: nothing about speed is asser
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -26,6 +27,7 @@ import platform
 import queue
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -522,6 +524,30 @@ def machine() -> str:
             f"mysetlist-slo {mysetlist_slo.__version__}")
 
 
+def package_fingerprint() -> str:
+    """Return a short hash of the package's source, to tell which code a run measured.
+
+    The package is installed editable, so a change to its files between two steps would make
+    the steps measure different code; comparing this before and after the run catches that.
+    """
+    root = Path(mysetlist_slo.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".yaml") and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def git_revision() -> str:
+    """Return ``git describe`` of the package's checkout ("-dirty" if changed), or "no git"."""
+    git = shutil.which("git")
+    if git is None:
+        return "no git"
+    found = subprocess.run([git, "describe", "--always", "--dirty"], capture_output=True,
+                           text=True, cwd=Path(mysetlist_slo.__file__).parent, check=False)
+    return found.stdout.strip() or "no git"
+
+
 def mib(path: Path) -> str:
     """Return the size of a file in MiB, as text."""
     return f"{path.stat().st_size / 2**20:.1f} MiB"
@@ -568,6 +594,7 @@ def main(argv: list[str] | None = None) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench_ingest_")) if created else args.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     report = Report(args.requests)
+    fingerprint = package_fingerprint()
     try:
         how = ensure_inputs(workdir, args.requests)
         print(f"mysetlist-slo ingest benchmark, N = {args.requests:,} requests")
@@ -595,6 +622,10 @@ def main(argv: list[str] | None = None) -> None:
         print("\ntargets (information only, nothing is asserted):")
         print("\n".join(report.targets()))
         print(f"\nmachine: {machine()}")
+        print(f"package: git {git_revision()}, source {fingerprint}")
+        if package_fingerprint() != fingerprint:
+            print("WARNING: the package's source changed during the run; the steps may have "
+                  "measured different code")
         print(f"N: {report.requests:,} requests")
     finally:
         cleanup(workdir, created, args.keep)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import REAL_DATA, timed_line
+from conftest import timed_line
 
 from mysetlist_slo import ConfigError, IngestError, ingest_file
 from mysetlist_slo.sources.nginx import COMBINED, NginxSource, compile_log_format
@@ -101,9 +101,9 @@ def test_rotated_set_plain_and_gzip(store, tmp_path: Path) -> None:
     assert days_loaded == [("08", 3), ("09", 3), ("10", 3)]
 
 
-def test_real_apache_log(store) -> None:
+def test_real_apache_log(store, real_data: Path) -> None:
     """A real server's combined log: 9,999 good lines, the truncated one at 8,899 named."""
-    path = REAL_DATA / "apache_combined_2015.log"
+    path = real_data / "apache_combined_2015.log"
     with pytest.raises(IngestError, match=r"apache_combined_2015.log:8899: \$http_user_agent"):
         ingest_file(store, path)
     result = ingest_file(store, path, max_bad_rows=1)
