@@ -93,7 +93,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 note = result.message
             except IngestError as exc:
                 failed = True
-                row = {"file": str(path), "kind": args.kind or "?", "loaded": 0,
+                row = {"file": str(path), "kind": args.kind, "loaded": 0,
                        "rejected": exc.rejected, "skipped": False,
                        "seconds": round(time.perf_counter() - started, 3), "error": str(exc)}
                 note = str(exc)
@@ -110,7 +110,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if not args.json:
         table = Table("file", "kind", "loaded", "rejected", "skipped", "seconds")
         for row in rows:
-            table.add_row(str(row["file"]), str(row["kind"]), f"{row['loaded']:,}",
+            table.add_row(str(row["file"]), str(row["kind"] or "-"), f"{row['loaded']:,}",
                           f"{row['rejected']:,}", "yes" if row["skipped"] else "no",
                           f"{row['seconds']:.2f}" if "error" not in row else "failed")
         _out().print(table)
