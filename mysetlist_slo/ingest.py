@@ -10,14 +10,14 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from mysetlist_slo.config import Config, load_config
 from mysetlist_slo.errors import IngestError, RowProblem
 from mysetlist_slo.rollups import add_rollups
-from mysetlist_slo.routes import INVALID_ROUTE, RouteNormaliser
+from mysetlist_slo.routes import RouteNormaliser
 from mysetlist_slo.sources import ExportOptions, Reject, detect_source
 from mysetlist_slo.sources._lines import content_sha256
+from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, RequestSource
 from mysetlist_slo.store import find_ingest, scalar
 
 SHOWN_PROBLEMS = 10
@@ -76,6 +76,42 @@ def _insert_rejects(con: duckdb.DuckDBPyConnection, ingest_id: int, rejects: lis
     con.unregister("batch_rejects")
 
 
+# The validated records of a batch, kept only as long as the batch is processed: the columns
+# the rollups need, and the reason of each reject.
+_CHECKED = """
+CREATE OR REPLACE TEMP TABLE checked AS
+SELECT line, ts, target, status, duration_us, bytes, bad_field, problem
+FROM ({query})
+"""
+
+_BATCH_SUMMARY = """
+SELECT count(*), min(ts), max(ts)
+FROM checked
+WHERE bad_field IS NULL
+"""
+
+
+def _check_batch(con: duckdb.DuckDBPyConnection, source: RequestSource,
+                 batch: InputBatch) -> tuple[int, list[Reject], datetime | None, datetime | None]:
+    """Validate a batch into the temp table ``checked``; return (good, rejects, first, last)."""
+    if batch.table is not None:
+        con.register(INPUT_TABLE, batch.table)  # replaces the previous batch's
+    con.execute(_CHECKED.format(query=batch.query), batch.params or None)
+    bad_rows = con.execute("SELECT line, bad_field, problem FROM checked "
+                           "WHERE bad_field IS NOT NULL ORDER BY line").fetchall()
+    rejects = batch.rejects + (source.explain(con, batch, bad_rows) if bad_rows else [])
+    rejects.sort(key=lambda r: r.line)
+    good, first, last = con.execute(_BATCH_SUMMARY).fetchall()[0]
+    return int(good), rejects, first, last
+
+
+def _route(con: duckdb.DuckDBPyConnection, routes: RouteNormaliser) -> None:
+    """Register ``batch_routes`` (target, route) for the good records of ``checked``."""
+    targets = con.sql("SELECT target, count(*) AS requests FROM checked "
+                      "WHERE bad_field IS NULL GROUP BY target").to_arrow_table()
+    con.register("batch_routes", routes.route_map(targets))
+
+
 def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str | None = None,
                 config: Config | None = None, max_bad_rows: int | float = 0,
                 log_format: str | None = None, options: ExportOptions | None = None,
@@ -114,26 +150,23 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
         loaded = rejected = 0
         shown: list[RowProblem] = []
         first_ts = last_ts = None
-        for batch in source.read(path):
-            rejected += len(batch.rejects)
-            for reject in batch.rejects[: SHOWN_PROBLEMS - len(shown)]:
-                shown.append(RowProblem(str(path), reject.line, reject.field, reject.problem))
+        for batch in source.batches(path):
+            good, bad, low, high = _check_batch(con, source, batch)
+            rejected += len(bad)
+            shown.extend(RowProblem(str(path), r.line, r.field, r.problem)
+                         for r in bad[: SHOWN_PROBLEMS - len(shown)])
             if isinstance(max_bad_rows, int) and rejected > max_bad_rows:
                 # With a fixed count the verdict is known now: stop reading.
                 raise IngestError(str(path), f"{rejected}+ bad records (limit {max_bad_rows}); "
                                   "nothing was stored", shown, rejected)
-            if batch.rejects:
-                _insert_rejects(con, ingest_id, batch.rejects)
-            rows = batch.rows
-            if rows.num_rows:
-                route = pc.fill_null(routes.normalise(rows.column("target")), INVALID_ROUTE)
-                con.register("batch_rows", rows.append_column("route", route))
+            if bad:
+                _insert_rejects(con, ingest_id, bad)
+            if good:
+                _route(con, routes)
                 add_rollups(con, ingest_id, thresholds)
-                con.unregister("batch_rows")
-                low, high = pc.min_max(rows.column("ts")).values()
-                first_ts = low.as_py() if first_ts is None else min(first_ts, low.as_py())
-                last_ts = high.as_py() if last_ts is None else max(last_ts, high.as_py())
-                loaded += rows.num_rows
+                first_ts = low if first_ts is None else min(first_ts, low)
+                last_ts = high if last_ts is None else max(last_ts, high)
+                loaded += good
             if progress is not None:
                 progress(batch.position)
         total = loaded + rejected
@@ -156,6 +189,10 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    finally:
+        con.execute("DROP TABLE IF EXISTS temp.checked")
+        for name in (INPUT_TABLE, "batch_routes"):
+            con.unregister(name)
     message = f"{rejected} bad records kept in the rejects table" if rejected else ""
     return IngestResult(str(path), source.kind, loaded, rejected, False, seconds, ingest_id,
                         message)

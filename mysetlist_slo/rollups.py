@@ -32,13 +32,15 @@ _AGGREGATE = f"""
 CREATE OR REPLACE TEMP TABLE batch_aggregate AS
 SELECT
     date_trunc('minute', ts) AS minute,
-    route,
+    routes.route,
     status,
     {sig3_floor_sql("duration_us")} AS bucket_us,
     count(*) AS requests,
     coalesce(sum(duration_us), 0) AS duration_sum_us,
     coalesce(sum(bytes), 0) AS bytes_sum
-FROM batch_rows
+FROM checked
+JOIN batch_routes AS routes ON checked.target IS NOT DISTINCT FROM routes.target
+WHERE checked.bad_field IS NULL
 GROUP BY ALL
 """
 
@@ -79,7 +81,7 @@ GROUP BY minute, route, bucket_us
 
 def add_rollups(con: duckdb.DuckDBPyConnection, ingest_id: int,
                 thresholds_ms: list[float]) -> None:
-    """Append the rollups of the relation ``batch_rows`` (canonical rows plus ``route``).
+    """Append the rollups of the good records in ``checked``, routed by ``batch_routes``.
 
     Rows are tagged with ``ingest_id``; a minute split across batches or files simply has two
     partial rows, which every reader sums.

@@ -131,20 +131,27 @@ class RouteNormaliser:
                 decided[template] = OTHER_ROUTE
         return decided
 
-    def normalise(self, targets: pa.Array | pa.ChunkedArray) -> pa.Array:
-        """Return the stored route of every request target (null targets stay null)."""
-        encoded = pc.dictionary_encode(targets)
-        if isinstance(encoded, pa.ChunkedArray):
-            encoded = encoded.combine_chunks()
-        templates = pc.dictionary_encode(self.templates(encoded.dictionary))
-        # Requests per template: count the rows' dictionary indices, then add up by template.
-        counts = pc.value_counts(encoded.indices.drop_null())
-        per_template = pc.take(templates.indices, counts.field("values"))
-        frequency: Counter[str] = Counter()
+    def route_map(self, targets: pa.Table) -> pa.Table:
+        """Return (target, route) for a table of distinct ``target`` with their ``requests``.
+
+        A null target (an unreadable request line) maps to "(invalid)".
+        """
+        target = targets.column("target").combine_chunks()
+        templates = pc.dictionary_encode(self.templates(target))
         names = templates.dictionary.to_pylist()
-        for index, count in zip(per_template.to_pylist(), counts.field("counts").to_pylist(),
-                                strict=True):
-            frequency[names[index]] += count
+        frequency: Counter[str] = Counter()
+        by_template = pa.table({"template": templates.indices,
+                                "requests": targets.column("requests")})
+        for row in by_template.group_by("template").aggregate([("requests", "sum")]).to_pylist():
+            frequency[names[row["template"]]] += row["requests_sum"]
         decided = self._admit(frequency)
         stored = pa.array([decided.get(name, OTHER_ROUTE) for name in names], pa.string())
-        return pc.take(pc.take(stored, templates.indices), encoded.indices)
+        return pa.table({"target": target, "route": pc.take(stored, templates.indices)})
+
+    def normalise(self, targets: pa.Array | pa.ChunkedArray) -> pa.Array:
+        """Return the stored route of every request target (a null target is "(invalid)")."""
+        counts = pc.value_counts(targets)
+        mapping = self.route_map(pa.table({"target": counts.field("values"),
+                                           "requests": counts.field("counts")}))
+        index = pc.index_in(targets, mapping.column("target"), skip_nulls=False)
+        return pc.take(mapping.column("route"), index)

@@ -89,6 +89,7 @@ def fixture_demo_store_path(demo: DemoManifest,
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Return the row count of every table in the store."""
     names = [r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()]
+        "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+        "ORDER BY 1").fetchall()]
     return {name: con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
             for name in names}

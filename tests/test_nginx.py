@@ -10,15 +10,14 @@ import pytest
 from conftest import timed_line
 
 from mysetlist_slo import ConfigError, IngestError, ingest_file
-from mysetlist_slo.sources.nginx import COMBINED, NginxSource, compile_log_format
+from mysetlist_slo.sources import parse_requests
+from mysetlist_slo.sources.nginx import COMBINED, compile_log_format
 
 
-def read_all(source: NginxSource, path: Path) -> tuple[list[dict], list]:
-    rows, rejects = [], []
-    for batch in source.read(path):
-        rows += batch.rows.to_pylist()
-        rejects += batch.rejects
-    return rows, rejects
+def read_all(path: Path, log_format: str | None = None) -> tuple[list[dict], list]:
+    """Parse a log without storing it: canonical rows as dicts, and rejects."""
+    rows, rejects = parse_requests(path, kind="nginx", log_format=log_format)
+    return rows.to_pylist(), rejects
 
 
 def test_timed_combined_line_is_parsed_field_by_field(write_log) -> None:
@@ -27,7 +26,7 @@ def test_timed_combined_line_is_parsed_field_by_field(write_log) -> None:
                                                path="/artist/radiohead?tab=shows",
                                                status=503, rt="1.234", urt="1.200",
                                                nbytes=2326)])
-    rows, rejects = read_all(NginxSource(), path)
+    rows, rejects = read_all(path)
     assert rejects == []
     (row,) = rows
     # -0700 means the local clock was 7 hours behind UTC.
@@ -43,7 +42,7 @@ def test_upstream_lists_and_dashes(write_log) -> None:
     """Several upstream times add up; '-' means no upstream, not zero latency."""
     path = write_log("access.log", [timed_line(urt="0.010, 0.020 : 0.005"),
                                     timed_line(urt="-"), timed_line(rt="0.000", urt="0.000")])
-    rows, rejects = read_all(NginxSource(), path)
+    rows, rejects = read_all(path)
     assert rejects == []
     assert [r["upstream_us"] for r in rows] == [35_000, None, 0]
     assert rows[2]["duration_us"] == 0
@@ -55,7 +54,7 @@ def test_custom_log_format_from_nginx_conf(write_log) -> None:
            '$request_time $body_bytes_sent "$http_user_agent" $request_id')
     line = ('198.51.100.7 [2026-11-10T08:00:00+01:00] "POST /api/votes/9?x=1" 201 0.042 17 '
             '"curl/8.5" 5f2c9a')
-    rows, rejects = read_all(NginxSource(fmt), write_log("app.log", [line]))
+    rows, rejects = read_all(write_log("app.log", [line]), fmt)
     assert rejects == []
     (row,) = rows
     assert row["ts"] == datetime(2026, 11, 10, 7, 0, tzinfo=UTC)
@@ -79,7 +78,7 @@ def test_invalid_request_line_is_a_real_400_request(write_log) -> None:
     """Junk request lines ("-", TLS on port 80) are kept as requests with no route."""
     line = timed_line().replace('"GET /show/42 HTTP/1.1" 200', '"\\x16\\x03\\x01" 400')
     dash = timed_line().replace('"GET /show/42 HTTP/1.1" 200', '"-" 400')
-    rows, rejects = read_all(NginxSource(), write_log("access.log", [line, dash]))
+    rows, rejects = read_all(write_log("access.log", [line, dash]))
     assert rejects == []
     assert [(r["method"], r["target"], r["status"]) for r in rows] == [(None, None, 400)] * 2
 

@@ -79,6 +79,7 @@ def test_max_routes_caps_admission() -> None:
     assert routes.normalise(pa.array(["/b", "/z"])).to_pylist()[0] in ("/b", OTHER_ROUTE)
 
 
-def test_nulls_stay_null(routes: RouteNormaliser) -> None:
-    """A record without a target keeps a null route (the ingest calls it invalid)."""
-    assert routes.normalise(pa.array([None, "/show/1"], pa.string())).to_pylist()[0] is None
+def test_missing_target_is_invalid(routes: RouteNormaliser) -> None:
+    """A record without a target (an unreadable request line) gets the route "(invalid)"."""
+    out = routes.normalise(pa.array([None, "/show/1", None], pa.string())).to_pylist()
+    assert out == [INVALID_ROUTE, "/show/[id]", INVALID_ROUTE]

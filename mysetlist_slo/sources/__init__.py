@@ -4,27 +4,22 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Protocol
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from mysetlist_slo.errors import IngestError
 from mysetlist_slo.sources._lines import open_maybe_gzip
 from mysetlist_slo.sources.nginx import COMBINED, COMBINED_TIMED, NginxSource, compile_log_format
 from mysetlist_slo.sources.request_exports import ExportOptions, ExportSource
-from mysetlist_slo.sources.types import Reject, RequestBatch
+from mysetlist_slo.sources.requests_schema import CANONICAL_COLUMNS, CANONICAL_SCHEMA
+from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, Reject, RequestSource
 
 KINDS = ("nginx", "jsonl", "csv", "parquet")
 
-__all__ = ["COMBINED", "COMBINED_TIMED", "KINDS", "ExportOptions", "Reject", "RequestBatch",
-           "RequestSource", "detect_source"]
-
-
-class RequestSource(Protocol):
-    """Anything that reads a file into canonical request batches."""
-
-    kind: str
-
-    def read(self, path: Path) -> object:
-        """Yield RequestBatch objects for the file at ``path``."""
+__all__ = ["COMBINED", "COMBINED_TIMED", "KINDS", "ExportOptions", "InputBatch", "Reject",
+           "RequestSource", "detect_source", "parse_requests"]
 
 
 def _first_line(path: Path) -> str:
@@ -71,3 +66,27 @@ def detect_source(path: Path, kind: str | None = None, log_format: str | None = 
     if kind in ("jsonl", "csv", "parquet"):
         return ExportSource(kind, options)  # type: ignore[arg-type]
     raise IngestError(str(path), f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+
+
+def parse_requests(path: Path, kind: str | None = None, log_format: str | None = None,
+                   options: ExportOptions | None = None) -> tuple[pa.Table, list[Reject]]:
+    """Return a file's canonical request rows (CANONICAL_SCHEMA) and its rejects, storing
+    nothing; handy to look at an export before loading it."""
+    source = detect_source(path, kind, log_format, options)
+    con = duckdb.connect()
+    tables, rejects = [], []
+    try:
+        for batch in source.batches(path):
+            if batch.table is not None:
+                con.register(INPUT_TABLE, batch.table)
+            checked = con.sql(batch.query, params=batch.params or None).to_arrow_table()
+            bad = pc.is_valid(checked.column("bad_field"))
+            tables.append(checked.filter(pc.invert(bad)).select(CANONICAL_COLUMNS)
+                          .cast(CANONICAL_SCHEMA))
+            bad_rows = checked.filter(bad).select(["line", "bad_field", "problem"]).to_pylist()
+            rejects += batch.rejects + source.explain(
+                con, batch, [(r["line"], r["bad_field"], r["problem"]) for r in bad_rows])
+    finally:
+        con.close()
+    rows = pa.concat_tables(tables) if tables else CANONICAL_SCHEMA.empty_table()
+    return rows.sort_by("line"), sorted(rejects, key=lambda r: r.line)

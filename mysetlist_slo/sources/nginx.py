@@ -14,7 +14,7 @@ from mysetlist_slo._regex import escape
 from mysetlist_slo.errors import ConfigError
 from mysetlist_slo.sources._lines import DEFAULT_BATCH_BYTES, read_lines
 from mysetlist_slo.sources.requests_schema import UNIT_US, TimeKind, validation_query
-from mysetlist_slo.sources.types import Reject, RequestBatch, split_checked
+from mysetlist_slo.sources.types import InputBatch, Reject, raw_lines
 
 # nginx's predefined "combined" format, plus the two timings every SLO needs. This is the line
 # most nginx.conf files carry as `log_format timed ...`.
@@ -177,7 +177,7 @@ def _staging_query(fmt: LogFormat) -> str:
         {field('user_agent')} AS user_agent,
         -- No match leaves every group empty; the time and status are never empty in a real line.
         fields.{fmt.columns['ts']} = '' AND fields.status = '' AS unmatched
-    FROM (SELECT line, regexp_extract(text, $regex, $names) AS fields FROM lines)
+    FROM (SELECT line, regexp_extract(text, $regex, $names) AS fields FROM batch_input)
 """
 
 
@@ -193,24 +193,23 @@ class NginxSource:
             upstream_lists=True, target_required=False, may_be_unmatched=True,
         )
 
-    def read(self, path: Path, batch_bytes: int = DEFAULT_BATCH_BYTES) -> Iterator[RequestBatch]:
-        """Yield canonical request rows and rejects of the log at ``path``, batch by batch."""
-        con = duckdb.connect()
+    def batches(self, path: Path, batch_bytes: int = DEFAULT_BATCH_BYTES) -> Iterator[InputBatch]:
+        """Yield the lines of the log at ``path`` in batches, with the query that parses them."""
         params = {"regex": self.format.regex, "names": self.format.variables}
-        try:
-            for batch in read_lines(path, batch_bytes=batch_bytes):
-                lines = pa.table({"line": batch.numbers, "text": batch.text})
-                con.register("lines", lines)
-                checked = con.sql(self._query, params=params).to_arrow_table()
-                con.unregister("lines")
-                rows, bad = split_checked(checked, lines, self.format.describe)
-                for reject in bad:
-                    if reject.field == "unmatched":
-                        reject.field, reject.problem = self.format.diagnose(
-                            reject.raw.decode("utf-8"))
-                rejects = [Reject(r.line, r.field, r.problem, r.raw) for r in batch.rejects]
-                rejects.extend(bad)
-                rejects.sort(key=lambda r: r.line)
-                yield RequestBatch(rows, rejects, batch.position)
-        finally:
-            con.close()
+        for lines in read_lines(path, batch_bytes=batch_bytes):
+            table = pa.table({"line": lines.numbers, "text": lines.text})
+            rejects = [Reject(r.line, r.field, r.problem, r.raw) for r in lines.rejects]
+            yield InputBatch(self._query, table, params, rejects, lines.position)
+
+    def explain(self, con: duckdb.DuckDBPyConnection, batch: InputBatch,
+                bad: list[tuple[int, str, str]]) -> list[Reject]:
+        """Return rejects named by nginx variable; unmatched lines get a diagnosis."""
+        raw = raw_lines(batch, [line for line, _, _ in bad])
+        rejects = []
+        for line, field, problem in bad:
+            if field == "unmatched":
+                field, problem = self.format.diagnose(raw[line].decode("utf-8"))
+            else:
+                field = self.format.describe(field)
+            rejects.append(Reject(line, field, problem, raw[line]))
+        return rejects

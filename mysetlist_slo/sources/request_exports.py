@@ -17,13 +17,12 @@ from typing import Literal
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mysetlist_slo.errors import IngestError
 from mysetlist_slo.sources._lines import DEFAULT_BATCH_BYTES, open_maybe_gzip, read_lines
 from mysetlist_slo.sources.requests_schema import UNIT_US, TimeKind, validation_query
-from mysetlist_slo.sources.types import Reject, RequestBatch, split_checked
+from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, Reject, raw_lines
 
 ExportFormat = Literal["jsonl", "csv", "parquet"]
 
@@ -81,7 +80,8 @@ class ExportSource:
         return resolved
 
     def _query(self, expressions: dict[str, str], time_kind: TimeKind,
-               source_sql: str = "source", unmatched: str = "false") -> str:
+               source_sql: str = INPUT_TABLE, unmatched: str = "false",
+               typed: frozenset[str] = frozenset()) -> str:
         """Return the validation SQL over ``source_sql``, each staged column computed by its
         expression (absent columns are NULL)."""
         columns = ",\n        ".join(f"{expressions.get(c, 'NULL')} AS {c}"
@@ -91,52 +91,61 @@ class ExportSource:
         {unmatched} AS unmatched
     FROM {source_sql}"""
         unit = UNIT_US[self.options.duration_unit]
-        return validation_query(staged, time_kind, unit, unit, may_be_unmatched=True)
+        return validation_query(staged, time_kind, unit, unit, may_be_unmatched=True,
+                                typed_columns=typed)
 
     def describe(self, staged: str) -> str:
         """Return the file's own column name for a staged column."""
         return self._resolve(None).get(staged, staged)
 
-    def read(self, path: Path, batch_bytes: int = DEFAULT_BATCH_BYTES) -> Iterator[RequestBatch]:
-        """Yield canonical request rows and rejects of the export at ``path``."""
-        reader = {"jsonl": self._read_jsonl, "csv": self._read_csv,
-                  "parquet": self._read_parquet}[self.format]
-        con = duckdb.connect()
-        try:
-            yield from reader(con, path, batch_bytes)
-        finally:
-            con.close()
+    def batches(self, path: Path, batch_bytes: int = DEFAULT_BATCH_BYTES) -> Iterator[InputBatch]:
+        """Yield the records of the export at ``path`` in batches, with their query."""
+        reader = {"jsonl": self._jsonl, "csv": self._csv, "parquet": self._parquet}[self.format]
+        yield from reader(path, batch_bytes)
 
-    def _check(self, con: duckdb.DuckDBPyConnection, query: str, source: pa.Table,
-               params: dict[str, object], raw: pa.Table) -> tuple[pa.Table, list[Reject]]:
-        con.register("source", source)
-        checked = con.sql(query, params=params or None).to_arrow_table()
-        con.unregister("source")
-        return split_checked(checked, raw, self.describe)
+    def explain(self, con: duckdb.DuckDBPyConnection, batch: InputBatch,
+                bad: list[tuple[int, str, str]]) -> list[Reject]:
+        """Return rejects named by the file's own column names, with the raw records."""
+        lines = [line for line, _, _ in bad]
+        if batch.table is not None:
+            raw = raw_lines(batch, lines)
+        else:
+            # Parquet: the rejected rows, read again, as JSON of their own columns.
+            con.register("bad_lines", pa.table({"line": pa.array(lines, pa.int64())}))
+            rows = con.execute(
+                "SELECT row_number, CAST(to_json(record) AS VARCHAR) FROM ("
+                "  SELECT file_row_number + 1 AS row_number, * EXCLUDE (file_row_number)"
+                "  FROM read_parquet($path, file_row_number = true)) AS record "
+                "WHERE row_number IN (SELECT line FROM bad_lines)",
+                {"path": batch.params["path"]}).fetchall()
+            con.unregister("bad_lines")
+            raw = {line: text.encode("utf-8") for line, text in rows}
+        rejects = []
+        for line, staged, problem in bad:
+            if staged == "unmatched":
+                rejects.append(Reject(line, "line", _json_problem(raw[line]), raw[line]))
+            else:
+                rejects.append(Reject(line, self.describe(staged), problem, raw.get(line, b"")))
+        return rejects
 
-    def _read_jsonl(self, con: duckdb.DuckDBPyConnection, path: Path,
-                    batch_bytes: int) -> Iterator[RequestBatch]:
+    def _jsonl(self, path: Path, batch_bytes: int) -> Iterator[InputBatch]:
         resolved = self._resolve(None)
         # Keys reach SQL only as bound JSON paths, never as SQL text.
-        params = {f"p_{c}": '$."' + resolved[c].replace('"', '\\"') + '"' for c in resolved}
+        params: dict[str, object] = {
+            f"p_{c}": '$."' + resolved[c].replace('"', '\\"') + '"' for c in resolved}
         query = self._query(
             {c: f"json_extract_string(CASE WHEN is_object THEN text END, $p_{c})"
              for c in resolved},
             self.options.time_format,
             # Valid JSON that starts with "{" is an object; json_type() would throw on bad lines.
-            source_sql="""(SELECT line, text, coalesce(json_valid(text), false)
-                          AND starts_with(ltrim(text), '{') AS is_object FROM source)""",
+            source_sql=f"""(SELECT line, text, coalesce(json_valid(text), false)
+                          AND starts_with(ltrim(text), '{{') AS is_object FROM {INPUT_TABLE})""",
             unmatched="NOT is_object",
         )
-        for batch in read_lines(path, batch_bytes=batch_bytes):
-            lines = pa.table({"line": batch.numbers, "text": batch.text})
-            rows, bad = self._check(con, query, lines, dict(params), lines)
-            for reject in bad:
-                if reject.field == "unmatched":
-                    reject.field, reject.problem = "line", _json_problem(reject.raw)
-            rejects = [Reject(r.line, r.field, r.problem, r.raw) for r in batch.rejects] + bad
-            rejects.sort(key=lambda r: r.line)
-            yield RequestBatch(rows, rejects, batch.position)
+        for lines in read_lines(path, batch_bytes=batch_bytes):
+            rejects = [Reject(r.line, r.field, r.problem, r.raw) for r in lines.rejects]
+            yield InputBatch(query, pa.table({"line": lines.numbers, "text": lines.text}),
+                             params, rejects, lines.position)
 
     def _require(self, path: Path, available: list[str], where: str) -> dict[str, str]:
         resolved = self._resolve(available)
@@ -147,21 +156,21 @@ class ExportSource:
                               f" (columns found: {', '.join(available)})")
         return resolved
 
-    def _read_csv(self, con: duckdb.DuckDBPyConnection, path: Path,
-                  batch_bytes: int) -> Iterator[RequestBatch]:
+    def _csv(self, path: Path, batch_bytes: int) -> Iterator[InputBatch]:
         stream, raw_file = open_maybe_gzip(path)
         # surrogateescape keeps undecodable bytes visible, so they become rejects, not crashes.
         text = io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
+        reader = csv.reader(text)
         try:
-            reader = csv.reader(text)
             header = next(reader, None)
             if header is None:
                 return
             resolved = self._require(path, header, "line 1")
             index = {name: i for i, name in enumerate(header)}
+            wanted = sorted(set(resolved.values()))
             query = self._query({c: _safe_name(n) for c, n in resolved.items()},
                                 self.options.time_format)
-            wanted = sorted(set(resolved.values()))
+            rows_per_batch = max(1_000, batch_bytes // 128)
             while True:
                 numbers: list[int] = []
                 values: dict[str, list[str]] = {name: [] for name in wanted}
@@ -180,31 +189,26 @@ class ExportSource:
                         texts.append(raw_text)
                         for name in wanted:
                             values[name].append(record[index[name]])
-                    if len(numbers) + len(rejects) >= _CSV_BATCH_ROWS:
+                    if len(numbers) + len(rejects) >= rows_per_batch:
                         break
                 if not numbers and not rejects:
                     break
-                source = pa.table({"line": pa.array(numbers, pa.int64()),
-                                   **{_safe_name(n): pa.array(v, pa.string())
-                                      for n, v in values.items()}})
-                raw = pa.table({"line": pa.array(numbers, pa.int64()), "text": texts})
-                rows, bad = self._check(con, query, source, {}, raw)
-                rejects.extend(bad)
-                rejects.sort(key=lambda r: r.line)
-                yield RequestBatch(rows, rejects, raw_file.tell())
+                table = pa.table({"line": pa.array(numbers, pa.int64()),
+                                  "text": pa.array(texts, pa.string()),
+                                  **{_safe_name(n): pa.array(v, pa.string())
+                                     for n, v in values.items()}})
+                yield InputBatch(query, table, {}, rejects, raw_file.tell())
         except csv.Error as exc:
             raise IngestError(str(path), f"line {reader.line_num}: not valid CSV: {exc}") from exc
         finally:
             text.close()
             raw_file.close()
 
-    def _read_parquet(self, con: duckdb.DuckDBPyConnection, path: Path,
-                      batch_bytes: int) -> Iterator[RequestBatch]:
+    def _parquet(self, path: Path, batch_bytes: int) -> Iterator[InputBatch]:
         try:
-            parquet = pq.ParquetFile(path)
+            schema = pq.read_schema(path)
         except (pa.ArrowInvalid, OSError) as exc:
             raise IngestError(str(path), f"not a readable Parquet file: {exc}") from exc
-        schema = parquet.schema_arrow
         resolved = self._require(path, schema.names, "schema")
         ts_type = schema.field(resolved["ts"]).type
         time_kind: TimeKind
@@ -217,26 +221,17 @@ class ExportSource:
             time_kind = self.options.time_format
         else:
             time_kind = self.options.time_format
-        query = self._query({c: _safe_name(n) for c, n in resolved.items()}, time_kind)
-        first = 1
-        wanted = sorted(set(resolved.values()))
-        for record_batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=wanted):
-            count = record_batch.num_rows
-            numbers = pa.array(range(first, first + count), pa.int64())
-            first += count
-            original = pa.Table.from_batches([record_batch]).add_column(0, "line", numbers)
-            source = original.rename_columns(["line", *(_safe_name(n) for n in wanted)])
-            con.register("source", source)
-            checked = con.sql(query).to_arrow_table()
-            con.unregister("source")
-            bad_lines = checked.filter(pc.is_valid(checked.column("bad_field"))).column("line")
-            # A rejected Parquet row is kept as JSON of its original columns.
-            picked = original.filter(pc.is_in(original.column("line"), bad_lines))
-            raw = pa.table({"line": picked.column("line"),
-                            "text": pa.array([json.dumps(r, default=str)
-                                              for r in picked.to_pylist()], pa.string())})
-            rows, bad = split_checked(checked, raw, self.describe)
-            yield RequestBatch(rows, bad, 0)
+        typed = frozenset(c for c, n in resolved.items()
+                          if not (pa.types.is_string(schema.field(n).type)
+                                  or pa.types.is_large_string(schema.field(n).type)))
+        # DuckDB reads the file itself (in parallel, column by column); the file's column names
+        # reach SQL only as quoted identifiers.
+        query = self._query(
+            {c: _quote_identifier(n) for c, n in resolved.items()}, time_kind,
+            source_sql="(SELECT *, file_row_number + 1 AS line "
+                       "FROM read_parquet($path, file_row_number = true))",
+            typed=typed)
+        yield InputBatch(query, None, {"path": str(path)}, [], path.stat().st_size)
 
 
 def _safe_name(column: str) -> str:

@@ -81,8 +81,13 @@ def _time_sql(kind: TimeKind) -> tuple[str, str]:
     return "NULL::TIMESTAMPTZ", "'timestamp has no time zone (column type TIMESTAMP without zone)'"
 
 
-def _number_sql(column: str, lists: bool) -> tuple[str, str]:
-    """Return (SQL: is the value absent, SQL: the value as DOUBLE or NULL when unreadable)."""
+def _number_sql(column: str, lists: bool, typed: bool) -> tuple[str, str]:
+    """Return (SQL: is the value absent, SQL: the value as DOUBLE or NULL when unreadable).
+
+    ``typed`` columns (Parquet numbers) are absent only when NULL and need no text checks.
+    """
+    if typed:
+        return f"({column} IS NULL)", f"TRY_CAST({column} AS DOUBLE)"
     text = f"trim(CAST({column} AS VARCHAR))"
     absent = f"({column} IS NULL OR {text} IN ('', '-'))"
     value = f"TRY_CAST({column} AS DOUBLE)"
@@ -107,19 +112,28 @@ def _duration_checks(name: str) -> str:
 
 def validation_query(staged_sql: str, time_kind: TimeKind, duration_unit_us: int,
                      upstream_unit_us: int, upstream_lists: bool = False,
-                     target_required: bool = True, may_be_unmatched: bool = False) -> str:
+                     target_required: bool = True, may_be_unmatched: bool = False,
+                     typed_columns: frozenset[str] = frozenset()) -> str:
     """Return SQL turning the rows of ``staged_sql`` into canonical columns plus the reject
     reason (``bad_field``, ``problem``: NULL for a good record).
 
     Each raw value is converted once (CTE ``typed``); the checks then read the converted
     values, and the text of a problem is only built for the rows that have one. With
     ``may_be_unmatched`` the staged rows carry a boolean ``unmatched`` (the record's structure
-    could not be read at all); such rows get ``bad_field`` 'unmatched'.
+    could not be read at all); such rows get ``bad_field`` 'unmatched'. ``typed_columns`` name
+    the staged columns that arrive typed (not text), which skips the text checks on them.
     """
     ts_parse, ts_problem = _time_sql(time_kind)
-    duration_absent, duration_value = _number_sql("duration", False)
-    upstream_absent, upstream_value = _number_sql("upstream", upstream_lists)
-    bytes_absent, bytes_value = _number_sql("bytes", False)
+    duration_absent, duration_value = _number_sql("duration", False, "duration" in typed_columns)
+    upstream_absent, upstream_value = _number_sql("upstream", upstream_lists,
+                                                  "upstream" in typed_columns)
+    bytes_absent, _ = _number_sql("bytes", False, "bytes" in typed_columns)
+
+    def missing(column: str) -> str:
+        if column.removesuffix("_raw") in typed_columns:
+            return f"{column} IS NULL"
+        return f"{column} IS NULL OR CAST({column} AS VARCHAR) = ''"
+
     target_check = (
         "WHEN target IS NULL OR CAST(target AS VARCHAR) = '' THEN {'field': 'target', 'problem': 'missing'}"
         if target_required else ""
@@ -149,9 +163,9 @@ checked AS (
         *,
         CASE
             {unmatched_check}
-            WHEN ts_raw IS NULL OR CAST(ts_raw AS VARCHAR) = '' THEN {{'field': 'ts', 'problem': 'missing'}}
+            WHEN {missing("ts_raw")} THEN {{'field': 'ts', 'problem': 'missing'}}
             WHEN ts_value IS NULL THEN {{'field': 'ts', 'problem': {ts_problem}}}
-            WHEN status IS NULL OR CAST(status AS VARCHAR) = '' THEN {{'field': 'status', 'problem': 'missing'}}
+            WHEN {missing("status")} THEN {{'field': 'status', 'problem': 'missing'}}
             WHEN status_value IS NULL THEN {{'field': 'status', 'problem': 'not an integer: ' || {_quoted('status')}}}
             WHEN status_value NOT BETWEEN 100 AND 599 THEN {{'field': 'status', 'problem': 'not an HTTP status (100-599): ' || {_quoted('status')}}}
             {target_check}

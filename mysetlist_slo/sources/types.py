@@ -1,14 +1,16 @@
-"""What every request source yields: canonical rows and the rejects found beside them."""
+"""What every request source yields: input batches for the validation query, and rejects."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
+import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from mysetlist_slo.sources.requests_schema import CANONICAL_COLUMNS, CANONICAL_SCHEMA
+INPUT_TABLE = "batch_input"
 
 
 @dataclass
@@ -22,33 +24,40 @@ class Reject:
 
 
 @dataclass
-class RequestBatch:
-    """Consecutive records of one file: canonical rows, rejects, and how far the file was read."""
+class InputBatch:
+    """Consecutive records of one file, ready for the source's validation query.
 
-    rows: pa.Table
-    rejects: list[Reject]
-    position: int
-
-
-def split_checked(checked: pa.Table, raw: pa.Table,
-                  describe: Callable[[str], str]) -> tuple[pa.Table, list[Reject]]:
-    """Split a validated table into canonical rows and rejects (with the raw record of each).
-
-    ``raw`` has columns ``line`` and ``text`` (the record as read); ``describe`` turns a staged
-    column name into the name the user knows (the nginx variable, the export's column).
+    ``query`` returns the canonical columns (see requests_schema) plus ``bad_field`` and
+    ``problem``; it reads ``table`` (registered as ``batch_input``) or a table function bound
+    through ``params``. ``rejects`` are records refused before SQL saw them (not UTF-8, too
+    long). ``position`` is how far into the file (bytes on disk) the batch ends.
     """
-    bad_mask = pc.is_valid(checked.column("bad_field"))
-    rows = checked.filter(pc.invert(bad_mask)).select(CANONICAL_COLUMNS).cast(CANONICAL_SCHEMA)
-    bad = checked.filter(bad_mask).select(["line", "bad_field", "problem"])
-    if bad.num_rows == 0:
-        return rows, []
-    texts = raw.filter(pc.is_in(raw.column("line"), bad.column("line")))
-    by_line = dict(zip(texts.column("line").to_pylist(), texts.column("text").to_pylist(),
-                       strict=True))
-    rejects = []
-    for line, field, problem in zip(*(bad.column(c).to_pylist() for c in bad.column_names),
-                                    strict=True):
-        text = by_line.get(line)
-        raw_bytes = text.encode("utf-8") if isinstance(text, str) else (text or b"")
-        rejects.append(Reject(line, describe(field), problem, raw_bytes))
-    return rows, rejects
+
+    query: str
+    table: pa.Table | None = None
+    params: dict[str, object] = field(default_factory=dict)
+    rejects: list[Reject] = field(default_factory=list)
+    position: int = 0
+
+
+class RequestSource(Protocol):
+    """Anything that reads a file into canonical request records."""
+
+    kind: str
+
+    def batches(self, path: Path) -> Iterator[InputBatch]:
+        """Yield the file's records in batches."""
+        ...
+
+    def explain(self, con: duckdb.DuckDBPyConnection, batch: InputBatch,
+                bad: list[tuple[int, str, str]]) -> list[Reject]:
+        """Return the rejects of a batch from its (line, staged field, problem) rows."""
+        ...
+
+
+def raw_lines(batch: InputBatch, lines: list[int]) -> dict[int, bytes]:
+    """Return the raw text of the given lines of a text batch (columns ``line``, ``text``)."""
+    assert batch.table is not None
+    picked = batch.table.filter(pa.compute.is_in(batch.table.column("line"), pa.array(lines)))
+    return {line: text.encode("utf-8") for line, text in zip(
+        picked.column("line").to_pylist(), picked.column("text").to_pylist(), strict=True)}
