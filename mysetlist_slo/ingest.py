@@ -17,7 +17,7 @@ from mysetlist_slo.rollups import add_rollups
 from mysetlist_slo.routes import RouteNormaliser
 from mysetlist_slo.sources import ExportOptions, Reject, detect_source
 from mysetlist_slo.sources._lines import content_sha256
-from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, RequestSource
+from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, RequestSource, chunked
 from mysetlist_slo.store import find_ingest, scalar
 
 SHOWN_PROBLEMS = 10
@@ -92,8 +92,8 @@ WHERE bad_field IS NULL
 
 
 def _check_batch(con: duckdb.DuckDBPyConnection, source: RequestSource,
-                 batch: InputBatch) -> tuple[int, list[Reject], datetime | None, datetime | None]:
-    """Validate a batch into the temp table ``checked``; return (good, rejects, first, last)."""
+                 batch: InputBatch) -> tuple[int, list[Reject], list[datetime]]:
+    """Validate a batch into the temp table ``checked``; return (good, rejects, time span)."""
     if batch.table is not None:
         con.register(INPUT_TABLE, batch.table)  # replaces the previous batch's
     con.execute(_CHECKED.format(query=batch.query), batch.params or None)
@@ -102,14 +102,14 @@ def _check_batch(con: duckdb.DuckDBPyConnection, source: RequestSource,
     rejects = batch.rejects + (source.explain(con, batch, bad_rows) if bad_rows else [])
     rejects.sort(key=lambda r: r.line)
     good, first, last = con.execute(_BATCH_SUMMARY).fetchall()[0]
-    return int(good), rejects, first, last
+    return int(good), rejects, [first, last] if good else []
 
 
 def _route(con: duckdb.DuckDBPyConnection, routes: RouteNormaliser) -> None:
     """Register ``batch_routes`` (target, route) for the good records of ``checked``."""
     targets = con.sql("SELECT target, count(*) AS requests FROM checked "
                       "WHERE bad_field IS NULL GROUP BY target").to_arrow_table()
-    con.register("batch_routes", routes.route_map(targets))
+    con.register("batch_routes", chunked(routes.route_map(targets)))
 
 
 def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str | None = None,
@@ -149,9 +149,9 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
         ingest_id = int(str(scalar(con, "SELECT nextval('ingest_id_seq')")))
         loaded = rejected = 0
         shown: list[RowProblem] = []
-        first_ts = last_ts = None
+        times: list[datetime] = []  # first and last request of each batch
         for batch in source.batches(path):
-            good, bad, low, high = _check_batch(con, source, batch)
+            good, bad, span = _check_batch(con, source, batch)
             rejected += len(bad)
             shown.extend(RowProblem(str(path), r.line, r.field, r.problem)
                          for r in bad[: SHOWN_PROBLEMS - len(shown)])
@@ -164,8 +164,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
             if good:
                 _route(con, routes)
                 add_rollups(con, ingest_id, thresholds)
-                first_ts = low if first_ts is None else min(first_ts, low)
-                last_ts = high if last_ts is None else max(last_ts, high)
+                times += span
                 loaded += good
             if progress is not None:
                 progress(batch.position)
@@ -183,7 +182,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
         con.execute(
             "INSERT INTO ingests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [ingest_id, sha, source.kind, str(path), path.stat().st_size, loaded, rejected,
-             first_ts, last_ts, datetime.now(UTC), seconds],
+             min(times, default=None), max(times, default=None), datetime.now(UTC), seconds],
         )
         con.execute("COMMIT")
     except BaseException:

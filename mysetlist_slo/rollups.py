@@ -56,19 +56,22 @@ FROM batch_aggregate
 GROUP BY minute, route, status
 """
 
-_GOOD = """
+def _good_sql(count: int) -> str:
+    """Return SQL inserting, per minute and route, the requests under each of ``count``
+    thresholds (bound as $t0_us, $t1_us, ... and the list $thresholds_ms), in one pass."""
+    under = ", ".join(f"coalesce(sum(requests) FILTER (WHERE bucket_us < $t{i}_us), 0)"
+                      for i in range(count))
+    return f"""
 INSERT INTO request_good
-WITH thresholds AS (
-    SELECT unnest($thresholds_ms) AS threshold_ms
+SELECT $ingest_id, minute, route, unnest($thresholds_ms), unnest(good)
+FROM (
+    SELECT minute, route, [{under}] AS good
+    FROM batch_aggregate
+    WHERE bucket_us IS NOT NULL
+    GROUP BY minute, route
 )
-SELECT
-    $ingest_id, minute, route, threshold_ms,
-    coalesce(sum(requests) FILTER (WHERE bucket_us < CAST(round(threshold_ms * 1000) AS BIGINT)),
-             0)
-FROM batch_aggregate CROSS JOIN thresholds
-WHERE bucket_us IS NOT NULL
-GROUP BY minute, route, threshold_ms
 """
+
 
 _HISTOGRAM = """
 INSERT INTO latency_histogram
@@ -89,6 +92,8 @@ def add_rollups(con: duckdb.DuckDBPyConnection, ingest_id: int,
     con.execute(_AGGREGATE)
     con.execute(_COUNTS, {"ingest_id": ingest_id})
     if thresholds_ms:
-        con.execute(_GOOD, {"ingest_id": ingest_id, "thresholds_ms": thresholds_ms})
+        params: dict[str, object] = {"ingest_id": ingest_id, "thresholds_ms": thresholds_ms}
+        params.update({f"t{i}_us": round(t * 1000) for i, t in enumerate(thresholds_ms)})
+        con.execute(_good_sql(len(thresholds_ms)), params)
     con.execute(_HISTOGRAM, {"ingest_id": ingest_id})
     con.execute("DROP TABLE batch_aggregate")

@@ -36,7 +36,7 @@ def _first_line(path: Path) -> str:
 
 
 def detect_source(path: Path, kind: str | None = None, log_format: str | None = None,
-                  options: ExportOptions | None = None) -> NginxSource | ExportSource:
+                  options: ExportOptions | None = None) -> RequestSource:
     """Return the source that reads ``path``: the given ``kind``, or one told from the content."""
     if kind is None:
         with open(path, "rb") as handle:

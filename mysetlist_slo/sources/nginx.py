@@ -14,7 +14,7 @@ from mysetlist_slo._regex import escape
 from mysetlist_slo.errors import ConfigError
 from mysetlist_slo.sources._lines import DEFAULT_BATCH_BYTES, read_lines
 from mysetlist_slo.sources.requests_schema import UNIT_US, TimeKind, validation_query
-from mysetlist_slo.sources.types import InputBatch, Reject, raw_lines
+from mysetlist_slo.sources.types import InputBatch, Reject, chunked, raw_lines
 
 # nginx's predefined "combined" format, plus the two timings every SLO needs. This is the line
 # most nginx.conf files carry as `log_format timed ...`.
@@ -195,9 +195,9 @@ class NginxSource:
 
     def batches(self, path: Path, batch_bytes: int = DEFAULT_BATCH_BYTES) -> Iterator[InputBatch]:
         """Yield the lines of the log at ``path`` in batches, with the query that parses them."""
-        params = {"regex": self.format.regex, "names": self.format.variables}
+        params: dict[str, object] = {"regex": self.format.regex, "names": self.format.variables}
         for lines in read_lines(path, batch_bytes=batch_bytes):
-            table = pa.table({"line": lines.numbers, "text": lines.text})
+            table = chunked(pa.table({"line": lines.numbers, "text": lines.text}))
             rejects = [Reject(r.line, r.field, r.problem, r.raw) for r in lines.rejects]
             yield InputBatch(self._query, table, params, rejects, lines.position)
 

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from mysetlist_slo.errors import IngestError
 from mysetlist_slo.sources._lines import DEFAULT_BATCH_BYTES, open_maybe_gzip, read_lines
 from mysetlist_slo.sources.requests_schema import UNIT_US, TimeKind, validation_query
-from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, Reject, raw_lines
+from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, Reject, chunked, raw_lines
 
 ExportFormat = Literal["jsonl", "csv", "parquet"]
 
@@ -144,7 +144,7 @@ class ExportSource:
         )
         for lines in read_lines(path, batch_bytes=batch_bytes):
             rejects = [Reject(r.line, r.field, r.problem, r.raw) for r in lines.rejects]
-            yield InputBatch(query, pa.table({"line": lines.numbers, "text": lines.text}),
+            yield InputBatch(query, chunked(pa.table({"line": lines.numbers, "text": lines.text})),
                              params, rejects, lines.position)
 
     def _require(self, path: Path, available: list[str], where: str) -> dict[str, str]:
@@ -197,7 +197,7 @@ class ExportSource:
                                   "text": pa.array(texts, pa.string()),
                                   **{_safe_name(n): pa.array(v, pa.string())
                                      for n, v in values.items()}})
-                yield InputBatch(query, table, {}, rejects, raw_file.tell())
+                yield InputBatch(query, chunked(table), {}, rejects, raw_file.tell())
         except csv.Error as exc:
             raise IngestError(str(path), f"line {reader.line_num}: not valid CSV: {exc}") from exc
         finally:

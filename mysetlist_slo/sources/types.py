@@ -43,7 +43,10 @@ class InputBatch:
 class RequestSource(Protocol):
     """Anything that reads a file into canonical request records."""
 
-    kind: str
+    @property
+    def kind(self) -> str:
+        """The kind recorded in the ingest registry (nginx, jsonl, csv, parquet)."""
+        ...
 
     def batches(self, path: Path) -> Iterator[InputBatch]:
         """Yield the file's records in batches."""
@@ -53,6 +56,15 @@ class RequestSource(Protocol):
                 bad: list[tuple[int, str, str]]) -> list[Reject]:
         """Return the rejects of a batch from its (line, staged field, problem) rows."""
         ...
+
+
+def chunked(table: pa.Table, rows: int = 16_384) -> pa.Table:
+    """Return ``table`` cut (without copying) into record batches of ``rows``.
+
+    DuckDB scans a registered Arrow table one record batch per thread: one big batch would
+    keep every core but one idle.
+    """
+    return pa.Table.from_batches(table.to_batches(max_chunksize=rows), table.schema)
 
 
 def raw_lines(batch: InputBatch, lines: list[int]) -> dict[int, bytes]:
