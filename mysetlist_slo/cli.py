@@ -121,6 +121,10 @@ def _percent(value: object, digits: int = 3) -> str:
     return "-" if value is None or pd.isna(value) else f"{float(value):.{digits}f} %"  # type: ignore[arg-type]
 
 
+def _rate(value: object) -> str:
+    return "-" if value is None or pd.isna(value) else f"{float(value):.2f}"  # type: ignore[arg-type]
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """Print the SLO table; with --fail-on breach, exit 3 when an SLO is out of budget."""
     config = load_config(args.config)
@@ -135,14 +139,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         end = budgets["window_end"].iloc[0] if len(budgets) else args.at
         table = Table(title=f"SLOs at {end:%Y-%m-%d %H:%M} UTC")
         for column in ("SLO", "objective", "window", "SLI", "events", "budget left",
-                       "data coverage", "status"):
+                       "burn 1h", "burn 24h", "data coverage", "status"):
             table.add_column(column, justify="left" if column in ("SLO", "status") else "right")
-        for slo, row in zip(config.slos, budgets.itertuples(), strict=True):
+        for row in budgets.itertuples():
             left = row.budget_remaining
-            coverage = row.minutes_with_data / row.window_minutes
+            coverage = row.minutes_with_data / row.window_minutes if row.window_minutes else 0
             colour = {"ok": "green", "breach": "red"}.get(row.status, "yellow")
-            table.add_row(row.slo, f"{row.objective:g} %", slo.window, _percent(row.sli),
+            table.add_row(row.slo, f"{row.objective:g} %", row.window, _percent(row.sli),
                           f"{row.total:,}", _percent(None if left is None else 100 * left, 1),
+                          _rate(row.burn_rate_1h), _rate(row.burn_rate_24h),
                           f"{coverage:.1%}", f"[{colour}]{row.status}[/{colour}]")
         _out().print(table)
     if args.fail_on == "breach" and (budgets["status"] == "breach").any():

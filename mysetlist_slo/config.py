@@ -29,6 +29,8 @@ def parse_duration(text: str) -> timedelta:
 
 
 Duration = Annotated[str, Field(pattern=_DURATION.pattern)]
+# An SLO window: rolling (a duration) or calendar-aligned (the current ISO week or month).
+Window = Annotated[str, Field(pattern=r"^(\d+(m|h|d|w)|week|month)$")]
 
 
 class _Strict(BaseModel):
@@ -63,8 +65,10 @@ class SloConfig(_Strict):
     routes: list[str] = Field(default_factory=lambda: ["*"])
     threshold_ms: float | None = Field(default=None, gt=0)
     objective: float = Field(gt=0, lt=100, description="percent of good events, e.g. 99.9")
-    window: Duration = "30d"
+    window: Window = "30d"
     budgeting: Literal["occurrences", "timeslices"] = "occurrences"
+    # Timeslices: a minute is good when its own ratio reaches this percent (default: objective).
+    timeslice_target: float | None = Field(default=None, gt=0, le=100)
 
     @field_validator("threshold_ms")
     @classmethod
@@ -76,9 +80,9 @@ class SloConfig(_Strict):
         return value
 
     @property
-    def window_delta(self) -> timedelta:
-        """Return the SLO window as a timedelta."""
-        return parse_duration(self.window)
+    def is_calendar(self) -> bool:
+        """Return True for calendar-aligned windows (week, month)."""
+        return self.window in ("week", "month")
 
 
 class BurnRateRule(_Strict):

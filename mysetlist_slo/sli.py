@@ -1,0 +1,107 @@
+"""Service level indicators: good and total events per minute for an SLO, and SLO windows."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from mysetlist_slo.config import SloConfig, parse_duration
+from mysetlist_slo.latency import route_filter_sql
+
+REQUEST_SLIS = ("availability", "error_rate", "latency")
+MINUTE = timedelta(minutes=1)
+
+_REQUEST_EVENTS = """
+SELECT
+    minute,
+    sum(requests) FILTER (WHERE status < 500) AS good,
+    sum(requests) AS total
+FROM request_counts
+WHERE minute >= ? AND minute < ? AND {routes}
+GROUP BY minute
+ORDER BY minute
+"""
+
+# Latency events are the timed requests; good ones are faster than the threshold. Read from the
+# histograms: exact for thresholds of three significant digits (see rollups.py).
+_LATENCY_EVENTS = """
+SELECT
+    minute,
+    coalesce(sum(count) FILTER (WHERE bucket_us < ?), 0) AS good,
+    sum(count) AS total
+FROM latency_histogram
+WHERE minute >= ? AND minute < ? AND {routes}
+GROUP BY minute
+ORDER BY minute
+"""
+
+
+def window_bounds(window: str, at: datetime, timezone: str = "UTC") -> tuple[datetime, datetime]:
+    """Return the [start, end) of the SLO window that ends at ``at``.
+
+    ``window`` is rolling (``28d``, ``1w``, ``6h``) or calendar-aligned (``week``: from the ISO
+    week's Monday, ``month``: from the 1st), calendar periods being cut in ``timezone``.
+    """
+    if window in ("week", "month"):
+        local = at.astimezone(ZoneInfo(timezone))
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        if window == "week":
+            start -= timedelta(days=start.weekday())
+        else:
+            start = start.replace(day=1)
+        # Wall-clock arithmetic on a zoned time: the offset at the period's start applies.
+        return start.astimezone(at.tzinfo), at
+    return at - parse_duration(window), at
+
+
+def period_end(window: str, start: datetime, timezone: str = "UTC") -> datetime:
+    """Return when the window starting at ``start`` ends (calendar) or lasts to (rolling)."""
+    if window == "week":
+        local = start.astimezone(ZoneInfo(timezone)).replace(tzinfo=None) + timedelta(days=7)
+    elif window == "month":
+        local = start.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
+        local = (local.replace(day=28) + timedelta(days=4)).replace(day=1)
+    else:
+        return start + parse_duration(window)
+    return local.replace(tzinfo=ZoneInfo(timezone)).astimezone(start.tzinfo)
+
+
+def event_minutes(con: duckdb.DuckDBPyConnection, slo: SloConfig, start: datetime,
+                  end: datetime) -> pd.DataFrame:
+    """Return (minute, good, total) for each minute in [start, end) that had events.
+
+    Raises ValueError for SLI kinds whose events do not come from request rollups.
+    """
+    condition, values = route_filter_sql(slo.routes)
+    if slo.sli == "latency":
+        assert slo.threshold_ms is not None  # the config validation guarantees it
+        sql = _LATENCY_EVENTS.format(routes=condition)
+        params: list[object] = [round(slo.threshold_ms * 1000), start, end, *values]
+    elif slo.sli in ("availability", "error_rate"):
+        sql = _REQUEST_EVENTS.format(routes=condition)
+        params = [start, end, *values]
+    else:
+        raise ValueError(f"SLI kind {slo.sli!r} is not computed from request rollups")
+    frame = con.execute(sql, params).df()
+    frame["good"] = frame["good"].fillna(0).astype("int64")
+    frame["total"] = frame["total"].astype("int64")
+    return frame
+
+
+def timeslices(events: pd.DataFrame, target_percent: float) -> pd.DataFrame:
+    """Return the events as one-minute timeslices: a minute is one event, good when its own
+    ratio of good events reaches ``target_percent``; minutes without events are not counted."""
+    good = (100 * events["good"] >= target_percent * events["total"]).astype("int64")
+    return pd.DataFrame({"minute": events["minute"], "good": good,
+                         "total": np.ones(len(events), dtype="int64")})
+
+
+def dense_minutes(events: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
+    """Return the events on every minute of [start, end), zero where there were none."""
+    index = pd.date_range(start, end, freq="1min", inclusive="left", tz="UTC", name="minute")
+    frame = events.set_index("minute")[["good", "total"]].reindex(index, fill_value=0)
+    return frame.reset_index()
