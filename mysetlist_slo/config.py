@@ -102,6 +102,7 @@ class StaticAlert(_Strict):
     op: Literal[">", "<"]
     value: float
     severity: str
+    window: Duration = "5m"  # evaluated each minute over this window
 
 
 class AlertsConfig(_Strict):
