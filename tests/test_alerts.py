@@ -96,4 +96,5 @@ def test_attribution_hand_worked(store, write_log) -> None:
     statuses = budget_attribution(store, slo, t, DEMO_END, by="status")
     assert statuses["status"].tolist() == ["500", "503"]
     hours = budget_attribution(store, slo, t, DEMO_END, by="hour")
-    assert hours["hour"].tolist() == [f"{t:%Y-%m-%d %H}:00", f"{t + timedelta(hours=1):%Y-%m-%d %H}:00"]
+    later = t + timedelta(hours=1)
+    assert hours["hour"].tolist() == [f"{t:%Y-%m-%d %H}:00", f"{later:%Y-%m-%d %H}:00"]
