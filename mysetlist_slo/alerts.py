@@ -112,8 +112,8 @@ def _window_name(window: timedelta) -> str:
 
 
 def _rules(slo: SloConfig, config: Config, at: datetime) -> list[AlertRule]:
-    start, _ = window_bounds(slo.window, at, config.timezone)
-    length = period_end(slo.window, start, config.timezone) - start
+    start, _ = window_bounds(slo.window, at, config.timezone_of(slo))
+    length = period_end(slo.window, start, config.timezone_of(slo)) - start
     return scaled_rules(config.alerts.burn_rate, length)
 
 

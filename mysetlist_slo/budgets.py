@@ -127,7 +127,7 @@ def error_budgets(con: duckdb.DuckDBPyConnection, config: Config,
                   at: datetime | None = None) -> pd.DataFrame:
     """Return one row per configured SLO: window, events, SLI, budget left, burn rates, status."""
     end = _at(at)
-    reports = [budget_report(con, slo, end, config.timezone, config.min_events)
+    reports = [budget_report(con, slo, end, config.timezone_of(slo), config.min_events)
                for slo in config.slos]
     return pd.DataFrame([asdict(r) for r in reports])
 
@@ -136,7 +136,7 @@ def budget_burndown(con: duckdb.DuckDBPyConnection, slo: SloConfig, config: Conf
                     at: datetime | None = None, step: str = "1h") -> pd.DataFrame:
     """Return the budget over the window, one row per ``step``: events so far, bad so far,
     and the fraction of the window's budget (as allowed by all its events) still left."""
-    start, end = window_bounds(slo.window, _at(at), config.timezone)
+    start, end = window_bounds(slo.window, _at(at), config.timezone_of(slo))
     events = slo_events(con, slo, start, end)
     index = pd.date_range(start, end, freq=step, inclusive="left", tz="UTC", name="time")
     if events.empty:
@@ -160,8 +160,9 @@ def exhaustion_forecast(con: duckdb.DuckDBPyConnection, slo: SloConfig, config: 
     is empty and ``verdict`` says "not within the window" when that is after the window ends.
     """
     end = _at(at)
-    report = budget_report(con, slo, end, config.timezone, config.min_events)
-    length = period_end(slo.window, report.window_start, config.timezone) - report.window_start
+    zone = config.timezone_of(slo)
+    report = budget_report(con, slo, end, zone, config.min_events)
+    length = period_end(slo.window, report.window_start, zone) - report.window_start
     horizon = (report.window_start + length) if slo.is_calendar else end + length
     rows = []
     events = slo_events(con, slo, end - BURN_RATE_WINDOWS["7d"], end) if (

@@ -33,6 +33,14 @@ Duration = Annotated[str, Field(pattern=_DURATION.pattern)]
 Window = Annotated[str, Field(pattern=r"^(\d+(m|h|d|w)|week|month)$")]
 
 
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -69,6 +77,8 @@ class SloConfig(_Strict):
     budgeting: Literal["occurrences", "timeslices"] = "occurrences"
     # Timeslices: a minute is good when its own ratio reaches this percent (default: objective).
     timeslice_target: float | None = Field(default=None, gt=0, le=100)
+    # Calendar windows are cut in this zone (default: the configuration's timezone).
+    timezone: str | None = None
 
     @field_validator("threshold_ms")
     @classmethod
@@ -78,6 +88,11 @@ class SloConfig(_Strict):
         if value is not None and float(f"{value:.3g}") != value:
             raise ValueError(f"threshold {value} has more than three significant digits")
         return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return value if value is None else _check_zone(value)
 
     @property
     def is_calendar(self) -> bool:
@@ -166,11 +181,7 @@ class Config(_Strict):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
+        return _check_zone(value)
 
     @field_validator("latency_thresholds_ms")
     @classmethod
@@ -181,6 +192,10 @@ class Config(_Strict):
                     f"threshold {value} must be positive with at most three significant digits"
                 )
         return sorted(set(values))
+
+    def timezone_of(self, slo: SloConfig) -> str:
+        """Return the time zone that cuts the calendar windows of ``slo``."""
+        return slo.timezone or self.timezone
 
     @property
     def all_thresholds_ms(self) -> list[float]:
@@ -202,13 +217,27 @@ def _location(loc: tuple[str | int, ...]) -> str:
 
 
 def parse_config(text: str, source: str = "<string>") -> Config:
-    """Return the Config in YAML ``text``; raise ConfigError naming ``source`` and the keys."""
+    """Return the Config in YAML ``text``; raise ConfigError naming ``source`` and the keys.
+
+    A file of OpenSLO v1 ``SLO`` documents is accepted too: its SLOs replace the shipped
+    ones, every other setting keeps its default.
+    """
+    # openslo builds SloConfig objects from this module, so it is imported here, not at the top.
+    from mysetlist_slo.openslo import is_openslo, slos_from_openslo
+
     try:
-        data = yaml.safe_load(text)
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
         raise ConfigError(source, [f"not valid YAML: {exc}"]) from exc
-    if data is None:
-        data = {}
+    if any(is_openslo(d) for d in documents):
+        slos, problems = slos_from_openslo(documents, source)
+        if problems:
+            raise ConfigError(source, problems)
+        defaults = parse_config(default_config_text(), f"<package>/{DEFAULT_CONFIG_NAME}")
+        return defaults.model_copy(update={"slos": slos})
+    if len(documents) > 1:
+        raise ConfigError(source, ["(top level): one document expected, or OpenSLO documents"])
+    data = documents[0] if documents else {}
     if not isinstance(data, dict):
         raise ConfigError(source, ["(top level): expected a mapping of settings"])
     try:
