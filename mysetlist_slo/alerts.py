@@ -17,7 +17,14 @@ import numpy as np
 import pandas as pd
 
 from mysetlist_slo.budgets import slo_events
-from mysetlist_slo.config import BurnRateRule, Config, SloConfig, StaticAlert, parse_duration
+from mysetlist_slo.config import (
+    BurnRateRule,
+    Config,
+    ProbesConfig,
+    SloConfig,
+    StaticAlert,
+    parse_duration,
+)
 from mysetlist_slo.sli import MINUTE, dense_minutes, period_end, window_bounds
 
 REFERENCE_WINDOW = timedelta(days=30)
@@ -78,9 +85,10 @@ def _intervals(times: pd.DatetimeIndex, firing: np.ndarray) -> list[tuple[dateti
 
 
 def _dense_events(con: duckdb.DuckDBPyConnection, slo: SloConfig, start: datetime,
-                  end: datetime, lead: timedelta) -> pd.DataFrame:
+                  end: datetime, lead: timedelta,
+                  probes: ProbesConfig | None = None) -> pd.DataFrame:
     """Return the SLO's events on every minute of [start - lead, end)."""
-    return dense_minutes(slo_events(con, slo, start - lead, end), start - lead, end)
+    return dense_minutes(slo_events(con, slo, start - lead, end, probes), start - lead, end)
 
 
 def burn_rate_series(con: duckdb.DuckDBPyConnection, slo: SloConfig, config: Config,
@@ -91,7 +99,7 @@ def burn_rate_series(con: duckdb.DuckDBPyConnection, slo: SloConfig, config: Con
     rules = _rules(slo, config, end)
     windows = sorted({w for r in rules for w in (r.long_window, r.short_window)})
     lead = max(windows, default=timedelta(0))
-    events = _dense_events(con, slo, start, end, lead)
+    events = _dense_events(con, slo, start, end, lead, config.probes)
     bad = (events["total"] - events["good"]).to_numpy()
     out = pd.DataFrame({"minute": events["minute"]})
     for window in windows:

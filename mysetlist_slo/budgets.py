@@ -13,10 +13,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from mysetlist_slo.config import Config, SloConfig
+from mysetlist_slo.config import Config, ProbesConfig, SloConfig
 from mysetlist_slo.sli import (
     MINUTE,
-    REQUEST_SLIS,
+    STORED_SLIS,
     event_minutes,
     period_end,
     timeslices,
@@ -76,10 +76,10 @@ def burn_rate(good: int, total: int, objective_percent: float) -> float | None:
 
 
 def slo_events(con: duckdb.DuckDBPyConnection, slo: SloConfig, start: datetime,
-               end: datetime) -> pd.DataFrame:
+               end: datetime, probes: ProbesConfig | None = None) -> pd.DataFrame:
     """Return (minute, good, total) of the SLO's budgeting events in [start, end): requests for
     the occurrences method, one-minute slices for the timeslices method."""
-    events = event_minutes(con, slo, start, end)
+    events = event_minutes(con, slo, start, end, probes)
     if slo.budgeting == "timeslices":
         return timeslices(events, slo.timeslice_target or slo.objective)
     return events
@@ -92,15 +92,16 @@ def _sums(events: pd.DataFrame, since: datetime | None = None) -> tuple[int, int
 
 
 def budget_report(con: duckdb.DuckDBPyConnection, slo: SloConfig, at: datetime,
-                  timezone: str = "UTC", min_events: int = 1) -> BudgetReport:
+                  timezone: str = "UTC", min_events: int = 1,
+                  probes: ProbesConfig | None = None) -> BudgetReport:
     """Return the BudgetReport of ``slo`` over its window ending at ``at`` (exclusive)."""
     start, end = window_bounds(slo.window, at, timezone)
     window_minutes = int((end - start) / MINUTE)
-    if slo.sli not in REQUEST_SLIS:
+    if slo.sli not in STORED_SLIS:
         return BudgetReport(slo.name, slo.sli, slo.objective, slo.budgeting, slo.window, start,
                             end, 0, 0, 0, None, 0.0, None, None, None, 0, window_minutes,
                             "source not loaded")
-    events = slo_events(con, slo, start, end)
+    events = slo_events(con, slo, start, end, probes)
     good, total = _sums(events)
     allowed, remaining = error_budget(good, total, slo.objective)
     rates = {name: burn_rate(*_sums(events, end - span), slo.objective)
@@ -127,8 +128,8 @@ def error_budgets(con: duckdb.DuckDBPyConnection, config: Config,
                   at: datetime | None = None) -> pd.DataFrame:
     """Return one row per configured SLO: window, events, SLI, budget left, burn rates, status."""
     end = _at(at)
-    reports = [budget_report(con, slo, end, config.timezone_of(slo), config.min_events)
-               for slo in config.slos]
+    reports = [budget_report(con, slo, end, config.timezone_of(slo), config.min_events,
+                             config.probes) for slo in config.slos]
     return pd.DataFrame([asdict(r) for r in reports])
 
 
@@ -137,7 +138,7 @@ def budget_burndown(con: duckdb.DuckDBPyConnection, slo: SloConfig, config: Conf
     """Return the budget over the window, one row per ``step``: events so far, bad so far,
     and the fraction of the window's budget (as allowed by all its events) still left."""
     start, end = window_bounds(slo.window, _at(at), config.timezone_of(slo))
-    events = slo_events(con, slo, start, end)
+    events = slo_events(con, slo, start, end, config.probes)
     index = pd.date_range(start, end, freq=step, inclusive="left", tz="UTC", name="time")
     if events.empty:
         return pd.DataFrame({"time": index, "total": 0, "bad": 0, "budget_remaining": np.nan})
@@ -161,12 +162,12 @@ def exhaustion_forecast(con: duckdb.DuckDBPyConnection, slo: SloConfig, config: 
     """
     end = _at(at)
     zone = config.timezone_of(slo)
-    report = budget_report(con, slo, end, zone, config.min_events)
+    report = budget_report(con, slo, end, zone, config.min_events, config.probes)
     length = period_end(slo.window, report.window_start, zone) - report.window_start
     horizon = (report.window_start + length) if slo.is_calendar else end + length
     rows = []
-    events = slo_events(con, slo, end - BURN_RATE_WINDOWS["7d"], end) if (
-        slo.sli in REQUEST_SLIS) else pd.DataFrame(columns=["minute", "good", "total"])
+    events = slo_events(con, slo, end - BURN_RATE_WINDOWS["7d"], end, config.probes) if (
+        slo.sli in STORED_SLIS) else pd.DataFrame(columns=["minute", "good", "total"])
     for name, span in BURN_RATE_WINDOWS.items():
         rate = burn_rate(*_sums(events, end - span), slo.objective)
         left = report.budget_remaining

@@ -167,7 +167,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_OK
     ingest_args = argparse.Namespace(
         db=args.db, config=args.config, paths=[Path(f) for f in reversed(manifest.files)],
-        kind="nginx", log_format=None, map=[], duration_unit="ms", time_format="iso8601",
+        kind=None, log_format=None, map=[], duration_unit="ms", time_format="iso8601",
         max_bad_rows=0, json=False)
     return cmd_ingest(ingest_args)
 

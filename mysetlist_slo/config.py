@@ -163,6 +163,19 @@ class PgBouncerConfig(_Strict):
     max_mean_wait_ms: float = Field(gt=0)
 
 
+class ProbesConfig(_Strict):
+    """How health-check probe results become outages."""
+
+    confirm: int = Field(default=2, ge=1)  # failed checks in a row at one location
+    min_locations: int = Field(default=1, ge=1)  # locations failing at once
+    recovery_target: Duration = "5m"  # the plan's failover / recovery time
+
+    @property
+    def recovery_target_delta(self) -> timedelta:
+        """Return the recovery target as a timedelta."""
+        return parse_duration(self.recovery_target)
+
+
 class Config(_Strict):
     """The whole configuration file."""
 
@@ -173,6 +186,7 @@ class Config(_Strict):
     min_events: int = Field(default=100, ge=1)
     slos: list[SloConfig] = Field(default_factory=list)
     alerts: AlertsConfig = AlertsConfig()
+    probes: ProbesConfig = ProbesConfig()
     web_vitals: WebVitalsConfig | None = None
     capacity: CapacityConfig | None = None
     autoscaling: AutoscalingConfig | None = None

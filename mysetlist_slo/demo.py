@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
 DEMO_DIR = Path("data/demo")
 SERVER_TZ = "America/New_York"  # the log's local time; DST moves its offset on 1 November
@@ -237,8 +238,44 @@ def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, w
     )
     manifest = DemoManifest(start, end, seed, total, events=[outage, spike, regression])
     _write_rotated(out_dir, seconds, line, end, manifest)
+    _write_probes(out_dir / "probes.csv", rng, start, end, outage, manifest)
     (out_dir / "manifest.json").write_text(manifest.to_json(), "utf-8")
     return manifest
+
+
+PROBE_TARGET = "https://mysetlist.example/api/health"
+PROBE_LOCATIONS = ["us-east", "eu-west", "ap-southeast"]
+
+
+def _write_probes(path: Path, rng: np.random.Generator, start: datetime, end: datetime,
+                  outage: PlantedEvent, manifest: DemoManifest) -> None:
+    """Write a health check per minute from each location: failing through the outage, and
+    about one single failed check a day somewhere (a network blip, not an outage)."""
+    minutes = np.arange(np.datetime64(start.replace(tzinfo=None), "m"),
+                        np.datetime64(end.replace(tzinfo=None), "m"))
+    rows = len(minutes) * len(PROBE_LOCATIONS)
+    ts = np.repeat(minutes.astype("datetime64[s]"), len(PROBE_LOCATIONS))
+    ts = ts + rng.integers(0, 10, rows).astype("timedelta64[s]")  # checks drift a little
+    location = np.tile(PROBE_LOCATIONS, len(minutes))
+    down = (ts >= np.datetime64(outage.start.replace(tzinfo=None))) & (
+        ts < np.datetime64(outage.end.replace(tzinfo=None)))
+    blip = rng.random(rows) < 1 / (24 * 60 * len(PROBE_LOCATIONS))
+    ok = ~(down | blip)
+    status = np.where(down, 502, np.where(blip, 0, 200))
+    latency = np.where(down, rng.uniform(1, 5, rows),
+                       np.where(blip, 10_000, rng.lognormal(np.log(40), 0.3, rows)))
+    table = pa.table({
+        "timestamp": pc.strftime(pa.array(ts, pa.timestamp("s", tz="UTC")),
+                                 format="%Y-%m-%dT%H:%M:%SZ"),
+        "target": pa.array(np.full(rows, PROBE_TARGET)),
+        "location": pa.array(location),
+        "ok": pa.array(ok),
+        # A blip is a timeout: no HTTP status at all.
+        "status": pa.array(np.where(status == 0, None, status), pa.int16()),
+        "latency_ms": pa.array(np.round(latency, 1)),
+    })
+    pa_csv.write_csv(table, path)
+    manifest.files.append(str(path))
 
 
 def _write_rotated(out_dir: Path, seconds: np.ndarray, lines: pa.Array, end: datetime,

@@ -77,11 +77,22 @@ def _insert_rejects(con: duckdb.DuckDBPyConnection, ingest_id: int, rejects: lis
 
 
 # The validated records of a batch, kept only as long as the batch is processed: the columns
-# the rollups need, and the reason of each reject.
+# that are stored (for requests: what the rollups need), and the reason of each reject.
+_KEPT = {
+    "requests": "line, ts, target, status, duration_us, bytes",
+    "probes": "line, ts, target, location, ok, status, latency_ms",
+}
 _CHECKED = """
 CREATE OR REPLACE TEMP TABLE checked AS
-SELECT line, ts, target, status, duration_us, bytes, bad_field, problem
+SELECT {kept}, bad_field, problem
 FROM ({query})
+"""
+
+_STORE_PROBES = """
+INSERT INTO probes
+SELECT $ingest_id, ts, target, location, ok, status, latency_ms
+FROM checked
+WHERE bad_field IS NULL
 """
 
 _BATCH_SUMMARY = """
@@ -96,7 +107,8 @@ def _check_batch(con: duckdb.DuckDBPyConnection, source: RequestSource,
     """Validate a batch into the temp table ``checked``; return (good, rejects, time span)."""
     if batch.table is not None:
         con.register(INPUT_TABLE, batch.table)  # replaces the previous batch's
-    con.execute(_CHECKED.format(query=batch.query), batch.params or None)
+    con.execute(_CHECKED.format(kept=_KEPT[source.record], query=batch.query),
+                batch.params or None)
     bad_rows = con.execute("SELECT line, bad_field, problem FROM checked "
                            "WHERE bad_field IS NOT NULL ORDER BY line").fetchall()
     rejects = batch.rejects + (source.explain(con, batch, bad_rows) if bad_rows else [])
@@ -161,9 +173,12 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
                                   "nothing was stored", shown, rejected)
             if bad:
                 _insert_rejects(con, ingest_id, bad)
-            if good:
+            if good and source.record == "probes":
+                con.execute(_STORE_PROBES, {"ingest_id": ingest_id})
+            elif good:
                 _route(con, routes)
                 add_rollups(con, ingest_id, thresholds)
+            if good:
                 times += span
                 loaded += good
             if progress is not None:

@@ -9,10 +9,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from mysetlist_slo.config import SloConfig, parse_duration
+from mysetlist_slo.config import ProbesConfig, SloConfig, parse_duration
+from mysetlist_slo.incidents import uptime_minutes
 from mysetlist_slo.latency import route_filter_sql
 
 REQUEST_SLIS = ("availability", "error_rate", "latency")
+STORED_SLIS = (*REQUEST_SLIS, "probe_uptime")  # the SLIs whose events are in the store
 MINUTE = timedelta(minutes=1)
 
 _REQUEST_EVENTS = """
@@ -71,11 +73,14 @@ def period_end(window: str, start: datetime, timezone: str = "UTC") -> datetime:
 
 
 def event_minutes(con: duckdb.DuckDBPyConnection, slo: SloConfig, start: datetime,
-                  end: datetime) -> pd.DataFrame:
+                  end: datetime, probes: ProbesConfig | None = None) -> pd.DataFrame:
     """Return (minute, good, total) for each minute in [start, end) that had events.
 
-    Raises ValueError for SLI kinds whose events do not come from request rollups.
+    Probe uptime has one event per minute with checks (see incidents.uptime_minutes). Raises
+    ValueError for SLI kinds whose events are not in the store.
     """
+    if slo.sli == "probe_uptime":
+        return uptime_minutes(con, start, end, probes)
     condition, values = route_filter_sql(slo.routes)
     if slo.sli == "latency":
         assert slo.threshold_ms is not None  # the config validation guarantees it
@@ -85,7 +90,7 @@ def event_minutes(con: duckdb.DuckDBPyConnection, slo: SloConfig, start: datetim
         sql = _REQUEST_EVENTS.format(routes=condition)
         params = [start, end, *values]
     else:
-        raise ValueError(f"SLI kind {slo.sli!r} is not computed from request rollups")
+        raise ValueError(f"SLI kind {slo.sli!r} has no events in the store yet")
     frame = con.execute(sql, params).df()
     frame["good"] = frame["good"].fillna(0).astype("int64")
     frame["total"] = frame["total"].astype("int64")

@@ -69,6 +69,18 @@ MIGRATIONS: list[list[str]] = [
             count      BIGINT NOT NULL
         )""",
     ],
+    [
+        # Health-check probe results, kept as they are: a few per minute per location.
+        """CREATE TABLE probes (
+            ingest_id   BIGINT NOT NULL,
+            ts          TIMESTAMPTZ NOT NULL,
+            target      VARCHAR NOT NULL,
+            location    VARCHAR NOT NULL,
+            ok          BOOLEAN NOT NULL,
+            status      SMALLINT,
+            latency_ms  DOUBLE
+        )""",
+    ],
 ]
 
 _LOCK_HOLDER = re.compile(r"held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")

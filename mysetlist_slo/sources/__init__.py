@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import re
 from pathlib import Path
 
@@ -12,11 +14,12 @@ import pyarrow.compute as pc
 from mysetlist_slo.errors import IngestError
 from mysetlist_slo.sources._lines import open_maybe_gzip
 from mysetlist_slo.sources.nginx import COMBINED, COMBINED_TIMED, NginxSource, compile_log_format
+from mysetlist_slo.sources.probes import PROBES
 from mysetlist_slo.sources.request_exports import ExportOptions, ExportSource
 from mysetlist_slo.sources.requests_schema import CANONICAL_COLUMNS, CANONICAL_SCHEMA
 from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, Reject, RequestSource
 
-KINDS = ("nginx", "jsonl", "csv", "parquet")
+KINDS = ("nginx", "jsonl", "csv", "parquet", "probes")
 
 __all__ = ["COMBINED", "COMBINED_TIMED", "KINDS", "ExportOptions", "InputBatch", "Reject",
            "RequestSource", "detect_source", "parse_requests"]
@@ -33,6 +36,17 @@ def _first_line(path: Path) -> str:
         if line.strip():
             return line.decode("utf-8", errors="replace")
     return ""
+
+
+def _looks_like_probes(path: Path) -> bool:
+    """Return True when the first record names a probe's location and outcome."""
+    line = _first_line(path)
+    try:
+        keys = set(json.loads(line)) if line.lstrip().startswith("{") else {
+            name.strip() for name in next(csv.reader([line]))}
+    except (ValueError, StopIteration):
+        return False
+    return {"location", "ok"} <= keys
 
 
 def detect_source(path: Path, kind: str | None = None, log_format: str | None = None,
@@ -56,6 +70,9 @@ def detect_source(path: Path, kind: str | None = None, log_format: str | None = 
             else:
                 raise IngestError(str(path), "cannot tell what kind of file this is from its "
                                   f"first line; name it with --kind ({', '.join(KINDS)})")
+    if kind == "probes" or (kind in ("jsonl", "csv", None) and _looks_like_probes(path)):
+        return ExportSource("jsonl" if _first_line(path).lstrip().startswith("{") else "csv",
+                            options, PROBES)
     if kind == "nginx":
         if log_format is None:
             # Out of the box: "combined" with $request_time $upstream_response_time when the

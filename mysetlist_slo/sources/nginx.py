@@ -185,6 +185,7 @@ class NginxSource:
     """Reads access logs written in one ``log_format``."""
 
     kind = "nginx"
+    record = "requests"
 
     def __init__(self, log_format: str = COMBINED_TIMED) -> None:
         self.format = compile_log_format(log_format)

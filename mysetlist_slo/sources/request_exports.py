@@ -1,8 +1,9 @@
-"""Request exports as JSON Lines, CSV or Parquet, with a column mapping for other names.
+"""Exports as JSON Lines, CSV or Parquet, with a column mapping for other names.
 
-The canonical export columns (README, "Request exports") are ``timestamp`` (ISO 8601 with a
-zone), ``method``, ``path`` (or ``route``), ``status``, ``duration_ms``, ``bytes``,
+The canonical request export columns (README, "Request exports") are ``timestamp`` (ISO 8601
+with a zone), ``method``, ``path`` (or ``route``), ``status``, ``duration_ms``, ``bytes``,
 ``upstream_ms``, ``client`` and ``user_agent``; only timestamp, path and status are required.
+Other kinds of export (health-check probes) bring their own ExportSchema.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -52,18 +53,43 @@ class ExportOptions:
     time_format: Literal["iso8601", "epoch_s", "epoch_ms"] = "iso8601"
 
 
+@dataclass(frozen=True)
+class ExportSchema:
+    """One kind of export: its canonical columns and the SQL that validates its records."""
+
+    record: str  # what the rows are: requests, probes
+    columns: dict[str, tuple[str, ...]]  # staged column -> canonical names, first preferred
+    required: tuple[str, ...]
+    # (staged SQL, time kind, options, typed staged columns) -> validation SQL
+    validate: Callable[[str, TimeKind, ExportOptions, frozenset[str]], str]
+
+
+def _validate_requests(staged: str, time_kind: TimeKind, options: ExportOptions,
+                       typed: frozenset[str]) -> str:
+    unit = UNIT_US[options.duration_unit]
+    return validation_query(staged, time_kind, unit, unit, may_be_unmatched=True,
+                            typed_columns=typed)
+
+
+REQUESTS = ExportSchema("requests", _EXPORT_COLUMNS, _REQUIRED, _validate_requests)
+
+
 def _quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
 class ExportSource:
-    """Reads request exports in one of the three formats."""
+    """Reads exports (requests by default) in one of the three formats."""
 
-    def __init__(self, fmt: ExportFormat, options: ExportOptions | None = None) -> None:
+    def __init__(self, fmt: ExportFormat, options: ExportOptions | None = None,
+                 schema: ExportSchema = REQUESTS) -> None:
         self.format = fmt
-        self.kind = fmt
+        self.schema = schema
+        self.record = schema.record
+        # The registry kind: the format for requests, the record kind for the others.
+        self.kind = fmt if schema.record == "requests" else schema.record
         self.options = options or ExportOptions()
-        unknown = set(self.options.mapping) - {n for names in _EXPORT_COLUMNS.values()
+        unknown = set(self.options.mapping) - {n for names in schema.columns.values()
                                                for n in names}
         if unknown:
             raise ValueError(f"unknown canonical column(s) in mapping: {sorted(unknown)}")
@@ -71,7 +97,7 @@ class ExportSource:
     def _resolve(self, available: list[str] | None) -> dict[str, str]:
         """Return staged column -> source column; with ``available`` known, only present ones."""
         resolved = {}
-        for staged, names in _EXPORT_COLUMNS.items():
+        for staged, names in self.schema.columns.items():
             for name in names:
                 source = self.options.mapping.get(name, name)
                 if available is None or source in available:
@@ -85,14 +111,12 @@ class ExportSource:
         """Return the validation SQL over ``source_sql``, each staged column computed by its
         expression (absent columns are NULL)."""
         columns = ",\n        ".join(f"{expressions.get(c, 'NULL')} AS {c}"
-                                      for c in _EXPORT_COLUMNS)
+                                      for c in self.schema.columns)
         staged = f"""    SELECT line,
         {columns},
         {unmatched} AS unmatched
     FROM {source_sql}"""
-        unit = UNIT_US[self.options.duration_unit]
-        return validation_query(staged, time_kind, unit, unit, may_be_unmatched=True,
-                                typed_columns=typed)
+        return self.schema.validate(staged, time_kind, self.options, typed)
 
     def describe(self, staged: str) -> str:
         """Return the file's own column name for a staged column."""
@@ -149,8 +173,9 @@ class ExportSource:
 
     def _require(self, path: Path, available: list[str], where: str) -> dict[str, str]:
         resolved = self._resolve(available)
-        missing = [" or ".join(repr(self.options.mapping.get(n, n)) for n in _EXPORT_COLUMNS[c])
-                   for c in _REQUIRED if c not in resolved]
+        missing = [" or ".join(repr(self.options.mapping.get(n, n))
+                               for n in self.schema.columns[c])
+                   for c in self.schema.required if c not in resolved]
         if missing:
             raise IngestError(str(path), f"{where}: missing required column {', '.join(missing)}"
                               f" (columns found: {', '.join(available)})")

@@ -51,30 +51,30 @@ UNIT_US = {"s": 1_000_000, "ms": 1_000, "us": 1}
 _ZONE_SUFFIX = r"(Z|z|[+-]\d{2}(:?\d{2})?)$"
 
 
-def _quoted(column: str) -> str:
+def quoted(column: str) -> str:
     # Offending values are shown cut to 60 characters, quoted, in the reject reason.
     return f"'''' || left(CAST({column} AS VARCHAR), 60) || ''''"
 
 
-def _time_sql(kind: TimeKind) -> tuple[str, str]:
+def time_sql(kind: TimeKind) -> tuple[str, str]:
     """Return (SQL parsing ts_raw to TIMESTAMPTZ or NULL, SQL explaining why it is NULL).
 
     The explanation is only evaluated for the rows that failed.
     """
     if kind == "nginx_local":
         return ("try_strptime(ts_raw, '%d/%b/%Y:%H:%M:%S %z')",
-                f"'not a time like 10/Oct/2026:13:55:36 +0000: ' || {_quoted('ts_raw')}")
+                f"'not a time like 10/Oct/2026:13:55:36 +0000: ' || {quoted('ts_raw')}")
     if kind == "iso8601":
         return (
             f"CASE WHEN regexp_matches(ts_raw, '{_ZONE_SUFFIX}') THEN TRY_CAST(ts_raw AS TIMESTAMPTZ) END",
             f"CASE WHEN NOT regexp_matches(trim(ts_raw), '{_ZONE_SUFFIX}') AND TRY_CAST(ts_raw AS TIMESTAMP) IS NOT NULL "
-            f"THEN 'timestamp has no time zone offset (add Z or +hh:mm): ' || {_quoted('ts_raw')} "
-            f"ELSE 'not an ISO 8601 timestamp: ' || {_quoted('ts_raw')} END",
+            f"THEN 'timestamp has no time zone offset (add Z or +hh:mm): ' || {quoted('ts_raw')} "
+            f"ELSE 'not an ISO 8601 timestamp: ' || {quoted('ts_raw')} END",
         )
     if kind in ("epoch_s", "epoch_ms"):
         scale = "1" if kind == "epoch_s" else "1000"
         return (f"to_timestamp(TRY_CAST(ts_raw AS DOUBLE) / {scale})",
-                f"'not a Unix time: ' || {_quoted('ts_raw')}")
+                f"'not a Unix time: ' || {quoted('ts_raw')}")
     if kind == "timestamptz":
         return "ts_raw", "'not a timestamp'"
     # A timestamp column without a zone cannot be placed in time: refuse it, never guess.
@@ -104,9 +104,9 @@ def _number_sql(column: str, lists: bool, typed: bool) -> tuple[str, str]:
 def _duration_checks(name: str) -> str:
     """Return the CASE arms rejecting an unreadable, negative or infinite duration ``name``."""
     return (
-        f"WHEN NOT {name}_absent AND {name}_value IS NULL THEN {{'field': '{name}', 'problem': 'not a number: ' || {_quoted(name)}}}\n"
-        f"            WHEN {name}_value < 0 THEN {{'field': '{name}', 'problem': 'negative duration: ' || {_quoted(name)}}}\n"
-        f"            WHEN NOT isfinite({name}_value) THEN {{'field': '{name}', 'problem': 'not a finite number: ' || {_quoted(name)}}}"
+        f"WHEN NOT {name}_absent AND {name}_value IS NULL THEN {{'field': '{name}', 'problem': 'not a number: ' || {quoted(name)}}}\n"
+        f"            WHEN {name}_value < 0 THEN {{'field': '{name}', 'problem': 'negative duration: ' || {quoted(name)}}}\n"
+        f"            WHEN NOT isfinite({name}_value) THEN {{'field': '{name}', 'problem': 'not a finite number: ' || {quoted(name)}}}"
     )
 
 
@@ -123,7 +123,7 @@ def validation_query(staged_sql: str, time_kind: TimeKind, duration_unit_us: int
     could not be read at all); such rows get ``bad_field`` 'unmatched'. ``typed_columns`` name
     the staged columns that arrive typed (not text), which skips the text checks on them.
     """
-    ts_parse, ts_problem = _time_sql(time_kind)
+    ts_parse, ts_problem = time_sql(time_kind)
     duration_absent, duration_value = _number_sql("duration", False, "duration" in typed_columns)
     upstream_absent, upstream_value = _number_sql("upstream", upstream_lists,
                                                   "upstream" in typed_columns)
@@ -166,12 +166,12 @@ checked AS (
             WHEN {missing("ts_raw")} THEN {{'field': 'ts', 'problem': 'missing'}}
             WHEN ts_value IS NULL THEN {{'field': 'ts', 'problem': {ts_problem}}}
             WHEN {missing("status")} THEN {{'field': 'status', 'problem': 'missing'}}
-            WHEN status_value IS NULL THEN {{'field': 'status', 'problem': 'not an integer: ' || {_quoted('status')}}}
-            WHEN status_value NOT BETWEEN 100 AND 599 THEN {{'field': 'status', 'problem': 'not an HTTP status (100-599): ' || {_quoted('status')}}}
+            WHEN status_value IS NULL THEN {{'field': 'status', 'problem': 'not an integer: ' || {quoted('status')}}}
+            WHEN status_value NOT BETWEEN 100 AND 599 THEN {{'field': 'status', 'problem': 'not an HTTP status (100-599): ' || {quoted('status')}}}
             {target_check}
             {_duration_checks("duration")}
             {_duration_checks("upstream")}
-            WHEN NOT bytes_absent AND (bytes_value IS NULL OR bytes_value < 0) THEN {{'field': 'bytes', 'problem': 'not a byte count: ' || {_quoted('bytes')}}}
+            WHEN NOT bytes_absent AND (bytes_value IS NULL OR bytes_value < 0) THEN {{'field': 'bytes', 'problem': 'not a byte count: ' || {quoted('bytes')}}}
         END AS error
     FROM typed
 )

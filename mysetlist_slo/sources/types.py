@@ -45,7 +45,12 @@ class RequestSource(Protocol):
 
     @property
     def kind(self) -> str:
-        """The kind recorded in the ingest registry (nginx, jsonl, csv, parquet)."""
+        """The kind recorded in the ingest registry (nginx, jsonl, csv, parquet, probes)."""
+        ...
+
+    @property
+    def record(self) -> str:
+        """What each record is: requests or probes."""
         ...
 
     def batches(self, path: Path) -> Iterator[InputBatch]:
