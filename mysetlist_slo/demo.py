@@ -261,7 +261,7 @@ def _write_probes(path: Path, rng: np.random.Generator, start: datetime, end: da
         ts < np.datetime64(outage.end.replace(tzinfo=None)))
     blip = rng.random(rows) < 1 / (24 * 60 * len(PROBE_LOCATIONS))
     ok = ~(down | blip)
-    status = np.where(down, 502, np.where(blip, 0, 200))
+    status = np.where(down, 502, 200)
     latency = np.where(down, rng.uniform(1, 5, rows),
                        np.where(blip, 10_000, rng.lognormal(np.log(40), 0.3, rows)))
     table = pa.table({
@@ -271,7 +271,7 @@ def _write_probes(path: Path, rng: np.random.Generator, start: datetime, end: da
         "location": pa.array(location),
         "ok": pa.array(ok),
         # A blip is a timeout: no HTTP status at all.
-        "status": pa.array(np.where(status == 0, None, status), pa.int16()),
+        "status": pa.array(status, pa.int16(), mask=blip),
         "latency_ms": pa.array(np.round(latency, 1)),
     })
     pa_csv.write_csv(table, path)
