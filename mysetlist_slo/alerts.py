@@ -279,3 +279,25 @@ def backtest_alerts(con: duckdb.DuckDBPyConnection, slo: SloConfig, config: Conf
             "median_time_to_detect": caught["time_to_detect"].median() if len(caught) else None,
         })
     return AlertBacktest(firings, detected, pd.DataFrame(summary))
+
+
+def backtest_verdict(backtest: AlertBacktest) -> str:
+    """Return a few sentences saying which rules caught the incidents, how fast, how noisily."""
+    summary = backtest.summary
+    if summary.empty:
+        return "No alert rules to judge."
+    incidents = int(summary["incidents"].max())
+    lines = [f"{incidents} incident(s) in the period."]
+    for row in summary.itertuples():
+        caught = f"caught {row.incidents_caught} of {incidents}"
+        speed = ("" if pd.isna(row.median_time_to_detect)
+                 else f", median {_minutes(row.median_time_to_detect)} to detect")
+        noise = (f"{row.noisy_firings} of {row.firings} firings outside incidents"
+                 if row.firings else "never fired")
+        lines.append(f"- {row.rule} ({row.kind}, {row.severity}): {caught}{speed}; {noise}.")
+    return "\n".join(lines)
+
+
+def _minutes(span: pd.Timedelta) -> str:
+    minutes = span.total_seconds() / 60
+    return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"

@@ -1,0 +1,62 @@
+"""Plotly figures of SLO results: budget burn-down, burn rates against thresholds, incidents.
+
+Figures take the DataFrames the analysis functions return; they compute nothing themselves.
+Text from logs (route names) reaches them only as data, which plotly escapes when it renders.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+_SEVERITY_COLOURS = {"page": "#d62728", "critical": "#d62728", "ticket": "#ff7f0e",
+                     "warning": "#ff7f0e"}
+
+
+def burndown_figure(burndown: pd.DataFrame, title: str = "Error budget") -> go.Figure:
+    """Return the budget remaining over the window (from ``budget_burndown``), with the
+    exhaustion line at 0 %."""
+    figure = go.Figure(go.Scatter(
+        x=burndown["time"], y=100 * burndown["budget_remaining"], mode="lines",
+        name="budget remaining", line={"shape": "hv"},
+        hovertemplate="%{x}<br>%{y:.1f} % left<extra></extra>"))
+    figure.add_hline(y=0, line={"dash": "dash", "color": "#d62728"},
+                     annotation_text="budget spent")
+    figure.update_layout(title=title, yaxis_title="budget remaining (%)", xaxis_title=None,
+                         hovermode="x unified")
+    return figure
+
+
+def burn_rate_figure(series: pd.DataFrame, title: str = "Burn rate") -> go.Figure:
+    """Return each window's burn rate over time (from ``burn_rate_series``) on a log scale,
+    with each rule's threshold as a dotted line."""
+    figure = go.Figure()
+    for column in [c for c in series.columns if c.startswith("burn_")]:
+        figure.add_trace(go.Scatter(x=series["minute"], y=series[column], mode="lines",
+                                    name=column.removeprefix("burn_")))
+    for rule, threshold in series.attrs.get("thresholds", {}).items():
+        figure.add_hline(y=threshold, line={"dash": "dot", "width": 1},
+                         annotation_text=rule, annotation_position="top left")
+    figure.update_layout(title=title, yaxis_type="log", yaxis_title="burn rate (1 = on budget)",
+                         xaxis_title=None)
+    return figure
+
+
+def incident_timeline_figure(firings: pd.DataFrame, incidents: pd.DataFrame,
+                             title: str = "Incidents and alerts") -> go.Figure:
+    """Return a timeline: incidents as shaded spans, each alert firing as a bar on its rule's
+    row (from ``backtest_alerts(...).firings`` and the incidents it was judged against)."""
+    figure = go.Figure()
+    for row in incidents.itertuples():
+        figure.add_vrect(x0=row.start, x1=row.end, fillcolor="#d62728", opacity=0.15,
+                         line_width=0)
+    for severity, group in firings.groupby("severity", sort=False):
+        base = pd.to_datetime(group["start"])
+        span_ms = (pd.to_datetime(group["end"]) - base).dt.total_seconds() * 1000
+        figure.add_trace(go.Bar(
+            base=base, x=span_ms, y=group["rule"], orientation="h", name=str(severity),
+            marker_color=_SEVERITY_COLOURS.get(str(severity), "#1f77b4"),
+            hovertemplate="%{y}<br>%{base} for %{x:,.0f} ms<extra></extra>"))
+    figure.update_layout(title=title, xaxis_type="date", barmode="overlay",
+                         yaxis_title=None, xaxis_title=None)
+    return figure
