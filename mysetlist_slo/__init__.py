@@ -2,7 +2,25 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from mysetlist_slo.budgets import BudgetReport, error_budget, error_budgets
+from mysetlist_slo.alerts import (
+    AlertBacktest,
+    backtest_alerts,
+    backtest_verdict,
+    budget_incidents,
+    burn_rate_alerts,
+    burn_rate_series,
+    static_alerts,
+)
+from mysetlist_slo.attribution import budget_attribution
+from mysetlist_slo.budgets import (
+    BudgetReport,
+    budget_burndown,
+    budget_report,
+    burn_rate,
+    error_budget,
+    error_budgets,
+    exhaustion_forecast,
+)
 from mysetlist_slo.config import Config, load_config
 from mysetlist_slo.demo import DemoManifest, generate_demo
 from mysetlist_slo.errors import (
@@ -13,9 +31,11 @@ from mysetlist_slo.errors import (
     SloError,
     StoreBusyError,
 )
+from mysetlist_slo.incidents import probe_outages
 from mysetlist_slo.ingest import IngestResult, ingest_file, ingest_files
 from mysetlist_slo.latency import count_below, latency_percentiles
 from mysetlist_slo.routes import RouteNormaliser
+from mysetlist_slo.sources import parse_requests
 from mysetlist_slo.store import ingest_registry, open_store
 
 try:
@@ -24,6 +44,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0"
 
 __all__ = [
+    "AlertBacktest",
     "BudgetReport",
     "Config",
     "ConfigError",
@@ -36,9 +57,19 @@ __all__ = [
     "SloError",
     "StoreBusyError",
     "__version__",
+    "backtest_alerts",
+    "backtest_verdict",
+    "budget_attribution",
+    "budget_burndown",
+    "budget_incidents",
+    "budget_report",
+    "burn_rate",
+    "burn_rate_alerts",
+    "burn_rate_series",
     "count_below",
     "error_budget",
     "error_budgets",
+    "exhaustion_forecast",
     "generate_demo",
     "ingest_file",
     "ingest_files",
@@ -46,4 +77,7 @@ __all__ = [
     "latency_percentiles",
     "load_config",
     "open_store",
+    "parse_requests",
+    "probe_outages",
+    "static_alerts",
 ]
