@@ -1,0 +1,102 @@
+"""The report runner: executes a parameterised notebook with papermill and writes its outputs.
+
+Per run, under ``<out>/<kind>/<period>/``: the executed notebook, a self-contained HTML report
+(code hidden, plotly.js embedded once: it opens offline), ``summary.json`` and ``summary.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import nbformat
+import papermill
+from nbconvert import HTMLExporter
+
+from mysetlist_slo.config import load_config
+from mysetlist_slo.errors import SloError
+from mysetlist_slo.store import DEFAULT_DB, open_store
+from mysetlist_slo.weekly import WeeklySummary, iso_week, summary_markdown, weekly_summary
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+REPORTS = {"weekly": "weekly_slo_report"}
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+class ReportError(SloError):
+    """Raised when a report notebook fails; the partial executed notebook is kept."""
+
+    def __init__(self, message: str, notebook: Path) -> None:
+        self.notebook = notebook
+        super().__init__(f"{message}\n  partial notebook kept for debugging: {notebook}")
+
+
+@dataclass(frozen=True)
+class ReportOutputs:
+    """Where one run's outputs are, and the headline numbers."""
+
+    folder: Path
+    notebook: Path
+    html: Path
+    summary_json: Path
+    summary_md: Path
+    summary: WeeklySummary
+
+
+def notebook_path(name: str) -> Path:
+    """Return the path of a report notebook shipped in ``notebooks/``."""
+    path = NOTEBOOKS / f"{name}.ipynb"
+    if not path.is_file():
+        raise SloError(f"{path}: notebook not found (run from a clone of mysetlist-slo)")
+    return path
+
+
+def export_html(notebook: Path, html: Path) -> None:
+    """Write ``notebook`` as a self-contained HTML page with the code cells hidden."""
+    exporter = HTMLExporter(template_name="offline", extra_template_basedirs=[str(TEMPLATES)],
+                            exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    html.write_text(body, "utf-8")
+
+
+def run_report(kind: str = "weekly", week: str | None = None, db: str | Path = DEFAULT_DB,
+               config: str | Path | None = None, out: str | Path = "reports",
+               timezone: str | None = None, title: str | None = None,
+               progress: bool = True, now: datetime | None = None) -> ReportOutputs:
+    """Execute the ``kind`` report for ``week`` (default: the last full week) and write its
+    outputs; return where they are. Raises ReportError with the failing cell's error."""
+    if kind not in REPORTS:
+        raise SloError(f"no {kind!r} report yet; available: {', '.join(REPORTS)}")
+    settings = load_config(config)
+    if timezone:
+        settings = settings.model_copy(update={"timezone": timezone})
+    label, _, _ = iso_week(week, settings.timezone, now)
+    folder = Path(out) / kind / label
+    folder.mkdir(parents=True, exist_ok=True)
+    executed = folder / f"{REPORTS[kind]}.ipynb"
+    parameters = {"db": str(Path(db).resolve()), "config": str(Path(config).resolve())
+                  if config else "", "week": label, "timezone": settings.timezone}
+    if title:
+        parameters["title"] = title
+    try:
+        papermill.execute_notebook(str(notebook_path(REPORTS[kind])), str(executed),
+                                   parameters=parameters, progress_bar=progress,
+                                   kernel_name="python3", cwd=str(folder))
+    except papermill.PapermillExecutionError as exc:
+        raise ReportError(f"{kind} report for {label} failed in cell {exc.exec_count}: "
+                          f"{exc.ename}: {exc.evalue}", executed) from None
+    html = folder / "report.html"
+    export_html(executed, html)
+    con = open_store(db, read_only=True)
+    try:
+        summary = weekly_summary(con, settings, label, now)
+    finally:
+        con.close()
+    summary_json = folder / "summary.json"
+    summary_json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", "utf-8")
+    summary_md = folder / "summary.md"
+    summary_md.write_text(summary_markdown(summary), "utf-8")
+    return ReportOutputs(folder, executed, html, summary_json, summary_md, summary)

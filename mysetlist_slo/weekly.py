@@ -1,0 +1,243 @@
+"""The weekly SLO report's numbers: one ISO week, every headline figure, and the verdict."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pandas as pd
+
+from mysetlist_slo.alerts import backtest_alerts, budget_incidents
+from mysetlist_slo.budgets import error_budgets
+from mysetlist_slo.config import Config
+from mysetlist_slo.incidents import probe_outages
+from mysetlist_slo.latency import latency_percentiles
+
+SUMMARY_SCHEMA_VERSION = 1
+
+
+def iso_week(week: str | None, timezone: str = "UTC",
+             now: datetime | None = None) -> tuple[str, datetime, datetime]:
+    """Return (label like ``2026-W47``, start, end) of an ISO week in ``timezone``, as UTC.
+
+    ``week`` None means the last full week before ``now``. Raises ValueError for a bad label.
+    """
+    zone = ZoneInfo(timezone)
+    if week is None:
+        local_now = (now or datetime.now(UTC)).astimezone(zone)
+        this_monday = local_now.date() - timedelta(days=local_now.weekday())
+        monday = this_monday - timedelta(days=7)
+    else:
+        try:
+            monday = datetime.strptime(week + "-1", "%G-W%V-%u").date()
+        except ValueError:
+            raise ValueError(f"not an ISO week like 2026-W47: {week!r}") from None
+    start = datetime(monday.year, monday.month, monday.day, tzinfo=zone)
+    following = monday + timedelta(days=7)
+    end = datetime(following.year, following.month, following.day, tzinfo=zone)
+    year, number, _ = monday.isocalendar()
+    return f"{year}-W{number:02d}", start.astimezone(UTC), end.astimezone(UTC)
+
+
+_TRAFFIC = """
+SELECT
+    coalesce(sum(requests), 0) AS requests,
+    coalesce(sum(requests) FILTER (WHERE status >= 500), 0) AS errors_5xx,
+    coalesce(sum(requests) FILTER (WHERE status BETWEEN 400 AND 499), 0) AS errors_4xx,
+    count(DISTINCT minute) AS minutes_with_data
+FROM request_counts
+WHERE minute >= ? AND minute < ?
+"""
+
+_BY_ROUTE = """
+WITH counts AS (
+    SELECT route, sum(requests) AS requests,
+           coalesce(sum(requests) FILTER (WHERE status >= 500), 0) AS errors_5xx
+    FROM request_counts
+    WHERE minute >= ? AND minute < ?
+    GROUP BY route
+),
+ranked AS (
+    SELECT route, bucket_us, sum(count) AS n,
+           sum(sum(count)) OVER (PARTITION BY route ORDER BY bucket_us) AS up_to,
+           sum(sum(count)) OVER (PARTITION BY route) AS timed
+    FROM latency_histogram
+    WHERE minute >= ? AND minute < ?
+    GROUP BY route, bucket_us
+),
+percentiles AS (
+    -- Nearest rank per route, as latency.latency_percentiles does for one selection.
+    SELECT route, any_value(timed) AS timed,
+           min(bucket_us) FILTER (WHERE up_to >= ceil(0.50 * timed)) / 1000.0 AS p50_ms,
+           min(bucket_us) FILTER (WHERE up_to >= ceil(0.95 * timed)) / 1000.0 AS p95_ms,
+           min(bucket_us) FILTER (WHERE up_to >= ceil(0.99 * timed)) / 1000.0 AS p99_ms
+    FROM ranked
+    GROUP BY route
+)
+SELECT counts.route, counts.requests, counts.errors_5xx,
+       counts.errors_5xx / counts.requests AS error_rate,
+       percentiles.p50_ms, percentiles.p95_ms, percentiles.p99_ms
+FROM counts LEFT JOIN percentiles USING (route)
+WHERE counts.requests >= ?
+ORDER BY counts.requests DESC
+"""
+
+
+def latency_by_route(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
+                     min_requests: int = 100) -> pd.DataFrame:
+    """Return per route with at least ``min_requests`` in [start, end): requests, 5xx, error
+    rate and p50/p95/p99 latency (ms, from the histograms), busiest first."""
+    return con.execute(_BY_ROUTE, [start, end, start, end, min_requests]).df()
+
+
+@dataclass
+class WeeklySummary:
+    """Every headline number of one week's report (the content of summary.json)."""
+
+    week: str
+    start: datetime
+    end: datetime
+    timezone: str
+    generated_at: datetime
+    requests: int
+    errors_5xx: int
+    errors_4xx: int
+    availability: float | None  # percent of requests not 5xx
+    error_rate: float | None  # percent of requests 5xx
+    p95_api_latency_ms: float | None
+    minutes_with_data: int
+    week_minutes: int
+    slos: list[dict[str, Any]] = field(default_factory=list)
+    outages: list[dict[str, Any]] = field(default_factory=list)
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    ingest_rejects: int = 0
+    verdict: str = ""
+    breached: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the summary as JSON-ready data, with its schema version."""
+        data = {"schema_version": SUMMARY_SCHEMA_VERSION, **asdict(self)}
+        return _jsonable(data)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime | pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, timedelta | pd.Timedelta):
+        return value.total_seconds()
+    if value is pd.NaT or (isinstance(value, float) and value != value):
+        return None
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [_jsonable(r) for r in frame.astype(object).where(frame.notna(), None)
+            .to_dict("records")]
+
+
+def weekly_summary(con: duckdb.DuckDBPyConnection, config: Config, week: str | None = None,
+                   now: datetime | None = None) -> WeeklySummary:
+    """Return the WeeklySummary of ISO ``week`` (default: the last full week)."""
+    label, start, end = iso_week(week, config.timezone, now)
+    requests, errors_5xx, errors_4xx, minutes = con.execute(_TRAFFIC, [start, end]).fetchall()[0]
+    api = latency_percentiles(con, start, end, (0.95,), routes=["/api/*"])
+    budgets = error_budgets(con, config, at=end)
+    availability_slo = next((s for s in config.slos if s.sli == "availability"), None)
+    backtest = None
+    incidents = pd.DataFrame(columns=["start", "end", "bad"])
+    if availability_slo is not None:
+        incidents = budget_incidents(con, availability_slo, start, end)
+        backtest = backtest_alerts(con, availability_slo, config, start, end, incidents)
+    outages = probe_outages(con, start, end, config.probes)
+    rejects = con.execute(
+        "SELECT coalesce(sum(rejected), 0) FROM ingests WHERE last_ts >= ? AND first_ts < ?",
+        [start, end]).fetchall()[0][0]
+    summary = WeeklySummary(
+        week=label, start=start, end=end, timezone=config.timezone,
+        generated_at=datetime.now(UTC), requests=int(requests), errors_5xx=int(errors_5xx),
+        errors_4xx=int(errors_4xx),
+        availability=100 * (1 - errors_5xx / requests) if requests else None,
+        error_rate=100 * errors_5xx / requests if requests else None,
+        p95_api_latency_ms=float(api["latency_ms"].iloc[0]) if len(api) else None,
+        minutes_with_data=int(minutes), week_minutes=int((end - start) / timedelta(minutes=1)),
+        slos=_records(budgets), outages=_records(outages), incidents=_records(incidents),
+        alerts=_records(backtest.summary) if backtest is not None else [],
+        ingest_rejects=int(rejects),
+        breached=[r["slo"] for r in budgets.to_dict("records") if r["status"] == "breach"],
+    )
+    summary.verdict = verdict(summary, config)
+    return summary
+
+
+def verdict(summary: WeeklySummary, config: Config) -> str:
+    """Return a one-paragraph verdict on the week, written from the numbers."""
+    if not summary.requests:
+        return f"No request data for {summary.week}: nothing can be said about it."
+    parts = [f"In {summary.week}, MySetlist served {summary.requests:,} requests with "
+             f"{summary.availability:.3f} % availability and a {summary.error_rate:.3f} % "
+             f"error rate."]
+    if summary.p95_api_latency_ms is not None:
+        parts.append(f"API p95 latency was {summary.p95_api_latency_ms:.0f} ms.")
+    if summary.breached:
+        parts.append("Out of error budget: " + ", ".join(summary.breached) + ".")
+    else:
+        lowest = min((s for s in summary.slos if s["budget_remaining"] is not None),
+                     key=lambda s: s["budget_remaining"], default=None)
+        if lowest is not None:
+            parts.append(f"Every SLO is within budget; the tightest is {lowest['slo']} with "
+                         f"{100 * lowest['budget_remaining']:.0f} % left.")
+    target = config.probes.recovery_target_delta.total_seconds() / 60
+    for outage in summary.outages:
+        minutes = outage["time_to_recover"] / 60
+        met = "within" if outage["within_target"] else "missing"
+        parts.append(f"An outage began {outage['start'][:16].replace('T', ' ')} UTC and lasted "
+                     f"{minutes:.0f} minutes, {met} the {target:g}-minute recovery target.")
+    if summary.minutes_with_data < 0.95 * summary.week_minutes:
+        share = summary.minutes_with_data / summary.week_minutes
+        parts.append(f"Only {share:.0%} of the week's minutes had data: read with care.")
+    return " ".join(parts)
+
+
+def summary_markdown(summary: WeeklySummary) -> str:
+    """Return a short Markdown digest of the week, fit for a chat message."""
+    lines = [f"**MySetlist SLO report {summary.week}**", "", summary.verdict, ""]
+    if summary.slos:
+        lines += ["| SLO | SLI | budget left | status |", "|---|---:|---:|---|"]
+        for slo in summary.slos:
+            sli = "–" if slo["sli"] is None else f"{slo['sli']:.3f} %"
+            left = ("–" if slo["budget_remaining"] is None
+                    else f"{100 * slo['budget_remaining']:.0f} %")
+            lines.append(f"| {_md(slo['slo'])} | {sli} | {left} | {_md(slo['status'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    """Return ``text`` safe inside a Markdown table cell (no markup, no HTML)."""
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("|", "\\|"))
+
+
+
+_INGESTS = """
+SELECT file, kind, loaded, rejected, first_ts, last_ts
+FROM ingests
+WHERE last_ts >= ? AND first_ts < ?
+ORDER BY first_ts, file
+"""
+
+
+def ingests_of_week(con: duckdb.DuckDBPyConnection, start: datetime,
+                    end: datetime) -> pd.DataFrame:
+    """Return the loaded files with data in [start, end): file, kind, rows loaded, rejected,
+    time range."""
+    return con.execute(_INGESTS, [start, end]).df()
