@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The project's two set-up commands; they need nothing but Python 3.11+ and pip.
 
-    python3 tasks.py report   # make the venv, write the demo data, load it, print the SLO report
+    python3 tasks.py report   # make the venv, write and load the demo data, write the report
     python3 tasks.py test     # make the venv, run the whole test suite
 
 Both create (or reuse) ./.venv and install the package with its dev extra into it.
@@ -44,10 +44,11 @@ def ensure_venv() -> None:
 
 
 def report() -> None:
-    """Write the demo data, load it into data/metrics.duckdb and print the SLO report."""
+    """Write the demo data, load it into data/metrics.duckdb and write the weekly report."""
     ensure_venv()
     run(BIN / "mysetlist-slo", "demo")
     run(BIN / "mysetlist-slo", "status")
+    run(BIN / "mysetlist-slo", "report", "weekly")
 
 
 def test(extra: list[str]) -> None:

@@ -172,6 +172,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_ingest(ingest_args)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Run a report notebook; print where its outputs are and the Markdown digest."""
+    from mysetlist_slo.report import run_report  # papermill and nbconvert load only when needed
+
+    outputs = run_report(args.kind, week=args.week, db=args.db, config=args.config,
+                         out=args.out, timezone=args.timezone, title=args.title,
+                         progress=sys.stderr.isatty())
+    err.print(f"report written to {outputs.folder}/ (report.html, summary.json, summary.md)")
+    print(outputs.summary_md.read_text("utf-8"))
+    if args.fail_on == "breach" and outputs.summary.breached:
+        return EXIT_BREACH
+    return EXIT_OK
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     """Write the default configuration file for editing."""
     if args.path.exists() and not args.force:
@@ -189,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mysetlist-slo", formatter_class=formatter,
         description="SLO analytics and capacity planning for MySetlist, over a DuckDB store.",
         epilog=_examples("mysetlist-slo demo", "mysetlist-slo ingest /var/log/nginx/access.log*",
-                         "mysetlist-slo status --fail-on breach"))
+                         "mysetlist-slo status --fail-on breach",
+                         "mysetlist-slo report weekly"))
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -252,6 +267,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=20261124, help="random seed")
     demo.add_argument("--no-ingest", action="store_true", help="only write the files")
     demo.set_defaults(handler=cmd_demo)
+
+    report = commands.add_parser(
+        "report", help="run a report notebook (weekly SLO report)", formatter_class=formatter,
+        description="Execute a parameterised report notebook with papermill and write, under "
+                    "OUT/KIND/PERIOD/, the executed notebook, an offline HTML report, "
+                    "summary.json and summary.md.",
+        epilog=_examples("mysetlist-slo report weekly",
+                         "mysetlist-slo report weekly --week 2026-W47 --out reports/",
+                         "mysetlist-slo report weekly --fail-on breach   # exit 3 when out of "
+                         "budget"))
+    _add_store_options(report)
+    report.add_argument("kind", choices=("weekly",), help="which report")
+    report.add_argument("--week", help="ISO week like 2026-W47 (default: the last full week)")
+    report.add_argument("--out", type=Path, default=Path("reports"),
+                        help="output folder (default: reports)")
+    report.add_argument("--timezone", help="time zone that cuts the week (default: config's)")
+    report.add_argument("--title", help="report title")
+    report.add_argument("--fail-on", choices=("breach", "never"), default="never",
+                        help="exit with status 3 when any SLO is out of budget")
+    report.set_defaults(handler=cmd_report)
 
     init = commands.add_parser(
         "init", help="write the default configuration for editing", formatter_class=formatter,

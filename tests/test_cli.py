@@ -12,7 +12,7 @@ from conftest import DEMO_END, timed_line
 
 from mysetlist_slo.cli import build_parser, main
 
-COMMANDS = ["ingest", "status", "demo", "init"]
+COMMANDS = ["ingest", "status", "demo", "init", "report"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
