@@ -64,8 +64,8 @@ def table(frame: pd.DataFrame, percent: tuple[str, ...] = (), digits: int = 2) -
     for column in percent:
         if column in shown:
             shown[column] = shown[column].map(
-                lambda v: "–" if pd.isna(v) else f"{100 * float(v):.{digits}f} %")
-    return _Html(shown.to_html(index=False, escape=True, na_rep="–",
+                lambda v: "-" if pd.isna(v) else f"{100 * float(v):.{digits}f} %")
+    return _Html(shown.to_html(index=False, escape=True, na_rep="-",
                                float_format=lambda v: f"{v:,.{digits}f}"))
 
 

@@ -214,8 +214,8 @@ def summary_markdown(summary: WeeklySummary) -> str:
     if summary.slos:
         lines += ["| SLO | SLI | budget left | status |", "|---|---:|---:|---|"]
         for slo in summary.slos:
-            sli = "–" if slo["sli"] is None else f"{slo['sli']:.3f} %"
-            left = ("–" if slo["budget_remaining"] is None
+            sli = "-" if slo["sli"] is None else f"{slo['sli']:.3f} %"
+            left = ("-" if slo["budget_remaining"] is None
                     else f"{100 * slo['budget_remaining']:.0f} %")
             lines.append(f"| {_md(slo['slo'])} | {sli} | {left} | {_md(slo['status'])} |")
     return "\n".join(lines) + "\n"
