@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -177,3 +178,12 @@ def test_report_renders_in_headless_chromium(weekly, tmp_path: Path) -> None:
                     f"--screenshot={screenshot}", weekly.html.as_uri()],
                    capture_output=True, timeout=120, check=True)
     assert screenshot.stat().st_size > 10_000
+
+
+def test_jupyterlab_renders_plotly_figures() -> None:
+    """JupyterLab from the set-up has plotly's renderer enabled: figures need no extra step."""
+    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
+    listed = subprocess.run([jupyter, "labextension", "list"], capture_output=True,
+                            text=True, check=True)
+    extensions = listed.stdout + listed.stderr
+    assert re.search(r"jupyterlab-plotly v\S+ .*enabled.*OK", extensions), extensions
