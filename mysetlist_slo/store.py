@@ -184,6 +184,15 @@ def _with_write(path: str, action: Callable[[duckdb.DuckDBPyConnection], object]
         con.close()
 
 
+def table_sizes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Return every table of the store with its row count."""
+    names = [name for (name,) in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+        "AND table_schema = 'main' ORDER BY table_name").fetchall()]
+    rows = [(name, scalar(con, f'SELECT count(*) FROM "{name}"')) for name in names]
+    return pd.DataFrame(rows, columns=["table", "rows"])
+
+
 def ingest_registry(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Return one row per loaded file: id, sha256, kind, file, counts, time range, load time."""
     return con.execute("SELECT * FROM ingests ORDER BY id").df()

@@ -187,3 +187,29 @@ def test_jupyterlab_renders_plotly_figures() -> None:
                             text=True, check=True)
     extensions = listed.stdout + listed.stderr
     assert re.search(r"jupyterlab-plotly v\S+ .*enabled.*OK", extensions), extensions
+
+
+@pytest.mark.parametrize("name", ["explore"])
+def test_other_notebooks_run(name: str, demo_store_path: Path, tmp_path: Path) -> None:
+    """Every shipped notebook runs top to bottom with papermill against the demo store."""
+    import papermill
+
+    from mysetlist_slo.report import notebook_path
+
+    output = tmp_path / f"{name}.ipynb"
+    papermill.execute_notebook(str(notebook_path(name)), str(output),
+                               parameters={"db": str(demo_store_path)}, progress_bar=False,
+                               kernel_name="python3", cwd=str(tmp_path))
+    executed = nbformat.read(output, as_version=4)
+    assert all(c.get("execution_count") for c in executed.cells if c.cell_type == "code")
+
+
+def test_notebooks_are_committed_clean() -> None:
+    """Notebooks in the repository carry no outputs and a cell tagged 'parameters'."""
+    from mysetlist_slo.report import NOTEBOOKS
+
+    for path in NOTEBOOKS.glob("*.ipynb"):
+        notebook = nbformat.read(path, as_version=4)
+        code = [c for c in notebook.cells if c.cell_type == "code"]
+        assert all(not c.outputs and c.execution_count is None for c in code), path
+        assert any("parameters" in c.metadata.get("tags", []) for c in code), path
