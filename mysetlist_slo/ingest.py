@@ -81,6 +81,12 @@ def _insert_rejects(con: duckdb.DuckDBPyConnection, ingest_id: int, rejects: lis
 _KEPT = {
     "requests": "line, ts, target, status, duration_us, bytes",
     "probes": "line, ts, target, location, ok, status, latency_ms",
+    "vitals": "line, ts, metric, value, metric_id, target, form_factor, navigation_type, "
+              "rating, source",
+    "crux": "line, key_type, key, form_factor, metric, first_date, last_date, p75, histogram, "
+            "CAST(first_date AS TIMESTAMPTZ) AS ts",
+    "lighthouse": "line, fetch_time AS ts, target, form_factor, performance, lcp, fcp, cls, "
+                  "tbt, tti, speed_index",
 }
 _CHECKED = """
 CREATE OR REPLACE TEMP TABLE checked AS
@@ -88,12 +94,32 @@ SELECT {kept}, bad_field, problem
 FROM ({query})
 """
 
-_STORE_PROBES = """
-INSERT INTO probes
-SELECT $ingest_id, ts, target, location, ok, status, latency_ms
-FROM checked
-WHERE bad_field IS NULL
-"""
+# How the good records of each kind are stored (requests go through the rollups instead);
+# page URLs get their route from ``batch_routes``, as request paths do.
+_STORE = {
+    "probes": """
+        INSERT INTO probes
+        SELECT $ingest_id, ts, target, location, ok, status, latency_ms
+        FROM checked WHERE bad_field IS NULL""",
+    "vitals": """
+        INSERT INTO vitals
+        SELECT $ingest_id, line, ts, metric, value, metric_id, checked.target, routes.route,
+               form_factor, navigation_type, rating, source
+        FROM checked JOIN batch_routes AS routes ON checked.target = routes.target
+        WHERE bad_field IS NULL""",
+    "crux": """
+        INSERT INTO crux
+        SELECT $ingest_id, key_type, key, form_factor, metric, first_date, last_date, p75,
+               histogram
+        FROM checked WHERE bad_field IS NULL""",
+    "lighthouse": """
+        INSERT INTO lighthouse
+        SELECT $ingest_id, ts, checked.target, routes.route, form_factor, performance, lcp,
+               fcp, cls, tbt, tti, speed_index
+        FROM checked JOIN batch_routes AS routes ON checked.target = routes.target
+        WHERE bad_field IS NULL""",
+}
+_ROUTED = ("requests", "vitals", "lighthouse")
 
 _BATCH_SUMMARY = """
 SELECT count(*), min(ts), max(ts)
@@ -173,11 +199,12 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
                                   "nothing was stored", shown, rejected)
             if bad:
                 _insert_rejects(con, ingest_id, bad)
-            if good and source.record == "probes":
-                con.execute(_STORE_PROBES, {"ingest_id": ingest_id})
-            elif good:
+            if good and source.record in _ROUTED:
                 _route(con, routes)
+            if good and source.record == "requests":
                 add_rollups(con, ingest_id, thresholds)
+            elif good:
+                con.execute(_STORE[source.record], {"ingest_id": ingest_id})
             if good:
                 times += span
                 loaded += good
@@ -194,10 +221,13 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
             con.execute("INSERT INTO routes SELECT route, $id FROM new_routes", {"id": ingest_id})
             con.unregister("new_routes")
         seconds = time.perf_counter() - started
+        ignored = sum(getattr(source, "ignored", {}).values())
         con.execute(
-            "INSERT INTO ingests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO ingests (id, sha256, kind, file, bytes, loaded, rejected, first_ts, "
+            "last_ts, loaded_at, seconds, ignored) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [ingest_id, sha, source.kind, str(path), path.stat().st_size, loaded, rejected,
-             min(times, default=None), max(times, default=None), datetime.now(UTC), seconds],
+             min(times, default=None), max(times, default=None), datetime.now(UTC), seconds,
+             ignored],
         )
         con.execute("COMMIT")
     except BaseException:
@@ -207,7 +237,12 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
         con.execute("DROP TABLE IF EXISTS temp.checked")
         for name in (INPUT_TABLE, "batch_routes"):
             con.unregister(name)
-    message = f"{rejected} bad records kept in the rejects table" if rejected else ""
+    notes = [f"{rejected} bad records kept in the rejects table"] if rejected else []
+    if ignored:
+        skipped = getattr(source, "ignored", {})
+        counts = ", ".join(f"{name} x{n}" for name, n in sorted(skipped.items()))
+        notes.append(f"{ignored} records of metrics not tracked were ignored: {counts}")
+    message = "; ".join(notes)
     return IngestResult(str(path), source.kind, loaded, rejected, False, seconds, ingest_id,
                         message)
 

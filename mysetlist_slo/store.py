@@ -81,6 +81,51 @@ MIGRATIONS: list[list[str]] = [
             latency_ms  DOUBLE
         )""",
     ],
+    [
+        # Records of metrics a source does not know (the retired FID), counted, not rejected.
+        "ALTER TABLE ingests ADD COLUMN ignored BIGINT DEFAULT 0",
+        # Web Vitals samples as beacons report them; a metric id may come more than once (CLS
+        # and INP grow during a visit): readers keep the last report of each id.
+        """CREATE TABLE vitals (
+            ingest_id        BIGINT NOT NULL,
+            line             BIGINT NOT NULL,
+            ts               TIMESTAMPTZ NOT NULL,
+            metric           VARCHAR NOT NULL,
+            value            DOUBLE NOT NULL,
+            metric_id        VARCHAR NOT NULL,
+            url              VARCHAR NOT NULL,
+            route            VARCHAR NOT NULL,
+            form_factor      VARCHAR NOT NULL,
+            navigation_type  VARCHAR,
+            rating           VARCHAR,
+            source           VARCHAR NOT NULL
+        )""",
+        """CREATE TABLE crux (
+            ingest_id    BIGINT NOT NULL,
+            key_type     VARCHAR NOT NULL,
+            key          VARCHAR NOT NULL,
+            form_factor  VARCHAR NOT NULL,
+            metric       VARCHAR NOT NULL,
+            first_date   DATE NOT NULL,
+            last_date    DATE NOT NULL,
+            p75          DOUBLE NOT NULL,
+            histogram    VARCHAR NOT NULL
+        )""",
+        """CREATE TABLE lighthouse (
+            ingest_id    BIGINT NOT NULL,
+            fetch_time   TIMESTAMPTZ NOT NULL,
+            url          VARCHAR NOT NULL,
+            route        VARCHAR NOT NULL,
+            form_factor  VARCHAR NOT NULL,
+            performance  DOUBLE NOT NULL,
+            lcp          DOUBLE,
+            fcp          DOUBLE,
+            cls          DOUBLE,
+            tbt          DOUBLE,
+            tti          DOUBLE,
+            speed_index  DOUBLE
+        )""",
+    ],
 ]
 
 _LOCK_HOLDER = re.compile(r"held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")

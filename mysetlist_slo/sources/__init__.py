@@ -18,8 +18,9 @@ from mysetlist_slo.sources.probes import PROBES
 from mysetlist_slo.sources.request_exports import ExportOptions, ExportSource
 from mysetlist_slo.sources.requests_schema import CANONICAL_COLUMNS, CANONICAL_SCHEMA
 from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, Reject, RequestSource
+from mysetlist_slo.sources.vitals import BeaconSource, CruxSource, LighthouseSource
 
-KINDS = ("nginx", "jsonl", "csv", "parquet", "probes")
+KINDS = ("nginx", "jsonl", "csv", "parquet", "probes", "vitals", "crux", "lighthouse")
 
 __all__ = ["COMBINED", "COMBINED_TIMED", "KINDS", "ExportOptions", "InputBatch", "Reject",
            "RequestSource", "detect_source", "parse_requests"]
@@ -38,6 +39,37 @@ def _first_line(path: Path) -> str:
     return ""
 
 
+def _json_kind(path: Path) -> str | None:
+    """Return vitals, crux or lighthouse when the content is one of those JSON shapes."""
+    line = _first_line(path).lstrip()
+    if not line.startswith("{"):
+        return None
+    try:
+        record = json.loads(line)
+    except ValueError:
+        # A pretty-printed JSON document: look at its opening instead of its first line.
+        stream, raw = open_maybe_gzip(path)
+        try:
+            head = stream.read(4096).decode("utf-8", errors="replace")
+        finally:
+            stream.close()
+            raw.close()
+        if '"record"' in head and ('"metrics"' in head or '"key"' in head):
+            return "crux"
+        if '"lighthouseVersion"' in head or '"lhr"' in head or '"audits"' in head:
+            return "lighthouse"
+        return None
+    if not isinstance(record, dict):
+        return None
+    if "record" in record:
+        return "crux"
+    if "lighthouseVersion" in record or "lhr" in record:
+        return "lighthouse"
+    if record.get("event") == "$web_vitals" or {"name", "value", "id"} <= set(record):
+        return "vitals"
+    return None
+
+
 def _looks_like_probes(path: Path) -> bool:
     """Return True when the first record names a probe's location and outcome."""
     line = _first_line(path)
@@ -49,30 +81,40 @@ def _looks_like_probes(path: Path) -> bool:
     return {"location", "ok"} <= keys
 
 
+def _sniff(path: Path, log_format: str | None) -> str:
+    """Return the kind of file ``path`` is, told from its content."""
+    with open(path, "rb") as handle:
+        if handle.read(4) == b"PAR1":
+            return "parquet"
+    if log_format is not None:
+        return "nginx"
+    json_kind = _json_kind(path)
+    if json_kind is not None:
+        return json_kind
+    line = _first_line(path)
+    if line.lstrip().startswith("{"):
+        return "probes" if _looks_like_probes(path) else "jsonl"
+    if re.match(compile_log_format(COMBINED).regex.rstrip("$"), line):
+        return "nginx"
+    if "," in line:
+        return "probes" if _looks_like_probes(path) else "csv"
+    raise IngestError(str(path), "cannot tell what kind of file this is from its first line; "
+                      f"name it with --kind ({', '.join(KINDS)})")
+
+
 def detect_source(path: Path, kind: str | None = None, log_format: str | None = None,
                   options: ExportOptions | None = None) -> RequestSource:
     """Return the source that reads ``path``: the given ``kind``, or one told from the content."""
-    if kind is None:
-        with open(path, "rb") as handle:
-            magic = handle.read(4)
-        if magic == b"PAR1":
-            kind = "parquet"
-        else:
-            line = _first_line(path)
-            if log_format is not None:
-                kind = "nginx"
-            elif line.lstrip().startswith("{"):
-                kind = "jsonl"
-            elif re.match(compile_log_format(COMBINED).regex.rstrip("$"), line):
-                kind = "nginx"
-            elif "," in line:
-                kind = "csv"
-            else:
-                raise IngestError(str(path), "cannot tell what kind of file this is from its "
-                                  f"first line; name it with --kind ({', '.join(KINDS)})")
-    if kind == "probes" or (kind in ("jsonl", "csv", None) and _looks_like_probes(path)):
-        return ExportSource("jsonl" if _first_line(path).lstrip().startswith("{") else "csv",
-                            options, PROBES)
+    kind = kind or _sniff(path, log_format)
+    if kind == "vitals":
+        return BeaconSource()
+    if kind == "crux":
+        return CruxSource()
+    if kind == "lighthouse":
+        return LighthouseSource()
+    if kind == "probes":
+        text = _first_line(path).lstrip().startswith("{")
+        return ExportSource("jsonl" if text else "csv", options, PROBES)
     if kind == "nginx":
         if log_format is None:
             # Out of the box: "combined" with $request_time $upstream_response_time when the

@@ -1,0 +1,317 @@
+"""Web Vitals sources: web-vitals beacons, PostHog $web_vitals events, CrUX API responses and
+Lighthouse reports, each turned into rows of its table with located rejects.
+
+Records are small and few next to request logs, so they are checked here, in Python, record
+by record; the batches then go through the same ingest path as every other source.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from user_agents import parse as parse_user_agent
+
+from mysetlist_slo.errors import IngestError
+from mysetlist_slo.sources._lines import open_maybe_gzip, read_lines
+from mysetlist_slo.sources.types import InputBatch, Reject
+
+METRICS = ("LCP", "INP", "CLS", "FCP", "TTFB")
+# Values beyond these are not measurements (a tab left open for an hour): rejected, with reason.
+UPPER_BOUNDS = {"LCP": 900_000, "FCP": 900_000, "TTFB": 900_000, "INP": 900_000, "CLS": 100.0}
+FORM_FACTORS = ("phone", "tablet", "desktop")
+PASSTHROUGH = "SELECT *, NULL::VARCHAR AS bad_field, NULL::VARCHAR AS problem FROM batch_input"
+
+BEACON_SCHEMA = pa.schema([
+    ("line", pa.int64()), ("ts", pa.timestamp("us", tz="UTC")), ("metric", pa.string()),
+    ("value", pa.float64()), ("metric_id", pa.string()), ("target", pa.string()),
+    ("form_factor", pa.string()), ("navigation_type", pa.string()), ("rating", pa.string()),
+    ("source", pa.string()),
+])
+
+# CrUX API metric names -> ours (first_input_delay was retired in favour of INP, kept as FID).
+CRUX_METRICS = {
+    "largest_contentful_paint": "LCP", "interaction_to_next_paint": "INP",
+    "cumulative_layout_shift": "CLS", "first_contentful_paint": "FCP",
+    "experimental_time_to_first_byte": "TTFB", "first_input_delay": "FID",
+}
+CRUX_SCHEMA = pa.schema([
+    ("line", pa.int64()), ("key_type", pa.string()), ("key", pa.string()),
+    ("form_factor", pa.string()), ("metric", pa.string()), ("first_date", pa.date32()),
+    ("last_date", pa.date32()), ("p75", pa.float64()), ("histogram", pa.string()),
+])
+
+LIGHTHOUSE_AUDITS = {"lcp": "largest-contentful-paint", "fcp": "first-contentful-paint",
+                     "cls": "cumulative-layout-shift", "tbt": "total-blocking-time",
+                     "tti": "interactive", "speed_index": "speed-index"}
+LIGHTHOUSE_SCHEMA = pa.schema([
+    ("line", pa.int64()), ("fetch_time", pa.timestamp("us", tz="UTC")), ("target", pa.string()),
+    ("form_factor", pa.string()), ("performance", pa.float64()),
+    *[(name, pa.float64()) for name in LIGHTHOUSE_AUDITS],
+])
+
+
+@lru_cache(maxsize=4096)
+def form_factor(user_agent: str | None) -> str:
+    """Return phone, tablet or desktop for a User-Agent, as CrUX buckets devices ('unknown'
+    when there is none or it is a bot)."""
+    if not user_agent:
+        return "unknown"
+    parsed = parse_user_agent(user_agent)
+    if parsed.is_bot:
+        return "unknown"
+    if parsed.is_tablet:
+        return "tablet"
+    if parsed.is_mobile:
+        return "phone"
+    return "desktop" if parsed.is_pc else "unknown"
+
+
+def _timestamp(value: Any) -> datetime:
+    """Return an aware UTC time from ISO 8601 text with a zone or Unix milliseconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1000, UTC)
+    if not isinstance(value, str):
+        raise ValueError("missing")
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError(f"no time zone offset: {value!r}")
+    return parsed.astimezone(UTC)
+
+
+def _path(url: Any) -> str:
+    if not isinstance(url, str) or not url:
+        raise ValueError("missing")
+    return url
+
+
+class _Rows:
+    """Collects rows of one schema and the rejects met on the way."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema = schema
+        self.rows: list[dict[str, Any]] = []
+        self.rejects: list[Reject] = []
+        self.ignored: Counter[str] = Counter()
+
+    def table(self) -> pa.Table:
+        return pa.Table.from_pylist(self.rows, self.schema)
+
+
+def _beacon(record: dict[str, Any], line: int, out: _Rows) -> None:
+    """Add one web-vitals Metric beacon (name, value, id, ... plus page and time)."""
+    name = record.get("name")
+    if name not in METRICS:
+        out.ignored[str(name)] += 1  # FID and other retired or unknown metrics: counted
+        return
+    value = record.get("value")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise _Bad("value", f"not a number: {value!r}")
+    if value < 0 or value > UPPER_BOUNDS[name]:
+        raise _Bad("value", f"{name} of {value} is outside 0..{UPPER_BOUNDS[name]:g}")
+    if not isinstance(record.get("id"), str) or not record["id"]:
+        raise _Bad("id", "missing")
+    factor = record.get("formFactor") or form_factor(record.get("userAgent"))
+    if factor not in (*FORM_FACTORS, "unknown"):
+        raise _Bad("formFactor", f"not phone, tablet or desktop: {factor!r}")
+    out.rows.append({
+        "line": line, "ts": _field(_timestamp, record.get("timestamp"), "timestamp"),
+        "metric": name, "value": float(value), "metric_id": record["id"],
+        "target": _field(_path, record.get("url") or record.get("page"), "url"),
+        "form_factor": factor, "navigation_type": record.get("navigationType"),
+        "rating": record.get("rating"), "source": "web-vitals",
+    })
+
+
+def _posthog(record: dict[str, Any], line: int, out: _Rows) -> None:
+    """Add the metrics of one PostHog $web_vitals event ($web_vitals_<NAME>_value ...)."""
+    properties = record.get("properties")
+    if not isinstance(properties, dict):
+        raise _Bad("properties", "missing")
+    when = _field(_timestamp, record.get("timestamp"), "timestamp")
+    url = _field(_path, properties.get("$current_url"), "properties.$current_url")
+    factor = form_factor(properties.get("$raw_user_agent"))
+    if factor == "unknown" and properties.get("$device_type"):
+        factor = {"Mobile": "phone", "Tablet": "tablet", "Desktop": "desktop"}.get(
+            str(properties["$device_type"]), "unknown")
+    found = False
+    for key, value in properties.items():
+        if not (key.startswith("$web_vitals_") and key.endswith("_value")):
+            continue
+        name = key.removeprefix("$web_vitals_").removesuffix("_value")
+        found = True
+        event = properties.get(f"$web_vitals_{name}_event") or {}
+        beacon = {"name": name, "value": value, "timestamp": when.isoformat(), "url": url,
+                  "formFactor": factor, "rating": event.get("rating"),
+                  "navigationType": event.get("navigationType"),
+                  # Without the library's id, the event and metric name identify the sample.
+                  "id": event.get("id") or f"{record.get('uuid', line)}-{name}"}
+        before = len(out.rows)
+        _beacon(beacon, line, out)
+        if len(out.rows) > before:
+            out.rows[-1]["source"] = "posthog"
+    if not found:
+        raise _Bad("properties", "no $web_vitals_<metric>_value")
+
+
+class _Bad(Exception):
+    """A field of a record that cannot be used."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field, self.problem = field, problem
+
+
+def _field(convert: Any, value: Any, name: str) -> Any:
+    try:
+        return convert(value)
+    except (ValueError, TypeError) as exc:
+        raise _Bad(name, str(exc)) from None
+
+
+class BeaconSource:
+    """Web Vitals beacons as JSON Lines: web-vitals Metric objects or PostHog events."""
+
+    kind = "vitals"
+    record = "vitals"
+
+    def __init__(self) -> None:
+        self.ignored: Counter[str] = Counter()
+
+    def batches(self, path: Path) -> Iterator[InputBatch]:
+        """Yield the beacons of ``path`` as typed rows, with their rejects."""
+        for lines in read_lines(path):
+            out = _Rows(BEACON_SCHEMA)
+            out.rejects = [Reject(r.line, r.field, r.problem, r.raw) for r in lines.rejects]
+            for line, text in zip(lines.numbers.to_pylist(), lines.text.to_pylist(),
+                                  strict=True):
+                try:
+                    record = json.loads(text)
+                    if not isinstance(record, dict):
+                        raise _Bad("line", "expected a JSON object")
+                    if record.get("event") == "$web_vitals":
+                        _posthog(record, line, out)
+                    else:
+                        _beacon(record, line, out)
+                except json.JSONDecodeError as exc:
+                    out.rejects.append(Reject(line, "line", f"not valid JSON: {exc.msg}",
+                                              text.encode()))
+                except _Bad as bad:
+                    out.rejects.append(Reject(line, bad.field, bad.problem, text.encode()))
+            self.ignored += out.ignored
+            yield InputBatch(PASSTHROUGH, out.table(), {}, out.rejects, lines.position)
+
+    def explain(self, con: duckdb.DuckDBPyConnection, batch: InputBatch,
+                bad: list[tuple[int, str, str]]) -> list[Reject]:
+        """Return no rejects: every check ran in Python already."""
+        return []
+
+
+def _date(value: dict[str, int]) -> Any:
+    return datetime(value["year"], value["month"], value["day"]).date()
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    stream, raw = open_maybe_gzip(path)
+    try:
+        data = json.loads(stream.read().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IngestError(str(path), f"not a JSON document: {exc}") from None
+    finally:
+        stream.close()
+        raw.close()
+    if not isinstance(data, dict):
+        raise IngestError(str(path), "expected a JSON object")
+    return data
+
+
+class CruxSource:
+    """Chrome UX Report API responses: ``queryRecord`` and ``queryHistoryRecord``."""
+
+    kind = "crux"
+    record = "crux"
+
+    def batches(self, path: Path) -> Iterator[InputBatch]:
+        """Yield one row per metric and collection period of the response."""
+        data = _read_json(path)
+        record = data.get("record")
+        if not isinstance(record, dict) or "key" not in record or "metrics" not in record:
+            raise IngestError(str(path), "record.key and record.metrics: missing (not a CrUX "
+                                         "API response)")
+        key = record["key"]
+        key_type = "url" if "url" in key else "origin"
+        factor = str(key.get("formFactor", "ALL_FORM_FACTORS")).lower()
+        periods = record.get("collectionPeriods") or [record.get("collectionPeriod")]
+        out = _Rows(CRUX_SCHEMA)
+        for name, metric in record["metrics"].items():
+            ours = CRUX_METRICS.get(name)
+            if ours is None:
+                out.ignored[name] += 1
+                continue
+            if "percentilesTimeseries" in metric:
+                p75s = metric["percentilesTimeseries"]["p75s"]
+                histograms = metric.get("histogramTimeseries", [])
+            else:
+                p75s = [metric["percentiles"]["p75"]]
+                histograms = [{**b, "densities": [b.get("density")]}
+                              for b in metric.get("histogram", [])]
+            for i, period in enumerate(periods):
+                if p75s[i] is None or period is None:
+                    continue  # CrUX leaves a period empty when it had too few samples
+                bins = [{"start": b["start"], "end": b.get("end"),
+                         "density": b["densities"][i]} for b in histograms]
+                out.rows.append({
+                    "line": i + 1, "key_type": key_type, "key": key[key_type],
+                    "form_factor": factor, "metric": ours,
+                    "first_date": _date(period["firstDate"]),
+                    "last_date": _date(period["lastDate"]),
+                    "p75": float(p75s[i]), "histogram": json.dumps(bins),
+                })
+        yield InputBatch(PASSTHROUGH, out.table(), {}, [], path.stat().st_size)
+
+    def explain(self, con: duckdb.DuckDBPyConnection, batch: InputBatch,
+                bad: list[tuple[int, str, str]]) -> list[Reject]:
+        """Return no rejects: a malformed response fails whole."""
+        return []
+
+
+class LighthouseSource:
+    """Lighthouse JSON reports (the ``lhr`` object): performance score and lab metrics."""
+
+    kind = "lighthouse"
+    record = "lighthouse"
+
+    def batches(self, path: Path) -> Iterator[InputBatch]:
+        """Yield the report as one row."""
+        lhr = _read_json(path)
+        lhr = lhr.get("lhr", lhr)  # a PageSpeed Insights response wraps the report
+        try:
+            audits = lhr["audits"]
+            row = {
+                "line": 1,
+                "fetch_time": _timestamp(lhr["fetchTime"]),
+                "target": lhr.get("finalDisplayedUrl") or lhr.get("finalUrl")
+                or lhr["requestedUrl"],
+                "form_factor": {"mobile": "phone"}.get(
+                    lhr.get("configSettings", {}).get("formFactor"),
+                    lhr.get("configSettings", {}).get("formFactor", "unknown")),
+                "performance": 100 * float(lhr["categories"]["performance"]["score"]),
+                **{name: float(audits[audit]["numericValue"])
+                   for name, audit in LIGHTHOUSE_AUDITS.items()},
+            }
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IngestError(str(path), f"not a complete Lighthouse report: missing or bad "
+                                         f"{exc}") from None
+        yield InputBatch(PASSTHROUGH, pa.Table.from_pylist([row], LIGHTHOUSE_SCHEMA), {}, [],
+                         path.stat().st_size)
+
+    def explain(self, con: duckdb.DuckDBPyConnection, batch: InputBatch,
+                bad: list[tuple[int, str, str]]) -> list[Reject]:
+        """Return no rejects: a malformed report fails whole."""
+        return []
