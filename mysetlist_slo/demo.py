@@ -31,6 +31,8 @@ USER_AGENTS = [
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
 ]
 USER_AGENT_SHARE = [0.38, 0.2, 0.22, 0.12, 0.05, 0.03]
+_BOT = 5  # the index of the crawler above: crawlers send no beacons
+_FORM_FACTOR = np.array(["phone", "phone", "desktop", "desktop", "tablet", "desktop"])
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,12 @@ def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, w
     manifest = DemoManifest(start, end, seed, total, events=[outage, spike, regression])
     _write_rotated(out_dir, seconds, line, end, manifest)
     _write_probes(out_dir / "probes.csv", rng, start, end, outage, manifest)
+    pages = np.isin(templates, [r.template for r in ROUTES if not r.static and
+                                not r.template.startswith("/api/")]) & (agents != _BOT)
+    viewed = np.flatnonzero(pages & (rng.random(total) < 0.2))  # a fifth of views send beacons
+    _write_vitals(out_dir / "vitals.jsonl", rng, seconds[viewed], templates[viewed],
+                  paths[viewed], agents[viewed], regression, manifest)
+    _write_lighthouse(out_dir / "lighthouse", rng, start, end, regression, manifest)
     (out_dir / "manifest.json").write_text(manifest.to_json(), "utf-8")
     return manifest
 
@@ -276,6 +284,94 @@ def _write_probes(path: Path, rng: np.random.Generator, start: datetime, end: da
     })
     pa_csv.write_csv(table, path)
     manifest.files.append(str(path))
+
+
+# Field LCP medians (ms) per page route on desktop; phones are slower with heavier tails.
+_LCP_MEDIAN = {"/": 1700, "/artist/[slug]": 2000, "/show/[id]": 1600, "/venue/[slug]": 1800,
+               "/setlist/[id]": 1700, "/search": 1500}
+_DEVICE = {"desktop": (1.0, 0.35), "tablet": (1.15, 0.42), "phone": (1.35, 0.5)}
+
+
+def _write_vitals(path: Path, rng: np.random.Generator, seconds: np.ndarray,
+                  templates: np.ndarray, paths: np.ndarray, agents: np.ndarray,
+                  regression: PlantedEvent, manifest: DemoManifest) -> None:
+    """Write web-vitals beacons (JSON Lines) for page views: LCP, FCP, TTFB, CLS for each,
+    INP for the views with an interaction; /show/[id]'s LCP regresses with the release.
+    Some CLS and INP are reported twice (they grow), a few retired FID records come along."""
+    from mysetlist_slo.vitals import rating  # the demo rates as the library does
+
+    factors = _FORM_FACTOR[agents]
+    scale = np.array([_DEVICE[f][0] for f in factors])
+    sigma = np.array([_DEVICE[f][1] for f in factors])
+    lcp = rng.lognormal(np.log(np.array([_LCP_MEDIAN[t] for t in templates]) * scale), sigma)
+    regressed = (templates == "/show/[id]") & (
+        seconds >= int(regression.start.timestamp())) & (seconds < int(regression.end.timestamp()))
+    lcp[regressed] *= 1.4
+    values = {
+        "LCP": lcp,
+        "FCP": lcp * rng.uniform(0.45, 0.75, len(lcp)),
+        "TTFB": rng.lognormal(np.log(350 * scale), 0.45),
+        "CLS": np.where(rng.random(len(lcp)) < 0.3, 0.0, rng.lognormal(np.log(0.03), 1.0,
+                                                                       len(lcp))),
+        "INP": rng.lognormal(np.log(120 * scale), 0.6),
+    }
+    interacted = rng.random(len(lcp)) < 0.6
+    repeated = rng.random(len(lcp)) < 0.1
+    stamps = [datetime.fromtimestamp(int(s), UTC).isoformat() for s in seconds]
+    with open(path, "w", encoding="utf-8") as handle:
+        for i in range(len(lcp)):
+            page = f"https://mysetlist.example{paths[i]}"
+            for name, series in values.items():
+                if name == "INP" and not interacted[i]:
+                    continue
+                value = round(float(series[i]), 4 if name == "CLS" else 1)
+                beacon = {"name": name, "value": value, "rating": rating(name, value),
+                          "delta": value, "id": f"v4-{seconds[i]}-{i}-{name}",
+                          "navigationType": "navigate", "url": page,
+                          "userAgent": USER_AGENTS[agents[i]], "timestamp": stamps[i]}
+                if name in ("CLS", "INP") and repeated[i]:
+                    early = round(value * 0.6, 4 if name == "CLS" else 1)
+                    handle.write(json.dumps({**beacon, "value": early, "delta": early,
+                                             "rating": rating(name, early)}) + "\n")
+                handle.write(json.dumps(beacon) + "\n")
+            if i % 100 == 0:  # an old tag still reporting the retired First Input Delay
+                handle.write(json.dumps({"name": "FID", "value": 12, "id": f"fid-{i}",
+                                         "url": page, "timestamp": stamps[i]}) + "\n")
+    manifest.files.append(str(path))
+
+
+def _write_lighthouse(folder: Path, rng: np.random.Generator, start: datetime, end: datetime,
+                      regression: PlantedEvent, manifest: DemoManifest) -> None:
+    """Write a mobile Lighthouse report a week for three key pages (lab data)."""
+    folder.mkdir(exist_ok=True)
+    for old in folder.glob("*.json"):
+        old.unlink()
+    pages = {"/": "home", "/artist/radiohead": "artist", "/show/123456": "show"}
+    runs = int((end - start) / timedelta(days=7))
+    for week in range(runs):
+        when = start + timedelta(days=7 * week + 6, hours=3)
+        for page, slug in pages.items():
+            slower = 1.35 if slug == "show" and when >= regression.start else 1.0
+            lcp = float(rng.normal(2300, 150)) * slower
+            report = {
+                "lighthouseVersion": "12.2.0", "fetchTime": when.isoformat(),
+                "requestedUrl": f"https://mysetlist.example{page}",
+                "finalDisplayedUrl": f"https://mysetlist.example{page}",
+                "configSettings": {"formFactor": "mobile"},
+                "categories": {"performance": {"score": round(
+                    min(0.99, max(0.5, 0.95 - (lcp - 2000) / 8000 + rng.normal(0, 0.01))), 2)}},
+                "audits": {
+                    "largest-contentful-paint": {"numericValue": lcp},
+                    "first-contentful-paint": {"numericValue": lcp * 0.55},
+                    "cumulative-layout-shift": {"numericValue": float(rng.uniform(0, 0.08))},
+                    "total-blocking-time": {"numericValue": float(rng.normal(180, 40))},
+                    "interactive": {"numericValue": lcp * 1.45},
+                    "speed-index": {"numericValue": lcp * 0.9},
+                },
+            }
+            target = folder / f"{when:%Y-%m-%d}-{slug}.json"
+            target.write_text(json.dumps(report, indent=1), "utf-8")
+            manifest.files.append(str(target))
 
 
 def _write_rotated(out_dir: Path, seconds: np.ndarray, lines: pa.Array, end: datetime,

@@ -60,3 +60,53 @@ def incident_timeline_figure(firings: pd.DataFrame, incidents: pd.DataFrame,
     figure.update_layout(title=title, xaxis_type="date", barmode="overlay",
                          yaxis_title=None, xaxis_title=None)
     return figure
+
+
+_RATING_COLOURS = {"good": "#0cce6b", "needs_improvement": "#ffa400", "poor": "#ff4e42"}
+
+
+def vitals_trend_figure(weekly: pd.DataFrame, metric: str, budget: float | None = None,
+                        title: str | None = None) -> go.Figure:
+    """Return p75 per ISO week with its 95 % interval as a band, one line per route and form
+    factor (from ``web_vitals_summary(..., period='week')``), with the budget line."""
+    figure = go.Figure()
+    rows = weekly[(weekly["metric"] == metric) & (weekly["status"] == "ok")]
+    for (route, factor), group in rows.groupby(["route", "form_factor"], sort=True):
+        name = f"{route} ({factor})"
+        figure.add_trace(go.Scatter(
+            x=list(group["week"]) + list(group["week"])[::-1],
+            y=list(group["p75_high"]) + list(group["p75_low"])[::-1], fill="toself",
+            opacity=0.2, line={"width": 0}, showlegend=False, hoverinfo="skip",
+            legendgroup=name))
+        figure.add_trace(go.Scatter(x=group["week"], y=group["p75"], mode="lines+markers",
+                                    name=name, legendgroup=name))
+    if budget is not None:
+        figure.add_hline(y=budget, line={"dash": "dash", "color": "#d62728"},
+                         annotation_text=f"budget {budget:g}")
+    figure.update_layout(title=title or f"{metric} p75 per week (95 % interval)",
+                         yaxis_title=metric, xaxis_title=None)
+    return figure
+
+
+def vitals_ratings_figure(summary: pd.DataFrame, metric: str) -> go.Figure:
+    """Return stacked good / needs-improvement / poor shares per route and form factor."""
+    rows = summary[summary["metric"] == metric]
+    labels = rows["route"] + " (" + rows["form_factor"] + ")"
+    figure = go.Figure([go.Bar(x=100 * rows[share], y=labels, orientation="h",
+                               name=share.replace("_", " "), marker_color=colour)
+                        for share, colour in _RATING_COLOURS.items()])
+    figure.update_layout(barmode="stack", title=f"{metric}: share of page views by rating",
+                         xaxis_title="% of page views", yaxis_title=None)
+    return figure
+
+
+def vitals_histogram_figure(values: pd.Series, metric: str,
+                            thresholds: tuple[float, float]) -> go.Figure:
+    """Return the distribution of one metric's samples with its two thresholds drawn."""
+    figure = go.Figure(go.Histogram(x=values, nbinsx=80, name=metric))
+    for threshold, label in zip(thresholds, ("good", "poor"), strict=True):
+        figure.add_vline(x=threshold, line={"dash": "dash"}, annotation_text=f"{label} "
+                         f"{'up to' if label == 'good' else 'above'} {threshold:g}")
+    figure.update_layout(title=f"{metric} distribution", xaxis_title=metric,
+                         yaxis_title="page views")
+    return figure

@@ -30,7 +30,8 @@ def test_logrotate_layout(demo: DemoManifest) -> None:
     names = [Path(f).name for f in demo.files]
     assert names[:3] == ["access.log", "access.log.1", "access.log.2.gz"]
     assert len([n for n in names if n.startswith("access.log")]) == 14
-    assert names[-1] == "probes.csv"
+    assert {"probes.csv", "vitals.jsonl"} <= set(names)
+    assert len([n for n in names if n.endswith(".json")]) == 2 * 3  # Lighthouse: 3 pages a week
     assert Path(demo.files[2]).read_bytes()[:2] == b"\x1f\x8b"
 
 

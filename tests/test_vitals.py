@@ -1,0 +1,197 @@
+"""Web Vitals: beacons, PostHog, CrUX and Lighthouse in; p75, ratings, CWV, regressions out."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DEMO_END
+from scipy.stats import binom
+
+from mysetlist_slo import DemoManifest, IngestError, ingest_file, load_config, open_store
+from mysetlist_slo.sources.vitals import form_factor
+from mysetlist_slo.vitals import (
+    crux_comparison,
+    cwv_assessment,
+    p75_interval,
+    rating,
+    vitals_regressions,
+    vitals_samples,
+    web_vitals_summary,
+)
+
+T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
+DESKTOP = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"
+
+
+def beacon(name: str, value: float, id_: str, path: str = "/show/1", **extra: object) -> str:
+    return json.dumps({"name": name, "value": value, "id": id_, "rating": "good",
+                       "navigationType": "navigate", "url": f"https://mysetlist.example{path}",
+                       "userAgent": DESKTOP, "timestamp": T0.isoformat(), **extra})
+
+
+def test_p75_and_interval_against_order_statistics() -> None:
+    """p75 is numpy's nearest-rank percentile; the interval is the binomial order statistics."""
+    values = np.random.default_rng(4).lognormal(7.5, 0.5, 1_000)
+    p75, low, high = p75_interval(values)
+    assert p75 == np.percentile(values, 75, method="inverted_cdf")
+    ordered = np.sort(values)
+    lower = int(binom.ppf(0.025, len(values), 0.75))
+    upper = int(binom.ppf(0.975, len(values), 0.75)) + 1
+    assert (low, high) == (ordered[lower - 1], ordered[upper - 1])
+
+
+def test_interval_covers_the_true_p75() -> None:
+    """Over 400 seeded samples of 150 page views, about 95 % of intervals hold the true p75."""
+    rng = np.random.default_rng(9)
+    true_p75 = np.exp(7.5 + 0.5 * 0.6744897501960817)  # log-normal quantile at 0.75
+    covered = [low <= true_p75 <= high for low, high in
+               (p75_interval(rng.lognormal(7.5, 0.5, 150))[1:] for _ in range(400))]
+    assert 0.92 <= np.mean(covered) <= 0.99
+
+
+@pytest.mark.parametrize(("metric", "value", "expected"), [
+    ("LCP", 2500, "good"), ("LCP", 2500.1, "needs-improvement"), ("LCP", 4000, "needs-improvement"),
+    ("LCP", 4000.1, "poor"), ("CLS", 0.1, "good"), ("CLS", 0.25, "needs-improvement"),
+    ("INP", 200, "good"), ("INP", 500.5, "poor"), ("TTFB", 800, "good"), ("FCP", 1800, "good"),
+])
+def test_thresholds_at_the_boundary(metric: str, value: float, expected: str) -> None:
+    """A value equal to the first threshold is good; equal to the second, needs improvement."""
+    assert rating(metric, value) == expected
+
+
+def test_dedupe_keeps_the_last_report(store, write_log) -> None:
+    """A CLS reported twice under one id counts once, with its last value."""
+    lines = [beacon("CLS", 0.05, "a"), beacon("CLS", 0.3, "a"), beacon("CLS", 0.01, "b")]
+    ingest_file(store, write_log("v.jsonl", lines))
+    samples = vitals_samples(store, T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    assert sorted(zip(samples["metric_id"], samples["value"], strict=True)) == [
+        ("a", 0.3), ("b", 0.01)]
+
+
+def test_unknown_metrics_counted_and_bad_values_rejected(store, write_log) -> None:
+    """Retired FID records are counted and reported; impossible values are rejected."""
+    path = write_log("v.jsonl", [beacon("LCP", 1200, "a"), beacon("FID", 12, "f1"),
+                                 beacon("FID", 9, "f2"), beacon("LCP", -5, "b"),
+                                 beacon("LCP", 20 * 60_000, "c")])
+    with pytest.raises(IngestError) as caught:
+        ingest_file(store, path)
+    assert f"{path}:4: value: LCP of -5 is outside" in str(caught.value)
+    result = ingest_file(store, path, max_bad_rows=2)
+    assert (result.loaded, result.rejected) == (1, 2)
+    assert "FID x2" in result.message
+    ignored = store.execute("SELECT ignored FROM ingests").fetchall()
+    assert ignored == [(2,)]
+
+
+def test_posthog_events(store, write_log) -> None:
+    """A PostHog $web_vitals event brings each metric it carries, with page and device."""
+    event = {"event": "$web_vitals", "uuid": "e1", "timestamp": T0.isoformat(),
+             "properties": {"$current_url": "https://mysetlist.example/artist/x?ref=1",
+                            "$raw_user_agent": DESKTOP, "$web_vitals_LCP_value": 1900.5,
+                            "$web_vitals_CLS_value": 0.02,
+                            "$web_vitals_LCP_event": {"id": "v4-1", "rating": "good"}}}
+    ingest_file(store, write_log("ph.jsonl", [json.dumps(event)]))
+    rows = store.execute("SELECT metric, value, metric_id, route, form_factor, source "
+                         "FROM vitals ORDER BY metric").fetchall()
+    assert rows == [("CLS", 0.02, "e1-CLS", "/artist/[slug]", "desktop", "posthog"),
+                    ("LCP", 1900.5, "v4-1", "/artist/[slug]", "desktop", "posthog")]
+
+
+@pytest.mark.parametrize(("agent", "expected"), [
+    ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
+     "phone"),
+    ("Mozilla/5.0 (iPad; CPU OS 18_1 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148", "tablet"),
+    ("Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 Chrome/131.0 Mobile "
+     "Safari/537.36", "phone"),
+    (DESKTOP, "desktop"),
+    ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "unknown"),
+    (None, "unknown"),
+])
+def test_form_factor_from_user_agent(agent: str | None, expected: str) -> None:
+    """Phones, tablets and desktops as CrUX buckets them; bots and missing agents unknown."""
+    assert form_factor(agent) == expected
+
+
+def test_cwv_rule_with_inp_missing() -> None:
+    """Passed needs good LCP and CLS; INP must be good only when it has data."""
+    import pandas as pd
+
+    def summary(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
+        return pd.DataFrame([{"route": "/", "form_factor": "phone", "metric": m, "rating": r,
+                              "status": s} for m, r, s in rows])
+
+    ok = "ok"
+    assert cwv_assessment(summary([("LCP", "good", ok), ("CLS", "good", ok)]))[
+        "assessment"].item() == "passed"
+    no_inp = summary([("LCP", "good", ok), ("CLS", "good", ok), ("INP", None, "not enough data")])
+    assert cwv_assessment(no_inp)["assessment"].item() == "passed"
+    assert cwv_assessment(summary([("LCP", "good", ok), ("CLS", "good", ok),
+                                   ("INP", "poor", ok)]))["assessment"].item() == "failed"
+    assert cwv_assessment(summary([("CLS", "good", ok)]))["assessment"].item() == "not enough data"
+
+
+def test_summary_not_enough_data(store, write_log) -> None:
+    """Below the minimum page views a cell has no p75, only its count and shares."""
+    ingest_file(store, write_log("v.jsonl", [beacon("LCP", 1000 + i, f"i{i}") for i in range(20)]))
+    (row,) = web_vitals_summary(store, load_config(), T0 - timedelta(hours=1),
+                                T0 + timedelta(hours=1)).to_dict("records")
+    assert row["status"] == "not enough data" and np.isnan(row["p75"])
+    assert row["page_views"] == 20 and row["good"] == 1.0
+
+
+@pytest.fixture(name="demo_con", scope="module")
+def fixture_demo_con(demo_store_path):
+    con = open_store(demo_store_path, read_only=True)
+    yield con
+    con.close()
+
+
+def test_planted_regression_found_and_nothing_else(demo: DemoManifest, demo_con) -> None:
+    """The demo's /show/[id] LCP regression is flagged; unchanged routes are not."""
+    week = DEMO_END - timedelta(days=7)
+    found = vitals_regressions(demo_con, load_config(), week, DEMO_END)
+    flagged = found[found["regression"]]
+    lcp = flagged[flagged["metric"] == "LCP"]
+    assert set(lcp["route"]) == {"/show/[id]"}
+    assert (lcp["change"] > 0.2).all()
+    assert not found[(found["route"] == "/artist/[slug]") & (found["metric"] == "LCP")][
+        "regression"].any()
+
+
+def test_real_crux_files_read_back(store, real_data: Path) -> None:
+    """The three real CrUX responses load, and their p75s read back exactly."""
+    for name in ("crux_history_github_desktop_2023.json",
+                 "crux_record_github_marketplace_desktop_4g.json",
+                 "crux_record_github_origin_phone.json"):
+        path = real_data / name
+        result = ingest_file(store, path)
+        record = json.loads(path.read_text())["record"]
+        stored = store.execute("SELECT metric, p75 FROM crux WHERE ingest_id = ? "
+                               "ORDER BY first_date", [result.ingest_id]).fetchall()
+        for metric, key in (("LCP", "largest_contentful_paint"),
+                            ("CLS", "cumulative_layout_shift")):
+            got = [p for m, p in stored if m == metric]
+            source = record["metrics"][key]
+            expected = (source["percentilesTimeseries"]["p75s"] if "percentilesTimeseries"
+                        in source else [source["percentiles"]["p75"]])
+            assert got == [float(v) for v in expected if v is not None]
+    assert store.execute("SELECT count(*) FROM crux").fetchall() == [(150 + 6 + 6,)]
+    comparison = crux_comparison(store)
+    assert len(comparison) == 162 and comparison["our_page_views"].eq(0).all()
+
+
+def test_lighthouse_reports(demo: DemoManifest, demo_con) -> None:
+    """Every demo Lighthouse report is loaded with its score and lab LCP."""
+    reports = [f for f in demo.files if "lighthouse" in f]
+    stored = demo_con.execute("SELECT count(*), min(performance), max(performance) "
+                              "FROM lighthouse").fetchall()[0]
+    assert stored[0] == len(reports) and 50 <= stored[1] <= stored[2] <= 99
+    first = json.loads(Path(sorted(reports)[0]).read_text())
+    lcp = demo_con.execute("SELECT lcp FROM lighthouse WHERE url = ? AND fetch_time = ?",
+                           [first["finalDisplayedUrl"], datetime.fromisoformat(first["fetchTime"])]
+                           ).fetchall()[0][0]
+    assert lcp == pytest.approx(first["audits"]["largest-contentful-paint"]["numericValue"])
