@@ -278,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "mysetlist-slo report weekly --fail-on breach   # exit 3 when out of "
                          "budget"))
     _add_store_options(report)
-    report.add_argument("kind", choices=("weekly",), help="which report")
+    report.add_argument("kind", choices=("weekly", "vitals"), help="which report")
     report.add_argument("--week", help="ISO week like 2026-W47 (default: the last full week)")
     report.add_argument("--out", type=Path, default=Path("reports"),
                         help="output folder (default: reports)")

@@ -15,6 +15,7 @@ from mysetlist_slo.budgets import error_budgets
 from mysetlist_slo.config import Config
 from mysetlist_slo.incidents import probe_outages
 from mysetlist_slo.latency import latency_percentiles
+from mysetlist_slo.vitals import cwv_assessment, vitals_regressions, web_vitals_summary
 
 SUMMARY_SCHEMA_VERSION = 1
 
@@ -115,6 +116,8 @@ class WeeklySummary:
     incidents: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     ingest_rejects: int = 0
+    web_vitals: list[dict[str, Any]] = field(default_factory=list)  # CWV per route and device
+    vitals_regressions: list[dict[str, Any]] = field(default_factory=list)
     verdict: str = ""
     breached: list[str] = field(default_factory=list)
 
@@ -159,6 +162,9 @@ def weekly_summary(con: duckdb.DuckDBPyConnection, config: Config, week: str | N
         incidents = budget_incidents(con, availability_slo, start, end)
         backtest = backtest_alerts(con, availability_slo, config, start, end, incidents)
     outages = probe_outages(con, start, end, config.probes)
+    vitals = web_vitals_summary(con, config, start, end)
+    assessment = cwv_assessment(vitals) if len(vitals) else pd.DataFrame()
+    regressions = vitals_regressions(con, config, start, end)
     rejects = con.execute(
         "SELECT coalesce(sum(rejected), 0) FROM ingests WHERE last_ts >= ? AND first_ts < ?",
         [start, end]).fetchall()[0][0]
@@ -173,6 +179,8 @@ def weekly_summary(con: duckdb.DuckDBPyConnection, config: Config, week: str | N
         slos=_records(budgets), outages=_records(outages), incidents=_records(incidents),
         alerts=_records(backtest.summary) if backtest is not None else [],
         ingest_rejects=int(rejects),
+        web_vitals=_records(assessment) if len(assessment) else [],
+        vitals_regressions=_records(regressions[regressions["regression"]]),
         breached=[r["slo"] for r in budgets.to_dict("records") if r["status"] == "breach"],
     )
     summary.verdict = verdict(summary, config)
@@ -196,6 +204,16 @@ def verdict(summary: WeeklySummary, config: Config) -> str:
         if lowest is not None:
             parts.append(f"Every SLO is within budget; the tightest is {lowest['slo']} with "
                          f"{100 * lowest['budget_remaining']:.0f} % left.")
+    assessed = [v for v in summary.web_vitals if v["assessment"] != "not enough data"]
+    if assessed:
+        passed = sum(v["assessment"] == "passed" for v in assessed)
+        parts.append(f"Core Web Vitals pass on {passed} of {len(assessed)} route and device "
+                     "pairs with enough page views.")
+    if summary.vitals_regressions:
+        worst = summary.vitals_regressions[0]
+        parts.append(f"Field regression: {worst['metric']} on {worst['route']} "
+                     f"({worst['form_factor']}) p75 rose {100 * worst['change']:.0f} % to "
+                     f"{worst['p75']:.0f}, {worst['users_affected']:,} page views rated poor.")
     target = config.probes.recovery_target_delta.total_seconds() / 60
     for outage in summary.outages:
         minutes = outage["time_to_recover"] / 60
