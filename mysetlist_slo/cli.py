@@ -108,11 +108,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     finally:
         con.close()
     if not args.json:
-        table = Table("file", "kind", "loaded", "rejected", "skipped", "seconds")
+        table = Table("kind", "loaded", "rejected", "skipped", "seconds")
+        table.add_column("file", overflow="fold")  # paths are never cut short
         for row in rows:
-            table.add_row(str(row["file"]), str(row["kind"] or "-"), f"{row['loaded']:,}",
+            table.add_row(str(row["kind"] or "-"), f"{row['loaded']:,}",
                           f"{row['rejected']:,}", "yes" if row["skipped"] else "no",
-                          f"{row['seconds']:.2f}" if "error" not in row else "failed")
+                          f"{row['seconds']:.2f}" if "error" not in row else "failed",
+                          str(row["file"]))
         _out().print(table)
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -278,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "mysetlist-slo report weekly --fail-on breach   # exit 3 when out of "
                          "budget"))
     _add_store_options(report)
-    report.add_argument("kind", choices=("weekly", "vitals"), help="which report")
+    report.add_argument("kind", choices=("weekly", "vitals", "capacity"), help="which report")
     report.add_argument("--week", help="ISO week like 2026-W47 (default: the last full week)")
     report.add_argument("--out", type=Path, default=Path("reports"),
                         help="output folder (default: reports)")

@@ -247,6 +247,7 @@ def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, w
     _write_vitals(out_dir / "vitals.jsonl", rng, seconds[viewed], templates[viewed],
                   paths[viewed], agents[viewed], regression, manifest)
     _write_lighthouse(out_dir / "lighthouse", rng, start, end, regression, manifest)
+    _write_capacity(out_dir / "capacity", rng, seconds, start, end, manifest)
     (out_dir / "manifest.json").write_text(manifest.to_json(), "utf-8")
     return manifest
 
@@ -372,6 +373,91 @@ def _write_lighthouse(folder: Path, rng: np.random.Generator, start: datetime, e
             target = folder / f"{when:%Y-%m-%d}-{slug}.json"
             target.write_text(json.dumps(report, indent=1), "utf-8")
             manifest.files.append(str(target))
+
+
+# The demo app's pods: idle CPU and CPU per request/s (server-rendered pages are costly).
+_IDLE_CORES, _CORES_PER_RPS, _TARGET_CPU = 0.05, 0.6, 0.7
+# (queryid, statement, share of transactions, mean ms); one report query is slow.
+_STATEMENTS = [
+    ("select-show", "SELECT * FROM shows WHERE id = $1", 0.4, 2.0),
+    ("select-artist", "SELECT * FROM artists WHERE slug = $1", 0.3, 3.0),
+    ("setlist-songs", "SELECT s.* FROM setlist_songs s WHERE setlist_id = $1", 0.2, 6.0),
+    ("search-fts", "SELECT id FROM artists WHERE tsv @@ plainto_tsquery($1)", 0.05, 45.0),
+    ("vote-upsert", "INSERT INTO votes (song_id, user_id) VALUES ($1, $2) "
+                    "ON CONFLICT DO NOTHING", 0.04, 4.0),
+    ("trending-report", "SELECT artist_id, count(*) FROM plays GROUP BY 1 ORDER BY 2 DESC",
+     0.01, 180.0),
+]
+
+
+def _write_capacity(folder: Path, rng: np.random.Generator, seconds: np.ndarray,
+                    start: datetime, end: datetime, manifest: DemoManifest) -> None:
+    """Write Prometheus query_range exports (CPU, replicas, memory, disk, network latency),
+    PgBouncer SHOW STATS / SHOW POOLS snapshots (with one restart) and daily
+    pg_stat_statements, all following the request load."""
+    folder.mkdir(exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    step = 300
+    bins = np.arange(int(start.timestamp()), int(end.timestamp()), step)
+    rps = np.bincount((seconds - bins[0]) // step, minlength=len(bins))[: len(bins)] / step
+    replicas = np.clip(np.ceil((_IDLE_CORES + _CORES_PER_RPS * rps / 2) / _TARGET_CPU * 2
+                               / 2), 2, 10)
+    cores = replicas * _IDLE_CORES + _CORES_PER_RPS * rps + rng.normal(0, 0.01, len(bins))
+    series = {
+        "mysetlist_cpu_cores": np.clip(cores, 0, None),
+        "mysetlist_replicas": replicas,
+        "mysetlist_memory_bytes": replicas * 380e6 + rps * 40e6 + rng.normal(0, 5e6, len(bins)),
+        "mysetlist_disk_used_ratio": np.linspace(0.41, 0.47, len(bins)),
+        "mysetlist_network_latency_ms": rng.lognormal(np.log(1.8), 0.2, len(bins)),
+    }
+    week = 7 * 86400 // step
+    for first in range(0, len(bins), week):
+        part = slice(first, first + week)
+        result = [{"metric": {"__name__": name, "job": "mysetlist-web"},
+                   "values": [[int(t), f"{v:.6g}"] for t, v in zip(bins[part], values[part],
+                                                                     strict=True)]}
+                  for name, values in series.items()]
+        week_start = datetime.fromtimestamp(int(bins[first]), UTC)
+        target = folder / f"prometheus-{week_start:%Y-%m-%d}.json"
+        target.write_text(json.dumps({"status": "success", "data": {
+            "resultType": "matrix", "result": result}}), "utf-8")
+        manifest.files.append(str(target))
+    # Two transactions per request, 4 ms each on average; PgBouncer restarts once (counters
+    # start again from zero).
+    xacts = rng.poisson(rps * step * 2)
+    xact_us = xacts * rng.lognormal(np.log(4000), 0.15, len(bins))
+    wait_us = xacts * rng.exponential(20, len(bins))
+    restart = len(bins) // 2
+    cumulative = [np.concatenate((np.cumsum(v[:restart]), np.cumsum(v[restart:])))
+                  for v in (xacts, xact_us, wait_us)]
+    stamps = [datetime.fromtimestamp(int(t) + step, UTC).isoformat() for t in bins]
+    stats = ["timestamp,database,total_xact_count,total_query_count,total_received,total_sent,"
+             "total_xact_time,total_query_time,total_wait_time"]
+    pools = ["timestamp,database,user,cl_active,cl_waiting,sv_active,sv_idle,sv_used,"
+             "sv_tested,sv_login,maxwait,maxwait_us,pool_mode"]
+    for i, stamp in enumerate(stamps):
+        count, busy, wait = (int(c[i]) for c in cumulative)
+        stats.append(f"{stamp},mysetlist,{count},{count * 3},{count * 900},{count * 4200},"
+                     f"{busy},{busy * 0.8:.0f},{wait}")
+        active = int(min(25, rng.poisson(max(rps[i] * 2 * 0.004, 0.01)) + 1))
+        pools.append(f"{stamp},mysetlist,app,{int(replicas[i] * 10)},0,{active},"
+                     f"{max(0, 8 - active)},2,0,0,0,0,transaction")
+    for name, lines in (("pgbouncer-stats.csv", stats), ("pgbouncer-pools.csv", pools)):
+        (folder / name).write_text("\n".join(lines) + "\n", "utf-8")
+        manifest.files.append(str(folder / name))
+    statements = ["timestamp,queryid,query,calls,total_exec_time,mean_exec_time,rows"]
+    daily = 86400 // step
+    totals = np.cumsum(xacts)
+    for day in range(daily - 1, len(bins), daily):
+        for queryid, query, share, mean_ms in _STATEMENTS:
+            calls = int(totals[day] * share)
+            total = calls * mean_ms
+            text = query.replace('"', '""')
+            statements.append(f"{stamps[day]},{queryid},\"{text}\",{calls},{total:.1f},"
+                              f"{mean_ms},{calls}")
+    (folder / "pg_stat_statements.csv").write_text("\n".join(statements) + "\n", "utf-8")
+    manifest.files.append(str(folder / "pg_stat_statements.csv"))
 
 
 def _write_rotated(out_dir: Path, seconds: np.ndarray, lines: pa.Array, end: datetime,

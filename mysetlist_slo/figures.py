@@ -110,3 +110,47 @@ def vitals_histogram_figure(values: pd.Series, metric: str,
     figure.update_layout(title=f"{metric} distribution", xaxis_title=metric,
                          yaxis_title="page views")
     return figure
+
+
+def forecast_figure(history: pd.Series, forecast: pd.DataFrame,
+                    title: str = "Request rate forecast") -> go.Figure:
+    """Return the history and the forecast with its 80 % and 95 % bands."""
+    figure = go.Figure(go.Scatter(x=history.index, y=history, mode="lines", name="history"))
+    for level, opacity in (("95", 0.15), ("80", 0.3)):
+        figure.add_trace(go.Scatter(
+            x=list(forecast.index) + list(forecast.index)[::-1],
+            y=list(forecast[f"hi{level}"]) + list(forecast[f"lo{level}"])[::-1],
+            fill="toself", opacity=opacity, line={"width": 0}, name=f"{level} % interval"))
+    figure.add_trace(go.Scatter(x=forecast.index, y=forecast["mean"], mode="lines",
+                                name="forecast"))
+    figure.update_layout(title=title, yaxis_title="requests / s", xaxis_title=None)
+    return figure
+
+
+def replay_figure(timeline: pd.DataFrame, max_replicas: int,
+                  title: str = "HPA replay") -> go.Figure:
+    """Return replicas over time (from ``replay_hpa``) beside the load, with maxReplicas."""
+    figure = go.Figure([
+        go.Scatter(x=timeline["time"], y=timeline["replicas"], name="replicas",
+                   line={"shape": "hv"}),
+        go.Scatter(x=timeline["time"], y=timeline["load_rps"], name="load (req/s)",
+                   yaxis="y2", opacity=0.5),
+    ])
+    figure.add_hline(y=max_replicas, line={"dash": "dash", "color": "#d62728"},
+                     annotation_text="maxReplicas")
+    figure.update_layout(title=title, yaxis_title="replicas",
+                         yaxis2={"title": "req/s", "overlaying": "y", "side": "right"})
+    return figure
+
+
+def pool_wait_figure(sizes: pd.DataFrame, limit: float, configured: int,
+                     title: str = "P(wait) by server pool size") -> go.Figure:
+    """Return P(wait for a connection) per pool size (columns ``servers``, ``p_wait``), the
+    limit and the configured default_pool_size."""
+    figure = go.Figure(go.Scatter(x=sizes["servers"], y=100 * sizes["p_wait"],
+                                  mode="lines+markers", name="P(wait)"))
+    figure.add_hline(y=100 * limit, line={"dash": "dash"}, annotation_text="limit")
+    figure.add_vline(x=configured, line={"dash": "dot"}, annotation_text="default_pool_size")
+    figure.update_layout(title=title, xaxis_title="server connections",
+                         yaxis_title="P(wait) %")
+    return figure

@@ -197,7 +197,12 @@ def plan_peak(hourly: pd.Series, five_minute: pd.Series, horizon_hours: int,
     bound, scaled by ``growth`` (0.2 = 20 % more users) and by how far 5-minute bursts rise
     above the hourly mean (p99 ratio, from history), is the peak to plan for.
     """
-    periods = (24, 24 * 7)
+    # A weekly cycle needs two weeks before the first backtest origin; with less history
+    # only the daily one is modelled, and as many folds as fit are run.
+    periods: tuple[int, ...] = (24, 24 * 7)
+    if len(hourly) < 2 * 168 + 24:
+        periods = (24,)
+    folds = max(1, min(folds, (len(hourly) - 2 * max(periods)) // 24))
     folds_frame = backtest(hourly, 24, folds, periods)
     best = backtest_summary(folds_frame)["model"].iloc[0]
     forecast = MODELS[best](hourly, horizon_hours, periods)

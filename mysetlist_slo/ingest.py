@@ -87,6 +87,10 @@ _KEPT = {
             "CAST(first_date AS TIMESTAMPTZ) AS ts",
     "lighthouse": "line, fetch_time AS ts, target, form_factor, performance, lcp, fcp, cls, "
                   "tbt, tti, speed_index",
+    "metrics": "line, ts, name, labels, value",
+    "pgbouncer_stats": "* EXCLUDE (bad_field, problem)",
+    "pgbouncer_pools": "* EXCLUDE (bad_field, problem)",
+    "pg_statements": "* EXCLUDE (bad_field, problem)",
 }
 _CHECKED = """
 CREATE OR REPLACE TEMP TABLE checked AS
@@ -111,6 +115,21 @@ _STORE = {
         INSERT INTO crux
         SELECT $ingest_id, key_type, key, form_factor, metric, first_date, last_date, p75,
                histogram
+        FROM checked WHERE bad_field IS NULL""",
+    "metrics": """
+        INSERT INTO metrics SELECT $ingest_id, ts, name, labels, value
+        FROM checked WHERE bad_field IS NULL""",
+    "pgbouncer_stats": """
+        INSERT INTO pgbouncer_stats BY NAME
+        SELECT $ingest_id AS ingest_id, * EXCLUDE (line, bad_field, problem)
+        FROM checked WHERE bad_field IS NULL""",
+    "pgbouncer_pools": """
+        INSERT INTO pgbouncer_pools BY NAME
+        SELECT $ingest_id AS ingest_id, * EXCLUDE (line, bad_field, problem)
+        FROM checked WHERE bad_field IS NULL""",
+    "pg_statements": """
+        INSERT INTO pg_statements BY NAME
+        SELECT $ingest_id AS ingest_id, * EXCLUDE (line, bad_field, problem)
         FROM checked WHERE bad_field IS NULL""",
     "lighthouse": """
         INSERT INTO lighthouse

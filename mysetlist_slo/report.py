@@ -21,7 +21,7 @@ from mysetlist_slo.store import DEFAULT_DB, open_store
 from mysetlist_slo.weekly import WeeklySummary, iso_week, summary_markdown, weekly_summary
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-REPORTS = {"weekly": "weekly_slo_report", "vitals": "web_vitals"}
+REPORTS = {"weekly": "weekly_slo_report", "vitals": "web_vitals", "capacity": "capacity_plan"}
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 

@@ -126,6 +126,56 @@ MIGRATIONS: list[list[str]] = [
             speed_index  DOUBLE
         )""",
     ],
+    [
+        # Prometheus samples; labels as sorted JSON text, compared as text.
+        """CREATE TABLE metrics (
+            ingest_id  BIGINT NOT NULL,
+            ts         TIMESTAMPTZ NOT NULL,
+            name       VARCHAR NOT NULL,
+            labels     VARCHAR NOT NULL,
+            value      DOUBLE NOT NULL
+        )""",
+        # PgBouncer counters are cumulative since it started; readers derive rates and treat a
+        # counter that went down as a restart.
+        """CREATE TABLE pgbouncer_stats (
+            ingest_id          BIGINT NOT NULL,
+            ts                 TIMESTAMPTZ NOT NULL,
+            database           VARCHAR NOT NULL,
+            total_xact_count   BIGINT,
+            total_query_count  BIGINT,
+            total_received     BIGINT,
+            total_sent         BIGINT,
+            total_xact_time    BIGINT,
+            total_query_time   BIGINT,
+            total_wait_time    BIGINT
+        )""",
+        """CREATE TABLE pgbouncer_pools (
+            ingest_id   BIGINT NOT NULL,
+            ts          TIMESTAMPTZ NOT NULL,
+            database    VARCHAR NOT NULL,
+            "user"      VARCHAR NOT NULL,
+            cl_active   BIGINT,
+            cl_waiting  BIGINT,
+            sv_active   BIGINT,
+            sv_idle     BIGINT,
+            sv_used     BIGINT,
+            sv_tested   BIGINT,
+            sv_login    BIGINT,
+            maxwait     BIGINT,
+            maxwait_us  BIGINT,
+            pool_mode   VARCHAR
+        )""",
+        """CREATE TABLE pg_statements (
+            ingest_id        BIGINT NOT NULL,
+            ts               TIMESTAMPTZ NOT NULL,
+            queryid          VARCHAR NOT NULL,
+            query            VARCHAR,
+            calls            BIGINT NOT NULL,
+            total_exec_time  DOUBLE NOT NULL,
+            mean_exec_time   DOUBLE,
+            rows             BIGINT
+        )""",
+    ],
 ]
 
 _LOCK_HOLDER = re.compile(r"held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")

@@ -31,7 +31,8 @@ def test_logrotate_layout(demo: DemoManifest) -> None:
     assert names[:3] == ["access.log", "access.log.1", "access.log.2.gz"]
     assert len([n for n in names if n.startswith("access.log")]) == 14
     assert {"probes.csv", "vitals.jsonl"} <= set(names)
-    assert len([n for n in names if n.endswith(".json")]) == 2 * 3  # Lighthouse: 3 pages a week
+    lighthouse = [f for f in demo.files if "/lighthouse/" in f]
+    assert len(lighthouse) == 2 * 3  # Lighthouse: 3 pages a week
     assert Path(demo.files[2]).read_bytes()[:2] == b"\x1f\x8b"
 
 
@@ -116,4 +117,6 @@ def test_demo_command_writes_and_loads(tmp_path: Path, capsys) -> None:
     assert code == 0
     assert main(["status", "--db", str(db), "--at", DEMO_END.isoformat()]) == 0
     out = capsys.readouterr().out
-    assert "access.log.6.gz" in out and "availability" in out
+    for kind in ("nginx", "probes", "vitals", "lighthouse", "prometheus", "pgbouncer-stats"):
+        assert kind in out
+    assert "availability" in out

@@ -189,7 +189,7 @@ def test_jupyterlab_renders_plotly_figures() -> None:
     assert re.search(r"jupyterlab-plotly v\S+ .*enabled.*OK", extensions), extensions
 
 
-@pytest.mark.parametrize("name", ["explore", "web_vitals"])
+@pytest.mark.parametrize("name", ["explore", "web_vitals", "capacity_plan"])
 def test_other_notebooks_run(name: str, demo_store_path: Path, tmp_path: Path) -> None:
     """Every shipped notebook runs top to bottom with papermill against the demo store."""
     import papermill

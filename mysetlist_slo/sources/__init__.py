@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 
 from mysetlist_slo.errors import IngestError
 from mysetlist_slo.sources._lines import open_maybe_gzip
+from mysetlist_slo.sources.capacity import CSV_KINDS, PrometheusSource
 from mysetlist_slo.sources.nginx import COMBINED, COMBINED_TIMED, NginxSource, compile_log_format
 from mysetlist_slo.sources.probes import PROBES
 from mysetlist_slo.sources.request_exports import ExportOptions, ExportSource
@@ -20,7 +21,10 @@ from mysetlist_slo.sources.requests_schema import CANONICAL_COLUMNS, CANONICAL_S
 from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, Reject, RequestSource
 from mysetlist_slo.sources.vitals import BeaconSource, CruxSource, LighthouseSource
 
-KINDS = ("nginx", "jsonl", "csv", "parquet", "probes", "vitals", "crux", "lighthouse")
+CAPACITY_CSV = {source.kind: source for source in CSV_KINDS.values()}
+
+KINDS = ("nginx", "jsonl", "csv", "parquet", "probes", "vitals", "crux", "lighthouse",
+         "prometheus", "pgbouncer-stats", "pgbouncer-pools", "pg-statements")
 
 __all__ = ["COMBINED", "COMBINED_TIMED", "KINDS", "ExportOptions", "InputBatch", "Reject",
            "RequestSource", "detect_source", "parse_requests"]
@@ -58,11 +62,15 @@ def _json_kind(path: Path) -> str | None:
             return "crux"
         if '"lighthouseVersion"' in head or '"lhr"' in head or '"audits"' in head:
             return "lighthouse"
+        if '"resultType"' in head:
+            return "prometheus"
         return None
     if not isinstance(record, dict):
         return None
     if "record" in record:
         return "crux"
+    if isinstance(record.get("data"), dict) and "resultType" in record["data"]:
+        return "prometheus"
     if "lighthouseVersion" in record or "lhr" in record:
         return "lighthouse"
     if record.get("event") == "$web_vitals" or {"name", "value", "id"} <= set(record):
@@ -92,11 +100,17 @@ def _sniff(path: Path, log_format: str | None) -> str:
     if json_kind is not None:
         return json_kind
     line = _first_line(path)
+    if line.startswith("# HELP") or line.startswith("# TYPE"):
+        return "prometheus"
     if line.lstrip().startswith("{"):
         return "probes" if _looks_like_probes(path) else "jsonl"
     if re.match(compile_log_format(COMBINED).regex.rstrip("$"), line):
         return "nginx"
     if "," in line:
+        header = {name.strip() for name in next(csv.reader([line]))}
+        for column, source in CSV_KINDS.items():
+            if column in header:
+                return source.kind
         return "probes" if _looks_like_probes(path) else "csv"
     raise IngestError(str(path), "cannot tell what kind of file this is from its first line; "
                       f"name it with --kind ({', '.join(KINDS)})")
@@ -106,6 +120,10 @@ def detect_source(path: Path, kind: str | None = None, log_format: str | None = 
                   options: ExportOptions | None = None) -> RequestSource:
     """Return the source that reads ``path``: the given ``kind``, or one told from the content."""
     kind = kind or _sniff(path, log_format)
+    if kind == "prometheus":
+        return PrometheusSource()
+    if kind in CAPACITY_CSV:
+        return CAPACITY_CSV[kind]()
     if kind == "vitals":
         return BeaconSource()
     if kind == "crux":

@@ -1,0 +1,220 @@
+"""Capacity plan: will the autoscaler and the connection pools hold next month?
+
+Reads what the store holds (request rollups, Prometheus CPU, PgBouncer and
+pg_stat_statements snapshots) and puts the forecast, the HPA replay and recommendation and
+the pool sizing together in one CapacityPlan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import duckdb
+import pandas as pd
+
+from mysetlist_slo.autoscaling import (
+    HpaRecommendation,
+    HpaReplay,
+    HpaSettings,
+    PodModel,
+    fit_pod_model,
+    recommend_hpa,
+    replay_hpa,
+)
+from mysetlist_slo.config import Config
+from mysetlist_slo.forecast import PeakPlan, plan_peak, request_rate
+from mysetlist_slo.pools import PoolSize, erlang_c, size_pool
+
+# Counters are cumulative; a counter lower than the snapshot before means PgBouncer restarted
+# and counted again from zero, so the new value itself is the increase.
+_PGBOUNCER_RATES = """
+WITH snapshots AS (
+    SELECT ts, database, total_xact_count AS xacts, total_xact_time AS xact_us,
+           total_wait_time AS wait_us,
+           lag(ts) OVER w AS prev_ts, lag(total_xact_count) OVER w AS prev_xacts,
+           lag(total_xact_time) OVER w AS prev_xact_us, lag(total_wait_time) OVER w AS prev_wait_us
+    FROM pgbouncer_stats
+    WHERE ts >= ? AND ts < ?
+    WINDOW w AS (PARTITION BY database ORDER BY ts)
+),
+increases AS (
+    SELECT ts, database, epoch(ts) - epoch(prev_ts) AS seconds,
+           CASE WHEN xacts >= prev_xacts THEN xacts - prev_xacts ELSE xacts END AS xacts,
+           CASE WHEN xact_us >= prev_xact_us THEN xact_us - prev_xact_us
+                ELSE xact_us END AS xact_us,
+           CASE WHEN wait_us >= prev_wait_us THEN wait_us - prev_wait_us
+                ELSE wait_us END AS wait_us,
+           xacts < prev_xacts AS restarted
+    FROM snapshots
+    WHERE prev_ts IS NOT NULL
+)
+SELECT ts, database, seconds, xacts / seconds AS tps,
+       xact_us / nullif(xacts, 0) / 1000.0 AS mean_xact_ms,
+       wait_us / nullif(xacts, 0) / 1000.0 AS mean_wait_ms, restarted
+FROM increases
+ORDER BY database, ts
+"""
+
+
+def pgbouncer_rates(con: duckdb.DuckDBPyConnection, start: datetime,
+                    end: datetime) -> pd.DataFrame:
+    """Return per database and snapshot interval: transactions/s, mean transaction and wait
+    time (ms), and whether PgBouncer restarted (counters reset) in it."""
+    return con.execute(_PGBOUNCER_RATES, [start, end]).df()
+
+
+_STATEMENTS = """
+WITH snapshots AS (
+    SELECT queryid, any_value(query) AS query,
+           arg_max(calls, ts) - arg_min(calls, ts) AS calls,
+           arg_max(total_exec_time, ts) - arg_min(total_exec_time, ts) AS exec_ms
+    FROM pg_statements
+    WHERE ts >= ? AND ts < ?
+    GROUP BY queryid
+)
+SELECT queryid, query, calls, exec_ms, exec_ms / nullif(calls, 0) AS mean_ms
+FROM snapshots
+WHERE calls > 0
+ORDER BY exec_ms DESC
+"""
+
+
+def statement_times(con: duckdb.DuckDBPyConnection, start: datetime,
+                    end: datetime) -> pd.DataFrame:
+    """Return per statement the calls and execution time between the first and last snapshot
+    of [start, end), and its mean time (ms), the costliest first."""
+    return con.execute(_STATEMENTS, [start, end]).df()
+
+
+def fast_statement_share(statements: pd.DataFrame, threshold_ms: float = 100.0) -> float | None:
+    """Return the share of calls whose statement's mean time is under ``threshold_ms``
+    (weighted by calls; pg_stat_statements keeps means, not each call)."""
+    calls = statements["calls"].sum()
+    if not calls:
+        return None
+    return float(statements.loc[statements["mean_ms"] < threshold_ms, "calls"].sum() / calls)
+
+
+_CPU = """
+SELECT time_bucket(INTERVAL 5 minute, ts) AS time, name, avg(value) AS value
+FROM metrics
+WHERE ts >= ? AND ts < ? AND name IN ('mysetlist_cpu_cores', 'mysetlist_replicas')
+GROUP BY ALL
+"""
+
+
+def cpu_per_pod(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> pd.DataFrame:
+    """Return per 5 minutes: replicas, CPU cores per pod and requests/s per pod, from the
+    Prometheus series ``mysetlist_cpu_cores`` and ``mysetlist_replicas`` and the request
+    rollups."""
+    frame = con.execute(_CPU, [start, end]).df()
+    if frame.empty:
+        return pd.DataFrame(columns=["time", "replicas", "cores_per_pod", "rps_per_pod"])
+    wide = frame.pivot_table(index="time", columns="name", values="value")
+    rate = request_rate(con, start, end, "5min")
+    wide = wide.join(rate.rename("rps"), how="inner").dropna()
+    return pd.DataFrame({"time": wide.index, "replicas": wide["mysetlist_replicas"],
+                         "cores_per_pod": wide["mysetlist_cpu_cores"] / wide["mysetlist_replicas"],
+                         "rps_per_pod": wide["rps"] / wide["mysetlist_replicas"]}
+                        ).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class CapacityPlan:
+    """Everything the capacity plan says, with a verdict a person can act on."""
+
+    peak: PeakPlan
+    backtest: pd.DataFrame
+    pod_model: PodModel | None
+    fit_quality: dict[str, float]
+    replay_history: HpaReplay | None
+    replay_forecast: HpaReplay | None
+    hpa: HpaRecommendation | None
+    hpa_concurrent_users: HpaRecommendation | None  # the N-concurrent-users scenario
+    pool: PoolSize | None
+    pool_now_wait_probability: float | None
+    client_connections_at_max: int | None
+    statements_fast_share: float | None
+    slow_statements: pd.DataFrame
+    verdict: str
+
+
+def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
+                  history_days: int = 28, horizon_days: int | None = None,
+                  growth: float = 0.0, headroom: float | None = None,
+                  client_pool_per_replica: int = 10, cpu_request: float = 1.0,
+                  cpu_limit: float = 2.0, database_cores: int = 4) -> CapacityPlan:
+    """Return the CapacityPlan from the ``history_days`` before ``at``."""
+    capacity, hpa_config, bouncer = config.capacity, config.autoscaling, config.pgbouncer
+    horizon = horizon_days or (capacity.forecast_horizon_days if capacity else 30)
+    spare = headroom if headroom is not None else (capacity.headroom if capacity else 0.2)
+    start = at - timedelta(days=history_days)
+    hourly = request_rate(con, start, at, "1h")
+    five = request_rate(con, start, at, "5min")
+    peak, folds = plan_peak(hourly, five, horizon * 24, growth,
+                            capacity.concurrent_users if capacity else None,
+                            capacity.think_time_s if capacity else 10.0)
+    lines = [f"Forecast ({peak.model}, chosen by backtest): the peak over the next {horizon} "
+             f"days is {peak.peak_rps:,.1f} req/s including {growth:.0%} growth and "
+             f"5-minute bursts."]
+    samples = cpu_per_pod(con, start, at)
+    model = quality = replay_history = replay_forecast = recommendation = None
+    if hpa_config and len(samples) >= 10:
+        model, quality = fit_pod_model(samples["rps_per_pod"].to_numpy(),
+                                       samples["cores_per_pod"].to_numpy(), cpu_request,
+                                       cpu_limit)
+        settings = HpaSettings(hpa_config.min_replicas, hpa_config.max_replicas,
+                               hpa_config.target_cpu_utilization)
+        replay_history = replay_hpa(five.iloc[-7 * 288:], model, settings)
+        future = peak.forecast["hi95"].clip(lower=0) * (1 + growth) * peak.burst_factor
+        replay_forecast = replay_hpa(future, model, settings)
+        recommendation = recommend_hpa(peak.peak_rps, model, settings, spare,
+                                       float(hourly.quantile(0.05)))
+        lines.append(recommendation.verdict)
+        lines.append(f"Replaying the HPA over the last week: {replay_history.scaling_events} "
+                     f"scaling events, {replay_history.seconds_at_max / 3600:.1f} h at "
+                     f"maxReplicas, {replay_history.excess_requests:,.0f} requests beyond "
+                     "capacity.")
+    else:
+        lines.append("No CPU data (Prometheus) is loaded: the HPA cannot be judged.")
+    scenario = None
+    if peak.concurrent_users_rps is not None and capacity:
+        lines.append(f"{capacity.concurrent_users:,} concurrent users at a "
+                     f"{capacity.think_time_s:g} s think time send "
+                     f"{peak.concurrent_users_rps:,.0f} req/s (Little's law), "
+                     f"{peak.concurrent_users_rps / max(peak.peak_rps, 1e-9):,.0f} times the "
+                     "forecast peak.")
+        if model is not None and hpa_config:
+            scenario = recommend_hpa(peak.concurrent_users_rps, model, HpaSettings(
+                hpa_config.min_replicas, hpa_config.max_replicas,
+                hpa_config.target_cpu_utilization), spare)
+            lines.append(f"For that scenario: {scenario.verdict}")
+    rates = pgbouncer_rates(con, start, at)
+    pool = now_wait = clients = None
+    if len(rates) and bouncer:
+        tps_per_rps = rates["tps"].mean() / max(five.mean(), 1e-9)
+        mean_xact_s = float(rates["mean_xact_ms"].median()) / 1000
+        pool = size_pool(peak.peak_rps * tps_per_rps, mean_xact_s,
+                         bouncer.max_wait_probability, bouncer.max_mean_wait_ms,
+                         database_cores)
+        load_now = float(rates["tps"].quantile(0.99)) * mean_xact_s
+        now_wait = erlang_c(bouncer.default_pool_size, load_now)
+        clients = (hpa_config.max_replicas if hpa_config else 1) * client_pool_per_replica
+        lines.append(f"PgBouncer: {peak.peak_rps * tps_per_rps:,.1f} transactions/s of "
+                     f"{1000 * mean_xact_s:.1f} ms at the peak need {pool.servers} server "
+                     f"connections (P(wait) {pool.wait_probability:.2%}); default_pool_size is "
+                     f"{bouncer.default_pool_size} (rule of thumb 2 x cores + 1 = "
+                     f"{pool.rule_of_thumb}).")
+        if clients > bouncer.max_client_conn:
+            lines.append(f"max_client_conn {bouncer.max_client_conn} is below the {clients} "
+                         f"client connections of maxReplicas x {client_pool_per_replica}: "
+                         "raise it.")
+    statements = statement_times(con, start, at)
+    share = fast_statement_share(statements)
+    if share is not None:
+        lines.append(f"{share:.1%} of statement calls average under 100 ms.")
+    return CapacityPlan(peak, folds, model, quality or {}, replay_history, replay_forecast,
+                        recommendation, scenario, pool, now_wait, clients, share,
+                        statements[statements["mean_ms"] >= 100].head(10), " ".join(lines))
+
