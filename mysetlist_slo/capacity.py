@@ -172,6 +172,11 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
         recommendation = recommend_hpa(peak.peak_rps, model, settings, spare,
                                        float(hourly.quantile(0.05)))
         lines.append(recommendation.verdict)
+        ceiling = settings.max_replicas * model.capacity_rps(settings.target_utilization / 100)
+        over = future[future * (1 + spare) > ceiling]
+        if len(over):
+            lines.append(f"The forecast first needs more than {settings.max_replicas} replicas "
+                         f"on {over.index[0]:%Y-%m-%d %H:%M} UTC.")
         lines.append(f"Replaying the HPA over the last week: {replay_history.scaling_events} "
                      f"scaling events, {replay_history.seconds_at_max / 3600:.1f} h at "
                      f"maxReplicas, {replay_history.excess_requests:,.0f} requests beyond "
@@ -201,11 +206,22 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
         load_now = float(rates["tps"].quantile(0.99)) * mean_xact_s
         now_wait = erlang_c(bouncer.default_pool_size, load_now)
         clients = (hpa_config.max_replicas if hpa_config else 1) * client_pool_per_replica
+        observed = con.execute(
+            "SELECT max(cl_waiting), max(maxwait_us) FROM pgbouncer_pools WHERE ts >= ? "
+            "AND ts < ?", [start, at]).fetchall()[0]
+        lines.append(f"Observed: up to {observed[0] or 0} clients waiting, longest wait "
+                     f"{(observed[1] or 0) / 1000:.1f} ms, mean wait "
+                     f"{rates['mean_wait_ms'].mean():.3f} ms per transaction.")
         lines.append(f"PgBouncer: {peak.peak_rps * tps_per_rps:,.1f} transactions/s of "
                      f"{1000 * mean_xact_s:.1f} ms at the peak need {pool.servers} server "
                      f"connections (P(wait) {pool.wait_probability:.2%}); default_pool_size is "
                      f"{bouncer.default_pool_size} (rule of thumb 2 x cores + 1 = "
                      f"{pool.rule_of_thumb}).")
+        servers_total = bouncer.default_pool_size + bouncer.reserve_connections
+        if servers_total > bouncer.postgres_max_connections:
+            lines.append(f"PostgreSQL max_connections {bouncer.postgres_max_connections} is "
+                         f"below the pool ({bouncer.default_pool_size}) plus the reserve "
+                         f"({bouncer.reserve_connections}).")
         if clients > bouncer.max_client_conn:
             lines.append(f"max_client_conn {bouncer.max_client_conn} is below the {clients} "
                          f"client connections of maxReplicas x {client_pool_per_replica}: "

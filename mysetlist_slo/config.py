@@ -161,6 +161,8 @@ class PgBouncerConfig(_Strict):
     default_pool_size: int = Field(gt=0)
     max_wait_probability: float = Field(gt=0, lt=1)
     max_mean_wait_ms: float = Field(gt=0)
+    postgres_max_connections: int = Field(default=100, gt=0)
+    reserve_connections: int = Field(default=3, ge=0)  # superuser_reserved_connections
 
 
 class ProbesConfig(_Strict):

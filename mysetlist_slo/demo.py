@@ -386,7 +386,7 @@ _STATEMENTS = [
     ("vote-upsert", "INSERT INTO votes (song_id, user_id) VALUES ($1, $2) "
                     "ON CONFLICT DO NOTHING", 0.04, 4.0),
     ("trending-report", "SELECT artist_id, count(*) FROM plays GROUP BY 1 ORDER BY 2 DESC",
-     0.01, 180.0),
+     0.015, 180.0),
 ]
 
 

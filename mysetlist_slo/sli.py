@@ -14,7 +14,33 @@ from mysetlist_slo.incidents import uptime_minutes
 from mysetlist_slo.latency import route_filter_sql
 
 REQUEST_SLIS = ("availability", "error_rate", "latency")
-STORED_SLIS = (*REQUEST_SLIS, "probe_uptime")  # the SLIs whose events are in the store
+# the SLIs whose events are in the store
+STORED_SLIS = (*REQUEST_SLIS, "probe_uptime", "db_query_time")
+
+# pg_stat_statements counts since its last reset: the calls between two snapshots are the
+# difference (the new count itself after a reset); a statement's calls in that interval are
+# good when their mean time is under the threshold (the view keeps means, not each call).
+_STATEMENT_EVENTS = """
+WITH deltas AS (
+    SELECT ts, queryid,
+           CASE WHEN calls >= lag(calls) OVER w THEN calls - lag(calls) OVER w
+                ELSE calls END AS calls,
+           CASE WHEN calls >= lag(calls) OVER w
+                THEN total_exec_time - lag(total_exec_time) OVER w
+                ELSE total_exec_time END AS exec_ms,
+           lag(ts) OVER w AS previous
+    FROM pg_statements
+    WHERE ts < ?
+    WINDOW w AS (PARTITION BY queryid ORDER BY ts)
+)
+SELECT date_trunc('minute', ts) AS minute,
+       coalesce(sum(calls) FILTER (WHERE exec_ms / calls < ?), 0) AS good,
+       sum(calls) AS total
+FROM deltas
+WHERE previous IS NOT NULL AND calls > 0 AND ts >= ?
+GROUP BY minute
+ORDER BY minute
+"""
 MINUTE = timedelta(minutes=1)
 
 _REQUEST_EVENTS = """
@@ -81,6 +107,10 @@ def event_minutes(con: duckdb.DuckDBPyConnection, slo: SloConfig, start: datetim
     """
     if slo.sli == "probe_uptime":
         return uptime_minutes(con, start, end, probes)
+    if slo.sli == "db_query_time":
+        assert slo.threshold_ms is not None  # the config validation guarantees it
+        frame = con.execute(_STATEMENT_EVENTS, [end, slo.threshold_ms, start]).df()
+        return frame.astype({"good": "int64", "total": "int64"})
     condition, values = route_filter_sql(slo.routes)
     if slo.sli == "latency":
         assert slo.threshold_ms is not None  # the config validation guarantees it

@@ -91,3 +91,20 @@ def test_latency_sli_uses_route_filter_and_threshold(store, write_log) -> None:
     # 2 bad of an allowed 1: the budget is overspent by 100 %.
     assert row["budget_remaining"] == pytest.approx(-1.0)
     assert row["status"] == "breach"
+
+
+def test_db_query_time_sli_from_statement_snapshots(store, tmp_path) -> None:
+    """Between two snapshots 900 calls averaged 2 ms and 100 averaged 150 ms: against a
+    100 ms threshold 900 of 1,000 calls are good."""
+    t0 = END - timedelta(days=2)
+    later = t0 + timedelta(days=1)
+    path = tmp_path / "pss.csv"
+    path.write_text("timestamp,queryid,query,calls,total_exec_time,mean_exec_time,rows\n"
+                    f"{t0.isoformat()},a,q,100,200,2,1\n{t0.isoformat()},b,q,10,1500,150,1\n"
+                    f"{later.isoformat()},a,q,1000,2000,2,1\n"
+                    f"{later.isoformat()},b,q,110,16500,150,1\n")
+    ingest_file(store, path)
+    cfg = config(objective=99, sli="db_query_time", extra=", threshold_ms: 100", min_events=1)
+    (row,) = error_budgets(store, cfg, at=END).to_dict("records")
+    assert (row["good"], row["total"]) == (900, 1000)
+    assert row["status"] == "breach"  # 10 % slow against 1 % allowed
