@@ -234,3 +234,22 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
                         recommendation, scenario, pool, now_wait, clients, share,
                         statements[statements["mean_ms"] >= 100].head(10), " ".join(lines))
 
+
+
+_TECHNICAL = """
+SELECT time_bucket(INTERVAL 1 hour, ts) AS time, name, avg(value) AS value
+FROM metrics
+WHERE ts >= ? AND ts < ?
+GROUP BY ALL
+ORDER BY time
+"""
+
+
+def technical_metrics(con: duckdb.DuckDBPyConnection, start: datetime,
+                      end: datetime) -> pd.DataFrame:
+    """Return hourly means of every Prometheus series in [start, end), one column per series
+    name (CPU, memory, disk, network latency...), indexed by hour."""
+    frame = con.execute(_TECHNICAL, [start, end]).df()
+    if frame.empty:
+        return pd.DataFrame()
+    return frame.pivot_table(index="time", columns="name", values="value")

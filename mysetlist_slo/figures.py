@@ -154,3 +154,17 @@ def pool_wait_figure(sizes: pd.DataFrame, limit: float, configured: int,
     figure.update_layout(title=title, xaxis_title="server connections",
                          yaxis_title="P(wait) %")
     return figure
+
+
+def technical_figure(hourly: pd.DataFrame, title: str = "Technical") -> go.Figure:
+    """Return one small chart per series (from ``technical_metrics``), sharing the time axis."""
+    from plotly.subplots import make_subplots
+
+    columns = list(hourly.columns)
+    figure = make_subplots(rows=len(columns), cols=1, shared_xaxes=True,
+                           subplot_titles=columns, vertical_spacing=0.04)
+    for row, column in enumerate(columns, 1):
+        figure.add_trace(go.Scatter(x=hourly.index, y=hourly[column], mode="lines",
+                                    name=column, showlegend=False), row=row, col=1)
+    figure.update_layout(title=title, height=220 * max(len(columns), 1))
+    return figure
