@@ -48,10 +48,11 @@ import pyarrow.parquet as pq
 
 import mysetlist_slo
 from mysetlist_slo import ingest_file, load_config, open_store
+from mysetlist_slo.demo import ARTISTS, USER_AGENTS, VENUES  # the same names as the demo
 
 SEED = 20261010
 # Bump when the generated data changes, so that inputs kept by --keep are not reused stale.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 START = datetime(2026, 10, 5, tzinfo=UTC)  # a Monday; the data spans the 7 days after it
 SPAN_US = 7 * 24 * 3600 * 1_000_000
 CHUNK_ROWS = 500_000  # rows turned into Arrow strings at a time, to bound generation memory
@@ -93,27 +94,10 @@ ROUTES = [
     Route("/api/votes/", "id", "", 0.03, 55, "POST"),
     Route("/_next/image", "", "", 0.14, 8),
 ]
-ARTISTS = ["radiohead", "taylor-swift", "the-national", "phoebe-bridgers", "arctic-monkeys",
-           "billie-eilish", "foo-fighters", "lcd-soundsystem", "boygenius", "pearl-jam",
-           "the-cure", "fontaines-dc", "idles", "beyonce", "olivia-rodrigo", "wilco",
-           "the-war-on-drugs", "big-thief", "muse", "paramore"]
-VENUES = ["madison-square-garden", "red-rocks", "o2-arena", "the-fillmore", "brooklyn-steel",
-          "hollywood-bowl", "royal-albert-hall", "the-anthem"]
 STATUSES = [200, 404, 500, 502]
 STATUS_SHARES = [0.987, 0.009, 0.003, 0.001]
 CLIENT_PREFIXES = ["203.0.113.", "198.51.100.", "192.0.2."]
-USER_AGENTS = [
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Mobile Safari/537.36",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-    "Version/18.1 Safari/605.1.15",
-    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-]
-AGENT_SHARES = [0.4, 0.22, 0.24, 0.11, 0.03]
+AGENT_SHARES = [0.38, 0.2, 0.22, 0.12, 0.05, 0.03]  # one per demo user agent
 
 # Route templating for the pandas baseline: numeric segments become [id] (as the package's
 # segment rules do) and the slug routes of the package's default config become [slug], so both

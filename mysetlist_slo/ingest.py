@@ -119,18 +119,6 @@ _STORE = {
     "metrics": """
         INSERT INTO metrics SELECT $ingest_id, ts, name, labels, value
         FROM checked WHERE bad_field IS NULL""",
-    "pgbouncer_stats": """
-        INSERT INTO pgbouncer_stats BY NAME
-        SELECT $ingest_id AS ingest_id, * EXCLUDE (line, bad_field, problem)
-        FROM checked WHERE bad_field IS NULL""",
-    "pgbouncer_pools": """
-        INSERT INTO pgbouncer_pools BY NAME
-        SELECT $ingest_id AS ingest_id, * EXCLUDE (line, bad_field, problem)
-        FROM checked WHERE bad_field IS NULL""",
-    "pg_statements": """
-        INSERT INTO pg_statements BY NAME
-        SELECT $ingest_id AS ingest_id, * EXCLUDE (line, bad_field, problem)
-        FROM checked WHERE bad_field IS NULL""",
     "lighthouse": """
         INSERT INTO lighthouse
         SELECT $ingest_id, ts, checked.target, routes.route, form_factor, performance, lcp,
@@ -138,6 +126,12 @@ _STORE = {
         FROM checked JOIN batch_routes AS routes ON checked.target = routes.target
         WHERE bad_field IS NULL""",
 }
+# Snapshot tables take the checked columns as they are, matched by name.
+for _table in ("pgbouncer_stats", "pgbouncer_pools", "pg_statements"):
+    _STORE[_table] = f"""
+        INSERT INTO {_table} BY NAME
+        SELECT $ingest_id AS ingest_id, * EXCLUDE (line, bad_field, problem)
+        FROM checked WHERE bad_field IS NULL"""
 _ROUTED = ("requests", "vitals", "lighthouse")
 
 _BATCH_SUMMARY = """

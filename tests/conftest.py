@@ -86,6 +86,14 @@ def fixture_demo_store_path(demo: DemoManifest,
     return path
 
 
+@pytest.fixture(name="demo_con", scope="session")
+def fixture_demo_con(demo_store_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to the small demo store, shared by the tests that only read."""
+    con = open_store(demo_store_path, read_only=True)
+    yield con
+    con.close()
+
+
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Return the row count of every table in the store."""
     names = [r[0] for r in con.execute(

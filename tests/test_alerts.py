@@ -6,23 +6,14 @@ import json
 from datetime import timedelta
 
 import pandas as pd
-import pytest
 from conftest import DEMO_END
 
-from mysetlist_slo import DemoManifest, ingest_file, load_config, open_store
+from mysetlist_slo import DemoManifest, ingest_file, load_config
 from mysetlist_slo.alerts import backtest_alerts, budget_incidents, static_alerts
 from mysetlist_slo.attribution import budget_attribution
 from mysetlist_slo.config import StaticAlert, parse_config
 
 START = DEMO_END - timedelta(days=14)
-
-
-@pytest.fixture(name="demo_con", scope="module")
-def fixture_demo_con(demo_store_path):
-    """A read-only connection to the demo store."""
-    con = open_store(demo_store_path, read_only=True)
-    yield con
-    con.close()
 
 
 def test_outage_paged_within_minutes(demo: DemoManifest, demo_con) -> None:

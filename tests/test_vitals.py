@@ -11,7 +11,7 @@ import pytest
 from conftest import DEMO_END
 from scipy.stats import binom
 
-from mysetlist_slo import DemoManifest, IngestError, ingest_file, load_config, open_store
+from mysetlist_slo import DemoManifest, IngestError, ingest_file, load_config
 from mysetlist_slo.sources.vitals import form_factor
 from mysetlist_slo.vitals import (
     crux_comparison,
@@ -141,13 +141,6 @@ def test_summary_not_enough_data(store, write_log) -> None:
                                 T0 + timedelta(hours=1)).to_dict("records")
     assert row["status"] == "not enough data" and np.isnan(row["p75"])
     assert row["page_views"] == 20 and row["good"] == 1.0
-
-
-@pytest.fixture(name="demo_con", scope="module")
-def fixture_demo_con(demo_store_path):
-    con = open_store(demo_store_path, read_only=True)
-    yield con
-    con.close()
 
 
 def test_planted_regression_found_and_nothing_else(demo: DemoManifest, demo_con) -> None:
