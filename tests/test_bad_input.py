@@ -150,3 +150,46 @@ def test_first_problems_listed_then_counted(store, write_log) -> None:
     error = assert_strict_rejection(store, path, [f"{n}: $status" for n in range(1, 11)])
     assert f"{path}:11:" not in str(error)
     assert "more" in str(error)
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("nan", "not a finite number"), ("inf", "not a finite number"),
+    ("1e13", "longer than a day"), ("-3", "negative duration"), ("fast", "not a number"),
+])
+def test_impossible_durations_are_rejects_not_crashes(store, write_log, value: str,
+                                                      problem: str) -> None:
+    """NaN, infinity and absurd durations are named rejects, never a crash or a stored number."""
+    rows = [{"timestamp": "2026-11-10T10:00:00Z", "path": "/", "status": 200, "duration_ms": 5},
+            {"timestamp": "2026-11-10T10:00:00Z", "path": "/", "status": 200,
+             "duration_ms": value}]
+    path = write_log("r.jsonl", [json.dumps(r) for r in rows])
+    assert_strict_rejection(store, path, [f"2: duration_ms: {problem}"])
+
+
+@pytest.mark.parametrize(("field", "value", "problem"), [
+    ("timestamp", "2026-03-01", "timestamp has no time zone offset"),  # "-01" is no zone
+    ("timestamp", "2026-03-01T10:00", "timestamp has no time zone offset"),
+    ("status", "200.6", "not an integer"),
+    ("bytes", "12.5", "not a byte count"),
+])
+def test_values_that_would_be_bent_are_refused(store, write_log, field: str, value: str,
+                                               problem: str) -> None:
+    """A date without a time, a fractional status or byte count is refused, not rounded."""
+    row = {"timestamp": "2026-11-10T10:00:00Z", "path": "/", "status": "200", "bytes": "5"}
+    row[field] = value
+    path = write_log("r.csv", [",".join(row), ",".join(row.values())])
+    assert_strict_rejection(store, path, [f"2: {field}: {problem}"])
+
+
+def test_epoch_times_out_of_range(store, write_log) -> None:
+    """Unix times are checked to fall between 1970 and 2100 (seconds read as ms, and so on)."""
+    from mysetlist_slo.sources import ExportOptions
+
+    rows = [{"timestamp": 1_763_000_000, "path": "/", "status": 200},
+            {"timestamp": 1_763_000_000_000, "path": "/", "status": 200},
+            {"timestamp": "nan", "path": "/", "status": 200}]
+    path = write_log("r.jsonl", [json.dumps(r) for r in rows])
+    with pytest.raises(IngestError) as caught:
+        ingest_file(store, path, options=ExportOptions(time_format="epoch_s"))
+    assert f"{path}:2: timestamp: not a Unix time between 1970 and 2100" in str(caught.value)
+    assert f"{path}:3: timestamp" in str(caught.value)

@@ -48,7 +48,12 @@ STAGED_COLUMNS = ["line", "ts", "method", "target", "status", "duration", "upstr
 # How many microseconds one unit of a source's duration is.
 UNIT_US = {"s": 1_000_000, "ms": 1_000, "us": 1}
 
-_ZONE_SUFFIX = r"(Z|z|[+-]\d{2}(:?\d{2})?)$"
+# A date, a time, then the zone: "2026-03-01" alone must not pass for a time with offset -01.
+_ZONE_SUFFIX = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|z|[+-]\d{2}(:?\d{2})?)$"
+# Durations and byte counts beyond these are not measurements (a day; a petabyte).
+MAX_DURATION_S = 86_400
+# Unix times outside 1970..2100 are typos or units mixed up (seconds read as milliseconds).
+EPOCH_RANGE_S = (0, 4_102_444_800)
 
 
 def quoted(column: str) -> str:
@@ -66,15 +71,17 @@ def time_sql(kind: TimeKind) -> tuple[str, str]:
                 f"'not a time like 10/Oct/2026:13:55:36 +0000: ' || {quoted('ts_raw')}")
     if kind == "iso8601":
         return (
-            f"CASE WHEN regexp_matches(ts_raw, '{_ZONE_SUFFIX}') THEN TRY_CAST(ts_raw AS TIMESTAMPTZ) END",
-            f"CASE WHEN NOT regexp_matches(trim(ts_raw), '{_ZONE_SUFFIX}') AND TRY_CAST(ts_raw AS TIMESTAMP) IS NOT NULL "
+            f"CASE WHEN regexp_matches(trim(ts_raw), '{_ZONE_SUFFIX}') THEN TRY_CAST(trim(ts_raw) AS TIMESTAMPTZ) END",
+            f"CASE WHEN NOT regexp_matches(trim(ts_raw), '{_ZONE_SUFFIX}') AND TRY_CAST(trim(ts_raw) AS TIMESTAMP) IS NOT NULL "
             f"THEN 'timestamp has no time zone offset (add Z or +hh:mm): ' || {quoted('ts_raw')} "
             f"ELSE 'not an ISO 8601 timestamp: ' || {quoted('ts_raw')} END",
         )
     if kind in ("epoch_s", "epoch_ms"):
         scale = "1" if kind == "epoch_s" else "1000"
-        return (f"to_timestamp(TRY_CAST(ts_raw AS DOUBLE) / {scale})",
-                f"'not a Unix time: ' || {quoted('ts_raw')}")
+        seconds = f"TRY_CAST(ts_raw AS DOUBLE) / {scale}"
+        low, high = EPOCH_RANGE_S
+        return (f"CASE WHEN {seconds} BETWEEN {low} AND {high} THEN to_timestamp({seconds}) END",
+                f"'not a Unix time between 1970 and 2100: ' || {quoted('ts_raw')}")
     if kind == "timestamptz":
         return "ts_raw", "'not a timestamp'"
     # A timestamp column without a zone cannot be placed in time: refuse it, never guess.
@@ -101,13 +108,18 @@ def _number_sql(column: str, lists: bool, typed: bool) -> tuple[str, str]:
     return absent, value
 
 
-def _duration_checks(name: str) -> str:
-    """Return the CASE arms rejecting an unreadable, negative or infinite duration ``name``."""
-    return (
-        f"WHEN NOT {name}_absent AND {name}_value IS NULL THEN {{'field': '{name}', 'problem': 'not a number: ' || {quoted(name)}}}\n"
-        f"            WHEN {name}_value < 0 THEN {{'field': '{name}', 'problem': 'negative duration: ' || {quoted(name)}}}\n"
-        f"            WHEN NOT isfinite({name}_value) THEN {{'field': '{name}', 'problem': 'not a finite number: ' || {quoted(name)}}}"
-    )
+def _duration_checks(name: str, unit_us: int) -> str:
+    """Return the CASE arms rejecting an unreadable, negative, infinite or over-long duration."""
+    def arm(condition: str, problem: str) -> str:
+        return (f"WHEN {condition} THEN {{'field': '{name}', "
+                f"'problem': '{problem}: ' || {quoted(name)}}}")
+
+    return "\n            ".join([
+        arm(f"NOT {name}_absent AND {name}_value IS NULL", "not a number"),
+        arm(f"{name}_value < 0", "negative duration"),
+        arm(f"NOT isfinite({name}_value)", "not a finite number"),
+        arm(f"{name}_value * {unit_us} > {MAX_DURATION_S * 1_000_000}", "longer than a day"),
+    ])
 
 
 def validation_query(staged_sql: str, time_kind: TimeKind, duration_unit_us: int,
@@ -166,12 +178,12 @@ checked AS (
             WHEN {missing("ts_raw")} THEN {{'field': 'ts', 'problem': 'missing'}}
             WHEN ts_value IS NULL THEN {{'field': 'ts', 'problem': {ts_problem}}}
             WHEN {missing("status")} THEN {{'field': 'status', 'problem': 'missing'}}
-            WHEN status_value IS NULL THEN {{'field': 'status', 'problem': 'not an integer: ' || {quoted('status')}}}
+            WHEN status_value IS NULL OR TRY_CAST(status AS DOUBLE) <> status_value THEN {{'field': 'status', 'problem': 'not an integer: ' || {quoted('status')}}}
             WHEN status_value NOT BETWEEN 100 AND 599 THEN {{'field': 'status', 'problem': 'not an HTTP status (100-599): ' || {quoted('status')}}}
             {target_check}
-            {_duration_checks("duration")}
-            {_duration_checks("upstream")}
-            WHEN NOT bytes_absent AND (bytes_value IS NULL OR bytes_value < 0) THEN {{'field': 'bytes', 'problem': 'not a byte count: ' || {quoted('bytes')}}}
+            {_duration_checks("duration", duration_unit_us)}
+            {_duration_checks("upstream", upstream_unit_us)}
+            WHEN NOT bytes_absent AND (bytes_value IS NULL OR bytes_value < 0 OR TRY_CAST(bytes AS DOUBLE) <> bytes_value) THEN {{'field': 'bytes', 'problem': 'not a byte count: ' || {quoted('bytes')}}}
         END AS error
     FROM typed
 )
@@ -181,8 +193,9 @@ SELECT
     CAST(method AS VARCHAR) AS method,
     CAST(target AS VARCHAR) AS target,
     status_value AS status,
-    CAST(round(duration_value * {duration_unit_us}) AS BIGINT) AS duration_us,
-    CAST(round(upstream_value * {upstream_unit_us}) AS BIGINT) AS upstream_us,
+    -- Converted only for good records: a rejected NaN or 1e20 must not fail the cast.
+    CASE WHEN error IS NULL THEN CAST(round(duration_value * {duration_unit_us}) AS BIGINT) END AS duration_us,
+    CASE WHEN error IS NULL THEN CAST(round(upstream_value * {upstream_unit_us}) AS BIGINT) END AS upstream_us,
     CASE WHEN NOT bytes_absent THEN bytes_value END AS bytes,
     NULLIF(CAST(client AS VARCHAR), '-') AS client,
     NULLIF(CAST(user_agent AS VARCHAR), '-') AS user_agent,
