@@ -15,6 +15,7 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from mysetlist_slo import __version__
 from mysetlist_slo.budgets import error_budgets
@@ -98,7 +99,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                        "seconds": round(time.perf_counter() - started, 3), "error": str(exc)}
                 note = str(exc)
                 if not args.json:
-                    err.print(f"[red]error:[/red] {note}", markup=True, highlight=False,
+                    # Messages quote input text: never read them as markup.
+                    err.print(Text("error: ", style="red") + Text(note), highlight=False,
                               soft_wrap=True)
             rows.append(row)
             if args.json:
@@ -114,7 +116,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             table.add_row(str(row["kind"] or "-"), f"{row['loaded']:,}",
                           f"{row['rejected']:,}", "yes" if row["skipped"] else "no",
                           f"{row['seconds']:.2f}" if "error" not in row else "failed",
-                          str(row["file"]))
+                          Text(str(row["file"])))  # a file name is text, not markup
         _out().print(table)
     return EXIT_FAILED if failed else EXIT_OK
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -16,7 +17,12 @@ from mysetlist_slo.errors import IngestError, RowProblem
 from mysetlist_slo.rollups import add_rollups
 from mysetlist_slo.routes import RouteNormaliser
 from mysetlist_slo.sources import ExportOptions, Reject, detect_source
-from mysetlist_slo.sources._lines import content_sha256
+from mysetlist_slo.sources._lines import (
+    ContentDigest,
+    CorruptFileError,
+    content_digest,
+    prefix_sha256,
+)
 from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, RequestSource, chunked
 from mysetlist_slo.store import find_ingest, scalar
 
@@ -163,6 +169,26 @@ def _route(con: duckdb.DuckDBPyConnection, routes: RouteNormaliser) -> None:
     con.register("batch_routes", chunked(routes.route_map(targets)))
 
 
+_PREFIXES = """
+SELECT id, file, sha256, content_bytes, content_lines
+FROM ingests
+WHERE first_line_sha256 = ? AND content_bytes < ? AND ends_with_newline AND kind = ?
+ORDER BY content_bytes DESC
+"""
+
+
+def _loaded_prefix(con: duckdb.DuckDBPyConnection, path: Path, digest: ContentDigest,
+                   kind: str) -> dict[str, Any] | None:
+    """Return the registry row of an earlier load whose content this file starts with (the
+    same log, grown since), or None. Its lines are not to be loaded again."""
+    for row in con.execute(_PREFIXES, [digest.first_line_sha256, digest.size, kind]).fetchall():
+        earlier = dict(zip(["id", "file", "sha256", "content_bytes", "content_lines"], row,
+                           strict=True))
+        if prefix_sha256(path, int(earlier["content_bytes"])) == earlier["sha256"]:
+            return earlier
+    return None
+
+
 def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str | None = None,
                 config: Config | None = None, max_bad_rows: int | float = 0,
                 log_format: str | None = None, options: ExportOptions | None = None,
@@ -181,7 +207,11 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
         raise IngestError(str(path), "no such file")
     if path.stat().st_size == 0:
         raise IngestError(str(path), "file is empty (0 bytes)")
-    sha = content_sha256(path)
+    try:
+        digest = content_digest(path)
+    except CorruptFileError as exc:
+        raise IngestError(str(path), str(exc)) from None
+    sha = digest.sha256
     known = find_ingest(con, sha)
     if known is not None:
         return IngestResult(
@@ -190,6 +220,10 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
             f"already loaded as ingest #{known['id']} from {known['file']} "
             f"at {known['loaded_at']:%Y-%m-%d %H:%M:%S} UTC; nothing to do")
     source = detect_source(path, kind, log_format, options)
+    earlier = (_loaded_prefix(con, path, digest, source.kind)
+               if getattr(source, "resumable", False) else None)
+    if earlier is not None:
+        source.start = (earlier["content_bytes"], earlier["content_lines"])  # type: ignore[attr-defined]
     routes = RouteNormaliser(config.routes.patterns, config.routes.max_routes,
                              (r for (r,) in con.execute("SELECT route FROM routes").fetchall()),
                              config.routes.min_requests)
@@ -224,7 +258,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
             if progress is not None:
                 progress(batch.position)
         total = loaded + rejected
-        if total == 0:
+        if total == 0 and earlier is None:
             raise IngestError(str(path), "file holds no records")
         if rejected > _allowed(max_bad_rows, total):
             raise IngestError(str(path), f"{rejected} of {total} records are bad (limit "
@@ -237,10 +271,13 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
         ignored = sum(getattr(source, "ignored", {}).values())
         con.execute(
             "INSERT INTO ingests (id, sha256, kind, file, bytes, loaded, rejected, first_ts, "
-            "last_ts, loaded_at, seconds, ignored) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "last_ts, loaded_at, seconds, ignored, content_bytes, content_lines, "
+            "first_line_sha256, ends_with_newline, continues_ingest) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [ingest_id, sha, source.kind, str(path), path.stat().st_size, loaded, rejected,
              min(times, default=None), max(times, default=None), datetime.now(UTC), seconds,
-             ignored],
+             ignored, digest.size, digest.lines, digest.first_line_sha256,
+             digest.ends_with_newline, earlier["id"] if earlier else None],
         )
         con.execute("COMMIT")
     except BaseException:
@@ -251,6 +288,10 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
         for name in (INPUT_TABLE, "batch_routes"):
             con.unregister(name)
     notes = [f"{rejected} bad records kept in the rejects table"] if rejected else []
+    if earlier is not None:
+        notes.append(f"the first {earlier['content_lines']:,} lines were loaded before (ingest "
+                     f"#{earlier['id']}, {earlier['file']}): read on from line "
+                     f"{earlier['content_lines'] + 1:,}")
     if ignored:
         skipped = getattr(source, "ignored", {})
         counts = ", ".join(f"{name} x{n}" for name, n in sorted(skipped.items()))

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from mysetlist_slo.errors import SchemaVersionError, StoreBusyError
+from mysetlist_slo.errors import SchemaVersionError, SloError, StoreBusyError
 
 DEFAULT_DB = Path("data/metrics.duckdb")
 
@@ -176,6 +176,15 @@ MIGRATIONS: list[list[str]] = [
             rows             BIGINT
         )""",
     ],
+    [
+        # What a log held when it was loaded, so that the same log grown since is read on
+        # from there instead of counted twice.
+        "ALTER TABLE ingests ADD COLUMN content_bytes BIGINT",
+        "ALTER TABLE ingests ADD COLUMN content_lines BIGINT",
+        "ALTER TABLE ingests ADD COLUMN first_line_sha256 VARCHAR",
+        "ALTER TABLE ingests ADD COLUMN ends_with_newline BOOLEAN",
+        "ALTER TABLE ingests ADD COLUMN continues_ingest BIGINT",
+    ],
 ]
 
 _LOCK_HOLDER = re.compile(r"held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
@@ -234,7 +243,9 @@ def _connect(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
         if held or "lock" in str(exc).lower():
             holder = f"PID {held['pid']}, {held['exe']}" if held else "another process"
             raise StoreBusyError(path, holder) from None
-        raise
+        raise SloError(f"{path}: cannot open as a DuckDB store: {exc}") from None
+    except duckdb.Error as exc:
+        raise SloError(f"{path}: cannot open as a DuckDB store: {exc}") from None
     con.execute("SET TimeZone = 'UTC'")
     return con
 

@@ -193,3 +193,22 @@ def test_epoch_times_out_of_range(store, write_log) -> None:
         ingest_file(store, path, options=ExportOptions(time_format="epoch_s"))
     assert f"{path}:2: timestamp: not a Unix time between 1970 and 2100" in str(caught.value)
     assert f"{path}:3: timestamp" in str(caught.value)
+
+
+def test_parquet_with_its_own_line_column(store, tmp_path: Path) -> None:
+    """A file column called "line" does not stand in for the row number."""
+    path = tmp_path / "r.parquet"
+    pq.write_table(pa.table({"timestamp": pa.array([0, 0, 0], pa.timestamp("us", tz="UTC")),
+                             "path": ["/a", "/b", "/c"], "status": [200, 200, 900],
+                             "line": [90, 91, 92]}), path)
+    assert_strict_rejection(store, path, ["3: status: not an HTTP status"])
+
+
+def test_csv_quoted_newlines_and_byte_order_mark(store, write_log) -> None:
+    """A record spanning lines is named by the line it starts on; a BOM is not a column name."""
+    path = write_log("r.csv", [
+        "\ufefftimestamp,path,status,user_agent",
+        '2026-11-10T10:00:00Z,/,200,"two\nlines"',
+        "2026-11-10T10:00:00Z,/,oops,x",
+    ])
+    assert_strict_rejection(store, path, ["4: status: not an integer: 'oops'"])

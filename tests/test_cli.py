@@ -103,3 +103,22 @@ def test_bad_config_is_named(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"{bad}" in result.stderr and "slos[0].objective" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_input_text_is_never_markup(tmp_path: Path) -> None:
+    """A log field that looks like console markup is printed as it is, without a crash."""
+    bad = tmp_path / "[red]odd.log"
+    bad.write_text(timed_line(status="[/x]") + "\n")
+    result = run("ingest", "--db", str(tmp_path / "m.duckdb"), str(bad))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "'[/x]'" in result.stderr
+    assert "[red]odd.log" in result.stdout
+
+
+def test_a_file_that_is_no_store(tmp_path: Path) -> None:
+    """--db pointing at something that is not DuckDB is a clear error."""
+    fake = tmp_path / "notes.duckdb"
+    fake.write_text("not a database")
+    result = run("status", "--db", str(fake))
+    assert result.returncode == 1 and "cannot open as a DuckDB store" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 from datetime import UTC, datetime
 
+import pytest
 from conftest import table_counts, timed_line
 
 from mysetlist_slo import ingest_file, ingest_files, ingest_registry
@@ -57,3 +58,32 @@ def test_overlapping_files_add_up_per_minute(store, write_log) -> None:
     ingest_file(store, write_log("b.log", [timed_line(time="10/Nov/2026:13:00:59 +0000")] * 2))
     rows = store.execute("SELECT minute, sum(requests) FROM request_counts GROUP BY 1").fetchall()
     assert rows == [(datetime(2026, 11, 10, 13, 0, tzinfo=UTC), 3)]
+
+
+def test_a_grown_log_is_read_on_not_counted_twice(store, tmp_path) -> None:
+    """access.log loaded at 3 lines, again at 5, then rotated and gzipped: 5 requests in all,
+    and a bad line added later is reported with its own line number in the whole file."""
+    log = tmp_path / "access.log"
+    log.write_text("".join(line + "\n" for line in LINES[:3]))
+    assert ingest_file(store, log).loaded == 3
+    log.write_text("".join(line + "\n" for line in LINES[:5]))
+    grown = ingest_file(store, log)
+    assert (grown.loaded, grown.skipped) == (2, False)
+    assert "the first 3 lines were loaded before" in grown.message
+    rotated = tmp_path / "access.log.2.gz"
+    rotated.write_bytes(gzip.compress(log.read_bytes()))
+    assert ingest_file(store, rotated).skipped
+    assert store.execute("SELECT sum(requests) FROM request_counts").fetchall() == [(5,)]
+    log.write_text(log.read_text() + timed_line(status="x") + "\n")
+    with pytest.raises(IngestError, match=r"access.log:6: \$status"):
+        ingest_file(store, log)
+
+
+def test_corrupt_gzip_is_a_clear_error(store, tmp_path) -> None:
+    """A truncated or corrupt gzip file is refused with a reason, never a traceback."""
+    whole = gzip.compress(("\n".join(LINES) + "\n").encode() * 50)
+    (tmp_path / "cut.log.2.gz").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "junk.log.3.gz").write_bytes(b"\x1f\x8bnot gzip at all")
+    for name in ("cut.log.2.gz", "junk.log.3.gz"):
+        with pytest.raises(IngestError, match="corrupt or truncated gzip"):
+            ingest_file(store, tmp_path / name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,20 +50,66 @@ def open_maybe_gzip(path: Path) -> tuple[BinaryIO, BinaryIO]:
     return raw, raw
 
 
-def content_sha256(path: Path) -> str:
-    """Return the sha256 of the file's content, decompressed if it is gzip.
+@dataclass(frozen=True)
+class ContentDigest:
+    """What the registry keeps of a file's content (decompressed if it is gzip)."""
+
+    sha256: str
+    size: int
+    lines: int
+    first_line_sha256: str  # finds earlier loads of the same growing log
+    ends_with_newline: bool
+
+
+class CorruptFileError(ValueError):
+    """The file cannot be read to its end (a truncated or corrupt gzip stream)."""
+
+
+def _chunks(path: Path, limit: int | None = None) -> Iterator[bytes]:
+    """Yield the content of ``path`` (up to ``limit`` bytes); corrupt gzip is an error."""
+    stream, raw = open_maybe_gzip(path)
+    left = limit
+    try:
+        while left is None or left > 0:
+            chunk = stream.read(1 << 20 if left is None else min(1 << 20, left))
+            if not chunk:
+                break
+            if left is not None:
+                left -= len(chunk)
+            yield chunk
+    except (EOFError, OSError, zlib.error) as exc:
+        raise CorruptFileError(f"corrupt or truncated gzip data: {exc}") from None
+    finally:
+        stream.close()
+        raw.close()
+
+
+def content_digest(path: Path) -> ContentDigest:
+    """Return the digest of the file's content.
 
     Hashing the content rather than the bytes on disk makes ``access.log.1`` and the
     ``access.log.2.gz`` that logrotate later makes of it the same file to the registry.
     """
+    digest, first = hashlib.sha256(), hashlib.sha256()
+    size = lines = 0
+    first_done, last = False, b""
+    for chunk in _chunks(path):
+        digest.update(chunk)
+        if not first_done:
+            cut = chunk.find(b"\n")
+            first.update(chunk if cut < 0 else chunk[:cut + 1])
+            first_done = cut >= 0
+        size += len(chunk)
+        lines += chunk.count(b"\n")
+        last = chunk[-1:]
+    return ContentDigest(digest.hexdigest(), size, lines, first.hexdigest(), last == b"\n")
+
+
+def prefix_sha256(path: Path, size: int) -> str:
+    """Return the sha256 of the first ``size`` bytes of the file's content."""
     digest = hashlib.sha256()
-    stream, raw = open_maybe_gzip(path)
-    try:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    finally:
-        stream.close()
-        raw.close()
+    for chunk in _chunks(path, size):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -110,14 +157,21 @@ def _split(complete: bytes, first_line: int,
 
 
 def read_lines(path: Path, batch_bytes: int = DEFAULT_BATCH_BYTES,
-               max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[LineBatch]:
+               max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+               start: tuple[int, int] = (0, 0)) -> Iterator[LineBatch]:
     """Yield the lines of ``path`` in batches; bad lines come back as rejects, never dropped.
 
     Memory stays bounded by ``batch_bytes`` plus ``max_line_bytes``: a longer line is skipped
     to its end and reported with its first bytes, not held whole.
     """
     stream, raw = open_maybe_gzip(path)
-    line_no = 0  # lines numbered so far, rejected ones included
+    # ``start`` = (bytes, lines) already loaded from this content: skip them, keep numbering.
+    skip_bytes, line_no = start
+    while skip_bytes > 0:
+        skipped = stream.read(min(skip_bytes, 1 << 20))
+        if not skipped:
+            break
+        skip_bytes -= len(skipped)
     carry = b""
     skipping: LineReject | None = None  # a too-long line being skipped to its end
     skipped_len = 0

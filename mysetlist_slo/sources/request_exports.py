@@ -88,6 +88,8 @@ class ExportSource:
         self.record = schema.record
         # The registry kind: the format for requests, the record kind for the others.
         self.kind = fmt if schema.record == "requests" else schema.record
+        self.resumable = fmt == "jsonl"  # one record per line, no header
+        self.start = (0, 0)  # (bytes, lines) of the content to skip, already loaded
         self.options = options or ExportOptions()
         unknown = set(self.options.mapping) - {n for names in schema.columns.values()
                                                for n in names}
@@ -166,7 +168,7 @@ class ExportSource:
                           AND starts_with(ltrim(text), '{{') AS is_object FROM {INPUT_TABLE})""",
             unmatched="NOT is_object",
         )
-        for lines in read_lines(path, batch_bytes=batch_bytes):
+        for lines in read_lines(path, batch_bytes=batch_bytes, start=self.start):
             rejects = [Reject(r.line, r.field, r.problem, r.raw) for r in lines.rejects]
             yield InputBatch(query, chunked(pa.table({"line": lines.numbers, "text": lines.text})),
                              params, rejects, lines.position)
@@ -183,8 +185,10 @@ class ExportSource:
 
     def _csv(self, path: Path, batch_bytes: int) -> Iterator[InputBatch]:
         stream, raw_file = open_maybe_gzip(path)
-        # surrogateescape keeps undecodable bytes visible, so they become rejects, not crashes.
-        text = io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
+        # surrogateescape keeps undecodable bytes visible, so they become rejects, not crashes;
+        # utf-8-sig drops the byte-order mark spreadsheets put before the header.
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape",
+                                newline="")
         reader = csv.reader(text)
         try:
             header = next(reader, None)
@@ -201,8 +205,10 @@ class ExportSource:
                 values: dict[str, list[str]] = {name: [] for name in wanted}
                 texts: list[str] = []
                 rejects: list[Reject] = []
+                first_line = reader.line_num + 1
                 for record in reader:
-                    line = reader.line_num
+                    # A record with quoted newlines spans lines: report the one it starts on.
+                    line, first_line = first_line, reader.line_num + 1
                     raw_text = ",".join(record)
                     if len(record) != len(header):
                         rejects.append(Reject(line, "line", f"expected {len(header)} fields, "
@@ -253,8 +259,13 @@ class ExportSource:
         # reach SQL only as quoted identifiers.
         query = self._query(
             {c: _quote_identifier(n) for c, n in resolved.items()}, time_kind,
-            source_sql="(SELECT *, file_row_number + 1 AS line "
-                       "FROM read_parquet($path, file_row_number = true))",
+            # The file may have a column called "line" of its own: ours replaces it here (the
+            # staged columns were picked by quoted name above).
+            source_sql="(SELECT * REPLACE (file_row_number + 1 AS line) FROM ("
+                       "SELECT *, NULL AS line FROM read_parquet($path, file_row_number = true)))"
+            if "line" not in schema.names else
+            "(SELECT * REPLACE (file_row_number + 1 AS line) "
+            "FROM read_parquet($path, file_row_number = true))",
             typed=typed)
         yield InputBatch(query, None, {"path": str(path)}, [], path.stat().st_size)
 

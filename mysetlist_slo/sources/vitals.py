@@ -180,13 +180,15 @@ class BeaconSource:
 
     kind = "vitals"
     record = "vitals"
+    resumable = True  # one record per line: a grown file can be read from where it was
 
     def __init__(self) -> None:
         self.ignored: Counter[str] = Counter()
+        self.start = (0, 0)  # (bytes, lines) of the content to skip, already loaded
 
     def batches(self, path: Path) -> Iterator[InputBatch]:
         """Yield the beacons of ``path`` as typed rows, with their rejects."""
-        for lines in read_lines(path):
+        for lines in read_lines(path, start=self.start):
             out = _Rows(BEACON_SCHEMA)
             out.rejects = [Reject(r.line, r.field, r.problem, r.raw) for r in lines.rejects]
             for line, text in zip(lines.numbers.to_pylist(), lines.text.to_pylist(),
