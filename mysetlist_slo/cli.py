@@ -94,7 +94,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 note = result.message
             except IngestError as exc:
                 failed = True
-                row = {"file": str(path), "kind": args.kind, "loaded": 0,
+                row = {"file": str(path), "kind": exc.kind or args.kind, "loaded": 0,
                        "rejected": exc.rejected, "skipped": False,
                        "seconds": round(time.perf_counter() - started, 3), "error": str(exc)}
                 note = str(exc)

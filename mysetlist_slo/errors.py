@@ -39,6 +39,7 @@ class IngestError(SloError):
         self.file = file
         self.problems = problems or []
         self.rejected = rejected
+        self.kind: str | None = None  # set once the file's kind is known
         lines = [f"{file}: {message}"] + [f"  {p}" for p in self.problems]
         if rejected > len(self.problems):
             lines.append(f"  ... and {rejected - len(self.problems)} more")

@@ -280,6 +280,10 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
              digest.ends_with_newline, earlier["id"] if earlier else None],
         )
         con.execute("COMMIT")
+    except IngestError as exc:
+        con.execute("ROLLBACK")
+        exc.kind = source.kind
+        raise
     except BaseException:
         con.execute("ROLLBACK")
         raise

@@ -8,6 +8,10 @@ relies on them:
   is within 1 % of the exact one;
 * for a threshold T with at most three significant digits, ``v < T`` exactly when
   ``bucket(v) < T`` (T is itself a bucket bound), so "good" counts at such thresholds are exact.
+
+Histograms and "good" counters hold the latency of answered requests (status below 500): a
+502 returned in 1 ms by a proxy whose upstream is down is an availability failure, and must
+not make the latency SLI look better. ``request_counts.timed`` still counts every timed request.
 """
 
 from __future__ import annotations
@@ -67,7 +71,7 @@ SELECT $ingest_id, minute, route, unnest($thresholds_ms), unnest(good)
 FROM (
     SELECT minute, route, [{under}] AS good
     FROM batch_aggregate
-    WHERE bucket_us IS NOT NULL
+    WHERE bucket_us IS NOT NULL AND status < 500
     GROUP BY minute, route
 )
 """
@@ -77,7 +81,7 @@ _HISTOGRAM = """
 INSERT INTO latency_histogram
 SELECT $ingest_id, minute, route, bucket_us, sum(requests)
 FROM batch_aggregate
-WHERE bucket_us IS NOT NULL
+WHERE bucket_us IS NOT NULL AND status < 500
 GROUP BY minute, route, bucket_us
 """
 
