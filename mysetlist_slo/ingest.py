@@ -226,7 +226,9 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
         source.start = (earlier["content_bytes"], earlier["content_lines"])  # type: ignore[attr-defined]
     routes = RouteNormaliser(config.routes.patterns, config.routes.max_routes,
                              (r for (r,) in con.execute("SELECT route FROM routes").fetchall()),
-                             config.routes.min_requests)
+                             config.routes.min_requests,
+                             dict(con.execute("SELECT route, requests FROM route_candidates")
+                                  .fetchall()))
     thresholds = config.all_thresholds_ms
 
     con.execute("BEGIN TRANSACTION")
@@ -267,6 +269,12 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
             con.register("new_routes", pa.table({"route": routes.added}))
             con.execute("INSERT INTO routes SELECT route, $id FROM new_routes", {"id": ingest_id})
             con.unregister("new_routes")
+        con.execute("DELETE FROM route_candidates")
+        if routes.candidates:
+            con.register("candidates", pa.table({
+                "route": list(routes.candidates), "requests": list(routes.candidates.values())}))
+            con.execute("INSERT INTO route_candidates SELECT route, requests FROM candidates")
+            con.unregister("candidates")
         seconds = time.perf_counter() - started
         ignored = sum(getattr(source, "ignored", {}).values())
         con.execute(

@@ -86,7 +86,8 @@ class RouteNormaliser:
     """Maps request targets to route templates, keeping at most ``max_routes`` distinct ones."""
 
     def __init__(self, patterns: Iterable[str] = (), max_routes: int = 500,
-                 known_routes: Iterable[str] = (), min_requests: int = 5) -> None:
+                 known_routes: Iterable[str] = (), min_requests: int = 5,
+                 candidates: dict[str, int] | None = None) -> None:
         compiled = sorted(((p, *_pattern_regex(p)) for p in patterns), key=lambda item: item[2])
         self._patterns = [(p, regex) for p, regex, _ in compiled]
         self._configured = {p for p, _ in self._patterns}
@@ -94,6 +95,9 @@ class RouteNormaliser:
         self.min_requests = min_requests
         self.known: set[str] = set(known_routes)
         self.added: list[str] = []
+        # Requests seen so far of templates not admitted yet, across batches and files, so a
+        # route spread thinly over many files is admitted once it has enough in all.
+        self.candidates: dict[str, int] = dict(candidates or {})
 
     def templates(self, targets: pa.Array) -> pa.Array:
         """Return the route template of each target, before the cardinality bound."""
@@ -114,21 +118,29 @@ class RouteNormaliser:
     def _admit(self, templates: Counter[str]) -> dict[str, str]:
         """Decide the stored route of each template of a batch.
 
-        Configured and already known templates stay. A new one becomes a route only when it
-        was seen ``min_requests`` times in the batch and fewer than ``max_routes`` are known;
-        one-off paths (scanners probing random URLs) go to "(other)".
+        Configured and already known templates stay. A new one becomes a route once it has
+        been seen ``min_requests`` times (in this batch and earlier ones together) while fewer
+        than ``max_routes`` are known; until then, and for one-off paths (scanners probing
+        random URLs), its requests go to "(other)". The candidates kept are bounded too.
         """
         decided = {}
         for template, count in templates.most_common():
             if template in self.known or template in self._configured or template in (
                     OTHER_ROUTE, INVALID_ROUTE):
                 decided[template] = template
-            elif count >= self.min_requests and len(self.known) < self.max_routes:
+                continue
+            seen = self.candidates.pop(template, 0) + count
+            if seen >= self.min_requests and len(self.known) < self.max_routes:
                 self.known.add(template)
                 self.added.append(template)
                 decided[template] = template
             else:
+                self.candidates[template] = seen
                 decided[template] = OTHER_ROUTE
+        limit = 10 * self.max_routes
+        if len(self.candidates) > limit:
+            kept = sorted(self.candidates.items(), key=lambda item: (-item[1], item[0]))[:limit]
+            self.candidates = dict(kept)
         return decided
 
     def route_map(self, targets: pa.Table) -> pa.Table:

@@ -185,6 +185,13 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE ingests ADD COLUMN ends_with_newline BOOLEAN",
         "ALTER TABLE ingests ADD COLUMN continues_ingest BIGINT",
     ],
+    [
+        # Templates seen but not yet admitted as routes, with their requests so far.
+        """CREATE TABLE route_candidates (
+            route     VARCHAR PRIMARY KEY,
+            requests  BIGINT NOT NULL
+        )""",
+    ],
 ]
 
 _LOCK_HOLDER = re.compile(r"held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")

@@ -85,3 +85,20 @@ def test_missing_target_is_invalid(routes: RouteNormaliser) -> None:
     """A record without a target (an unreadable request line) gets the route "(invalid)"."""
     out = routes.normalise(pa.array([None, "/show/1", None], pa.string())).to_pylist()
     assert out == [INVALID_ROUTE, "/show/[id]", INVALID_ROUTE]
+
+
+def test_thin_route_admitted_across_files(store, write_log) -> None:
+    """A route seen 3, then 6, then 2 times in three files becomes a route once it has its
+    5 requests in all; only the first 3 stay under (other)."""
+    import json
+
+    from mysetlist_slo import ingest_file
+
+    for hour, (name, count) in enumerate((("a", 3), ("b", 6), ("c", 2)), 10):
+        rows = [json.dumps({"timestamp": f"2026-11-10T{hour}:00:00Z", "path": "/about",
+                            "status": 200})] * count
+        ingest_file(store, write_log(f"{name}.jsonl", rows))
+    stored = store.execute("SELECT route, sum(requests) FROM request_counts GROUP BY 1 "
+                           "ORDER BY 1").fetchall()
+    assert stored == [("(other)", 3), ("/about", 8)]
+    assert store.execute("SELECT count(*) FROM route_candidates").fetchall() == [(0,)]
