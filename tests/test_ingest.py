@@ -87,3 +87,14 @@ def test_corrupt_gzip_is_a_clear_error(store, tmp_path) -> None:
     for name in ("cut.log.2.gz", "junk.log.3.gz"):
         with pytest.raises(IngestError, match="corrupt or truncated gzip"):
             ingest_file(store, tmp_path / name)
+
+
+def test_progress_reports_bytes_read(store, tmp_path) -> None:
+    """The progress callback (what the CLI's bar shows) rises batch by batch to the file size."""
+    line = timed_line() + "\n"
+    path = tmp_path / "big.log"
+    path.write_text(line * (40_000_000 // len(line)))
+    seen: list[int] = []
+    ingest_file(store, path, progress=seen.append)
+    assert len(seen) >= 3 and seen == sorted(seen)
+    assert seen[-1] == path.stat().st_size
