@@ -2,25 +2,6 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from mysetlist_slo.alerts import (
-    AlertBacktest,
-    backtest_alerts,
-    backtest_verdict,
-    budget_incidents,
-    burn_rate_alerts,
-    burn_rate_series,
-    static_alerts,
-)
-from mysetlist_slo.attribution import budget_attribution
-from mysetlist_slo.budgets import (
-    BudgetReport,
-    budget_burndown,
-    budget_report,
-    burn_rate,
-    error_budget,
-    error_budgets,
-    exhaustion_forecast,
-)
 from mysetlist_slo.config import Config, load_config
 from mysetlist_slo.demo import DemoManifest, generate_demo
 from mysetlist_slo.errors import (
@@ -31,12 +12,31 @@ from mysetlist_slo.errors import (
     SloError,
     StoreBusyError,
 )
-from mysetlist_slo.incidents import probe_outages
-from mysetlist_slo.ingest import IngestResult, ingest_file, ingest_files
-from mysetlist_slo.latency import count_below, latency_percentiles
-from mysetlist_slo.routes import RouteNormaliser
+from mysetlist_slo.slo.alerts import (
+    AlertBacktest,
+    backtest_alerts,
+    backtest_verdict,
+    budget_incidents,
+    burn_rate_alerts,
+    burn_rate_series,
+    static_alerts,
+)
+from mysetlist_slo.slo.attribution import budget_attribution
+from mysetlist_slo.slo.budgets import (
+    BudgetReport,
+    budget_burndown,
+    budget_report,
+    burn_rate,
+    error_budget,
+    error_budgets,
+    exhaustion_forecast,
+)
+from mysetlist_slo.slo.incidents import probe_outages
+from mysetlist_slo.slo.latency import count_below, latency_percentiles
 from mysetlist_slo.sources import parse_requests
-from mysetlist_slo.store import ingest_registry, open_store
+from mysetlist_slo.store.database import ingest_registry, open_store
+from mysetlist_slo.store.ingest import IngestResult, ingest_file, ingest_files
+from mysetlist_slo.store.routes import RouteNormaliser
 
 try:
     __version__ = version("mysetlist-slo")

@@ -18,13 +18,13 @@ from rich.table import Table
 from rich.text import Text
 
 from mysetlist_slo import __version__
-from mysetlist_slo.budgets import error_budgets
 from mysetlist_slo.config import default_config_text, load_config
 from mysetlist_slo.demo import DEMO_DIR, default_end, generate_demo
 from mysetlist_slo.errors import IngestError, SloError
-from mysetlist_slo.ingest import IngestResult, ingest_file, parse_bad_rows_limit
+from mysetlist_slo.slo.budgets import error_budgets
 from mysetlist_slo.sources import KINDS, ExportOptions
-from mysetlist_slo.store import DEFAULT_DB, open_store
+from mysetlist_slo.store.database import DEFAULT_DB, open_store
+from mysetlist_slo.store.ingest import IngestResult, ingest_file, parse_bad_rows_limit
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BREACH = 0, 1, 2, 3
 
@@ -178,7 +178,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Run a report notebook; print where its outputs are and the Markdown digest."""
-    from mysetlist_slo.report import run_report  # papermill and nbconvert load only when needed
+    from mysetlist_slo.report.runner import (
+        run_report,  # papermill and nbconvert load only when needed
+    )
 
     outputs = run_report(args.kind, week=args.week, db=args.db, config=args.config,
                          out=args.out, timezone=args.timezone, title=args.title,

@@ -299,7 +299,7 @@ def _write_vitals(path: Path, rng: np.random.Generator, seconds: np.ndarray,
     """Write web-vitals beacons (JSON Lines) for page views: LCP, FCP, TTFB, CLS for each,
     INP for the views with an interaction; /show/[id]'s LCP regresses with the release.
     Some CLS and INP are reported twice (they grow), a few retired FID records come along."""
-    from mysetlist_slo.vitals import rating  # the demo rates as the library does
+    from mysetlist_slo.vitals.field import rating  # the demo rates as the library does
 
     factors = _FORM_FACTOR[agents]
     scale = np.array([_DEVICE[f][0] for f in factors])

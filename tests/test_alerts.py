@@ -9,9 +9,9 @@ import pandas as pd
 from conftest import DEMO_END
 
 from mysetlist_slo import DemoManifest, ingest_file, load_config
-from mysetlist_slo.alerts import backtest_alerts, budget_incidents, static_alerts
-from mysetlist_slo.attribution import budget_attribution
 from mysetlist_slo.config import StaticAlert, parse_config
+from mysetlist_slo.slo.alerts import backtest_alerts, budget_incidents, static_alerts
+from mysetlist_slo.slo.attribution import budget_attribution
 
 START = DEMO_END - timedelta(days=14)
 

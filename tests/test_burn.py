@@ -12,14 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from mysetlist_slo import ingest_file
-from mysetlist_slo.alerts import REFERENCE_WINDOW, rolling_burn_rate, scaled_rules
-from mysetlist_slo.budgets import (
+from mysetlist_slo.config import load_config, parse_config
+from mysetlist_slo.slo.alerts import REFERENCE_WINDOW, rolling_burn_rate, scaled_rules
+from mysetlist_slo.slo.budgets import (
     budget_burndown,
     budget_report,
     burn_rate,
     exhaustion_forecast,
 )
-from mysetlist_slo.config import load_config, parse_config
 
 END = datetime(2026, 11, 23, tzinfo=UTC)
 

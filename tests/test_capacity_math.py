@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy.stats import poisson
 
-from mysetlist_slo.autoscaling import (
+from mysetlist_slo.capacity.autoscaling import (
     HpaSettings,
     PodModel,
     desired_replicas,
@@ -18,7 +18,7 @@ from mysetlist_slo.autoscaling import (
     recommend_hpa,
     replay_hpa,
 )
-from mysetlist_slo.pools import erlang_b, erlang_c, mean_wait, size_pool, wait_longer_than
+from mysetlist_slo.capacity.pools import erlang_b, erlang_c, mean_wait, size_pool, wait_longer_than
 
 
 @pytest.mark.parametrize(("current", "utilization", "target", "expected"), [

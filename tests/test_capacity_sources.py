@@ -9,7 +9,7 @@ import pytest
 from conftest import DEMO_END
 
 from mysetlist_slo import IngestError, ingest_file, load_config, open_store
-from mysetlist_slo.capacity import (
+from mysetlist_slo.capacity.plan import (
     capacity_plan,
     fast_statement_share,
     pgbouncer_rates,

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from mysetlist_slo.alerts import AlertBacktest, backtest_verdict
-from mysetlist_slo.figures import burn_rate_figure, burndown_figure, incident_timeline_figure
+from mysetlist_slo.report.figures import burn_rate_figure, burndown_figure, incident_timeline_figure
+from mysetlist_slo.slo.alerts import AlertBacktest, backtest_verdict
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mysetlist_slo.forecast import (
+from mysetlist_slo.capacity.forecast import (
     backtest,
     backtest_summary,
     concurrent_users_rps,

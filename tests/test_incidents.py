@@ -8,9 +8,9 @@ import pytest
 from conftest import DEMO_END
 
 from mysetlist_slo import DemoManifest, ingest_file, load_config, open_store
-from mysetlist_slo.budgets import budget_report
 from mysetlist_slo.config import ProbesConfig
-from mysetlist_slo.incidents import probe_outages
+from mysetlist_slo.slo.budgets import budget_report
+from mysetlist_slo.slo.incidents import probe_outages
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 HEADER = "timestamp,target,location,ok,status,latency_ms"

@@ -17,7 +17,7 @@ import pytest
 from conftest import DEMO_END, timed_line
 
 from mysetlist_slo import DemoManifest, ingest_file, open_store
-from mysetlist_slo.report import ReportError, run_report
+from mysetlist_slo.report.runner import ReportError, run_report
 
 WEEK = "2026-W47"  # the demo's last full week
 WEEK_START = DEMO_END - timedelta(days=7)
@@ -194,7 +194,7 @@ def test_other_notebooks_run(name: str, demo_store_path: Path, tmp_path: Path) -
     """Every shipped notebook runs top to bottom with papermill against the demo store."""
     import papermill
 
-    from mysetlist_slo.report import notebook_path
+    from mysetlist_slo.report.runner import notebook_path
 
     output = tmp_path / f"{name}.ipynb"
     papermill.execute_notebook(str(notebook_path(name)), str(output),
@@ -206,7 +206,7 @@ def test_other_notebooks_run(name: str, demo_store_path: Path, tmp_path: Path) -
 
 def test_notebooks_are_committed_clean() -> None:
     """Notebooks in the repository carry no outputs and a cell tagged 'parameters'."""
-    from mysetlist_slo.report import NOTEBOOKS
+    from mysetlist_slo.report.runner import NOTEBOOKS
 
     for path in NOTEBOOKS.glob("*.ipynb"):
         notebook = nbformat.read(path, as_version=4)

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from mysetlist_slo import RouteNormaliser, load_config
-from mysetlist_slo.routes import INVALID_ROUTE, OTHER_ROUTE
+from mysetlist_slo.store.routes import INVALID_ROUTE, OTHER_ROUTE
 
 PATTERNS = load_config().routes.patterns
 

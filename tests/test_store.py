@@ -12,7 +12,7 @@ import pytest
 from conftest import table_counts, timed_line
 
 from mysetlist_slo import SchemaVersionError, StoreBusyError, ingest_file, open_store
-from mysetlist_slo.store import MIGRATIONS, latest_version, schema_version
+from mysetlist_slo.store.database import MIGRATIONS, latest_version, schema_version
 
 LOG_LINES = [timed_line(time=f"10/Nov/2026:13:{m:02d}:00 +0000") for m in range(30)]
 

@@ -13,7 +13,7 @@ from scipy.stats import binom
 
 from mysetlist_slo import DemoManifest, IngestError, ingest_file, load_config
 from mysetlist_slo.sources.vitals import form_factor
-from mysetlist_slo.vitals import (
+from mysetlist_slo.vitals.field import (
     crux_comparison,
     cwv_assessment,
     p75_interval,

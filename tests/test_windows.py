@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mysetlist_slo import ingest_file
-from mysetlist_slo.budgets import budget_report
 from mysetlist_slo.config import parse_config
-from mysetlist_slo.sli import period_end, window_bounds
+from mysetlist_slo.slo.budgets import budget_report
+from mysetlist_slo.slo.sli import period_end, window_bounds
 
 
 @pytest.mark.parametrize(("at", "days"), [

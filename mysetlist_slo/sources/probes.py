@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from mysetlist_slo.sources.request_exports import ExportOptions, ExportSchema
-from mysetlist_slo.sources.requests_schema import TimeKind, quoted, time_sql
+from mysetlist_slo.sources.requests_schema import TimeKind, quoted, time_sql, validation_sql
 
 PROBE_COLUMNS: dict[str, tuple[str, ...]] = {
     "ts": ("timestamp",),
@@ -33,52 +33,42 @@ def probe_validation_query(staged_sql: str, time_kind: TimeKind, options: Export
     def text(column: str) -> str:
         return f"trim(CAST({column} AS VARCHAR))"
 
-    return f"""
-WITH staged AS (
-{staged_sql}
-),
-typed AS (
-    SELECT
-        *,
-        {ts_parse} AS ts_value,
-        TRY_CAST({text("ok")} AS BOOLEAN) AS ok_value,
-        TRY_CAST(status AS SMALLINT) AS status_value,
-        TRY_CAST(latency AS DOUBLE) AS latency_value
-    FROM (SELECT * EXCLUDE (ts), ts AS ts_raw FROM staged)
-)
-SELECT
-    line,
-    ts_value AS ts,
-    CAST(target AS VARCHAR) AS target,
-    CAST(location AS VARCHAR) AS location,
-    ok_value AS ok,
-    status_value AS status,
-    latency_value AS latency_ms,
-    error.field AS bad_field,
-    error.problem AS problem
-FROM (
-    SELECT *, CASE
-        WHEN unmatched THEN {{'field': 'unmatched', 'problem': ''}}
-        WHEN ts_raw IS NULL OR {text("ts_raw")} = '' THEN {{'field': 'ts', 'problem': 'missing'}}
-        WHEN ts_value IS NULL THEN {{'field': 'ts', 'problem': {ts_problem}}}
-        WHEN target IS NULL OR {text("target")} = ''
-            THEN {{'field': 'target', 'problem': 'missing'}}
-        WHEN location IS NULL OR {text("location")} = ''
-            THEN {{'field': 'location', 'problem': 'missing'}}
-        WHEN ok IS NULL OR {text("ok")} = '' THEN {{'field': 'ok', 'problem': 'missing'}}
-        WHEN ok_value IS NULL
-            THEN {{'field': 'ok', 'problem': 'not true or false: ' || {quoted("ok")}}}
-        WHEN status IS NOT NULL AND {text("status")} <> ''
-             AND (status_value IS NULL OR status_value NOT BETWEEN 100 AND 599)
-            THEN {{'field': 'status', 'problem': 'not an HTTP status: ' || {quoted("status")}}}
-        WHEN latency IS NOT NULL AND {text("latency")} <> ''
-             AND (latency_value IS NULL OR latency_value < 0 OR NOT isfinite(latency_value))
-            THEN {{'field': 'latency', 'problem': 'not a duration: ' || {quoted("latency")}}}
-    END AS error
-    FROM typed
-)
-"""
-
+    return validation_sql(
+        staged_sql,
+        conversions=[
+            f"{ts_parse} AS ts_value",
+            f"TRY_CAST({text('ok')} AS BOOLEAN) AS ok_value",
+            "TRY_CAST(status AS SMALLINT) AS status_value",
+            "TRY_CAST(latency AS DOUBLE) AS latency_value",
+        ],
+        checks=[
+            "WHEN unmatched THEN {'field': 'unmatched', 'problem': ''}",
+            f"WHEN ts_raw IS NULL OR {text('ts_raw')} = '' "
+            "THEN {'field': 'ts', 'problem': 'missing'}",
+            f"WHEN ts_value IS NULL THEN {{'field': 'ts', 'problem': {ts_problem}}}",
+            f"WHEN target IS NULL OR {text('target')} = '' "
+            "THEN {'field': 'target', 'problem': 'missing'}",
+            f"WHEN location IS NULL OR {text('location')} = '' "
+            "THEN {'field': 'location', 'problem': 'missing'}",
+            f"WHEN ok IS NULL OR {text('ok')} = '' THEN {{'field': 'ok', 'problem': 'missing'}}",
+            "WHEN ok_value IS NULL "
+            f"THEN {{'field': 'ok', 'problem': 'not true or false: ' || {quoted('ok')}}}",
+            f"WHEN status IS NOT NULL AND {text('status')} <> '' "
+            "AND (status_value IS NULL OR status_value NOT BETWEEN 100 AND 599) "
+            f"THEN {{'field': 'status', 'problem': 'not an HTTP status: ' || {quoted('status')}}}",
+            f"WHEN latency IS NOT NULL AND {text('latency')} <> '' "
+            "AND (latency_value IS NULL OR latency_value < 0 OR NOT isfinite(latency_value)) "
+            f"THEN {{'field': 'latency', 'problem': 'not a duration: ' || {quoted('latency')}}}",
+        ],
+        outputs=[
+            "ts_value AS ts",
+            "CAST(target AS VARCHAR) AS target",
+            "CAST(location AS VARCHAR) AS location",
+            "ok_value AS ok",
+            "status_value AS status",
+            "latency_value AS latency_ms",
+        ],
+    )
 
 PROBES = ExportSchema("probes", PROBE_COLUMNS, ("ts", "target", "location", "ok"),
                       probe_validation_query)

@@ -20,6 +20,7 @@ typed or with the field and problem that make it a reject; none is dropped.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import pyarrow as pa
@@ -59,6 +60,47 @@ EPOCH_RANGE_S = (0, 4_102_444_800)
 def quoted(column: str) -> str:
     # Offending values are shown cut to 60 characters, quoted, in the reject reason.
     return f"'''' || left(CAST({column} AS VARCHAR), 60) || ''''"
+
+
+def validation_sql(staged_sql: str, conversions: Sequence[str], checks: Sequence[str],
+                   outputs: Sequence[str]) -> str:
+    """Return the staged -> typed -> checked query that every table-shaped source validates with.
+
+    ``conversions`` are ``expression AS name`` items computed once per staged row (its ``ts``
+    column renamed ``ts_raw``); ``checks`` are CASE arms over the staged and converted values,
+    the first that holds giving the reject's ``{'field': ..., 'problem': ...}`` (empty arms are
+    skipped); ``outputs`` are the select items of the result, after its ``line``. The result
+    ends with ``bad_field`` and ``problem``, NULL for a good record, so no record is dropped.
+    """
+    def listed(items: Sequence[str], indent: int) -> str:
+        return (",\n" + " " * indent).join(items)
+
+    arms = "\n            ".join(arm for arm in checks if arm)
+    return f"""
+WITH staged AS (
+{staged_sql}
+),
+typed AS (
+    SELECT
+        *,
+        {listed(conversions, 8)}
+    FROM (SELECT * EXCLUDE (ts), ts AS ts_raw FROM staged)
+),
+checked AS (
+    SELECT
+        *,
+        CASE
+            {arms}
+        END AS error
+    FROM typed
+)
+SELECT
+    line,
+    {listed(outputs, 4)},
+    error.field AS bad_field,
+    error.problem AS problem
+FROM checked
+"""
 
 
 def time_sql(kind: TimeKind) -> tuple[str, str]:
@@ -153,53 +195,41 @@ def validation_query(staged_sql: str, time_kind: TimeKind, duration_unit_us: int
     unmatched_check = (
         "WHEN unmatched THEN {'field': 'unmatched', 'problem': ''}" if may_be_unmatched else ""
     )
-    return f"""
-WITH staged AS (
-{staged_sql}
-),
-typed AS (
-    SELECT
-        *,
-        {ts_parse} AS ts_value,
-        TRY_CAST(status AS SMALLINT) AS status_value,
-        {duration_absent} AS duration_absent,
-        {duration_value} AS duration_value,
-        {upstream_absent} AS upstream_absent,
-        {upstream_value} AS upstream_value,
-        {bytes_absent} AS bytes_absent,
-        TRY_CAST(bytes AS BIGINT) AS bytes_value
-    FROM (SELECT * EXCLUDE (ts), ts AS ts_raw FROM staged)
-),
-checked AS (
-    SELECT
-        *,
-        CASE
-            {unmatched_check}
-            WHEN {missing("ts_raw")} THEN {{'field': 'ts', 'problem': 'missing'}}
-            WHEN ts_value IS NULL THEN {{'field': 'ts', 'problem': {ts_problem}}}
-            WHEN {missing("status")} THEN {{'field': 'status', 'problem': 'missing'}}
-            WHEN status_value IS NULL OR TRY_CAST(status AS DOUBLE) <> status_value THEN {{'field': 'status', 'problem': 'not an integer: ' || {quoted('status')}}}
-            WHEN status_value NOT BETWEEN 100 AND 599 THEN {{'field': 'status', 'problem': 'not an HTTP status (100-599): ' || {quoted('status')}}}
-            {target_check}
-            {_duration_checks("duration", duration_unit_us)}
-            {_duration_checks("upstream", upstream_unit_us)}
-            WHEN NOT bytes_absent AND (bytes_value IS NULL OR bytes_value < 0 OR TRY_CAST(bytes AS DOUBLE) <> bytes_value) THEN {{'field': 'bytes', 'problem': 'not a byte count: ' || {quoted('bytes')}}}
-        END AS error
-    FROM typed
-)
-SELECT
-    line,
-    ts_value AS ts,
-    CAST(method AS VARCHAR) AS method,
-    CAST(target AS VARCHAR) AS target,
-    status_value AS status,
-    -- Converted only for good records: a rejected NaN or 1e20 must not fail the cast.
-    CASE WHEN error IS NULL THEN CAST(round(duration_value * {duration_unit_us}) AS BIGINT) END AS duration_us,
-    CASE WHEN error IS NULL THEN CAST(round(upstream_value * {upstream_unit_us}) AS BIGINT) END AS upstream_us,
-    CASE WHEN NOT bytes_absent THEN bytes_value END AS bytes,
-    NULLIF(CAST(client AS VARCHAR), '-') AS client,
-    NULLIF(CAST(user_agent AS VARCHAR), '-') AS user_agent,
-    error.field AS bad_field,
-    error.problem AS problem
-FROM checked
-"""
+    # Durations are converted to microseconds only for good records: a rejected NaN or 1e20
+    # must not fail the cast.
+    return validation_sql(
+        staged_sql,
+        conversions=[
+            f"{ts_parse} AS ts_value",
+            "TRY_CAST(status AS SMALLINT) AS status_value",
+            f"{duration_absent} AS duration_absent",
+            f"{duration_value} AS duration_value",
+            f"{upstream_absent} AS upstream_absent",
+            f"{upstream_value} AS upstream_value",
+            f"{bytes_absent} AS bytes_absent",
+            "TRY_CAST(bytes AS BIGINT) AS bytes_value",
+        ],
+        checks=[
+            unmatched_check,
+            f"WHEN {missing('ts_raw')} THEN {{'field': 'ts', 'problem': 'missing'}}",
+            f"WHEN ts_value IS NULL THEN {{'field': 'ts', 'problem': {ts_problem}}}",
+            f"WHEN {missing('status')} THEN {{'field': 'status', 'problem': 'missing'}}",
+            f"WHEN status_value IS NULL OR TRY_CAST(status AS DOUBLE) <> status_value THEN {{'field': 'status', 'problem': 'not an integer: ' || {quoted('status')}}}",
+            f"WHEN status_value NOT BETWEEN 100 AND 599 THEN {{'field': 'status', 'problem': 'not an HTTP status (100-599): ' || {quoted('status')}}}",
+            target_check,
+            _duration_checks("duration", duration_unit_us),
+            _duration_checks("upstream", upstream_unit_us),
+            f"WHEN NOT bytes_absent AND (bytes_value IS NULL OR bytes_value < 0 OR TRY_CAST(bytes AS DOUBLE) <> bytes_value) THEN {{'field': 'bytes', 'problem': 'not a byte count: ' || {quoted('bytes')}}}",
+        ],
+        outputs=[
+            "ts_value AS ts",
+            "CAST(method AS VARCHAR) AS method",
+            "CAST(target AS VARCHAR) AS target",
+            "status_value AS status",
+            f"CASE WHEN error IS NULL THEN CAST(round(duration_value * {duration_unit_us}) AS BIGINT) END AS duration_us",
+            f"CASE WHEN error IS NULL THEN CAST(round(upstream_value * {upstream_unit_us}) AS BIGINT) END AS upstream_us",
+            "CASE WHEN NOT bytes_absent THEN bytes_value END AS bytes",
+            "NULLIF(CAST(client AS VARCHAR), '-') AS client",
+            "NULLIF(CAST(user_agent AS VARCHAR), '-') AS user_agent",
+        ],
+    )

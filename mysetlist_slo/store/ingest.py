@@ -14,8 +14,6 @@ import pyarrow as pa
 
 from mysetlist_slo.config import Config, load_config
 from mysetlist_slo.errors import IngestError, RowProblem
-from mysetlist_slo.rollups import add_rollups
-from mysetlist_slo.routes import RouteNormaliser
 from mysetlist_slo.sources import ExportOptions, Reject, detect_source
 from mysetlist_slo.sources._lines import (
     ContentDigest,
@@ -24,7 +22,9 @@ from mysetlist_slo.sources._lines import (
     prefix_sha256,
 )
 from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, RequestSource, chunked
-from mysetlist_slo.store import find_ingest, scalar
+from mysetlist_slo.store.database import find_ingest, scalar
+from mysetlist_slo.store.rollups import add_rollups
+from mysetlist_slo.store.routes import RouteNormaliser
 
 SHOWN_PROBLEMS = 10
 

@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pandas as pd
 
-from mysetlist_slo.alerts import backtest_alerts, budget_incidents
-from mysetlist_slo.budgets import error_budgets
 from mysetlist_slo.config import Config
-from mysetlist_slo.incidents import probe_outages
-from mysetlist_slo.latency import latency_percentiles
-from mysetlist_slo.vitals import cwv_assessment, vitals_regressions, web_vitals_summary
+from mysetlist_slo.slo.alerts import backtest_alerts, budget_incidents
+from mysetlist_slo.slo.budgets import error_budgets
+from mysetlist_slo.slo.incidents import probe_outages
+from mysetlist_slo.slo.latency import latency_percentiles
+from mysetlist_slo.vitals.field import cwv_assessment, vitals_regressions, web_vitals_summary
 
 SUMMARY_SCHEMA_VERSION = 1
 

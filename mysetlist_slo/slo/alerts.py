@@ -16,7 +16,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from mysetlist_slo.budgets import slo_events
 from mysetlist_slo.config import (
     BurnRateRule,
     Config,
@@ -25,7 +24,8 @@ from mysetlist_slo.config import (
     StaticAlert,
     parse_duration,
 )
-from mysetlist_slo.sli import MINUTE, dense_minutes, period_end, window_bounds
+from mysetlist_slo.slo.budgets import slo_events
+from mysetlist_slo.slo.sli import MINUTE, dense_minutes, period_end, window_bounds
 
 REFERENCE_WINDOW = timedelta(days=30)
 INCIDENT_GAP = timedelta(minutes=5)  # runs of bad minutes this close are one incident

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from mysetlist_slo.config import ProbesConfig, SloConfig, parse_duration
-from mysetlist_slo.incidents import uptime_minutes
-from mysetlist_slo.latency import route_filter_sql
+from mysetlist_slo.slo.incidents import uptime_minutes
+from mysetlist_slo.slo.latency import route_filter_sql
 
 REQUEST_SLIS = ("availability", "error_rate", "latency")
 # the SLIs whose events are in the store

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mysetlist_slo.config import Config, ProbesConfig, SloConfig
-from mysetlist_slo.sli import (
+from mysetlist_slo.slo.sli import (
     MINUTE,
     STORED_SLIS,
     event_minutes,

@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from importlib import resources
-from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from mysetlist_slo.errors import ConfigError
-
-DEFAULT_CONFIG_NAME = "default_config.yaml"
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _DURATION = re.compile(r"^(\d+)(m|h|d|w)$")
 _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -218,58 +211,3 @@ class Config(_Strict):
         """Return every latency threshold the rollups keep counters for, sorted."""
         extra = [s.threshold_ms for s in self.slos if s.sli == "latency" and s.threshold_ms]
         return sorted(set(self.latency_thresholds_ms) | set(extra))
-
-
-def default_config_text() -> str:
-    """Return the text of the shipped default configuration file."""
-    return resources.files("mysetlist_slo").joinpath(DEFAULT_CONFIG_NAME).read_text("utf-8")
-
-
-def _location(loc: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def parse_config(text: str, source: str = "<string>") -> Config:
-    """Return the Config in YAML ``text``; raise ConfigError naming ``source`` and the keys.
-
-    A file of OpenSLO v1 ``SLO`` documents is accepted too: its SLOs replace the shipped
-    ones, every other setting keeps its default.
-    """
-    # openslo builds SloConfig objects from this module, so it is imported here, not at the top.
-    from mysetlist_slo.openslo import is_openslo, slos_from_openslo
-
-    try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, [f"not valid YAML: {exc}"]) from exc
-    if any(is_openslo(d) for d in documents):
-        slos, problems = slos_from_openslo(documents, source)
-        if problems:
-            raise ConfigError(source, problems)
-        defaults = parse_config(default_config_text(), f"<package>/{DEFAULT_CONFIG_NAME}")
-        return defaults.model_copy(update={"slos": slos})
-    if len(documents) > 1:
-        raise ConfigError(source, ["(top level): one document expected, or OpenSLO documents"])
-    data = documents[0] if documents else {}
-    if not isinstance(data, dict):
-        raise ConfigError(source, ["(top level): expected a mapping of settings"])
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        problems = [f"{_location(err['loc'])}: {err['msg']}" for err in exc.errors()]
-        raise ConfigError(source, problems) from None
-
-
-def load_config(path: str | Path | None = None) -> Config:
-    """Return the Config from ``path``, or the shipped default when ``path`` is None."""
-    if path is None:
-        return parse_config(default_config_text(), f"<package>/{DEFAULT_CONFIG_NAME}")
-    path = Path(path)
-    try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), [f"cannot read: {exc}"]) from exc
-    return parse_config(text, str(path))

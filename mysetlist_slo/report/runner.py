@@ -17,10 +17,10 @@ from nbconvert import HTMLExporter
 
 from mysetlist_slo.config import load_config
 from mysetlist_slo.errors import SloError
-from mysetlist_slo.store import DEFAULT_DB, open_store
-from mysetlist_slo.weekly import WeeklySummary, iso_week, summary_markdown, weekly_summary
+from mysetlist_slo.report.weekly import WeeklySummary, iso_week, summary_markdown, weekly_summary
+from mysetlist_slo.store.database import DEFAULT_DB, open_store
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 REPORTS = {"weekly": "weekly_slo_report", "vitals": "web_vitals", "capacity": "capacity_plan"}
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 

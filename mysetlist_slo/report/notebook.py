@@ -17,8 +17,8 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from mysetlist_slo.config import Config, load_config
-from mysetlist_slo.store import open_store
-from mysetlist_slo.weekly import WeeklySummary, weekly_summary
+from mysetlist_slo.report.weekly import WeeklySummary, weekly_summary
+from mysetlist_slo.store.database import open_store
 
 
 class OfflineFigure:

@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 
 from mysetlist_slo.config import SloConfig
-from mysetlist_slo.latency import route_filter_sql
+from mysetlist_slo.slo.latency import route_filter_sql
 
 Dimension = Literal["route", "status", "hour"]
 

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
-from mysetlist_slo.config import SloConfig
+from mysetlist_slo.config.model import SloConfig
 
 API_VERSION = "openslo/v1"
 METRIC_SOURCE = "mysetlist-slo"

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import duckdb
 import pandas as pd
 
-from mysetlist_slo.autoscaling import (
+from mysetlist_slo.capacity.autoscaling import (
     HpaRecommendation,
     HpaReplay,
     HpaSettings,
@@ -22,9 +22,9 @@ from mysetlist_slo.autoscaling import (
     recommend_hpa,
     replay_hpa,
 )
+from mysetlist_slo.capacity.forecast import PeakPlan, plan_peak, request_rate
+from mysetlist_slo.capacity.pools import PoolSize, erlang_c, size_pool
 from mysetlist_slo.config import Config
-from mysetlist_slo.forecast import PeakPlan, plan_peak, request_rate
-from mysetlist_slo.pools import PoolSize, erlang_c, size_pool
 
 # Counters are cumulative; a counter lower than the snapshot before means PgBouncer restarted
 # and counted again from zero, so the new value itself is the increase.

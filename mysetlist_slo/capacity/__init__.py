@@ -1,0 +1,55 @@
+"""Capacity planning: traffic forecasts, the Kubernetes HPA, connection pools by queueing theory,
+the plan; imports store and config.
+"""
+
+from mysetlist_slo.capacity.autoscaling import (
+    HpaSettings,
+    PodModel,
+    desired_replicas,
+    fit_pod_model,
+    recommend_hpa,
+    replay_hpa,
+)
+from mysetlist_slo.capacity.forecast import (
+    PeakPlan,
+    backtest_summary,
+    plan_peak,
+    request_rate,
+)
+from mysetlist_slo.capacity.plan import (
+    CapacityPlan,
+    capacity_plan,
+    cpu_per_pod,
+    pgbouncer_rates,
+    statement_times,
+    technical_metrics,
+)
+from mysetlist_slo.capacity.pools import (
+    PoolSize,
+    erlang_b,
+    erlang_c,
+    size_pool,
+)
+
+__all__ = [
+    "CapacityPlan",
+    "HpaSettings",
+    "PeakPlan",
+    "PodModel",
+    "PoolSize",
+    "backtest_summary",
+    "capacity_plan",
+    "cpu_per_pod",
+    "desired_replicas",
+    "erlang_b",
+    "erlang_c",
+    "fit_pod_model",
+    "pgbouncer_rates",
+    "plan_peak",
+    "recommend_hpa",
+    "replay_hpa",
+    "request_rate",
+    "size_pool",
+    "statement_times",
+    "technical_metrics",
+]
