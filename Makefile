@@ -1,5 +1,5 @@
 # Shortcuts for the two commands of tasks.py (which needs only Python, not make).
-.PHONY: help report test lint bench
+.PHONY: help report test lint bench docs
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -15,3 +15,6 @@ lint:  ## ruff and mypy on the package
 
 bench:  ## ingest benchmark against pandas (N=2 million requests)
 	.venv/bin/python bench/bench_ingest.py --requests 2000000
+
+docs:  ## build the documentation (API reference, guide, CLI, notebooks) into site/, strictly
+	NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict

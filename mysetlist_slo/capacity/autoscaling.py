@@ -23,6 +23,13 @@ def desired_replicas(current_replicas: int, current_utilization: int, target_uti
     when the ratio is within ``tolerance`` of 1.0 (default 0.1) the controller does not scale;
     the result is then held within minReplicas..maxReplicas. Utilizations are whole percents
     of the pods' CPU request, as the resource metrics API reports them.
+
+    >>> desired_replicas(3, 140, 70)  # twice the target: twice the pods
+    6
+    >>> desired_replicas(4, 75, 70)  # ratio 1.07, inside the tolerance: no change
+    4
+    >>> desired_replicas(8, 210, 70, max_replicas=10)
+    10
     """
     if current_replicas < 0 or target_utilization <= 0:
         raise ValueError("current_replicas must be >= 0 and target_utilization > 0")

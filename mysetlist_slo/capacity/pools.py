@@ -24,7 +24,15 @@ def erlang_b(servers: int, offered_load: float) -> float:
 
 def erlang_c(servers: int, offered_load: float) -> float:
     """Return the probability that a transaction waits for a server connection (Erlang C),
-    from Erlang B: C = N B / (N - A (1 - B)); 1.0 when the load reaches the servers."""
+    from Erlang B: C = N B / (N - A (1 - B)); 1.0 when the load reaches the servers.
+
+    Worked by hand: two servers offered one erlang give B = 0.2, so C = 0.4 / 1.2 = 1/3.
+
+    >>> round(erlang_c(2, 1.0), 6)
+    0.333333
+    >>> erlang_c(25, 25.0)
+    1.0
+    """
     if servers <= 0:
         raise ValueError("servers must be positive")
     if offered_load >= servers:

@@ -14,7 +14,16 @@ _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_duration(text: str) -> timedelta:
-    """Return the timedelta of a duration written like ``5m``, ``6h``, ``28d`` or ``1w``."""
+    """Return the timedelta of a duration written like ``5m``, ``6h``, ``28d`` or ``1w``.
+
+    Raises ValueError for anything else (zero included).
+
+    >>> parse_duration("28d")
+    datetime.timedelta(days=28)
+    >>> parse_duration("90s")
+    Traceback (most recent call last):
+    ValueError: not a duration like 5m, 6h, 28d or 1w: '90s'
+    """
     match = _DURATION.match(text.strip())
     if not match or int(match.group(1)) == 0:
         raise ValueError(f"not a duration like 5m, 6h, 28d or 1w: {text!r}")

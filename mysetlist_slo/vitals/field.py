@@ -44,7 +44,11 @@ def vitals_samples(con: duckdb.DuckDBPyConnection, start: datetime,
 
 
 def rating(metric: str, value: float) -> str:
-    """Return good, needs-improvement or poor; a value equal to a threshold is the better."""
+    """Return good, needs-improvement or poor; a value equal to a threshold is the better.
+
+    >>> rating("LCP", 2500), rating("LCP", 2501), rating("CLS", 0.25), rating("INP", 501)
+    ('good', 'needs-improvement', 'needs-improvement', 'poor')
+    """
     good, poor = THRESHOLDS[metric]
     if value <= good:
         return "good"
