@@ -73,14 +73,18 @@ def test_rolling_burn_rate_matches_a_plain_loop() -> None:
 
 
 def test_rules_scale_with_the_window() -> None:
-    """The workbook's 30-day table spends 2/5/10/10 % of budget; a 28-day window keeps that."""
+    """The workbook's 30-day table spends 2/5/10/10 % of budget; a 28-day window keeps that:
+    its page fires at 14.4 x 28/30 = 13.44, named so, and 13.44 x 1 h / 28 d is still 2 %."""
     rules = load_config().alerts.burn_rate
     same = scaled_rules(rules, REFERENCE_WINDOW)
     assert [round(r.budget_share, 4) for r in same] == [0.02, 0.05, 0.1, 0.1]
     assert [r.burn_rate for r in same] == [14.4, 6, 3, 1]
+    assert same[0].name == "page 1h/5m x14.4"
     shorter = scaled_rules(rules, timedelta(days=28))
     assert shorter[0].burn_rate == pytest.approx(13.44)
-    assert [round(r.budget_share * 30 / 28, 4) for r in shorter] == [0.02, 0.05, 0.1, 0.1]
+    assert [r.name for r in shorter] == ["page 1h/5m x13.44", "page 6h/30m x5.6",
+                                         "ticket 1d/2h x2.8", "ticket 3d/6h x0.933333"]
+    assert [round(r.budget_share, 4) for r in shorter] == [0.02, 0.05, 0.1, 0.1]
 
 
 def test_timeslices_against_occurrences_under_uneven_traffic(store, tmp_path) -> None:

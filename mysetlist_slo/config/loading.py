@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from mysetlist_slo.config.model import Config
+from mysetlist_slo.config.model import Config, validation_problems
 from mysetlist_slo.config.openslo import is_openslo, slos_from_openslo
 from mysetlist_slo.errors import ConfigError
 
@@ -18,13 +18,6 @@ DEFAULT_CONFIG_NAME = "default_config.yaml"
 def default_config_text() -> str:
     """Return the text of the shipped default configuration file."""
     return resources.files("mysetlist_slo.config").joinpath(DEFAULT_CONFIG_NAME).read_text("utf-8")
-
-
-def _location(loc: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
 
 
 def parse_config(text: str, source: str = "<string>") -> Config:
@@ -51,8 +44,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{_location(err['loc'])}: {err['msg']}" for err in exc.errors()]
-        raise ConfigError(source, problems) from None
+        raise ConfigError(source, validation_problems(exc)) from None
 
 
 def load_config(path: str | Path | None = None) -> Config:

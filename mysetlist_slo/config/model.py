@@ -7,7 +7,16 @@ from datetime import timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from mysetlist_slo.errors import ConfigError
 
 _DURATION = re.compile(r"^(\d+)(m|h|d|w)$")
 _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -64,6 +73,8 @@ class RoutesConfig(_Strict):
 
 
 SliKind = Literal["availability", "error_rate", "latency", "db_query_time", "probe_uptime"]
+# The SLI kinds whose good events are those faster than a threshold.
+THRESHOLD_SLIS = ("latency", "db_query_time")
 
 
 class SloConfig(_Strict):
@@ -95,6 +106,19 @@ class SloConfig(_Strict):
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
         return value if value is None else _check_zone(value)
+
+    @model_validator(mode="after")
+    def _settings_that_apply(self) -> SloConfig:
+        # A setting the SLI kind or budgeting method ignores would be a silent surprise, and a
+        # missing threshold a crash at the first query: both are refused here, naming the key.
+        if self.sli in THRESHOLD_SLIS and self.threshold_ms is None:
+            raise ValueError(f"threshold_ms: required for a {self.sli} SLI")
+        if self.sli not in THRESHOLD_SLIS and self.threshold_ms is not None:
+            raise ValueError(f"threshold_ms: only for latency and db_query_time SLIs, "
+                             f"not {self.sli}")
+        if self.budgeting != "timeslices" and self.timeslice_target is not None:
+            raise ValueError("timeslice_target: only with budgeting: timeslices")
+        return self
 
     @property
     def is_calendar(self) -> bool:
@@ -211,6 +235,14 @@ class Config(_Strict):
                 )
         return sorted(set(values))
 
+    def with_timezone(self, timezone: str, source: str = "--timezone") -> Config:
+        """Return this configuration with ``timezone`` in force, validated like the file's
+        own setting; raise ConfigError naming ``source`` and the key when it is unknown."""
+        try:
+            return Config.model_validate({**self.model_dump(), "timezone": timezone})
+        except ValidationError as exc:
+            raise ConfigError(source, validation_problems(exc)) from None
+
     def timezone_of(self, slo: SloConfig) -> str:
         """Return the time zone that cuts the calendar windows of ``slo``."""
         return slo.timezone or self.timezone
@@ -220,3 +252,16 @@ class Config(_Strict):
         """Return every latency threshold the rollups keep counters for, sorted."""
         extra = [s.threshold_ms for s in self.slos if s.sli == "latency" and s.threshold_ms]
         return sorted(set(self.latency_thresholds_ms) | set(extra))
+
+
+def _location(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def validation_problems(exc: ValidationError) -> list[str]:
+    """Return one ``key: problem`` line per validation error in ``exc``."""
+    return [f"{_location(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()]

@@ -94,6 +94,11 @@ def _check_objective(objective: dict[str, Any], key: str, budgeting: str,
                               and 0 <= objective["targetPercent"] < 100):
         problems.add(f"{key}.targetPercent",
                      f"must be in [0, 100): {objective['targetPercent']!r}")
+    for field in ("op", "value"):
+        # The reference SDK allows op and value only on threshold-metric objectives.
+        if field in objective:
+            problems.add(f"{key}.{field}", "only for threshold metrics; a ratioMetric "
+                                           "objective has target or targetPercent")
     if budgeting == "Timeslices":
         target = objective.get("timeSliceTarget")
         if not (isinstance(target, int | float) and 0 < target <= 1):

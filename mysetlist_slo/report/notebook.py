@@ -102,7 +102,7 @@ def open_weekly(db: str, config: str = "", week: str = "", timezone: str = "") -
     """Return the context of a weekly report from the notebook's parameters (empty: default)."""
     settings = load_config(config or None)
     if timezone:
-        settings = settings.model_copy(update={"timezone": timezone})
+        settings = settings.with_timezone(timezone)
     con = open_store(db, read_only=True)
     return WeeklyContext(con, settings, weekly_summary(con, settings, week or None))
 

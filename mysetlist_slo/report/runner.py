@@ -72,7 +72,7 @@ def run_report(kind: str = "weekly", week: str | None = None, db: str | Path = D
         raise SloError(f"no {kind!r} report yet; available: {', '.join(REPORTS)}")
     settings = load_config(config)
     if timezone:
-        settings = settings.model_copy(update={"timezone": timezone})
+        settings = settings.with_timezone(timezone)
     label, _, _ = iso_week(week, settings.timezone, now)
     folder = Path(out) / kind / label
     folder.mkdir(parents=True, exist_ok=True)

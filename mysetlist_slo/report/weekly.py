@@ -196,14 +196,19 @@ def verdict(summary: WeeklySummary, config: Config) -> str:
              f"error rate."]
     if summary.p95_api_latency_ms is not None:
         parts.append(f"API p95 latency was {summary.p95_api_latency_ms:.0f} ms.")
+    # Only an SLO with a verdict (ok or breach) is judged: no data is not good data.
+    judged = [s for s in summary.slos if s["status"] in ("ok", "breach")]
+    unjudged = [s for s in summary.slos if s["status"] not in ("ok", "breach")]
     if summary.breached:
         parts.append("Out of error budget: " + ", ".join(summary.breached) + ".")
-    else:
-        lowest = min((s for s in summary.slos if s["budget_remaining"] is not None),
-                     key=lambda s: s["budget_remaining"], default=None)
-        if lowest is not None:
-            parts.append(f"Every SLO is within budget; the tightest is {lowest['slo']} with "
-                         f"{100 * lowest['budget_remaining']:.0f} % left.")
+    elif judged:
+        lowest = min(judged, key=lambda s: s["budget_remaining"])
+        who = "Every SLO is" if not unjudged else f"The {len(judged)} judged are"
+        parts.append(f"{who} within budget; the tightest is {lowest['slo']} with "
+                     f"{100 * lowest['budget_remaining']:.0f} % left.")
+    if unjudged:
+        parts.append(f"{len(unjudged)} of {len(summary.slos)} SLOs could not be judged: "
+                     + ", ".join(f"{s['slo']} ({s['status']})" for s in unjudged) + ".")
     assessed = [v for v in summary.web_vitals if v["assessment"] != "not enough data"]
     if assessed:
         passed = sum(v["assessment"] == "passed" for v in assessed)

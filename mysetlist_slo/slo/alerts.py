@@ -41,11 +41,12 @@ class AlertRule:
     long_window: timedelta
     short_window: timedelta
     burn_rate: float
+    slo_window: timedelta = REFERENCE_WINDOW  # the length of the SLO window in force
 
     @property
     def budget_share(self) -> float:
         """Return the share of the SLO window's budget spent when the long window fires."""
-        return self.burn_rate * self.long_window / REFERENCE_WINDOW
+        return self.burn_rate * self.long_window / self.slo_window
 
 
 def scaled_rules(rules: list[BurnRateRule], slo_window: timedelta) -> list[AlertRule]:
@@ -56,9 +57,10 @@ def scaled_rules(rules: list[BurnRateRule], slo_window: timedelta) -> list[Alert
     ``slo_window / 30 d`` (a 28-day window pages at 13.44).
     """
     factor = slo_window / REFERENCE_WINDOW
-    return [AlertRule(f"{r.severity} {r.long_window}/{r.short_window} x{r.burn_rate:g}",
+    # Names carry the rate the rule fires at for this window ("x13.44"), not the table's.
+    return [AlertRule(f"{r.severity} {r.long_window}/{r.short_window} x{r.burn_rate * factor:g}",
                       r.severity, parse_duration(r.long_window), parse_duration(r.short_window),
-                      r.burn_rate * factor) for r in rules]
+                      r.burn_rate * factor, slo_window) for r in rules]
 
 
 def rolling_burn_rate(bad: np.ndarray, total: np.ndarray, objective_percent: float,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -20,6 +21,10 @@ STORED_SLIS = (*REQUEST_SLIS, "probe_uptime", "db_query_time")
 # pg_stat_statements counts since its last reset: the calls between two snapshots are the
 # difference (the new count itself after a reset); a statement's calls in that interval are
 # good when their mean time is under the threshold (the view keeps means, not each call).
+# The calls belong to the time the interval spans, spread evenly over it as whole calls: the
+# calls up to an instant are floor(calls x elapsed / length), so each minute holds the
+# difference at its two ends and an interval's minutes add up to its calls exactly. Every
+# minute an interval covers is a minute with data, even with no calls in it.
 _STATEMENT_EVENTS = """
 WITH deltas AS (
     SELECT ts, queryid,
@@ -30,14 +35,33 @@ WITH deltas AS (
                 ELSE total_exec_time END AS exec_ms,
            lag(ts) OVER w AS previous
     FROM pg_statements
-    WHERE ts < ?
     WINDOW w AS (PARTITION BY queryid ORDER BY ts)
+),
+intervals AS (
+    SELECT previous, ts, calls::HUGEINT AS calls,
+           calls > 0 AND exec_ms / calls < $threshold AS good,
+           epoch_us(ts) - epoch_us(previous) AS length_us
+    FROM deltas
+    WHERE previous IS NOT NULL AND previous < $end AND ts > $start
+),
+spanned AS (
+    SELECT previous, calls, good, length_us, minute,
+           epoch_us(greatest(minute, previous)) - epoch_us(previous) AS from_us,
+           epoch_us(least(minute + INTERVAL 1 MINUTE, ts)) - epoch_us(previous) AS to_us
+    FROM intervals,
+         unnest(generate_series(date_trunc('minute', greatest(previous, $start)),
+                                least(ts, $end) - INTERVAL 1 MICROSECOND,
+                                INTERVAL 1 MINUTE)) AS spans(minute)
+),
+spread AS (
+    SELECT minute, good,
+           calls * to_us // length_us - calls * from_us // length_us AS calls
+    FROM spanned
 )
-SELECT date_trunc('minute', ts) AS minute,
-       coalesce(sum(calls) FILTER (WHERE exec_ms / calls < ?), 0) AS good,
+SELECT minute,
+       coalesce(sum(calls) FILTER (WHERE good), 0) AS good,
        sum(calls) AS total
-FROM deltas
-WHERE previous IS NOT NULL AND calls > 0 AND ts >= ?
+FROM spread
 GROUP BY minute
 ORDER BY minute
 """
@@ -100,16 +124,19 @@ def period_end(window: str, start: datetime, timezone: str = "UTC") -> datetime:
 
 def event_minutes(con: duckdb.DuckDBPyConnection, slo: SloConfig, start: datetime,
                   end: datetime, probes: ProbesConfig | None = None) -> pd.DataFrame:
-    """Return (minute, good, total) for each minute in [start, end) that had events.
+    """Return (minute, good, total) for each minute in [start, end) that had data.
 
-    Probe uptime has one event per minute with checks (see incidents.uptime_minutes). Raises
+    Probe uptime has one event per minute with checks (see incidents.uptime_minutes);
+    statement times have a row, perhaps of no calls, for each minute a snapshot interval
+    covers (see _STATEMENT_EVENTS). Raises
     ValueError for SLI kinds whose events are not in the store.
     """
     if slo.sli == "probe_uptime":
         return uptime_minutes(con, start, end, probes)
     if slo.sli == "db_query_time":
         assert slo.threshold_ms is not None  # the config validation guarantees it
-        frame = con.execute(_STATEMENT_EVENTS, [end, slo.threshold_ms, start]).df()
+        frame = con.execute(_STATEMENT_EVENTS, {"threshold": slo.threshold_ms, "start": start,
+                                                "end": end}).df()
         return frame.astype({"good": "int64", "total": "int64"})
     condition, values = route_filter_sql(slo.routes)
     if slo.sli == "latency":
@@ -129,8 +156,12 @@ def event_minutes(con: duckdb.DuckDBPyConnection, slo: SloConfig, start: datetim
 
 def timeslices(events: pd.DataFrame, target_percent: float) -> pd.DataFrame:
     """Return the events as one-minute timeslices: a minute is one event, good when its own
-    ratio of good events reaches ``target_percent``; minutes without events are not counted."""
-    good = (100 * events["good"] >= target_percent * events["total"]).astype("int64")
+    ratio of good events reaches ``target_percent`` (exactly: a minute at the target is good);
+    minutes without events are not counted."""
+    events = events[events["total"] > 0]
+    target = Fraction(str(float(target_percent)))
+    good = (100 * target.denominator * events["good"]
+            >= target.numerator * events["total"]).astype("int64")
     return pd.DataFrame({"minute": events["minute"], "good": good,
                          "total": np.ones(len(events), dtype="int64")})
 

@@ -1,0 +1,216 @@
+"""Budget arithmetic worked by hand: calendar periods, burn lookbacks, exhaustion, exactness.
+
+Every expected number below is worked on paper in the test's docstring or comment, never read
+back from the code.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mysetlist_slo import error_budget, error_budgets, exhaustion_forecast, ingest_file
+from mysetlist_slo.config import parse_config
+from mysetlist_slo.slo.budgets import budget_report
+
+NOV = datetime(2026, 11, 1, tzinfo=UTC)  # November 2026 has 30 days
+
+
+def write_requests(path: Path, events: list[tuple[datetime, int]]) -> Path:
+    """Write a Parquet request export with one request per (timestamp, status)."""
+    pq.write_table(pa.table({
+        "timestamp": pa.array([t for t, _ in events], pa.timestamp("us", tz="UTC")),
+        "path": ["/"] * len(events), "status": [s for _, s in events]}), path)
+    return path
+
+
+def day_of(day: datetime, requests: int, bad: int) -> list[tuple[datetime, int]]:
+    """Return ``requests`` requests spread evenly over one day, the first ``bad`` of them 5xx."""
+    step = timedelta(days=1) / requests
+    return [(day + i * step, 503 if i < bad else 200) for i in range(requests)]
+
+
+def config(window: str, objective: float = 99.9, min_events: int = 1, sli: str = "availability",
+           extra: str = ""):
+    return parse_config(f"""
+min_events: {min_events}
+slos: [{{name: s, sli: {sli}, objective: {objective}, window: {window}{extra}}}]
+""")
+
+
+def test_calendar_month_budget_is_the_whole_months(store, tmp_path) -> None:
+    """The issue's worked example: 99.9 %, a 30-day month, day 1 at 99.0 % availability with
+    equal traffic every day: a third of the month's budget is spent (1 % / 0.1 % x 1/30), 66.7 %
+    remains, and the status is ok, not hundreds of percent over budget."""
+    ingest_file(store, write_requests(tmp_path / "r.parquet", day_of(NOV, 2000, 20)))
+    report = budget_report(store, config("month").slos[0], NOV + timedelta(days=1))
+    assert (report.total, report.bad) == (2000, 20)
+    assert report.budget_remaining == pytest.approx(2 / 3, abs=1e-12)
+    # The month's budget projected from the traffic so far: 30 days x 2,000 x 0.1 % = 60.
+    assert report.allowed_bad == pytest.approx(60)
+    assert report.status == "ok"
+
+
+def test_calendar_budget_weights_by_events(store, tmp_path) -> None:
+    """Uneven traffic: day 1 with 1,000 requests all good, day 2 with 3,000 and 12 bad. Events so
+    far 4,000 over 2 of 30 days project 60,000 for the month, a budget of 60 at 99.9 %: 12 bad
+    spend 20 %, whichever day they fell on."""
+    events = day_of(NOV, 1000, 0) + day_of(NOV + timedelta(days=1), 3000, 12)
+    ingest_file(store, write_requests(tmp_path / "r.parquet", events))
+    report = budget_report(store, config("month").slos[0], NOV + timedelta(days=2))
+    assert report.allowed_bad == pytest.approx(60)
+    assert report.budget_remaining == pytest.approx(0.8, abs=1e-12)
+
+
+def test_rolling_budget_is_unchanged(store, tmp_path) -> None:
+    """A rolling 30-day window still budgets on its own events: 20 bad of 2,000 at 99.9 %
+    allow 2 and leave 1 - 20 / 2 = -900 %."""
+    ingest_file(store, write_requests(tmp_path / "r.parquet", day_of(NOV, 2000, 20)))
+    report = budget_report(store, config("30d").slos[0], NOV + timedelta(days=1))
+    assert report.allowed_bad == pytest.approx(2)
+    assert report.budget_remaining == pytest.approx(-9)
+    assert report.status == "breach"
+
+
+def test_burn_rates_look_back_across_the_period_start(store, tmp_path) -> None:
+    """Sunday 22 November ends with an hour at 2 % errors; on Monday 23 at 00:30 a weekly SLO's
+    1 h burn covers 23:30-00:30 (30 min at 2 %, 30 clean min: 1 % against 0.1 % = 10) and its 24 h
+    burn the whole Sunday (60 minutes at 2 % of 1,440 at equal traffic: 20/24 = 0.8333)."""
+    monday = datetime(2026, 11, 23, tzinfo=UTC)
+    events = []
+    for minute in range(-1440, 30):
+        t = monday + timedelta(minutes=minute)
+        bad = 1 if -60 <= minute < 0 else 0
+        events += [(t + timedelta(seconds=s), 503 if s < bad else 200) for s in range(50)]
+    ingest_file(store, write_requests(tmp_path / "r.parquet", events))
+    report = budget_report(store, config("week").slos[0], monday + timedelta(minutes=30))
+    assert report.window_start == monday and report.total == 30 * 50
+    assert report.burn_rate_1h == pytest.approx(10)
+    # From 00:30 Sunday to 00:30 Monday: 60 minutes with 1 error, of 1,440 x 50 requests.
+    assert report.burn_rate_24h == pytest.approx((60 / (1440 * 50)) / 0.001)
+
+
+def test_sli_exactly_at_the_objective_is_not_a_breach(store, tmp_path) -> None:
+    """1 bad in 1,000 at 99.9 % spends the budget exactly: remaining is 0, status ok."""
+    allowed, remaining = error_budget(999, 1000, 99.9)
+    assert (allowed, remaining) == (1, 0)
+    ingest_file(store, write_requests(tmp_path / "r.parquet", day_of(NOV, 1000, 1)))
+    (row,) = error_budgets(store, config("7d"), at=NOV + timedelta(days=1)).to_dict("records")
+    assert row["budget_remaining"] == 0 and row["status"] == "ok"
+    (row,) = error_budgets(store, config("7d", objective=99.95),
+                           at=NOV + timedelta(days=1)).to_dict("records")
+    assert row["status"] == "breach"
+
+
+def test_timeslice_exactly_at_its_target_is_good(store, tmp_path) -> None:
+    """A minute with 999 good of 1,000 requests meets a 99.9 % slice target exactly."""
+    minute = NOV + timedelta(hours=1)
+    events = [(minute + timedelta(milliseconds=50 * i), 503 if i == 0 else 200)
+              for i in range(1000)]
+    ingest_file(store, write_requests(tmp_path / "r.parquet", events))
+    report = budget_report(store, config("1d", objective=99.0,
+                                         extra=", budgeting: timeslices, timeslice_target: 99.9"
+                                         ).slos[0], NOV + timedelta(days=1))
+    assert (report.good, report.total) == (1, 1)
+
+
+def _forecast(store, cfg, at: datetime) -> dict[str, dict]:
+    frame = exhaustion_forecast(store, cfg.slos[0], cfg, at)
+    return {r["lookback"]: r for r in frame.to_dict("records")}
+
+
+@pytest.mark.parametrize(("bad_day_2", "lookback_rate", "runs_out_on"), [
+    # remaining after day 2 = 1 - (20 + bad) / 60; runs out after remaining x 30 d / rate.
+    (1, 0.5, None),  # 0.65 x 30 / 0.5 = 39 days: after the month ends (28 days left)
+    (2, 1.0, datetime(2026, 11, 22, tzinfo=UTC)),  # 38/60 x 30 / 1 = 19 days
+    (4, 2.0, datetime(2026, 11, 12, tzinfo=UTC)),  # 0.6 x 30 / 2 = 9 days
+])
+def test_calendar_exhaustion(store, tmp_path, bad_day_2: int, lookback_rate: float,
+                             runs_out_on: datetime | None) -> None:
+    """A month at 2,000 requests a day, day 1 with 20 bad, day 2 with ``bad_day_2``: on the
+    3rd at 00:00 the 24 h burn is bad_day_2 / 2,000 / 0.1 %, and the month's budget runs out
+    when what is left, spent at that rate over the whole month, is gone."""
+    events = day_of(NOV, 2000, 20) + day_of(NOV + timedelta(days=1), 2000, bad_day_2)
+    ingest_file(store, write_requests(tmp_path / "r.parquet", events))
+    rows = _forecast(store, config("month"), NOV + timedelta(days=2))
+    day = rows["24h"]
+    assert day["burn_rate"] == pytest.approx(lookback_rate)
+    assert day["budget_remaining"] == pytest.approx(1 - (20 + bad_day_2) / 60)
+    if runs_out_on is None:
+        assert pd.isna(day["exhausted_at"]) and day["verdict"] == "not within the window"
+    else:
+        assert abs(day["exhausted_at"] - runs_out_on) < timedelta(seconds=1)
+
+
+def _rolling_day(tmp_path: Path, bad_minutes: set[int]) -> Path:
+    """One day (minutes 0-1439 before 2 November) at 10 requests a minute; one of them fails
+    in each minute of ``bad_minutes`` (counted from the day's start)."""
+    events = []
+    for minute in range(1440):
+        t = NOV + timedelta(minutes=minute)
+        events += [(t + timedelta(seconds=6 * i), 503 if i == 0 and minute in bad_minutes
+                    else 200) for i in range(10)]
+    return write_requests(tmp_path / "r.parquet", events)
+
+
+def test_rolling_burn_below_one_never_exhausts(store, tmp_path) -> None:
+    """A 1-day window at 99 % (budget 144 of 14,400) with one failure every 20 minutes all day:
+    burn 0.5 over every lookback, half the budget left, and a steady 0.5 keeps it there (the
+    errors leaving the window are replaced at the same rate): it never runs out."""
+    ingest_file(store, _rolling_day(tmp_path, set(range(19, 1440, 20))))
+    rows = _forecast(store, config("1d", objective=99), NOV + timedelta(days=1))
+    for name in ("1h", "24h"):
+        assert rows[name]["burn_rate"] == pytest.approx(0.5)
+        assert rows[name]["budget_remaining"] == pytest.approx(0.5)
+        assert pd.isna(rows[name]["exhausted_at"])
+
+
+def test_rolling_burn_of_one_exhausts_after_the_clean_history_leaves(store, tmp_path) -> None:
+    """The same window clean but for its last hour at 1 % (6 failures): 1 h burn 1. Going on at
+    0.1 failures a minute, the 6 old ones plus 0.1 t reach the 144 allowed at t = 1,380 min
+    (23 h), while those 6 are still in the window. The 24 h burn (6/14,400/1 % = 1/24) never
+    gets there."""
+    ingest_file(store, _rolling_day(tmp_path, set(range(1389, 1440, 10))))
+    end = NOV + timedelta(days=1)
+    rows = _forecast(store, config("1d", objective=99), end)
+    assert rows["1h"]["burn_rate"] == pytest.approx(1)
+    assert rows["1h"]["exhausted_at"] == end + timedelta(hours=23)
+    assert rows["24h"]["burn_rate"] == pytest.approx(1 / 24)
+    assert pd.isna(rows["24h"]["exhausted_at"])
+
+
+def test_rolling_burn_above_one(store, tmp_path) -> None:
+    """Last hour at 2 % (12 failures): 1 h burn 2; 12 + 0.2 t reaches 144 at t = 660 min."""
+    ingest_file(store, _rolling_day(tmp_path, set(range(1384, 1440, 5))))
+    end = NOV + timedelta(days=1)
+    rows = _forecast(store, config("1d", objective=99), end)
+    assert rows["1h"]["burn_rate"] == pytest.approx(2)
+    assert rows["1h"]["exhausted_at"] == end + timedelta(hours=11)
+    assert rows["1h"]["verdict"] == "runs out in 11.0 h"
+
+
+def test_window_boundary_events(store, tmp_path) -> None:
+    """An event exactly at a calendar period's start is in it; one a microsecond before is
+    not; one exactly at the reading time is not."""
+    start = NOV
+    events = [(start - timedelta(microseconds=1), 503), (start, 503),
+              (start + timedelta(hours=5), 200), (start + timedelta(days=1), 503)]
+    ingest_file(store, write_requests(tmp_path / "r.parquet", events))
+    report = budget_report(store, config("month").slos[0], start + timedelta(days=1))
+    assert (report.total, report.bad) == (2, 1)
+
+
+def test_json_export_reaches_the_same_numbers(store, write_log) -> None:
+    """Through a JSONL export: 4 requests on 1 November, 1 bad, read on the 2nd: projected 120
+    events, allowed 0.12, so 1 bad overspends: remaining 1 - 1 / 0.12."""
+    lines = [json.dumps({"timestamp": (NOV + timedelta(hours=h)).isoformat(), "path": "/",
+                         "status": 500 if h == 0 else 200}) for h in range(4)]
+    ingest_file(store, write_log("r.jsonl", lines))
+    report = budget_report(store, config("month").slos[0], NOV + timedelta(days=1))
+    assert report.budget_remaining == pytest.approx(1 - 1 / 0.12)
