@@ -185,10 +185,12 @@ class BeaconSource:
     def __init__(self) -> None:
         self.ignored: Counter[str] = Counter()
         self.start = (0, 0)  # (bytes, lines) of the content to skip, already loaded
+        self.stop: int | None = None  # content offset to read up to (None: the end)
 
     def batches(self, path: Path) -> Iterator[InputBatch]:
         """Yield the beacons of ``path`` as typed rows, with their rejects."""
-        for lines in read_lines(path, start=self.start):
+        for lines in read_lines(path, start=self.start,
+                                stop=self.stop):
             out = _Rows(BEACON_SCHEMA)
             out.rejects = [Reject(r.line, r.field, r.problem, r.raw) for r in lines.rejects]
             for line, text in zip(lines.numbers.to_pylist(), lines.text.to_pylist(),
