@@ -231,7 +231,7 @@ class _CsvSnapshots(_Table):
                     ",".join(values).encode("utf-8")
                 except UnicodeError:
                     raise _Bad("line", "not valid UTF-8") from None
-                record = dict(zip(header, values, strict=True))
+                record: dict[str, str | None] = dict(zip(header, values, strict=True))
                 row: dict[str, Any] = {"line": record_line,
                                        "ts": _field(_when, record, "timestamp")}
                 for name in self.integers:

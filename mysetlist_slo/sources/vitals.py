@@ -232,11 +232,13 @@ class BeaconSource:
 def _date(value: Any) -> Any:
     """Return the date of a CrUX ``{year, month, day}``, 1970 to 2100; raise ValueError."""
     parts = [value.get(k) if isinstance(value, dict) else None for k in ("year", "month", "day")]
-    if not all(isinstance(p, int) and not isinstance(p, bool) for p in parts):
+    year, month, day = (p if isinstance(p, int) and not isinstance(p, bool) else -1
+                        for p in parts)
+    if min(year, month, day) < 0:
         raise ValueError(f"not a date: {str(value)[:60]}")
-    if not 1970 <= parts[0] <= 2100:
-        raise ValueError(f"year {parts[0]} is not between 1970 and 2100")
-    return datetime(parts[0], parts[1], parts[2]).date()
+    if not 1970 <= year <= 2100:
+        raise ValueError(f"year {year} is not between 1970 and 2100")
+    return datetime(year, month, day).date()
 
 
 def _read_json(path: Path) -> dict[str, Any]:
