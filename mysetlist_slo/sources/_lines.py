@@ -59,6 +59,7 @@ class ContentDigest:
     lines: int
     first_line_sha256: str  # finds earlier loads of the same growing log
     ends_with_newline: bool
+    complete_bytes: int  # bytes up to and including the last newline (the complete lines)
 
 
 class CorruptFileError(ValueError):
@@ -91,7 +92,7 @@ def content_digest(path: Path) -> ContentDigest:
     ``access.log.2.gz`` that logrotate later makes of it the same file to the registry.
     """
     digest, first = hashlib.sha256(), hashlib.sha256()
-    size = lines = 0
+    size = lines = complete = 0
     first_done, last = False, b""
     for chunk in _chunks(path):
         digest.update(chunk)
@@ -99,18 +100,28 @@ def content_digest(path: Path) -> ContentDigest:
             cut = chunk.find(b"\n")
             first.update(chunk if cut < 0 else chunk[:cut + 1])
             first_done = cut >= 0
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            complete = size + newline + 1
         size += len(chunk)
         lines += chunk.count(b"\n")
         last = chunk[-1:]
-    return ContentDigest(digest.hexdigest(), size, lines, first.hexdigest(), last == b"\n")
+    return ContentDigest(digest.hexdigest(), size, lines, first.hexdigest(), last == b"\n",
+                         complete)
 
 
-def prefix_sha256(path: Path, size: int) -> str:
-    """Return the sha256 of the first ``size`` bytes of the file's content."""
+def prefix_sha256(path: Path, size: int) -> tuple[str, int]:
+    """Return the sha256 of the first ``size`` bytes of the file's content, and how many of
+    those bytes are complete lines (up to and including the last newline among them)."""
     digest = hashlib.sha256()
+    seen = complete = 0
     for chunk in _chunks(path, size):
         digest.update(chunk)
-    return digest.hexdigest()
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            complete = seen + newline + 1
+        seen += len(chunk)
+    return digest.hexdigest(), complete
 
 
 def _split(complete: bytes, first_line: int,
@@ -158,15 +169,17 @@ def _split(complete: bytes, first_line: int,
 
 def read_lines(path: Path, batch_bytes: int = DEFAULT_BATCH_BYTES,
                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-               start: tuple[int, int] = (0, 0)) -> Iterator[LineBatch]:
+               start: tuple[int, int] = (0, 0), stop: int | None = None) -> Iterator[LineBatch]:
     """Yield the lines of ``path`` in batches; bad lines come back as rejects, never dropped.
 
+    ``start`` is (bytes, lines) of the content to skip (already loaded; numbering goes on from
+    there); ``stop``, when given, is the content offset to read up to (a line boundary).
     Memory stays bounded by ``batch_bytes`` plus ``max_line_bytes``: a longer line is skipped
     to its end and reported with its first bytes, not held whole.
     """
     stream, raw = open_maybe_gzip(path)
-    # ``start`` = (bytes, lines) already loaded from this content: skip them, keep numbering.
     skip_bytes, line_no = start
+    budget = None if stop is None else max(0, stop - skip_bytes)
     while skip_bytes > 0:
         skipped = stream.read(min(skip_bytes, 1 << 20))
         if not skipped:
@@ -177,7 +190,9 @@ def read_lines(path: Path, batch_bytes: int = DEFAULT_BATCH_BYTES,
     skipped_len = 0
     try:
         while True:
-            data = stream.read(batch_bytes)
+            data = stream.read(batch_bytes if budget is None else min(batch_bytes, budget))
+            if budget is not None:
+                budget -= len(data)
             at_eof = not data
             rejects: list[LineReject] = []
             if skipping is not None:

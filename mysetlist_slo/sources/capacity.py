@@ -17,6 +17,7 @@ import pyarrow as pa
 from prometheus_client.parser import text_string_to_metric_families
 
 from mysetlist_slo.errors import IngestError
+from mysetlist_slo.sources._checks import INT64_MAX, from_epoch, load_json, parse_iso
 from mysetlist_slo.sources._lines import open_maybe_gzip
 from mysetlist_slo.sources.types import InputBatch, Reject
 from mysetlist_slo.sources.vitals import PASSTHROUGH
@@ -42,22 +43,27 @@ STATEMENT_SCHEMA = pa.schema([("line", pa.int64()), ("ts", pa.timestamp("us", tz
                               ("mean_exec_time", pa.float64()), ("rows", pa.int64())])
 
 
-def _read_text(path: Path) -> str:
+def _read_bytes(path: Path) -> bytes:
     stream, raw = open_maybe_gzip(path)
     try:
-        return stream.read().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise IngestError(str(path), f"not UTF-8 text (byte {exc.start + 1})") from None
+        return stream.read()
+    except (EOFError, OSError) as exc:
+        raise IngestError(str(path), f"corrupt or truncated gzip data: {exc}") from None
     finally:
         stream.close()
         raw.close()
 
 
+def _read_text(path: Path) -> str:
+    """Return the file's text (a UTF-8 byte-order mark dropped); IngestError if not UTF-8."""
+    try:
+        return _read_bytes(path).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise IngestError(str(path), f"not UTF-8 text (byte {exc.start + 1})") from None
+
+
 def _when(text: str) -> datetime:
-    parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        raise ValueError(f"no time zone offset: {text!r}")
-    return parsed.astimezone(UTC)
+    return parse_iso(text)
 
 
 class _Table:
@@ -92,51 +98,91 @@ class PrometheusSource(_Table):
     schema = METRIC_SCHEMA
 
     def rows(self, path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
-        """Return one row per sample."""
+        """Return one row per sample; a sample that cannot be used is a reject (its line is
+        the series' position in an API response, or the line in the text format)."""
         text = _read_text(path)
         if text.lstrip().startswith("{"):
-            return self._api(path, text), []
+            return self._api(path, text)
         return self._exposition(path, text)
 
-    def _api(self, path: Path, text: str) -> list[dict[str, Any]]:
+    def _api(self, path: Path, text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
         try:
-            data = json.loads(text)
+            data = load_json(text)
             kind, results = data["data"]["resultType"], data["data"]["result"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             raise IngestError(str(path), f"not a Prometheus API response: {exc}") from None
         if data.get("status") != "success":
-            raise IngestError(str(path), f"status: {data.get('status')!r}, not 'success'")
-        if kind not in ("matrix", "vector"):
-            raise IngestError(str(path), f"data.resultType: {kind!r} is not matrix or vector")
-        rows = []
+            raise IngestError(str(path), f"status: {str(data.get('status'))[:40]!r}, "
+                              "not 'success'")
+        if kind not in ("matrix", "vector") or not isinstance(results, list):
+            raise IngestError(str(path), f"data.resultType: {str(kind)[:40]!r} is not matrix "
+                              "or vector")
+        rows, rejects = [], []
         for index, series in enumerate(results, 1):
-            metric = dict(series.get("metric", {}))
-            name = metric.pop("__name__", "")
-            points = series.get("values", []) if kind == "matrix" else [series.get("value")]
-            for stamp, value in points:
-                number = float(value)  # Prometheus writes values as text: "NaN", "+Inf" too
-                if math.isnan(number):
-                    continue  # a stale or missing point: no sample, not a zero
-                rows.append({"line": index, "ts": datetime.fromtimestamp(float(stamp), UTC),
-                             "name": name, "labels": json.dumps(metric, sort_keys=True),
-                             "value": number})
-        return rows
+            field = f"data.result[{index - 1}]"
+            try:
+                if not isinstance(series, dict) or not isinstance(series.get("metric", {}),
+                                                                  dict):
+                    raise _Bad(field, "not a series object")
+                metric = {str(k): str(v) for k, v in series.get("metric", {}).items()}
+                name = metric.pop("__name__", "")
+                points = series.get("values", []) if kind == "matrix" else [series.get("value")]
+                if not isinstance(points, list):
+                    raise _Bad(f"{field}.values", "not a list")
+                for point in points:
+                    sample = _sample(point, f"{field}.values")
+                    if sample is not None:
+                        rows.append({"line": index, "ts": sample[0], "name": name,
+                                     "labels": json.dumps(metric, sort_keys=True),
+                                     "value": sample[1]})
+            except _Bad as bad:
+                rejects.append(Reject(index, bad.field, bad.problem,
+                                      json.dumps(series)[:4096].encode()))
+        return rows, rejects
 
     def _exposition(self, path: Path, text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
         default = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         try:
             families = list(text_string_to_metric_families(text))
-        except ValueError as exc:
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
             raise IngestError(str(path), f"not the Prometheus text format: {exc}") from None
-        rows = []
+        rows, rejects = [], []
         for family in families:
             for sample in family.samples:
-                when = (datetime.fromtimestamp(float(sample.timestamp), UTC)
-                        if sample.timestamp is not None else default)
+                try:
+                    when = (from_epoch(float(sample.timestamp))
+                            if sample.timestamp is not None else default)
+                    value = float(sample.value)
+                    if not math.isfinite(value):
+                        raise ValueError(f"not a finite number: {value}")
+                except (ValueError, TypeError, OverflowError) as exc:
+                    rejects.append(Reject(0, sample.name, str(exc), b""))
+                    continue
                 rows.append({"line": 0, "ts": when, "name": sample.name,
                              "labels": json.dumps(sample.labels, sort_keys=True),
-                             "value": float(sample.value)})
-        return rows, []
+                             "value": value})
+        return rows, rejects
+
+
+def _sample(point: Any, field: str) -> tuple[datetime, float] | None:
+    """Return (time, value) of an API point ``[unix seconds, "value"]``, None for NaN (a
+    stale or missing point: no sample, not a zero); raise _Bad when it cannot be used."""
+    if not isinstance(point, list) or len(point) != 2:
+        raise _Bad(field, f"not a [time, value] pair: {str(point)[:60]}")
+    stamp, value = point
+    try:
+        when = from_epoch(float(stamp))
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise _Bad(field, f"time: {exc}") from None
+    try:
+        number = float(value)  # Prometheus writes values as text: "NaN", "+Inf" too
+    except (ValueError, TypeError, OverflowError):
+        raise _Bad(field, f"value: not a number: {str(value)[:60]!r}") from None
+    if math.isnan(number):
+        return None
+    if math.isinf(number):
+        raise _Bad(field, f"value: not a finite number: {value!r}")
+    return when, number
 
 
 class _CsvSnapshots(_Table):
@@ -147,28 +193,59 @@ class _CsvSnapshots(_Table):
     floats: tuple[str, ...] = ()
     texts: tuple[str, ...] = ()
 
+    not_null: tuple[str, ...] = ()  # columns a row cannot be stored without
+
     def rows(self, path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
-        """Return one row per snapshot line; bad lines become rejects naming the field."""
-        reader = csv.DictReader(io.StringIO(_read_text(path)))
-        header = reader.fieldnames or []
+        """Return one row per snapshot line; bad lines (malformed CSV, bytes that are not
+        UTF-8, bad values) become rejects naming the field."""
+        # Bytes that are not UTF-8 are kept as surrogates, so only their row is refused.
+        text = _read_bytes(path).decode("utf-8", errors="surrogateescape").removeprefix(
+            "\ufeff")
+        reader = csv.reader(io.StringIO(text, newline=""))
+        try:
+            header = next(reader, [])
+        except csv.Error as exc:
+            raise IngestError(str(path), f"line 1: not a CSV header: {exc}") from None
         missing = [c for c in ("timestamp", *self.required) if c not in header]
         if missing:
             raise IngestError(str(path), f"line 1: missing column {', '.join(missing)}")
         rows, rejects = [], []
-        for record in reader:
-            line = reader.line_num
+        line = reader.line_num + 1
+        while True:
             try:
-                row: dict[str, Any] = {"line": line, "ts": _field(_when, record, "timestamp")}
+                values = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                # The reader goes on with the next line; this record is refused.
+                rejects.append(Reject(line, "line", f"not valid CSV: {exc}", b""))
+                line = reader.line_num + 1
+                continue
+            # A record with quoted newlines spans lines: report the one it starts on.
+            record_line, line = line, reader.line_num + 1
+            raw = ",".join(values).encode("utf-8", errors="surrogateescape")[:4096]
+            try:
+                if len(values) != len(header):
+                    raise _Bad("line", f"expected {len(header)} fields, found {len(values)}")
+                try:
+                    ",".join(values).encode("utf-8")
+                except UnicodeError:
+                    raise _Bad("line", "not valid UTF-8") from None
+                record: dict[str, str | None] = dict(zip(header, values, strict=True))
+                row: dict[str, Any] = {"line": record_line,
+                                       "ts": _field(_when, record, "timestamp")}
                 for name in self.integers:
                     row[name] = _field(_count, record, name)
                 for name in self.floats:
                     row[name] = _field(_number, record, name)
                 for name in self.texts:
                     row[name] = record.get(name)
+                for name in self.not_null:
+                    if row.get(name) in (None, ""):
+                        raise _Bad(name, "missing")
                 rows.append(row)
             except _Bad as bad:
-                rejects.append(Reject(line, bad.field, bad.problem,
-                                      ",".join(str(v) for v in record.values()).encode()))
+                rejects.append(Reject(record_line, bad.field, bad.problem, raw))
         return rows, rejects
 
 
@@ -190,16 +267,24 @@ def _field(convert: Any, record: dict[str, str | None], name: str) -> Any:
 
 
 def _count(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"not an integer: {text[:60]!r}") from None
     if value < 0:
-        raise ValueError(f"negative: {text}")
+        raise ValueError(f"negative: {text[:60]}")
+    if value > INT64_MAX:
+        raise ValueError(f"larger than a 64-bit counter: {text[:60]}")
     return value
 
 
 def _number(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"not a number: {text[:60]!r}") from None
     if value < 0 or not math.isfinite(value):
-        raise ValueError(f"not a non-negative number: {text}")
+        raise ValueError(f"not a non-negative finite number: {text[:60]}")
     return value
 
 
@@ -212,6 +297,7 @@ class PgBouncerStatsSource(_CsvSnapshots):
     required = ("database", "total_xact_count", "total_xact_time", "total_wait_time")
     integers = STATS_COLUMNS
     texts = ("database",)
+    not_null = ("database",)
 
 
 class PgBouncerPoolsSource(_CsvSnapshots):
@@ -223,6 +309,7 @@ class PgBouncerPoolsSource(_CsvSnapshots):
     required = ("database", "user", "cl_active", "cl_waiting", "sv_active", "sv_idle")
     integers = POOLS_COLUMNS
     texts = ("database", "user", "pool_mode")
+    not_null = ("database", "user")
 
 
 class StatementsSource(_CsvSnapshots):
@@ -235,6 +322,7 @@ class StatementsSource(_CsvSnapshots):
     integers = ("calls", "rows")
     floats = ("total_exec_time", "mean_exec_time")
     texts = ("queryid", "query")
+    not_null = ("queryid", "calls", "total_exec_time")
 
 
 CSV_KINDS = {"total_xact_count": PgBouncerStatsSource, "cl_waiting": PgBouncerPoolsSource,

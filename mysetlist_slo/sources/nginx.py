@@ -191,6 +191,7 @@ class NginxSource:
     def __init__(self, log_format: str = COMBINED_TIMED) -> None:
         self.format = compile_log_format(log_format)
         self.start = (0, 0)  # (bytes, lines) of the content to skip, already loaded
+        self.stop: int | None = None  # content offset to read up to (None: the end)
         self._query = validation_query(
             _staging_query(self.format), self.format.time_kind, UNIT_US["s"], UNIT_US["s"],
             upstream_lists=True, target_required=False, may_be_unmatched=True,
@@ -200,7 +201,8 @@ class NginxSource:
     def batches(self, path: Path, batch_bytes: int = DEFAULT_BATCH_BYTES) -> Iterator[InputBatch]:
         """Yield the lines of the log at ``path`` in batches, with the query that parses them."""
         params: dict[str, object] = {"regex": self.format.regex, "names": self.format.variables}
-        for lines in read_lines(path, batch_bytes=batch_bytes, start=self.start):
+        for lines in read_lines(path, batch_bytes=batch_bytes, start=self.start,
+                                stop=self.stop):
             table = chunked(pa.table({"line": lines.numbers, "text": lines.text}))
             rejects = [Reject(r.line, r.field, r.problem, r.raw) for r in lines.rejects]
             yield InputBatch(self._query, table, params, rejects, lines.position)

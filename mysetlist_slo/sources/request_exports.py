@@ -90,6 +90,7 @@ class ExportSource:
         self.kind = fmt if schema.record == "requests" else schema.record
         self.resumable = fmt == "jsonl"  # one record per line, no header
         self.start = (0, 0)  # (bytes, lines) of the content to skip, already loaded
+        self.stop: int | None = None  # content offset to read up to (None: the end)
         self.options = options or ExportOptions()
         unknown = set(self.options.mapping) - {n for names in schema.columns.values()
                                                for n in names}
@@ -168,7 +169,8 @@ class ExportSource:
                           AND starts_with(ltrim(text), '{{') AS is_object FROM {INPUT_TABLE})""",
             unmatched="NOT is_object",
         )
-        for lines in read_lines(path, batch_bytes=batch_bytes, start=self.start):
+        for lines in read_lines(path, batch_bytes=batch_bytes, start=self.start,
+                                stop=self.stop):
             rejects = [Reject(r.line, r.field, r.problem, r.raw) for r in lines.rejects]
             yield InputBatch(query, chunked(pa.table({"line": lines.numbers, "text": lines.text})),
                              params, rejects, lines.position)

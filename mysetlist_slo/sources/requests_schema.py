@@ -25,6 +25,8 @@ from typing import Literal
 
 import pyarrow as pa
 
+from mysetlist_slo.sources._checks import EARLIEST, LATEST, MAX_BYTES
+
 TimeKind = Literal["nginx_local", "iso8601", "epoch_s", "epoch_ms", "timestamptz", "timestamp"]
 
 CANONICAL_COLUMNS = ["line", "ts", "method", "target", "status", "duration_us", "upstream_us",
@@ -51,10 +53,11 @@ UNIT_US = {"s": 1_000_000, "ms": 1_000, "us": 1}
 
 # A date, a time, then the zone: "2026-03-01" alone must not pass for a time with offset -01.
 _ZONE_SUFFIX = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|z|[+-]\d{2}(:?\d{2})?)$"
-# Durations and byte counts beyond these are not measurements (a day; a petabyte).
+# Durations and byte counts beyond these are not measurements (a day; a petabyte, MAX_BYTES).
+# Below them, the per-minute sums of the rollups fit BIGINT for any plausible request rate.
 MAX_DURATION_S = 86_400
 # Unix times outside 1970..2100 are typos or units mixed up (seconds read as milliseconds).
-EPOCH_RANGE_S = (0, 4_102_444_800)
+EPOCH_RANGE_S = (int(EARLIEST.timestamp()), int(LATEST.timestamp()))
 
 
 def quoted(column: str) -> str:
@@ -103,29 +106,40 @@ FROM checked
 """
 
 
+def _bounded(parsed: str, problem: str) -> tuple[str, str]:
+    """Return (parse, explain) SQL keeping only times between 1970 and 2100."""
+    low, high = EPOCH_RANGE_S
+    within = f"epoch({parsed}) >= {low} AND epoch({parsed}) < {high}"
+    return (f"CASE WHEN {within} THEN {parsed} END",
+            f"CASE WHEN {parsed} IS NOT NULL THEN 'not a time between 1970 and 2100: ' || "
+            f"{quoted('ts_raw')} ELSE {problem} END")
+
+
 def time_sql(kind: TimeKind) -> tuple[str, str]:
     """Return (SQL parsing ts_raw to TIMESTAMPTZ or NULL, SQL explaining why it is NULL).
 
-    The explanation is only evaluated for the rows that failed.
+    Times outside 1970-2100 are NULL (explained as such), in every format. The explanation is
+    only evaluated for the rows that failed.
     """
     if kind == "nginx_local":
-        return ("try_strptime(ts_raw, '%d/%b/%Y:%H:%M:%S %z')",
-                f"'not a time like 10/Oct/2026:13:55:36 +0000: ' || {quoted('ts_raw')}")
+        return _bounded("try_strptime(ts_raw, '%d/%b/%Y:%H:%M:%S %z')",
+                        f"'not a time like 10/Oct/2026:13:55:36 +0000: ' || {quoted('ts_raw')}")
     if kind == "iso8601":
-        return (
+        return _bounded(
             f"CASE WHEN regexp_matches(trim(ts_raw), '{_ZONE_SUFFIX}') THEN TRY_CAST(trim(ts_raw) AS TIMESTAMPTZ) END",
             f"CASE WHEN NOT regexp_matches(trim(ts_raw), '{_ZONE_SUFFIX}') AND TRY_CAST(trim(ts_raw) AS TIMESTAMP) IS NOT NULL "
             f"THEN 'timestamp has no time zone offset (add Z or +hh:mm): ' || {quoted('ts_raw')} "
+            f"WHEN regexp_matches(trim(ts_raw), '^[+-]?\\d{{5,}}-') THEN 'not a time between 1970 and 2100: ' || {quoted('ts_raw')} "
             f"ELSE 'not an ISO 8601 timestamp: ' || {quoted('ts_raw')} END",
         )
     if kind in ("epoch_s", "epoch_ms"):
         scale = "1" if kind == "epoch_s" else "1000"
         seconds = f"TRY_CAST(ts_raw AS DOUBLE) / {scale}"
         low, high = EPOCH_RANGE_S
-        return (f"CASE WHEN {seconds} BETWEEN {low} AND {high} THEN to_timestamp({seconds}) END",
+        return (f"CASE WHEN {seconds} >= {low} AND {seconds} < {high} THEN to_timestamp({seconds}) END",
                 f"'not a Unix time between 1970 and 2100: ' || {quoted('ts_raw')}")
     if kind == "timestamptz":
-        return "ts_raw", "'not a timestamp'"
+        return _bounded("ts_raw", "'not a timestamp'")
     # A timestamp column without a zone cannot be placed in time: refuse it, never guess.
     return "NULL::TIMESTAMPTZ", "'timestamp has no time zone (column type TIMESTAMP without zone)'"
 
@@ -220,6 +234,7 @@ def validation_query(staged_sql: str, time_kind: TimeKind, duration_unit_us: int
             _duration_checks("duration", duration_unit_us),
             _duration_checks("upstream", upstream_unit_us),
             f"WHEN NOT bytes_absent AND (bytes_value IS NULL OR bytes_value < 0 OR TRY_CAST(bytes AS DOUBLE) <> bytes_value) THEN {{'field': 'bytes', 'problem': 'not a byte count: ' || {quoted('bytes')}}}",
+            f"WHEN NOT bytes_absent AND bytes_value > {MAX_BYTES} THEN {{'field': 'bytes', 'problem': 'more than a petabyte: ' || {quoted('bytes')}}}",
         ],
         outputs=[
             "ts_value AS ts",
@@ -228,7 +243,7 @@ def validation_query(staged_sql: str, time_kind: TimeKind, duration_unit_us: int
             "status_value AS status",
             f"CASE WHEN error IS NULL THEN CAST(round(duration_value * {duration_unit_us}) AS BIGINT) END AS duration_us",
             f"CASE WHEN error IS NULL THEN CAST(round(upstream_value * {upstream_unit_us}) AS BIGINT) END AS upstream_us",
-            "CASE WHEN NOT bytes_absent THEN bytes_value END AS bytes",
+            "CASE WHEN error IS NULL AND NOT bytes_absent THEN bytes_value END AS bytes",
             "NULLIF(CAST(client AS VARCHAR), '-') AS client",
             "NULLIF(CAST(user_agent AS VARCHAR), '-') AS user_agent",
         ],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import pyarrow as pa
 from user_agents import parse as parse_user_agent
 
 from mysetlist_slo.errors import IngestError
+from mysetlist_slo.sources._checks import finite_number, from_epoch, load_json, parse_iso
 from mysetlist_slo.sources._lines import open_maybe_gzip, read_lines
 from mysetlist_slo.sources.types import InputBatch, Reject
 
@@ -75,15 +76,21 @@ def form_factor(user_agent: str | None) -> str:
 
 
 def _timestamp(value: Any) -> datetime:
-    """Return an aware UTC time from ISO 8601 text with a zone or Unix milliseconds."""
+    """Return an aware UTC time from ISO 8601 text with a zone or Unix milliseconds, between
+    1970 and 2100; raise ValueError otherwise."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000, UTC)
+        return from_epoch(finite_number(value) / 1000)
     if not isinstance(value, str):
         raise ValueError("missing")
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        raise ValueError(f"no time zone offset: {value!r}")
-    return parsed.astimezone(UTC)
+    return parse_iso(value)
+
+
+def _text(record: dict[str, Any], key: str) -> str | None:
+    """Return an optional text field; raise _Bad when it is there but not text."""
+    value = record.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _Bad(key, f"not text: {str(value)[:60]}")
+    return value
 
 
 def _path(url: Any) -> str:
@@ -111,22 +118,21 @@ def _beacon(record: dict[str, Any], line: int, out: _Rows) -> None:
     if name not in METRICS:
         out.ignored[str(name)] += 1  # FID and other retired or unknown metrics: counted
         return
-    value = record.get("value")
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise _Bad("value", f"not a number: {value!r}")
+    value = _field(finite_number, record.get("value"), "value")
     if value < 0 or value > UPPER_BOUNDS[name]:
-        raise _Bad("value", f"{name} of {value} is outside 0..{UPPER_BOUNDS[name]:g}")
+        raise _Bad("value", f"{name} of {record['value']} is outside "
+                            f"0..{UPPER_BOUNDS[name]:g}")
     if not isinstance(record.get("id"), str) or not record["id"]:
         raise _Bad("id", "missing")
-    factor = record.get("formFactor") or form_factor(record.get("userAgent"))
+    factor = _text(record, "formFactor") or form_factor(_text(record, "userAgent"))
     if factor not in (*FORM_FACTORS, "unknown"):
-        raise _Bad("formFactor", f"not phone, tablet or desktop: {factor!r}")
+        raise _Bad("formFactor", f"not phone, tablet or desktop: {factor[:60]!r}")
     out.rows.append({
         "line": line, "ts": _field(_timestamp, record.get("timestamp"), "timestamp"),
-        "metric": name, "value": float(value), "metric_id": record["id"],
+        "metric": name, "value": value, "metric_id": record["id"],
         "target": _field(_path, record.get("url") or record.get("page"), "url"),
-        "form_factor": factor, "navigation_type": record.get("navigationType"),
-        "rating": record.get("rating"), "source": "web-vitals",
+        "form_factor": factor, "navigation_type": _text(record, "navigationType"),
+        "rating": _text(record, "rating"), "source": "web-vitals",
     })
 
 
@@ -137,7 +143,8 @@ def _posthog(record: dict[str, Any], line: int, out: _Rows) -> None:
         raise _Bad("properties", "missing")
     when = _field(_timestamp, record.get("timestamp"), "timestamp")
     url = _field(_path, properties.get("$current_url"), "properties.$current_url")
-    factor = form_factor(properties.get("$raw_user_agent"))
+    agent = properties.get("$raw_user_agent")
+    factor = form_factor(agent if isinstance(agent, str) else None)
     if factor == "unknown" and properties.get("$device_type"):
         factor = {"Mobile": "phone", "Tablet": "tablet", "Desktop": "desktop"}.get(
             str(properties["$device_type"]), "unknown")
@@ -148,6 +155,8 @@ def _posthog(record: dict[str, Any], line: int, out: _Rows) -> None:
         name = key.removeprefix("$web_vitals_").removesuffix("_value")
         found = True
         event = properties.get(f"$web_vitals_{name}_event") or {}
+        if not isinstance(event, dict):
+            raise _Bad(f"properties.$web_vitals_{name}_event", "not an object")
         beacon = {"name": name, "value": value, "timestamp": when.isoformat(), "url": url,
                   "formFactor": factor, "rating": event.get("rating"),
                   "navigationType": event.get("navigationType"),
@@ -185,16 +194,18 @@ class BeaconSource:
     def __init__(self) -> None:
         self.ignored: Counter[str] = Counter()
         self.start = (0, 0)  # (bytes, lines) of the content to skip, already loaded
+        self.stop: int | None = None  # content offset to read up to (None: the end)
 
     def batches(self, path: Path) -> Iterator[InputBatch]:
         """Yield the beacons of ``path`` as typed rows, with their rejects."""
-        for lines in read_lines(path, start=self.start):
+        for lines in read_lines(path, start=self.start,
+                                stop=self.stop):
             out = _Rows(BEACON_SCHEMA)
             out.rejects = [Reject(r.line, r.field, r.problem, r.raw) for r in lines.rejects]
             for line, text in zip(lines.numbers.to_pylist(), lines.text.to_pylist(),
                                   strict=True):
                 try:
-                    record = json.loads(text)
+                    record = load_json(text)
                     if not isinstance(record, dict):
                         raise _Bad("line", "expected a JSON object")
                     if record.get("event") == "$web_vitals":
@@ -203,6 +214,9 @@ class BeaconSource:
                         _beacon(record, line, out)
                 except json.JSONDecodeError as exc:
                     out.rejects.append(Reject(line, "line", f"not valid JSON: {exc.msg}",
+                                              text.encode()))
+                except ValueError as exc:
+                    out.rejects.append(Reject(line, "line", f"not usable JSON: {exc}",
                                               text.encode()))
                 except _Bad as bad:
                     out.rejects.append(Reject(line, bad.field, bad.problem, text.encode()))
@@ -215,16 +229,26 @@ class BeaconSource:
         return []
 
 
-def _date(value: dict[str, int]) -> Any:
-    return datetime(value["year"], value["month"], value["day"]).date()
+def _date(value: Any) -> Any:
+    """Return the date of a CrUX ``{year, month, day}``, 1970 to 2100; raise ValueError."""
+    parts = [value.get(k) if isinstance(value, dict) else None for k in ("year", "month", "day")]
+    year, month, day = (p if isinstance(p, int) and not isinstance(p, bool) else -1
+                        for p in parts)
+    if min(year, month, day) < 0:
+        raise ValueError(f"not a date: {str(value)[:60]}")
+    if not 1970 <= year <= 2100:
+        raise ValueError(f"year {year} is not between 1970 and 2100")
+    return datetime(year, month, day).date()
 
 
 def _read_json(path: Path) -> dict[str, Any]:
     stream, raw = open_maybe_gzip(path)
     try:
-        data = json.loads(stream.read().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = load_json(stream.read().decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as exc:
         raise IngestError(str(path), f"not a JSON document: {exc}") from None
+    except (EOFError, OSError) as exc:
+        raise IngestError(str(path), f"corrupt or truncated gzip data: {exc}") from None
     finally:
         stream.close()
         raw.close()
@@ -246,40 +270,64 @@ class CruxSource:
         if not isinstance(record, dict) or "key" not in record or "metrics" not in record:
             raise IngestError(str(path), "record.key and record.metrics: missing (not a CrUX "
                                          "API response)")
-        key = record["key"]
-        key_type = "url" if "url" in key else "origin"
-        factor = str(key.get("formFactor", "ALL_FORM_FACTORS")).lower()
+        key, metrics = record["key"], record["metrics"]
+        key_type = "url" if isinstance(key, dict) and "url" in key else "origin"
+        if (not isinstance(key, dict) or not isinstance(key.get(key_type), str)
+                or not isinstance(metrics, dict)):
+            raise IngestError(str(path), f"record.key.{key_type} and record.metrics: missing "
+                                         "or malformed (not a CrUX API response)")
+        factor = str(key.get("formFactor", "ALL_FORM_FACTORS")).lower()[:40]
         periods = record.get("collectionPeriods") or [record.get("collectionPeriod")]
+        if not isinstance(periods, list):
+            raise IngestError(str(path), "record.collectionPeriods: not a list")
         out = _Rows(CRUX_SCHEMA)
-        for name, metric in record["metrics"].items():
+        for name, metric in metrics.items():
             ours = CRUX_METRICS.get(name)
             if ours is None:
-                out.ignored[name] += 1
+                out.ignored[name[:60]] += 1
                 continue
-            if "percentilesTimeseries" in metric:
-                p75s = metric["percentilesTimeseries"]["p75s"]
-                histograms = metric.get("histogramTimeseries", [])
-            else:
-                p75s = [metric["percentiles"]["p75"]]
-                histograms = [{**b, "densities": [b.get("density")]}
-                              for b in metric.get("histogram", [])]
-            for i, period in enumerate(periods):
-                if p75s[i] is None or period is None:
-                    continue  # CrUX leaves a period empty when it had too few samples
-                bins = [{"start": b["start"], "end": b.get("end"),
-                         "density": b["densities"][i]} for b in histograms]
-                out.rows.append({
-                    "line": i + 1, "key_type": key_type, "key": key[key_type],
-                    "form_factor": factor, "metric": ours,
-                    "first_date": _date(period["firstDate"]),
-                    "last_date": _date(period["lastDate"]),
-                    "p75": float(p75s[i]), "histogram": json.dumps(bins),
-                })
-        yield InputBatch(PASSTHROUGH, out.table(), {}, [], path.stat().st_size)
+            rows = len(out.rows)
+            try:
+                self._metric(metric, ours, periods, key[key_type], key_type, factor, out)
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+                # One malformed metric is one reject; what it had added is taken back.
+                del out.rows[rows:]
+                problem = f"malformed ({type(exc).__name__}: {str(exc)[:80]})"
+                out.rejects.append(Reject(1, f"record.metrics.{name[:60]}", problem,
+                                          json.dumps(metric)[:4096].encode()))
+        yield InputBatch(PASSTHROUGH, out.table(), {}, out.rejects, path.stat().st_size)
+
+    @staticmethod
+    def _metric(metric: Any, ours: str, periods: list[Any], key: str, key_type: str,
+                factor: str, out: _Rows) -> None:
+        """Add the rows of one metric, one per collection period with data."""
+        if "percentilesTimeseries" in metric:
+            p75s = metric["percentilesTimeseries"]["p75s"]
+            histograms = metric.get("histogramTimeseries", [])
+        else:
+            p75s = [metric["percentiles"]["p75"]]
+            histograms = [{**b, "densities": [b.get("density")]}
+                          for b in metric.get("histogram", [])]
+        for i, period in enumerate(periods):
+            if p75s[i] is None or period is None:
+                continue  # CrUX leaves a period empty when it had too few samples
+            bins = [{"start": b["start"], "end": b.get("end"),
+                     "density": b["densities"][i]} for b in histograms]
+            # CrUX writes CLS percentiles as text ("0.05"), the others as numbers.
+            p75 = finite_number(float(p75s[i]) if isinstance(p75s[i], str) else p75s[i])
+            if p75 < 0:
+                raise ValueError(f"negative p75: {p75}")
+            out.rows.append({
+                "line": i + 1, "key_type": key_type, "key": key,
+                "form_factor": factor, "metric": ours,
+                "first_date": _date(period["firstDate"]),
+                "last_date": _date(period["lastDate"]),
+                "p75": p75, "histogram": json.dumps(bins),
+            })
 
     def explain(self, con: duckdb.DuckDBPyConnection, batch: InputBatch,
                 bad: list[tuple[int, str, str]]) -> list[Reject]:
-        """Return no rejects: a malformed response fails whole."""
+        """Return no rejects: every check ran in Python already."""
         return []
 
 
@@ -293,23 +341,31 @@ class LighthouseSource:
         """Yield the report as one row."""
         lhr = _read_json(path)
         lhr = lhr.get("lhr", lhr)  # a PageSpeed Insights response wraps the report
+        if not isinstance(lhr, dict):
+            raise IngestError(str(path), "lhr: not a Lighthouse report object")
+        # The report is one record: a missing or bad field refuses it, naming the field.
+        target = lhr.get("finalDisplayedUrl") or lhr.get("finalUrl") or lhr.get("requestedUrl")
+        if not isinstance(target, str) or not target.strip():
+            raise IngestError(str(path), "requestedUrl: missing (the report names no page)")
+        settings = lhr.get("configSettings")
+        factor = settings.get("formFactor", "unknown") if isinstance(settings, dict) else None
+        if not isinstance(factor, str):
+            raise IngestError(str(path), "configSettings.formFactor: not text")
+        field = "fetchTime"
         try:
-            audits = lhr["audits"]
-            row = {
-                "line": 1,
-                "fetch_time": _timestamp(lhr["fetchTime"]),
-                "target": lhr.get("finalDisplayedUrl") or lhr.get("finalUrl")
-                or lhr["requestedUrl"],
-                "form_factor": {"mobile": "phone"}.get(
-                    lhr.get("configSettings", {}).get("formFactor"),
-                    lhr.get("configSettings", {}).get("formFactor", "unknown")),
-                "performance": 100 * float(lhr["categories"]["performance"]["score"]),
-                **{name: float(audits[audit]["numericValue"])
-                   for name, audit in LIGHTHOUSE_AUDITS.items()},
-            }
+            fetched = _timestamp(lhr.get("fetchTime"))
+            field = "categories.performance.score"
+            score = finite_number(lhr["categories"]["performance"]["score"])
+            audits: dict[str, float] = {}
+            for name, audit in LIGHTHOUSE_AUDITS.items():
+                field = f"audits.{audit}.numericValue"
+                audits[name] = finite_number(lhr["audits"][audit]["numericValue"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise IngestError(str(path), f"not a complete Lighthouse report: missing or bad "
-                                         f"{exc}") from None
+            raise IngestError(str(path), f"{field}: missing or bad ({str(exc)[:80]}); not a "
+                                         "complete Lighthouse report") from None
+        row = {"line": 1, "fetch_time": fetched, "target": target,
+               "form_factor": {"mobile": "phone"}.get(factor, factor)[:40],
+               "performance": 100 * score, **audits}
         yield InputBatch(PASSTHROUGH, pa.Table.from_pylist([row], LIGHTHOUSE_SCHEMA), {}, [],
                          path.stat().st_size)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -141,25 +141,45 @@ for _table in ("pgbouncer_stats", "pgbouncer_pools", "pg_statements"):
 _ROUTED = ("requests", "vitals", "lighthouse")
 
 _BATCH_SUMMARY = """
-SELECT count(*), min(ts), max(ts)
+SELECT count(*) FILTER (WHERE bad_field IS NULL),
+       count(*) FILTER (WHERE bad_field IS NOT NULL),
+       min(ts) FILTER (WHERE bad_field IS NULL),
+       max(ts) FILTER (WHERE bad_field IS NULL)
 FROM checked
-WHERE bad_field IS NULL
 """
 
 
-def _check_batch(con: duckdb.DuckDBPyConnection, source: RequestSource,
-                 batch: InputBatch) -> tuple[int, list[Reject], list[datetime]]:
-    """Validate a batch into the temp table ``checked``; return (good, rejects, time span)."""
+@dataclass
+class _Checked:
+    """What validating one batch found: good records, rejects (explained), their time span."""
+
+    good: int
+    rejects: list[Reject]
+    bad: int  # rejected records, explained or not
+    span: list[datetime]
+
+
+def _check_batch(con: duckdb.DuckDBPyConnection, source: RequestSource, batch: InputBatch,
+                 explain_at_most: int | None) -> _Checked:
+    """Validate a batch into the temp table ``checked``.
+
+    Rejects are explained (in Python, one by one) only up to ``explain_at_most`` when given:
+    a batch that will be refused needs no more than the problems its error shows.
+    """
     if batch.table is not None:
         con.register(INPUT_TABLE, batch.table)  # replaces the previous batch's
     con.execute(_CHECKED.format(kept=_KEPT[source.record], query=batch.query),
                 batch.params or None)
+    good, bad, first, last = con.execute(_BATCH_SUMMARY).fetchall()[0]
+    limit = "" if explain_at_most is None else f"LIMIT {int(explain_at_most)}"
     bad_rows = con.execute("SELECT line, bad_field, problem FROM checked "
-                           "WHERE bad_field IS NOT NULL ORDER BY line").fetchall()
+                           f"WHERE bad_field IS NOT NULL ORDER BY line {limit}").fetchall()
     rejects = batch.rejects + (source.explain(con, batch, bad_rows) if bad_rows else [])
     rejects.sort(key=lambda r: r.line)
-    good, first, last = con.execute(_BATCH_SUMMARY).fetchall()[0]
-    return int(good), rejects, [first, last] if good else []
+    if explain_at_most is not None:
+        rejects = rejects[:explain_at_most]
+    return _Checked(int(good), rejects, int(bad) + len(batch.rejects),
+                    [first, last] if good else [])
 
 
 def _route(con: duckdb.DuckDBPyConnection, routes: RouteNormaliser) -> None:
@@ -170,23 +190,78 @@ def _route(con: duckdb.DuckDBPyConnection, routes: RouteNormaliser) -> None:
 
 
 _PREFIXES = """
-SELECT id, file, sha256, content_bytes, content_lines
+SELECT id, file, sha256, content_bytes, content_lines, ends_with_newline
 FROM ingests
-WHERE first_line_sha256 = ? AND content_bytes < ? AND ends_with_newline AND kind = ?
+WHERE (first_line_sha256 = ? OR content_lines = 0) AND content_bytes < ? AND kind = ?
 ORDER BY content_bytes DESC
 """
+
+# The last line of a resumable file that has no newline yet is loaded under an ingest id of
+# its own, registered with this prefix on the file's hash: when the file grows, that reading
+# (perhaps of half a line) is withdrawn and the line read again whole.
+TAIL_PREFIX = "tail:"
 
 
 def _loaded_prefix(con: duckdb.DuckDBPyConnection, path: Path, digest: ContentDigest,
                    kind: str) -> dict[str, Any] | None:
     """Return the registry row of an earlier load whose content this file starts with (the
-    same log, grown since), or None. Its lines are not to be loaded again."""
+    same log, grown since), or None. Its complete lines are not to be loaded again.
+
+    The row gains ``complete_bytes`` (where its last complete line ends) and ``tail_id``
+    (the ingest holding its unterminated last line, or None).
+    """
+    names = ["id", "file", "sha256", "content_bytes", "content_lines", "ends_with_newline"]
     for row in con.execute(_PREFIXES, [digest.first_line_sha256, digest.size, kind]).fetchall():
-        earlier = dict(zip(["id", "file", "sha256", "content_bytes", "content_lines"], row,
-                           strict=True))
-        if prefix_sha256(path, int(earlier["content_bytes"])) == earlier["sha256"]:
+        earlier = dict(zip(names, row, strict=True))
+        sha, complete = prefix_sha256(path, int(earlier["content_bytes"]))
+        if sha == earlier["sha256"]:
+            tail = find_ingest(con, TAIL_PREFIX + str(earlier["sha256"]))
+            earlier["complete_bytes"] = complete
+            earlier["tail_id"] = None if tail is None else tail["id"]
             return earlier
     return None
+
+
+def _withdraw(con: duckdb.DuckDBPyConnection, ingest_id: int) -> None:
+    """Delete every row an ingest wrote, in every table, and its registry row."""
+    tables = [name for (name,) in con.execute(
+        "SELECT table_name FROM information_schema.columns WHERE column_name = 'ingest_id' "
+        "AND table_schema = 'main' ORDER BY table_name").fetchall()]
+    for table in tables:
+        con.execute(f'DELETE FROM "{table}" WHERE ingest_id = ?', [ingest_id])
+    con.execute("DELETE FROM ingests WHERE id = ?", [ingest_id])
+
+
+# How many records of each kind an ingest's rows in the store stand for.
+_STORED_RECORDS = {"requests": "SELECT coalesce(sum(requests), 0) FROM request_counts "
+                               "WHERE ingest_id = ?"}
+for _record in ("probes", "vitals", "crux", "lighthouse", "metrics", "pgbouncer_stats",
+                "pgbouncer_pools", "pg_statements"):
+    _STORED_RECORDS[_record] = f"SELECT count(*) FROM {_record} WHERE ingest_id = ?"
+
+
+def _check_stored(con: duckdb.DuckDBPyConnection, path: Path, record: str, ingest_id: int,
+                  loaded: int, rejected: int) -> None:
+    """Raise IngestError unless the store holds exactly the records and rejects counted."""
+    stored = int(str(scalar(con, _STORED_RECORDS[record], [ingest_id])))
+    kept = int(str(scalar(con, "SELECT count(*) FROM rejects WHERE ingest_id = ?",
+                          [ingest_id])))
+    if (stored, kept) != (loaded, rejected):
+        raise IngestError(str(path), f"internal check failed: {loaded} records and {rejected} "
+                          f"rejects counted, but {stored} and {kept} written; nothing was stored")
+
+
+@dataclass
+class _Piece:
+    """Part of a file loaded under one ingest id: its complete lines (or all of a file that
+    is not read line by line), or its last line while that has no newline yet."""
+
+    ingest_id: int
+    start: tuple[int, int]
+    stop: int | None
+    loaded: int = 0
+    rejected: int = 0
+    times: list[datetime] = field(default_factory=list)
 
 
 def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str | None = None,
@@ -196,7 +271,8 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
     """Load one file into the store and return what happened.
 
     The file lands whole or not at all. Loading content already in the registry is a no-op
-    (``skipped``). Rejected records beyond ``max_bad_rows`` (a count, or a ratio of the file's
+    (``skipped``); a log loaded before and grown since is read on from the earlier load's last
+    complete line. Rejected records beyond ``max_bad_rows`` (a count, or a ratio of the file's
     records) raise IngestError listing the first problems as ``file:line: field: problem``;
     within the limit, each one is kept in the ``rejects`` table with its reason.
     """
@@ -220,10 +296,18 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
             f"already loaded as ingest #{known['id']} from {known['file']} "
             f"at {known['loaded_at']:%Y-%m-%d %H:%M:%S} UTC; nothing to do")
     source = detect_source(path, kind, log_format, options)
-    earlier = (_loaded_prefix(con, path, digest, source.kind)
-               if getattr(source, "resumable", False) else None)
+    resumable = bool(getattr(source, "resumable", False))
+    earlier = _loaded_prefix(con, path, digest, source.kind) if resumable else None
+    start = (0, 0)
     if earlier is not None:
-        source.start = (earlier["content_bytes"], earlier["content_lines"])  # type: ignore[attr-defined]
+        if earlier["ends_with_newline"]:
+            start = (earlier["content_bytes"], earlier["content_lines"])
+        elif earlier["tail_id"] is not None:
+            start = (earlier["complete_bytes"], earlier["content_lines"])
+        else:
+            raise IngestError(str(path), f"ingest #{earlier['id']} ({earlier['file']}) ended "
+                              "mid-line and was loaded by an older version, which kept no "
+                              "record of that line: cannot read on without counting it twice")
     routes = RouteNormaliser(config.routes.patterns, config.routes.max_routes,
                              (r for (r,) in con.execute("SELECT route FROM routes").fetchall()),
                              config.routes.min_requests,
@@ -233,32 +317,51 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
 
     con.execute("BEGIN TRANSACTION")
     try:
-        ingest_id = int(str(scalar(con, "SELECT nextval('ingest_id_seq')")))
-        loaded = rejected = 0
+        if earlier is not None and earlier["tail_id"] is not None:
+            _withdraw(con, int(earlier["tail_id"]))
+        # A resumable file's last line without a newline is a piece of its own (see TAIL_PREFIX).
+        has_tail = resumable and not digest.ends_with_newline
+        pieces = [_Piece(int(str(scalar(con, "SELECT nextval('ingest_id_seq')"))), start,
+                         digest.complete_bytes if has_tail else None)]
+        if has_tail:
+            pieces.append(_Piece(int(str(scalar(con, "SELECT nextval('ingest_id_seq')"))),
+                                 (digest.complete_bytes, digest.lines), None))
         shown: list[RowProblem] = []
-        times: list[datetime] = []  # first and last request of each batch
-        for batch in source.batches(path):
-            good, bad, span = _check_batch(con, source, batch)
-            rejected += len(bad)
-            shown.extend(RowProblem(str(path), r.line, r.field, r.problem)
-                         for r in bad[: SHOWN_PROBLEMS - len(shown)])
-            if isinstance(max_bad_rows, int) and rejected > max_bad_rows:
-                # With a fixed count the verdict is known now: stop reading.
-                raise IngestError(str(path), f"{rejected}+ bad records (limit {max_bad_rows}); "
-                                  "nothing was stored", shown, rejected)
-            if bad:
-                _insert_rejects(con, ingest_id, bad)
-            if good and source.record in _ROUTED:
-                _route(con, routes)
-            if good and source.record == "requests":
-                add_rollups(con, ingest_id, thresholds)
-            elif good:
-                con.execute(_STORE[source.record], {"ingest_id": ingest_id})
-            if good:
-                times += span
-                loaded += good
-            if progress is not None:
-                progress(batch.position)
+        rejected = 0
+        for piece in pieces:
+            if resumable:
+                source.start, source.stop = piece.start, piece.stop  # type: ignore[attr-defined]
+            for batch in source.batches(path):
+                # With a fixed count, a batch that takes the file over it needs explaining
+                # only as far as the error shows: the verdict is known.
+                over = isinstance(max_bad_rows, int)
+                checked = _check_batch(con, source, batch,
+                                       SHOWN_PROBLEMS - len(shown) if over else None)
+                if over and rejected + checked.bad <= max_bad_rows and len(
+                        checked.rejects) < checked.bad:
+                    # Within the limit after all: every reject is stored, so explain them all.
+                    checked = _check_batch(con, source, batch, None)
+                rejected += checked.bad
+                piece.rejected += checked.bad
+                shown.extend(RowProblem(str(path), r.line, r.field, r.problem)
+                             for r in checked.rejects[: SHOWN_PROBLEMS - len(shown)])
+                if isinstance(max_bad_rows, int) and rejected > max_bad_rows:
+                    raise IngestError(str(path), f"{rejected}+ bad records (limit "
+                                      f"{max_bad_rows}); nothing was stored", shown, rejected)
+                if checked.rejects:
+                    _insert_rejects(con, piece.ingest_id, checked.rejects)
+                if checked.good and source.record in _ROUTED:
+                    _route(con, routes)
+                if checked.good and source.record == "requests":
+                    add_rollups(con, piece.ingest_id, thresholds)
+                elif checked.good:
+                    con.execute(_STORE[source.record], {"ingest_id": piece.ingest_id})
+                if checked.good:
+                    piece.times += checked.span
+                    piece.loaded += checked.good
+                if progress is not None:
+                    progress(batch.position)
+        loaded = sum(piece.loaded for piece in pieces)
         total = loaded + rejected
         if total == 0 and earlier is None:
             raise IngestError(str(path), "file holds no records")
@@ -267,7 +370,8 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
                               f"{max_bad_rows}); nothing was stored", shown, rejected)
         if routes.added:
             con.register("new_routes", pa.table({"route": routes.added}))
-            con.execute("INSERT INTO routes SELECT route, $id FROM new_routes", {"id": ingest_id})
+            con.execute("INSERT INTO routes SELECT route, $id FROM new_routes",
+                        {"id": pieces[0].ingest_id})
             con.unregister("new_routes")
         con.execute("DELETE FROM route_candidates")
         if routes.candidates:
@@ -277,16 +381,24 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
             con.unregister("candidates")
         seconds = time.perf_counter() - started
         ignored = sum(getattr(source, "ignored", {}).values())
-        con.execute(
-            "INSERT INTO ingests (id, sha256, kind, file, bytes, loaded, rejected, first_ts, "
-            "last_ts, loaded_at, seconds, ignored, content_bytes, content_lines, "
-            "first_line_sha256, ends_with_newline, continues_ingest) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [ingest_id, sha, source.kind, str(path), path.stat().st_size, loaded, rejected,
-             min(times, default=None), max(times, default=None), datetime.now(UTC), seconds,
-             ignored, digest.size, digest.lines, digest.first_line_sha256,
-             digest.ends_with_newline, earlier["id"] if earlier else None],
-        )
+        for index, piece in enumerate(pieces):
+            whole = index == 0
+            con.execute(
+                "INSERT INTO ingests (id, sha256, kind, file, bytes, loaded, rejected, "
+                "first_ts, last_ts, loaded_at, seconds, ignored, content_bytes, content_lines, "
+                "first_line_sha256, ends_with_newline, continues_ingest) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [piece.ingest_id, sha if whole else TAIL_PREFIX + sha, source.kind, str(path),
+                 path.stat().st_size if whole else digest.size - digest.complete_bytes,
+                 piece.loaded, piece.rejected, min(piece.times, default=None),
+                 max(piece.times, default=None), datetime.now(UTC), seconds,
+                 ignored if whole else 0,
+                 *((digest.size, digest.lines, digest.first_line_sha256,
+                    digest.ends_with_newline) if whole else (None, None, None, None)),
+                 (earlier["id"] if earlier else None) if whole else pieces[0].ingest_id],
+            )
+            _check_stored(con, path, source.record, piece.ingest_id, piece.loaded,
+                          piece.rejected)
         con.execute("COMMIT")
     except IngestError as exc:
         con.execute("ROLLBACK")
@@ -304,13 +416,16 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
         notes.append(f"the first {earlier['content_lines']:,} lines were loaded before (ingest "
                      f"#{earlier['id']}, {earlier['file']}): read on from line "
                      f"{earlier['content_lines'] + 1:,}")
+    if len(pieces) > 1:
+        notes.append(f"line {digest.lines + 1:,} has no newline yet: it will be read again "
+                     "whole when the file grows")
     if ignored:
         skipped = getattr(source, "ignored", {})
         counts = ", ".join(f"{name} x{n}" for name, n in sorted(skipped.items()))
         notes.append(f"{ignored} records of metrics not tracked were ignored: {counts}")
     message = "; ".join(notes)
-    return IngestResult(str(path), source.kind, loaded, rejected, False, seconds, ingest_id,
-                        message)
+    return IngestResult(str(path), source.kind, loaded, rejected, False, seconds,
+                        pieces[0].ingest_id, message)
 
 
 def ingest_files(con: duckdb.DuckDBPyConnection, paths: Iterable[str | Path],
