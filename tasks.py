@@ -3,8 +3,10 @@
 
     python3 tasks.py report   # make the venv, write and load the demo data, write the report
     python3 tasks.py test     # make the venv, run the whole test suite
+    python3 tasks.py lock     # refresh constraints.txt, deliberately (not part of set-up)
 
-Both create (or reuse) ./.venv and install the package with its dev extra into it.
+Both create (or reuse) ./.venv and install the package with its dev extra into it, pinned by
+constraints.txt: the dependency set the suite last passed with, so reports are reproducible.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import venv
 from pathlib import Path
 
@@ -19,6 +22,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".installed"
+LOCK = ROOT / "constraints.txt"
 
 
 def run(*command: str | Path) -> None:
@@ -31,16 +35,31 @@ def run(*command: str | Path) -> None:
 
 def ensure_venv() -> None:
     """Create the virtualenv and install the package, unless pyproject.toml is unchanged."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - tasks.py runs under any python3
         sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}")
     if not (BIN / "python").exists():
         venv.EnvBuilder(with_pip=True).create(VENV)
-    pyproject = ROOT / "pyproject.toml"
-    if STAMP.exists() and STAMP.stat().st_mtime >= pyproject.stat().st_mtime:
+    inputs = [ROOT / "pyproject.toml", LOCK]
+    if STAMP.exists() and all(STAMP.stat().st_mtime >= f.stat().st_mtime
+                              for f in inputs if f.exists()):
         return
     run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[dev]")
+    pinned = ["--constraint", LOCK] if LOCK.exists() else []
+    run(BIN / "python", "-m", "pip", "install", "--quiet", *pinned, "-e", ".[dev]")
     STAMP.touch()
+
+
+def lock() -> None:
+    """Resolve pyproject.toml afresh in a throw-away venv and pin the result in constraints.txt."""
+    with tempfile.TemporaryDirectory() as scratch:
+        python = Path(scratch) / ("Scripts" if os.name == "nt" else "bin") / "python"
+        venv.EnvBuilder(with_pip=True).create(scratch)
+        run(python, "-m", "pip", "install", "--quiet", ".[dev]")
+        frozen = subprocess.run([str(python), "-m", "pip", "freeze", "--exclude", "mysetlist-slo"],
+                                capture_output=True, text=True, check=True).stdout
+    LOCK.write_text("# The dependency set of .[dev] the suite passed with; refresh with "
+                    "`python3 tasks.py lock`.\n" + frozen, "utf-8")
+    print(f"wrote {LOCK.name}: {len(frozen.splitlines())} packages")
 
 
 def report() -> None:
@@ -58,11 +77,13 @@ def test(extra: list[str]) -> None:
 
 
 def main() -> None:
-    """Dispatch ``report`` or ``test``."""
-    if len(sys.argv) < 2 or sys.argv[1] not in ("report", "test"):
+    """Dispatch ``report``, ``test`` or ``lock``."""
+    if len(sys.argv) < 2 or sys.argv[1] not in ("report", "test", "lock"):
         sys.exit(__doc__)
     if sys.argv[1] == "report":
         report()
+    elif sys.argv[1] == "lock":
+        lock()
     else:
         test(sys.argv[2:])
 
