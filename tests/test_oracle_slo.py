@@ -97,10 +97,7 @@ def cases(draw: st.DrawFn) -> Case:
         seconds=draw(st.integers(-3 * 86400, 3 * 86400)),
         microseconds=draw(st.sampled_from([0, 0, 1, 499_999, 999_999])))
     end = pd.Timestamp(at).floor("min")
-    if window in ("week", "month"):
-        start = _period(window, at, zone)[0]
-    else:
-        start = end - ROLLING[window]
+    start = _period(window, at, zone)[0] if window in ("week", "month") else end - ROLLING[window]
     marks = [start, end, end - pd.Timedelta(hours=1), end - pd.Timedelta(hours=24)]
     n_random = draw(st.integers(0, 120))
     span = max(end - start, pd.Timedelta(hours=25)) + pd.Timedelta(hours=2)
