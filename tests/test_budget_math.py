@@ -15,7 +15,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mysetlist_slo import error_budget, error_budgets, exhaustion_forecast, ingest_file
+from mysetlist_slo import (
+    error_budget,
+    error_budgets,
+    exhaustion_forecast,
+    ingest_file,
+    open_store,
+)
 from mysetlist_slo.config import parse_config
 from mysetlist_slo.slo.budgets import budget_report
 
@@ -214,3 +220,55 @@ def test_json_export_reaches_the_same_numbers(store, write_log) -> None:
     ingest_file(store, write_log("r.jsonl", lines))
     report = budget_report(store, config("month").slos[0], NOV + timedelta(days=1))
     assert report.budget_remaining == pytest.approx(1 - 1 / 0.12)
+
+
+def test_rolling_burn_below_one_can_still_run_out_on_recent_spend(store, tmp_path) -> None:
+    """Spend packed at the window's recent end: a 1-day window at 99 % (budget 144 of 14,400)
+    whose last 12 minutes failed wholly (120 failures): 24 h burn 120/144 = 5/6 < 1, 1/6 left.
+    Going on at 120/1,440 = 1/12 failure a minute, 120 + t/12 reaches 144 at t = 288 min, long
+    before those failures leave the window (t > 1,428): a burn below 1 is no promise."""
+    events = []
+    for minute in range(1440):
+        t = NOV + timedelta(minutes=minute)
+        events += [(t + timedelta(seconds=6 * i), 503 if minute >= 1428 else 200)
+                   for i in range(10)]
+    ingest_file(store, write_requests(tmp_path / "r.parquet", events))
+    end = NOV + timedelta(days=1)
+    rows = _forecast(store, config("1d", objective=99), end)
+    assert rows["24h"]["burn_rate"] == pytest.approx(5 / 6)
+    assert rows["24h"]["budget_remaining"] == pytest.approx(1 / 6)
+    assert rows["24h"]["exhausted_at"] == end + timedelta(minutes=288)
+
+
+def test_calendar_burndown_ends_at_the_reports_figure(store, tmp_path) -> None:
+    """The month's burn-down is on the whole month's budget: after day 1 at 99 % (20 bad of
+    2,000) it reads 66.7 %, the report's figure, and it held 100 % before the first bad hour."""
+    from mysetlist_slo import budget_burndown
+
+    ingest_file(store, write_requests(tmp_path / "r.parquet", day_of(NOV, 2000, 20)))
+    cfg = config("month")
+    frame = budget_burndown(store, cfg.slos[0], cfg, NOV + timedelta(days=1), step="1h")
+    assert len(frame) == 24
+    assert frame["budget_remaining"].iloc[-1] == pytest.approx(2 / 3)
+    # The 20 failures are the day's first 20 requests (within its first 15 minutes).
+    assert frame["bad"].iloc[0] == 20 and frame["budget_remaining"].iloc[0] == pytest.approx(2 / 3)
+
+
+def test_status_fail_on_breach_at_exactly_the_objective(store, tmp_path, db_path) -> None:
+    """`status --fail-on breach` exits 0 for 1 bad in 1,000 at 99.9 % (on budget, exactly),
+    and 3 once a second request fails."""
+    from mysetlist_slo.cli import EXIT_BREACH, EXIT_OK, main
+
+    config_path = tmp_path / "slo.yaml"
+    config_path.write_text("min_events: 1\n"
+                           "slos: [{name: s, sli: availability, objective: 99.9, window: 7d}]\n")
+    ingest_file(store, write_requests(tmp_path / "r.parquet", day_of(NOV, 1000, 1)))
+    store.close()
+    args = ["status", "--db", str(db_path), "--config", str(config_path), "--at",
+            "2026-11-02T00:00Z", "--fail-on", "breach", "--json"]
+    assert main(args) == EXIT_OK
+    con = open_store(db_path)
+    ingest_file(con, write_requests(tmp_path / "more.parquet",
+                                    [(NOV + timedelta(hours=12, seconds=1), 503)]))
+    con.close()
+    assert main(args) == EXIT_BREACH
