@@ -46,12 +46,14 @@ class BudgetReport:
     good: int
     bad: int
     sli: float | None  # percent; None when there is no verdict (see status)
-    allowed_bad: float  # the error budget in events (minutes for timeslices)
+    # The error budget in events (minutes for timeslices); for a calendar period, the whole
+    # period's, projected from the events so far.
+    allowed_bad: float
     budget_remaining: float | None  # fraction; negative once the budget is overspent
     burn_rate_1h: float | None
     burn_rate_24h: float | None
     minutes_with_data: int
-    window_minutes: int
+    window_minutes: int  # minutes of [window_start, window_end): so far, for a calendar period
     status: str  # ok | breach | not enough events | no data | source not loaded
 
 
