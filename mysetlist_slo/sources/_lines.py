@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 GZIP_MAGIC = b"\x1f\x8b"
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark, which editors and spreadsheets put first
 DEFAULT_BATCH_BYTES = 16 << 20
 DEFAULT_MAX_LINE_BYTES = 64 << 10
 _RAW_KEEP = 64 << 10  # a rejected line is kept in full up to this size, then cut
@@ -180,6 +181,7 @@ def read_lines(path: Path, batch_bytes: int = DEFAULT_BATCH_BYTES,
     stream, raw = open_maybe_gzip(path)
     skip_bytes, line_no = start
     budget = None if stop is None else max(0, stop - skip_bytes)
+    at_start = skip_bytes == 0
     while skip_bytes > 0:
         skipped = stream.read(min(skip_bytes, 1 << 20))
         if not skipped:
@@ -194,6 +196,8 @@ def read_lines(path: Path, batch_bytes: int = DEFAULT_BATCH_BYTES,
             if budget is not None:
                 budget -= len(data)
             at_eof = not data
+            if at_start:
+                data, at_start = data.removeprefix(BOM), False
             rejects: list[LineReject] = []
             if skipping is not None:
                 newline = data.find(b"\n")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -251,6 +252,17 @@ def _check_stored(con: duckdb.DuckDBPyConnection, path: Path, record: str, inges
                           f"rejects counted, but {stored} and {kept} written; nothing was stored")
 
 
+@contextmanager
+def _typed_errors(path: Path, kind: str) -> Iterator[None]:
+    """Turn what the readers' libraries raise on a file they cannot read (a corrupt Parquet
+    page, a column of an unexpected type, a sum beyond 64 bits) into one IngestError."""
+    try:
+        yield
+    except (duckdb.Error, pa.ArrowException) as exc:
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else repr(exc)
+        raise IngestError(str(path), f"cannot be read as {kind}: {reason}") from None
+
+
 @dataclass
 class _Piece:
     """Part of a file loaded under one ingest id: its complete lines (or all of a file that
@@ -328,39 +340,40 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
                                  (digest.complete_bytes, digest.lines), None))
         shown: list[RowProblem] = []
         rejected = 0
-        for piece in pieces:
-            if resumable:
-                source.start, source.stop = piece.start, piece.stop  # type: ignore[attr-defined]
-            for batch in source.batches(path):
-                # With a fixed count, a batch that takes the file over it needs explaining
-                # only as far as the error shows: the verdict is known.
-                over = isinstance(max_bad_rows, int)
-                checked = _check_batch(con, source, batch,
-                                       SHOWN_PROBLEMS - len(shown) if over else None)
-                if over and rejected + checked.bad <= max_bad_rows and len(
-                        checked.rejects) < checked.bad:
-                    # Within the limit after all: every reject is stored, so explain them all.
-                    checked = _check_batch(con, source, batch, None)
-                rejected += checked.bad
-                piece.rejected += checked.bad
-                shown.extend(RowProblem(str(path), r.line, r.field, r.problem)
-                             for r in checked.rejects[: SHOWN_PROBLEMS - len(shown)])
-                if isinstance(max_bad_rows, int) and rejected > max_bad_rows:
-                    raise IngestError(str(path), f"{rejected}+ bad records (limit "
-                                      f"{max_bad_rows}); nothing was stored", shown, rejected)
-                if checked.rejects:
-                    _insert_rejects(con, piece.ingest_id, checked.rejects)
-                if checked.good and source.record in _ROUTED:
-                    _route(con, routes)
-                if checked.good and source.record == "requests":
-                    add_rollups(con, piece.ingest_id, thresholds)
-                elif checked.good:
-                    con.execute(_STORE[source.record], {"ingest_id": piece.ingest_id})
-                if checked.good:
-                    piece.times += checked.span
-                    piece.loaded += checked.good
-                if progress is not None:
-                    progress(batch.position)
+        with _typed_errors(path, source.kind):
+            for piece in pieces:
+                if resumable:
+                    source.start, source.stop = piece.start, piece.stop  # type: ignore[attr-defined]
+                for batch in source.batches(path):
+                    # With a fixed count, a batch that takes the file over it needs explaining
+                    # only as far as the error shows: the verdict is known.
+                    over = isinstance(max_bad_rows, int)
+                    checked = _check_batch(con, source, batch,
+                                           SHOWN_PROBLEMS - len(shown) if over else None)
+                    if over and rejected + checked.bad <= max_bad_rows and len(
+                            checked.rejects) < checked.bad:
+                        # Within the limit after all: every reject is stored, so explain them all.
+                        checked = _check_batch(con, source, batch, None)
+                    rejected += checked.bad
+                    piece.rejected += checked.bad
+                    shown.extend(RowProblem(str(path), r.line, r.field, r.problem)
+                                 for r in checked.rejects[: SHOWN_PROBLEMS - len(shown)])
+                    if isinstance(max_bad_rows, int) and rejected > max_bad_rows:
+                        raise IngestError(str(path), f"{rejected}+ bad records (limit "
+                                          f"{max_bad_rows}); nothing was stored", shown, rejected)
+                    if checked.rejects:
+                        _insert_rejects(con, piece.ingest_id, checked.rejects)
+                    if checked.good and source.record in _ROUTED:
+                        _route(con, routes)
+                    if checked.good and source.record == "requests":
+                        add_rollups(con, piece.ingest_id, thresholds)
+                    elif checked.good:
+                        con.execute(_STORE[source.record], {"ingest_id": piece.ingest_id})
+                    if checked.good:
+                        piece.times += checked.span
+                        piece.loaded += checked.good
+                    if progress is not None:
+                        progress(batch.position)
         loaded = sum(piece.loaded for piece in pieces)
         total = loaded + rejected
         if total == 0 and earlier is None:
