@@ -23,6 +23,7 @@ from mysetlist_slo.sources._lines import (
     prefix_sha256,
 )
 from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, RequestSource, chunked
+from mysetlist_slo.sources.vitals import METRICS
 from mysetlist_slo.store.database import find_ingest, scalar
 from mysetlist_slo.store.rollups import add_rollups
 from mysetlist_slo.store.routes import RouteNormaliser
@@ -64,6 +65,13 @@ def parse_bad_rows_limit(text: str) -> int | float:
     if not 0 <= ratio < 1:
         raise ValueError(f"ratio must be in [0, 1): {text!r}")
     return ratio
+
+
+# The most records a line can hold, for the kinds read line by line: one (a CSV record may
+# span lines, never share one), or for Web Vitals one per metric of a PostHog event.
+_RECORDS_PER_LINE = {kind: 1 for kind in ("nginx", "jsonl", "csv", "probes", "pgbouncer-stats",
+                                          "pgbouncer-pools", "pg-statements")}
+_RECORDS_PER_LINE["vitals"] = len(METRICS)
 
 
 def _allowed(limit: int | float, total: int) -> int:
@@ -340,26 +348,33 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
                                  (digest.complete_bytes, digest.lines), None))
         shown: list[RowProblem] = []
         rejected = 0
+        # The most rejects the limit can allow: a count, or the ratio of the most records the
+        # file can hold (one per line, plus a last line without a newline). Beyond it the
+        # verdict is known: reading stops, and no more rejects are explained than are shown.
+        per_line = _RECORDS_PER_LINE.get(source.kind)
+        ceiling = (max_bad_rows if isinstance(max_bad_rows, int)
+                   else None if per_line is None
+                   else _allowed(max_bad_rows, per_line * (digest.lines + 1)))
         with _typed_errors(path, source.kind):
             for piece in pieces:
                 if resumable:
                     source.start, source.stop = piece.start, piece.stop  # type: ignore[attr-defined]
                 for batch in source.batches(path):
-                    # With a fixed count, a batch that takes the file over it needs explaining
-                    # only as far as the error shows: the verdict is known.
-                    over = isinstance(max_bad_rows, int)
-                    checked = _check_batch(con, source, batch,
-                                           SHOWN_PROBLEMS - len(shown) if over else None)
-                    if over and rejected + checked.bad <= max_bad_rows and len(
+                    checked = _check_batch(con, source, batch, None if ceiling is None
+                                           else SHOWN_PROBLEMS - len(shown))
+                    if ceiling is not None and rejected + checked.bad <= ceiling and len(
                             checked.rejects) < checked.bad:
-                        # Within the limit after all: every reject is stored, so explain them all.
+                        # Within the limit after all: every reject is stored, so explain all.
                         checked = _check_batch(con, source, batch, None)
                     rejected += checked.bad
                     piece.rejected += checked.bad
                     shown.extend(RowProblem(str(path), r.line, r.field, r.problem)
                                  for r in checked.rejects[: SHOWN_PROBLEMS - len(shown)])
-                    if isinstance(max_bad_rows, int) and rejected > max_bad_rows:
-                        raise IngestError(str(path), f"{rejected}+ bad records (limit "
+                    if ceiling is not None and rejected > ceiling:
+                        bound = ("" if per_line is None or isinstance(max_bad_rows, int)
+                                 else f", more than {max_bad_rows:g} of the at most "
+                                 f"{per_line * (digest.lines + 1):,} records the file can hold")
+                        raise IngestError(str(path), f"{rejected}+ bad records{bound} (limit "
                                           f"{max_bad_rows}); nothing was stored", shown, rejected)
                     if checked.rejects:
                         _insert_rejects(con, piece.ingest_id, checked.rejects)
