@@ -31,7 +31,7 @@ from mysetlist_slo import generate_demo, ingest_file, open_store
 from mysetlist_slo.errors import SloError
 
 DEFAULT_EXAMPLES = 10  # per input kind, in every run of the suite (about a minute in all)
-LARGE_EXAMPLES = 400  # per input kind, with -m fuzz
+LARGE_EXAMPLES = 300  # per input kind, with -m fuzz
 
 
 def _head(path: Path, lines: int) -> bytes:
