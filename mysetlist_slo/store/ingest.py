@@ -307,6 +307,8 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
         digest = content_digest(path)
     except CorruptFileError as exc:
         raise IngestError(str(path), str(exc)) from None
+    except OSError as exc:  # unreadable: permissions, a device, an I/O error
+        raise IngestError(str(path), f"cannot be read: {exc.strerror or exc}") from None
     sha = digest.sha256
     known = find_ingest(con, sha)
     if known is not None:
