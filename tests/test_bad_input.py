@@ -139,8 +139,13 @@ def test_naive_parquet_timestamps(store, tmp_path: Path) -> None:
 def test_ratio_limit(store, write_log) -> None:
     """A ratio limit counts against all records of the file."""
     path = write_log("access.log", [*GOOD, timed_line(status="x")])  # 1 bad in 11
-    with pytest.raises(IngestError, match="1 of 11 records are bad"):
+    # 5 % of the at most 12 records 11 lines can hold is 0: refused as soon as it is seen.
+    with pytest.raises(IngestError, match=r"1\+ bad records, more than 0.05 of the at most 12"):
         ingest_file(store, path, max_bad_rows=0.05)
+    # 10 % of at most 20 records could allow 2 bad ones; of the 19 there are, it allows 1.
+    with pytest.raises(IngestError, match="2 of 19 records are bad"):
+        ingest_file(store, write_log("b.log", [*GOOD, *GOOD[:7], timed_line(status="x"),
+                                               GOOD[0] + "x"]), max_bad_rows=0.1)
     assert ingest_file(store, path, max_bad_rows=0.1).rejected == 1
 
 

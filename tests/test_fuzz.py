@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 from mysetlist_slo import generate_demo, ingest_file, open_store
 from mysetlist_slo.errors import SloError
 
-DEFAULT_EXAMPLES = 40  # per input kind, in every run of the suite
-LARGE_EXAMPLES = 400  # per input kind, with -m fuzz
+DEFAULT_EXAMPLES = 10  # per input kind, in every run of the suite (about a minute in all)
+LARGE_EXAMPLES = 300  # per input kind, with -m fuzz
 
 
 def _head(path: Path, lines: int) -> bytes:
@@ -261,36 +261,46 @@ def fixture_fuzzer():  # type: ignore[no-untyped-def]
     fuzzer.close()
 
 
-def fuzz(fuzzer: Fuzzer, examples: int) -> None:
-    """Run ``examples`` mutated files of every seed kind through ingest_file."""
-    for kind in sorted(fuzzer.seeds):
-        @settings(max_examples=examples, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
-        @given(steps=mutation_lists, limit=st.sampled_from([0, 3, 0.5]))
-        def one_kind(steps: list, limit: int | float, kind: str = kind) -> None:
-            fuzzer.run(kind, steps, limit)
+SEED_KINDS = ["nginx", "nginx-gz", "jsonl", "csv", "parquet", "probes", "vitals", "posthog",
+              "lighthouse", "prometheus", "exposition", "pgbouncer-stats", "pgbouncer-pools",
+              "pg-statements", "real-apache", "real-crux", "real-crux-history"]
 
-        one_kind()
+
+def fuzz(fuzzer: Fuzzer, kind: str, examples: int) -> None:
+    """Run ``examples`` mutated files of one seed kind through ingest_file."""
+    if kind not in fuzzer.seeds:
+        pytest.skip(f"no seed for {kind} (real data not found at {REAL_DATA})")
+
+    @settings(max_examples=examples, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(steps=mutation_lists, limit=st.sampled_from([0, 3, 0.5]))
+    def one_kind(steps: list, limit: int | float) -> None:
+        fuzzer.run(kind, steps, limit)
+
+    one_kind()
 
 
 def test_seeds_load_cleanly(fuzzer: Fuzzer) -> None:
     """Every unmutated seed loads (so the mutations start from valid files)."""
+    assert set(fuzzer.seeds) <= set(SEED_KINDS)
     for kind, (name, content) in sorted(fuzzer.seeds.items()):
         path = fuzzer.folder / f"seed-{name}"
         path.write_bytes(content)
         assert check_one(fuzzer.con, path, 0) in ("loaded", "skipped"), kind
 
 
-def test_fuzz_every_kind(fuzzer: Fuzzer) -> None:
-    """Mutated files of every kind: only SloError escapes, refusals change nothing, loads
-    write what the registry counts."""
-    fuzz(fuzzer, DEFAULT_EXAMPLES)
+@pytest.mark.parametrize("kind", SEED_KINDS)
+def test_fuzz(fuzzer: Fuzzer, kind: str) -> None:
+    """Mutated files of one kind: only SloError escapes, refusals change nothing, loads write
+    what the registry counts."""
+    fuzz(fuzzer, kind, DEFAULT_EXAMPLES)
 
 
 @pytest.mark.fuzz
-def test_fuzz_every_kind_large(fuzzer: Fuzzer, request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize("kind", SEED_KINDS)
+def test_fuzz_large(fuzzer: Fuzzer, kind: str, request: pytest.FixtureRequest) -> None:
     """The same property over many more cases (run with -m fuzz)."""
     if "fuzz" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("the large fuzz run is selected with -m fuzz")
-    fuzz(fuzzer, LARGE_EXAMPLES)
-    print(f"fuzz: {fuzzer.cases} cases, outcomes {fuzzer.outcomes}")
+    fuzz(fuzzer, kind, LARGE_EXAMPLES)
+    print(f"fuzz {kind}: {fuzzer.cases} cases so far, outcomes {fuzzer.outcomes}")

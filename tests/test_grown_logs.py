@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import table_counts, timed_line
 
-from mysetlist_slo import ingest_file, ingest_registry
+from mysetlist_slo import IngestError, ingest_file, ingest_registry
 
 # Distinct request times (in ms) so a wrongly kept cut value shows in the duration sum.
 TIMES_MS = [100 + 37 * i for i in range(40)]
@@ -147,3 +147,19 @@ def test_grown_jsonl_export_and_beacons(store, tmp_path: Path) -> None:
     assert ingest_file(store, more).loaded == 10 + 1
     assert store.execute("SELECT count(*) FROM vitals").fetchall() == [(30,)]
     assert table_counts(store)["rejects"] == 0
+
+
+def test_unterminated_load_without_its_tail_record_is_refused(store, tmp_path: Path) -> None:
+    """An earlier load that ended mid-line but kept no separate record of that line (as older
+    versions loaded it) cannot be read on safely: refused with the reason, store unchanged."""
+    log = tmp_path / "access.log"
+    log.write_bytes(FULL[:cut_before_newline()])
+    ingest_file(store, log)
+    ((tail_id,),) = store.execute("SELECT id FROM ingests WHERE starts_with(sha256, 'tail:')"
+                                  ).fetchall()
+    store.execute("DELETE FROM ingests WHERE id = ?", [tail_id])
+    before = table_counts(store)
+    log.write_bytes(FULL)
+    with pytest.raises(IngestError, match="ended mid-line and was loaded by an older version"):
+        ingest_file(store, log)
+    assert table_counts(store) == before

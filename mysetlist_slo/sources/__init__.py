@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import re
 from pathlib import Path
 
@@ -12,7 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mysetlist_slo.errors import IngestError
-from mysetlist_slo.sources._lines import open_maybe_gzip
+from mysetlist_slo.sources._checks import load_json
+from mysetlist_slo.sources._lines import BOM, open_maybe_gzip
 from mysetlist_slo.sources.capacity import CSV_KINDS, PrometheusSource
 from mysetlist_slo.sources.nginx import COMBINED, COMBINED_TIMED, NginxSource, compile_log_format
 from mysetlist_slo.sources.probes import PROBES
@@ -37,7 +37,7 @@ def _first_line(path: Path) -> str:
     finally:
         stream.close()
         raw.close()
-    for line in head.splitlines():
+    for line in head.removeprefix(BOM).splitlines():
         if line.strip():
             return line.decode("utf-8", errors="replace")
     return ""
@@ -49,7 +49,7 @@ def _json_kind(path: Path) -> str | None:
     if not line.startswith("{"):
         return None
     try:
-        record = json.loads(line)
+        record = load_json(line)
     except ValueError:
         # A pretty-printed JSON document: look at its opening instead of its first line.
         stream, raw = open_maybe_gzip(path)
@@ -82,9 +82,9 @@ def _looks_like_probes(path: Path) -> bool:
     """Return True when the first record names a probe's location and outcome."""
     line = _first_line(path)
     try:
-        keys = set(json.loads(line)) if line.lstrip().startswith("{") else {
+        keys = set(load_json(line)) if line.lstrip().startswith("{") else {
             name.strip() for name in next(csv.reader([line]))}
-    except (ValueError, StopIteration):
+    except (ValueError, StopIteration, csv.Error):
         return False
     return {"location", "ok"} <= keys
 
@@ -107,7 +107,10 @@ def _sniff(path: Path, log_format: str | None) -> str:
     if re.match(compile_log_format(COMBINED).regex.rstrip("$"), line):
         return "nginx"
     if "," in line:
-        header = {name.strip() for name in next(csv.reader([line]))}
+        try:
+            header = {name.strip() for name in next(csv.reader([line]))}
+        except csv.Error as exc:
+            raise IngestError(str(path), f"line 1: not a CSV header: {exc}") from None
         for column, source in CSV_KINDS.items():
             if column in header:
                 return source.kind

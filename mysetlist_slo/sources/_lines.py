@@ -15,8 +15,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 GZIP_MAGIC = b"\x1f\x8b"
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark, which editors and spreadsheets put first
 DEFAULT_BATCH_BYTES = 16 << 20
 DEFAULT_MAX_LINE_BYTES = 64 << 10
+MAX_BATCH_LINES = 1 << 18  # far more than 16 MiB of real log lines hold
 _RAW_KEEP = 64 << 10  # a rejected line is kept in full up to this size, then cut
 
 
@@ -167,6 +169,14 @@ def _split(complete: bytes, first_line: int,
     return pc.filter(pa.array(numbers), mask), text, rejects
 
 
+def _take_lines(data: bytes, count: int) -> tuple[bytes, bytes]:
+    """Split ``data`` (whole lines) after its first ``count`` lines."""
+    if data.count(b"\n") <= count:
+        return data, b""
+    cut = int(np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)[count - 1]) + 1
+    return data[:cut], data[cut:]
+
+
 def read_lines(path: Path, batch_bytes: int = DEFAULT_BATCH_BYTES,
                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                start: tuple[int, int] = (0, 0), stop: int | None = None) -> Iterator[LineBatch]:
@@ -180,53 +190,72 @@ def read_lines(path: Path, batch_bytes: int = DEFAULT_BATCH_BYTES,
     stream, raw = open_maybe_gzip(path)
     skip_bytes, line_no = start
     budget = None if stop is None else max(0, stop - skip_bytes)
+    lead = b""  # the first bytes of the content, unless they are a byte-order mark
+    if skip_bytes == 0:
+        lead = stream.read(3 if budget is None else min(3, budget))
+        if budget is not None:
+            budget -= len(lead)
+        lead = lead.removeprefix(BOM)
     while skip_bytes > 0:
         skipped = stream.read(min(skip_bytes, 1 << 20))
         if not skipped:
             break
         skip_bytes -= len(skipped)
-    carry = b""
+    pending = b""  # complete lines read but not yet yielded
+    carry = b""  # the start of a line whose end is not read yet
     skipping: LineReject | None = None  # a too-long line being skipped to its end
     skipped_len = 0
+    at_eof = False
     try:
         while True:
-            data = stream.read(batch_bytes if budget is None else min(batch_bytes, budget))
-            if budget is not None:
-                budget -= len(data)
-            at_eof = not data
             rejects: list[LineReject] = []
-            if skipping is not None:
-                newline = data.find(b"\n")
-                if newline < 0 and not at_eof:
-                    skipped_len += len(data)
-                    continue
-                end = newline if newline >= 0 else len(data)
-                skipped_len += end
-                skipping.problem = f"longer than {max_line_bytes} bytes ({skipped_len} bytes)"
-                rejects.append(skipping)
-                skipping = None
-                line_no += 1
-                data = data[end + 1:]
-            chunk = carry + data
-            if at_eof:
-                complete, carry = chunk, b""
-                if complete and not complete.endswith(b"\n"):
-                    complete += b"\n"
-            else:
-                cut = chunk.rfind(b"\n") + 1
-                complete, carry = chunk[:cut], chunk[cut:]
+            # While a too-long line is being skipped, the lines before it go out first, so
+            # that it takes its own number when it ends.
+            if len(pending) < batch_bytes and (skipping is None or not pending):
+                data = stream.read(batch_bytes if budget is None else min(batch_bytes, budget))
+                if budget is not None:
+                    budget -= len(data)
+                at_eof = not data and not lead
+                data, lead = lead + data, b""
+                if skipping is not None:
+                    newline = data.find(b"\n")
+                    if newline < 0 and not at_eof:
+                        skipped_len += len(data)
+                        continue
+                    end = newline if newline >= 0 else len(data)
+                    skipped_len += end
+                    skipping.problem = (f"longer than {max_line_bytes} bytes "
+                                        f"({skipped_len} bytes)")
+                    rejects.append(skipping)
+                    skipping = None
+                    line_no += 1
+                    data = data[end + 1:]
+                chunk = carry + data
+                if at_eof:
+                    complete, carry = chunk, b""
+                    if complete and not complete.endswith(b"\n"):
+                        complete += b"\n"
+                else:
+                    cut = chunk.rfind(b"\n") + 1
+                    complete, carry = chunk[:cut], chunk[cut:]
+                pending += complete
+                if len(carry) > max_line_bytes:
+                    # Numbered after the complete lines still pending.
+                    skipping = LineReject(line_no + pending.count(b"\n") + 1, "line", "",
+                                          carry[:_RAW_KEEP])
+                    skipped_len, carry = len(carry), b""
+            # At most MAX_BATCH_LINES lines per batch: a file of tiny junk lines is refused
+            # after its first batch, not after parsing millions of them.
+            complete, pending = _take_lines(pending, MAX_BATCH_LINES)
             numbers, text = pa.array([], pa.int64()), pa.array([], pa.string())
             if complete:
                 numbers, text, bad = _split(complete, line_no + 1, max_line_bytes)
                 rejects.extend(bad)
                 line_no += complete.count(b"\n")
-            if len(carry) > max_line_bytes:
-                skipping = LineReject(line_no + 1, "line", "", carry[:_RAW_KEEP])
-                skipped_len, carry = len(carry), b""
             if len(numbers) or rejects:
                 rejects.sort(key=lambda r: r.line)
                 yield LineBatch(numbers, text, rejects, raw.tell())
-            if at_eof:
+            if at_eof and not pending:
                 break
     finally:
         stream.close()

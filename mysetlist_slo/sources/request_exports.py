@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mysetlist_slo.errors import IngestError
+from mysetlist_slo.sources._checks import load_json
 from mysetlist_slo.sources._lines import DEFAULT_BATCH_BYTES, open_maybe_gzip, read_lines
 from mysetlist_slo.sources.requests_schema import UNIT_US, TimeKind, validation_query
 from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, Reject, chunked, raw_lines
@@ -196,6 +197,8 @@ class ExportSource:
             header = next(reader, None)
             if header is None:
                 return
+            if _has_surrogates(",".join(header)):
+                raise IngestError(str(path), "line 1: the header is not valid UTF-8")
             resolved = self._require(path, header, "line 1")
             index = {name: i for i, name in enumerate(header)}
             wanted = sorted(set(resolved.values()))
@@ -208,7 +211,17 @@ class ExportSource:
                 texts: list[str] = []
                 rejects: list[Reject] = []
                 first_line = reader.line_num + 1
-                for record in reader:
+                while True:
+                    try:
+                        record = next(reader)
+                    except StopIteration:
+                        break
+                    except csv.Error as exc:
+                        # A field over the csv module's limit, a NUL, a stray quote: this
+                        # record is refused and the reader goes on with the next line.
+                        rejects.append(Reject(first_line, "line", f"not valid CSV: {exc}", b""))
+                        first_line = reader.line_num + 1
+                        continue
                     # A record with quoted newlines spans lines: report the one it starts on.
                     line, first_line = first_line, reader.line_num + 1
                     raw_text = ",".join(record)
@@ -232,7 +245,7 @@ class ExportSource:
                                      for n, v in values.items()}})
                 yield InputBatch(query, chunked(table), {}, rejects, raw_file.tell())
         except csv.Error as exc:
-            raise IngestError(str(path), f"line {reader.line_num}: not valid CSV: {exc}") from exc
+            raise IngestError(str(path), f"line 1: not a valid CSV header: {exc}") from None
         finally:
             text.close()
             raw_file.close()
@@ -243,6 +256,12 @@ class ExportSource:
         except (pa.ArrowInvalid, OSError) as exc:
             raise IngestError(str(path), f"not a readable Parquet file: {exc}") from exc
         resolved = self._require(path, schema.names, "schema")
+        for staged, name in resolved.items():
+            column_type = schema.field(name).type
+            kinds = _PARQUET_TYPES.get(staged, ("text",))
+            if not any(_TYPE_TESTS[k](column_type) for k in kinds):
+                raise IngestError(str(path), f"column {name[:80]!r}: type {str(column_type)[:80]}"
+                                  f" cannot hold {' or '.join(kinds)}")
         ts_type = schema.field(resolved["ts"]).type
         time_kind: TimeKind
         if pa.types.is_timestamp(ts_type):
@@ -272,6 +291,27 @@ class ExportSource:
         yield InputBatch(query, None, {"path": str(path)}, [], path.stat().st_size)
 
 
+def _is_text(column_type: pa.DataType) -> bool:
+    if pa.types.is_dictionary(column_type):
+        return _is_text(column_type.value_type)
+    return pa.types.is_string(column_type) or pa.types.is_large_string(column_type)
+
+
+# What a Parquet column may be for each staged column (anything else is refused by name: a
+# list, a struct or a date where a value is expected cannot be read as one).
+_TYPE_TESTS: dict[str, Callable[[pa.DataType], bool]] = {
+    "text": _is_text,
+    "a number": lambda t: (pa.types.is_integer(t) or pa.types.is_floating(t)
+                           or pa.types.is_decimal(t) or _is_text(t)),
+    "a time": lambda t: (pa.types.is_timestamp(t) or pa.types.is_integer(t)
+                         or pa.types.is_floating(t) or _is_text(t)),
+    "true or false": lambda t: pa.types.is_boolean(t) or pa.types.is_integer(t) or _is_text(t),
+}
+_PARQUET_TYPES = {"ts": ("a time",), "status": ("a number",), "duration": ("a number",),
+                  "upstream": ("a number",), "bytes": ("a number",), "latency": ("a number",),
+                  "ok": ("true or false",)}
+
+
 def _safe_name(column: str) -> str:
     """Return a fixed SQL-safe alias for a source column (the name itself never reaches SQL)."""
     return "c_" + column.encode("utf-8").hex()
@@ -295,7 +335,9 @@ def _json_problem(raw: bytes) -> str:
     if not text.strip():
         return "empty line"
     try:
-        value = json.loads(text)
+        value = load_json(text)
     except json.JSONDecodeError as exc:
         return f"not valid JSON at column {exc.colno}: {exc.msg} (line truncated?)"
+    except ValueError as exc:
+        return f"not usable JSON: {exc}"
     return f"expected a JSON object, found {type(value).__name__}"

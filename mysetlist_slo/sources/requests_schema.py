@@ -127,9 +127,9 @@ def time_sql(kind: TimeKind) -> tuple[str, str]:
     if kind == "iso8601":
         return _bounded(
             f"CASE WHEN regexp_matches(trim(ts_raw), '{_ZONE_SUFFIX}') THEN TRY_CAST(trim(ts_raw) AS TIMESTAMPTZ) END",
-            f"CASE WHEN NOT regexp_matches(trim(ts_raw), '{_ZONE_SUFFIX}') AND TRY_CAST(trim(ts_raw) AS TIMESTAMP) IS NOT NULL "
+            f"CASE WHEN regexp_matches(trim(ts_raw), '^[+-]?\\d{{5,}}-') THEN 'not a time between 1970 and 2100: ' || {quoted('ts_raw')} "
+            f"WHEN NOT regexp_matches(trim(ts_raw), '{_ZONE_SUFFIX}') AND TRY_CAST(trim(ts_raw) AS TIMESTAMP) IS NOT NULL "
             f"THEN 'timestamp has no time zone offset (add Z or +hh:mm): ' || {quoted('ts_raw')} "
-            f"WHEN regexp_matches(trim(ts_raw), '^[+-]?\\d{{5,}}-') THEN 'not a time between 1970 and 2100: ' || {quoted('ts_raw')} "
             f"ELSE 'not an ISO 8601 timestamp: ' || {quoted('ts_raw')} END",
         )
     if kind in ("epoch_s", "epoch_ms"):

@@ -204,6 +204,9 @@ class BeaconSource:
             out.rejects = [Reject(r.line, r.field, r.problem, r.raw) for r in lines.rejects]
             for line, text in zip(lines.numbers.to_pylist(), lines.text.to_pylist(),
                                   strict=True):
+                if not text or text.isspace():
+                    out.rejects.append(Reject(line, "line", "empty line", text.encode()))
+                    continue
                 try:
                     record = load_json(text)
                     if not isinstance(record, dict):

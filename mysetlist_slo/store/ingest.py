@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from mysetlist_slo.sources._lines import (
     prefix_sha256,
 )
 from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, RequestSource, chunked
+from mysetlist_slo.sources.vitals import METRICS
 from mysetlist_slo.store.database import find_ingest, scalar
 from mysetlist_slo.store.rollups import add_rollups
 from mysetlist_slo.store.routes import RouteNormaliser
@@ -63,6 +65,13 @@ def parse_bad_rows_limit(text: str) -> int | float:
     if not 0 <= ratio < 1:
         raise ValueError(f"ratio must be in [0, 1): {text!r}")
     return ratio
+
+
+# The most records a line can hold, for the kinds read line by line: one (a CSV record may
+# span lines, never share one), or for Web Vitals one per metric of a PostHog event.
+_RECORDS_PER_LINE = {kind: 1 for kind in ("nginx", "jsonl", "csv", "probes", "pgbouncer-stats",
+                                          "pgbouncer-pools", "pg-statements")}
+_RECORDS_PER_LINE["vitals"] = len(METRICS)
 
 
 def _allowed(limit: int | float, total: int) -> int:
@@ -251,6 +260,17 @@ def _check_stored(con: duckdb.DuckDBPyConnection, path: Path, record: str, inges
                           f"rejects counted, but {stored} and {kept} written; nothing was stored")
 
 
+@contextmanager
+def _typed_errors(path: Path, kind: str) -> Iterator[None]:
+    """Turn what the readers' libraries raise on a file they cannot read (a corrupt Parquet
+    page, a column of an unexpected type, a sum beyond 64 bits) into one IngestError."""
+    try:
+        yield
+    except (duckdb.Error, pa.ArrowException) as exc:
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else repr(exc)
+        raise IngestError(str(path), f"cannot be read as {kind}: {reason}") from None
+
+
 @dataclass
 class _Piece:
     """Part of a file loaded under one ingest id: its complete lines (or all of a file that
@@ -287,6 +307,8 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
         digest = content_digest(path)
     except CorruptFileError as exc:
         raise IngestError(str(path), str(exc)) from None
+    except OSError as exc:  # unreadable: permissions, a device, an I/O error
+        raise IngestError(str(path), f"cannot be read: {exc.strerror or exc}") from None
     sha = digest.sha256
     known = find_ingest(con, sha)
     if known is not None:
@@ -328,39 +350,47 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
                                  (digest.complete_bytes, digest.lines), None))
         shown: list[RowProblem] = []
         rejected = 0
-        for piece in pieces:
-            if resumable:
-                source.start, source.stop = piece.start, piece.stop  # type: ignore[attr-defined]
-            for batch in source.batches(path):
-                # With a fixed count, a batch that takes the file over it needs explaining
-                # only as far as the error shows: the verdict is known.
-                over = isinstance(max_bad_rows, int)
-                checked = _check_batch(con, source, batch,
-                                       SHOWN_PROBLEMS - len(shown) if over else None)
-                if over and rejected + checked.bad <= max_bad_rows and len(
-                        checked.rejects) < checked.bad:
-                    # Within the limit after all: every reject is stored, so explain them all.
-                    checked = _check_batch(con, source, batch, None)
-                rejected += checked.bad
-                piece.rejected += checked.bad
-                shown.extend(RowProblem(str(path), r.line, r.field, r.problem)
-                             for r in checked.rejects[: SHOWN_PROBLEMS - len(shown)])
-                if isinstance(max_bad_rows, int) and rejected > max_bad_rows:
-                    raise IngestError(str(path), f"{rejected}+ bad records (limit "
-                                      f"{max_bad_rows}); nothing was stored", shown, rejected)
-                if checked.rejects:
-                    _insert_rejects(con, piece.ingest_id, checked.rejects)
-                if checked.good and source.record in _ROUTED:
-                    _route(con, routes)
-                if checked.good and source.record == "requests":
-                    add_rollups(con, piece.ingest_id, thresholds)
-                elif checked.good:
-                    con.execute(_STORE[source.record], {"ingest_id": piece.ingest_id})
-                if checked.good:
-                    piece.times += checked.span
-                    piece.loaded += checked.good
-                if progress is not None:
-                    progress(batch.position)
+        # The most rejects the limit can allow: a count, or the ratio of the most records the
+        # file can hold (one per line, plus a last line without a newline). Beyond it the
+        # verdict is known: reading stops, and no more rejects are explained than are shown.
+        per_line = _RECORDS_PER_LINE.get(source.kind)
+        ceiling = (max_bad_rows if isinstance(max_bad_rows, int)
+                   else None if per_line is None
+                   else _allowed(max_bad_rows, per_line * (digest.lines + 1)))
+        with _typed_errors(path, source.kind):
+            for piece in pieces:
+                if resumable:
+                    source.start, source.stop = piece.start, piece.stop  # type: ignore[attr-defined]
+                for batch in source.batches(path):
+                    checked = _check_batch(con, source, batch, None if ceiling is None
+                                           else SHOWN_PROBLEMS - len(shown))
+                    if ceiling is not None and rejected + checked.bad <= ceiling and len(
+                            checked.rejects) < checked.bad:
+                        # Within the limit after all: every reject is stored, so explain all.
+                        checked = _check_batch(con, source, batch, None)
+                    rejected += checked.bad
+                    piece.rejected += checked.bad
+                    shown.extend(RowProblem(str(path), r.line, r.field, r.problem)
+                                 for r in checked.rejects[: SHOWN_PROBLEMS - len(shown)])
+                    if ceiling is not None and rejected > ceiling:
+                        bound = ("" if per_line is None or isinstance(max_bad_rows, int)
+                                 else f", more than {max_bad_rows:g} of the at most "
+                                 f"{per_line * (digest.lines + 1):,} records the file can hold")
+                        raise IngestError(str(path), f"{rejected}+ bad records{bound} (limit "
+                                          f"{max_bad_rows}); nothing was stored", shown, rejected)
+                    if checked.rejects:
+                        _insert_rejects(con, piece.ingest_id, checked.rejects)
+                    if checked.good and source.record in _ROUTED:
+                        _route(con, routes)
+                    if checked.good and source.record == "requests":
+                        add_rollups(con, piece.ingest_id, thresholds)
+                    elif checked.good:
+                        con.execute(_STORE[source.record], {"ingest_id": piece.ingest_id})
+                    if checked.good:
+                        piece.times += checked.span
+                        piece.loaded += checked.good
+                    if progress is not None:
+                        progress(batch.position)
         loaded = sum(piece.loaded for piece in pieces)
         total = loaded + rejected
         if total == 0 and earlier is None:
