@@ -15,6 +15,9 @@ from mysetlist_slo.capacity.plan import (
     pgbouncer_rates,
     statement_times,
 )
+from mysetlist_slo.config.model import SloConfig
+from mysetlist_slo.slo.sli import event_minutes
+from mysetlist_slo.store.database import MIGRATIONS, latest_version, schema_version
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -114,3 +117,91 @@ def test_capacity_plan_on_the_demo(demo_store_path) -> None:
     # The demo's statements take 99 of every 100.5 transactions fast, 1.5 slow (180 ms).
     assert plan.statements_fast_share == pytest.approx(0.99 / 1.005, abs=1e-3)
     assert "will not be enough" in plan.verdict
+
+
+# Two roles (userid 10 and 20) run the same statement (queryid q1) in one database, 10 calls
+# per hour each, every call 5 ms; snapshots hourly. Role 20's view is reset between the 2nd
+# and 3rd snapshot (pg_stat_statements_reset for that user): its counter starts again.
+TWO_ROLES = [
+    # hour, userid, cumulative calls, cumulative ms
+    (0, "10", 1000, 5000.0), (0, "20", 500, 2500.0),
+    (1, "10", 1010, 5050.0), (1, "20", 510, 2550.0),
+    (2, "10", 1020, 5100.0), (2, "20", 10, 50.0),
+    (3, "10", 1030, 5150.0), (3, "20", 20, 100.0),
+]
+
+
+def statements_csv(rows: list[tuple[int, str, int, float]]) -> str:
+    """pg_stat_statements snapshots with the view's full key; toplevel printed as psql does."""
+    lines = ["timestamp,userid,dbid,queryid,toplevel,query,calls,total_exec_time,"
+             "mean_exec_time,rows"]
+    for hour, userid, calls, total in rows:
+        stamp = (T0 + timedelta(hours=hour)).isoformat()
+        lines.append(f"{stamp},{userid},16384,q1,t,\"SELECT 1\",{calls},{total},5,{calls}")
+    return "\n".join(lines) + "\n"
+
+
+def test_statement_deltas_per_role(store, tmp_path) -> None:
+    """Two roles x 10 calls/h over 4 hourly snapshots are 60 calls (3 intervals x 2 roles x
+    10), in the capacity plan and in the db-query-time SLI; role 20's reset is its own."""
+    path = tmp_path / "pss.csv"
+    path.write_text(statements_csv(TWO_ROLES))
+    assert ingest_file(store, path).kind == "pg-statements"
+    times = statement_times(store, T0, T0 + timedelta(hours=4))
+    by_role = times.set_index("userid")
+    assert by_role["calls"].to_dict() == {"10": 30, "20": 30}
+    assert by_role["exec_ms"].to_dict() == {"10": 150.0, "20": 150.0}
+    assert by_role["mean_ms"].to_dict() == {"10": 5.0, "20": 5.0}
+    assert by_role["resets"].to_dict() == {"10": 0, "20": 1}
+    slo = SloConfig(name="db", sli="db_query_time", threshold_ms=100, objective=99)
+    events = event_minutes(store, slo, T0, T0 + timedelta(hours=4))
+    assert events["total"].sum() == 60 and events["good"].sum() == 60
+
+
+def test_statement_window_keeps_its_first_interval(store, tmp_path) -> None:
+    """Differences are taken before the window is cut: a window starting at the 2nd snapshot
+    holds the interval ending there (10 calls per role), not from the first snapshot in it."""
+    path = tmp_path / "pss.csv"
+    path.write_text(statements_csv(TWO_ROLES))
+    ingest_file(store, path)
+    times = statement_times(store, T0 + timedelta(hours=1), T0 + timedelta(hours=2))
+    assert times.set_index("userid")["calls"].to_dict() == {"10": 10, "20": 10}
+
+
+def test_same_statement_key_twice_in_a_snapshot_is_rejected(store, tmp_path) -> None:
+    """An export without userid that holds two roles' rows of one queryid cannot be told
+    apart: the second row is refused, naming its line and the key."""
+    path = tmp_path / "pss.csv"
+    path.write_text("timestamp,queryid,query,calls,total_exec_time\n"
+                    f"{T0.isoformat()},q1,SELECT 1,1000,5000\n"
+                    f"{T0.isoformat()},q1,SELECT 1,500,2500\n")
+    with pytest.raises(IngestError, match=r"pss.csv:3: userid, dbid, queryid, toplevel: same "
+                                          r"as line 2 in the same snapshot"):
+        ingest_file(store, path)
+
+
+def test_store_of_the_previous_version_migrates_statements(db_path, tmp_path) -> None:
+    """A store written at the previous schema version (statements without userid, dbid,
+    toplevel) opens at the latest version with its rows kept, read as one key per queryid,
+    and takes the full key from new loads."""
+    old = open_store(db_path, migrations=MIGRATIONS[:-1])
+    old.execute("INSERT INTO ingests (id, sha256, kind, file, bytes, loaded, rejected, "
+                "loaded_at, seconds) VALUES (nextval('ingest_id_seq'), 'x', 'pg-statements', "
+                "'old.csv', 0, 2, 0, now(), 0)")
+    old.execute("INSERT INTO pg_statements (ingest_id, ts, queryid, query, calls, "
+                "total_exec_time) VALUES (1, ?, 'q0', 'SELECT 0', 100, 200.0), "
+                "(1, ?, 'q0', 'SELECT 0', 150, 300.0)", [T0, T0 + timedelta(hours=1)])
+    old.close()
+    con = open_store(db_path)
+    try:
+        assert schema_version(con) == latest_version()
+        path = tmp_path / "pss.csv"
+        path.write_text(statements_csv(TWO_ROLES))
+        ingest_file(con, path)
+        times = statement_times(con, T0, T0 + timedelta(hours=4))
+        calls = {(r.userid if isinstance(r.userid, str) else None, r.queryid): r.calls
+                 for r in times.itertuples()}
+        assert calls == {(None, "q0"): 50, ("10", "q1"): 30, ("20", "q1"): 30}
+        assert con.execute("SELECT count(*) FROM pg_statements WHERE toplevel").fetchone() == (8,)
+    finally:
+        con.close()

@@ -64,27 +64,47 @@ def pgbouncer_rates(con: duckdb.DuckDBPyConnection, start: datetime,
     return con.execute(_PGBOUNCER_RATES, [start, end]).df()
 
 
+# pg_stat_statements counts per (userid, dbid, queryid, toplevel) since its last reset. The
+# differences are taken per key over every snapshot before the window's end, then the intervals
+# that end inside the window are kept (so the window's first interval is not lost). A counter
+# that went down (calls or time) means the view was reset: the new value is the increase.
 _STATEMENTS = """
 WITH snapshots AS (
-    SELECT queryid, any_value(query) AS query,
-           arg_max(calls, ts) - arg_min(calls, ts) AS calls,
-           arg_max(total_exec_time, ts) - arg_min(total_exec_time, ts) AS exec_ms
+    SELECT userid, dbid, queryid, toplevel, query, ts, calls, total_exec_time,
+           lag(ts) OVER w AS previous, lag(calls) OVER w AS previous_calls,
+           lag(total_exec_time) OVER w AS previous_exec_ms
     FROM pg_statements
-    WHERE ts >= ? AND ts < ?
-    GROUP BY queryid
+    WHERE ts < $end
+    WINDOW w AS (PARTITION BY userid, dbid, queryid, toplevel ORDER BY ts)
+),
+intervals AS (
+    SELECT *, calls < previous_calls OR total_exec_time < previous_exec_ms AS reset
+    FROM snapshots
+    WHERE previous IS NOT NULL AND ts >= $start
+),
+increases AS (
+    SELECT userid, dbid, queryid, toplevel, query, reset,
+           CASE WHEN reset THEN calls ELSE calls - previous_calls END AS calls,
+           CASE WHEN reset THEN total_exec_time
+                ELSE total_exec_time - previous_exec_ms END AS exec_ms
+    FROM intervals
 )
-SELECT queryid, query, calls, exec_ms, exec_ms / nullif(calls, 0) AS mean_ms
-FROM snapshots
-WHERE calls > 0
-ORDER BY exec_ms DESC
+SELECT userid, dbid, queryid, toplevel, any_value(query) AS query,
+       sum(calls) AS calls, sum(exec_ms) AS exec_ms, sum(exec_ms) / sum(calls) AS mean_ms,
+       count(*) FILTER (WHERE reset) AS resets
+FROM increases
+GROUP BY userid, dbid, queryid, toplevel
+HAVING sum(calls) > 0
+ORDER BY exec_ms DESC, queryid, userid, dbid, toplevel
 """
 
 
 def statement_times(con: duckdb.DuckDBPyConnection, start: datetime,
                     end: datetime) -> pd.DataFrame:
-    """Return per statement the calls and execution time between the first and last snapshot
-    of [start, end), and its mean time (ms), the costliest first."""
-    return con.execute(_STATEMENTS, [start, end]).df()
+    """Return per statement key (userid, dbid, queryid, toplevel) the calls and execution time
+    (ms) of the snapshot intervals that end in [start, end), its mean time (ms) and how many
+    resets of the view those intervals held; the costliest first."""
+    return con.execute(_STATEMENTS, {"start": start, "end": end}).df()
 
 
 def fast_statement_share(statements: pd.DataFrame, threshold_ms: float = 100.0) -> float | None:

@@ -118,9 +118,9 @@ _STORE = {
         FROM checked JOIN batch_routes AS routes ON checked.target = routes.target
         WHERE bad_field IS NULL""",
     "crux": """
-        INSERT INTO crux
-        SELECT $ingest_id, key_type, key, form_factor, metric, first_date, last_date, p75,
-               histogram
+        INSERT INTO crux BY NAME
+        SELECT $ingest_id AS ingest_id, key_type, key, form_factor, metric, first_date,
+               last_date, p75, histogram
         FROM checked WHERE bad_field IS NULL""",
     "metrics": """
         INSERT INTO metrics SELECT $ingest_id, ts, name, labels, value
