@@ -13,6 +13,7 @@ from mysetlist_slo.capacity.plan import (
     capacity_plan,
     fast_statement_share,
     pgbouncer_rates,
+    pgbouncer_waits,
     statement_times,
 )
 from mysetlist_slo.config.model import SloConfig
@@ -205,3 +206,65 @@ def test_store_of_the_previous_version_migrates_statements(db_path, tmp_path) ->
         assert con.execute("SELECT count(*) FROM pg_statements WHERE toplevel").fetchone() == (8,)
     finally:
         con.close()
+
+
+def show_stats(per_minute: dict[str, tuple[int, int, int]], minutes: int) -> str:
+    """SHOW STATS every minute from T0; per database the increase per minute of
+    (transactions, transaction time us, wait time us), starting from 1,000,000 each."""
+    lines = ["timestamp,database,total_xact_count,total_query_count,total_received,"
+             "total_sent,total_xact_time,total_query_time,total_wait_time"]
+    for m in range(minutes + 1):
+        stamp = (T0 + timedelta(minutes=m)).isoformat()
+        for database, (xacts, busy, wait) in per_minute.items():
+            count = 1_000_000 + m * xacts
+            lines.append(f"{stamp},{database},{count},{count},0,0,{1_000_000 + m * busy},"
+                         f"{1_000_000 + m * busy},{1_000_000 + m * wait}")
+    return "\n".join(lines) + "\n"
+
+
+def test_show_stats_sums_application_databases(store, tmp_path) -> None:
+    """app1 60 tps of 2 ms, app2 40 tps of 7 ms, and the admin console: 100 tps (not the mean
+    of rows), mean transaction (60 x 2 + 40 x 7) / 100 = 4 ms, mean wait 360,000 us over
+    6,000 transactions = 0.06 ms; the admin database adds nothing."""
+    path = tmp_path / "stats.csv"
+    path.write_text(show_stats({"app1": (3600, 3600 * 2000, 3600 * 100),
+                                "app2": (2400, 2400 * 7000, 0),
+                                "pgbouncer": (7, 7_000_000, 5_000_000)}, minutes=3))
+    ingest_file(store, path)
+    rates = pgbouncer_rates(store, T0, T0 + timedelta(hours=1))
+    assert len(rates) == 3
+    assert rates["databases"].tolist() == [2, 2, 2]
+    assert rates["tps"].tolist() == pytest.approx([100.0] * 3)
+    assert rates["mean_xact_ms"].tolist() == pytest.approx([4.0] * 3)
+    assert rates["mean_wait_ms"].tolist() == pytest.approx([0.06] * 3)
+
+
+def test_pgbouncer_rates_take_differences_before_the_window(store, tmp_path) -> None:
+    """A window starting at the 2nd snapshot holds the interval that ends there: snapshots at
+    minutes 0..3, window [1 min, 3 min) has the intervals ending at minutes 1 and 2."""
+    path = tmp_path / "stats.csv"
+    path.write_text(show_stats({"app": (600, 600 * 3000, 0)}, minutes=3))
+    ingest_file(store, path)
+    rates = pgbouncer_rates(store, T0 + timedelta(minutes=1), T0 + timedelta(minutes=3))
+    assert [t.to_pydatetime() for t in rates["ts"]] == [T0 + timedelta(minutes=1),
+                                                        T0 + timedelta(minutes=2)]
+    assert rates["tps"].tolist() == pytest.approx([10.0, 10.0])
+
+
+def test_show_pools_longest_wait_is_seconds_plus_microseconds(store, tmp_path) -> None:
+    """maxwait is whole seconds and maxwait_us the microseconds beyond: 3 s + 250,000 us is
+    3,250 ms (not 250 ms), longer than 0 s + 900,000 us; waiting clients add over the
+    application pools; the admin console's pool is left out."""
+    path = tmp_path / "pools.csv"
+    header = ("timestamp,database,user,cl_active,cl_waiting,sv_active,sv_idle,sv_used,"
+              "sv_tested,sv_login,maxwait,maxwait_us,pool_mode")
+    stamp = T0.isoformat()
+    path.write_text("\n".join([
+        header,
+        f"{stamp},app1,web,10,4,5,0,0,0,0,3,250000,transaction",
+        f"{stamp},app2,web,10,2,5,0,0,0,0,0,900000,transaction",
+        f"{stamp},pgbouncer,pgbouncer,1,1,0,0,0,0,0,10,0,statement",
+    ]) + "\n")
+    assert ingest_file(store, path).kind == "pgbouncer-pools"
+    waits = pgbouncer_waits(store, T0, T0 + timedelta(minutes=1))
+    assert waits[["clients_waiting", "longest_wait_ms"]].values.tolist() == [[6, 3250.0]]

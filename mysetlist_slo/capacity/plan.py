@@ -26,8 +26,16 @@ from mysetlist_slo.capacity.forecast import PeakPlan, plan_peak, request_rate
 from mysetlist_slo.capacity.pools import PoolSize, erlang_c, size_pool
 from mysetlist_slo.config import Config
 
-# Counters are cumulative; a counter lower than the snapshot before means PgBouncer restarted
-# and counted again from zero, so the new value itself is the increase.
+# PgBouncer's own admin console shows up in SHOW STATS / SHOW POOLS as a database of this name;
+# its traffic is the monitoring's, not the application's.
+ADMIN_DATABASE = "pgbouncer"
+
+# SHOW STATS counters are cumulative per database; a counter lower than the snapshot before
+# means PgBouncer restarted and counted again from zero, so the new value itself is the
+# increase. Differences are taken per database over every snapshot before the window's end,
+# then the intervals ending inside the window are kept (the first one is not lost), and the
+# application databases are added up per snapshot: rates add, times are weighted by
+# transactions (sum of time / sum of transactions).
 _PGBOUNCER_RATES = """
 WITH snapshots AS (
     SELECT ts, database, total_xact_count AS xacts, total_xact_time AS xact_us,
@@ -35,7 +43,7 @@ WITH snapshots AS (
            lag(ts) OVER w AS prev_ts, lag(total_xact_count) OVER w AS prev_xacts,
            lag(total_xact_time) OVER w AS prev_xact_us, lag(total_wait_time) OVER w AS prev_wait_us
     FROM pgbouncer_stats
-    WHERE ts >= ? AND ts < ?
+    WHERE ts < $end AND database <> $admin
     WINDOW w AS (PARTITION BY database ORDER BY ts)
 ),
 increases AS (
@@ -47,21 +55,49 @@ increases AS (
                 ELSE wait_us END AS wait_us,
            xacts < prev_xacts AS restarted
     FROM snapshots
-    WHERE prev_ts IS NOT NULL
+    WHERE prev_ts IS NOT NULL AND ts >= $start
 )
-SELECT ts, database, seconds, xacts / seconds AS tps,
-       xact_us / nullif(xacts, 0) / 1000.0 AS mean_xact_ms,
-       wait_us / nullif(xacts, 0) / 1000.0 AS mean_wait_ms, restarted
+SELECT ts, count(*) AS databases, max(seconds) AS seconds, sum(xacts) AS xacts,
+       sum(xact_us) AS xact_us, sum(wait_us) AS wait_us, sum(xacts / seconds) AS tps,
+       sum(xact_us) / nullif(sum(xacts), 0) / 1000.0 AS mean_xact_ms,
+       sum(wait_us) / nullif(sum(xacts), 0) / 1000.0 AS mean_wait_ms,
+       bool_or(restarted) AS restarted
 FROM increases
-ORDER BY database, ts
+GROUP BY ts
+ORDER BY ts
 """
 
 
 def pgbouncer_rates(con: duckdb.DuckDBPyConnection, start: datetime,
                     end: datetime) -> pd.DataFrame:
-    """Return per database and snapshot interval: transactions/s, mean transaction and wait
-    time (ms), and whether PgBouncer restarted (counters reset) in it."""
-    return con.execute(_PGBOUNCER_RATES, [start, end]).df()
+    """Return per SHOW STATS snapshot ending an interval in [start, end), summed over the
+    application databases (PgBouncer's ``pgbouncer`` admin database left out): databases,
+    seconds, transactions, transaction and wait time (us), transactions/s, mean transaction
+    and wait time (ms, weighted by transactions), and whether PgBouncer restarted (counters
+    reset) in it."""
+    return con.execute(_PGBOUNCER_RATES, {"start": start, "end": end,
+                                          "admin": ADMIN_DATABASE}).df()
+
+
+# SHOW POOLS prints the oldest waiting client's wait as whole seconds (maxwait) and the
+# microseconds beyond them (maxwait_us), so the wait is maxwait * 1e6 + maxwait_us.
+_PGBOUNCER_WAITS = """
+SELECT ts, sum(cl_waiting) AS clients_waiting,
+       max(coalesce(maxwait, 0) * 1000000 + coalesce(maxwait_us, 0)) / 1000.0
+           AS longest_wait_ms
+FROM pgbouncer_pools
+WHERE ts >= $start AND ts < $end AND database <> $admin
+GROUP BY ts
+ORDER BY ts
+"""
+
+
+def pgbouncer_waits(con: duckdb.DuckDBPyConnection, start: datetime,
+                    end: datetime) -> pd.DataFrame:
+    """Return per SHOW POOLS snapshot in [start, end): clients waiting for a server connection
+    (summed over the application pools) and the longest wait of any of them (ms)."""
+    return con.execute(_PGBOUNCER_WAITS, {"start": start, "end": end,
+                                          "admin": ADMIN_DATABASE}).df()
 
 
 # pg_stat_statements counts per (userid, dbid, queryid, toplevel) since its last reset. The
@@ -141,6 +177,17 @@ def cpu_per_pod(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) 
 
 
 @dataclass(frozen=True)
+class PoolObservation:
+    """What PgBouncer's SHOW STATS and SHOW POOLS showed over the history."""
+
+    tps_p99: float  # transactions/s over the application databases, 99th percentile interval
+    mean_xact_ms: float  # over all transactions
+    mean_wait_ms: float  # wait for a server connection, over all transactions
+    clients_waiting_max: int
+    longest_wait_ms: float
+
+
+@dataclass(frozen=True)
 class CapacityPlan:
     """Everything the capacity plan says, with a verdict a person can act on."""
 
@@ -158,6 +205,7 @@ class CapacityPlan:
     statements_fast_share: float | None
     slow_statements: pd.DataFrame
     verdict: str
+    pool_observed: PoolObservation | None = None
 
 
 def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
@@ -216,22 +264,27 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
                 hpa_config.target_cpu_utilization), spare)
             lines.append(f"For that scenario: {scenario.verdict}")
     rates = pgbouncer_rates(con, start, at)
-    pool = now_wait = clients = None
+    pool = now_wait = clients = observed = None
     if len(rates) and bouncer:
         tps_per_rps = rates["tps"].mean() / max(five.mean(), 1e-9)
-        mean_xact_s = float(rates["mean_xact_ms"].median()) / 1000
+        # Mean transaction time over all transactions, not a mean of per-interval means.
+        mean_xact_s = float(rates["xact_us"].sum() / max(rates["xacts"].sum(), 1)) / 1e6
         pool = size_pool(peak.peak_rps * tps_per_rps, mean_xact_s,
                          bouncer.max_wait_probability, bouncer.max_mean_wait_ms,
                          database_cores)
-        load_now = float(rates["tps"].quantile(0.99)) * mean_xact_s
+        load_now = float(rates["tps"].quantile(0.99)) * mean_xact_s  # the busiest 1 %
         now_wait = erlang_c(bouncer.default_pool_size, load_now)
         clients = (hpa_config.max_replicas if hpa_config else 1) * client_pool_per_replica
-        observed = con.execute(
-            "SELECT max(cl_waiting), max(maxwait_us) FROM pgbouncer_pools WHERE ts >= ? "
-            "AND ts < ?", [start, at]).fetchall()[0]
-        lines.append(f"Observed: up to {observed[0] or 0} clients waiting, longest wait "
-                     f"{(observed[1] or 0) / 1000:.1f} ms, mean wait "
-                     f"{rates['mean_wait_ms'].mean():.3f} ms per transaction.")
+        waits = pgbouncer_waits(con, start, at)
+        observed = PoolObservation(
+            tps_p99=float(rates["tps"].quantile(0.99)),
+            mean_xact_ms=1000 * mean_xact_s,
+            mean_wait_ms=float(rates["wait_us"].sum() / max(rates["xacts"].sum(), 1)) / 1000,
+            clients_waiting_max=int(waits["clients_waiting"].max()) if len(waits) else 0,
+            longest_wait_ms=float(waits["longest_wait_ms"].max()) if len(waits) else 0.0)
+        lines.append(f"Observed: up to {observed.clients_waiting_max} clients waiting, longest "
+                     f"wait {observed.longest_wait_ms:.1f} ms, mean wait "
+                     f"{observed.mean_wait_ms:.3f} ms per transaction.")
         lines.append(f"PgBouncer: {peak.peak_rps * tps_per_rps:,.1f} transactions/s of "
                      f"{1000 * mean_xact_s:.1f} ms at the peak need {pool.servers} server "
                      f"connections (P(wait) {pool.wait_probability:.2%}); default_pool_size is "
@@ -252,7 +305,8 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
         lines.append(f"{share:.1%} of statement calls average under 100 ms.")
     return CapacityPlan(peak, folds, model, quality or {}, replay_history, replay_forecast,
                         recommendation, scenario, pool, now_wait, clients, share,
-                        statements[statements["mean_ms"] >= 100].head(10), " ".join(lines))
+                        statements[statements["mean_ms"] >= 100].head(10), " ".join(lines),
+                        observed)
 
 
 
