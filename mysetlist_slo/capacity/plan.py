@@ -25,6 +25,7 @@ from mysetlist_slo.capacity.autoscaling import (
 from mysetlist_slo.capacity.forecast import PeakPlan, plan_peak, request_rate
 from mysetlist_slo.capacity.pools import PoolSize, erlang_c, size_pool
 from mysetlist_slo.config import Config
+from mysetlist_slo.errors import InsufficientDataError
 
 # PgBouncer's own admin console shows up in SHOW STATS / SHOW POOLS as a database of this name;
 # its traffic is the monitoring's, not the application's.
@@ -213,7 +214,11 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
                   growth: float = 0.0, headroom: float | None = None,
                   client_pool_per_replica: int = 10, cpu_request: float = 1.0,
                   cpu_limit: float = 2.0, database_cores: int = 4) -> CapacityPlan:
-    """Return the CapacityPlan from the ``history_days`` before ``at``."""
+    """Return the CapacityPlan from the ``history_days`` before ``at``.
+
+    Raises InsufficientDataError when the traffic history is too short to forecast from
+    (see forecast.MIN_HISTORY_HOURS).
+    """
     capacity, hpa_config, bouncer = config.capacity, config.autoscaling, config.pgbouncer
     horizon = horizon_days or (capacity.forecast_horizon_days if capacity else 30)
     spare = headroom if headroom is not None else (capacity.headroom if capacity else 0.2)
@@ -308,6 +313,16 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
                         statements[statements["mean_ms"] >= 100].head(10), " ".join(lines),
                         observed)
 
+
+
+def capacity_outlook(con: duckdb.DuckDBPyConnection, config: Config, at: datetime) -> str:
+    """Return the capacity plan's verdict from the 28 days before ``at``, or one line saying
+    why there is none (too little traffic history to forecast from)."""
+    try:
+        return capacity_plan(con, config, at).verdict
+    except InsufficientDataError as exc:
+        return (f"No capacity outlook: the forecast needs {exc.minimum} {exc.unit} of traffic "
+                f"history and the store holds {exc.count}.")
 
 
 _TECHNICAL = """
