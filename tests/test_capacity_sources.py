@@ -11,6 +11,7 @@ from conftest import DEMO_END
 from mysetlist_slo import IngestError, ingest_file, load_config, open_store
 from mysetlist_slo.capacity.plan import (
     capacity_plan,
+    cpu_per_pod,
     fast_statement_share,
     pgbouncer_rates,
     pgbouncer_waits,
@@ -268,3 +269,51 @@ def test_show_pools_longest_wait_is_seconds_plus_microseconds(store, tmp_path) -
     assert ingest_file(store, path).kind == "pgbouncer-pools"
     waits = pgbouncer_waits(store, T0, T0 + timedelta(minutes=1))
     assert waits[["clients_waiting", "longest_wait_ms"]].values.tolist() == [[6, 3250.0]]
+
+
+def prometheus_matrix(series: list[tuple[dict[str, str], list[tuple[datetime, float]]]]) -> str:
+    """A query_range response holding the given series (labels with __name__, points)."""
+    return json.dumps({"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": labels, "values": [[t.timestamp(), str(v)] for t, v in points]}
+        for labels, points in series]}})
+
+
+def test_cpu_per_pod_from_per_pod_series(store, tmp_path) -> None:
+    """Three pods at 0.5, 0.6 and 0.7 cores (one series each), three replicas, 3 req/s: a pod
+    burns (0.5 + 0.6 + 0.7) / 3 = 0.6 cores and serves 1 req/s; the buckets start at the
+    window's start (10:02), not on a 5-minute boundary of the clock."""
+    start = datetime(2026, 11, 20, 10, 2, tzinfo=UTC)
+    points = [start + timedelta(seconds=30 * i) for i in range(20)]  # 10 minutes
+    cpu = [({"__name__": "mysetlist_cpu_cores", "pod": pod}, [(t, cores) for t in points])
+           for pod, cores in (("web-a", 0.5), ("web-b", 0.6), ("web-c", 0.7))]
+    replicas = [({"__name__": "mysetlist_replicas"}, [(t, 3.0) for t in points])]
+    (tmp_path / "prom.json").write_text(prometheus_matrix(cpu + replicas))
+    ingest_file(store, tmp_path / "prom.json")
+    second = [start + timedelta(seconds=s) for s in range(600)]
+    (tmp_path / "r.jsonl").write_text("".join(
+        json.dumps({"timestamp": (t + timedelta(milliseconds=250 * k)).isoformat(),
+                    "path": "/", "status": 200}) + "\n" for t in second for k in range(3)))
+    ingest_file(store, tmp_path / "r.jsonl")
+    samples = cpu_per_pod(store, start, start + timedelta(minutes=10))
+    assert [t.to_pydatetime() for t in samples["time"]] == [start, start + timedelta(minutes=5)]
+    assert samples["replicas"].tolist() == [3.0, 3.0]
+    assert samples["cores_per_pod"].tolist() == pytest.approx([0.6, 0.6])
+    assert samples["rps_per_pod"].tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_cpu_per_pod_counts_pods_without_a_replicas_series(store, tmp_path) -> None:
+    """Without mysetlist_replicas, the pods are the CPU series seen: two pods at 0.4 cores
+    are two replicas of 0.4 cores each."""
+    start = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    points = [start + timedelta(minutes=i) for i in range(5)]
+    cpu = [({"__name__": "mysetlist_cpu_cores", "pod": pod}, [(t, 0.4) for t in points])
+           for pod in ("web-a", "web-b")]
+    (tmp_path / "prom.json").write_text(prometheus_matrix(cpu))
+    ingest_file(store, tmp_path / "prom.json")
+    (tmp_path / "r.jsonl").write_text("".join(
+        json.dumps({"timestamp": (start + timedelta(seconds=s)).isoformat(), "path": "/",
+                    "status": 200}) + "\n" for s in range(300)))
+    ingest_file(store, tmp_path / "r.jsonl")
+    samples = cpu_per_pod(store, start, start + timedelta(minutes=5))
+    assert samples[["replicas", "cores_per_pod", "rps_per_pod"]].values.tolist() == [
+        [2.0, pytest.approx(0.4), pytest.approx(0.5)]]

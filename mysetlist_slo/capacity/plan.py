@@ -153,27 +153,43 @@ def fast_statement_share(statements: pd.DataFrame, threshold_ms: float = 100.0) 
     return float(statements.loc[statements["mean_ms"] < threshold_ms, "calls"].sum() / calls)
 
 
+# CPU may come per pod (one series per pod label set) or as one total: each series is averaged
+# within the bucket, then the series are added up, so per-pod series give the total CPU and a
+# single total stays itself. Replicas likewise (one series per deployment); without a
+# replicas series, the number of CPU series in the bucket (pods) stands in. Buckets are
+# counted from the window's start, as request_rate counts them.
 _CPU = """
-SELECT time_bucket(INTERVAL 5 minute, ts) AS time, name, avg(value) AS value
-FROM metrics
-WHERE ts >= ? AND ts < ? AND name IN ('mysetlist_cpu_cores', 'mysetlist_replicas')
-GROUP BY ALL
+WITH per_series AS (
+    SELECT time_bucket(INTERVAL 5 minute, ts, $origin) AS time, name, labels,
+           avg(value) AS value
+    FROM metrics
+    WHERE ts >= $start AND ts < $end AND name IN ('mysetlist_cpu_cores', 'mysetlist_replicas')
+    GROUP BY ALL
+)
+SELECT time,
+       sum(value) FILTER (WHERE name = 'mysetlist_cpu_cores') AS cores,
+       coalesce(sum(value) FILTER (WHERE name = 'mysetlist_replicas'),
+                count(*) FILTER (WHERE name = 'mysetlist_cpu_cores')) AS replicas
+FROM per_series
+GROUP BY time
+HAVING cores IS NOT NULL AND replicas > 0
+ORDER BY time
 """
 
 
 def cpu_per_pod(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> pd.DataFrame:
-    """Return per 5 minutes: replicas, CPU cores per pod and requests/s per pod, from the
-    Prometheus series ``mysetlist_cpu_cores`` and ``mysetlist_replicas`` and the request
-    rollups."""
-    frame = con.execute(_CPU, [start, end]).df()
+    """Return per 5 minutes (counted from ``start``): replicas, CPU cores per pod and
+    requests/s per pod, from the Prometheus series ``mysetlist_cpu_cores`` (per pod or in
+    total) and ``mysetlist_replicas`` and the request rollups."""
+    origin = pd.Timestamp(start).tz_convert("UTC").floor("min")
+    frame = con.execute(_CPU, {"origin": origin, "start": start, "end": end}).df()
     if frame.empty:
         return pd.DataFrame(columns=["time", "replicas", "cores_per_pod", "rps_per_pod"])
-    wide = frame.pivot_table(index="time", columns="name", values="value")
     rate = request_rate(con, start, end, "5min")
-    wide = wide.join(rate.rename("rps"), how="inner").dropna()
-    return pd.DataFrame({"time": wide.index, "replicas": wide["mysetlist_replicas"],
-                         "cores_per_pod": wide["mysetlist_cpu_cores"] / wide["mysetlist_replicas"],
-                         "rps_per_pod": wide["rps"] / wide["mysetlist_replicas"]}
+    wide = frame.set_index("time").join(rate.rename("rps"), how="inner").dropna()
+    return pd.DataFrame({"time": wide.index, "replicas": wide["replicas"],
+                         "cores_per_pod": wide["cores"] / wide["replicas"],
+                         "rps_per_pod": wide["rps"] / wide["replicas"]}
                         ).reset_index(drop=True)
 
 
