@@ -13,10 +13,13 @@ from mysetlist_slo.capacity.plan import (
     capacity_plan,
     cpu_per_pod,
     fast_statement_share,
+    mean_transaction_s,
     pgbouncer_rates,
     pgbouncer_waits,
     statement_times,
+    transactions_per_request,
 )
+from mysetlist_slo.capacity.pools import erlang_c, size_pool
 from mysetlist_slo.config.model import SloConfig
 from mysetlist_slo.slo.sli import event_minutes
 from mysetlist_slo.store.database import MIGRATIONS, latest_version, schema_version
@@ -317,3 +320,33 @@ def test_cpu_per_pod_counts_pods_without_a_replicas_series(store, tmp_path) -> N
     samples = cpu_per_pod(store, start, start + timedelta(minutes=5))
     assert samples[["replicas", "cores_per_pod", "rps_per_pod"]].values.tolist() == [
         [2.0, pytest.approx(0.4), pytest.approx(0.5)]]
+
+
+def test_pool_plan_hand_worked(store, tmp_path) -> None:
+    """Two databases and PgBouncer's admin console, worked on paper.
+
+    SHOW STATS every minute: app1 does 3,600 transactions a minute of 10 ms (60 tps), app2
+    2,400 of 35 ms (40 tps): 100 tps, mean (60 x 10 + 40 x 35) / 100 = 20 ms. At a mean of
+    25 req/s that is 4 transactions per request; a peak of 50 req/s is 200 tps, an offered
+    load A = 200 x 0.020 = 4 erlangs. Erlang B by B(k) = A B(k-1) / (k + A B(k-1)):
+    B(8) = 0.030420, B(9) = 0.013340, B(10) = 0.005308; Erlang C = N B / (N - A (1 - B)):
+    C(9) = 0.120060 / 5.053360 = 0.023758 > 1 %, C(10) = 0.05308 / 6.021232 = 0.008815 <= 1 %,
+    and E[Wq] = C x 20 ms / (10 - 4) = 0.029 ms <= 5 ms: 10 server connections.
+    """
+    path = tmp_path / "stats.csv"
+    path.write_text(show_stats({"app1": (3600, 3600 * 10_000, 0),
+                                "app2": (2400, 2400 * 35_000, 0),
+                                "pgbouncer": (3, 1_000, 0)}, minutes=10))
+    ingest_file(store, path)
+    rates = pgbouncer_rates(store, T0, T0 + timedelta(hours=1))
+    assert transactions_per_request(rates, 25.0) == pytest.approx(4.0)
+    assert mean_transaction_s(rates) == pytest.approx(0.020)
+    bouncer = load_config().pgbouncer
+    assert bouncer is not None
+    pool = size_pool(50.0 * transactions_per_request(rates, 25.0), mean_transaction_s(rates),
+                     bouncer.max_wait_probability, bouncer.max_mean_wait_ms)
+    assert pool.offered_load == pytest.approx(4.0)
+    assert pool.servers == 10
+    assert pool.wait_probability == pytest.approx(0.008815, abs=1e-6)
+    assert pool.mean_wait_ms == pytest.approx(0.008815 * 20 / 6, abs=1e-5)
+    assert erlang_c(9, 4.0) == pytest.approx(0.023758, abs=1e-6)

@@ -80,6 +80,18 @@ def pgbouncer_rates(con: duckdb.DuckDBPyConnection, start: datetime,
                                           "admin": ADMIN_DATABASE}).df()
 
 
+def transactions_per_request(rates: pd.DataFrame, mean_rps: float) -> float:
+    """Return the database transactions per HTTP request: the mean transactions/s of
+    ``rates`` (from pgbouncer_rates) over the mean request rate of the same history."""
+    return float(rates["tps"].mean()) / max(mean_rps, 1e-9)
+
+
+def mean_transaction_s(rates: pd.DataFrame) -> float:
+    """Return the mean transaction time (s) over every transaction of ``rates`` (from
+    pgbouncer_rates): total time over total transactions, not a mean of interval means."""
+    return float(rates["xact_us"].sum() / max(rates["xacts"].sum(), 1)) / 1e6
+
+
 # SHOW POOLS prints the oldest waiting client's wait as whole seconds (maxwait) and the
 # microseconds beyond them (maxwait_us), so the wait is maxwait * 1e6 + maxwait_us.
 _PGBOUNCER_WAITS = """
@@ -287,9 +299,8 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
     rates = pgbouncer_rates(con, start, at)
     pool = now_wait = clients = observed = None
     if len(rates) and bouncer:
-        tps_per_rps = rates["tps"].mean() / max(five.mean(), 1e-9)
-        # Mean transaction time over all transactions, not a mean of per-interval means.
-        mean_xact_s = float(rates["xact_us"].sum() / max(rates["xacts"].sum(), 1)) / 1e6
+        tps_per_rps = transactions_per_request(rates, float(five.mean()))
+        mean_xact_s = mean_transaction_s(rates)
         pool = size_pool(peak.peak_rps * tps_per_rps, mean_xact_s,
                          bouncer.max_wait_probability, bouncer.max_mean_wait_ms,
                          database_cores)
