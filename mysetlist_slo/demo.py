@@ -446,7 +446,9 @@ def _write_capacity(folder: Path, rng: np.random.Generator, seconds: np.ndarray,
     for name, lines in (("pgbouncer-stats.csv", stats), ("pgbouncer-pools.csv", pools)):
         (folder / name).write_text("\n".join(lines) + "\n", "utf-8")
         manifest.files.append(str(folder / name))
-    statements = ["timestamp,queryid,query,calls,total_exec_time,mean_exec_time,rows"]
+    # One application role (oid 16385) in one database (oid 16384), top-level statements.
+    statements = ["timestamp,userid,dbid,queryid,toplevel,query,calls,total_exec_time,"
+                  "mean_exec_time,rows"]
     daily = 86400 // step
     totals = np.cumsum(xacts)
     for day in range(daily - 1, len(bins), daily):
@@ -454,7 +456,8 @@ def _write_capacity(folder: Path, rng: np.random.Generator, seconds: np.ndarray,
             calls = int(totals[day] * share)
             total = calls * mean_ms
             text = query.replace('"', '""')
-            statements.append(f"{stamps[day]},{queryid},\"{text}\",{calls},{total:.1f},"
+            statements.append(f"{stamps[day]},16385,16384,{queryid},t,\"{text}\",{calls},"
+                              f"{total:.1f},"
                               f"{mean_ms},{calls}")
     (folder / "pg_stat_statements.csv").write_text("\n".join(statements) + "\n", "utf-8")
     manifest.files.append(str(folder / "pg_stat_statements.csv"))

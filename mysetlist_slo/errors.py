@@ -71,8 +71,9 @@ class SchemaVersionError(SloError):
 class InsufficientDataError(SloError):
     """Raised when a window holds too few events to compute what was asked."""
 
-    def __init__(self, window: str, count: int, minimum: int) -> None:
+    def __init__(self, window: str, count: int, minimum: int, unit: str = "events") -> None:
         self.window = window
         self.count = count
         self.minimum = minimum
-        super().__init__(f"{window}: {count} events, fewer than the {minimum} required")
+        self.unit = unit
+        super().__init__(f"{window}: {count} {unit}, fewer than the {minimum} required")

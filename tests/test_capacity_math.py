@@ -17,6 +17,7 @@ from mysetlist_slo.capacity.autoscaling import (
     fit_pod_model,
     recommend_hpa,
     replay_hpa,
+    utilization_percent,
 )
 from mysetlist_slo.capacity.pools import erlang_b, erlang_c, mean_wait, size_pool, wait_longer_than
 
@@ -137,3 +138,35 @@ def test_waits_and_pool_size() -> None:
     assert pool.offered_load == pytest.approx(10)
     assert erlang_c(pool.servers, 10) <= 0.01 < erlang_c(pool.servers - 1, 10)
     assert pool.rule_of_thumb == 9
+
+
+def test_utilization_truncated_as_the_controller_does() -> None:
+    """GetResourceUtilizationRatio divides milli-cores as integers: 0.768 of a 1-core request
+    is 76 % (not 77 %), 0.7999 of 1 core is 80 % (799.9 m is 800 m, rounded up as
+    Quantity.MilliValue does), 1.05 of a 1.5-core request is 70 %."""
+    assert utilization_percent(0.768, 1.0) == 76
+    assert utilization_percent(0.7999, 1.0) == 80
+    assert utilization_percent(1.05, 1.5) == 70
+
+
+def test_replay_stays_inside_tolerance_at_76_8_percent() -> None:
+    """2 pods at 76.8 % against 70 %: the controller reads 76 %, 76 / 70 = 1.086, within the
+    0.1 tolerance, and keeps 2 replicas (rounded to 77 %, 1.1 would have scaled to 3)."""
+    pods = PodModel(idle_cores=0.0, cores_per_rps=0.01, cpu_request=1.0, cpu_limit=2.0)
+    settings = HpaSettings(min_replicas=2, max_replicas=10, target_utilization=70)
+    times = pd.date_range("2026-11-20", periods=5, freq="1min", tz="UTC")
+    load = pd.Series([153.6] * 5, index=times)  # 76.8 req/s a pod = 0.768 cores
+    replay = replay_hpa(load, pods, settings)
+    assert replay.timeline["replicas"].eq(2).all() and replay.scaling_events == 0
+
+
+def test_percent_scale_up_rounds_up_as_the_controller_does() -> None:
+    """A 50 % policy from 3 replicas proposes ceil(3 x 1.5) = 5 (calculateScaleUpLimit-
+    WithScalingRules rounds up), more than the 1-pod policy's 4: 3 -> 5 at the first sync."""
+    pods = PodModel(idle_cores=0.0, cores_per_rps=0.01, cpu_request=1.0, cpu_limit=4.0)
+    settings = HpaSettings(min_replicas=3, max_replicas=10, target_utilization=70,
+                           scale_up_percent=50, scale_up_pods=1)
+    times = pd.date_range("2026-11-20", periods=2, freq="1min", tz="UTC")
+    load = pd.Series([1000.0, 1000.0], index=times)  # 333 req/s a pod: wants 10
+    timeline = replay_hpa(load, pods, settings).timeline
+    assert timeline["replicas"].iloc[:2].tolist() == [5, 8]  # then ceil(5 x 1.5) = 8

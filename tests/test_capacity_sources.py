@@ -11,10 +11,18 @@ from conftest import DEMO_END
 from mysetlist_slo import IngestError, ingest_file, load_config, open_store
 from mysetlist_slo.capacity.plan import (
     capacity_plan,
+    cpu_per_pod,
     fast_statement_share,
+    mean_transaction_s,
     pgbouncer_rates,
+    pgbouncer_waits,
     statement_times,
+    transactions_per_request,
 )
+from mysetlist_slo.capacity.pools import erlang_c, size_pool
+from mysetlist_slo.config.model import SloConfig
+from mysetlist_slo.slo.sli import event_minutes
+from mysetlist_slo.store.database import MIGRATIONS, latest_version, schema_version
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -114,3 +122,231 @@ def test_capacity_plan_on_the_demo(demo_store_path) -> None:
     # The demo's statements take 99 of every 100.5 transactions fast, 1.5 slow (180 ms).
     assert plan.statements_fast_share == pytest.approx(0.99 / 1.005, abs=1e-3)
     assert "will not be enough" in plan.verdict
+
+
+# Two roles (userid 10 and 20) run the same statement (queryid q1) in one database, 10 calls
+# per hour each, every call 5 ms; snapshots hourly. Role 20's view is reset between the 2nd
+# and 3rd snapshot (pg_stat_statements_reset for that user): its counter starts again.
+TWO_ROLES = [
+    # hour, userid, cumulative calls, cumulative ms
+    (0, "10", 1000, 5000.0), (0, "20", 500, 2500.0),
+    (1, "10", 1010, 5050.0), (1, "20", 510, 2550.0),
+    (2, "10", 1020, 5100.0), (2, "20", 10, 50.0),
+    (3, "10", 1030, 5150.0), (3, "20", 20, 100.0),
+]
+
+
+def statements_csv(rows: list[tuple[int, str, int, float]]) -> str:
+    """pg_stat_statements snapshots with the view's full key; toplevel printed as psql does."""
+    lines = ["timestamp,userid,dbid,queryid,toplevel,query,calls,total_exec_time,"
+             "mean_exec_time,rows"]
+    for hour, userid, calls, total in rows:
+        stamp = (T0 + timedelta(hours=hour)).isoformat()
+        lines.append(f"{stamp},{userid},16384,q1,t,\"SELECT 1\",{calls},{total},5,{calls}")
+    return "\n".join(lines) + "\n"
+
+
+def test_statement_deltas_per_role(store, tmp_path) -> None:
+    """Two roles x 10 calls/h over 4 hourly snapshots are 60 calls (3 intervals x 2 roles x
+    10), in the capacity plan and in the db-query-time SLI; role 20's reset is its own."""
+    path = tmp_path / "pss.csv"
+    path.write_text(statements_csv(TWO_ROLES))
+    assert ingest_file(store, path).kind == "pg-statements"
+    times = statement_times(store, T0, T0 + timedelta(hours=4))
+    by_role = times.set_index("userid")
+    assert by_role["calls"].to_dict() == {"10": 30, "20": 30}
+    assert by_role["exec_ms"].to_dict() == {"10": 150.0, "20": 150.0}
+    assert by_role["mean_ms"].to_dict() == {"10": 5.0, "20": 5.0}
+    assert by_role["resets"].to_dict() == {"10": 0, "20": 1}
+    slo = SloConfig(name="db", sli="db_query_time", threshold_ms=100, objective=99)
+    events = event_minutes(store, slo, T0, T0 + timedelta(hours=4))
+    assert events["total"].sum() == 60 and events["good"].sum() == 60
+
+
+def test_statement_window_keeps_its_first_interval(store, tmp_path) -> None:
+    """Differences are taken before the window is cut: a window starting at the 2nd snapshot
+    holds the interval ending there (10 calls per role), not from the first snapshot in it."""
+    path = tmp_path / "pss.csv"
+    path.write_text(statements_csv(TWO_ROLES))
+    ingest_file(store, path)
+    times = statement_times(store, T0 + timedelta(hours=1), T0 + timedelta(hours=2))
+    assert times.set_index("userid")["calls"].to_dict() == {"10": 10, "20": 10}
+
+
+def test_same_statement_key_twice_in_a_snapshot_is_rejected(store, tmp_path) -> None:
+    """An export without userid that holds two roles' rows of one queryid cannot be told
+    apart: the second row is refused, naming its line and the key."""
+    path = tmp_path / "pss.csv"
+    path.write_text("timestamp,queryid,query,calls,total_exec_time\n"
+                    f"{T0.isoformat()},q1,SELECT 1,1000,5000\n"
+                    f"{T0.isoformat()},q1,SELECT 1,500,2500\n")
+    with pytest.raises(IngestError, match=r"pss.csv:3: userid, dbid, queryid, toplevel: same "
+                                          r"as line 2 in the same snapshot"):
+        ingest_file(store, path)
+
+
+def test_store_of_the_previous_version_migrates_statements(db_path, tmp_path) -> None:
+    """A store written at the previous schema version (statements without userid, dbid,
+    toplevel) opens at the latest version with its rows kept, read as one key per queryid,
+    and takes the full key from new loads."""
+    old = open_store(db_path, migrations=MIGRATIONS[:-1])
+    old.execute("INSERT INTO ingests (id, sha256, kind, file, bytes, loaded, rejected, "
+                "loaded_at, seconds) VALUES (nextval('ingest_id_seq'), 'x', 'pg-statements', "
+                "'old.csv', 0, 2, 0, now(), 0)")
+    old.execute("INSERT INTO pg_statements (ingest_id, ts, queryid, query, calls, "
+                "total_exec_time) VALUES (1, ?, 'q0', 'SELECT 0', 100, 200.0), "
+                "(1, ?, 'q0', 'SELECT 0', 150, 300.0)", [T0, T0 + timedelta(hours=1)])
+    old.close()
+    con = open_store(db_path)
+    try:
+        assert schema_version(con) == latest_version()
+        path = tmp_path / "pss.csv"
+        path.write_text(statements_csv(TWO_ROLES))
+        ingest_file(con, path)
+        times = statement_times(con, T0, T0 + timedelta(hours=4))
+        calls = {(r.userid if isinstance(r.userid, str) else None, r.queryid): r.calls
+                 for r in times.itertuples()}
+        assert calls == {(None, "q0"): 50, ("10", "q1"): 30, ("20", "q1"): 30}
+        assert con.execute("SELECT count(*) FROM pg_statements WHERE toplevel").fetchone() == (8,)
+    finally:
+        con.close()
+
+
+def show_stats(per_minute: dict[str, tuple[int, int, int]], minutes: int) -> str:
+    """SHOW STATS every minute from T0; per database the increase per minute of
+    (transactions, transaction time us, wait time us), starting from 1,000,000 each."""
+    lines = ["timestamp,database,total_xact_count,total_query_count,total_received,"
+             "total_sent,total_xact_time,total_query_time,total_wait_time"]
+    for m in range(minutes + 1):
+        stamp = (T0 + timedelta(minutes=m)).isoformat()
+        for database, (xacts, busy, wait) in per_minute.items():
+            count = 1_000_000 + m * xacts
+            lines.append(f"{stamp},{database},{count},{count},0,0,{1_000_000 + m * busy},"
+                         f"{1_000_000 + m * busy},{1_000_000 + m * wait}")
+    return "\n".join(lines) + "\n"
+
+
+def test_show_stats_sums_application_databases(store, tmp_path) -> None:
+    """app1 60 tps of 2 ms, app2 40 tps of 7 ms, and the admin console: 100 tps (not the mean
+    of rows), mean transaction (60 x 2 + 40 x 7) / 100 = 4 ms, mean wait 360,000 us over
+    6,000 transactions = 0.06 ms; the admin database adds nothing."""
+    path = tmp_path / "stats.csv"
+    path.write_text(show_stats({"app1": (3600, 3600 * 2000, 3600 * 100),
+                                "app2": (2400, 2400 * 7000, 0),
+                                "pgbouncer": (7, 7_000_000, 5_000_000)}, minutes=3))
+    ingest_file(store, path)
+    rates = pgbouncer_rates(store, T0, T0 + timedelta(hours=1))
+    assert len(rates) == 3
+    assert rates["databases"].tolist() == [2, 2, 2]
+    assert rates["tps"].tolist() == pytest.approx([100.0] * 3)
+    assert rates["mean_xact_ms"].tolist() == pytest.approx([4.0] * 3)
+    assert rates["mean_wait_ms"].tolist() == pytest.approx([0.06] * 3)
+
+
+def test_pgbouncer_rates_take_differences_before_the_window(store, tmp_path) -> None:
+    """A window starting at the 2nd snapshot holds the interval that ends there: snapshots at
+    minutes 0..3, window [1 min, 3 min) has the intervals ending at minutes 1 and 2."""
+    path = tmp_path / "stats.csv"
+    path.write_text(show_stats({"app": (600, 600 * 3000, 0)}, minutes=3))
+    ingest_file(store, path)
+    rates = pgbouncer_rates(store, T0 + timedelta(minutes=1), T0 + timedelta(minutes=3))
+    assert [t.to_pydatetime() for t in rates["ts"]] == [T0 + timedelta(minutes=1),
+                                                        T0 + timedelta(minutes=2)]
+    assert rates["tps"].tolist() == pytest.approx([10.0, 10.0])
+
+
+def test_show_pools_longest_wait_is_seconds_plus_microseconds(store, tmp_path) -> None:
+    """maxwait is whole seconds and maxwait_us the microseconds beyond: 3 s + 250,000 us is
+    3,250 ms (not 250 ms), longer than 0 s + 900,000 us; waiting clients add over the
+    application pools; the admin console's pool is left out."""
+    path = tmp_path / "pools.csv"
+    header = ("timestamp,database,user,cl_active,cl_waiting,sv_active,sv_idle,sv_used,"
+              "sv_tested,sv_login,maxwait,maxwait_us,pool_mode")
+    stamp = T0.isoformat()
+    path.write_text("\n".join([
+        header,
+        f"{stamp},app1,web,10,4,5,0,0,0,0,3,250000,transaction",
+        f"{stamp},app2,web,10,2,5,0,0,0,0,0,900000,transaction",
+        f"{stamp},pgbouncer,pgbouncer,1,1,0,0,0,0,0,10,0,statement",
+    ]) + "\n")
+    assert ingest_file(store, path).kind == "pgbouncer-pools"
+    waits = pgbouncer_waits(store, T0, T0 + timedelta(minutes=1))
+    assert waits[["clients_waiting", "longest_wait_ms"]].values.tolist() == [[6, 3250.0]]
+
+
+def prometheus_matrix(series: list[tuple[dict[str, str], list[tuple[datetime, float]]]]) -> str:
+    """A query_range response holding the given series (labels with __name__, points)."""
+    return json.dumps({"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": labels, "values": [[t.timestamp(), str(v)] for t, v in points]}
+        for labels, points in series]}})
+
+
+def test_cpu_per_pod_from_per_pod_series(store, tmp_path) -> None:
+    """Three pods at 0.5, 0.6 and 0.7 cores (one series each), three replicas, 3 req/s: a pod
+    burns (0.5 + 0.6 + 0.7) / 3 = 0.6 cores and serves 1 req/s; the buckets start at the
+    window's start (10:02), not on a 5-minute boundary of the clock."""
+    start = datetime(2026, 11, 20, 10, 2, tzinfo=UTC)
+    points = [start + timedelta(seconds=30 * i) for i in range(20)]  # 10 minutes
+    cpu = [({"__name__": "mysetlist_cpu_cores", "pod": pod}, [(t, cores) for t in points])
+           for pod, cores in (("web-a", 0.5), ("web-b", 0.6), ("web-c", 0.7))]
+    replicas = [({"__name__": "mysetlist_replicas"}, [(t, 3.0) for t in points])]
+    (tmp_path / "prom.json").write_text(prometheus_matrix(cpu + replicas))
+    ingest_file(store, tmp_path / "prom.json")
+    second = [start + timedelta(seconds=s) for s in range(600)]
+    (tmp_path / "r.jsonl").write_text("".join(
+        json.dumps({"timestamp": (t + timedelta(milliseconds=250 * k)).isoformat(),
+                    "path": "/", "status": 200}) + "\n" for t in second for k in range(3)))
+    ingest_file(store, tmp_path / "r.jsonl")
+    samples = cpu_per_pod(store, start, start + timedelta(minutes=10))
+    assert [t.to_pydatetime() for t in samples["time"]] == [start, start + timedelta(minutes=5)]
+    assert samples["replicas"].tolist() == [3.0, 3.0]
+    assert samples["cores_per_pod"].tolist() == pytest.approx([0.6, 0.6])
+    assert samples["rps_per_pod"].tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_cpu_per_pod_counts_pods_without_a_replicas_series(store, tmp_path) -> None:
+    """Without mysetlist_replicas, the pods are the CPU series seen: two pods at 0.4 cores
+    are two replicas of 0.4 cores each."""
+    start = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    points = [start + timedelta(minutes=i) for i in range(5)]
+    cpu = [({"__name__": "mysetlist_cpu_cores", "pod": pod}, [(t, 0.4) for t in points])
+           for pod in ("web-a", "web-b")]
+    (tmp_path / "prom.json").write_text(prometheus_matrix(cpu))
+    ingest_file(store, tmp_path / "prom.json")
+    (tmp_path / "r.jsonl").write_text("".join(
+        json.dumps({"timestamp": (start + timedelta(seconds=s)).isoformat(), "path": "/",
+                    "status": 200}) + "\n" for s in range(300)))
+    ingest_file(store, tmp_path / "r.jsonl")
+    samples = cpu_per_pod(store, start, start + timedelta(minutes=5))
+    assert samples[["replicas", "cores_per_pod", "rps_per_pod"]].values.tolist() == [
+        [2.0, pytest.approx(0.4), pytest.approx(0.5)]]
+
+
+def test_pool_plan_hand_worked(store, tmp_path) -> None:
+    """Two databases and PgBouncer's admin console, worked on paper.
+
+    SHOW STATS every minute: app1 does 3,600 transactions a minute of 10 ms (60 tps), app2
+    2,400 of 35 ms (40 tps): 100 tps, mean (60 x 10 + 40 x 35) / 100 = 20 ms. At a mean of
+    25 req/s that is 4 transactions per request; a peak of 50 req/s is 200 tps, an offered
+    load A = 200 x 0.020 = 4 erlangs. Erlang B by B(k) = A B(k-1) / (k + A B(k-1)):
+    B(8) = 0.030420, B(9) = 0.013340, B(10) = 0.005308; Erlang C = N B / (N - A (1 - B)):
+    C(9) = 0.120060 / 5.053360 = 0.023758 > 1 %, C(10) = 0.05308 / 6.021232 = 0.008815 <= 1 %,
+    and E[Wq] = C x 20 ms / (10 - 4) = 0.029 ms <= 5 ms: 10 server connections.
+    """
+    path = tmp_path / "stats.csv"
+    path.write_text(show_stats({"app1": (3600, 3600 * 10_000, 0),
+                                "app2": (2400, 2400 * 35_000, 0),
+                                "pgbouncer": (3, 1_000, 0)}, minutes=10))
+    ingest_file(store, path)
+    rates = pgbouncer_rates(store, T0, T0 + timedelta(hours=1))
+    assert transactions_per_request(rates, 25.0) == pytest.approx(4.0)
+    assert mean_transaction_s(rates) == pytest.approx(0.020)
+    bouncer = load_config().pgbouncer
+    assert bouncer is not None
+    pool = size_pool(50.0 * transactions_per_request(rates, 25.0), mean_transaction_s(rates),
+                     bouncer.max_wait_probability, bouncer.max_mean_wait_ms)
+    assert pool.offered_load == pytest.approx(4.0)
+    assert pool.servers == 10
+    assert pool.wait_probability == pytest.approx(0.008815, abs=1e-6)
+    assert pool.mean_wait_ms == pytest.approx(0.008815 * 20 / 6, abs=1e-5)
+    assert erlang_c(9, 4.0) == pytest.approx(0.023758, abs=1e-6)

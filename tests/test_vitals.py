@@ -188,3 +188,114 @@ def test_lighthouse_reports(demo: DemoManifest, demo_con) -> None:
                            [first["finalDisplayedUrl"], datetime.fromisoformat(first["fetchTime"])]
                            ).fetchall()[0][0]
     assert lcp == pytest.approx(first["audits"]["largest-contentful-paint"]["numericValue"])
+
+
+def lighthouse_report(page: str, when: datetime, lcp: float = 2300.0) -> dict[str, object]:
+    """A minimal Lighthouse report (lhr) of one mobile run of ``page``."""
+    return {
+        "lighthouseVersion": "12.2.0", "fetchTime": when.isoformat(),
+        "requestedUrl": f"https://mysetlist.example{page}",
+        "finalDisplayedUrl": f"https://mysetlist.example{page}",
+        "configSettings": {"formFactor": "mobile"},
+        "categories": {"performance": {"score": 0.91}},
+        "audits": {"largest-contentful-paint": {"numericValue": lcp},
+                   "first-contentful-paint": {"numericValue": 1200.0},
+                   "cumulative-layout-shift": {"numericValue": 0.02},
+                   "total-blocking-time": {"numericValue": 150.0},
+                   "interactive": {"numericValue": 3100.0},
+                   "speed-index": {"numericValue": 2000.0}},
+    }
+
+
+def test_pagespeed_insights_response_is_accepted(store, tmp_path) -> None:
+    """A PageSpeed Insights v5 response (field data first, the report under
+    lighthouseResult past the first 4 KiB) is told apart as Lighthouse and loaded."""
+    field = {"metrics": {f"METRIC_{i}": {"percentile": i, "distributions": [
+        {"min": 0, "max": 1000, "proportion": 0.5}] * 20} for i in range(10)}}
+    response = {"captchaResult": "CAPTCHA_NOT_NEEDED", "kind": "pagespeedonline#result",
+                "id": "https://mysetlist.example/", "loadingExperience": field,
+                "originLoadingExperience": field,
+                "lighthouseResult": lighthouse_report("/", T0, lcp=2412.5)}
+    path = tmp_path / "psi.json"
+    path.write_text(json.dumps(response, indent=2))
+    assert path.read_text()[:4096].count("lighthouseResult") == 0  # detected by kind text
+    assert ingest_file(store, path).kind == "lighthouse"
+    assert store.execute("SELECT url, performance, lcp FROM lighthouse").fetchall() == [
+        ("https://mysetlist.example/", 91.0, 2412.5)]
+
+
+def test_last_report_counts_wherever_it_falls(store, write_log) -> None:
+    """A CLS id first reported at 12:50 (0.05) and last at 13:10 (0.3) is one page view of
+    the window holding 12:50, with 0.3; the next hour holds nothing of it."""
+    at = T0 + timedelta(minutes=50)
+    lines = [beacon("CLS", 0.05, "a", timestamp=at.isoformat()),
+             beacon("CLS", 0.3, "a", timestamp=(at + timedelta(minutes=20)).isoformat())]
+    ingest_file(store, write_log("v.jsonl", lines))
+    first = vitals_samples(store, T0, T0 + timedelta(hours=1))
+    assert first[["metric_id", "value"]].values.tolist() == [["a", 0.3]]
+    assert first["ts"].tolist() == [at]
+    assert vitals_samples(store, T0 + timedelta(hours=1), T0 + timedelta(hours=2)).empty
+
+
+def test_vitals_weeks_cut_in_the_configured_zone(store, write_log) -> None:
+    """Sunday 22 Nov 2026 20:00 UTC is Monday 05:00 in Tokyo: with timezone Asia/Tokyo the
+    page view is in ISO week 2026-W48, not W47."""
+    sunday = datetime(2026, 11, 22, 20, tzinfo=UTC)
+    ingest_file(store, write_log("v.jsonl", [beacon("LCP", 1800, "a",
+                                                    timestamp=sunday.isoformat())]))
+    tokyo = load_config().model_copy(update={"timezone": "Asia/Tokyo"})
+    summary = web_vitals_summary(store, tokyo, sunday - timedelta(days=1),
+                                 sunday + timedelta(days=1), period="week")
+    assert summary["week"].tolist() == ["2026-W48"]
+    utc = web_vitals_summary(store, load_config(), sunday - timedelta(days=1),
+                             sunday + timedelta(days=1), period="week")
+    assert utc["week"].tolist() == ["2026-W47"]
+
+
+def test_route_admitted_later_applies_to_earlier_page_rows(store, tmp_path, write_log) -> None:
+    """Three Lighthouse runs and a beacon of /about land under (other) (4, under
+    min_requests 5); four more beacons admit it: the earlier runs and beacon move to /about,
+    and (other) keeps only a page never admitted."""
+    for day in range(3):
+        path = tmp_path / f"lh{day}.json"
+        path.write_text(json.dumps(lighthouse_report("/about", T0 + timedelta(days=day))))
+        ingest_file(store, path)
+    ingest_file(store, write_log("once.jsonl", [beacon("LCP", 900, "x", path="/about"),
+                                                beacon("LCP", 900, "y", path="/rare")]))
+    assert store.execute("SELECT DISTINCT route FROM lighthouse").fetchall() == [("(other)",)]
+    ingest_file(store, write_log("more.jsonl", [beacon("LCP", 1000, f"b{i}", path="/about")
+                                                for i in range(4)]))
+    assert store.execute("SELECT route, count(*) FROM lighthouse GROUP BY route"
+                         ).fetchall() == [("/about", 3)]
+    assert store.execute("SELECT route, count(*) FROM vitals GROUP BY route ORDER BY route"
+                         ).fetchall() == [("(other)", 1), ("/about", 5)]
+    assert store.execute("SELECT url FROM vitals WHERE route = '(other)'").fetchall() == [
+        ("https://mysetlist.example/rare",)]
+
+
+def test_crux_compared_like_with_like(store, real_data: Path, write_log) -> None:
+    """The real 4G record of github.com/marketplace (desktop) is compared with our desktop
+    page views of that URL's route only, and flagged as not like for like (beacons carry no
+    connection type); the origin record (phones) with every page's phone views."""
+    for name in ("crux_record_github_marketplace_desktop_4g.json",
+                 "crux_record_github_origin_phone.json"):
+        ingest_file(store, real_data / name)
+    assert store.execute("SELECT DISTINCT key_type, connection_type FROM crux ORDER BY 1"
+                         ).fetchall() == [("origin", None), ("url", "4G")]
+    when = datetime(2023, 10, 1, 12, tzinfo=UTC).isoformat()
+    phone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Safari/604.1"
+    lines = [beacon("LCP", 1000 + i, f"m{i}", path="/marketplace", timestamp=when)
+             for i in range(6)]
+    lines += [beacon("LCP", 3000, f"h{i}", path="/", timestamp=when) for i in range(6)]
+    lines += [beacon("LCP", 2000, f"p{i}", path=f"/p{i % 2}", timestamp=when, userAgent=phone)
+              for i in range(6)]
+    ingest_file(store, write_log("v.jsonl", lines))
+    comparison = crux_comparison(store, minimum=1, config=load_config()).set_index(
+        ["key_type", "metric"])
+    url = comparison.loc[("url", "LCP")]
+    assert url["route"] == "/marketplace" and url["our_page_views"] == 6
+    assert url["our_p75"] == 1004 and not url["like_for_like"]
+    assert url["connection_type"] == "4G"
+    origin = comparison.loc[("origin", "LCP")]
+    assert origin["our_page_views"] == 6 and origin["our_p75"] == 2000
+    assert origin["like_for_like"]

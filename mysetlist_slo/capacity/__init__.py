@@ -18,9 +18,11 @@ from mysetlist_slo.capacity.forecast import (
 )
 from mysetlist_slo.capacity.plan import (
     CapacityPlan,
+    capacity_outlook,
     capacity_plan,
     cpu_per_pod,
     pgbouncer_rates,
+    pgbouncer_waits,
     statement_times,
     technical_metrics,
 )
@@ -38,6 +40,7 @@ __all__ = [
     "PodModel",
     "PoolSize",
     "backtest_summary",
+    "capacity_outlook",
     "capacity_plan",
     "cpu_per_pod",
     "desired_replicas",
@@ -45,6 +48,7 @@ __all__ = [
     "erlang_c",
     "fit_pod_model",
     "pgbouncer_rates",
+    "pgbouncer_waits",
     "plan_peak",
     "recommend_hpa",
     "replay_hpa",

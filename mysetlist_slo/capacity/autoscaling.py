@@ -47,6 +47,20 @@ def desired_replicas(current_replicas: int, current_utilization: int, target_uti
     return desired
 
 
+def utilization_percent(cores_per_pod: float, cpu_request: float) -> int:
+    """Return CPU utilization as the HPA controller computes it: a whole percent, truncated.
+
+    Kubernetes pkg/controller/podautoscaler/metrics/utilization.go,
+    GetResourceUtilizationRatio: ``currentUtilization = int32((metricsTotal * 100) /
+    requestsTotal)``, integer division of milli-cores, so 76.8 % is 76 %. The usage is in
+    milli-cores as resource.Quantity.MilliValue gives it (rounded up).
+    """
+    # round(..., 6) first: 0.768 * 1000 is 768.0000000000001 in binary floating point.
+    usage_milli = math.ceil(round(cores_per_pod * 1000, 6))
+    request_milli = math.ceil(round(cpu_request * 1000, 6))
+    return usage_milli * 100 // request_milli
+
+
 @dataclass(frozen=True)
 class PodModel:
     """How much CPU one pod burns: idle cores plus cores per request per second, and the CPU
@@ -109,15 +123,21 @@ def replay_hpa(load: pd.Series, pods: PodModel, settings: HpaSettings,
     rows, events = [], 0
     for tick, rps in zip(ticks, values, strict=True):
         # Pods cannot use more CPU than their limit: that is what the metrics API reports.
-        utilization = min(pods.utilization(rps / replicas), pods.cpu_limit / pods.cpu_request)
-        wanted = desired_replicas(replicas, round(100 * utilization),
+        cores = min(pods.idle_cores + pods.cores_per_rps * rps / replicas, pods.cpu_limit)
+        wanted = desired_replicas(replicas, utilization_percent(cores, pods.cpu_request),
                                   settings.target_utilization, settings.tolerance,
                                   settings.min_replicas, settings.max_replicas)
         recommendations.append((tick, wanted))
         while recommendations[0][0] < tick - pd.Timedelta(seconds=settings.scale_down_window):
             recommendations.popleft()
         if wanted > replicas:
-            limit = max(math.floor(replicas * (1 + settings.scale_up_percent / 100)),
+            # Kubernetes pkg/controller/podautoscaler/horizontal.go,
+            # calculateScaleUpLimitWithScalingRules: the percent policy proposes
+            # ceil(periodStartReplicas * (1 + value / 100)) ("rounded up because the proposed
+            # change might not increase the replica count"), the pods policy
+            # periodStartReplicas + value, and the default selectPolicy Max takes the larger.
+            # Syncs are one policy period (15 s) apart, so the period starts at ``replicas``.
+            limit = max(math.ceil(replicas * (1 + settings.scale_up_percent / 100)),
                         replicas + settings.scale_up_pods)
             new = min(wanted, limit, settings.max_replicas)
         else:

@@ -10,6 +10,7 @@ the 80 % and 95 % intervals.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,13 +20,27 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from mysetlist_slo.errors import InsufficientDataError
+
 LEVELS = (0.8, 0.95)
+DAY = 24  # hourly steps per day
+# The least hourly history plan_peak forecasts from: two periods of the daily season to fit
+# MSTL, one day after them held out to calibrate the intervals, and one day to backtest on.
+MIN_HISTORY_HOURS = 2 * DAY + DAY + DAY
 Model = Callable[[pd.Series, int, tuple[int, ...]], pd.DataFrame]
 
+# Buckets counted from the series' own start (not from midnight or the epoch), so the buckets
+# and the index built from the same start meet whatever the start's minute or time zone.
 _RATE = """
-SELECT time_bucket(CAST(? AS INTERVAL), minute) AS time, sum(requests) AS requests
-FROM request_counts
-WHERE minute >= ? AND minute < ?
+WITH counted AS (
+    SELECT minute, sum(requests) AS requests
+    FROM request_counts
+    WHERE minute >= $start AND minute < $end
+    GROUP BY minute
+)
+SELECT time_bucket($width, minute, $start) AS time, sum(requests) AS requests,
+       min(minute) AS first_minute, max(minute) AS last_minute
+FROM counted
 GROUP BY time
 ORDER BY time
 """
@@ -33,19 +48,39 @@ ORDER BY time
 
 def request_rate(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
                  freq: str = "1h") -> pd.Series:
-    """Return requests per second per ``freq`` bucket in [start, end), zero where none."""
-    frame = con.execute(_RATE, [pd.Timedelta(freq).to_pytimedelta(), start, end]).df()
-    index = pd.date_range(start, end, freq=freq, inclusive="left", tz="UTC", name="time")
+    """Return requests per second per ``freq`` bucket, the buckets counted from ``start``.
+
+    ``start`` and ``end`` are taken down to the whole minute (the rollups' grain). The series
+    covers only the data's span, from the first minute with requests in [start, end) to the
+    last: a bucket inside it without requests is zero traffic, time before the data begins or
+    after it ends is no data and left out. A bucket the span covers in part is divided by the
+    seconds it covers. Empty when there are no requests.
+    """
+    width = pd.Timedelta(freq)
+    start_at = pd.Timestamp(start).tz_convert("UTC").floor("min")
+    end_at = pd.Timestamp(end).tz_convert("UTC").floor("min")
+    frame = con.execute(_RATE, {"width": width.to_pytimedelta(), "start": start_at,
+                                "end": end_at}).df()
+    if frame.empty:
+        return pd.Series([], index=pd.DatetimeIndex([], tz="UTC", name="time"), dtype=float,
+                         name="rps")
+    first = pd.Timestamp(frame["first_minute"].min())
+    last = pd.Timestamp(frame["last_minute"].max()) + pd.Timedelta(minutes=1)
+    index = pd.date_range(start_at, end_at, freq=width, inclusive="left", name="time")
+    index = index[(index + width > first) & (index < last)]
     counts = frame.set_index("time")["requests"].reindex(index, fill_value=0)
-    return (counts / pd.Timedelta(freq).total_seconds()).astype(float)
+    covered = (np.minimum(index + width, last) - np.maximum(index, first)).total_seconds()
+    return pd.Series(counts.to_numpy(dtype=float) / covered.to_numpy(), index=index,
+                     name="rps")
 
 
 def _frame(index: pd.DatetimeIndex, mean: np.ndarray,
            bounds: dict[float, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
-    frame = pd.DataFrame({"mean": mean}, index=index)
+    # Traffic is never negative: the mean and the bounds are clipped at zero.
+    frame = pd.DataFrame({"mean": np.maximum(mean, 0.0)}, index=index)
     for level, (low, high) in bounds.items():
-        frame[f"lo{int(level * 100)}"] = low
-        frame[f"hi{int(level * 100)}"] = high
+        frame[f"lo{int(level * 100)}"] = np.maximum(low, 0.0)
+        frame[f"hi{int(level * 100)}"] = np.maximum(high, 0.0)
     return frame
 
 
@@ -54,16 +89,37 @@ def _future(history: pd.Series, horizon: int) -> pd.DatetimeIndex:
     return pd.date_range(history.index[-1] + step, periods=horizon, freq=step)
 
 
+def conformal_quantile(errors: np.ndarray, level: float) -> float:
+    """Return the split-conformal quantile of absolute errors: the ceil((n + 1) level)-th
+    smallest of the n errors, the finite-sample rank that makes a new error fall at or below
+    it with probability at least ``level`` (Lei et al. 2018, "Distribution-free predictive
+    inference for regression", section 2.2); infinite when that rank exceeds n."""
+    ordered = np.sort(np.asarray(errors, dtype=float))
+    rank = math.ceil((len(ordered) + 1) * level)
+    return float(ordered[rank - 1]) if rank <= len(ordered) else math.inf
+
+
+def _bounds(mean: np.ndarray, width: dict[float, np.ndarray]
+            ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    return {level: (mean - width[level], mean + width[level]) for level in LEVELS}
+
+
 def seasonal_naive(history: pd.Series, horizon: int, periods: tuple[int, ...]) -> pd.DataFrame:
-    """Return the value one longest season ago for each future step; intervals from the
-    empirical quantiles of the in-sample seasonal-naive errors."""
+    """Return the value one longest season ago for each future step (the same hour of the
+    last season in the history), with split-conformal intervals from the in-sample errors of
+    the same lag: a step k seasons ahead is judged by the errors of k-seasons-old values."""
     season = max(periods)
     values = history.to_numpy(dtype=float)
     mean = np.array([values[len(values) - season + (h % season)] for h in range(horizon)])
-    errors = values[season:] - values[:-season]
-    bounds = {level: (mean + np.quantile(errors, (1 - level) / 2),
-                      mean + np.quantile(errors, (1 + level) / 2)) for level in LEVELS}
-    return _frame(_future(history, horizon), mean, bounds)
+    width = {level: np.empty(horizon) for level in LEVELS}
+    for h in range(horizon):
+        lag = season * (h // season + 1)
+        while lag >= len(values) - 1 and lag > season:
+            lag -= season  # no errors that far apart in the history: the longest there is
+        errors = np.abs(values[lag:] - values[:-lag])
+        for level in LEVELS:
+            width[level][h] = conformal_quantile(errors, level)
+    return _frame(_future(history, horizon), mean, _bounds(mean, width))
 
 
 def _mstl_ets_mean(history: pd.Series, horizon: int, periods: tuple[int, ...]) -> np.ndarray:
@@ -89,7 +145,11 @@ def _mstl_ets_mean(history: pd.Series, horizon: int, periods: tuple[int, ...]) -
     return np.asarray(prediction.predicted_mean) + ahead
 
 
+# Calibration origins, one day apart going back from the end of the history: at least three
+# (72 one-day-ahead errors), and one per day of the horizon up to a week, so a step d days
+# ahead is judged by errors made d days ahead.
 CALIBRATION_WINDOWS = 3
+MAX_CALIBRATION_DAYS = 7
 
 
 def mstl_ets(history: pd.Series, horizon: int, periods: tuple[int, ...]) -> pd.DataFrame:
@@ -97,23 +157,39 @@ def mstl_ets(history: pd.Series, horizon: int, periods: tuple[int, ...]) -> pd.D
 
     ETS's own intervals ignore the noise the seasonal components soak up (a weekly cycle
     fitted from a few weeks follows last week's noise), so they come out too narrow. The
-    intervals are instead the quantiles of the absolute errors the same model made on the
-    last three days held out (split conformal prediction), one width for every step.
+    intervals are instead conformal quantiles of the absolute errors the same model made
+    from origins one day apart at the end of the history, held out (split conformal
+    prediction), at matching lead times: steps on day d of the horizon take the errors made d
+    days ahead. Past the longest lead the history can calibrate (at most a week), the
+    errors of that longest lead are used, and the column ``calibrated_lead_days`` says so.
+    Raises ValueError when the history is too short for even one calibration day.
     """
     mean = _mstl_ets_mean(history, horizon, periods)
-    window = min(horizon, 24)
-    errors: list[float] = []
-    for k in range(1, CALIBRATION_WINDOWS + 1):
-        cut = len(history) - k * window
+    step_day = np.arange(horizon) // DAY  # 0: the first day ahead
+    days = min(max(CALIBRATION_WINDOWS, int(step_day[-1]) + 1), MAX_CALIBRATION_DAYS)
+    by_lead: dict[int, list[float]] = {}
+    for k in range(1, days + 1):
+        cut = len(history) - k * DAY
         if cut < 2 * max(periods):
             break
-        held_out = history.iloc[cut:cut + window].to_numpy()
-        errors += list(np.abs(held_out - _mstl_ets_mean(history.iloc[:cut], window, periods)))
-    if not errors:
+        steps = min(horizon, k * DAY)
+        held_out = history.iloc[cut:cut + steps].to_numpy()
+        errors = np.abs(held_out - _mstl_ets_mean(history.iloc[:cut], steps, periods))
+        for lead_day in range(math.ceil(steps / DAY)):
+            by_lead.setdefault(lead_day, []).extend(
+                errors[lead_day * DAY:(lead_day + 1) * DAY])
+    if not by_lead:
         raise ValueError("too little history to calibrate the intervals")
-    bounds = {level: (mean - np.quantile(errors, level), mean + np.quantile(errors, level))
-              for level in LEVELS}
-    return _frame(_future(history, horizon), mean, bounds)
+    longest = max(by_lead)
+    calibrated = np.minimum(step_day, longest)
+    width = {level: np.empty(horizon) for level in LEVELS}
+    for lead_day in np.unique(calibrated):
+        for level in LEVELS:
+            width[level][calibrated == lead_day] = conformal_quantile(
+                np.asarray(by_lead[int(lead_day)]), level)
+    frame = _frame(_future(history, horizon), mean, _bounds(mean, width))
+    frame["calibrated_lead_days"] = calibrated + 1
+    return frame
 
 
 MODELS: dict[str, Model] = {"seasonal naive": seasonal_naive, "MSTL + ETS": mstl_ets}
@@ -193,20 +269,27 @@ def plan_peak(hourly: pd.Series, five_minute: pd.Series, horizon_hours: int,
               folds: int = 3) -> tuple[PeakPlan, pd.DataFrame]:
     """Return the peak plan over ``horizon_hours`` and the backtest that chose its model.
 
+    Raises InsufficientDataError when ``hourly`` holds fewer than MIN_HISTORY_HOURS hours.
+
     The model with the lower backtest MASE forecasts the hourly rate; its highest 95 %
     bound, scaled by ``growth`` (0.2 = 20 % more users) and by how far 5-minute bursts rise
     above the hourly mean (p99 ratio, from history), is the peak to plan for.
     """
-    # A weekly cycle needs two weeks before the first backtest origin; with less history
+    if len(hourly) < MIN_HISTORY_HOURS:
+        raise InsufficientDataError("traffic history", len(hourly), MIN_HISTORY_HOURS,
+                                    unit="hours")
+    # A weekly cycle needs two weeks, a calibration day and a backtest day; with less history
     # only the daily one is modelled, and as many folds as fit are run.
-    periods: tuple[int, ...] = (24, 24 * 7)
-    if len(hourly) < 2 * 168 + 24:
-        periods = (24,)
-    folds = max(1, min(folds, (len(hourly) - 2 * max(periods)) // 24))
+    periods: tuple[int, ...] = (DAY, 7 * DAY)
+    if len(hourly) < 2 * 7 * DAY + 2 * DAY:
+        periods = (DAY,)
+    folds = max(1, min(folds, (len(hourly) - 2 * max(periods) - DAY) // DAY))
     folds_frame = backtest(hourly, 24, folds, periods)
     best = backtest_summary(folds_frame)["model"].iloc[0]
     forecast = MODELS[best](hourly, horizon_hours, periods)
-    hourly_mean = five_minute.resample("1h").mean().reindex(five_minute.index, method="ffill")
+    # Hours counted from the series' own start, as request_rate buckets them.
+    hourly_mean = (five_minute.resample("1h", origin="start").mean()
+                   .reindex(five_minute.index, method="ffill"))
     ratio = (five_minute / hourly_mean.replace(0, np.nan)).dropna()
     burst = float(np.quantile(ratio, 0.99)) if len(ratio) else 1.0
     peak = float(forecast["hi95"].max()) * (1 + growth) * burst

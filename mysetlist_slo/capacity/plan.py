@@ -25,9 +25,18 @@ from mysetlist_slo.capacity.autoscaling import (
 from mysetlist_slo.capacity.forecast import PeakPlan, plan_peak, request_rate
 from mysetlist_slo.capacity.pools import PoolSize, erlang_c, size_pool
 from mysetlist_slo.config import Config
+from mysetlist_slo.errors import InsufficientDataError
 
-# Counters are cumulative; a counter lower than the snapshot before means PgBouncer restarted
-# and counted again from zero, so the new value itself is the increase.
+# PgBouncer's own admin console shows up in SHOW STATS / SHOW POOLS as a database of this name;
+# its traffic is the monitoring's, not the application's.
+ADMIN_DATABASE = "pgbouncer"
+
+# SHOW STATS counters are cumulative per database; a counter lower than the snapshot before
+# means PgBouncer restarted and counted again from zero, so the new value itself is the
+# increase. Differences are taken per database over every snapshot before the window's end,
+# then the intervals ending inside the window are kept (the first one is not lost), and the
+# application databases are added up per snapshot: rates add, times are weighted by
+# transactions (sum of time / sum of transactions).
 _PGBOUNCER_RATES = """
 WITH snapshots AS (
     SELECT ts, database, total_xact_count AS xacts, total_xact_time AS xact_us,
@@ -35,7 +44,7 @@ WITH snapshots AS (
            lag(ts) OVER w AS prev_ts, lag(total_xact_count) OVER w AS prev_xacts,
            lag(total_xact_time) OVER w AS prev_xact_us, lag(total_wait_time) OVER w AS prev_wait_us
     FROM pgbouncer_stats
-    WHERE ts >= ? AND ts < ?
+    WHERE ts < $end AND database <> $admin
     WINDOW w AS (PARTITION BY database ORDER BY ts)
 ),
 increases AS (
@@ -47,44 +56,104 @@ increases AS (
                 ELSE wait_us END AS wait_us,
            xacts < prev_xacts AS restarted
     FROM snapshots
-    WHERE prev_ts IS NOT NULL
+    WHERE prev_ts IS NOT NULL AND ts >= $start
 )
-SELECT ts, database, seconds, xacts / seconds AS tps,
-       xact_us / nullif(xacts, 0) / 1000.0 AS mean_xact_ms,
-       wait_us / nullif(xacts, 0) / 1000.0 AS mean_wait_ms, restarted
+SELECT ts, count(*) AS databases, max(seconds) AS seconds, sum(xacts) AS xacts,
+       sum(xact_us) AS xact_us, sum(wait_us) AS wait_us, sum(xacts / seconds) AS tps,
+       sum(xact_us) / nullif(sum(xacts), 0) / 1000.0 AS mean_xact_ms,
+       sum(wait_us) / nullif(sum(xacts), 0) / 1000.0 AS mean_wait_ms,
+       bool_or(restarted) AS restarted
 FROM increases
-ORDER BY database, ts
+GROUP BY ts
+ORDER BY ts
 """
 
 
 def pgbouncer_rates(con: duckdb.DuckDBPyConnection, start: datetime,
                     end: datetime) -> pd.DataFrame:
-    """Return per database and snapshot interval: transactions/s, mean transaction and wait
-    time (ms), and whether PgBouncer restarted (counters reset) in it."""
-    return con.execute(_PGBOUNCER_RATES, [start, end]).df()
+    """Return per SHOW STATS snapshot ending an interval in [start, end), summed over the
+    application databases (PgBouncer's ``pgbouncer`` admin database left out): databases,
+    seconds, transactions, transaction and wait time (us), transactions/s, mean transaction
+    and wait time (ms, weighted by transactions), and whether PgBouncer restarted (counters
+    reset) in it."""
+    return con.execute(_PGBOUNCER_RATES, {"start": start, "end": end,
+                                          "admin": ADMIN_DATABASE}).df()
 
 
+def transactions_per_request(rates: pd.DataFrame, mean_rps: float) -> float:
+    """Return the database transactions per HTTP request: the mean transactions/s of
+    ``rates`` (from pgbouncer_rates) over the mean request rate of the same history."""
+    return float(rates["tps"].mean()) / max(mean_rps, 1e-9)
+
+
+def mean_transaction_s(rates: pd.DataFrame) -> float:
+    """Return the mean transaction time (s) over every transaction of ``rates`` (from
+    pgbouncer_rates): total time over total transactions, not a mean of interval means."""
+    return float(rates["xact_us"].sum() / max(rates["xacts"].sum(), 1)) / 1e6
+
+
+# SHOW POOLS prints the oldest waiting client's wait as whole seconds (maxwait) and the
+# microseconds beyond them (maxwait_us), so the wait is maxwait * 1e6 + maxwait_us.
+_PGBOUNCER_WAITS = """
+SELECT ts, sum(cl_waiting) AS clients_waiting,
+       max(coalesce(maxwait, 0) * 1000000 + coalesce(maxwait_us, 0)) / 1000.0
+           AS longest_wait_ms
+FROM pgbouncer_pools
+WHERE ts >= $start AND ts < $end AND database <> $admin
+GROUP BY ts
+ORDER BY ts
+"""
+
+
+def pgbouncer_waits(con: duckdb.DuckDBPyConnection, start: datetime,
+                    end: datetime) -> pd.DataFrame:
+    """Return per SHOW POOLS snapshot in [start, end): clients waiting for a server connection
+    (summed over the application pools) and the longest wait of any of them (ms)."""
+    return con.execute(_PGBOUNCER_WAITS, {"start": start, "end": end,
+                                          "admin": ADMIN_DATABASE}).df()
+
+
+# pg_stat_statements counts per (userid, dbid, queryid, toplevel) since its last reset. The
+# differences are taken per key over every snapshot before the window's end, then the intervals
+# that end inside the window are kept (so the window's first interval is not lost). A counter
+# that went down (calls or time) means the view was reset: the new value is the increase.
 _STATEMENTS = """
 WITH snapshots AS (
-    SELECT queryid, any_value(query) AS query,
-           arg_max(calls, ts) - arg_min(calls, ts) AS calls,
-           arg_max(total_exec_time, ts) - arg_min(total_exec_time, ts) AS exec_ms
+    SELECT userid, dbid, queryid, toplevel, query, ts, calls, total_exec_time,
+           lag(ts) OVER w AS previous, lag(calls) OVER w AS previous_calls,
+           lag(total_exec_time) OVER w AS previous_exec_ms
     FROM pg_statements
-    WHERE ts >= ? AND ts < ?
-    GROUP BY queryid
+    WHERE ts < $end
+    WINDOW w AS (PARTITION BY userid, dbid, queryid, toplevel ORDER BY ts)
+),
+intervals AS (
+    SELECT *, calls < previous_calls OR total_exec_time < previous_exec_ms AS reset
+    FROM snapshots
+    WHERE previous IS NOT NULL AND ts >= $start
+),
+increases AS (
+    SELECT userid, dbid, queryid, toplevel, query, reset,
+           CASE WHEN reset THEN calls ELSE calls - previous_calls END AS calls,
+           CASE WHEN reset THEN total_exec_time
+                ELSE total_exec_time - previous_exec_ms END AS exec_ms
+    FROM intervals
 )
-SELECT queryid, query, calls, exec_ms, exec_ms / nullif(calls, 0) AS mean_ms
-FROM snapshots
-WHERE calls > 0
-ORDER BY exec_ms DESC
+SELECT userid, dbid, queryid, toplevel, any_value(query) AS query,
+       sum(calls) AS calls, sum(exec_ms) AS exec_ms, sum(exec_ms) / sum(calls) AS mean_ms,
+       count(*) FILTER (WHERE reset) AS resets
+FROM increases
+GROUP BY userid, dbid, queryid, toplevel
+HAVING sum(calls) > 0
+ORDER BY exec_ms DESC, queryid, userid, dbid, toplevel
 """
 
 
 def statement_times(con: duckdb.DuckDBPyConnection, start: datetime,
                     end: datetime) -> pd.DataFrame:
-    """Return per statement the calls and execution time between the first and last snapshot
-    of [start, end), and its mean time (ms), the costliest first."""
-    return con.execute(_STATEMENTS, [start, end]).df()
+    """Return per statement key (userid, dbid, queryid, toplevel) the calls and execution time
+    (ms) of the snapshot intervals that end in [start, end), its mean time (ms) and how many
+    resets of the view those intervals held; the costliest first."""
+    return con.execute(_STATEMENTS, {"start": start, "end": end}).df()
 
 
 def fast_statement_share(statements: pd.DataFrame, threshold_ms: float = 100.0) -> float | None:
@@ -96,28 +165,55 @@ def fast_statement_share(statements: pd.DataFrame, threshold_ms: float = 100.0) 
     return float(statements.loc[statements["mean_ms"] < threshold_ms, "calls"].sum() / calls)
 
 
+# CPU may come per pod (one series per pod label set) or as one total: each series is averaged
+# within the bucket, then the series are added up, so per-pod series give the total CPU and a
+# single total stays itself. Replicas likewise (one series per deployment); without a
+# replicas series, the number of CPU series in the bucket (pods) stands in. Buckets are
+# counted from the window's start, as request_rate counts them.
 _CPU = """
-SELECT time_bucket(INTERVAL 5 minute, ts) AS time, name, avg(value) AS value
-FROM metrics
-WHERE ts >= ? AND ts < ? AND name IN ('mysetlist_cpu_cores', 'mysetlist_replicas')
-GROUP BY ALL
+WITH per_series AS (
+    SELECT time_bucket(INTERVAL 5 minute, ts, $origin) AS time, name, labels,
+           avg(value) AS value
+    FROM metrics
+    WHERE ts >= $start AND ts < $end AND name IN ('mysetlist_cpu_cores', 'mysetlist_replicas')
+    GROUP BY ALL
+)
+SELECT time,
+       sum(value) FILTER (WHERE name = 'mysetlist_cpu_cores') AS cores,
+       coalesce(sum(value) FILTER (WHERE name = 'mysetlist_replicas'),
+                count(*) FILTER (WHERE name = 'mysetlist_cpu_cores')) AS replicas
+FROM per_series
+GROUP BY time
+HAVING cores IS NOT NULL AND replicas > 0
+ORDER BY time
 """
 
 
 def cpu_per_pod(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> pd.DataFrame:
-    """Return per 5 minutes: replicas, CPU cores per pod and requests/s per pod, from the
-    Prometheus series ``mysetlist_cpu_cores`` and ``mysetlist_replicas`` and the request
-    rollups."""
-    frame = con.execute(_CPU, [start, end]).df()
+    """Return per 5 minutes (counted from ``start``): replicas, CPU cores per pod and
+    requests/s per pod, from the Prometheus series ``mysetlist_cpu_cores`` (per pod or in
+    total) and ``mysetlist_replicas`` and the request rollups."""
+    origin = pd.Timestamp(start).tz_convert("UTC").floor("min")
+    frame = con.execute(_CPU, {"origin": origin, "start": start, "end": end}).df()
     if frame.empty:
         return pd.DataFrame(columns=["time", "replicas", "cores_per_pod", "rps_per_pod"])
-    wide = frame.pivot_table(index="time", columns="name", values="value")
     rate = request_rate(con, start, end, "5min")
-    wide = wide.join(rate.rename("rps"), how="inner").dropna()
-    return pd.DataFrame({"time": wide.index, "replicas": wide["mysetlist_replicas"],
-                         "cores_per_pod": wide["mysetlist_cpu_cores"] / wide["mysetlist_replicas"],
-                         "rps_per_pod": wide["rps"] / wide["mysetlist_replicas"]}
+    wide = frame.set_index("time").join(rate.rename("rps"), how="inner").dropna()
+    return pd.DataFrame({"time": wide.index, "replicas": wide["replicas"],
+                         "cores_per_pod": wide["cores"] / wide["replicas"],
+                         "rps_per_pod": wide["rps"] / wide["replicas"]}
                         ).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class PoolObservation:
+    """What PgBouncer's SHOW STATS and SHOW POOLS showed over the history."""
+
+    tps_p99: float  # transactions/s over the application databases, 99th percentile interval
+    mean_xact_ms: float  # over all transactions
+    mean_wait_ms: float  # wait for a server connection, over all transactions
+    clients_waiting_max: int
+    longest_wait_ms: float
 
 
 @dataclass(frozen=True)
@@ -138,6 +234,7 @@ class CapacityPlan:
     statements_fast_share: float | None
     slow_statements: pd.DataFrame
     verdict: str
+    pool_observed: PoolObservation | None = None
 
 
 def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
@@ -145,7 +242,11 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
                   growth: float = 0.0, headroom: float | None = None,
                   client_pool_per_replica: int = 10, cpu_request: float = 1.0,
                   cpu_limit: float = 2.0, database_cores: int = 4) -> CapacityPlan:
-    """Return the CapacityPlan from the ``history_days`` before ``at``."""
+    """Return the CapacityPlan from the ``history_days`` before ``at``.
+
+    Raises InsufficientDataError when the traffic history is too short to forecast from
+    (see forecast.MIN_HISTORY_HOURS).
+    """
     capacity, hpa_config, bouncer = config.capacity, config.autoscaling, config.pgbouncer
     horizon = horizon_days or (capacity.forecast_horizon_days if capacity else 30)
     spare = headroom if headroom is not None else (capacity.headroom if capacity else 0.2)
@@ -196,22 +297,26 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
                 hpa_config.target_cpu_utilization), spare)
             lines.append(f"For that scenario: {scenario.verdict}")
     rates = pgbouncer_rates(con, start, at)
-    pool = now_wait = clients = None
+    pool = now_wait = clients = observed = None
     if len(rates) and bouncer:
-        tps_per_rps = rates["tps"].mean() / max(five.mean(), 1e-9)
-        mean_xact_s = float(rates["mean_xact_ms"].median()) / 1000
+        tps_per_rps = transactions_per_request(rates, float(five.mean()))
+        mean_xact_s = mean_transaction_s(rates)
         pool = size_pool(peak.peak_rps * tps_per_rps, mean_xact_s,
                          bouncer.max_wait_probability, bouncer.max_mean_wait_ms,
                          database_cores)
-        load_now = float(rates["tps"].quantile(0.99)) * mean_xact_s
+        load_now = float(rates["tps"].quantile(0.99)) * mean_xact_s  # the busiest 1 %
         now_wait = erlang_c(bouncer.default_pool_size, load_now)
         clients = (hpa_config.max_replicas if hpa_config else 1) * client_pool_per_replica
-        observed = con.execute(
-            "SELECT max(cl_waiting), max(maxwait_us) FROM pgbouncer_pools WHERE ts >= ? "
-            "AND ts < ?", [start, at]).fetchall()[0]
-        lines.append(f"Observed: up to {observed[0] or 0} clients waiting, longest wait "
-                     f"{(observed[1] or 0) / 1000:.1f} ms, mean wait "
-                     f"{rates['mean_wait_ms'].mean():.3f} ms per transaction.")
+        waits = pgbouncer_waits(con, start, at)
+        observed = PoolObservation(
+            tps_p99=float(rates["tps"].quantile(0.99)),
+            mean_xact_ms=1000 * mean_xact_s,
+            mean_wait_ms=float(rates["wait_us"].sum() / max(rates["xacts"].sum(), 1)) / 1000,
+            clients_waiting_max=int(waits["clients_waiting"].max()) if len(waits) else 0,
+            longest_wait_ms=float(waits["longest_wait_ms"].max()) if len(waits) else 0.0)
+        lines.append(f"Observed: up to {observed.clients_waiting_max} clients waiting, longest "
+                     f"wait {observed.longest_wait_ms:.1f} ms, mean wait "
+                     f"{observed.mean_wait_ms:.3f} ms per transaction.")
         lines.append(f"PgBouncer: {peak.peak_rps * tps_per_rps:,.1f} transactions/s of "
                      f"{1000 * mean_xact_s:.1f} ms at the peak need {pool.servers} server "
                      f"connections (P(wait) {pool.wait_probability:.2%}); default_pool_size is "
@@ -232,8 +337,19 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
         lines.append(f"{share:.1%} of statement calls average under 100 ms.")
     return CapacityPlan(peak, folds, model, quality or {}, replay_history, replay_forecast,
                         recommendation, scenario, pool, now_wait, clients, share,
-                        statements[statements["mean_ms"] >= 100].head(10), " ".join(lines))
+                        statements[statements["mean_ms"] >= 100].head(10), " ".join(lines),
+                        observed)
 
+
+
+def capacity_outlook(con: duckdb.DuckDBPyConnection, config: Config, at: datetime) -> str:
+    """Return the capacity plan's verdict from the 28 days before ``at``, or one line saying
+    why there is none (too little traffic history to forecast from)."""
+    try:
+        return capacity_plan(con, config, at).verdict
+    except InsufficientDataError as exc:
+        return (f"No capacity outlook: the forecast needs {exc.minimum} {exc.unit} of traffic "
+                f"history and the store holds {exc.count}.")
 
 
 _TECHNICAL = """

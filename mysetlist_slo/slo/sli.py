@@ -35,7 +35,7 @@ WITH deltas AS (
                 ELSE total_exec_time END AS exec_ms,
            lag(ts) OVER w AS previous
     FROM pg_statements
-    WINDOW w AS (PARTITION BY queryid ORDER BY ts)
+    WINDOW w AS (PARTITION BY userid, dbid, queryid, toplevel ORDER BY ts)
 ),
 intervals AS (
     SELECT previous, ts, calls::HUGEINT AS calls,

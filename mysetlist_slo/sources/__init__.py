@@ -60,7 +60,8 @@ def _json_kind(path: Path) -> str | None:
             raw.close()
         if '"record"' in head and ('"metrics"' in head or '"key"' in head):
             return "crux"
-        if '"lighthouseVersion"' in head or '"lhr"' in head or '"audits"' in head:
+        if any(mark in head for mark in ('"lighthouseVersion"', '"lhr"', '"audits"',
+                                         '"lighthouseResult"', "pagespeedonline#result")):
             return "lighthouse"
         if '"resultType"' in head:
             return "prometheus"
@@ -71,7 +72,7 @@ def _json_kind(path: Path) -> str | None:
         return "crux"
     if isinstance(record.get("data"), dict) and "resultType" in record["data"]:
         return "prometheus"
-    if "lighthouseVersion" in record or "lhr" in record:
+    if "lighthouseVersion" in record or "lhr" in record or "lighthouseResult" in record:
         return "lighthouse"
     if record.get("event") == "$web_vitals" or {"name", "value", "id"} <= set(record):
         return "vitals"

@@ -37,8 +37,13 @@ STATS_SCHEMA = pa.schema([("line", pa.int64()), ("ts", pa.timestamp("us", tz="UT
 POOLS_SCHEMA = pa.schema([("line", pa.int64()), ("ts", pa.timestamp("us", tz="UTC")),
                           ("database", pa.string()), ("user", pa.string()),
                           *[(c, pa.int64()) for c in POOLS_COLUMNS], ("pool_mode", pa.string())])
+# pg_stat_statements keeps one row per (userid, dbid, queryid, toplevel): the same statement run
+# by two roles, in two databases, or nested in a function (toplevel false) is counted apart.
+STATEMENT_KEY = ("userid", "dbid", "queryid", "toplevel")
 STATEMENT_SCHEMA = pa.schema([("line", pa.int64()), ("ts", pa.timestamp("us", tz="UTC")),
-                              ("queryid", pa.string()), ("query", pa.string()),
+                              ("userid", pa.string()), ("dbid", pa.string()),
+                              ("queryid", pa.string()), ("toplevel", pa.bool_()),
+                              ("query", pa.string()),
                               ("calls", pa.int64()), ("total_exec_time", pa.float64()),
                               ("mean_exec_time", pa.float64()), ("rows", pa.int64())])
 
@@ -192,12 +197,19 @@ class _CsvSnapshots(_Table):
     integers: tuple[str, ...] = ()
     floats: tuple[str, ...] = ()
     texts: tuple[str, ...] = ()
-
+    booleans: tuple[str, ...] = ()
     not_null: tuple[str, ...] = ()  # columns a row cannot be stored without
+    # Columns that identify a row within one snapshot; a repeat is a reject (see rows).
+    unique: tuple[str, ...] = ()
 
     def rows(self, path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
         """Return one row per snapshot line; bad lines (malformed CSV, bytes that are not
-        UTF-8, bad values) become rejects naming the field."""
+        UTF-8, bad values) become rejects naming the field.
+
+        A second row with the same ``unique`` key in one snapshot is a reject: counters that
+        the export did not tell apart (two roles running one statement) would be taken for one
+        counter, and their differences be meaningless.
+        """
         # Bytes that are not UTF-8 are kept as surrogates, so only their row is refused.
         text = _read_bytes(path).decode("utf-8", errors="surrogateescape").removeprefix(
             "\ufeff")
@@ -210,6 +222,7 @@ class _CsvSnapshots(_Table):
         if missing:
             raise IngestError(str(path), f"line 1: missing column {', '.join(missing)}")
         rows, rejects = [], []
+        seen: dict[tuple[Any, ...], int] = {}
         line = reader.line_num + 1
         while True:
             try:
@@ -243,6 +256,14 @@ class _CsvSnapshots(_Table):
                 for name in self.not_null:
                     if row.get(name) in (None, ""):
                         raise _Bad(name, "missing")
+                for name in self.booleans:
+                    row[name] = _field(_boolean, record, name)
+                if self.unique:
+                    key = (row["ts"], *(row.get(name) for name in self.unique))
+                    if key in seen:
+                        raise _Bad(", ".join(self.unique),
+                                   f"same as line {seen[key]} in the same snapshot")
+                    seen[key] = record_line
                 rows.append(row)
             except _Bad as bad:
                 rejects.append(Reject(record_line, bad.field, bad.problem, raw))
@@ -278,6 +299,14 @@ def _count(text: str) -> int:
     return value
 
 
+def _boolean(text: str) -> bool:
+    # psql prints booleans as t/f; other exporters write true/false.
+    value = {"t": True, "true": True, "f": False, "false": False}.get(text.strip().lower())
+    if value is None:
+        raise ValueError(f"not a boolean (t/f, true/false): {text}")
+    return value
+
+
 def _number(text: str) -> float:
     try:
         value = float(text)
@@ -298,6 +327,7 @@ class PgBouncerStatsSource(_CsvSnapshots):
     integers = STATS_COLUMNS
     texts = ("database",)
     not_null = ("database",)
+    unique = ("database",)
 
 
 class PgBouncerPoolsSource(_CsvSnapshots):
@@ -310,10 +340,13 @@ class PgBouncerPoolsSource(_CsvSnapshots):
     integers = POOLS_COLUMNS
     texts = ("database", "user", "pool_mode")
     not_null = ("database", "user")
+    unique = ("database", "user")
 
 
 class StatementsSource(_CsvSnapshots):
-    """``pg_stat_statements`` snapshots: calls and execution time per statement."""
+    """``pg_stat_statements`` snapshots: calls and execution time per statement, keyed by
+    (userid, dbid, queryid, toplevel) as the view keys them (userid, dbid and toplevel may be
+    left out when the export has one role, one database and top-level statements only)."""
 
     kind = "pg-statements"
     record = "pg_statements"
@@ -321,7 +354,9 @@ class StatementsSource(_CsvSnapshots):
     required = ("queryid", "calls", "total_exec_time")
     integers = ("calls", "rows")
     floats = ("total_exec_time", "mean_exec_time")
-    texts = ("queryid", "query")
+    texts = ("userid", "dbid", "queryid", "query")
+    booleans = ("toplevel",)
+    unique = STATEMENT_KEY
     not_null = ("queryid", "calls", "total_exec_time")
 
 

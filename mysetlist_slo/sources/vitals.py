@@ -47,6 +47,7 @@ CRUX_SCHEMA = pa.schema([
     ("line", pa.int64()), ("key_type", pa.string()), ("key", pa.string()),
     ("form_factor", pa.string()), ("metric", pa.string()), ("first_date", pa.date32()),
     ("last_date", pa.date32()), ("p75", pa.float64()), ("histogram", pa.string()),
+    ("connection_type", pa.string()),
 ])
 
 LIGHTHOUSE_AUDITS = {"lcp": "largest-contentful-paint", "fcp": "first-contentful-paint",
@@ -280,6 +281,10 @@ class CruxSource:
             raise IngestError(str(path), f"record.key.{key_type} and record.metrics: missing "
                                          "or malformed (not a CrUX API response)")
         factor = str(key.get("formFactor", "ALL_FORM_FACTORS")).lower()[:40]
+        # A record queried for one effectiveConnectionType ("4G") holds only those page
+        # loads; without it, all connection types (stored as NULL).
+        connection = key.get("effectiveConnectionType")
+        connection = str(connection)[:20] if connection is not None else None
         periods = record.get("collectionPeriods") or [record.get("collectionPeriod")]
         if not isinstance(periods, list):
             raise IngestError(str(path), "record.collectionPeriods: not a list")
@@ -292,6 +297,8 @@ class CruxSource:
             rows = len(out.rows)
             try:
                 self._metric(metric, ours, periods, key[key_type], key_type, factor, out)
+                for row in out.rows[rows:]:
+                    row["connection_type"] = connection
             except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
                 # One malformed metric is one reject; what it had added is taken back.
                 del out.rows[rows:]
@@ -335,7 +342,8 @@ class CruxSource:
 
 
 class LighthouseSource:
-    """Lighthouse JSON reports (the ``lhr`` object): performance score and lab metrics."""
+    """Lighthouse JSON reports (the ``lhr`` object, or a PageSpeed Insights v5 response's
+    ``lighthouseResult``): performance score and lab metrics."""
 
     kind = "lighthouse"
     record = "lighthouse"
@@ -343,7 +351,9 @@ class LighthouseSource:
     def batches(self, path: Path) -> Iterator[InputBatch]:
         """Yield the report as one row."""
         lhr = _read_json(path)
-        lhr = lhr.get("lhr", lhr)  # a PageSpeed Insights response wraps the report
+        # Lighthouse's node API and CI wrap the report as ``lhr``; a PageSpeed Insights v5
+        # response (runPagespeed) puts it under ``lighthouseResult``.
+        lhr = lhr.get("lhr", lhr.get("lighthouseResult", lhr))
         if not isinstance(lhr, dict):
             raise IngestError(str(path), "lhr: not a Lighthouse report object")
         # The report is one record: a missing or bad field refuses it, naming the field.

@@ -192,6 +192,17 @@ MIGRATIONS: list[list[str]] = [
             requests  BIGINT NOT NULL
         )""",
     ],
+    [
+        # pg_stat_statements' full key: the same queryid run by two roles, in two databases or
+        # nested (toplevel false) is a separate counter. Rows loaded before have NULLs here and
+        # stay one key per queryid, as they were read.
+        "ALTER TABLE pg_statements ADD COLUMN userid VARCHAR",
+        "ALTER TABLE pg_statements ADD COLUMN dbid VARCHAR",
+        "ALTER TABLE pg_statements ADD COLUMN toplevel BOOLEAN",
+        # The CrUX record's connection type (effectiveConnectionType); NULL: all connections
+        # (what every record loaded before this version was taken for).
+        "ALTER TABLE crux ADD COLUMN connection_type VARCHAR",
+    ],
 ]
 
 _LOCK_HOLDER = re.compile(r"held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")

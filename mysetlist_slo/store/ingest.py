@@ -26,7 +26,7 @@ from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, RequestSource, 
 from mysetlist_slo.sources.vitals import METRICS
 from mysetlist_slo.store.database import find_ingest, scalar
 from mysetlist_slo.store.rollups import add_rollups
-from mysetlist_slo.store.routes import RouteNormaliser
+from mysetlist_slo.store.routes import OTHER_ROUTE, RouteNormaliser
 
 SHOWN_PROBLEMS = 10
 
@@ -99,7 +99,7 @@ _KEPT = {
     "vitals": "line, ts, metric, value, metric_id, target, form_factor, navigation_type, "
               "rating, source",
     "crux": "line, key_type, key, form_factor, metric, first_date, last_date, p75, histogram, "
-            "CAST(first_date AS TIMESTAMPTZ) AS ts",
+            "connection_type, CAST(first_date AS TIMESTAMPTZ) AS ts",
     "lighthouse": "line, fetch_time AS ts, target, form_factor, performance, lcp, fcp, cls, "
                   "tbt, tti, speed_index",
     "metrics": "line, ts, name, labels, value",
@@ -127,9 +127,9 @@ _STORE = {
         FROM checked JOIN batch_routes AS routes ON checked.target = routes.target
         WHERE bad_field IS NULL""",
     "crux": """
-        INSERT INTO crux
-        SELECT $ingest_id, key_type, key, form_factor, metric, first_date, last_date, p75,
-               histogram
+        INSERT INTO crux BY NAME
+        SELECT $ingest_id AS ingest_id, key_type, key, form_factor, metric, first_date,
+               last_date, p75, histogram, connection_type
         FROM checked WHERE bad_field IS NULL""",
     "metrics": """
         INSERT INTO metrics SELECT $ingest_id, ts, name, labels, value
@@ -196,6 +196,34 @@ def _route(con: duckdb.DuckDBPyConnection, routes: RouteNormaliser) -> None:
     targets = con.sql("SELECT target, count(*) AS requests FROM checked "
                       "WHERE bad_field IS NULL GROUP BY target").to_arrow_table()
     con.register("batch_routes", chunked(routes.route_map(targets)))
+
+
+# Tables that keep each row's page URL, so a row stored under "(other)" before its template
+# was admitted can be given its route afterwards.
+_PAGE_TABLES = ("vitals", "lighthouse")
+
+
+def _reroute_pages(con: duckdb.DuckDBPyConnection, routes: RouteNormaliser) -> None:
+    """Move rows of the page tables from "(other)" to their route when their URL's template
+    is a route now: ``(other)`` keeps only templates never admitted. The request rollups
+    keep no path, so their early requests of a route admitted later stay under "(other)"."""
+    for table in _PAGE_TABLES:
+        urls = [url for (url,) in con.execute(
+            f"SELECT DISTINCT url FROM {table} WHERE route = $other",
+            {"other": OTHER_ROUTE}).fetchall()]
+        if not urls:
+            continue
+        templates = routes.templates(pa.array(urls, pa.string())).to_pylist()
+        moved = [(url, template) for url, template in zip(urls, templates, strict=True)
+                 if routes.admitted(template)]
+        if not moved:
+            continue
+        con.register("rerouted", pa.table({"url": [u for u, _ in moved],
+                                           "route": [t for _, t in moved]}))
+        con.execute(f"UPDATE {table} SET route = rerouted.route FROM rerouted "
+                    f"WHERE {table}.url = rerouted.url AND {table}.route = $other",
+                    {"other": OTHER_ROUTE})
+        con.unregister("rerouted")
 
 
 _PREFIXES = """
@@ -403,6 +431,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
             con.execute("INSERT INTO routes SELECT route, $id FROM new_routes",
                         {"id": pieces[0].ingest_id})
             con.unregister("new_routes")
+            _reroute_pages(con, routes)
         con.execute("DELETE FROM route_candidates")
         if routes.candidates:
             con.register("candidates", pa.table({

@@ -99,6 +99,10 @@ class RouteNormaliser:
         # route spread thinly over many files is admitted once it has enough in all.
         self.candidates: dict[str, int] = dict(candidates or {})
 
+    def admitted(self, template: str) -> bool:
+        """Return whether ``template`` is a route (configured or admitted), not "(other)"."""
+        return template in self.known or template in self._configured
+
     def templates(self, targets: pa.Array) -> pa.Array:
         """Return the route template of each target, before the cardinality bound."""
         paths = clean_paths(targets)

@@ -16,30 +16,35 @@ import pandas as pd
 from scipy.stats import mannwhitneyu, quantile_test
 
 from mysetlist_slo.config import Config
+from mysetlist_slo.store.routes import RouteNormaliser
 
 # web-vitals thresholds (good up to and including the first, poor above the second).
 THRESHOLDS = {"LCP": (2500, 4000), "INP": (200, 500), "CLS": (0.1, 0.25),
               "FCP": (1800, 3000), "TTFB": (800, 1800)}
 CORE_WEB_VITALS = ("LCP", "INP", "CLS")
 
-# The last report of each metric id wins: CLS and INP are reported again as they grow.
+# The last report of each metric id wins: CLS and INP are reported again as they grow. The
+# last report is taken over every report of the id, wherever it falls, and the sample belongs
+# to the window of its page view (the id's first report), so a window's end never cuts a
+# page view's value short nor moves it to another window.
 _SAMPLES = """
 WITH reports AS (
     SELECT *, row_number() OVER (PARTITION BY metric_id, metric
-                                 ORDER BY ts DESC, ingest_id DESC, line DESC) AS newest
+                                 ORDER BY ts DESC, ingest_id DESC, line DESC) AS newest,
+           min(ts) OVER (PARTITION BY metric_id, metric) AS viewed
     FROM vitals
-    WHERE ts >= ? AND ts < ?
 )
-SELECT ts, metric, value, route, form_factor, metric_id
+SELECT viewed AS ts, metric, value, route, form_factor, metric_id
 FROM reports
-WHERE newest = 1
+WHERE newest = 1 AND viewed >= ? AND viewed < ?
 """
 
 
 def vitals_samples(con: duckdb.DuckDBPyConnection, start: datetime,
                    end: datetime) -> pd.DataFrame:
-    """Return one sample per page view and metric in [start, end): ts, metric, value, route,
-    form_factor, metric_id (repeated reports of one id: the last one)."""
+    """Return one sample per page view and metric whose page view (first report) is in
+    [start, end): ts (of the page view), metric, value (of the id's last report, wherever it
+    falls), route, form_factor, metric_id."""
     return con.execute(_SAMPLES, [start, end]).df()
 
 
@@ -85,7 +90,8 @@ def web_vitals_summary(con: duckdb.DuckDBPyConnection, config: Config, start: da
                        end: datetime, by: Sequence[str] = ("route", "form_factor"),
                        period: str | None = None) -> pd.DataFrame:
     """Return p75 (with its 95 % interval), good / needs-improvement / poor shares and the
-    budget verdict of every metric per ``by`` (and per ISO week when ``period='week'``).
+    budget verdict of every metric per ``by`` (and per ISO week of the configured time zone
+    when ``period='week'``).
 
     Cells with fewer page views than ``web_vitals.min_page_views`` say "not enough data".
     """
@@ -95,7 +101,8 @@ def web_vitals_summary(con: duckdb.DuckDBPyConnection, config: Config, start: da
     budgets = dict(settings.budgets) if settings else {}
     keys = ["metric", *by]
     if period == "week":
-        iso = samples["ts"].dt.isocalendar()
+        # ISO weeks cut in the configured zone, as every report period is.
+        iso = samples["ts"].dt.tz_convert(config.timezone).dt.isocalendar()
         samples["week"] = iso["year"].astype(str) + "-W" + iso["week"].astype(str).str.zfill(2)
         keys.append("week")
     rows = []
@@ -178,27 +185,44 @@ def vitals_regressions(con: duckdb.DuckDBPyConnection, config: Config, start: da
 
 
 _CRUX = """
-SELECT key_type, key, form_factor, metric, first_date, last_date, p75, histogram
+SELECT key_type, key, form_factor, connection_type, metric, first_date, last_date, p75
 FROM crux
-ORDER BY key, form_factor, metric, first_date
+ORDER BY key_type, key, form_factor, connection_type, metric, first_date
 """
 
 
-def crux_comparison(con: duckdb.DuckDBPyConnection, minimum: int = 100) -> pd.DataFrame:
-    """Return each CrUX p75 beside our own p75 for the same 28 days and form factor (origin
-    rows against every route), with our sample count and interval: a CrUX p75 inside our
-    interval is no disagreement, and CrUX's coarse histogram bins say nothing finer."""
+def crux_comparison(con: duckdb.DuckDBPyConnection, minimum: int = 100,
+                    config: Config | None = None) -> pd.DataFrame:
+    """Return each CrUX p75 beside our own p75 for the same 28 days, compared like with
+    like: an origin record against every page, a URL record against that URL's route (its
+    template under ``config``'s route patterns), the record's form factor against ours. A
+    record of one connection type (``4G``) cannot be matched, since beacons carry none: it
+    is compared with all our page views and flagged ``like_for_like`` False. Our sample
+    count and 95 % interval come with it: a CrUX p75 inside our interval is no disagreement,
+    and CrUX's coarse histogram bins say nothing finer."""
+    normaliser = RouteNormaliser(config.routes.patterns if config else ())
+    windows: dict[tuple[object, object], pd.DataFrame] = {}
     rows = []
     for crux in con.execute(_CRUX).df().itertuples():
-        start = pd.Timestamp(crux.first_date, tz="UTC").to_pydatetime()
-        end = pd.Timestamp(crux.last_date, tz="UTC").to_pydatetime() + timedelta(days=1)
-        samples = vitals_samples(con, start, end)
+        period = (crux.first_date, crux.last_date)
+        if period not in windows:
+            start = pd.Timestamp(crux.first_date, tz="UTC").to_pydatetime()
+            end = pd.Timestamp(crux.last_date, tz="UTC").to_pydatetime() + timedelta(days=1)
+            windows[period] = vitals_samples(con, start, end)
+        samples = windows[period]
         mine = samples[samples["metric"] == crux.metric]
+        route = None
+        if crux.key_type == "url":
+            route = normaliser.template(str(crux.key))
+            mine = mine[mine["route"] == route]
         if crux.form_factor != "all_form_factors":
             mine = mine[mine["form_factor"] == crux.form_factor]
+        connection = crux.connection_type if isinstance(crux.connection_type, str) else None
         ours = (p75_interval(mine["value"].to_numpy()) if len(mine) >= minimum
                 else (np.nan, np.nan, np.nan))
-        rows.append({"key": crux.key, "form_factor": crux.form_factor, "metric": crux.metric,
+        rows.append({"key_type": crux.key_type, "key": crux.key, "route": route,
+                     "form_factor": crux.form_factor, "connection_type": connection,
+                     "like_for_like": connection is None, "metric": crux.metric,
                      "first_date": crux.first_date, "last_date": crux.last_date,
                      "crux_p75": crux.p75, "our_page_views": len(mine), "our_p75": ours[0],
                      "our_p75_low": ours[1], "our_p75_high": ours[2],
