@@ -245,7 +245,7 @@ def _rate(value: object) -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     """Print the SLO table; with --fail-on breach, exit 3 when an SLO is out of budget."""
     config = load_config(args.config)
-    con = open_store(args.db, read_only=True)
+    con = open_store(args.db, read_only=True, wait=_wait(args))
     try:
         budgets = error_budgets(con, config, at=args.at)
     finally:
@@ -490,7 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
                     f"--wait (default {REPORT_WAIT}) for a running ingest.",
         epilog=_examples("mysetlist-slo store backup backups/",
                          "mysetlist-slo store backup --db /srv/metrics.duckdb /mnt/b/slo.duckdb"))
-    backup.add_argument("dest", type=Path, metavar="DEST", help="file or folder/ to write")
+    # A str, not a Path: Path drops the trailing slash that says "a folder, to be created".
+    backup.add_argument("dest", metavar="DEST", help="file, or folder/ for a time-stamped copy")
     backup.set_defaults(handler=cmd_store_backup)
     restore = actions.add_parser(
         "restore", help="replace the store with a backup", formatter_class=formatter,
@@ -523,6 +524,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Files named on the command line or in the config: missing, a folder, not readable.
         where = f"{exc.filename}: " if exc.filename else ""
         _say(f"error: {where}{exc.strerror or exc}")
+        return EXIT_FAILED
+    except duckdb.Error as exc:
+        # The store opened but a block did not read back (damaged or truncated file).
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        db = getattr(args, "db", DEFAULT_DB)
+        _say(f"error: {db}: the store could not be read ({detail}); see what is damaged with "
+             f"`mysetlist-slo store check --db {db}`")
         return EXIT_FAILED
     except KeyboardInterrupt:
         _say("interrupted; nothing half-written was kept")
