@@ -262,7 +262,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             left = row.budget_remaining
             coverage = row.minutes_with_data / row.window_minutes if row.window_minutes else 0
             colour = {"ok": "green", "breach": "red"}.get(row.status, "yellow")
-            table.add_row(row.slo, f"{row.objective:g} %", row.window, _percent(row.sli),
+            table.add_row(Text(terminal_safe(row.slo)), f"{row.objective:g} %", row.window,
+                          _percent(row.sli),
                           f"{row.total:,}", _percent(None if left is None else 100 * left, 1),
                           _rate(row.burn_rate_1h), _rate(row.burn_rate_24h),
                           f"{coverage:.1%}", f"[{colour}]{row.status}[/{colour}]")

@@ -267,3 +267,42 @@ def test_restore_refuses_a_damaged_backup(store_copy: Path, tmp_path: Path) -> N
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith(f"error: {bad}: store is damaged")
     assert store_copy.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_report_and_ingests_run_together(store_copy: Path, tmp_path: Path) -> None:
+    """Ingests every second for the whole of a weekly report: every ingest lands, none waits
+    more than a few seconds, the report succeeds (without the kernel's TCP warning) and its
+    numbers equal those of a quiet run on the same data."""
+    from mysetlist_slo.report import run_report
+
+    week = "2026-W47"  # the demo's last full week; the loop's logs are all after it
+    quiet = run_report("weekly", week=week, db=store_copy, out=tmp_path / "quiet",
+                       progress=False)
+    logs = tmp_path / "logs"
+    write_logs(logs, 300)
+    loop = start_loop(store_copy, logs, 1.0)
+    try:
+        assert loop.stdout is not None
+        first = loop.stdout.readline()  # the loop is under way before the report starts
+        started = time.time()
+        busy = run("report", "weekly", "--db", str(store_copy), "--week", week,
+                   "--out", str(tmp_path / "busy"))
+        ended = time.time()
+    finally:
+        (logs / "stop").touch()
+        out, err = loop.communicate(timeout=300)
+    assert busy.returncode == 0, busy.stderr
+    assert "Traceback" not in busy.stderr and "without encryption" not in busy.stderr
+    assert loop.returncode == 0, err
+    ingests = [line.split() for line in [first, *out.splitlines()]]
+    during = [i for i in ingests if float(i[1]) < ended and float(i[3]) > started]
+    assert len(during) >= 0.5 * (ended - started) / 2  # one every ~2 s: the report never held
+    assert all(int(i[4]) == 40 for i in ingests)  # every file loaded whole
+    waits = [float(i[2]) - float(i[1]) for i in ingests]
+    assert max(waits) < 5, f"an ingest waited {max(waits):.1f} s for the report"
+    summary = json.loads((tmp_path / "busy" / "weekly" / week / "summary.json").read_text())
+    expected = json.loads(quiet.summary_json.read_text())
+    for document in (summary, expected):
+        document.pop("generated_at")
+    assert summary == expected
