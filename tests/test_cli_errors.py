@@ -4,6 +4,8 @@ traceback; one bad file stops none; hostile text never reaches the terminal raw.
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 from conftest import DEMO_END, timed_line
 
 from mysetlist_slo._terminal import terminal_safe
+from mysetlist_slo.cli import build_parser
 
 AT = DEMO_END.isoformat()
 
@@ -199,3 +202,35 @@ def test_hostile_file_names_and_content_are_inert(tmp_path: Path) -> None:
     for stream in (result.stdout, result.stderr):
         assert "\x1b" not in stream and "\u202e" not in stream and "\x07" not in stream
     assert "x\\x1b[2J\\u202e.log" in result.stderr  # shown, so the user sees what is there
+
+
+def deploy_commands() -> list[list[str]]:
+    """Every `mysetlist-slo` command in the shipped crontab and systemd unit, as argv lists."""
+    root = Path(__file__).resolve().parents[1] / "deploy"
+    lines = [line for line in (root / "crontab").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    unit = (root / "mysetlist-slo-report.service").read_text()
+    lines += [line.split("-c ", 1)[1].strip("'") for line in unit.splitlines()
+              if line.startswith("ExecStart=")]
+    commands = []
+    for line in lines:
+        for part in line.replace("&&", ";").split(";"):
+            words = shlex.split(part)
+            if words and words[0].endswith("/mysetlist-slo"):
+                commands.append(words[1:])
+    return commands
+
+
+def test_deploy_commands_parse_and_a_bad_file_keeps_the_report() -> None:
+    """Every command in deploy/ is valid for this CLI, and the weekly job runs the report
+    after ingest whatever ingest's exit status (`;`, not `&&`)."""
+    commands = deploy_commands()
+    assert {c[0] for c in commands} >= {"ingest", "report", "store"}
+    for command in commands:
+        build_parser().parse_args(command)  # exits 2 on an option this CLI does not have
+    root = Path(__file__).resolve().parents[1] / "deploy"
+    for text in ((root / "crontab").read_text(),
+                 (root / "mysetlist-slo-report.service").read_text()):
+        for line in text.splitlines():
+            if " ingest " in line and not line.startswith("#"):
+                assert re.search(r" ingest [^;&]*; \S*mysetlist-slo report ", line), line

@@ -18,7 +18,7 @@ from conftest import DEMO_END, table_counts, timed_line
 
 from mysetlist_slo import open_store
 from mysetlist_slo.errors import StoreBusyError
-from mysetlist_slo.maintenance import backup_store, check_store
+from mysetlist_slo.store.maintenance import backup_store, check_store
 
 AT = DEMO_END.isoformat()
 HEADER_BYTES = 3 * 4096  # DuckDB's file header and two database headers precede block 0
@@ -274,7 +274,7 @@ def test_report_and_ingests_run_together(store_copy: Path, tmp_path: Path) -> No
     """Ingests every second for the whole of a weekly report: every ingest lands, none waits
     more than a few seconds, the report succeeds (without the kernel's TCP warning) and its
     numbers equal those of a quiet run on the same data."""
-    from mysetlist_slo.report import run_report
+    from mysetlist_slo.report.runner import run_report
 
     week = "2026-W47"  # the demo's last full week; the loop's logs are all after it
     quiet = run_report("weekly", week=week, db=store_copy, out=tmp_path / "quiet",
