@@ -216,18 +216,23 @@ def _ingest_all(args: argparse.Namespace, echo_skips: bool) -> list[dict[str, ob
     return rows
 
 
+def _print_results(rows: list[dict[str, object]]) -> None:
+    """Print the per-file results table to stdout."""
+    table = Table("kind", "loaded", "rejected", "skipped", "seconds")
+    table.add_column("file", overflow="fold")  # paths are never cut short
+    for row in rows:
+        table.add_row(terminal_safe(row["kind"] or "-"), f"{row['loaded']:,}",
+                      f"{row['rejected']:,}", "yes" if row["skipped"] else "no",
+                      f"{row['seconds']:.2f}" if "error" not in row else "failed",
+                      Text(terminal_safe(row["file"])))  # a file name is text, not markup
+    _out().print(table)
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Load files; print a table (or JSON lines); exit 1 at the end when any file failed."""
     rows = _ingest_all(args, echo_skips=True)
     if not args.json:
-        table = Table("kind", "loaded", "rejected", "skipped", "seconds")
-        table.add_column("file", overflow="fold")  # paths are never cut short
-        for row in rows:
-            table.add_row(terminal_safe(row["kind"] or "-"), f"{row['loaded']:,}",
-                          f"{row['rejected']:,}", "yes" if row["skipped"] else "no",
-                          f"{row['seconds']:.2f}" if "error" not in row else "failed",
-                          Text(terminal_safe(row["file"])))  # a file name is text, not markup
-        _out().print(table)
+        _print_results(rows)
     failed = sum("error" in row for row in rows)
     if failed and len(rows) > 1:
         _say(f"{failed} of {len(rows)} files failed; the others were loaded", "red")
@@ -288,7 +293,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         paths=[Path(f) for f in reversed(manifest.files)], kind=None, log_format=None, map=[],
         duration_unit="ms", time_format="iso8601", max_bad_rows=0, json=False)
     rows = _ingest_all(ingest_args, echo_skips=False)
-    # One line for the whole set: a rerun is 35 files already loaded, not 35 messages.
+    # The files that changed something, then one line for the whole set: a rerun is "35
+    # already loaded", not 35 messages and a table of skips.
+    if not all(r["skipped"] for r in rows):
+        _print_results([r for r in rows if not r["skipped"]])
     loaded = [r for r in rows if "error" not in r and not r["skipped"]]
     skipped = sum(bool(r["skipped"]) for r in rows)
     failed = len(rows) - len(loaded) - skipped
@@ -510,6 +518,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        config = getattr(args, "config", None)
+        if config is not None and Path(config).is_dir():
+            raise SloError(f"{config}: is a directory; --config takes a YAML file")
         code = int(args.handler(args))
         sys.stdout.flush()  # a closed pipe shows here, where it can still be handled
         return code
