@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import duckdb
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
@@ -153,7 +154,8 @@ def _ingest_with_progress(con: duckdb.DuckDBPyConnection, path: Path, show: bool
         return ingest_file(con, path, **options)  # type: ignore[arg-type]  # checked by caller
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                   TimeRemainingColumn(), console=err, transient=True) as progress:
-        task = progress.add_task(path.name, total=size)
+        # The description is read as console markup: escape it, after making it terminal-safe.
+        task = progress.add_task(escape(terminal_safe(path.name)), total=size)
         return ingest_file(con, path, progress=lambda done: progress.update(task, completed=done),
                            **options)  # type: ignore[arg-type]
 
@@ -365,7 +367,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise SloError(f"{args.path} exists; use --force to overwrite it")
     args.path.parent.mkdir(parents=True, exist_ok=True)
     args.path.write_text(default_config_text(), "utf-8")
-    err.print(f"wrote {args.path}; edit it, then pass --config {args.path}")
+    _say(f"wrote {args.path}; edit it, then pass --config {args.path}")
     return EXIT_OK
 
 
