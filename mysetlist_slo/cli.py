@@ -4,31 +4,49 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 from mysetlist_slo import __version__
+from mysetlist_slo._terminal import terminal_safe
 from mysetlist_slo.config import default_config_text, load_config
 from mysetlist_slo.demo import DEMO_DIR, default_end, generate_demo
 from mysetlist_slo.errors import IngestError, SloError
+from mysetlist_slo.report.weekly import iso_week
 from mysetlist_slo.slo.budgets import error_budgets
 from mysetlist_slo.sources import KINDS, ExportOptions
 from mysetlist_slo.store.database import DEFAULT_DB, open_store
 from mysetlist_slo.store.ingest import IngestResult, ingest_file, parse_bad_rows_limit
+from mysetlist_slo.store.maintenance import backup_store, check_store, restore_store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BREACH = 0, 1, 2, 3
+# What a shell reports for a program killed by SIGPIPE (`yes | head`): a reader that went away.
+EXIT_BROKEN_PIPE = 141
+# How long `report` (a scheduled, minute-long job) waits for a busy store by default; commands
+# typed at a terminal give up at once unless --wait says otherwise.
+REPORT_WAIT = "5m"
 
 err = Console(stderr=True)
+
+
+def _say(text: object, style: str | None = None) -> None:
+    """Print one message to stderr: never read as markup, control characters made visible."""
+    err.print(Text(terminal_safe(text), style=style or ""), highlight=False, soft_wrap=True)
 
 
 def _out() -> Console:
@@ -41,17 +59,92 @@ def _examples(*lines: str) -> str:
 
 
 def _parse_time(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
+    """An ISO 8601 time with its zone, as UTC (argparse type)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 time: {text!r} (e.g. 2026-11-23T00:00Z)") from None
     if value.tzinfo is None:
         raise argparse.ArgumentTypeError(f"give a time zone, e.g. {text}Z or {text}+00:00")
     return value.astimezone(UTC)
 
 
-def _add_store_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", type=Path, default=DEFAULT_DB,
+def _parse_bad_rows(text: str) -> int | float:
+    """A --max-bad-rows limit (argparse type)."""
+    try:
+        return parse_bad_rows_limit(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (e.g. 100, 0.5% or 0.005)") from None
+
+
+def _parse_week(text: str) -> str:
+    """An ISO week label that names a real week, like 2026-W47 (argparse type)."""
+    try:
+        label, _, _ = iso_week(text)
+    except ValueError:
+        label = ""
+    # strptime rolls 2025-W53 over into 2026-W01: a label must name itself.
+    if label != text:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO week: {text!r} (YYYY-Www with a week that exists, e.g. 2026-W47)")
+    return text
+
+
+def _parse_timezone(text: str) -> str:
+    """An IANA time zone name (argparse type)."""
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"unknown time zone: {text!r} (an IANA name like UTC or Europe/Berlin)") from None
+    return text
+
+
+_DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>s|m|h|)", re.IGNORECASE)
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+def _parse_duration(text: str) -> float:
+    """A duration like 0, 30s, 5m or 1h, in seconds (argparse type)."""
+    found = _DURATION.fullmatch(text.strip())
+    if found is None:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 0, 30s, 5m, 1h)")
+    return float(found["number"]) * _SECONDS[found["unit"].lower()]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake said in one line (the full usage is in --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, terminal_safe(f"{self.prog}: error: {message} "
+                                            f"(see {self.prog} --help)") + "\n")
+
+
+def _store_options(defaults: bool) -> _Parser:
+    """The options every command that uses the store takes, before or after the command name.
+
+    The top-level parser holds the defaults; the copies on the subcommands default to
+    SUPPRESS, so that `--db X status` is not overwritten by the subcommand's default.
+    """
+    parent = _Parser(add_help=False)
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    parent.add_argument("--db", type=Path, default=default(DEFAULT_DB),
                         help=f"DuckDB store (default: {DEFAULT_DB})")
-    parser.add_argument("--config", type=Path, default=None,
+    parent.add_argument("--config", type=Path, default=default(None),
                         help="configuration YAML (default: the shipped one; see `init`)")
+    parent.add_argument("--wait", type=_parse_duration, default=default(None),
+                        metavar="DURATION",
+                        help="wait up to DURATION (30s, 5m) for a store busy with another "
+                             f"command (default: {REPORT_WAIT} for report, 0 otherwise)")
+    return parent
+
+
+def _wait(args: argparse.Namespace, default: str = "0") -> float:
+    return args.wait if args.wait is not None else _parse_duration(default)
 
 
 def _ingest_with_progress(con: duckdb.DuckDBPyConnection, path: Path, show: bool,
@@ -61,13 +154,42 @@ def _ingest_with_progress(con: duckdb.DuckDBPyConnection, path: Path, show: bool
         return ingest_file(con, path, **options)  # type: ignore[arg-type]  # checked by caller
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                   TimeRemainingColumn(), console=err, transient=True) as progress:
-        task = progress.add_task(path.name, total=size)
+        # The description is read as console markup: escape it, after making it terminal-safe.
+        task = progress.add_task(escape(terminal_safe(path.name)), total=size)
         return ingest_file(con, path, progress=lambda done: progress.update(task, completed=done),
                            **options)  # type: ignore[arg-type]
 
 
-def cmd_ingest(args: argparse.Namespace) -> int:
-    """Load files; print a table (or JSON lines); exit 0 when every file landed or was skipped."""
+def _ingest_one(con: duckdb.DuckDBPyConnection, path: Path, args: argparse.Namespace,
+                **options: object) -> tuple[dict[str, object], str]:
+    """Load one file; return its result row (with "error" when it failed) and a note."""
+    started = time.perf_counter()
+    try:
+        if path.is_dir():
+            raise IngestError(str(path), "is a directory; give the files in it (e.g. DIR/*)")
+        result = _ingest_with_progress(con, path, not args.json and sys.stderr.isatty(),
+                                       **options)
+    except IngestError as exc:
+        kind, rejected, error = exc.kind or args.kind, exc.rejected, str(exc)
+    except (SloError, OSError) as exc:
+        # Unreadable here (permissions, a vanished file): this file fails, the others are tried.
+        kind, rejected = args.kind, 0
+        error = f"{path}: {getattr(exc, 'strerror', None) or exc}"
+    except Exception as exc:  # one file's bug must not stop the other files
+        kind, rejected = args.kind, 0
+        error = f"{path}: unexpected {type(exc).__name__}: {exc} (a bug; please report it)"
+    else:
+        return ({"file": str(path), "kind": result.kind, "loaded": result.loaded,
+                 "rejected": result.rejected, "skipped": result.skipped,
+                 "seconds": round(result.seconds, 3)}, result.message)
+    return ({"file": str(path), "kind": kind, "loaded": 0, "rejected": rejected,
+             "skipped": False, "seconds": round(time.perf_counter() - started, 3),
+             "error": error}, error)
+
+
+def _ingest_all(args: argparse.Namespace, echo_skips: bool) -> list[dict[str, object]]:
+    """Load every file of ``args.paths`` that can be loaded (one bad file stops none); print
+    each failure (or, with --json, each result) as it happens; return one row per file."""
     config = load_config(args.config)
     mapping = {}
     for item in args.map:
@@ -78,46 +200,44 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     options = ExportOptions(mapping=mapping, duration_unit=args.duration_unit,
                             time_format=args.time_format)
     rows: list[dict[str, object]] = []
-    failed = False
-    con = open_store(args.db)
+    con = open_store(args.db, wait=_wait(args))
     try:
         for path in args.paths:
-            started = time.perf_counter()
-            try:
-                result = _ingest_with_progress(
-                    con, path, not args.json and sys.stderr.isatty(), kind=args.kind,
-                    config=config, max_bad_rows=args.max_bad_rows, log_format=args.log_format,
-                    options=options)
-                row = {"file": str(path), "kind": result.kind, "loaded": result.loaded,
-                       "rejected": result.rejected, "skipped": result.skipped,
-                       "seconds": round(result.seconds, 3)}
-                note = result.message
-            except IngestError as exc:
-                failed = True
-                row = {"file": str(path), "kind": exc.kind or args.kind, "loaded": 0,
-                       "rejected": exc.rejected, "skipped": False,
-                       "seconds": round(time.perf_counter() - started, 3), "error": str(exc)}
-                note = str(exc)
-                if not args.json:
-                    # Messages quote input text: never read them as markup.
-                    err.print(Text("error: ", style="red") + Text(note), highlight=False,
-                              soft_wrap=True)
+            row, note = _ingest_one(con, path, args, kind=args.kind, config=config,
+                                    max_bad_rows=args.max_bad_rows,
+                                    log_format=args.log_format, options=options)
             rows.append(row)
             if args.json:
                 print(json.dumps(row), flush=True)
-            elif note and "error" not in row:
-                err.print(f"{path}: {note}", markup=False, highlight=False, soft_wrap=True)
+            elif "error" in row:
+                _say(f"error: {note}", "red")
+            elif note and (echo_skips or not row["skipped"]):
+                _say(f"{path}: {note}")
     finally:
         con.close()
+    return rows
+
+
+def _print_results(rows: list[dict[str, object]]) -> None:
+    """Print the per-file results table to stdout."""
+    table = Table("kind", "loaded", "rejected", "skipped", "seconds")
+    table.add_column("file", overflow="fold")  # paths are never cut short
+    for row in rows:
+        table.add_row(terminal_safe(row["kind"] or "-"), f"{row['loaded']:,}",
+                      f"{row['rejected']:,}", "yes" if row["skipped"] else "no",
+                      f"{row['seconds']:.2f}" if "error" not in row else "failed",
+                      Text(terminal_safe(row["file"])))  # a file name is text, not markup
+    _out().print(table)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Load files; print a table (or JSON lines); exit 1 at the end when any file failed."""
+    rows = _ingest_all(args, echo_skips=True)
     if not args.json:
-        table = Table("kind", "loaded", "rejected", "skipped", "seconds")
-        table.add_column("file", overflow="fold")  # paths are never cut short
-        for row in rows:
-            table.add_row(str(row["kind"] or "-"), f"{row['loaded']:,}",
-                          f"{row['rejected']:,}", "yes" if row["skipped"] else "no",
-                          f"{row['seconds']:.2f}" if "error" not in row else "failed",
-                          Text(str(row["file"])))  # a file name is text, not markup
-        _out().print(table)
+        _print_results(rows)
+    failed = sum("error" in row for row in rows)
+    if failed and len(rows) > 1:
+        _say(f"{failed} of {len(rows)} files failed; the others were loaded", "red")
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -132,7 +252,7 @@ def _rate(value: object) -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     """Print the SLO table; with --fail-on breach, exit 3 when an SLO is out of budget."""
     config = load_config(args.config)
-    con = open_store(args.db, read_only=True)
+    con = open_store(args.db, read_only=True, wait=_wait(args))
     try:
         budgets = error_budgets(con, config, at=args.at)
     finally:
@@ -149,7 +269,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             left = row.budget_remaining
             coverage = row.minutes_with_data / row.window_minutes if row.window_minutes else 0
             colour = {"ok": "green", "breach": "red"}.get(row.status, "yellow")
-            table.add_row(row.slo, f"{row.objective:g} %", row.window, _percent(row.sli),
+            table.add_row(Text(terminal_safe(row.slo)), f"{row.objective:g} %", row.window,
+                          _percent(row.sli),
                           f"{row.total:,}", _percent(None if left is None else 100 * left, 1),
                           _rate(row.burn_rate_1h), _rate(row.burn_rate_24h),
                           f"{coverage:.1%}", f"[{colour}]{row.status}[/{colour}]")
@@ -162,18 +283,29 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Write the demo data set and, unless --no-ingest, load it into the store."""
     end = args.end or default_end()
-    err.print(f"writing {args.weeks} weeks of demo logs to {args.out} ...")
+    _say(f"writing {args.weeks} weeks of demo logs to {args.out} ...")
     manifest = generate_demo(args.out, end=end, weeks=args.weeks, mean_rps=args.rate,
                              seed=args.seed)
-    err.print(f"{manifest.requests:,} requests in {len(manifest.files)} files, "
-              f"{manifest.start:%Y-%m-%d} to {manifest.end:%Y-%m-%d}")
+    _say(f"{manifest.requests:,} requests in {len(manifest.files)} files, "
+         f"{manifest.start:%Y-%m-%d} to {manifest.end:%Y-%m-%d}")
     if args.no_ingest:
         return EXIT_OK
     ingest_args = argparse.Namespace(
-        db=args.db, config=args.config, paths=[Path(f) for f in reversed(manifest.files)],
-        kind=None, log_format=None, map=[], duration_unit="ms", time_format="iso8601",
-        max_bad_rows=0, json=False)
-    return cmd_ingest(ingest_args)
+        db=args.db, config=args.config, wait=args.wait,
+        paths=[Path(f) for f in reversed(manifest.files)], kind=None, log_format=None, map=[],
+        duration_unit="ms", time_format="iso8601", max_bad_rows=0, json=False)
+    rows = _ingest_all(ingest_args, echo_skips=False)
+    # The files that changed something, then one line for the whole set: a rerun is "35
+    # already loaded", not 35 messages and a table of skips.
+    if not all(r["skipped"] for r in rows):
+        _print_results([r for r in rows if not r["skipped"]])
+    loaded = [r for r in rows if "error" not in r and not r["skipped"]]
+    skipped = sum(bool(r["skipped"]) for r in rows)
+    failed = len(rows) - len(loaded) - skipped
+    _say(f"{args.db}: {len(loaded)} files loaded "
+         f"({sum(int(str(r['loaded'])) for r in loaded):,} records), {skipped} already loaded"
+         + (f", {failed} failed" if failed else ""))
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -184,11 +316,48 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     outputs = run_report(args.kind, week=args.week, db=args.db, config=args.config,
                          out=args.out, timezone=args.timezone, title=args.title,
-                         progress=sys.stderr.isatty())
-    err.print(f"report written to {outputs.folder}/ (report.html, summary.json, summary.md)")
-    print(outputs.summary_md.read_text("utf-8"))
+                         progress=sys.stderr.isatty(), wait=_wait(args, REPORT_WAIT))
+    _say(f"report written to {outputs.folder}/ (report.html, summary.json, summary.md)")
+    # The digest quotes routes and URLs from the logs: shown, never obeyed by the terminal.
+    print(terminal_safe(outputs.summary_md.read_text("utf-8")))
     if args.fail_on == "breach" and outputs.summary.breached:
         return EXIT_BREACH
+    return EXIT_OK
+
+
+def cmd_store_check(args: argparse.Namespace) -> int:
+    """Read every block of the store; print what is damaged; exit 1 when anything is."""
+    result = check_store(args.db, wait=_wait(args))
+    if args.json:
+        print(json.dumps({"file": result.path, "bytes": result.file_bytes, "ok": result.ok,
+                          "damaged_tables": result.damaged_tables,
+                          "problems": result.problems,
+                          "tables": {t.table: t.rows for t in result.tables}}))
+    elif result.ok:
+        rows = sum(t.rows or 0 for t in result.tables)
+        _say(f"{result.path}: ok, {len(result.tables)} tables, {rows:,} rows, "
+             f"{result.file_bytes:,} bytes read and verified")
+    else:
+        tables = ", ".join(result.damaged_tables) or "the file itself"
+        _say(f"error: {result.path}: damaged ({tables}); restore a backup with "
+             f"`mysetlist-slo store restore BACKUP --db {args.db}`", "red")
+        for problem in result.problems:
+            _say(f"  {problem}")
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def cmd_store_backup(args: argparse.Namespace) -> int:
+    """Write a verified, consistent copy of the store to DEST."""
+    result = backup_store(args.db, args.dest, wait=_wait(args, REPORT_WAIT))
+    _say(f"backed up {args.db} to {result.path} ({result.file_bytes:,} bytes, verified)")
+    return EXIT_OK
+
+
+def cmd_store_restore(args: argparse.Namespace) -> int:
+    """Replace the store with a verified backup, keeping the replaced file beside it."""
+    kept = restore_store(args.backup, args.db, wait=_wait(args))
+    _say(f"restored {args.db} from {args.backup}"
+         + (f"; the replaced file is kept as {kept}" if kept else ""))
     return EXIT_OK
 
 
@@ -198,24 +367,28 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise SloError(f"{args.path} exists; use --force to overwrite it")
     args.path.parent.mkdir(parents=True, exist_ok=True)
     args.path.write_text(default_config_text(), "utf-8")
-    err.print(f"wrote {args.path}; edit it, then pass --config {args.path}")
+    _say(f"wrote {args.path}; edit it, then pass --config {args.path}")
     return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the whole command line."""
     formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
-        prog="mysetlist-slo", formatter_class=formatter,
-        description="SLO analytics and capacity planning for MySetlist, over a DuckDB store.",
+    shared = _store_options(defaults=False)
+    parser = _Parser(
+        prog="mysetlist-slo", formatter_class=formatter, parents=[_store_options(defaults=True)],
+        description="SLO analytics and capacity planning for MySetlist, over a DuckDB store. "
+                    "--db, --config and --wait go before or after the command.",
         epilog=_examples("mysetlist-slo demo", "mysetlist-slo ingest /var/log/nginx/access.log*",
                          "mysetlist-slo status --fail-on breach",
-                         "mysetlist-slo report weekly"))
+                         "mysetlist-slo --db /srv/metrics.duckdb report weekly",
+                         "mysetlist-slo store backup --wait 10m backups/"))
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     ingest = commands.add_parser(
         "ingest", help="load exported metrics into the store", formatter_class=formatter,
+        parents=[shared],
         description="Load files into the store, one transaction per file. The kind is told from "
                     "the content unless --kind is given; already loaded content is skipped.",
         epilog=_examples(
@@ -225,7 +398,6 @@ def build_parser() -> argparse.ArgumentParser:
             "'$remote_addr [$time_local] \"$request\" $status $request_time' app.log",
             "mysetlist-slo ingest --kind csv --map timestamp=time --map duration_ms=latency "
             "requests.csv"))
-    _add_store_options(ingest)
     ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files to load")
     ingest.add_argument("--kind", choices=KINDS, help="the file kind (default: from content)")
     ingest.add_argument("--log-format", help="nginx log_format string of the access logs "
@@ -237,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="unit of duration columns in exports (default: ms)")
     ingest.add_argument("--time-format", choices=("iso8601", "epoch_s", "epoch_ms"),
                         default="iso8601", help="timestamp format in exports (default: iso8601)")
-    ingest.add_argument("--max-bad-rows", type=parse_bad_rows_limit, default=0, metavar="N",
+    ingest.add_argument("--max-bad-rows", type=_parse_bad_rows, default=0, metavar="N",
                         help="accept a file with up to N bad records (a count, or a ratio like "
                              "0.5%% or 0.005); they are kept in the rejects table (default: 0)")
     ingest.add_argument("--json", action="store_true",
@@ -245,11 +417,10 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.set_defaults(handler=cmd_ingest)
 
     status = commands.add_parser(
-        "status", help="print the SLO table", formatter_class=formatter,
+        "status", help="print the SLO table", formatter_class=formatter, parents=[shared],
         description="SLI, error budget left and status of every configured SLO over its window.",
         epilog=_examples("mysetlist-slo status", "mysetlist-slo status --at 2026-11-23T00:00Z",
                          "mysetlist-slo status --fail-on breach   # exit 3 when out of budget"))
-    _add_store_options(status)
     status.add_argument("--at", type=_parse_time, default=None,
                         help="end of the windows, ISO 8601 with zone (default: now)")
     status.add_argument("--fail-on", choices=("breach", "never"), default="never",
@@ -259,11 +430,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo", help="write and load the demo data set", formatter_class=formatter,
+        parents=[shared],
         description="Write five weeks of MySetlist nginx logs (seeded, with a 7-minute outage, an "
                     "error spike after a deploy and a latency regression) and load them.",
         epilog=_examples("mysetlist-slo demo", "mysetlist-slo demo --rate 2 --weeks 6",
                          "mysetlist-slo demo --end 2026-11-23T00:00Z --no-ingest"))
-    _add_store_options(demo)
     demo.add_argument("--out", type=Path, default=DEMO_DIR, help=f"folder (default: {DEMO_DIR})")
     demo.add_argument("--end", type=_parse_time, default=None,
                       help="end of the data (default: Monday 00:00 UTC of this week)")
@@ -276,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser(
         "report", help="run a report notebook (weekly SLO report)", formatter_class=formatter,
+        parents=[shared],
         description="Execute a parameterised report notebook with papermill and write, under "
                     "OUT/KIND/PERIOD/, the executed notebook, an offline HTML report, "
                     "summary.json and summary.md.",
@@ -283,12 +455,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "mysetlist-slo report weekly --week 2026-W47 --out reports/",
                          "mysetlist-slo report weekly --fail-on breach   # exit 3 when out of "
                          "budget"))
-    _add_store_options(report)
     report.add_argument("kind", choices=("weekly", "vitals", "capacity"), help="which report")
-    report.add_argument("--week", help="ISO week like 2026-W47 (default: the last full week)")
+    report.add_argument("--week", type=_parse_week,
+                        help="ISO week like 2026-W47 (default: the last full week)")
     report.add_argument("--out", type=Path, default=Path("reports"),
                         help="output folder (default: reports)")
-    report.add_argument("--timezone", help="time zone that cuts the week (default: config's)")
+    report.add_argument("--timezone", type=_parse_timezone,
+                        help="time zone that cuts the week (default: config's)")
     report.add_argument("--title", help="report title")
     report.add_argument("--fail-on", choices=("breach", "never"), default="never",
                         help="exit with status 3 when any SLO is out of budget")
@@ -302,6 +475,43 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("path", nargs="?", type=Path, default=Path("mysetlist-slo.yaml"))
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     init.set_defaults(handler=cmd_init)
+
+    store = commands.add_parser(
+        "store", help="check, back up and restore the store file", formatter_class=formatter,
+        description="The store is the only history once raw logs have rotated away: check that "
+                    "every block of it reads back, copy it while ingests go on, put a copy back.",
+        epilog=_examples("mysetlist-slo store check", "mysetlist-slo store backup backups/",
+                         "mysetlist-slo store restore backups/metrics-20261123T060000Z.duckdb"))
+    actions = store.add_subparsers(dest="action", metavar="ACTION", required=True)
+    check = actions.add_parser(
+        "check", help="read every block; exit 1 when anything is damaged",
+        formatter_class=formatter, parents=[shared],
+        description="Read every block of every table (DuckDB verifies each block's checksum) "
+                    "and name the damaged tables; exit 1 when any is damaged or the file is cut "
+                    "short.",
+        epilog=_examples("mysetlist-slo store check", "mysetlist-slo store check --json"))
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.set_defaults(handler=cmd_store_check)
+    backup = actions.add_parser(
+        "backup", help="write a consistent, verified copy", formatter_class=formatter,
+        parents=[shared],
+        description="Copy the store to DEST (a file, or a folder for a time-stamped copy) while "
+                    "ingests may run: they are held up only for the copy itself (about a second "
+                    f"for 40 MB). The copy is read back whole before it is kept. Waits up to "
+                    f"--wait (default {REPORT_WAIT}) for a running ingest.",
+        epilog=_examples("mysetlist-slo store backup backups/",
+                         "mysetlist-slo store backup --db /srv/metrics.duckdb /mnt/b/slo.duckdb"))
+    # A str, not a Path: Path drops the trailing slash that says "a folder, to be created".
+    backup.add_argument("dest", metavar="DEST", help="file, or folder/ for a time-stamped copy")
+    backup.set_defaults(handler=cmd_store_backup)
+    restore = actions.add_parser(
+        "restore", help="replace the store with a backup", formatter_class=formatter,
+        parents=[shared],
+        description="Check BACKUP, then put it in place of the store (--db); the replaced file "
+                    "is kept beside it as <db>.replaced-<time>.",
+        epilog=_examples("mysetlist-slo store restore backups/metrics-20261123T060000Z.duckdb"))
+    restore.add_argument("backup", type=Path, metavar="BACKUP", help="backup file to restore")
+    restore.set_defaults(handler=cmd_store_restore)
     return parser
 
 
@@ -310,12 +520,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args))
-    except (SloError, FileNotFoundError) as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        config = getattr(args, "config", None)
+        if config is not None and Path(config).is_dir():
+            raise SloError(f"{config}: is a directory; --config takes a YAML file")
+        code = int(args.handler(args))
+        sys.stdout.flush()  # a closed pipe shows here, where it can still be handled
+        return code
+    except BrokenPipeError:
+        # The reader went away (`status --json | head`): stop quietly, as `cat` does, and keep
+        # the interpreter from complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except SloError as exc:
+        _say(f"error: {exc}")
+        return EXIT_FAILED
+    except OSError as exc:
+        # Files named on the command line or in the config: missing, a folder, not readable.
+        where = f"{exc.filename}: " if exc.filename else ""
+        _say(f"error: {where}{exc.strerror or exc}")
+        return EXIT_FAILED
+    except duckdb.Error as exc:
+        # The store opened but a block did not read back (damaged or truncated file).
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        db = getattr(args, "db", DEFAULT_DB)
+        _say(f"error: {db}: the store could not be read ({detail}); see what is damaged with "
+             f"`mysetlist-slo store check --db {db}`")
         return EXIT_FAILED
     except KeyboardInterrupt:
-        err.print("interrupted; nothing half-written was kept")
+        _say("interrupted; nothing half-written was kept")
         return 130
 
 

@@ -49,10 +49,13 @@ class IngestError(SloError):
 class StoreBusyError(SloError):
     """Raised when another process holds the database's write lock."""
 
-    def __init__(self, path: str, holder: str) -> None:
+    def __init__(self, path: str, holder: str, waited: float = 0.0) -> None:
         self.path = path
         self.holder = holder
-        super().__init__(f"{path}: database is busy (held by {holder}); try again when it finishes")
+        self.waited = waited
+        advice = (f"still busy after waiting {waited:g} s" if waited
+                  else "try again when it finishes, or pass --wait")
+        super().__init__(f"{path}: database is busy (held by {holder}); {advice}")
 
 
 class SchemaVersionError(SloError):

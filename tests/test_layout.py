@@ -15,6 +15,7 @@ PACKAGE = Path(mysetlist_slo.__file__).parent
 LAYERS: dict[str, int] = {
     "errors": 0,
     "_regex": 0,
+    "_terminal": 0,
     "config": 1,
     "sources": 2,
     "store": 3,

@@ -17,6 +17,7 @@ import pytest
 from conftest import DEMO_END, timed_line
 
 from mysetlist_slo import DemoManifest, ingest_file, open_store
+from mysetlist_slo.errors import SloError
 from mysetlist_slo.report.runner import ReportError, run_report
 
 WEEK = "2026-W47"  # the demo's last full week
@@ -88,13 +89,34 @@ def test_html_is_self_contained(weekly) -> None:
     assert "nb.open_weekly(" not in html and "backtest_alerts(ctx.con" not in html  # no code
 
 
-def test_failed_run_keeps_the_partial_notebook(tmp_path: Path) -> None:
+def test_failed_run_keeps_the_partial_notebook(demo_store_path: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """A run that fails says which cell and why, and keeps the executed notebook."""
+    failing = nbformat.v4.new_notebook(metadata={
+        "kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"},
+        "language_info": {"name": "python"}})
+    failing.cells = [nbformat.v4.new_code_cell('db = ""\nweek = ""', metadata={
+                         "tags": ["parameters"]}),
+                     nbformat.v4.new_code_cell("raise LookupError('no rows for ' + week)")]
+    nbformat.write(failing, tmp_path / "failing.ipynb")
+    monkeypatch.setattr("mysetlist_slo.report.runner.notebook_path",
+                        lambda name: tmp_path / "failing.ipynb")
     with pytest.raises(ReportError) as caught:
-        run_report("weekly", week=WEEK, db=tmp_path / "missing.duckdb", out=tmp_path,
-                   progress=False)
-    assert "failed in cell" in str(caught.value) and "no such database" in str(caught.value)
+        run_report("weekly", week=WEEK, db=demo_store_path, out=tmp_path, progress=False)
+    assert "failed in cell 3" in str(caught.value)  # after the cell papermill injects
+    assert f"LookupError: no rows for {WEEK}" in str(caught.value)
     assert caught.value.notebook.is_file()
+
+
+def test_missing_store_fails_before_a_kernel_starts(tmp_path: Path) -> None:
+    """A report on a store that does not exist names its absolute path and the command that
+    creates it, and writes nothing."""
+    with pytest.raises(SloError) as caught:
+        run_report("weekly", week=WEEK, db=tmp_path / "missing.duckdb", out=tmp_path / "out",
+                   progress=False)
+    assert str(caught.value).startswith(f"{tmp_path / 'missing.duckdb'}: no such store;")
+    assert "mysetlist-slo ingest" in str(caught.value)
+    assert not (tmp_path / "out").exists()
 
 
 def test_route_names_are_escaped(demo: DemoManifest, tmp_path: Path) -> None:

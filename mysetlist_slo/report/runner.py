@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import nbformat
 import papermill
+from jupyter_client.manager import AsyncKernelManager
 from nbconvert import HTMLExporter
+from traitlets import default
 
 from mysetlist_slo.config import load_config
 from mysetlist_slo.errors import SloError
 from mysetlist_slo.report.weekly import WeeklySummary, iso_week, summary_markdown, weekly_summary
 from mysetlist_slo.store.database import DEFAULT_DB, open_store
+from mysetlist_slo.store.maintenance import store_snapshot
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 REPORTS = {"weekly": "weekly_slo_report", "vitals": "web_vitals", "capacity": "capacity_plan"}
@@ -45,6 +49,43 @@ class ReportOutputs:
     summary: WeeklySummary
 
 
+class _IpcKernelManager(AsyncKernelManager):
+    """Starts the report's kernel on Unix sockets in Jupyter's private runtime folder, not on
+    localhost TCP ports that any local user can reach (ipykernel warns about those)."""
+
+    @default("transport")
+    def _default_transport(self) -> str:
+        return "ipc"
+
+
+def check_report_inputs(week: str | None, timezone: str, db: str | Path,
+                        now: datetime | None = None) -> str:
+    """Return the label of the week to report after checking what a run needs, before any
+    kernel starts: a real ISO week, not in the future, a known time zone, an existing store.
+
+    Raises SloError naming the bad value, or the store's absolute path and how to create it.
+    """
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SloError(f"unknown time zone: {timezone!r} (an IANA name like Europe/Berlin)"
+                       ) from None
+    try:
+        label, start, _ = iso_week(week, timezone, now)
+    except ValueError:
+        label = ""
+    if week is not None and label != week:  # strptime turns 2025-W53 into 2026-W01
+        raise SloError(f"not an ISO week: {week!r} (YYYY-Www with a week that exists, "
+                       "e.g. 2026-W47)")
+    if start >= (now or datetime.now(UTC)):
+        raise SloError(f"{label} has not started yet; nothing to report")
+    path = Path(db).resolve()
+    if not path.is_file():
+        raise SloError(f"{path}: no such store; create it with `mysetlist-slo ingest FILES "
+                       f"--db {db}` (or `mysetlist-slo demo` for the demo data)")
+    return label
+
+
 def notebook_path(name: str) -> Path:
     """Return the path of a report notebook shipped in ``notebooks/``."""
     path = NOTEBOOKS / f"{name}.ipynb"
@@ -65,36 +106,45 @@ def export_html(notebook: Path, html: Path) -> None:
 def run_report(kind: str = "weekly", week: str | None = None, db: str | Path = DEFAULT_DB,
                config: str | Path | None = None, out: str | Path = "reports",
                timezone: str | None = None, title: str | None = None,
-               progress: bool = True, now: datetime | None = None) -> ReportOutputs:
+               progress: bool = True, now: datetime | None = None,
+               wait: float = 0.0) -> ReportOutputs:
     """Execute the ``kind`` report for ``week`` (default: the last full week) and write its
-    outputs; return where they are. Raises ReportError with the failing cell's error."""
+    outputs; return where they are.
+
+    The report reads a snapshot of the store taken under a short lock, so ingests can run
+    meanwhile; a store busy with an ingest is waited for up to ``wait`` seconds. Raises
+    SloError for bad inputs (checked before the kernel starts), StoreBusyError, and
+    ReportError with the failing cell's error.
+    """
     if kind not in REPORTS:
         raise SloError(f"no {kind!r} report yet; available: {', '.join(REPORTS)}")
     settings = load_config(config)
     if timezone:
         settings = settings.with_timezone(timezone)
-    label, _, _ = iso_week(week, settings.timezone, now)
+    label = check_report_inputs(week, settings.timezone, db, now)
     folder = Path(out) / kind / label
     folder.mkdir(parents=True, exist_ok=True)
     executed = folder / f"{REPORTS[kind]}.ipynb"
-    parameters = {"db": str(Path(db).resolve()), "config": str(Path(config).resolve())
-                  if config else "", "week": label, "timezone": settings.timezone}
-    if title:
-        parameters["title"] = title
-    try:
-        papermill.execute_notebook(str(notebook_path(REPORTS[kind])), str(executed),
-                                   parameters=parameters, progress_bar=progress,
-                                   kernel_name="python3", cwd=str(folder))
-    except papermill.PapermillExecutionError as exc:
-        raise ReportError(f"{kind} report for {label} failed in cell {exc.exec_count}: "
-                          f"{exc.ename}: {exc.evalue}", executed) from None
-    html = folder / "report.html"
-    export_html(executed, html)
-    con = open_store(db, read_only=True)
-    try:
-        summary = weekly_summary(con, settings, label, now)
-    finally:
-        con.close()
+    with store_snapshot(db, wait) as snapshot:
+        parameters = {"db": str(snapshot), "config": str(Path(config).resolve())
+                      if config else "", "week": label, "timezone": settings.timezone}
+        if title:
+            parameters["title"] = title
+        try:
+            papermill.execute_notebook(str(notebook_path(REPORTS[kind])), str(executed),
+                                       parameters=parameters, progress_bar=progress,
+                                       kernel_name="python3", cwd=str(folder),
+                                       kernel_manager_class=_IpcKernelManager)
+        except papermill.PapermillExecutionError as exc:
+            raise ReportError(f"{kind} report for {label} failed in cell {exc.exec_count}: "
+                              f"{exc.ename}: {exc.evalue}", executed) from None
+        html = folder / "report.html"
+        export_html(executed, html)
+        con = open_store(snapshot, read_only=True)
+        try:
+            summary = weekly_summary(con, settings, label, now)
+        finally:
+            con.close()
     summary_json = folder / "summary.json"
     summary_json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", "utf-8")
     summary_md = folder / "summary.md"

@@ -1,5 +1,5 @@
 """The embedded DuckDB store: schema and migrations, the ingest registry, loading files, routes and
-rollups; imports sources and config.
+rollups, snapshots, checks, backups and restores of the file; imports sources and config.
 """
 
 from mysetlist_slo.store.database import (

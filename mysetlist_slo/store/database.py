@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import pandas as pd
@@ -12,6 +14,7 @@ import pandas as pd
 from mysetlist_slo.errors import SchemaVersionError, SloError, StoreBusyError
 
 DEFAULT_DB = Path("data/metrics.duckdb")
+_T = TypeVar("_T")
 
 # Each entry moves the schema from version N-1 to N. Never edit a released entry: add a new one.
 # Rollup tables carry the ingest that wrote each row, so a file's rows can be found (and the same
@@ -269,16 +272,49 @@ def _connect(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
 
 
 def open_store(path: str | Path = DEFAULT_DB, read_only: bool = False,
-               migrations: list[list[str]] | None = None) -> duckdb.DuckDBPyConnection:
+               migrations: list[list[str]] | None = None,
+               wait: float = 0.0) -> duckdb.DuckDBPyConnection:
     """Return a connection to the store at ``path``, created or migrated to the latest schema.
 
-    Raises StoreBusyError when another process holds the write lock, and SchemaVersionError when
-    the file was written by a newer version of this package.
+    A store held by another process is retried with backoff for up to ``wait`` seconds. Raises
+    StoreBusyError when it is still held then (a writer excludes every other process; a reader
+    excludes writers), SchemaVersionError when the file was written by a newer version of this
+    package, and SloError when ``path`` is not a DuckDB file.
     """
     path = str(path)
-    steps = MIGRATIONS if migrations is None else migrations
+    if path != ":memory:" and Path(path).is_dir():
+        raise SloError(f"{path}: is a directory, not a DuckDB store file")
     if read_only and not Path(path).exists():
         raise FileNotFoundError(f"{path}: no such database; ingest some data first")
+    return retry_while_busy(lambda: _open(path, read_only, migrations), wait)
+
+
+# Backoff between attempts on a busy store: short at first (an ingest of one file often ends
+# within a second), capped so that a long wait still notices the store coming free.
+_FIRST_RETRY_S, _MAX_RETRY_S = 0.1, 5.0
+
+
+def retry_while_busy(action: Callable[[], _T], wait: float) -> _T:
+    """Return ``action()``, retried with exponential backoff while it raises StoreBusyError, for
+    up to ``wait`` seconds in all. Raises the last StoreBusyError, saying how long it waited."""
+    deadline = time.monotonic() + max(wait, 0.0)
+    delay = _FIRST_RETRY_S
+    while True:
+        try:
+            return action()
+        except StoreBusyError as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if wait > 0:
+                    raise StoreBusyError(exc.path, exc.holder, waited=wait) from None
+                raise
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, _MAX_RETRY_S)
+
+
+def _open(path: str, read_only: bool,
+          migrations: list[list[str]] | None) -> duckdb.DuckDBPyConnection:
+    steps = MIGRATIONS if migrations is None else migrations
     if path != ":memory:" and not read_only:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     con = _connect(path, read_only)
