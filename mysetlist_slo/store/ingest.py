@@ -97,6 +97,11 @@ _KEPT = {
     "pgbouncer_stats": "* EXCLUDE (bad_field, problem)",
     "pgbouncer_pools": "* EXCLUDE (bad_field, problem)",
     "pg_statements": "* EXCLUDE (bad_field, problem)",
+    "load_runs": "* EXCLUDE (bad_field, problem)",
+    "load_points": "* EXCLUDE (bad_field, problem)",
+    "load_failures": "* EXCLUDE (bad_field, problem)",
+    "backups": "* EXCLUDE (bad_field, problem)",
+    "drills": "* EXCLUDE (bad_field, problem)",
 }
 _CHECKED = """
 CREATE OR REPLACE TEMP TABLE checked AS
@@ -137,6 +142,14 @@ for _table in ("pgbouncer_stats", "pgbouncer_pools", "pg_statements"):
     _STORE[_table] = f"""
         INSERT INTO {_table} BY NAME
         SELECT $ingest_id AS ingest_id, * EXCLUDE (line, bad_field, problem)
+        FROM checked WHERE bad_field IS NULL"""
+# Load-test and recovery tables: the same, minus the ``ts`` the registry's time span is read
+# from where the table has no such column (and ``line`` where it has none).
+for _table, _drop in (("load_runs", "line, ts"), ("load_points", "line"),
+                      ("load_failures", "line, ts"), ("backups", "ts"), ("drills", "ts")):
+    _STORE[_table] = f"""
+        INSERT INTO {_table} BY NAME
+        SELECT $ingest_id AS ingest_id, * EXCLUDE ({_drop}, bad_field, problem)
         FROM checked WHERE bad_field IS NULL"""
 _ROUTED = ("requests", "vitals", "lighthouse")
 
@@ -236,7 +249,8 @@ def _withdraw(con: duckdb.DuckDBPyConnection, ingest_id: int) -> None:
 _STORED_RECORDS = {"requests": "SELECT coalesce(sum(requests), 0) FROM request_counts "
                                "WHERE ingest_id = ?"}
 for _record in ("probes", "vitals", "crux", "lighthouse", "metrics", "pgbouncer_stats",
-                "pgbouncer_pools", "pg_statements"):
+                "pgbouncer_pools", "pg_statements", "load_runs", "load_points", "load_failures",
+                "backups", "drills"):
     _STORED_RECORDS[_record] = f"SELECT count(*) FROM {_record} WHERE ingest_id = ?"
 
 
@@ -357,7 +371,8 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
                 elif checked.good:
                     con.execute(_STORE[source.record], {"ingest_id": piece.ingest_id})
                 if checked.good:
-                    piece.times += checked.span
+                    # A k6 summary has no times: its span is [NULL, NULL].
+                    piece.times += [t for t in checked.span if t is not None]
                     piece.loaded += checked.good
                 if progress is not None:
                     progress(batch.position)

@@ -1,0 +1,257 @@
+"""Load tests: k6 summaries and point streams, Locust CSV files, and the verdict per run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mysetlist_slo import IngestError, ingest_file, load_config
+from mysetlist_slo.capacity.loadtests import load_test_endpoints, load_test_runs
+from mysetlist_slo.config import parse_config
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "loadtests"
+T0 = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
+
+
+def small_targets(rps: float, users: int) -> str:
+    """Return a config whose capacity targets are small enough for a test run to reach."""
+    return (f"capacity: {{target_rps: {rps}, concurrent_users: {users}, think_time_s: 1, "
+            "forecast_horizon_days: 30, headroom: 0.2}\n")
+
+
+def test_k6_summaries_both_shapes(store) -> None:
+    """--summary-export and handleSummary JSON load as k6-summary; the verdicts follow the
+    targets: 30 req/s never reached the target load, 1,050 req/s with API p95 171 ms and
+    0.05 % errors passed."""
+    for name in ("k6-smoke.summary.json", "k6-peak.handle-summary.json"):
+        assert ingest_file(store, EXAMPLES / name).kind == "k6-summary"
+    runs = load_test_runs(store, load_config()).set_index("run")
+    smoke, peak = runs.loc["k6-smoke"], runs.loc["k6-peak"]
+    assert smoke["status"] == "target load not reached"
+    assert smoke["sustained_rps"] == pytest.approx(1800 / 60)
+    assert (smoke["users"], smoke["failures"]) == (50, 0)
+    assert peak["status"] == "passed" and peak["users"] == 10_000
+    assert peak["sustained_rps"] == pytest.approx(630_000 / 600)
+    # http_req_failed's "passes" are the failed requests (k6 counts the true values).
+    assert peak["error_rate"] == pytest.approx(100 * 315 / 630_000)
+    assert peak["api_p95_ms"] == 171.2 and peak["p95_ms"] == 182.4
+    endpoints = load_test_endpoints(store, load_config()).set_index(["run", "endpoint"])
+    assert endpoints.loc[("k6-peak", "/show/[id]"), "p95_ms"] == 240.1
+    assert not endpoints.loc[("k6-peak", "/show/[id]"), "is_api"]
+    assert "(expected_response:true)" not in {e for _, e in endpoints.index}
+
+
+def write_k6_points(path: Path, rng: np.random.Generator) -> pd.DataFrame:
+    """Write a k6 --out json stream: 10 req/s for 150 s with 40 req/s from second 40 to 99,
+    over three endpoints, 2 % of /api/votes failing; return the requests written."""
+    lines = [json.dumps({"type": "Metric", "data": {"type": "trend", "contains": "time",
+                         "thresholds": ["p(95)<200"], "submetrics": None},
+                         "metric": "http_req_duration"})]
+    written = []
+    endpoints = ["/api/shows/[id]", "/api/votes/[id]", "/show/[id]"]
+    for second in range(150):
+        rate = 40 if 40 <= second < 100 else 10
+        lines.append(json.dumps({"type": "Point", "metric": "vus", "data": {
+            "time": (T0 + timedelta(seconds=second)).isoformat(), "value": rate // 2,
+            "tags": None}}))
+        for k in range(rate):
+            when = T0 + timedelta(seconds=second, microseconds=int(1e6 * k / rate))
+            endpoint = endpoints[int(rng.integers(0, 3))]
+            ms = float(rng.lognormal(np.log(60 if endpoint != "/show/[id]" else 150), 0.5))
+            failed = endpoint == "/api/votes/[id]" and rng.random() < 0.02
+            tags = {"name": endpoint, "method": "GET", "status": "500" if failed else "200",
+                    "expected_response": "false" if failed else "true", "scenario": "default",
+                    "url": f"https://mysetlist.example{endpoint.replace('[id]', '7')}"}
+            stamp = when.isoformat().replace("+00:00", "Z")
+            for metric, value in (("http_reqs", 1), ("http_req_duration", ms),
+                                  ("http_req_failed", int(failed)),
+                                  ("http_req_waiting", ms * 0.9)):
+                lines.append(json.dumps({"type": "Point", "metric": metric, "data": {
+                    "time": stamp, "value": value, "tags": tags}}))
+            written.append((when, endpoint, ms, failed))
+    path.write_text("\n".join(lines) + "\n")
+    return pd.DataFrame(written, columns=["ts", "endpoint", "ms", "failed"])
+
+
+def test_k6_point_stream_against_numpy(store, tmp_path) -> None:
+    """From a point stream: per-endpoint p95 equals numpy's (linear interpolation, as k6),
+    the sustained rate is the best 60 s window found by brute force (40 req/s), and errors
+    and users are counted from the points."""
+    truth = write_k6_points(tmp_path / "ramp.json", np.random.default_rng(7))
+    result = ingest_file(store, tmp_path / "ramp.json")
+    assert result.kind == "k6-points" and result.rejected == 0
+    config = parse_config(small_targets(35, 20))
+    runs = load_test_runs(store, config).set_index("run")
+    run = runs.loc["ramp"]
+    per_second = truth.groupby(truth["ts"].dt.floor("s")).size()
+    best = max(per_second.iloc[i:i + 60].sum() / 60 for i in range(len(per_second) - 59))
+    assert best == 40 and run["sustained_rps"] == pytest.approx(best)
+    assert run["requests"] == len(truth) and run["failures"] == int(truth["failed"].sum())
+    assert run["users"] == 20 and run["load_reached"]
+    endpoints = load_test_endpoints(store, config).set_index(["run", "endpoint"])
+    for endpoint, group in truth.groupby("endpoint"):
+        assert endpoints.loc[("ramp", endpoint), "p95_ms"] == pytest.approx(
+            np.percentile(group["ms"], 95), rel=1e-12)
+    api = truth[truth["endpoint"].str.startswith("/api/")]
+    assert run["api_p95_ms"] == pytest.approx(max(
+        np.percentile(g["ms"], 95) for _, g in api.groupby("endpoint")), rel=1e-12)
+    expected = "failed" if 100 * truth["failed"].mean() >= 0.1 else "passed"
+    assert run["status"] == expected == "failed"  # 2 % of a third of requests fail
+
+
+def test_k6_bad_points_are_located(store, tmp_path) -> None:
+    """A point without a zone or with a negative value is refused naming line and field."""
+    good = {"type": "Point", "metric": "http_req_duration",
+            "data": {"time": "2026-11-20T14:00:00Z", "value": 12.5, "tags": {"name": "/a"}}}
+    no_zone = {**good, "data": {**good["data"], "time": "2026-11-20T14:00:01"}}
+    negative = {**good, "data": {**good["data"], "value": -3}}
+    path = tmp_path / "bad.json"
+    path.write_text("\n".join(json.dumps(x) for x in (good, no_zone, negative)) + "\n")
+    with pytest.raises(IngestError) as caught:
+        ingest_file(store, path)
+    problems = [(p.line, p.field) for p in caught.value.problems]
+    assert problems == [(2, "data.time"), (3, "data.value")]
+    assert store.execute("SELECT count(*) FROM load_points").fetchall() == [(0,)]
+
+
+def test_k6_summary_bad_metric_names_line(store, tmp_path) -> None:
+    """A summary whose http_reqs count is not a number is refused naming its line and key."""
+    text = (EXAMPLES / "k6-smoke.summary.json").read_text().replace(
+        '"http_reqs": {"count": 1800', '"http_reqs": {"count": "lots"')
+    path = tmp_path / "broken.summary.json"
+    path.write_text(text)
+    with pytest.raises(IngestError, match=r"line \d+: http_reqs.count: not a number"):
+        ingest_file(store, path)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if '"http_reqs"' in t)
+    with pytest.raises(IngestError, match=f"line {line}:"):
+        ingest_file(store, path)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """A tiny app: /api/shows/1 fast, /show/1 takes 50 ms, /api/fail answers 500."""
+
+    seen: ClassVar[Counter[tuple[str, int]]] = Counter()
+    lock = threading.Lock()
+
+    def do_GET(self) -> None:
+        status = 500 if self.path == "/api/fail" else 200
+        if self.path == "/show/1":
+            time.sleep(0.05)
+        body = b"ok"
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        with self.lock:
+            self.seen[(self.path, status)] += 1
+
+    def log_message(self, *args: object) -> None:
+        """Keep the test output quiet."""
+
+
+LOCUSTFILE = """
+from locust import HttpUser, constant, task
+
+class Visitor(HttpUser):
+    wait_time = constant(0.1)
+
+    @task(3)
+    def api(self):
+        self.client.get("/api/shows/1")
+
+    @task(2)
+    def page(self):
+        self.client.get("/show/1")
+
+    @task(1)
+    def broken(self):
+        self.client.get("/api/fail")
+"""
+
+
+@pytest.fixture(name="locust_run", scope="module")
+def fixture_locust_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Counter]:
+    """Run Locust itself for 6 s with 10 users against a local server; return the --csv prefix
+    and what the server answered."""
+    folder = tmp_path_factory.mktemp("locust")
+    (folder / "locustfile.py").write_text(LOCUSTFILE)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "locust", "-f", str(folder / "locustfile.py"), "--headless",
+             "-u", "10", "-r", "10", "-t", "6s", "--host",
+             f"http://127.0.0.1:{server.server_address[1]}", "--csv", str(folder / "run1"),
+             "--only-summary"],
+            check=False, capture_output=True, timeout=60, cwd=folder)
+    finally:
+        server.shutdown()
+        server.server_close()
+    return folder / "run1", Counter(_Handler.seen)
+
+
+@pytest.mark.slow
+def test_locust_csv_against_the_server(store, locust_run) -> None:
+    """Locust's three CSV files load; requests per endpoint match what the server answered
+    (up to the requests of Locust's last second), every /api/fail is a
+    failure, error rate and users come out of the files as pandas reads them, and a run with
+    1 in 6 requests failing does not pass."""
+    prefix, seen = locust_run
+    for suffix, kind in (("_stats.csv", "locust-stats"),
+                         ("_stats_history.csv", "locust-history"),
+                         ("_failures.csv", "locust-failures")):
+        assert ingest_file(store, f"{prefix}{suffix}").kind == kind
+    stats = pd.read_csv(f"{prefix}_stats.csv")
+    history = pd.read_csv(f"{prefix}_stats_history.csv")
+    config = parse_config(small_targets(10, 10))
+    endpoints = load_test_endpoints(store, config).set_index(["run", "endpoint"])
+    for path in ("/api/shows/1", "/show/1", "/api/fail"):
+        served = sum(n for (p, _), n in seen.items() if p == path)
+        # Locust's last stats flush comes up to a second before its users stop: the server
+        # may have answered a second's worth more than the files count, never fewer.
+        assert 0 <= served - endpoints.loc[("run1", path), "requests"] <= 0.25 * served
+    assert endpoints.loc[("run1", "/api/fail"), "error_rate"] == 100
+    assert endpoints.loc[("run1", "/api/shows/1"), "failures"] == 0
+    # A 50 ms handler cannot answer its median request faster than 50 ms; the fast one does.
+    assert endpoints.loc[("run1", "/show/1"), "p50_ms"] >= 50
+    assert endpoints.loc[("run1", "/api/shows/1"), "p50_ms"] < 50
+    run = load_test_runs(store, config).set_index("run").loc["run1"]
+    rows = stats[stats["Name"] != "Aggregated"]
+    assert run["requests"] == rows["Request Count"].sum()
+    assert run["error_rate"] == pytest.approx(
+        100 * rows["Failure Count"].sum() / rows["Request Count"].sum())
+    aggregated = history[history["Name"] == "Aggregated"]
+    assert run["users"] == aggregated["User Count"].max() == 10
+    # Six seconds is shorter than the 1-minute sustain window: the mean of Locust's rates.
+    assert run["sustained_rps"] == pytest.approx(aggregated["Requests/s"].mean())
+    assert "shorter than 60 s" in run["throughput_basis"]
+    assert run["status"] == "failed" and not run["errors_ok"]
+    failures = store.execute("SELECT endpoint, occurrences FROM load_failures").fetchall()
+    assert [(e, n) for e, n in failures] == [
+        ("/api/fail", endpoints.loc[("run1", "/api/fail"), "failures"])]
+
+
+def test_locust_bad_row_names_line_and_column(store, tmp_path) -> None:
+    """A Locust stats line with more failures than requests is refused naming its column."""
+    path = tmp_path / "bad_stats.csv"
+    path.write_text("Type,Name,Request Count,Failure Count,Median Response Time,"
+                    "Average Response Time,Min Response Time,Max Response Time,"
+                    "Average Content Size,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,"
+                    "99%,99.9%,99.99%,100%\n"
+                    "GET,/a,10,11,5,5,1,9,2,1.0,1.1,5,5,5,5,6,7,8,9,9,9,9\n")
+    with pytest.raises(IngestError) as caught:
+        ingest_file(store, path)
+    assert [(p.line, p.field) for p in caught.value.problems] == [(2, "Failure Count")]
