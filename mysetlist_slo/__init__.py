@@ -21,8 +21,10 @@ from mysetlist_slo.resilience import (
     drills_due,
     region_availability,
     region_episodes,
+    region_traffic,
     render_markdown,
     scalability_recovery,
+    traffic_failovers,
 )
 from mysetlist_slo.slo.alerts import (
     AlertBacktest,
@@ -100,7 +102,9 @@ __all__ = [
     "probe_outages",
     "region_availability",
     "region_episodes",
+    "region_traffic",
     "render_markdown",
     "scalability_recovery",
     "static_alerts",
+    "traffic_failovers",
 ]

@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -26,6 +27,8 @@ from mysetlist_slo.resilience import (
     drills_due,
     region_availability,
     region_episodes,
+    region_traffic,
+    traffic_failovers,
 )
 
 AT = datetime(2026, 11, 23, tzinfo=UTC)
@@ -244,3 +247,93 @@ def test_markdown_escapes_names_from_files(store, tmp_path) -> None:
     assert "<img" not in rendered
     assert not re.search(r"(?<!\\)\]\(", rendered)  # no link: every ] is escaped
     assert r"&lt;img src=x onerror=alert(1)&gt;\[x\](javascript:y)\*b\*" in rendered
+
+
+def write_regional_export(path: Path) -> pd.DataFrame:
+    """Write an hour of requests from two regions (30 a minute each): us-east-1 answers 503
+    for minutes 20-22, then its traffic moves to eu-west-1 until minute 40. Return the rows."""
+    rng = np.random.default_rng(3)
+    start = AT - timedelta(hours=2)
+    rows = []
+    for minute in range(60):
+        for region in ("us-east-1", "eu-west-1"):
+            count = 30
+            if 23 <= minute < 40:
+                count = 0 if region == "us-east-1" else 60
+            for k in range(count):
+                when = start + timedelta(minutes=minute, seconds=60 * k / count)
+                status = 503 if region == "us-east-1" and 20 <= minute < 23 else 200
+                rows.append({"timestamp": when.isoformat(), "path": f"/api/shows/{k}",
+                             "status": status, "region": region,
+                             "duration_ms": round(float(rng.lognormal(np.log(80), 0.5)), 3)})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    frame = pd.DataFrame(rows)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"])
+    return frame
+
+
+def test_region_traffic_against_pandas(store, tmp_path) -> None:
+    """Requests naming their region give per-region counts, availability and a p95 within 1 %
+    below numpy's nearest-rank p95 of the answered requests."""
+    truth = write_regional_export(tmp_path / "regional.jsonl")
+    ingest_file(store, tmp_path / "regional.jsonl")
+    traffic = region_traffic(store, AT - timedelta(days=1), AT).set_index("region")
+    for region, group in truth.groupby("region"):
+        answered = group[group["status"] < 500]
+        assert traffic.loc[region, "requests"] == len(group)
+        assert traffic.loc[region, "errors_5xx"] == (group["status"] >= 500).sum()
+        assert traffic.loc[region, "availability"] == pytest.approx(
+            100 * len(answered) / len(group))
+        exact = np.percentile(answered["duration_ms"], 95, method="inverted_cdf")
+        assert 0.99 * exact <= traffic.loc[region, "p95_latency_ms"] <= exact
+
+
+def test_failover_from_traffic_shift(store, tmp_path) -> None:
+    """us-east-1 failing for 3 minutes then drained to eu-west-1 until minute 40 is one
+    failover to eu-west-1 from minute 20 to 40; users saw 3 minutes of errors (within 5)."""
+    write_regional_export(tmp_path / "regional.jsonl")
+    ingest_file(store, tmp_path / "regional.jsonl")
+    start = AT - timedelta(hours=2)
+    failovers = traffic_failovers(store, load_config(), AT - timedelta(days=1), AT)
+    assert len(failovers) == 1
+    episode = failovers.iloc[0]
+    assert episode["region"] == "us-east-1" and episode["shifted_to"] == "eu-west-1"
+    assert episode["start"] == start + timedelta(minutes=20)
+    assert episode["end"] == start + timedelta(minutes=40)
+    assert episode["time_to_recover"] == timedelta(minutes=3) and episode["within_target"]
+    assert episode["share_before"] == pytest.approx(0.5)
+
+
+def test_region_fields_in_probes_and_nginx(store, tmp_path) -> None:
+    """A probe's own region wins over the configured location mapping; nginx's $region lands
+    in the regional counts."""
+    (tmp_path / "probes.csv").write_text(
+        "timestamp,target,location,ok,region\n"
+        "2026-11-22T10:00:00Z,https://x/health,us-east,true,us-west-2\n"
+        "2026-11-22T10:00:00Z,https://x/health,eu-west,false,\n")
+    ingest_file(store, tmp_path / "probes.csv")
+    regions = region_availability(store, load_config(), AT - timedelta(days=1), AT)
+    assert dict(zip(regions["region"], regions["availability"], strict=True)) == {
+        "eu-west-1": 0.0, "us-west-2": 100.0}
+    log_format = ('$remote_addr [$time_local] "$request" $status $body_bytes_sent '
+                  '$request_time $region')
+    (tmp_path / "access.log").write_text(
+        '203.0.113.9 [22/Nov/2026:10:00:00 +0000] "GET /a HTTP/1.1" 200 5 0.010 eu-west-1\n'
+        '203.0.113.9 [22/Nov/2026:10:00:01 +0000] "GET /a HTTP/1.1" 502 5 0.001 eu-west-1\n'
+        '203.0.113.9 [22/Nov/2026:10:00:02 +0000] "GET /a HTTP/1.1" 200 5 0.020 -\n')
+    ingest_file(store, tmp_path / "access.log", log_format=log_format)
+    assert store.execute("SELECT region, status, requests FROM region_counts "
+                         "ORDER BY status").fetchall() == [("eu-west-1", 200, 1),
+                                                           ("eu-west-1", 502, 1)]
+
+
+def test_section_regions_from_requests(store, tmp_path) -> None:
+    """Requests naming their region give one line per region in the section: the failed-over
+    region's availability is under 99.9 %, with its failover and recovery time."""
+    write_regional_export(tmp_path / "regional.jsonl")
+    ingest_file(store, tmp_path / "regional.jsonl")
+    section = scalability_recovery(store, load_config(), AT - timedelta(days=1), AT)
+    lines = {line.topic: line for line in section.regions}
+    assert lines["region us-east-1 (requests)"].status == "below threshold"
+    assert "1 failovers, slowest recovery 3.0 min" in lines["region us-east-1 (requests)"].text
+    assert lines["region eu-west-1 (requests)"].status == "ok"

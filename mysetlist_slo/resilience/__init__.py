@@ -5,7 +5,12 @@ load test; imports the store's tables through a connection, config and capacity.
 
 from mysetlist_slo.resilience.backups import backup_growth, backup_jobs, backup_rpo
 from mysetlist_slo.resilience.drills import drill_results, drills_due
-from mysetlist_slo.resilience.regions import region_availability, region_episodes
+from mysetlist_slo.resilience.regions import (
+    region_availability,
+    region_episodes,
+    region_traffic,
+    traffic_failovers,
+)
 from mysetlist_slo.resilience.section import (
     ScalabilityRecovery,
     StatusLine,
@@ -25,6 +30,8 @@ __all__ = [
     "escape_markdown",
     "region_availability",
     "region_episodes",
+    "region_traffic",
     "render_markdown",
     "scalability_recovery",
+    "traffic_failovers",
 ]

@@ -10,17 +10,23 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 from mysetlist_slo.capacity.loadtests import load_test_runs
 from mysetlist_slo.config import Config
 from mysetlist_slo.resilience.backups import backup_rpo
 from mysetlist_slo.resilience.drills import drills_due
-from mysetlist_slo.resilience.regions import region_availability
+from mysetlist_slo.resilience.regions import (
+    region_availability,
+    region_traffic,
+    traffic_failovers,
+)
 
 NO_LOAD_TEST = "no load test on record: 1,000 req/s and 10,000 users are not shown to hold"
 NO_BACKUPS = "no backup records: the recovery point cannot be judged"
 NO_DRILLS = "no drill records: no recovery test is shown to have run"
-NO_PROBES = "no probe checks in the period: availability per region unknown"
+NO_PROBES = ("no probe checks and no requests naming a region in the period: availability per "
+             "region unknown")
 
 # Statuses that meet the target; anything else is a finding (or missing data).
 _OK = {"passed", "ok"}
@@ -95,11 +101,40 @@ def scalability_recovery(con: duckdb.DuckDBPyConnection, config: Config, start: 
     drills = (tuple(_line(f"drill {row.drill}", str(row.status), str(row.detail))
                     for row in due.itertuples())
               if int(due["drills"].sum()) else (_line("drills", "no data", NO_DRILLS),))
-    regions_frame = region_availability(con, config, start, end)
-    regions = (tuple(_line(f"region {row.region}", str(row.status), str(row.detail))
-                     for row in regions_frame.itertuples())
-               if len(regions_frame) else (_line("regions", "no data", NO_PROBES),))
+    regions = _probe_lines(con, config, start, end) + _traffic_lines(con, config, start, end)
+    if not regions:
+        regions = (_line("regions", "no data", NO_PROBES),)
     return ScalabilityRecovery(start, end, load, backups, drills, regions)
+
+
+def _probe_lines(con: duckdb.DuckDBPyConnection, config: Config, start: datetime,
+                 end: datetime) -> tuple[StatusLine, ...]:
+    frame = region_availability(con, config, start, end)
+    return tuple(_line(f"region {row.region} (probes)", str(row.status), str(row.detail))
+                 for row in frame.itertuples())
+
+
+def _traffic_lines(con: duckdb.DuckDBPyConnection, config: Config, start: datetime,
+                   end: datetime) -> tuple[StatusLine, ...]:
+    traffic = region_traffic(con, start, end)
+    failovers = traffic_failovers(con, config, start, end)
+    threshold = config.regions.failover_threshold
+    lines = []
+    for row in traffic.itertuples():
+        mine = failovers[failovers["region"] == row.region]
+        slow = mine[~mine["within_target"].astype(bool)]
+        status = ("below threshold" if row.availability < threshold
+                  else "slow failover" if len(slow) else "ok")
+        p95 = (f"; p95 {row.p95_latency_ms:,.0f} ms" if row.p95_latency_ms is not None
+               and not pd.isna(row.p95_latency_ms) else "")
+        text = (f"{row.region}: {row.availability:.3f} % of {row.requests:,} requests answered "
+                f"without a 5xx (failover threshold {threshold:g} %){p95}; "
+                f"{len(mine)} failovers")
+        if len(mine):
+            worst = mine["time_to_recover"].max().total_seconds() / 60
+            text += f", slowest recovery {worst:.1f} min"
+        lines.append(_line(f"region {row.region} (requests)", status, text))
+    return tuple(lines)
 
 
 # Text from input files (run names, regions, errors) must stay text: HTML's own characters

@@ -251,6 +251,26 @@ MIGRATIONS: list[list[str]] = [
             status         VARCHAR NOT NULL,
             data_verified  BOOLEAN
         )""",
+        # Requests that name the region serving them, per minute and region (exact counts
+        # and the same 3-significant-digit histogram as latency_histogram); probes may name
+        # their region too.
+        """CREATE TABLE region_counts (
+            ingest_id        BIGINT NOT NULL,
+            minute           TIMESTAMPTZ NOT NULL,
+            region           VARCHAR NOT NULL,
+            status           SMALLINT NOT NULL,
+            requests         BIGINT NOT NULL,
+            timed            BIGINT NOT NULL,
+            duration_sum_us  BIGINT NOT NULL
+        )""",
+        """CREATE TABLE region_latency (
+            ingest_id  BIGINT NOT NULL,
+            minute     TIMESTAMPTZ NOT NULL,
+            region     VARCHAR NOT NULL,
+            bucket_us  BIGINT NOT NULL,
+            count      BIGINT NOT NULL
+        )""",
+        "ALTER TABLE probes ADD COLUMN region VARCHAR",
     ],
 ]
 

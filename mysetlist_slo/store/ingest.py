@@ -85,8 +85,8 @@ def _insert_rejects(con: duckdb.DuckDBPyConnection, ingest_id: int, rejects: lis
 # The validated records of a batch, kept only as long as the batch is processed: the columns
 # that are stored (for requests: what the rollups need), and the reason of each reject.
 _KEPT = {
-    "requests": "line, ts, target, status, duration_us, bytes",
-    "probes": "line, ts, target, location, ok, status, latency_ms",
+    "requests": "line, ts, target, status, duration_us, bytes, region",
+    "probes": "line, ts, target, location, ok, status, latency_ms, region",
     "vitals": "line, ts, metric, value, metric_id, target, form_factor, navigation_type, "
               "rating, source",
     "crux": "line, key_type, key, form_factor, metric, first_date, last_date, p75, histogram, "
@@ -113,8 +113,8 @@ FROM ({query})
 # page URLs get their route from ``batch_routes``, as request paths do.
 _STORE = {
     "probes": """
-        INSERT INTO probes
-        SELECT $ingest_id, ts, target, location, ok, status, latency_ms
+        INSERT INTO probes (ingest_id, ts, target, location, ok, status, latency_ms, region)
+        SELECT $ingest_id, ts, target, location, ok, status, latency_ms, region
         FROM checked WHERE bad_field IS NULL""",
     "vitals": """
         INSERT INTO vitals
