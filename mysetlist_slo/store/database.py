@@ -251,6 +251,8 @@ MIGRATIONS: list[list[str]] = [
             status         VARCHAR NOT NULL,
             data_verified  BOOLEAN
         )""",
+    ],
+    [
         # Requests that name the region serving them, per minute and region (exact counts
         # and the same 3-significant-digit histogram as latency_histogram); probes may name
         # their region too.
