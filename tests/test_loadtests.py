@@ -53,9 +53,11 @@ def test_k6_summaries_both_shapes(store) -> None:
     assert "(expected_response:true)" not in {e for _, e in endpoints.index}
 
 
-def write_k6_points(path: Path, rng: np.random.Generator) -> pd.DataFrame:
+def write_k6_points(path: Path, rng: np.random.Generator, slow_at_peak: float = 1.0
+                    ) -> pd.DataFrame:
     """Write a k6 --out json stream: 10 req/s for 150 s with 40 req/s from second 40 to 99,
-    over three endpoints, 2 % of /api/votes failing; return the requests written."""
+    over three endpoints, 2 % of /api/votes failing, durations times ``slow_at_peak`` during
+    the 40 req/s; return the requests written."""
     lines = [json.dumps({"type": "Metric", "data": {"type": "trend", "contains": "time",
                          "thresholds": ["p(95)<200"], "submetrics": None},
                          "metric": "http_req_duration"})]
@@ -70,6 +72,7 @@ def write_k6_points(path: Path, rng: np.random.Generator) -> pd.DataFrame:
             when = T0 + timedelta(seconds=second, microseconds=int(1e6 * k / rate))
             endpoint = endpoints[int(rng.integers(0, 3))]
             ms = float(rng.lognormal(np.log(60 if endpoint != "/show/[id]" else 150), 0.5))
+            ms *= slow_at_peak if rate == 40 else 1.0
             failed = endpoint == "/api/votes/[id]" and rng.random() < 0.02
             tags = {"name": endpoint, "method": "GET", "status": "500" if failed else "200",
                     "expected_response": "false" if failed else "true", "scenario": "default",
@@ -109,6 +112,29 @@ def test_k6_point_stream_against_numpy(store, tmp_path) -> None:
         np.percentile(g["ms"], 95) for _, g in api.groupby("endpoint")), rel=1e-12)
     expected = "failed" if 100 * truth["failed"].mean() >= 0.1 else "passed"
     assert run["status"] == expected == "failed"  # 2 % of a third of requests fail
+
+
+def test_k6_judged_at_the_load_reached(store, tmp_path) -> None:
+    """Latency and errors are judged in the best 60 s window (the 40 req/s plateau), equal to
+    numpy's over that window's requests and not the whole run's; a plateau p95 over 200 ms
+    fails the run."""
+    truth = write_k6_points(tmp_path / "plateau.json", np.random.default_rng(11),
+                            slow_at_peak=2.0)
+    ingest_file(store, tmp_path / "plateau.json")
+    run = load_test_runs(store, parse_config(small_targets(35, 20))).set_index("run").loc[
+        "plateau"]
+    window_start = T0 + timedelta(seconds=40)
+    assert (run["load_window_start"], run["load_window_end"]) == (
+        window_start, window_start + timedelta(seconds=60))
+    inside = truth[(truth["ts"] >= window_start)
+                   & (truth["ts"] < window_start + timedelta(seconds=60))]
+    api = inside[inside["endpoint"].str.startswith("/api/")]
+    assert run["p95_at_load_ms"] == pytest.approx(max(
+        np.percentile(g["ms"], 95) for _, g in api.groupby("endpoint")), rel=1e-12)
+    assert run["error_rate_at_load"] == pytest.approx(100 * inside["failed"].mean())
+    assert run["p95_at_load_ms"] > run["api_p95_ms"]  # the whole run's, quieter minutes in
+    assert run["p95_at_load_ms"] > 200
+    assert not run["latency_ok"] and run["status"] == "failed"
 
 
 def test_k6_bad_points_are_located(store, tmp_path) -> None:
@@ -239,6 +265,12 @@ def test_locust_csv_against_the_server(store, locust_run) -> None:
     assert run["sustained_rps"] == pytest.approx(aggregated["Requests/s"].mean())
     assert "shorter than 60 s" in run["throughput_basis"]
     assert run["status"] == "failed" and not run["errors_ok"]
+    # At the load reached: the highest p95 Locust reported, its counters' growth in the window.
+    assert run["p95_at_load_ms"] == pd.to_numeric(aggregated["95%"], errors="coerce").max()
+    grown = aggregated[["Total Request Count", "Total Failure Count"]].agg(["min", "max"])
+    assert run["error_rate_at_load"] == pytest.approx(
+        100 * (grown.loc["max", "Total Failure Count"] - grown.loc["min", "Total Failure Count"])
+        / (grown.loc["max", "Total Request Count"] - grown.loc["min", "Total Request Count"]))
     failures = store.execute("SELECT endpoint, occurrences FROM load_failures").fetchall()
     assert [(e, n) for e, n in failures] == [
         ("/api/fail", endpoints.loc[("run1", "/api/fail"), "failures"])]

@@ -8,14 +8,18 @@ reached the target load says so instead of passing.
 
 Throughput sustained: the highest request rate held over ``sustain`` — from a k6 point stream
 (requests per second, rolling window), from Locust's history (its reported rate, rolling window),
-or, with only a summary, the run's mean rate (the basis column says which). Percentiles are
-over the whole run, as the tools' summaries give them; from a k6 point stream they are computed
-exactly from every request (linear interpolation between closest ranks, as k6 does).
+or, with only a summary, the run's mean rate (the basis column says which). Latency and errors
+are judged *at that load*, inside that window, when the run has a time series (a k6 stream:
+exact p95 of the window's requests; Locust: the highest p95 it reported in the window and its
+counters' growth), over the whole run otherwise. Per-endpoint percentiles are over the whole
+run; from a k6 point stream they are exact (linear interpolation between closest ranks, as k6
+computes them).
 """
 
 from __future__ import annotations
 
 import fnmatch
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,7 +33,8 @@ from mysetlist_slo.config import Config, parse_duration
 ALL = "(all)"
 RUN_COLUMNS = ["run", "tool", "started", "finished", "duration_s", "requests", "failures",
                "error_rate", "mean_rps", "sustained_rps", "throughput_basis", "users",
-               "p95_ms", "api_p95_ms", "load_reached", "users_reached", "latency_ok",
+               "p95_ms", "api_p95_ms", "load_window_start", "load_window_end", "p95_at_load_ms",
+               "error_rate_at_load", "load_reached", "users_reached", "latency_ok",
                "errors_ok", "status", "detail"]
 ENDPOINT_COLUMNS = ["run", "endpoint", "requests", "failures", "error_rate", "avg_ms",
                     "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "is_api"]
@@ -115,26 +120,85 @@ def load_test_endpoints(con: duckdb.DuckDBPyConnection, config: Config) -> pd.Da
     return frame[ENDPOINT_COLUMNS].sort_values(["run", "endpoint"]).reset_index(drop=True)
 
 
-def _sustained(series: pd.DataFrame, window: timedelta) -> tuple[float | None, str]:
-    """Return the highest mean rate over ``window`` in a run's rate series, and its basis."""
+@dataclass(frozen=True)
+class _Load:
+    """The highest request rate a run held over the sustain window, and where."""
+
+    rps: float
+    basis: str
+    source: str  # k6 or locust
+    start: pd.Timestamp  # the window, [start, end)
+    end: pd.Timestamp
+
+
+def _sustained(series: pd.DataFrame, window: timedelta) -> _Load | None:
+    """Return the highest mean rate over ``window`` in a run's rate series (None without one).
+
+    k6 rates are requests counted per second, every second of the run (silent ones as zero);
+    Locust's are the rates it reported at each history line.
+    """
     if series.empty:
-        return None, ""
+        return None
     source = str(series["source"].iloc[0])
     rates = series.set_index("ts")["rps"].astype("float64").sort_index()
+    step = timedelta(seconds=1)
     if source == "k6":
-        # Every second of the run counts, the silent ones as zero.
         grid = pd.date_range(rates.index[0], rates.index[-1], freq="s")
         rates = rates.reindex(grid, fill_value=0.0)
-        span = rates.index[-1] - rates.index[0] + timedelta(seconds=1)
-    else:
-        span = rates.index[-1] - rates.index[0]
+    span = rates.index[-1] + step - rates.index[0]
     if span < window:
-        return float(rates.mean()), f"mean over the whole run ({span.total_seconds():.0f} s, " \
-            f"shorter than {window.total_seconds():.0f} s)"
+        return _Load(float(rates.mean()), f"mean over the whole run ({span.total_seconds():.0f}"
+                     f" s, shorter than {window.total_seconds():.0f} s)", source,
+                     rates.index[0], rates.index[-1] + step)
+    # A rolling label is the last second (or history line) of its window.
     rolling = rates.rolling(window, min_periods=1).mean()
-    held = rolling[rolling.index >= rates.index[0] + window - timedelta(seconds=1)]
+    held = rolling[rolling.index >= rates.index[0] + window - step]
+    last = held.idxmax()
     what = "requests per second" if source == "k6" else "Locust's reported rate"
-    return float(held.max()), f"highest {what} held over {window.total_seconds():.0f} s"
+    return _Load(float(held.max()), f"highest {what} held over {window.total_seconds():.0f} s",
+                 source, last + step - window, last + step)
+
+
+# What the requests inside the sustained window saw: a k6 stream's exact p95 per endpoint and
+# failures; Locust's reported p95 (the highest in the window) and its cumulative counters.
+_K6_AT_LOAD = """
+WITH inside AS (
+    SELECT endpoint, metric, value FROM load_points
+    WHERE run = $run AND ts >= $start AND ts < $end
+      AND metric IN ('request_ms', 'request_failed')
+)
+SELECT endpoint, quantile_cont(value, 0.95) FILTER (WHERE metric = 'request_ms') AS p95,
+       sum(value) FILTER (WHERE metric = 'request_failed') AS failed,
+       count(*) FILTER (WHERE metric = 'request_failed') AS checked
+FROM inside
+GROUP BY GROUPING SETS ((endpoint), ())
+"""
+_LOCUST_AT_LOAD = """
+SELECT max(value) FILTER (WHERE metric = 'p95_ms') AS p95,
+       max(value) FILTER (WHERE metric = 'requests_total')
+         - min(value) FILTER (WHERE metric = 'requests_total') AS requests,
+       max(value) FILTER (WHERE metric = 'failures_total')
+         - min(value) FILTER (WHERE metric = 'failures_total') AS failures
+FROM load_points
+WHERE run = $run AND endpoint = '(all)' AND ts >= $start AND ts < $end
+"""
+
+
+def _at_load(con: duckdb.DuckDBPyConnection, run: str, load: _Load,
+             patterns: list[str]) -> tuple[float | None, float | None]:
+    """Return (p95 in ms, error rate in percent) of the requests in the sustained window: the
+    worst API endpoint's p95 when there are API endpoints, else all requests'."""
+    params = {"run": run, "start": load.start, "end": load.end}
+    if load.source == "locust":
+        p95, requests, failures = con.execute(_LOCUST_AT_LOAD, params).fetchall()[0]
+        rate = 100 * failures / requests if requests and failures is not None else None
+        return _value(p95), rate
+    rows = con.execute(_K6_AT_LOAD, params).fetchall()
+    everything = next((r for r in rows if r[0] is None), None)
+    api = [r[1] for r in rows if r[0] is not None and r[1] is not None and is_api(r[0], patterns)]
+    p95 = max(api) if api else (everything[1] if everything else None)
+    rate = (100 * everything[2] / everything[3] if everything and everything[3] else None)
+    return _value(p95), rate
 
 
 def _targets(config: Config) -> tuple[float, int]:
@@ -187,9 +251,13 @@ def load_test_runs(con: duckdb.DuckDBPyConnection, config: Config) -> pd.DataFra
         users = max((u for u in (pick("users"), _value(pts["users"]) if pts is not None
                                  else None) if u is not None), default=None)
         mean_rps = requests / duration if requests is not None and duration else None
-        sustained, basis = _sustained(series[series["run"] == run], window)
-        if sustained is None:
-            sustained, basis = mean_rps, "mean over the run (no time series)"
+        load = _sustained(series[series["run"] == run], window)
+        if load is None:
+            sustained, basis, at_load = mean_rps, "mean over the run (no time series)", None
+        else:
+            sustained, basis = load.rps, load.basis
+            at_load = (load.start, load.end,
+                       *_at_load(con, run, load, config.load_tests.api_endpoints))
         p95 = _value(everything["p95_ms"].iloc[0]) if len(everything) else None
         api = endpoints[(endpoints["run"] == run) & endpoints["is_api"]]["p95_ms"].dropna()
         api_p95 = float(api.max()) if len(api) else None
@@ -197,7 +265,7 @@ def load_test_runs(con: duckdb.DuckDBPyConnection, config: Config) -> pd.DataFra
                 else ("locust" if series[(series["run"] == run)
                                          & (series["source"] == "locust")].size else "k6"))
         rows.append(_verdict(run, tool, started, finished, duration, requests, failures,
-                             mean_rps, sustained, basis, users, p95, api_p95, config,
+                             mean_rps, sustained, basis, users, p95, api_p95, at_load, config,
                              target_rps, target_users))
     frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
     # Runs without times (k6 summaries alone) first, then oldest to newest.
@@ -207,25 +275,31 @@ def load_test_runs(con: duckdb.DuckDBPyConnection, config: Config) -> pd.DataFra
 def _verdict(run: str, tool: str, started: Any, finished: Any, duration: float | None,
              requests: float | None, failures: float | None, mean_rps: float | None,
              sustained: float | None, basis: str, users: float | None, p95: float | None,
-             api_p95: float | None, config: Config, target_rps: float,
-             target_users: int) -> list[Any]:
-    """Return a run's row with its verdict."""
+             api_p95: float | None, at_load: tuple[Any, ...] | None, config: Config,
+             target_rps: float, target_users: int) -> list[Any]:
+    """Return a run's row with its verdict: latency and errors are judged in the sustained
+    window when the run has a time series, over the whole run otherwise."""
     settings = config.load_tests
     error_rate = (100 * failures / requests if requests and failures is not None else None)
-    judged_p95 = api_p95 if api_p95 is not None else p95
+    window_start, window_end, p95_at_load, errors_at_load = at_load or (None, None, None, None)
+    judged_p95 = p95_at_load if p95_at_load is not None else (
+        api_p95 if api_p95 is not None else p95)
+    judged_errors = errors_at_load if errors_at_load is not None else error_rate
     load_reached = sustained is not None and sustained >= target_rps
     users_reached = None if users is None else users >= target_users
     latency_ok = None if judged_p95 is None else judged_p95 < settings.p95_ms
-    errors_ok = None if error_rate is None else error_rate < settings.max_error_rate
+    errors_ok = None if judged_errors is None else judged_errors < settings.max_error_rate
     which = "API p95" if api_p95 is not None else "p95"
+    where = " at that load" if p95_at_load is not None else ""
     parts = [f"{sustained:,.0f} req/s sustained of {target_rps:,.0f}" if sustained is not None
              else "request rate unknown",
              f"{users:,.0f} users of {target_users:,}" if users is not None
              else "users unknown",
-             f"{which} {judged_p95:,.0f} ms (target < {settings.p95_ms:g})"
+             f"{which}{where} {judged_p95:,.0f} ms (target < {settings.p95_ms:g})"
              if judged_p95 is not None else "no latency",
-             f"errors {error_rate:.3f} % (target < {settings.max_error_rate:g} %)"
-             if error_rate is not None else "error rate unknown"]
+             f"errors{where if errors_at_load is not None else ''} {judged_errors:.3f} % "
+             f"(target < {settings.max_error_rate:g} %)"
+             if judged_errors is not None else "error rate unknown"]
     if not requests:
         status = "no data"
     elif latency_ok is False or errors_ok is False:
@@ -238,5 +312,6 @@ def _verdict(run: str, tool: str, started: Any, finished: Any, duration: float |
     return [run, tool, started, finished, duration,
             None if requests is None else int(requests),
             None if failures is None else int(failures), error_rate, mean_rps, sustained, basis,
-            None if users is None else int(users), p95, api_p95, load_reached, users_reached,
-            latency_ok, errors_ok, status, f"{status}: " + "; ".join(parts)]
+            None if users is None else int(users), p95, api_p95, window_start, window_end,
+            p95_at_load, errors_at_load, load_reached, users_reached, latency_ok, errors_ok,
+            status, f"{status}: " + "; ".join(parts)]
