@@ -2,7 +2,12 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from mysetlist_slo.capacity.loadtests import load_test_endpoints, load_test_runs
+from mysetlist_slo.capacity.loadtests import (
+    LoadTestCapacity,
+    load_test_capacity,
+    load_test_endpoints,
+    load_test_runs,
+)
 from mysetlist_slo.config import Config, load_config
 from mysetlist_slo.demo import DemoManifest, generate_demo
 from mysetlist_slo.errors import (
@@ -66,6 +71,7 @@ __all__ = [
     "IngestError",
     "IngestResult",
     "InsufficientDataError",
+    "LoadTestCapacity",
     "RouteNormaliser",
     "ScalabilityRecovery",
     "SchemaVersionError",
@@ -95,6 +101,7 @@ __all__ = [
     "ingest_registry",
     "latency_percentiles",
     "load_config",
+    "load_test_capacity",
     "load_test_endpoints",
     "load_test_runs",
     "open_store",

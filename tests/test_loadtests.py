@@ -16,9 +16,16 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import DEMO_END
 
 from mysetlist_slo import IngestError, ingest_file, load_config
-from mysetlist_slo.capacity.loadtests import load_test_endpoints, load_test_runs
+from mysetlist_slo.capacity.autoscaling import PodModel
+from mysetlist_slo.capacity.loadtests import (
+    load_test_capacity,
+    load_test_endpoints,
+    load_test_runs,
+    production_pod_model,
+)
 from mysetlist_slo.config import parse_config
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "loadtests"
@@ -287,3 +294,60 @@ def test_locust_bad_row_names_line_and_column(store, tmp_path) -> None:
     with pytest.raises(IngestError) as caught:
         ingest_file(store, path)
     assert [(p.line, p.field) for p in caught.value.problems] == [(2, "Failure Count")]
+
+
+LOCUST_HISTORY_HEADER = ("Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,66%,75%,80%,"
+                         "90%,95%,98%,99%,99.9%,99.99%,100%,Total Request Count,"
+                         "Total Failure Count,Total Median Response Time,"
+                         "Total Average Response Time,Total Min Response Time,"
+                         "Total Max Response Time,Total Average Content Size")
+
+
+def write_stepped_run(folder: Path) -> None:
+    """Write a Locust history stepping 50, 100, 150, 200 req/s a minute each, and Prometheus
+    CPU and replicas scraped every 15 s: 2 pods, 0.1 idle cores each plus 0.002 cores per
+    request/s, from the mean rate over each scrape interval."""
+    start = int(T0.timestamp())
+    rates = [50 + 50 * (second // 60) for second in range(240)]
+    lines, total = [LOCUST_HISTORY_HEADER], 0
+    for second, rate in enumerate(rates):
+        total += rate
+        lines.append(f"{start + second},400,,Aggregated,{rate},0,40,45,50,55,60,70,80,90,100,"
+                     f"110,120,{total},0,40,45,5,130,100")
+    (folder / "stepped_stats_history.csv").write_text("\n".join(lines) + "\n")
+    scrapes = range(start + 15, start + 240, 15)
+    cores = [[t, f"{2 * 0.1 + 0.002 * np.mean(rates[t - start - 14:t - start + 1]):.9f}"]
+             for t in scrapes]
+    replicas = [[t, "2"] for t in scrapes]
+    (folder / "cpu.json").write_text(json.dumps({"status": "success", "data": {
+        "resultType": "matrix", "result": [
+            {"metric": {"__name__": "mysetlist_cpu_cores"}, "values": cores},
+            {"metric": {"__name__": "mysetlist_replicas"}, "values": replicas}]}}))
+
+
+# The CPU series is exactly linear, so the robust fit's scale is zero: statsmodels says so.
+@pytest.mark.filterwarnings("ignore::statsmodels.tools.sm_exceptions.ConvergenceWarning")
+def test_capacity_measured_under_load(store, tmp_path) -> None:
+    """CPU rising 0.002 cores per req/s per pod over 0.1 idle gives (0.7 - 0.1) / 0.002 = 300
+    req/s per pod at the HPA's 70 % target; beside a production fit of 200 req/s per pod that is
+    50 % more, over the 25 % allowed."""
+    write_stepped_run(tmp_path)
+    for name in ("stepped_stats_history.csv", "cpu.json"):
+        ingest_file(store, tmp_path / name)
+    production = PodModel(idle_cores=0.1, cores_per_rps=0.003, cpu_request=1.0, cpu_limit=2.0)
+    assert production.capacity_rps(0.7) == pytest.approx(200)
+    result = load_test_capacity(store, load_config(), "stepped", production)
+    assert result.points == 15
+    assert result.measured_rps_per_pod == pytest.approx(300, rel=1e-6)
+    assert result.difference == pytest.approx(0.5, rel=1e-6) and result.disagree
+    assert "disagree by more than 25%" in result.detail
+    missing = load_test_capacity(store, load_config(), "no-such-run")
+    assert missing.measured_rps_per_pod is None and "fewer than 3 CPU samples" in missing.detail
+
+
+def test_production_pod_model_recovers_the_demo(demo_con) -> None:
+    """Fitted from the demo's Prometheus series, production per-pod capacity at 70 % CPU is the
+    demo's own (0.7 - 0.05 idle) / 0.6 cores per req/s, within 5 %."""
+    model = production_pod_model(demo_con, DEMO_END - timedelta(days=14), DEMO_END)
+    assert model is not None
+    assert model.capacity_rps(0.7) == pytest.approx((0.7 - 0.05) / 0.6, rel=0.05)

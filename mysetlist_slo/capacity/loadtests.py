@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,6 +28,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from mysetlist_slo.capacity.autoscaling import PodModel, fit_pod_model
+from mysetlist_slo.capacity.plan import cpu_per_pod
 from mysetlist_slo.config import Config, parse_duration
 
 ALL = "(all)"
@@ -77,15 +79,15 @@ GROUP BY run
 """
 
 # Requests per second of k6 point streams; Locust's reported rate at each history line.
-_RATE_SERIES = """
+_RATES = """
 SELECT run, 'k6' AS source, date_trunc('second', ts) AS ts, sum(value) AS rps
 FROM load_points WHERE metric = 'requests'
 GROUP BY run, date_trunc('second', ts)
 UNION ALL
 SELECT run, 'locust' AS source, ts, value AS rps
 FROM load_points WHERE metric = 'rps' AND endpoint = '(all)'
-ORDER BY run, ts
 """
+_RATE_SERIES = _RATES + "ORDER BY run, ts\n"
 
 
 def endpoint_path(endpoint: str) -> str:
@@ -315,3 +317,97 @@ def _verdict(run: str, tool: str, started: Any, finished: Any, duration: float |
             None if users is None else int(users), p95, api_p95, window_start, window_end,
             p95_at_load, errors_at_load, load_reached, users_reached, latency_ok, errors_ok,
             status, f"{status}: " + "; ".join(parts)]
+
+
+@dataclass(frozen=True)
+class LoadTestCapacity:
+    """Requests per second one pod serves at the HPA's CPU target, measured during a load test
+    and as fitted from production, side by side."""
+
+    run: str
+    points: int  # Prometheus samples during the run used for the fit
+    measured_rps_per_pod: float | None
+    production_rps_per_pod: float | None
+    difference: float | None  # measured / production - 1
+    disagree: bool | None  # |difference| over load_tests.capacity_disagreement
+    pod_model: PodModel | None
+    detail: str
+
+
+# Prometheus samples of CPU and replicas during a run, and the run's request rate over each
+# sample's scrape interval (the ``step`` before it): Prometheus' own rate() windows end there.
+_RUN_CPU = """
+WITH samples AS (
+    SELECT ts, name, avg(value) AS value
+    FROM metrics
+    WHERE ts > $start AND ts <= $end AND name IN ('mysetlist_cpu_cores', 'mysetlist_replicas')
+    GROUP BY ts, name
+), wide AS (
+    SELECT ts, any_value(value) FILTER (WHERE name = 'mysetlist_cpu_cores') AS cores,
+           any_value(value) FILTER (WHERE name = 'mysetlist_replicas') AS replicas
+    FROM samples GROUP BY ts
+), rates AS (
+    SELECT ts, rps FROM ({rates}) WHERE run = $run
+)
+SELECT wide.ts, cores, replicas,
+       (SELECT avg(rps) FROM rates WHERE rates.ts > wide.ts - $step AND rates.ts <= wide.ts) AS rps
+FROM wide
+WHERE cores IS NOT NULL AND replicas > 0
+ORDER BY wide.ts
+"""
+
+
+def production_pod_model(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
+                         cpu_request: float = 1.0, cpu_limit: float = 2.0) -> PodModel | None:
+    """Return the PodModel fitted to production traffic in [start, end) as the capacity plan
+    fits it (5-minute CPU and replicas against the request rollups), or None with fewer than
+    10 samples."""
+    samples = cpu_per_pod(con, start, end)
+    if len(samples) < 10:
+        return None
+    model, _ = fit_pod_model(samples["rps_per_pod"].to_numpy(),
+                             samples["cores_per_pod"].to_numpy(), cpu_request, cpu_limit)
+    return model
+
+
+def load_test_capacity(con: duckdb.DuckDBPyConnection, config: Config, run: str,
+                       production: PodModel | None = None, cpu_request: float = 1.0,
+                       cpu_limit: float = 2.0, step: timedelta = timedelta(seconds=15)
+                       ) -> LoadTestCapacity:
+    """Return the per-pod capacity at ``autoscaling.target_cpu_utilization`` measured in load-test
+    ``run`` — CPU cores per pod (Prometheus ``mysetlist_cpu_cores`` / ``mysetlist_replicas``)
+    against the run's requests per second per pod, a robust line through at least 3 samples —
+    beside ``production``'s (see production_pod_model), and whether they disagree by more than
+    ``load_tests.capacity_disagreement``. A run without a time series or without CPU samples
+    says so in ``detail``."""
+    target = (config.autoscaling.target_cpu_utilization if config.autoscaling else 70) / 100
+    share = config.load_tests.capacity_disagreement
+    baseline = production.capacity_rps(target) if production is not None else None
+    frame = con.execute(_RUN_CPU.format(rates=_RATES), {
+        "run": run, "start": _run_start(con, run), "end": _run_end(con, run),
+        "step": step}).df().dropna()
+    if len(frame) < 3:
+        return LoadTestCapacity(run, len(frame), None, baseline, None, None, None,
+                                f"{run}: fewer than 3 CPU samples (Prometheus "
+                                "mysetlist_cpu_cores, mysetlist_replicas) during the run")
+    model, _ = fit_pod_model((frame["rps"] / frame["replicas"]).to_numpy(),
+                             (frame["cores"] / frame["replicas"]).to_numpy(), cpu_request,
+                             cpu_limit)
+    measured = model.capacity_rps(target)
+    detail = (f"{run}: {measured:,.1f} req/s per pod at {target:.0%} CPU measured under load")
+    difference = disagree = None
+    if baseline:
+        difference = measured / baseline - 1
+        disagree = abs(difference) > share
+        detail += (f", {baseline:,.1f} fitted from production ({difference:+.0%}"
+                   + (f": they disagree by more than {share:.0%})" if disagree else ")"))
+    return LoadTestCapacity(run, len(frame), measured, baseline, difference, disagree, model,
+                            detail)
+
+
+def _run_start(con: duckdb.DuckDBPyConnection, run: str) -> Any:
+    return con.execute("SELECT min(ts) FROM load_points WHERE run = ?", [run]).fetchall()[0][0]
+
+
+def _run_end(con: duckdb.DuckDBPyConnection, run: str) -> Any:
+    return con.execute("SELECT max(ts) FROM load_points WHERE run = ?", [run]).fetchall()[0][0]

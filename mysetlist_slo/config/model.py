@@ -212,6 +212,8 @@ class LoadTestConfig(_Strict):
     max_error_rate: float = Field(default=0.1, ge=0, lt=100)  # percent of requests
     sustain: Duration = "1m"  # a rate counts as reached when held this long
     api_endpoints: list[str] = Field(default_factory=lambda: ["/api/*"])  # whose p95 is judged
+    # Per-pod capacity measured in a load test vs fitted from production: warn beyond this.
+    capacity_disagreement: float = Field(default=0.25, gt=0, lt=10)
 
 
 Schedule = Literal["daily", "weekly", "monthly", "quarterly"]
