@@ -337,3 +337,45 @@ def test_section_regions_from_requests(store, tmp_path) -> None:
     assert lines["region us-east-1 (requests)"].status == "below threshold"
     assert "1 failovers, slowest recovery 3.0 min" in lines["region us-east-1 (requests)"].text
     assert lines["region eu-west-1 (requests)"].status == "ok"
+
+
+GOOD_JOB = ('{"job": "a", "kind": "database", "started": "2026-11-20T02:00:00Z", '
+            '"finished": "2026-11-20T02:03:00Z", "status": "success", "bytes": 5}')
+
+
+@pytest.mark.parametrize(("name", "second", "field"), [
+    ("not_utf8", b'{"job": "b", "kind": "database", "status": "ok\xff"}', "(line)"),
+    ("too_deep", b"[" * 5000 + b"]" * 5000, "(line)"),
+    ("huge_bytes", GOOD_JOB.replace('"bytes": 5', '"bytes": 1e30').encode(), "bytes"),
+    ("year_9999", GOOD_JOB.replace("2026-11-20T02:00", "9999-11-20T02:00").encode(), "started"),
+    ("finished_first", GOOD_JOB.replace("02:03:00", "01:59:00").encode(), "finished"),
+    ("unknown_status", GOOD_JOB.replace('"success"', '"running"').encode(), "status"),
+    ("no_bytes", GOOD_JOB.replace(', "bytes": 5', "").encode(), "bytes"),
+])
+def test_bad_backup_records(store, tmp_path, name: str, second: bytes, field: str) -> None:
+    """Each bad second record of a job log is refused naming line 2 and the field; nothing is
+    stored, and no untyped exception escapes."""
+    path = tmp_path / f"{name}.jsonl"
+    path.write_bytes(GOOD_JOB.encode() + b"\n" + second + b"\n")
+    with pytest.raises(IngestError) as caught:
+        ingest_file(store, path, kind="backups")
+    assert [(p.line, p.field) for p in caught.value.problems] == [(2, field)]
+    assert store.execute("SELECT count(*) FROM backups").fetchall() == [(0,)]
+
+
+@pytest.mark.parametrize(("record", "field"), [
+    ({"drill": "chaos_monkey"}, "drill"),
+    ({"recovered": "2026-11-20T09:59:00Z"}, "recovered"),
+    ({"data_verified": "yes"}, "data_verified"),
+    ({"started": "2026-11-20 10:00:00"}, "started"),
+])
+def test_bad_drill_records(store, tmp_path, record: dict[str, object], field: str) -> None:
+    """A drill of an unknown kind, recovered before it started, with a non-boolean
+    verification or a time without a zone is refused naming the field."""
+    good = {"drill": "database_restore", "started": "2026-11-20T10:00:00Z",
+            "recovered": "2026-11-20T10:03:00Z", "status": "success", "data_verified": True}
+    (tmp_path / "drills.jsonl").write_text(json.dumps(good) + "\n"
+                                           + json.dumps({**good, **record}) + "\n")
+    with pytest.raises(IngestError) as caught:
+        ingest_file(store, tmp_path / "drills.jsonl", kind="drills")
+    assert [(p.line, p.field) for p in caught.value.problems] == [(2, field)]

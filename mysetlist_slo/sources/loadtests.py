@@ -22,7 +22,6 @@ import json
 import math
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,8 +29,9 @@ import duckdb
 import pyarrow as pa
 
 from mysetlist_slo.errors import IngestError
+from mysetlist_slo.sources._checks import INT64_MAX, from_epoch, load_json, parse_iso
 from mysetlist_slo.sources._lines import open_maybe_gzip
-from mysetlist_slo.sources.capacity import _read_text, _when
+from mysetlist_slo.sources.capacity import _read_text
 from mysetlist_slo.sources.types import InputBatch, Reject
 from mysetlist_slo.sources.vitals import PASSTHROUGH
 
@@ -98,6 +98,8 @@ def _number(value: Any, field: str, *, integer: bool = False) -> float:
         raise BadField(field, f"not a non-negative number: {value!r}")
     if integer and number != int(number):
         raise BadField(field, f"not a whole number: {value!r}")
+    if integer and number > INT64_MAX:
+        raise BadField(field, f"out of range: {str(value)[:60]}")
     return number
 
 
@@ -148,9 +150,11 @@ class K6SummarySource(_OneBatch):
         raises IngestError naming the line and the metric."""
         text = _read_text(path)
         try:
-            data = json.loads(text)
+            data = load_json(text)
         except json.JSONDecodeError as exc:
             raise IngestError(str(path), f"line {exc.lineno}: not JSON: {exc.msg}") from None
+        except ValueError as exc:
+            raise IngestError(str(path), f"line 1: not a k6 summary: {exc}") from None
         metrics = data.get("metrics") if isinstance(data, dict) else None
         if not isinstance(metrics, dict):
             raise IngestError(str(path), "line 1: metrics: missing; not a k6 summary")
@@ -256,9 +260,9 @@ class K6PointsSource(_OneBatch):
     @staticmethod
     def _point(line: bytes, run: str, number: int) -> dict[str, Any] | None:
         try:
-            item = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise BadField("(line)", "not a JSON object") from None
+            item = load_json(line.decode("utf-8"))
+        except ValueError as exc:  # bad syntax, not UTF-8, nested too deep
+            raise BadField("(line)", f"not a JSON object: {str(exc)[:80]}") from None
         if not isinstance(item, dict):
             raise BadField("(line)", "not a JSON object")
         if item.get("type") not in ("Metric", "Point"):
@@ -270,7 +274,7 @@ class K6PointsSource(_OneBatch):
         if not isinstance(data, dict):
             raise BadField("data", "missing")
         try:
-            ts = _when(str(data.get("time") or ""))
+            ts = parse_iso(str(data.get("time") or ""))
         except ValueError as exc:
             raise BadField("data.time", str(exc) or "missing") from None
         value = _number(data.get("value"), "data.value")
@@ -353,9 +357,10 @@ class LocustHistorySource(_OneBatch):
         for record in reader:
             try:
                 stamp = _number(record.get("Timestamp"), "Timestamp", integer=True)
-                if not 0 < stamp < 4_102_444_800:  # 1970 to 2100
-                    raise BadField("Timestamp", f"not a Unix time: {record.get('Timestamp')}")
-                ts = datetime.fromtimestamp(stamp, UTC)
+                try:
+                    ts = from_epoch(stamp)
+                except ValueError as exc:
+                    raise BadField("Timestamp", str(exc)) from None
                 name = record.get("Name") or ""
                 endpoint = ALL if name == "Aggregated" else name
                 values = {metric: _optional(record.get(column), column)
@@ -398,7 +403,7 @@ def sniff_load_test(path: Path, head: str) -> str | None:
     first = next((line for line in head.splitlines() if line.strip()), "")
     if first.lstrip().startswith("{"):
         try:
-            item = json.loads(first)
+            item = load_json(first)
         except ValueError:
             item = None
         if isinstance(item, dict) and item.get("type") in ("Metric", "Point") and "metric" in item:

@@ -19,7 +19,6 @@ Times are ISO 8601 with a zone. Status ``success``/``succeeded``/``ok`` is a suc
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from datetime import datetime
@@ -28,8 +27,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from mysetlist_slo.sources._checks import load_json, parse_iso
 from mysetlist_slo.sources._lines import open_maybe_gzip
-from mysetlist_slo.sources.capacity import _when
 from mysetlist_slo.sources.loadtests import BadField, _number, _OneBatch
 from mysetlist_slo.sources.types import Reject
 
@@ -61,7 +60,7 @@ def _time(record: dict[str, Any], name: str, required: bool = True) -> datetime 
             raise BadField(name, "missing")
         return None
     try:
-        return _when(str(value))
+        return parse_iso(str(value))
     except ValueError as exc:
         raise BadField(name, str(exc)) from None
 
@@ -98,14 +97,15 @@ class _JsonLines(_OneBatch):
                 if not line.strip():
                     continue
                 try:
-                    record = json.loads(line)
+                    record = load_json(line.decode("utf-8"))
                     if not isinstance(record, dict):
                         raise BadField("(line)", "not a JSON object")
                     rows.append({"line": number, **self.row(record)})
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    rejects.append(Reject(number, "(line)", "not JSON", line[:65536]))
                 except BadField as bad:
                     rejects.append(Reject(number, bad.field, bad.problem, line[:65536]))
+                except ValueError as exc:  # bad syntax, not UTF-8, nested too deep
+                    rejects.append(Reject(number, "(line)", f"not JSON: {str(exc)[:80]}",
+                                          line[:65536]))
         finally:
             stream.close()
             raw.close()
@@ -239,7 +239,7 @@ def sniff_recovery(head: str) -> str | None:
     first = next((line for line in head.splitlines() if line.strip()), "")
     if first.lstrip().startswith("{"):
         try:
-            keys = set(json.loads(first))
+            keys = set(load_json(first))
         except (ValueError, TypeError):
             return None
         if {"job", "kind", "status"} <= keys:
