@@ -2,6 +2,12 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from mysetlist_slo.capacity.loadtests import (
+    LoadTestCapacity,
+    load_test_capacity,
+    load_test_endpoints,
+    load_test_runs,
+)
 from mysetlist_slo.config import Config, load_config
 from mysetlist_slo.demo import DemoManifest, generate_demo
 from mysetlist_slo.errors import (
@@ -11,6 +17,19 @@ from mysetlist_slo.errors import (
     SchemaVersionError,
     SloError,
     StoreBusyError,
+)
+from mysetlist_slo.resilience import (
+    ScalabilityRecovery,
+    backup_growth,
+    backup_rpo,
+    drill_results,
+    drills_due,
+    region_availability,
+    region_episodes,
+    region_traffic,
+    render_markdown,
+    scalability_recovery,
+    traffic_failovers,
 )
 from mysetlist_slo.slo.alerts import (
     AlertBacktest,
@@ -52,13 +71,17 @@ __all__ = [
     "IngestError",
     "IngestResult",
     "InsufficientDataError",
+    "LoadTestCapacity",
     "RouteNormaliser",
+    "ScalabilityRecovery",
     "SchemaVersionError",
     "SloError",
     "StoreBusyError",
     "__version__",
     "backtest_alerts",
     "backtest_verdict",
+    "backup_growth",
+    "backup_rpo",
     "budget_attribution",
     "budget_burndown",
     "budget_incidents",
@@ -67,6 +90,8 @@ __all__ = [
     "burn_rate_alerts",
     "burn_rate_series",
     "count_below",
+    "drill_results",
+    "drills_due",
     "error_budget",
     "error_budgets",
     "exhaustion_forecast",
@@ -76,8 +101,17 @@ __all__ = [
     "ingest_registry",
     "latency_percentiles",
     "load_config",
+    "load_test_capacity",
+    "load_test_endpoints",
+    "load_test_runs",
     "open_store",
     "parse_requests",
     "probe_outages",
+    "region_availability",
+    "region_episodes",
+    "region_traffic",
+    "render_markdown",
+    "scalability_recovery",
     "static_alerts",
+    "traffic_failovers",
 ]

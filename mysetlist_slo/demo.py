@@ -248,6 +248,7 @@ def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, w
                   paths[viewed], agents[viewed], regression, manifest)
     _write_lighthouse(out_dir / "lighthouse", rng, start, end, regression, manifest)
     _write_capacity(out_dir / "capacity", rng, seconds, start, end, manifest)
+    _write_recovery(out_dir / "recovery", seed, start, end, manifest)
     (out_dir / "manifest.json").write_text(manifest.to_json(), "utf-8")
     return manifest
 
@@ -482,3 +483,95 @@ def _write_rotated(out_dir: Path, seconds: np.ndarray, lines: pa.Array, end: dat
         else:
             (out_dir / name).write_bytes(text)
         manifest.files.append(str(out_dir / name))
+
+
+def _write_recovery(folder: Path, seed: int, start: datetime, end: datetime,
+                    manifest: DemoManifest) -> None:
+    """Write the backup logs (the plan's cron exit lines for the daily pg_dump, a job log for
+    the weekly system backup and the monthly archive), the recovery-drill records and a small
+    k6 summary, with planted failures: a missed daily backup, a shrinking dump, an overdue
+    failover drill and a 7-minute restore."""
+    folder.mkdir(exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    rng = np.random.default_rng(seed + 14)  # its own stream: the other files stay as they were
+    last_week = end - timedelta(days=7)
+    missed = PlantedEvent("missed_backup", last_week + timedelta(days=3, hours=2),
+                          last_week + timedelta(days=4, hours=2),
+                          "the daily pg_dump did not run: 48 h between good database backups")
+    shrunk = PlantedEvent("shrinking_backup", last_week + timedelta(days=5, hours=2),
+                          last_week + timedelta(days=5, hours=2, minutes=4),
+                          "the database dump came out 45 % smaller than the day before")
+    slow = PlantedEvent("slow_restore", last_week + timedelta(days=1, hours=10),
+                        last_week + timedelta(days=1, hours=10, minutes=7),
+                        "a database restore drill took 7 minutes (target 5)")
+    failover_last = end - timedelta(days=12, hours=-10)
+    overdue = PlantedEvent("overdue_failover_drill", failover_last + timedelta(days=7), end,
+                           "the weekly application failover drill last ran 12 days ago")
+    cron = []
+    size = 2.1e9
+    for day in range((end - start).days):
+        when = start + timedelta(days=day, hours=2)
+        size *= 1.004 * rng.normal(1, 0.003)  # 0.4 % growth a day
+        if when == missed.start:
+            continue
+        dumped = size * (0.55 if when == shrunk.start else 1)
+        took = timedelta(seconds=int(rng.integers(180, 300)))
+        cron.append(f"{when:%Y-%m-%dT%H:%M:%SZ} {when + took:%Y-%m-%dT%H:%M:%SZ} exit=0 "
+                    f"bytes={dumped:.0f} pg_dump -Fp mysetlist > "
+                    f"/backups/backup_{when:%Y%m%d}.sql")
+    (folder / "backup-cron.log").write_text("\n".join(cron) + "\n", "utf-8")
+    jobs = []
+    for week in range((end - start).days // 7):
+        when = start + timedelta(days=7 * week + 6, hours=3)  # Sundays at 03:00
+        jobs.append({"job": "system_backup", "kind": "system",
+                     "started": f"{when:%Y-%m-%dT%H:%M:%SZ}",
+                     "finished": f"{when + timedelta(minutes=41):%Y-%m-%dT%H:%M:%SZ}",
+                     "status": "success", "bytes": int(18e9 * 1.01 ** week),
+                     "destination": f"/backups/system_backup_{when:%Y%m%d}.tar.gz"})
+    archive = start + timedelta(days=1, hours=4)
+    jobs.append({"job": "monthly_archive", "kind": "archive",
+                 "started": f"{archive:%Y-%m-%dT%H:%M:%SZ}",
+                 "finished": f"{archive + timedelta(minutes=95):%Y-%m-%dT%H:%M:%SZ}",
+                 "status": "success", "bytes": int(61e9),
+                 "destination": "s3://mysetlist-backups/archive/"})
+    jobs.sort(key=lambda job: str(job["started"]))
+    (folder / "backups.jsonl").write_text(
+        "".join(json.dumps(job) + "\n" for job in jobs), "utf-8")
+
+    def drill(kind: str, began: datetime, minutes: float, verified: bool = True) -> str:
+        return json.dumps({"drill": kind, "started": f"{began:%Y-%m-%dT%H:%M:%SZ}",
+                           "recovered": f"{began + timedelta(minutes=minutes):%Y-%m-%dT%H:%M:%SZ}",
+                           "status": "success", "data_verified": verified})
+
+    drills = [drill("full_recovery", start + timedelta(days=2, hours=9), 4.5),
+              drill("database_restore", start + timedelta(days=3, hours=10), 3.5),
+              drill("database_restore", slow.start, 7)]
+    failover = failover_last
+    while failover > start:
+        drills.append(drill("application_failover", failover, float(rng.uniform(1.5, 3))))
+        failover -= timedelta(days=7)
+    drills.sort(key=lambda line: json.loads(line)["started"])
+    (folder / "drills.jsonl").write_text("\n".join(drills) + "\n", "utf-8")
+    # A k6 run at the end of the last week: 420 req/s with 2,000 VUs, short of the targets.
+    summary = {"root_group": {"name": "", "path": "", "id": "d41d8cd98f00b204e9800998ecf8427e",
+                              "groups": [], "checks": []},
+               "options": {"summaryTrendStats": ["avg", "min", "med", "max", "p(90)", "p(95)"]},
+               "state": {"isStdOutTTY": False, "isStdErrTTY": False,
+                         "testRunDurationMs": 300000},
+               "metrics": {
+                   "http_reqs": {"type": "counter", "contains": "default",
+                                 "values": {"count": 126000, "rate": 420}},
+                   "http_req_failed": {"type": "rate", "contains": "default",
+                                       "values": {"rate": 0.0002, "passes": 25, "fails": 125975}},
+                   "http_req_duration": {"type": "trend", "contains": "time", "values": {
+                       "avg": 71.2, "min": 9.8, "med": 62.4, "max": 1203.0, "p(90)": 128.7,
+                       "p(95)": 151.3}},
+                   "vus_max": {"type": "gauge", "contains": "default",
+                               "values": {"value": 2000, "min": 2000, "max": 2000}}}}
+    (folder / f"k6-{last_week:%Y%m%d}.summary.json").write_text(json.dumps(summary, indent=2),
+                                                                 "utf-8")
+    for name in ("backup-cron.log", "backups.jsonl", "drills.jsonl",
+                 f"k6-{last_week:%Y%m%d}.summary.json"):
+        manifest.files.append(str(folder / name))
+    manifest.events += [missed, shrunk, slow, overdue]

@@ -35,6 +35,13 @@ def test_defaults_are_the_deployment_targets() -> None:
     ("timezone: Mars/Olympus", "timezone"),
     ("routes: {patterns: [artist/x]}", "routes.patterns"),
     ("colour: blue", "colour"),
+    ("backups: {schedules: {database: hourly}}", "backups.schedules.database"),
+    ("backups: {schedules: {tape: daily}}", "backups.schedules.tape.[key]"),
+    ("backups: {shrink_share: 1.5}", "backups.shrink_share"),
+    ("drills: {cadences: {full_recovery: yearly}}", "drills.cadences.full_recovery"),
+    ("load_tests: {max_error_rate: -1}", "load_tests.max_error_rate"),
+    ("load_tests: {sustain: 30s}", "load_tests.sustain"),
+    ("regions: {failover_threshold: 100}", "regions.failover_threshold"),
 ])
 def test_errors_name_file_and_key(tmp_path, text: str, key: str) -> None:
     """Each invalid setting is reported with the file path and its key."""
@@ -59,3 +66,17 @@ def test_durations() -> None:
     assert parse_duration("5m").total_seconds() == 300
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration("0d")
+
+
+def test_recovery_defaults_are_the_plan() -> None:
+    """Backups daily / weekly / monthly, drills monthly / weekly / quarterly, load-test p95 under
+    200 ms and errors under 0.1 %, failover at 99.9 %: TARGETS.md's disaster-recovery rows."""
+    config = load_config()
+    assert config.backups.schedules == {"database": "daily", "system": "weekly",
+                                        "archive": "monthly"}
+    assert config.drills.cadences == {"database_restore": "monthly",
+                                      "application_failover": "weekly",
+                                      "full_recovery": "quarterly"}
+    assert (config.load_tests.p95_ms, config.load_tests.max_error_rate) == (200, 0.1)
+    assert config.regions.failover_threshold == 99.9
+    assert config.probes.recovery_target_delta.total_seconds() == 300

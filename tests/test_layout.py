@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "slo": 4,
     "vitals": 4,
     "capacity": 4,
+    "resilience": 4,
     "report": 5,
     "demo": 5,
     "cli": 6,

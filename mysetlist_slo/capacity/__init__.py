@@ -1,5 +1,5 @@
 """Capacity planning: traffic forecasts, the Kubernetes HPA, connection pools by queueing theory,
-the plan; imports store and config.
+the plan, load tests against the scalability targets; imports store and config.
 """
 
 from mysetlist_slo.capacity.autoscaling import (
@@ -15,6 +15,13 @@ from mysetlist_slo.capacity.forecast import (
     backtest_summary,
     plan_peak,
     request_rate,
+)
+from mysetlist_slo.capacity.loadtests import (
+    LoadTestCapacity,
+    load_test_capacity,
+    load_test_endpoints,
+    load_test_runs,
+    production_pod_model,
 )
 from mysetlist_slo.capacity.plan import (
     CapacityPlan,
@@ -36,6 +43,7 @@ from mysetlist_slo.capacity.pools import (
 __all__ = [
     "CapacityPlan",
     "HpaSettings",
+    "LoadTestCapacity",
     "PeakPlan",
     "PodModel",
     "PoolSize",
@@ -47,9 +55,13 @@ __all__ = [
     "erlang_b",
     "erlang_c",
     "fit_pod_model",
+    "load_test_capacity",
+    "load_test_endpoints",
+    "load_test_runs",
     "pgbouncer_rates",
     "pgbouncer_waits",
     "plan_peak",
+    "production_pod_model",
     "recommend_hpa",
     "replay_hpa",
     "request_rate",

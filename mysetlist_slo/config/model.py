@@ -204,6 +204,63 @@ class ProbesConfig(_Strict):
         return parse_duration(self.recovery_target)
 
 
+class LoadTestConfig(_Strict):
+    """What a load test must show at the load it reached (the plan's scalability targets; the
+    request rate and users to reach are ``capacity.target_rps`` and ``concurrent_users``)."""
+
+    p95_ms: float = Field(default=200, gt=0)  # API response time at that load
+    max_error_rate: float = Field(default=0.1, ge=0, lt=100)  # percent of requests
+    sustain: Duration = "1m"  # a rate counts as reached when held this long
+    api_endpoints: list[str] = Field(default_factory=lambda: ["/api/*"])  # whose p95 is judged
+    # Per-pod capacity measured in a load test vs fitted from production: warn beyond this.
+    capacity_disagreement: float = Field(default=0.25, gt=0, lt=10)
+
+
+Schedule = Literal["daily", "weekly", "monthly", "quarterly"]
+BackupKind = Literal["database", "system", "archive"]
+DrillKind = Literal["database_restore", "application_failover", "full_recovery"]
+# How long each schedule allows between two good backups (or drills): a calendar month or
+# quarter at its longest, so that "monthly" on the 1st is never late by calendar length alone.
+SCHEDULE_PERIOD = {"daily": timedelta(days=1), "weekly": timedelta(days=7),
+                   "monthly": timedelta(days=31), "quarterly": timedelta(days=92)}
+
+
+_BACKUP_SCHEDULES: dict[BackupKind, Schedule] = {
+    "database": "daily", "system": "weekly", "archive": "monthly"}
+_DRILL_CADENCES: dict[DrillKind, Schedule] = {
+    "database_restore": "monthly", "application_failover": "weekly",
+    "full_recovery": "quarterly"}
+
+
+class BackupsConfig(_Strict):
+    """The backup schedule of the plan and what makes a backup suspect."""
+
+    schedules: dict[BackupKind, Schedule] = Field(
+        default_factory=lambda: dict(_BACKUP_SCHEDULES))
+    grace: Duration = "6h"  # a backup this late past its schedule still counts as on time
+    shrink_share: float = Field(default=0.2, gt=0, lt=1)  # smaller than the last by this share
+    min_bytes: int = Field(default=1, ge=1)  # smaller than this is an empty backup
+
+    @property
+    def grace_delta(self) -> timedelta:
+        """Return the grace period as a timedelta."""
+        return parse_duration(self.grace)
+
+
+class DrillsConfig(_Strict):
+    """How often each recovery test must run (the recovery target is probes.recovery_target)."""
+
+    cadences: dict[DrillKind, Schedule] = Field(default_factory=lambda: dict(_DRILL_CADENCES))
+
+
+class RegionsConfig(_Strict):
+    """Where probes run from, which region each location checks, and when to fail over."""
+
+    probe_locations: dict[str, str] = Field(default_factory=dict)  # location -> region
+    failover_threshold: float = Field(default=99.9, gt=0, lt=100)  # availability, percent
+    window: Duration = "5m"  # availability below the threshold over this long calls failover
+
+
 class Config(_Strict):
     """The whole configuration file."""
 
@@ -219,6 +276,10 @@ class Config(_Strict):
     capacity: CapacityConfig | None = None
     autoscaling: AutoscalingConfig | None = None
     pgbouncer: PgBouncerConfig | None = None
+    load_tests: LoadTestConfig = LoadTestConfig()
+    backups: BackupsConfig = BackupsConfig()
+    drills: DrillsConfig = DrillsConfig()
+    regions: RegionsConfig = RegionsConfig()
 
     @field_validator("timezone")
     @classmethod

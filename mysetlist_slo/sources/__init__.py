@@ -14,8 +14,10 @@ from mysetlist_slo.errors import IngestError
 from mysetlist_slo.sources._checks import load_json
 from mysetlist_slo.sources._lines import BOM, open_maybe_gzip
 from mysetlist_slo.sources.capacity import CSV_KINDS, PrometheusSource
+from mysetlist_slo.sources.loadtests import LOAD_TEST_KINDS, sniff_load_test
 from mysetlist_slo.sources.nginx import COMBINED, COMBINED_TIMED, NginxSource, compile_log_format
 from mysetlist_slo.sources.probes import PROBES
+from mysetlist_slo.sources.recovery import RECOVERY_KINDS, sniff_recovery
 from mysetlist_slo.sources.request_exports import ExportOptions, ExportSource
 from mysetlist_slo.sources.requests_schema import CANONICAL_COLUMNS, CANONICAL_SCHEMA
 from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, Reject, RequestSource
@@ -24,7 +26,8 @@ from mysetlist_slo.sources.vitals import BeaconSource, CruxSource, LighthouseSou
 CAPACITY_CSV = {source.kind: source for source in CSV_KINDS.values()}
 
 KINDS = ("nginx", "jsonl", "csv", "parquet", "probes", "vitals", "crux", "lighthouse",
-         "prometheus", "pgbouncer-stats", "pgbouncer-pools", "pg-statements")
+         "prometheus", "pgbouncer-stats", "pgbouncer-pools", "pg-statements",
+         *LOAD_TEST_KINDS, *RECOVERY_KINDS)
 
 __all__ = ["COMBINED", "COMBINED_TIMED", "KINDS", "ExportOptions", "InputBatch", "Reject",
            "RequestSource", "detect_source", "parse_requests"]
@@ -41,6 +44,16 @@ def _first_line(path: Path) -> str:
         if line.strip():
             return line.decode("utf-8", errors="replace")
     return ""
+
+
+def _head(path: Path) -> str:
+    """Return the opening 64 KiB of a file's content as text (gzip read through)."""
+    stream, raw = open_maybe_gzip(path)
+    try:
+        return stream.read(64 << 10).decode("utf-8", errors="replace")
+    finally:
+        stream.close()
+        raw.close()
 
 
 def _json_kind(path: Path) -> str | None:
@@ -97,6 +110,10 @@ def _sniff(path: Path, log_format: str | None) -> str:
             return "parquet"
     if log_format is not None:
         return "nginx"
+    head = _head(path)
+    other_kind = sniff_load_test(path, head) or sniff_recovery(head)
+    if other_kind is not None:
+        return other_kind
     json_kind = _json_kind(path)
     if json_kind is not None:
         return json_kind
@@ -128,6 +145,10 @@ def detect_source(path: Path, kind: str | None = None, log_format: str | None = 
         return PrometheusSource()
     if kind in CAPACITY_CSV:
         return CAPACITY_CSV[kind]()
+    if kind in LOAD_TEST_KINDS:
+        return LOAD_TEST_KINDS[kind]()
+    if kind in RECOVERY_KINDS:
+        return RECOVERY_KINDS[kind]()
     if kind == "vitals":
         return BeaconSource()
     if kind == "crux":

@@ -33,6 +33,9 @@ _COLUMN_VARIABLES = {
     "bytes": ["body_bytes_sent", "bytes_sent"],
     "client": ["remote_addr", "http_x_forwarded_for", "realip_remote_addr"],
     "user_agent": ["http_user_agent"],
+    # The region that served the request: a variable set per server (``set $region ...;``,
+    # ``map``) or a header the global load balancer adds.
+    "region": ["region", "http_x_region"],
 }
 _VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
@@ -175,6 +178,7 @@ def _staging_query(fmt: LogFormat) -> str:
         {field('bytes')} AS bytes,
         {field('client')} AS client,
         {field('user_agent')} AS user_agent,
+        {field('region')} AS region,
         -- No match leaves every group empty; the time and status are never empty in a real line.
         fields.{fmt.columns['ts']} = '' AND fields.status = '' AS unmatched
     FROM (SELECT line, regexp_extract(text, $regex, $names) AS fields FROM batch_input)

@@ -8,6 +8,7 @@
 | ok           | yes      | true / false (also 1 / 0, t / f)                     |
 | status       | no       | HTTP status the check saw                            |
 | latency_ms   | no       | how long the check took                              |
+| region       | no       | the region the check reached (else from the config)  |
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ PROBE_COLUMNS: dict[str, tuple[str, ...]] = {
     "ok": ("ok",),
     "status": ("status",),
     "latency": ("latency_ms",),
+    "region": ("region",),
 }
 
 
@@ -67,6 +69,7 @@ def probe_validation_query(staged_sql: str, time_kind: TimeKind, options: Export
             "ok_value AS ok",
             "status_value AS status",
             "latency_value AS latency_ms",
+            "NULLIF(trim(CAST(region AS VARCHAR)), '') AS region",
         ],
     )
 

@@ -2,7 +2,8 @@
 
 The canonical request export columns (README, "Request exports") are ``timestamp`` (ISO 8601
 with a zone), ``method``, ``path`` (or ``route``), ``status``, ``duration_ms``, ``bytes``,
-``upstream_ms``, ``client`` and ``user_agent``; only timestamp, path and status are required.
+``upstream_ms``, ``client``, ``user_agent`` and ``region``; only timestamp, path and status are
+required.
 Other kinds of export (health-check probes) bring their own ExportSchema.
 """
 
@@ -39,6 +40,7 @@ _EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "bytes": ("bytes",),
     "client": ("client",),
     "user_agent": ("user_agent",),
+    "region": ("region",),
 }
 _REQUIRED = ("ts", "target", "status")
 _CSV_BATCH_ROWS = 200_000

@@ -16,6 +16,7 @@ typed or with the field and problem that make it a reject; none is dropped.
 | bytes         | BIGINT      | response body bytes, or NULL                                 |
 | client        | VARCHAR     | client address, or NULL                                      |
 | user_agent    | VARCHAR     | User-Agent header, or NULL                                   |
+| region        | VARCHAR     | region that served the request (a log field), or NULL        |
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from mysetlist_slo.sources._checks import EARLIEST, LATEST, MAX_BYTES
 TimeKind = Literal["nginx_local", "iso8601", "epoch_s", "epoch_ms", "timestamptz", "timestamp"]
 
 CANONICAL_COLUMNS = ["line", "ts", "method", "target", "status", "duration_us", "upstream_us",
-                     "bytes", "client", "user_agent"]
+                     "bytes", "client", "user_agent", "region"]
 
 CANONICAL_SCHEMA = pa.schema([
     ("line", pa.int64()),
@@ -43,10 +44,11 @@ CANONICAL_SCHEMA = pa.schema([
     ("bytes", pa.int64()),
     ("client", pa.string()),
     ("user_agent", pa.string()),
+    ("region", pa.string()),
 ])
 
 STAGED_COLUMNS = ["line", "ts", "method", "target", "status", "duration", "upstream", "bytes",
-                  "client", "user_agent"]
+                  "client", "user_agent", "region"]
 
 # How many microseconds one unit of a source's duration is.
 UNIT_US = {"s": 1_000_000, "ms": 1_000, "us": 1}
@@ -246,5 +248,6 @@ def validation_query(staged_sql: str, time_kind: TimeKind, duration_unit_us: int
             "CASE WHEN error IS NULL AND NOT bytes_absent THEN bytes_value END AS bytes",
             "NULLIF(CAST(client AS VARCHAR), '-') AS client",
             "NULLIF(CAST(user_agent AS VARCHAR), '-') AS user_agent",
+            "NULLIF(NULLIF(trim(CAST(region AS VARCHAR)), ''), '-') AS region",
         ],
     )

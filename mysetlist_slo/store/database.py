@@ -206,6 +206,88 @@ MIGRATIONS: list[list[str]] = [
         # (what every record loaded before this version was taken for).
         "ALTER TABLE crux ADD COLUMN connection_type VARCHAR",
     ],
+    [
+        # Load tests (k6, Locust): per run and endpoint totals, points over time, failures.
+        # A run is named by its files, so a run's summary and its point stream meet by name.
+        """CREATE TABLE load_runs (
+            ingest_id   BIGINT NOT NULL,
+            run         VARCHAR NOT NULL,
+            tool        VARCHAR NOT NULL,
+            endpoint    VARCHAR NOT NULL,
+            started     TIMESTAMPTZ,
+            finished    TIMESTAMPTZ,
+            duration_s  DOUBLE,
+            requests    BIGINT,
+            failures    BIGINT,
+            rps         DOUBLE,
+            users       BIGINT,
+            avg_ms      DOUBLE,
+            p50_ms      DOUBLE,
+            p90_ms      DOUBLE,
+            p95_ms      DOUBLE,
+            p99_ms      DOUBLE,
+            max_ms      DOUBLE
+        )""",
+        """CREATE TABLE load_points (
+            ingest_id  BIGINT NOT NULL,
+            run        VARCHAR NOT NULL,
+            ts         TIMESTAMPTZ NOT NULL,
+            endpoint   VARCHAR NOT NULL,
+            metric     VARCHAR NOT NULL,
+            value      DOUBLE NOT NULL
+        )""",
+        """CREATE TABLE load_failures (
+            ingest_id    BIGINT NOT NULL,
+            run          VARCHAR NOT NULL,
+            method       VARCHAR,
+            endpoint     VARCHAR,
+            error        VARCHAR,
+            occurrences  BIGINT NOT NULL
+        )""",
+        # Backup jobs (from a job log or the cron commands' exit lines) and recovery drills.
+        """CREATE TABLE backups (
+            ingest_id    BIGINT NOT NULL,
+            line         BIGINT NOT NULL,
+            job          VARCHAR NOT NULL,
+            kind         VARCHAR NOT NULL,
+            started      TIMESTAMPTZ NOT NULL,
+            finished     TIMESTAMPTZ,
+            status       VARCHAR NOT NULL,
+            bytes        BIGINT,
+            destination  VARCHAR
+        )""",
+        """CREATE TABLE drills (
+            ingest_id      BIGINT NOT NULL,
+            line           BIGINT NOT NULL,
+            drill          VARCHAR NOT NULL,
+            started        TIMESTAMPTZ NOT NULL,
+            recovered      TIMESTAMPTZ,
+            status         VARCHAR NOT NULL,
+            data_verified  BOOLEAN
+        )""",
+    ],
+    [
+        # Requests that name the region serving them, per minute and region (exact counts
+        # and the same 3-significant-digit histogram as latency_histogram); probes may name
+        # their region too.
+        """CREATE TABLE region_counts (
+            ingest_id        BIGINT NOT NULL,
+            minute           TIMESTAMPTZ NOT NULL,
+            region           VARCHAR NOT NULL,
+            status           SMALLINT NOT NULL,
+            requests         BIGINT NOT NULL,
+            timed            BIGINT NOT NULL,
+            duration_sum_us  BIGINT NOT NULL
+        )""",
+        """CREATE TABLE region_latency (
+            ingest_id  BIGINT NOT NULL,
+            minute     TIMESTAMPTZ NOT NULL,
+            region     VARCHAR NOT NULL,
+            bucket_us  BIGINT NOT NULL,
+            count      BIGINT NOT NULL
+        )""",
+        "ALTER TABLE probes ADD COLUMN region VARCHAR",
+    ],
 ]
 
 _LOCK_HOLDER = re.compile(r"held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")

@@ -94,8 +94,8 @@ def _insert_rejects(con: duckdb.DuckDBPyConnection, ingest_id: int, rejects: lis
 # The validated records of a batch, kept only as long as the batch is processed: the columns
 # that are stored (for requests: what the rollups need), and the reason of each reject.
 _KEPT = {
-    "requests": "line, ts, target, status, duration_us, bytes",
-    "probes": "line, ts, target, location, ok, status, latency_ms",
+    "requests": "line, ts, target, status, duration_us, bytes, region",
+    "probes": "line, ts, target, location, ok, status, latency_ms, region",
     "vitals": "line, ts, metric, value, metric_id, target, form_factor, navigation_type, "
               "rating, source",
     "crux": "line, key_type, key, form_factor, metric, first_date, last_date, p75, histogram, "
@@ -106,6 +106,11 @@ _KEPT = {
     "pgbouncer_stats": "* EXCLUDE (bad_field, problem)",
     "pgbouncer_pools": "* EXCLUDE (bad_field, problem)",
     "pg_statements": "* EXCLUDE (bad_field, problem)",
+    "load_runs": "* EXCLUDE (bad_field, problem)",
+    "load_points": "* EXCLUDE (bad_field, problem)",
+    "load_failures": "* EXCLUDE (bad_field, problem)",
+    "backups": "* EXCLUDE (bad_field, problem)",
+    "drills": "* EXCLUDE (bad_field, problem)",
 }
 _CHECKED = """
 CREATE OR REPLACE TEMP TABLE checked AS
@@ -117,8 +122,8 @@ FROM ({query})
 # page URLs get their route from ``batch_routes``, as request paths do.
 _STORE = {
     "probes": """
-        INSERT INTO probes
-        SELECT $ingest_id, ts, target, location, ok, status, latency_ms
+        INSERT INTO probes (ingest_id, ts, target, location, ok, status, latency_ms, region)
+        SELECT $ingest_id, ts, target, location, ok, status, latency_ms, region
         FROM checked WHERE bad_field IS NULL""",
     "vitals": """
         INSERT INTO vitals
@@ -146,6 +151,14 @@ for _table in ("pgbouncer_stats", "pgbouncer_pools", "pg_statements"):
     _STORE[_table] = f"""
         INSERT INTO {_table} BY NAME
         SELECT $ingest_id AS ingest_id, * EXCLUDE (line, bad_field, problem)
+        FROM checked WHERE bad_field IS NULL"""
+# Load-test and recovery tables: the same, minus the ``ts`` the registry's time span is read
+# from where the table has no such column (and ``line`` where it has none).
+for _table, _drop in (("load_runs", "line, ts"), ("load_points", "line"),
+                      ("load_failures", "line, ts"), ("backups", "ts"), ("drills", "ts")):
+    _STORE[_table] = f"""
+        INSERT INTO {_table} BY NAME
+        SELECT $ingest_id AS ingest_id, * EXCLUDE ({_drop}, bad_field, problem)
         FROM checked WHERE bad_field IS NULL"""
 _ROUTED = ("requests", "vitals", "lighthouse")
 
@@ -273,7 +286,8 @@ def _withdraw(con: duckdb.DuckDBPyConnection, ingest_id: int) -> None:
 _STORED_RECORDS = {"requests": "SELECT coalesce(sum(requests), 0) FROM request_counts "
                                "WHERE ingest_id = ?"}
 for _record in ("probes", "vitals", "crux", "lighthouse", "metrics", "pgbouncer_stats",
-                "pgbouncer_pools", "pg_statements"):
+                "pgbouncer_pools", "pg_statements", "load_runs", "load_points", "load_failures",
+                "backups", "drills"):
     _STORED_RECORDS[_record] = f"SELECT count(*) FROM {_record} WHERE ingest_id = ?"
 
 
@@ -415,7 +429,8 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
                     elif checked.good:
                         con.execute(_STORE[source.record], {"ingest_id": piece.ingest_id})
                     if checked.good:
-                        piece.times += checked.span
+                        # A k6 summary has no times: its span is [NULL, NULL].
+                        piece.times += [t for t in checked.span if t is not None]
                         piece.loaded += checked.good
                     if progress is not None:
                         progress(batch.position)

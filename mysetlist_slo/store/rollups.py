@@ -37,6 +37,7 @@ CREATE OR REPLACE TEMP TABLE batch_aggregate AS
 SELECT
     date_trunc('minute', ts) AS minute,
     routes.route,
+    region,
     status,
     {sig3_floor_sql("duration_us")} AS bucket_us,
     count(*) AS requests,
@@ -77,6 +78,27 @@ FROM (
 """
 
 
+# Requests that name their region (NULL for sources without one) also count per region.
+_REGION_COUNTS = """
+INSERT INTO region_counts
+SELECT
+    $ingest_id, minute, region, status,
+    sum(requests),
+    coalesce(sum(requests) FILTER (WHERE bucket_us IS NOT NULL), 0),
+    sum(duration_sum_us)
+FROM batch_aggregate
+WHERE region IS NOT NULL
+GROUP BY minute, region, status
+"""
+
+_REGION_HISTOGRAM = """
+INSERT INTO region_latency
+SELECT $ingest_id, minute, region, bucket_us, sum(requests)
+FROM batch_aggregate
+WHERE region IS NOT NULL AND bucket_us IS NOT NULL AND status < 500
+GROUP BY minute, region, bucket_us
+"""
+
 _HISTOGRAM = """
 INSERT INTO latency_histogram
 SELECT $ingest_id, minute, route, bucket_us, sum(requests)
@@ -100,4 +122,6 @@ def add_rollups(con: duckdb.DuckDBPyConnection, ingest_id: int,
         params.update({f"t{i}_us": round(t * 1000) for i, t in enumerate(thresholds_ms)})
         con.execute(_good_sql(len(thresholds_ms)), params)
     con.execute(_HISTOGRAM, {"ingest_id": ingest_id})
+    con.execute(_REGION_COUNTS, {"ingest_id": ingest_id})
+    con.execute(_REGION_HISTOGRAM, {"ingest_id": ingest_id})
     con.execute("DROP TABLE batch_aggregate")
