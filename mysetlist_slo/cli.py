@@ -202,6 +202,97 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- rules: SLOs as code, out (Prometheus, Sloth, OpenSLO, Grafana) and their backtest ---
+
+def _write_output(text: str, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.write(text)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, "utf-8")
+    err.print(f"wrote {out}", markup=False, highlight=False)
+
+
+def cmd_rules_prometheus(args: argparse.Namespace) -> int:
+    """Write the Prometheus recording and alerting rules of the configured SLOs."""
+    from mysetlist_slo.rules.prometheus import prometheus_rules
+
+    rule_set = prometheus_rules(load_config(args.config))
+    for name, why in rule_set.skipped.items():
+        err.print(f"not generated: {name}: {why}", markup=False, highlight=False,
+                  soft_wrap=True)
+    _write_output(rule_set.to_yaml(), args.out)
+    return EXIT_OK
+
+
+def cmd_rules_backtest(args: argparse.Namespace) -> int:
+    """Replay the alerts of a generated rules file over the store; print what they would do."""
+    from datetime import timedelta
+
+    from mysetlist_slo.rules.backtest import backtest_rules, deployed_verdict, read_rules
+    from mysetlist_slo.slo.alerts import backtest_verdict
+
+    config = load_config(args.config)
+    rules = read_rules(args.rules)
+    end = (args.end or datetime.now(UTC)).replace(second=0, microsecond=0)
+    start = end - timedelta(weeks=args.weeks)
+    con = open_store(args.db, read_only=True)
+    try:
+        results = backtest_rules(con, config, rules, start, end)
+    finally:
+        con.close()
+    if args.json:
+        print(json.dumps({slo: json.loads(result.summary.to_json(orient="records",
+                                                                  date_format="iso"))
+                          for slo, result in results.items()}))
+        return EXIT_OK
+    for slo, result in results.items():
+        print(deployed_verdict(rules, slo, result, start, end))
+        print(backtest_verdict(result))
+    return EXIT_OK
+
+
+def _add_rules_commands(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+                        formatter: type[argparse.HelpFormatter]) -> None:
+    rules = commands.add_parser(
+        "rules", help="SLOs as code: generate rules and dashboards, backtest rules files",
+        formatter_class=formatter,
+        description="Generate, from the configuration, what a team deploys: Prometheus rules "
+                    "(the thresholds the backtest uses), and replay a rules file over history.",
+        epilog=_examples("mysetlist-slo rules prometheus --out rules.yaml",
+                         "mysetlist-slo rules backtest --rules rules.yaml --weeks 4"))
+    kinds = rules.add_subparsers(dest="rules_command", metavar="KIND", required=True)
+    prometheus = kinds.add_parser(
+        "prometheus", help="Prometheus recording and alerting rules", formatter_class=formatter,
+        description="Recording rules for each SLO's error ratio, multi-window burn-rate alerts "
+                    "scaled for the SLO's window, and the deployment plan's static alerts.",
+        epilog=_examples("mysetlist-slo rules prometheus --out rules.yaml",
+                         "promtool check rules rules.yaml"))
+    prometheus.add_argument("--config", type=Path, default=None,
+                            help="configuration YAML (default: the shipped one)")
+    prometheus.add_argument("--out", type=Path, default=None,
+                            help="file to write (default: standard output)")
+    prometheus.set_defaults(handler=cmd_rules_prometheus)
+
+    backtest = kinds.add_parser(
+        "backtest", help="replay a generated rules file over the store",
+        formatter_class=formatter,
+        description="Read the alerting rules' windows and thresholds back from a rules file "
+                    "written by `rules prometheus` and replay exactly those over history.",
+        epilog=_examples("mysetlist-slo rules backtest --rules rules.yaml",
+                         "mysetlist-slo rules backtest --rules rules.yaml --weeks 2 "
+                         "--end 2026-11-23T00:00Z --json"))
+    _add_store_options(backtest)
+    backtest.add_argument("--rules", type=Path, required=True, help="the rules file to replay")
+    backtest.add_argument("--weeks", type=int, default=4, help="weeks to replay (default: 4)")
+    backtest.add_argument("--end", type=_parse_time, default=None,
+                          help="end of the replay, ISO 8601 with zone (default: now)")
+    backtest.add_argument("--json", action="store_true", help="print the per-rule summary")
+    backtest.set_defaults(handler=cmd_rules_backtest)
+
+# --- end of rules ---
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the whole command line."""
     formatter = argparse.RawDescriptionHelpFormatter
@@ -302,6 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("path", nargs="?", type=Path, default=Path("mysetlist-slo.yaml"))
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     init.set_defaults(handler=cmd_init)
+
+    _add_rules_commands(commands, formatter)
     return parser
 
 

@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "vitals": 4,
     "capacity": 4,
     "report": 5,
+    "rules": 5,
     "demo": 5,
     "cli": 6,
     "__main__": 6,
