@@ -225,6 +225,31 @@ def cmd_rules_prometheus(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_rules_sloth(args: argparse.Namespace) -> int:
+    """Write Sloth specs and alert windows of the configured SLOs into a folder."""
+    from mysetlist_slo.rules.sloth import sloth_files
+
+    for name, text in sloth_files(load_config(args.config), args.service).items():
+        _write_output(text, args.out / name)
+    return EXIT_OK
+
+
+def cmd_rules_openslo(args: argparse.Namespace) -> int:
+    """Write OpenSLO v1 Service and SLO documents of the configured SLOs."""
+    from mysetlist_slo.rules.openslo import openslo_yaml
+
+    _write_output(openslo_yaml(load_config(args.config), args.service), args.out)
+    return EXIT_OK
+
+
+def cmd_rules_grafana(args: argparse.Namespace) -> int:
+    """Write a Grafana dashboard over the generated recording rules."""
+    from mysetlist_slo.rules.grafana import grafana_json
+
+    _write_output(grafana_json(load_config(args.config), args.uid), args.out)
+    return EXIT_OK
+
+
 def cmd_rules_backtest(args: argparse.Namespace) -> int:
     """Replay the alerts of a generated rules file over the store; print what they would do."""
     from datetime import timedelta
@@ -258,9 +283,13 @@ def _add_rules_commands(commands: argparse._SubParsersAction,  # type: ignore[ty
         "rules", help="SLOs as code: generate rules and dashboards, backtest rules files",
         formatter_class=formatter,
         description="Generate, from the configuration, what a team deploys: Prometheus rules "
-                    "(the thresholds the backtest uses), and replay a rules file over history.",
+                    "(the thresholds the backtest uses), Sloth and OpenSLO specs, a Grafana "
+                    "dashboard; and replay a rules file over history.",
         epilog=_examples("mysetlist-slo rules prometheus --out rules.yaml",
-                         "mysetlist-slo rules backtest --rules rules.yaml --weeks 4"))
+                         "mysetlist-slo rules backtest --rules rules.yaml --weeks 4",
+                         "mysetlist-slo rules sloth --out sloth/",
+                         "mysetlist-slo rules openslo --out slos.yaml",
+                         "mysetlist-slo rules grafana --out slo-dashboard.json"))
     kinds = rules.add_subparsers(dest="rules_command", metavar="KIND", required=True)
     prometheus = kinds.add_parser(
         "prometheus", help="Prometheus recording and alerting rules", formatter_class=formatter,
@@ -273,6 +302,43 @@ def _add_rules_commands(commands: argparse._SubParsersAction,  # type: ignore[ty
     prometheus.add_argument("--out", type=Path, default=None,
                             help="file to write (default: standard output)")
     prometheus.set_defaults(handler=cmd_rules_prometheus)
+
+    sloth = kinds.add_parser(
+        "sloth", help="Sloth prometheus/v1 specs and alert windows", formatter_class=formatter,
+        description="One Sloth spec per SLO window length, and Sloth AlertWindows with the "
+                    "burn-rate rules' windows and budget shares; each spec names its command.",
+        epilog=_examples("mysetlist-slo rules sloth --out sloth/"))
+    sloth.add_argument("--config", type=Path, default=None,
+                       help="configuration YAML (default: the shipped one)")
+    sloth.add_argument("--out", type=Path, required=True, help="folder to write into")
+    sloth.add_argument("--service", default="mysetlist", help="service name (default: mysetlist)")
+    sloth.set_defaults(handler=cmd_rules_sloth)
+
+    openslo = kinds.add_parser(
+        "openslo", help="OpenSLO v1 Service and SLO documents", formatter_class=formatter,
+        description="OpenSLO v1 documents of the configured SLOs, which load back as the same "
+                    "SLOs with --config.",
+        epilog=_examples("mysetlist-slo rules openslo --out slos.yaml",
+                         "mysetlist-slo status --config slos.yaml"))
+    openslo.add_argument("--config", type=Path, default=None,
+                         help="configuration YAML (default: the shipped one)")
+    openslo.add_argument("--out", type=Path, default=None,
+                         help="file to write (default: standard output)")
+    openslo.add_argument("--service", default="mysetlist",
+                         help="service name, a DNS label (default: mysetlist)")
+    openslo.set_defaults(handler=cmd_rules_openslo)
+
+    grafana = kinds.add_parser(
+        "grafana", help="Grafana dashboard over the recording rules", formatter_class=formatter,
+        description="A dashboard JSON with, per SLO, the SLI, the error budget remaining and "
+                    "the burn rate per window against the alert thresholds.",
+        epilog=_examples("mysetlist-slo rules grafana --out slo-dashboard.json"))
+    grafana.add_argument("--config", type=Path, default=None,
+                         help="configuration YAML (default: the shipped one)")
+    grafana.add_argument("--out", type=Path, default=None,
+                         help="file to write (default: standard output)")
+    grafana.add_argument("--uid", default="mysetlist-slo", help="dashboard uid")
+    grafana.set_defaults(handler=cmd_rules_grafana)
 
     backtest = kinds.add_parser(
         "backtest", help="replay a generated rules file over the store",

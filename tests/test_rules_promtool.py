@@ -14,7 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from test_rules_prometheus import config_with, fixture_promtool  # noqa: F401  (fixture)
+from rules_helpers import (
+    config_with,
+    fixture_promtool,  # noqa: F401  (the promtool fixture)
+)
 
 from mysetlist_slo.config import Config
 from mysetlist_slo.rules.backtest import backtest_rules, read_rules
