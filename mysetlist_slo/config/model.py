@@ -240,7 +240,9 @@ class PrometheusConfig(_Strict):
     # Label holding the route template; needed for SLOs on some routes (default per preset).
     route_label: str | None = Field(default=None, pattern=_LABEL_NAME)
     slis: dict[str, PromSliQueries] = Field(default_factory=dict)  # per SLO: overrides preset
-    interval: Duration = "1m"  # evaluation interval of the generated rule groups
+    # Evaluation interval of the generated rule groups; the backtest evaluates every minute,
+    # so 1m is the interval it replays exactly.
+    interval: str = Field(default="1m", pattern=r"^[1-9]\d*(s|m|h)$")
     # Annotations of the generated alerts; ``{slo}`` is replaced by the SLO's name.
     runbook_url: str | None = None
     dashboard_url: str | None = None
