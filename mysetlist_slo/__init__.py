@@ -12,6 +12,8 @@ from mysetlist_slo.errors import (
     SloError,
     StoreBusyError,
 )
+from mysetlist_slo.rules.backtest import DeployedRules, backtest_rules, read_rules
+from mysetlist_slo.rules.prometheus import prometheus_rules
 from mysetlist_slo.slo.alerts import (
     AlertBacktest,
     backtest_alerts,
@@ -49,6 +51,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DemoManifest",
+    "DeployedRules",
     "IngestError",
     "IngestResult",
     "InsufficientDataError",
@@ -58,6 +61,7 @@ __all__ = [
     "StoreBusyError",
     "__version__",
     "backtest_alerts",
+    "backtest_rules",
     "backtest_verdict",
     "budget_attribution",
     "budget_burndown",
@@ -79,5 +83,7 @@ __all__ = [
     "open_store",
     "parse_requests",
     "probe_outages",
+    "prometheus_rules",
+    "read_rules",
     "static_alerts",
 ]
