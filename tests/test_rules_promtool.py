@@ -132,6 +132,26 @@ def backtest_firings(config: Config, rules_path: Path, export: Path,
     return pd.concat(frames, ignore_index=True)
 
 
+def period_ratio_tests(events: pd.DataFrame) -> list[dict]:
+    """Return promtool expression tests: at whole hours, the SLO-window error ratio (composed
+    from hourly counts) is the bad share of every request so far, summed here with numpy,
+    and the budget remaining follows from it."""
+    tests = []
+    for hours in (2, 5, MINUTES // 60):
+        so_far = events.iloc[:hours * 60]
+        ratio = float(so_far["errors"].sum() / so_far["total"].sum())
+        for slo, period in (("availability", "30d"), ("error-rate", "28d")):
+            selector = f'{{slo="{slo}"}}'
+            tests += [
+                {"eval_time": f"{hours}h", "exp_samples": [{"labels": selector, "value": 1}],
+                 "expr": f"abs(slo:sli_error:ratio_rate{period}{selector} - {ratio!r}) "
+                         "< bool 1e-12"},
+                {"eval_time": f"{hours}h", "exp_samples": [{"labels": selector, "value": 1}],
+                 "expr": f"abs(slo:period_error_budget_remaining:ratio{selector} - "
+                         f"{1 - ratio / 0.001!r}) < bool 1e-9"}]
+    return tests
+
+
 CASES = {
     "nginx-ingress": "prometheus: {preset: nginx-ingress}",
     "node-http, for: 2m": """
@@ -157,7 +177,7 @@ def test_promtool_and_backtest_fire_at_the_same_times(case: str, promtool: str,
                                                       tmp_path: Path) -> None:
     """At every minute of the scenario, the alerts promtool evaluates from the generated rules
     are exactly those the backtest of the same file has firing (each rule fires and resolves
-    in both at the same evaluation)."""
+    in both at the same evaluation); the SLO-window ratio is the exact bad share so far."""
     config = config_with(CASES[case])
     rules_path = tmp_path / "rules.yaml"
     rule_set = prometheus_rules(config)
@@ -179,9 +199,11 @@ def test_promtool_and_backtest_fire_at_the_same_times(case: str, promtool: str,
                    "exp_alerts": expected.get(name, [])} for name in names]
     series = input_series(events, config.prometheus.preset)
     unit = {"rule_files": [rules_path.name], "evaluation_interval": "1m",
-            "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": tests}]}
+            "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": tests,
+                       "promql_expr_test": period_ratio_tests(events)}]}
     test_path = tmp_path / "rules_test.yaml"
     test_path.write_text(yaml.safe_dump(unit, width=1 << 20), "utf-8")
     result = subprocess.run([promtool, "test", "rules", str(test_path)], capture_output=True,
                             text=True, check=False, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, (result.stdout + result.stderr)[:6000]
+

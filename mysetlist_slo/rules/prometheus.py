@@ -1,8 +1,8 @@
 """Prometheus recording and alerting rules for the configured SLOs, with the backtest's numbers.
 
 The layout follows Sloth's: per SLO, the error ratio recorded over every window the burn-rate
-rules use (straight from the counters), the ratio over the SLO window composed cheaply from the
-5-minute one, and one multi-window alert per burn-rate rule. The thresholds are those of
+rules use (straight from the counters), the ratio over the SLO window composed cheaply from
+hourly event counts, and one multi-window alert per burn-rate rule. The thresholds are those of
 ``scaled_rules`` (the workbook's table scaled for the SLO's window), so the backtest and the
 deployed rules evaluate the same thing; ``rules backtest`` reads them back to prove it.
 """
@@ -10,6 +10,7 @@ deployed rules evaluate the same thing; ``rules backtest`` reads them back to pr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import yaml
@@ -32,7 +33,9 @@ BUDGET_REMAINING = "slo:period_error_budget_remaining:ratio"
 BURN_ALERT = "ErrorBudgetBurn"
 SOURCE = "mysetlist-slo"  # `source` label of generated burn-rate alerts
 PLAN = "deployment-plan"  # `origin` label of the plan's static alerts
-SHORTEST = "5m"  # the ratio the SLO-window ratio is composed from
+ERROR_EVENTS = "slo:sli_error:increase{window}"
+TOTAL_EVENTS = "slo:sli_total:increase{window}"
+SHORTEST = "5m"  # always recorded: the current burn rate, for dashboards
 
 
 @dataclass(frozen=True)
@@ -93,16 +96,25 @@ def _slo_group(slo: SloConfig, config: Config) -> dict[str, Any] | str:
         {"record": ERROR_RATIO.format(window=prom_duration(w)),
          "expr": queries.error_ratio(prom_duration(w)), "labels": dict(labels)}
         for w in windows]
-    period = prom_duration(slo_length(slo))
-    short = ERROR_RATIO.format(window=SHORTEST) + "{slo=" + promql_string(slo.name) + "}"
+    length = slo_length(slo)
+    period = prom_duration(length)
     budget = _number(error_budget(slo))
-    if parse_duration(SHORTEST) != slo_length(slo):
-        # Sloth's cheap composition: the mean of the 5-minute ratios recorded over the period,
-        # instead of a rate over the raw counters across the whole period.
-        recorded.append({"record": ERROR_RATIO.format(window=period),
-                         "expr": f"sum_over_time({short}[{period}]) / "
-                                 f"count_over_time({short}[{period}])",
-                         "labels": dict(labels)})
+    # The SLO window's ratio, composed cheaply (as Sloth does) but weighted by traffic, as the
+    # SLI is defined: bad and total events are recorded per hour and summed over the window
+    # from hourly samples (a subquery), instead of a rate over the raw counters across 30 days.
+    step = "1h" if length % timedelta(hours=1) == timedelta(0) else SHORTEST
+    seconds = int(parse_duration(step).total_seconds())
+    selector = "{slo=" + promql_string(slo.name) + "}"
+    recorded += [
+        {"record": ERROR_EVENTS.format(window=step),
+         "expr": f"{queries.bad_rate(step)} * {seconds}", "labels": dict(labels)},
+        {"record": TOTAL_EVENTS.format(window=step),
+         "expr": f"{queries.total_rate(step)} * {seconds}", "labels": dict(labels)},
+        {"record": ERROR_RATIO.format(window=period),
+         "expr": f"sum_over_time({ERROR_EVENTS.format(window=step)}{selector}[{period}:{step}])"
+                 f" / sum_over_time({TOTAL_EVENTS.format(window=step)}{selector}"
+                 f"[{period}:{step}])",
+         "labels": dict(labels)}]
     period_ratio = ERROR_RATIO.format(window=period) + "{slo=" + promql_string(slo.name) + "}"
     recorded += [
         {"record": OBJECTIVE, "expr": f"vector({_number(slo.objective / 100)})",

@@ -40,12 +40,19 @@ class SliQueries:
     good: str
     total: str
 
-    def error_ratio(self, window: str) -> str:
-        """Return the PromQL of the bad share over ``window``: (total - good) / total, with no
+    def total_rate(self, window: str) -> str:
+        """Return the PromQL of all events per second over ``window``."""
+        return f"({self.total.replace(WINDOW, window)})"
+
+    def bad_rate(self, window: str) -> str:
+        """Return the PromQL of bad events per second over ``window``: total - good, with no
         good series at all (every request failing) counted as zero good."""
         good = self.good.replace(WINDOW, window)
-        total = self.total.replace(WINDOW, window)
-        return f"(({total}) - (({good}) or vector(0))) / ({total})"
+        return f"({self.total_rate(window)} - (({good}) or vector(0)))"
+
+    def error_ratio(self, window: str) -> str:
+        """Return the PromQL of the bad share over ``window``."""
+        return f"{self.bad_rate(window)} / {self.total_rate(window)}"
 
 
 def promql_string(value: str) -> str:
