@@ -31,6 +31,8 @@ from mysetlist_slo.resilience import (
     scalability_recovery,
     traffic_failovers,
 )
+from mysetlist_slo.rules.backtest import DeployedRules, backtest_rules, read_rules
+from mysetlist_slo.rules.prometheus import prometheus_rules
 from mysetlist_slo.slo.alerts import (
     AlertBacktest,
     backtest_alerts,
@@ -68,6 +70,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DemoManifest",
+    "DeployedRules",
     "IngestError",
     "IngestResult",
     "InsufficientDataError",
@@ -79,6 +82,7 @@ __all__ = [
     "StoreBusyError",
     "__version__",
     "backtest_alerts",
+    "backtest_rules",
     "backtest_verdict",
     "backup_growth",
     "backup_rpo",
@@ -107,6 +111,8 @@ __all__ = [
     "open_store",
     "parse_requests",
     "probe_outages",
+    "prometheus_rules",
+    "read_rules",
     "region_availability",
     "region_episodes",
     "region_traffic",

@@ -371,6 +371,163 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- rules: SLOs as code, out (Prometheus, Sloth, OpenSLO, Grafana) and their backtest ---
+
+def _write_output(text: str, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.write(text)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, "utf-8")
+    err.print(f"wrote {out}", markup=False, highlight=False)
+
+
+def cmd_rules_prometheus(args: argparse.Namespace) -> int:
+    """Write the Prometheus recording and alerting rules of the configured SLOs."""
+    from mysetlist_slo.rules.prometheus import prometheus_rules
+
+    rule_set = prometheus_rules(load_config(args.config))
+    for name, why in rule_set.skipped.items():
+        err.print(f"not generated: {name}: {why}", markup=False, highlight=False,
+                  soft_wrap=True)
+    _write_output(rule_set.to_yaml(), args.out)
+    return EXIT_OK
+
+
+def cmd_rules_sloth(args: argparse.Namespace) -> int:
+    """Write Sloth specs and alert windows of the configured SLOs into a folder."""
+    from mysetlist_slo.rules.sloth import sloth_files
+
+    for name, text in sloth_files(load_config(args.config), args.service).items():
+        _write_output(text, args.out / name)
+    return EXIT_OK
+
+
+def cmd_rules_openslo(args: argparse.Namespace) -> int:
+    """Write OpenSLO v1 Service and SLO documents of the configured SLOs."""
+    from mysetlist_slo.rules.openslo import openslo_yaml
+
+    _write_output(openslo_yaml(load_config(args.config), args.service), args.out)
+    return EXIT_OK
+
+
+def cmd_rules_grafana(args: argparse.Namespace) -> int:
+    """Write a Grafana dashboard over the generated recording rules."""
+    from mysetlist_slo.rules.grafana import grafana_json
+
+    _write_output(grafana_json(load_config(args.config), args.uid), args.out)
+    return EXIT_OK
+
+
+def cmd_rules_backtest(args: argparse.Namespace) -> int:
+    """Replay the alerts of a generated rules file over the store; print what they would do."""
+    from datetime import timedelta
+
+    from mysetlist_slo.rules.backtest import backtest_rules, deployed_verdict, read_rules
+    from mysetlist_slo.slo.alerts import backtest_verdict
+
+    config = load_config(args.config)
+    rules = read_rules(args.rules)
+    end = (args.end or datetime.now(UTC)).replace(second=0, microsecond=0)
+    start = end - timedelta(weeks=args.weeks)
+    con = open_store(args.db, read_only=True)
+    try:
+        results = backtest_rules(con, config, rules, start, end)
+    finally:
+        con.close()
+    if args.json:
+        print(json.dumps({slo: json.loads(result.summary.to_json(orient="records",
+                                                                  date_format="iso"))
+                          for slo, result in results.items()}))
+        return EXIT_OK
+    for slo, result in results.items():
+        print(deployed_verdict(rules, slo, result, start, end))
+        print(backtest_verdict(result))
+    return EXIT_OK
+
+
+def _add_rules_commands(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+                        formatter: type[argparse.HelpFormatter],
+                        shared: argparse.ArgumentParser) -> None:
+    rules = commands.add_parser(
+        "rules", help="SLOs as code: generate rules and dashboards, backtest rules files",
+        formatter_class=formatter,
+        description="Generate, from the configuration, what a team deploys: Prometheus rules "
+                    "(the thresholds the backtest uses), Sloth and OpenSLO specs, a Grafana "
+                    "dashboard; and replay a rules file over history.",
+        epilog=_examples("mysetlist-slo rules prometheus --out rules.yaml",
+                         "mysetlist-slo rules backtest --rules rules.yaml --weeks 4",
+                         "mysetlist-slo rules sloth --out sloth/",
+                         "mysetlist-slo rules openslo --out slos.yaml",
+                         "mysetlist-slo rules grafana --out slo-dashboard.json"))
+    kinds = rules.add_subparsers(dest="rules_command", metavar="KIND", required=True)
+    prometheus = kinds.add_parser(
+        "prometheus", help="Prometheus recording and alerting rules", formatter_class=formatter,
+        description="Recording rules for each SLO's error ratio, multi-window burn-rate alerts "
+                    "scaled for the SLO's window, and the deployment plan's static alerts.",
+        epilog=_examples("mysetlist-slo rules prometheus --out rules.yaml",
+                         "promtool check rules rules.yaml"))
+    prometheus.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                            help="configuration YAML (default: the shipped one)")
+    prometheus.add_argument("--out", type=Path, default=None,
+                            help="file to write (default: standard output)")
+    prometheus.set_defaults(handler=cmd_rules_prometheus)
+
+    sloth = kinds.add_parser(
+        "sloth", help="Sloth prometheus/v1 specs and alert windows", formatter_class=formatter,
+        description="One Sloth spec per SLO window length, and Sloth AlertWindows with the "
+                    "burn-rate rules' windows and budget shares; each spec names its command.",
+        epilog=_examples("mysetlist-slo rules sloth --out sloth/"))
+    sloth.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                       help="configuration YAML (default: the shipped one)")
+    sloth.add_argument("--out", type=Path, required=True, help="folder to write into")
+    sloth.add_argument("--service", default="mysetlist", help="service name (default: mysetlist)")
+    sloth.set_defaults(handler=cmd_rules_sloth)
+
+    openslo = kinds.add_parser(
+        "openslo", help="OpenSLO v1 Service and SLO documents", formatter_class=formatter,
+        description="OpenSLO v1 documents of the configured SLOs, which load back as the same "
+                    "SLOs with --config.",
+        epilog=_examples("mysetlist-slo rules openslo --out slos.yaml",
+                         "mysetlist-slo status --config slos.yaml"))
+    openslo.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                         help="configuration YAML (default: the shipped one)")
+    openslo.add_argument("--out", type=Path, default=None,
+                         help="file to write (default: standard output)")
+    openslo.add_argument("--service", default="mysetlist",
+                         help="service name, a DNS label (default: mysetlist)")
+    openslo.set_defaults(handler=cmd_rules_openslo)
+
+    grafana = kinds.add_parser(
+        "grafana", help="Grafana dashboard over the recording rules", formatter_class=formatter,
+        description="A dashboard JSON with, per SLO, the SLI, the error budget remaining and "
+                    "the burn rate per window against the alert thresholds.",
+        epilog=_examples("mysetlist-slo rules grafana --out slo-dashboard.json"))
+    grafana.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                         help="configuration YAML (default: the shipped one)")
+    grafana.add_argument("--out", type=Path, default=None,
+                         help="file to write (default: standard output)")
+    grafana.add_argument("--uid", default="mysetlist-slo", help="dashboard uid")
+    grafana.set_defaults(handler=cmd_rules_grafana)
+
+    backtest = kinds.add_parser(
+        "backtest", help="replay a generated rules file over the store",
+        formatter_class=formatter, parents=[shared],
+        description="Read the alerting rules' windows and thresholds back from a rules file "
+                    "written by `rules prometheus` and replay exactly those over history.",
+        epilog=_examples("mysetlist-slo rules backtest --rules rules.yaml",
+                         "mysetlist-slo rules backtest --rules rules.yaml --weeks 2 "
+                         "--end 2026-11-23T00:00Z --json"))
+    backtest.add_argument("--rules", type=Path, required=True, help="the rules file to replay")
+    backtest.add_argument("--weeks", type=int, default=4, help="weeks to replay (default: 4)")
+    backtest.add_argument("--end", type=_parse_time, default=None,
+                          help="end of the replay, ISO 8601 with zone (default: now)")
+    backtest.add_argument("--json", action="store_true", help="print the per-rule summary")
+    backtest.set_defaults(handler=cmd_rules_backtest)
+
+# --- end of rules ---
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the whole command line."""
     formatter = argparse.RawDescriptionHelpFormatter
@@ -512,6 +669,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_examples("mysetlist-slo store restore backups/metrics-20261123T060000Z.duckdb"))
     restore.add_argument("backup", type=Path, metavar="BACKUP", help="backup file to restore")
     restore.set_defaults(handler=cmd_store_restore)
+    _add_rules_commands(commands, formatter, shared)
     return parser
 
 

@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "capacity": 4,
     "resilience": 4,
     "report": 5,
+    "rules": 5,
     "demo": 5,
     "cli": 6,
     "__main__": 6,

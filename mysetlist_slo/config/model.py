@@ -129,10 +129,22 @@ class SloConfig(_Strict):
 class BurnRateRule(_Strict):
     """One multi-window burn-rate alert rule."""
 
+    # `for` is a Python keyword: the field is `for_`, written `for` in files (both accepted,
+    # so a dumped configuration validates again).
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
     severity: Literal["page", "ticket"]
     long_window: Duration
     short_window: Duration
     burn_rate: float = Field(gt=0)
+    # Prometheus `for:` of the generated alert: the condition must hold this long before it
+    # fires (the backtest delays firings the same way). None fires on the first evaluation.
+    for_: Duration | None = Field(default=None, alias="for")
+
+    @property
+    def for_delta(self) -> timedelta:
+        """Return the ``for`` duration as a timedelta (zero when unset)."""
+        return timedelta(0) if self.for_ is None else parse_duration(self.for_)
 
 
 class StaticAlert(_Strict):
@@ -259,6 +271,36 @@ class RegionsConfig(_Strict):
     probe_locations: dict[str, str] = Field(default_factory=dict)  # location -> region
     failover_threshold: float = Field(default=99.9, gt=0, lt=100)  # availability, percent
     window: Duration = "5m"  # availability below the threshold over this long calls failover
+# One PromQL label matcher (name, operator, double-quoted value); matchers are comma-separated.
+_MATCHER = r'[A-Za-z_][A-Za-z0-9_]*\s*(=|!=|=~|!~)\s*"(?:[^"\\\n]|\\.)*"'
+_SELECTOR = rf"^({_MATCHER}(\s*,\s*{_MATCHER})*)?$"
+_LABEL_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class PromSliQueries(_Strict):
+    """One SLO's events as PromQL, each returning one series without labels (``sum(...)``);
+    ``{{.window}}`` stands for the range of each recording rule, as in Sloth specs."""
+
+    good: str = Field(min_length=1, pattern=r"\{\{\.window\}\}")
+    total: str = Field(min_length=1, pattern=r"\{\{\.window\}\}")
+
+
+class PrometheusConfig(_Strict):
+    """How the SLOs map onto Prometheus series, for the generated rules and dashboards."""
+
+    # Series names and labels of a common exporter: ingress-nginx's controller metrics, or the
+    # http_request_duration_seconds histogram of Node exporters (prom-client, express-prom-bundle).
+    preset: Literal["nginx-ingress", "node-http"] = "nginx-ingress"
+    selector: str = Field(default="", pattern=_SELECTOR)  # e.g. 'namespace="prod"'
+    # Label holding the route template; needed for SLOs on some routes (default per preset).
+    route_label: str | None = Field(default=None, pattern=_LABEL_NAME)
+    slis: dict[str, PromSliQueries] = Field(default_factory=dict)  # per SLO: overrides preset
+    # Evaluation interval of the generated rule groups; the backtest evaluates every minute,
+    # so 1m is the interval it replays exactly.
+    interval: str = Field(default="1m", pattern=r"^[1-9]\d*(s|m|h)$")
+    # Annotations of the generated alerts; ``{slo}`` is replaced by the SLO's name.
+    runbook_url: str | None = None
+    dashboard_url: str | None = None
 
 
 class Config(_Strict):
@@ -280,6 +322,7 @@ class Config(_Strict):
     backups: BackupsConfig = BackupsConfig()
     drills: DrillsConfig = DrillsConfig()
     regions: RegionsConfig = RegionsConfig()
+    prometheus: PrometheusConfig = PrometheusConfig()
 
     @field_validator("timezone")
     @classmethod
@@ -303,6 +346,14 @@ class Config(_Strict):
             return Config.model_validate({**self.model_dump(), "timezone": timezone})
         except ValidationError as exc:
             raise ConfigError(source, validation_problems(exc)) from None
+
+    @model_validator(mode="after")
+    def _prometheus_slis_name_slos(self) -> Config:
+        names = {slo.name for slo in self.slos}
+        unknown = sorted(set(self.prometheus.slis) - names)
+        if unknown:
+            raise ValueError(f"prometheus.slis: no SLO named {', '.join(map(repr, unknown))}")
+        return self
 
     def timezone_of(self, slo: SloConfig) -> str:
         """Return the time zone that cuts the calendar windows of ``slo``."""

@@ -178,13 +178,22 @@ def slos_from_openslo(documents: list[dict[str, Any]], source: str) -> tuple[lis
     """Return the SLOs of OpenSLO ``documents`` and the problems found (each naming its key).
 
     Every objective of a document becomes one SLO (named ``<name>`` or ``<name>-<i>``).
+    ``Service`` documents are checked and, when present, every SLO must name one of them.
     """
     problems = _Problems()
     slos: list[SloConfig] = []
+    services = {str(_mapping(d.get("metadata")).get("name", "")): i
+                for i, d in enumerate(documents) if d.get("kind") == "Service"}
+    for name, index in services.items():
+        if not _NAME.match(name):
+            problems.add(f"documents[{index}].metadata.name", f"required, a DNS label: {name!r}")
     for index, document in enumerate(documents):
         key = f"documents[{index}]"
+        if document.get("kind") == "Service":
+            continue
         if document.get("kind") != "SLO":
-            problems.add(f"{key}.kind", f"only kind SLO is mapped, not {document.get('kind')!r}")
+            problems.add(f"{key}.kind",
+                         f"only kinds SLO and Service are mapped, not {document.get('kind')!r}")
             continue
         name = str(_mapping(document.get("metadata")).get("name", ""))
         if not _NAME.match(name):
@@ -192,6 +201,8 @@ def slos_from_openslo(documents: list[dict[str, Any]], source: str) -> tuple[lis
         spec = _mapping(document.get("spec"))
         if not spec.get("service"):
             problems.add(f"{key}.spec.service", "required")
+        elif services and spec["service"] not in services:
+            problems.add(f"{key}.spec.service", f"no Service document named {spec['service']!r}")
         budgeting = spec.get("budgetingMethod")
         if budgeting not in _BUDGETING:
             problems.add(f"{key}.spec.budgetingMethod",
@@ -233,8 +244,11 @@ def slos_from_openslo(documents: list[dict[str, Any]], source: str) -> tuple[lis
                 "objective": target,
                 "window": ours,
                 "budgeting": "timeslices" if budgeting == "Timeslices" else "occurrences",
+                # A slice target equal to the objective is the model's default (None).
                 "timeslice_target": (100 * objective["timeSliceTarget"]
-                                     if budgeting == "Timeslices" else None),
+                                     if budgeting == "Timeslices"
+                                     and 100 * objective["timeSliceTarget"] != target
+                                     else None),
                 "timezone": zone,
             }
             try:

@@ -42,6 +42,7 @@ class AlertRule:
     short_window: timedelta
     burn_rate: float
     slo_window: timedelta = REFERENCE_WINDOW  # the length of the SLO window in force
+    for_duration: timedelta = timedelta(0)  # Prometheus `for:`: how long before it fires
 
     @property
     def budget_share(self) -> float:
@@ -60,7 +61,7 @@ def scaled_rules(rules: list[BurnRateRule], slo_window: timedelta) -> list[Alert
     # Names carry the rate the rule fires at for this window ("x13.44"), not the table's.
     return [AlertRule(f"{r.severity} {r.long_window}/{r.short_window} x{r.burn_rate * factor:g}",
                       r.severity, parse_duration(r.long_window), parse_duration(r.short_window),
-                      r.burn_rate * factor, slo_window) for r in rules]
+                      r.burn_rate * factor, slo_window, r.for_delta) for r in rules]
 
 
 def rolling_burn_rate(bad: np.ndarray, total: np.ndarray, objective_percent: float,
@@ -94,11 +95,13 @@ def _dense_events(con: duckdb.DuckDBPyConnection, slo: SloConfig, start: datetim
 
 
 def burn_rate_series(con: duckdb.DuckDBPyConnection, slo: SloConfig, config: Config,
-                     start: datetime, end: datetime) -> pd.DataFrame:
-    """Return, per minute of [start, end), the burn rate over each window of the SLO's rules,
-    one column per window (``burn_1h``, ``burn_5m``...), with the rules' thresholds in
+                     start: datetime, end: datetime,
+                     rules: list[AlertRule] | None = None) -> pd.DataFrame:
+    """Return, per minute of [start, end), the burn rate over each window of the SLO's rules
+    (``rules``, default the configured ones scaled for the SLO's window), one column per
+    window (``burn_1h``, ``burn_5m``...), with the rules' thresholds in
     ``DataFrame.attrs['thresholds']`` for plotting."""
-    rules = _rules(slo, config, end)
+    rules = _rules(slo, config, end) if rules is None else rules
     windows = sorted({w for r in rules for w in (r.long_window, r.short_window)})
     lead = max(windows, default=timedelta(0))
     events = _dense_events(con, slo, start, end, lead, config.probes)
@@ -128,11 +131,14 @@ def _rules(slo: SloConfig, config: Config, at: datetime) -> list[AlertRule]:
 
 
 def burn_rate_alerts(con: duckdb.DuckDBPyConnection, slo: SloConfig, config: Config,
-                     start: datetime, end: datetime) -> pd.DataFrame:
-    """Return every firing of the SLO's burn-rate rules in [start, end): rule, kind, severity,
-    start, end (when it stopped firing; the end of the period if still firing)."""
-    rules = _rules(slo, config, end)
-    series = burn_rate_series(con, slo, config, start, end)
+                     start: datetime, end: datetime,
+                     rules: list[AlertRule] | None = None) -> pd.DataFrame:
+    """Return every firing of the SLO's burn-rate rules (``rules``, default the configured ones
+    scaled for the SLO's window) in [start, end): rule, kind, severity, start, end (when it
+    stopped firing; the end of the period if still firing). A rule with a ``for`` duration
+    fires that long after its condition starts to hold, as Prometheus does."""
+    rules = _rules(slo, config, end) if rules is None else rules
+    series = burn_rate_series(con, slo, config, start, end, rules)
     times = pd.DatetimeIndex(series["minute"])
     rows = []
     for rule in rules:
@@ -141,7 +147,9 @@ def burn_rate_alerts(con: duckdb.DuckDBPyConnection, slo: SloConfig, config: Con
         firing = np.nan_to_num(long) >= rule.burn_rate
         firing &= np.nan_to_num(short) >= rule.burn_rate
         for fired, stopped in _intervals(times, firing):
-            rows.append((rule.name, "burn rate", rule.severity, fired, min(stopped, end)))
+            if fired + rule.for_duration < stopped:  # pending until `for` has passed
+                rows.append((rule.name, "burn rate", rule.severity,
+                             fired + rule.for_duration, min(stopped, end)))
     return pd.DataFrame(rows, columns=FIRING_COLUMNS)
 
 
@@ -228,8 +236,13 @@ class AlertBacktest:
 
 def backtest_alerts(con: duckdb.DuckDBPyConnection, slo: SloConfig, config: Config,
                     start: datetime, end: datetime,
-                    incidents: pd.DataFrame | None = None) -> AlertBacktest:
+                    incidents: pd.DataFrame | None = None,
+                    rules: list[AlertRule] | None = None,
+                    static: list[StaticAlert] | None = None) -> AlertBacktest:
     """Replay the SLO's burn-rate rules and the plan's static alerts over [start, end).
+
+    ``rules`` and ``static`` replace the configured rules (scaled for the SLO's window) and
+    static alerts, e.g. with those read back from a generated Prometheus rules file.
 
     ``incidents`` (columns start, end) default to ``budget_incidents``. A firing belongs to an
     incident when it overlaps it or the hour after it (long windows are slow to let go);
@@ -238,18 +251,20 @@ def backtest_alerts(con: duckdb.DuckDBPyConnection, slo: SloConfig, config: Conf
     """
     if incidents is None:
         incidents = budget_incidents(con, slo, start, end)
-    firings = pd.concat([burn_rate_alerts(con, slo, config, start, end),
-                         static_alerts(con, config.alerts.static, start, end)],
+    burn_rules = _rules(slo, config, end) if rules is None else rules
+    static = config.alerts.static if static is None else static
+    firings = pd.concat([burn_rate_alerts(con, slo, config, start, end, burn_rules),
+                         static_alerts(con, static, start, end)],
                         ignore_index=True)
     reach = [(row.start, row.end + timedelta(hours=1)) for row in incidents.itertuples()]
     firings["in_incident"] = [any(s < r_end and e > r_start for r_start, r_end in reach)
                               for s, e in zip(firings["start"], firings["end"], strict=True)]
     rules = firings[["rule", "kind", "severity"]].drop_duplicates()
     all_rules = pd.concat([pd.DataFrame([(r.name, "burn rate", r.severity)
-                                         for r in _rules(slo, config, end)],
+                                         for r in burn_rules],
                                         columns=["rule", "kind", "severity"]),
                            pd.DataFrame([(r.name, "static", r.severity)
-                                         for r in config.alerts.static],
+                                         for r in static],
                                         columns=["rule", "kind", "severity"]), rules]
                           ).drop_duplicates("rule")
     detection = []
