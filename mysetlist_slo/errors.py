@@ -76,3 +76,12 @@ class InsufficientDataError(SloError):
         self.count = count
         self.minimum = minimum
         super().__init__(f"{window}: {count} events, fewer than the {minimum} required")
+
+
+class CollectError(SloError):
+    """Raised when a live system cannot be read (unreachable, wrong credentials, refused query);
+    nothing of that snapshot was stored. The message never holds a password or token."""
+
+    def __init__(self, target: str, message: str) -> None:
+        self.target = target
+        super().__init__(f"{target}: {message}")
