@@ -225,7 +225,8 @@ class Redis:
             [str(binary), "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
              str(self.directory), "--save", "", "--appendonly", "no", "--requirepass",
              self.password, "--maxmemory", str(self.maxmemory), "--latency-monitor-threshold",
-             "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "1", "--enable-debug-command", "local"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not _wait_port(self.port):
             self.stop()
             _missing("redis-server", "Redis")
