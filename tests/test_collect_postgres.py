@@ -252,3 +252,57 @@ def test_missing_extension_is_a_clear_error(postgres_server: servers.Postgres) -
     """A database without pg_stat_statements: CollectError saying how to install it."""
     with pytest.raises(CollectError, match="CREATE EXTENSION pg_stat_statements"):
         collect_postgres(postgres_server.dsn(database="postgres"))
+
+
+def test_passwords_in_statement_text_are_not_collected(postgres_server: servers.Postgres,
+                                                       tmp_path: Path) -> None:
+    """PostgreSQL 15 keeps utility statements' text as typed: an ALTER ROLE ... PASSWORD seen
+    by pg_stat_statements is stored with the password replaced, nowhere in the store."""
+    secret = servers.ROLES["app_b"]  # set again to the same value: the fixture keeps working
+    with psycopg.connect(postgres_server.dsn(), autocommit=True) as con:
+        con.execute(f"ALTER ROLE app_b PASSWORD '{secret}'")
+    db = tmp_path / "metrics.duckdb"
+    land(db, collect_postgres(postgres_server.dsn()))
+    with open_store(db, read_only=True) as con:
+        texts = [q for (q,) in con.execute("SELECT query FROM pg_statements").fetchall()]
+    assert "ALTER ROLE app_b PASSWORD '***'" in texts
+    assert not [q for q in texts if secret in q]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("ALTER ROLE x WITH ENCRYPTED PASSWORD 'it''s' VALID UNTIL 'infinity'",
+     "ALTER ROLE x WITH ENCRYPTED PASSWORD '***' VALID UNTIL 'infinity'"),
+    ("CREATE USER MAPPING FOR u SERVER s OPTIONS (user 'u', password 'p1')",
+     "CREATE USER MAPPING FOR u SERVER s OPTIONS (user 'u', password '***')"),
+    ("SELECT dblink_connect('host=h password=p2 dbname=d')",
+     "SELECT dblink_connect('host=h password='***' dbname=d')"),
+    ("SELECT * FROM users WHERE id = $1", "SELECT * FROM users WHERE id = $1"),
+])
+def test_redact_statement(text: str, expected: str) -> None:
+    """Password values are replaced in every form PostgreSQL accepts them; other text stays."""
+    from mysetlist_slo.collect._secrets import redact_statement
+
+    assert redact_statement(text) == expected
+
+
+def test_pgbouncer_gone_and_back(postgres_server: servers.Postgres, tmp_path: Path) -> None:
+    """PgBouncer stopped: a one-line CollectError naming it (connection refused), nothing
+    stored; started again on the same port: the next pull lands."""
+    bouncer = servers.PgBouncer(servers._owned_dir("mysetlist-pgb2-"), servers.free_port(),
+                                postgres_server)
+    admin = bouncer.dsn(servers.ADMIN, database="pgbouncer")
+    db = tmp_path / "metrics.duckdb"
+    bouncer.start()
+    try:
+        land(db, collect_pgbouncer(admin))
+        bouncer.stop()
+        with pytest.raises(CollectError) as caught:
+            collect_pgbouncer(admin)
+        assert f"127.0.0.1:{bouncer.port}/pgbouncer" in str(caught.value)
+        assert "\n" not in str(caught.value) and servers.ADMIN_PASSWORD not in str(caught.value)
+        bouncer.start()
+        land(db, collect_pgbouncer(admin))
+    finally:
+        bouncer.stop()
+    with open_store(db, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM ingests").fetchall() == [(2,)]

@@ -170,3 +170,12 @@ def test_every_survives_the_server_going_away_and_stops_on_sigterm(
     # The outage is a gap: no snapshot was stored while the server was down.
     assert not [t for t in stamps if down_at + 0.5 < t < up_at - 0.5]
     assert [t for t in stamps if t > up_at]
+
+
+def test_password_from_redis_cli_environment(redis_server: servers.Redis,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no password in the URL, REDISCLI_AUTH (as redis-cli reads it) is used."""
+    monkeypatch.setenv("REDISCLI_AUTH", redis_server.password)
+    snapshot = collect_redis(f"redis://127.0.0.1:{redis_server.port}/0")
+    assert snapshot.tables["redis_info"].num_rows == 1
+    assert redis_server.password not in repr(snapshot.tables["redis_info"].to_pylist())

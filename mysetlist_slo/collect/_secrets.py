@@ -3,6 +3,7 @@ passwords, error text scrubbed of them."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg.conninfo
@@ -49,3 +50,17 @@ def scrub(text: str, secrets: list[str]) -> str:
         if secret:
             line = line.replace(secret, "***")
     return line
+
+
+# PostgreSQL 15 does not normalise utility statements in pg_stat_statements: the text of
+# ``ALTER ROLE x PASSWORD 'secret'`` or ``CREATE USER MAPPING ... OPTIONS (password 'secret')``
+# is kept as typed, and so is a conninfo string with ``password=secret`` passed to dblink.
+_PASSWORD_VALUE = re.compile(
+    r"""\b(password)(\s*=\s*|\s+)('(?:[^']|'')*'|"(?:[^"]|"")*"|[^\s',)]+)""", re.IGNORECASE)
+
+
+def redact_statement(text: str | None) -> str | None:
+    """Return statement text with every password value replaced by ``'***'``."""
+    if text is None:
+        return None
+    return _PASSWORD_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)}'***'", text)

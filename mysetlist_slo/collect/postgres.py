@@ -11,7 +11,7 @@ import duckdb
 import psycopg
 import pyarrow as pa
 
-from mysetlist_slo.collect._secrets import dsn_secrets, safe_dsn, scrub
+from mysetlist_slo.collect._secrets import dsn_secrets, redact_statement, safe_dsn, scrub
 from mysetlist_slo.errors import CollectError
 from mysetlist_slo.store.snapshots import Snapshot
 
@@ -101,9 +101,11 @@ def collect_postgres(dsn: str, *, timeout_s: float = 5.0) -> Snapshot:
         con.close()
     names = ("userid", "dbid", "queryid", "toplevel", "query", "calls", "total_exec_time",
              "mean_exec_time", "rows")
+    records = [{"ts": ts, **dict(zip(names, row, strict=True))} for row in statements]
+    for record in records:
+        record["query"] = redact_statement(record["query"])
     return Snapshot("collect-postgres", source, {
-        "pg_statements": _table([{"ts": ts, **dict(zip(names, row, strict=True))}
-                                 for row in statements], STATEMENTS),
+        "pg_statements": _table(records, STATEMENTS),
         "pg_databases": _table([{"ts": ts, **dict(zip(DATABASES.names[1:], row, strict=True))}
                                 for row in databases], DATABASES),
         "pg_activity": _table([{"ts": ts, **dict(zip(ACTIVITY.names[1:], row, strict=True))}

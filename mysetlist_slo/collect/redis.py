@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pyarrow as pa
 import redis
@@ -37,12 +37,14 @@ def collect_redis(url: str, *, timeout_s: float = 5.0) -> Snapshot:
     server cannot be reached or refuses the credentials.
     """
     source = safe_url(url)
-    secrets = [p for p in (urlsplit(url).password, _env_password()) if p]
+    parts = urlsplit(url)
+    from_env = _env_password() if parts.password is None else None
+    secrets = [p for p in (parts.password, from_env,
+                           *parse_qs(parts.query).get("password", [])) if p]
     try:
         client = redis.Redis.from_url(url, socket_timeout=timeout_s,
                                       socket_connect_timeout=timeout_s,
-                                      **({"password": secrets[-1]} if secrets and not
-                                         urlsplit(url).password else {}))
+                                      **({"password": from_env} if from_env else {}))
     except ValueError as exc:
         raise CollectError(source, scrub(f"not a Redis URL: {exc}", secrets)) from None
     try:
