@@ -3,6 +3,7 @@ PgBouncer must come back in the collected statements, transactions, waits and po
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -306,3 +307,21 @@ def test_pgbouncer_gone_and_back(postgres_server: servers.Postgres, tmp_path: Pa
         bouncer.stop()
     with open_store(db, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM ingests").fetchall() == [(2,)]
+
+
+@pytest.mark.slow
+def test_reports_run_on_a_store_filled_only_by_collectors(collected: dict[str, Any],
+                                                          tmp_path: Path) -> None:
+    """The capacity and weekly reports execute on the collectors' store (this week), write
+    their outputs, and say there is no request data rather than failing or inventing it."""
+    from datetime import UTC, datetime
+
+    from mysetlist_slo.report.runner import run_report
+
+    week = datetime.now(UTC).strftime("%G-W%V")
+    for kind in ("capacity", "weekly"):
+        outputs = run_report(kind, week=week, db=collected["db"], out=tmp_path, progress=False)
+        summary = json.loads(outputs.summary_json.read_text())
+        assert outputs.html.exists()
+        assert summary["week"] == week
+        assert not summary["requests"]  # no request data: none invented
