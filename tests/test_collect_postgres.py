@@ -325,3 +325,25 @@ def test_reports_run_on_a_store_filled_only_by_collectors(collected: dict[str, A
         assert outputs.html.exists()
         assert summary["week"] == week
         assert not summary["requests"]  # no request data: none invented
+
+
+def test_cli_collects_pgbouncer_and_sessions_agree(
+        postgres_server: servers.Postgres, pgbouncer_server: servers.PgBouncer,
+        tmp_path: Path) -> None:
+    """``collect pgbouncer --dsn`` stores SHOW STATS/POOLS; in one PostgreSQL snapshot,
+    pg_stat_database's backends of ``shop`` are pg_stat_activity's client sessions there plus
+    the collector's own (which pg_activity leaves out)."""
+    db = tmp_path / "metrics.duckdb"
+    admin = pgbouncer_server.dsn(servers.ADMIN, database="pgbouncer")
+    assert main(["collect", "pgbouncer", "--db", str(db), "--dsn", admin]) == 0
+    snapshot = collect_postgres(postgres_server.dsn())
+    backends = {r["database"]: r["numbackends"]
+                for r in snapshot.tables["pg_databases"].to_pylist()}
+    sessions = sum(r["connections"] for r in snapshot.tables["pg_activity"].to_pylist()
+                   if r["database"] == "shop")
+    with open_store(db, read_only=True) as con:
+        kinds = con.execute("SELECT kind, loaded FROM ingests").fetchall()
+        pools = con.execute("SELECT count(*) FROM pgbouncer_pools").fetchall()[0][0]
+    assert kinds[0][0] == "collect-pgbouncer" and kinds[0][1] > 0
+    assert pools >= 1
+    assert backends["shop"] == sessions + 1

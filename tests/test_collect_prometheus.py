@@ -307,3 +307,20 @@ def test_basic_auth_from_a_file(fake: Callable[..., FakePrometheus], tmp_path: P
     (tmp_path / "empty").write_text("")
     with pytest.raises(CollectError, match="empty"):
         auth_from(env={}, basic_auth_file=tmp_path / "empty")
+
+
+def test_without_queries_the_config_defaults_are_collected(
+        fake: Callable[..., FakePrometheus], tmp_path: Path) -> None:
+    """``collect prometheus`` with no --query asks for each of the config's default queries
+    (the standard exporters') and stores them under their names."""
+    from mysetlist_slo.config.model import DEFAULT_PROMETHEUS_QUERIES
+
+    server = fake([])
+    db = tmp_path / "m.duckdb"
+    assert main(["collect", "prometheus", "--db", str(db), "--url", server.url, "--start",
+                 "2026-11-20T00:00Z", "--end", "2026-11-20T00:02Z"]) == 0
+    assert [r["params"]["query"] for r in server.requests] == list(
+        DEFAULT_PROMETHEUS_QUERIES.values())
+    with open_store(db, read_only=True) as con:
+        names = {n for (n,) in con.execute("SELECT DISTINCT name FROM metrics").fetchall()}
+    assert names == set(DEFAULT_PROMETHEUS_QUERIES)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -110,10 +109,12 @@ def _problems(source: str, name: str, table: pa.Table,
             for row in pc.indices_nonzero(pc.is_nan(values)).to_pylist()[:SHOWN_PROBLEMS]:
                 found.append(RowProblem(where, row + 1, column, "NaN"))
         elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
-            for row, value in enumerate(values.to_pylist(), 1):
-                if value is not None and (value < 0 or not math.isfinite(value)):
-                    found.append(RowProblem(where, row, column,
-                                            f"not a non-negative number: {value}"))
+            bad = pc.less(values, 0)
+            if pa.types.is_floating(kind):
+                bad = pc.or_(bad, pc.invert(pc.is_finite(values)))
+            for row in pc.indices_nonzero(pc.fill_null(bad, False)).to_pylist()[:SHOWN_PROBLEMS]:
+                found.append(RowProblem(where, row + 1, column,
+                                        f"not a non-negative number: {values[row].as_py()}"))
     return found
 
 
