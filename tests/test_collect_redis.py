@@ -86,7 +86,7 @@ def test_evictions_and_memory_are_reported(redis_server: servers.Redis, tmp_path
     # Each key written is either still there or was evicted (none expire, none deleted).
     assert row["evicted_keys"] + row["keys"] == written
     assert row["maxmemory"] == 2 << 20
-    assert row["used_memory"] <= 2 << 20 + (1 << 20)  # within a megabyte of the limit
+    assert row["used_memory"] <= (2 << 20) + (1 << 20)  # within a megabyte of the limit
     client.close()
 
 
