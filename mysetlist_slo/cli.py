@@ -234,8 +234,10 @@ def _collect_pull(args: argparse.Namespace) -> Callable[[], str]:
         collect_prometheus,
         collect_redis,
     )
-    from mysetlist_slo.collect.landing import land
+    from mysetlist_slo.collect._secrets import safe_url
+    from mysetlist_slo.collect.landing import Backlog, land
     from mysetlist_slo.collect.prometheus import PrometheusQuery, auth_from
+    from mysetlist_slo.errors import StoreBusyError
 
     if args.system == "prometheus":
         queries = args.query or [PrometheusQuery(name, expr) for name, expr in
@@ -248,20 +250,32 @@ def _collect_pull(args: argparse.Namespace) -> Callable[[], str]:
                 since=timedelta(seconds=args.since), step_s=args.step, auth=auth,
                 timeout_s=args.timeout)
             samples = sum(r.loaded for r in results)
-            return (f"{args.url.split('@')[-1]}: {len(queries)} queries, {len(results)} chunks, "
+            return (f"{safe_url(args.url)}: {len(queries)} queries, {len(results)} chunks, "
                     f"{samples} samples stored")
 
         return pull_prometheus
     collect = {"postgres": collect_postgres, "pgbouncer": collect_pgbouncer,
                "redis": collect_redis}[args.system]
     target = args.url if args.system == "redis" else args.dsn
+    # With --every, a pull the store was too busy to take waits for the next one.
+    backlog = Backlog(args.db)
 
     def pull() -> str:
         snapshot = collect(target, timeout_s=args.timeout)
-        result = land(args.db, snapshot)
+        if args.every is None:
+            results = [land(args.db, snapshot)]
+        else:
+            try:
+                results = backlog.land(snapshot)
+            except StoreBusyError as exc:
+                raise StoreBusyError(exc.path, f"{exc.holder}; {len(backlog.waiting)} "
+                                     "snapshots kept for the next pull") from None
+        result = results[-1]
         note = f" ({result.message})" if result.message else ""
+        late = f", and {len(results) - 1} kept while the store was busy" \
+            if len(results) > 1 else ""
         return (f"{snapshot.source}: {result.loaded} rows stored as ingest "
-                f"#{result.ingest_id} in {result.seconds:.2f} s{note}")
+                f"#{result.ingest_id} in {result.seconds:.2f} s{late}{note}")
 
     return pull
 

@@ -146,3 +146,34 @@ def test_redis_health_over_a_restart(tmp_path: Path) -> None:
     assert health["restarts"] == 1
     assert health["memory_headroom"] == pytest.approx(0.25)
     assert lonely["snapshots"] == 1 and pd.isna(lonely["hit_ratio"])
+
+
+def test_backlog_keeps_snapshots_while_the_store_is_busy(tmp_path: Path) -> None:
+    """While another process holds the write lock, a pull is kept
+    (StoreBusyError); the next pull lands both, oldest first, each its own ingest."""
+    import subprocess
+    import sys
+
+    from mysetlist_slo.collect.landing import Backlog
+    from mysetlist_slo.errors import StoreBusyError
+
+    db = tmp_path / "m.duckdb"
+    open_store(db).close()
+    backlog = Backlog(db, busy_wait_s=0.2)
+    holder = subprocess.Popen(  # another process holding the write lock, as a writer would
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('held', flush=True); time.sleep(30)", str(db)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(StoreBusyError):
+            backlog.land(Snapshot("collect-postgres", "s", {"server_settings": _settings("1")}))
+        assert len(backlog.waiting) == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    results = backlog.land(Snapshot("collect-postgres", "s", {"server_settings": _settings("2")}))
+    assert [r.loaded for r in results] == [1, 1] and not backlog.waiting
+    with open_store(db, read_only=True) as con:
+        values = con.execute("SELECT value FROM server_settings ORDER BY ingest_id").fetchall()
+    assert values == [("1",), ("2",)]

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from mysetlist_slo.collect.postgres import fit_statements
-from mysetlist_slo.errors import StoreBusyError
+from mysetlist_slo.errors import IngestError, StoreBusyError
 from mysetlist_slo.store.database import open_store
 from mysetlist_slo.store.ingest import IngestResult
 from mysetlist_slo.store.snapshots import Snapshot, ingest_snapshot
@@ -32,3 +32,39 @@ def land(db: str | Path, snapshot: Snapshot, *, busy_wait_s: float = 10.0) -> In
         return ingest_snapshot(con, fit_statements(con, snapshot))
     finally:
         con.close()
+
+
+class Backlog:
+    """Snapshots taken while the store was busy (a report reading it, another writer), kept in
+    memory and landed oldest first with the next pull, so a busy minute is late, not lost.
+
+    At most ``limit`` snapshots are kept; beyond that the oldest is dropped (a gap: no rows).
+    """
+
+    def __init__(self, db: str | Path, limit: int = 120, busy_wait_s: float = 10.0) -> None:
+        self.db = db
+        self.limit = limit
+        self.busy_wait_s = busy_wait_s
+        self.waiting: list[Snapshot] = []
+        self.dropped = 0
+
+    def land(self, snapshot: Snapshot) -> list[IngestResult]:
+        """Land the waiting snapshots and then ``snapshot``; return their results.
+
+        Raises StoreBusyError (keeping what is not landed yet for the next call) when the
+        store stays busy, and IngestError for a snapshot with bad values (that one is dropped:
+        it would never land).
+        """
+        self.waiting.append(snapshot)
+        if len(self.waiting) > self.limit:
+            self.waiting.pop(0)
+            self.dropped += 1
+        results = []
+        while self.waiting:
+            try:
+                results.append(land(self.db, self.waiting[0], busy_wait_s=self.busy_wait_s))
+            except IngestError:
+                self.waiting.pop(0)
+                raise
+            self.waiting.pop(0)
+        return results
