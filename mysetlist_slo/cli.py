@@ -8,7 +8,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
@@ -526,6 +526,155 @@ def _add_rules_commands(commands: argparse._SubParsersAction,  # type: ignore[ty
     backtest.set_defaults(handler=cmd_rules_backtest)
 
 # --- end of rules ---
+# --- collect: live collectors (issue 12) --------------------------------------------------
+
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _seconds(text: str) -> float:
+    """Return the seconds of ``30s``, ``1m``, ``6h``, ``7d`` or ``1w``."""
+    number, unit = text[:-1], text[-1:]
+    if unit not in _SECONDS or not number.isdigit() or int(number) == 0:
+        raise argparse.ArgumentTypeError(f"not a duration like 30s, 1m, 6h or 7d: {text!r}")
+    return float(int(number) * _SECONDS[unit])
+
+
+def _prometheus_query(text: str) -> object:
+    from mysetlist_slo.collect.prometheus import PrometheusQuery
+
+    try:
+        return PrometheusQuery.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _collect_pull(args: argparse.Namespace) -> Callable[[], str]:
+    """Return the pull of one run of ``collect SYSTEM``, saying what it stored."""
+    from datetime import timedelta
+
+    from mysetlist_slo.collect import (
+        collect_pgbouncer,
+        collect_postgres,
+        collect_prometheus,
+        collect_redis,
+    )
+    from mysetlist_slo.collect._secrets import safe_url
+    from mysetlist_slo.collect.landing import Backlog, land
+    from mysetlist_slo.collect.prometheus import PrometheusQuery, auth_from
+    from mysetlist_slo.errors import StoreBusyError
+
+    if args.system == "prometheus":
+        queries = args.query or [PrometheusQuery(name, expr) for name, expr in
+                                 load_config(args.config).collect.prometheus_queries.items()]
+        auth = auth_from(token_file=args.token_file, basic_auth_file=args.basic_auth_file)
+
+        def pull_prometheus() -> str:
+            results = collect_prometheus(
+                args.db, args.url, queries, start=args.start, end=args.end,
+                since=timedelta(seconds=args.since), step_s=args.step, auth=auth,
+                timeout_s=args.timeout)
+            samples = sum(r.loaded for r in results)
+            return (f"{safe_url(args.url)}: {len(queries)} queries, {len(results)} chunks, "
+                    f"{samples} samples stored")
+
+        return pull_prometheus
+    collect = {"postgres": collect_postgres, "pgbouncer": collect_pgbouncer,
+               "redis": collect_redis}[args.system]
+    target = args.url if args.system == "redis" else args.dsn
+    # With --every, a pull the store was too busy to take waits for the next one.
+    backlog = Backlog(args.db)
+
+    def pull() -> str:
+        snapshot = collect(target, timeout_s=args.timeout)
+        if args.every is None:
+            results = [land(args.db, snapshot)]
+        else:
+            try:
+                results = backlog.land(snapshot)
+            except StoreBusyError as exc:
+                raise StoreBusyError(exc.path, f"{exc.holder}; {len(backlog.waiting)} "
+                                     "snapshots kept for the next pull") from None
+        result = results[-1]
+        note = f" ({result.message})" if result.message else ""
+        late = f", and {len(results) - 1} kept while the store was busy" \
+            if len(results) > 1 else ""
+        return (f"{snapshot.source}: {result.loaded} rows stored as ingest "
+                f"#{result.ingest_id} in {result.seconds:.2f} s{late}{note}")
+
+    return pull
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    """Take one snapshot (or one every --every) of a live system into the store."""
+    from mysetlist_slo.collect.schedule import run_every
+
+    def log(line: str) -> None:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        err.print(f"{stamp} {line}", markup=False, highlight=False, soft_wrap=True)
+
+    pull = _collect_pull(args)
+    if args.every is None:
+        err.print(pull(), markup=False, highlight=False, soft_wrap=True)
+        return EXIT_OK
+    # Failed pulls were logged as they happened; a clean stop on SIGTERM is a success.
+    failures = run_every(pull, args.every, log)
+    log(f"stopped; {failures} pulls failed")
+    return EXIT_OK
+
+
+def _add_collect(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+                 formatter: type[argparse.HelpFormatter], shared: argparse.ArgumentParser) -> None:
+    collect = commands.add_parser(
+        "collect", help="pull a snapshot from a live system into the store",
+        formatter_class=formatter,
+        description="Pull from a running PostgreSQL, PgBouncer, Redis or Prometheus and store "
+                    "it like a file: one transaction, registered in the ingest registry. "
+                    "Passwords and tokens are never printed or stored: give them in the DSN/URL "
+                    "(PostgreSQL: PGPASSWORD or ~/.pgpass work too; Redis: REDISCLI_AUTH) or, "
+                    "for Prometheus, in MYSETLIST_SLO_PROMETHEUS_TOKEN, "
+                    "MYSETLIST_SLO_PROMETHEUS_USER/_PASSWORD or a file.",
+        epilog=_examples(
+            "mysetlist-slo collect postgres --dsn 'host=db dbname=shop user=monitor'",
+            "mysetlist-slo collect pgbouncer --dsn 'host=db port=6432 dbname=pgbouncer "
+            "user=stats'",
+            "mysetlist-slo collect redis --url redis://cache:6379/0 --every 60s",
+            "mysetlist-slo collect prometheus --url http://prometheus:9090 --since 7d",
+            "mysetlist-slo collect prometheus --url http://prometheus:9090 "
+            "--query 'rps=sum(rate(http_requests_total[5m]))' --step 1m"))
+    systems = collect.add_subparsers(dest="system", metavar="SYSTEM", required=True)
+    for name, what in (("postgres", "pg_stat_statements, max_connections, sessions"),
+                       ("pgbouncer", "SHOW STATS, SHOW POOLS, pool settings"),
+                       ("redis", "INFO stats/memory/clients/keyspace, LATENCY LATEST"),
+                       ("prometheus", "query_range of named PromQL queries, resumable")):
+        system = systems.add_parser(name, help=what, parents=[shared])
+        if name in ("postgres", "pgbouncer"):
+            system.add_argument("--dsn", required=True,
+                                help="libpq connection string or URI"
+                                     + (" of the admin console (dbname=pgbouncer)"
+                                        if name == "pgbouncer" else ""))
+        else:
+            system.add_argument("--url", required=True, help="server URL")
+        system.add_argument("--every", type=_seconds, default=None, metavar="DURATION",
+                            help="keep pulling every DURATION (30s, 1m) until SIGTERM")
+        system.add_argument("--timeout", type=_seconds, default=5.0 if name != "prometheus"
+                            else 30.0, metavar="DURATION", help="per connection/request")
+        if name == "prometheus":
+            system.add_argument("--query", action="append", type=_prometheus_query,
+                                metavar="NAME=PROMQL",
+                                help="a query to collect (repeatable; default: the config's "
+                                     "collect.prometheus_queries)")
+            system.add_argument("--since", type=_seconds, default=7 * 86400.0,
+                                metavar="DURATION", help="how far back a first run starts "
+                                                         "(default: 7d)")
+            system.add_argument("--start", type=_parse_time, help="start, ISO 8601 with zone")
+            system.add_argument("--end", type=_parse_time,
+                                help="end, ISO 8601 with zone (default: now less 1 minute)")
+            system.add_argument("--step", type=_seconds, default=60.0, metavar="DURATION",
+                                help="resolution (default: 1m)")
+            system.add_argument("--token-file", type=Path, help="file holding a bearer token")
+            system.add_argument("--basic-auth-file", type=Path,
+                                help="file holding user:password")
+        system.set_defaults(handler=cmd_collect)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -670,6 +819,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("backup", type=Path, metavar="BACKUP", help="backup file to restore")
     restore.set_defaults(handler=cmd_store_restore)
     _add_rules_commands(commands, formatter, shared)
+    _add_collect(commands, formatter, shared)
     return parser
 
 

@@ -80,3 +80,12 @@ class InsufficientDataError(SloError):
         self.minimum = minimum
         self.unit = unit
         super().__init__(f"{window}: {count} {unit}, fewer than the {minimum} required")
+
+
+class CollectError(SloError):
+    """Raised when a live system cannot be read (unreachable, wrong credentials, refused query);
+    nothing of that snapshot was stored. The message never holds a password or token."""
+
+    def __init__(self, target: str, message: str) -> None:
+        self.target = target
+        super().__init__(f"{target}: {message}")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import servers
 
 from mysetlist_slo import DemoManifest, generate_demo, ingest_file, open_store
 
@@ -101,3 +102,47 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         "ORDER BY 1").fetchall()]
     return {name: con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
             for name in names}
+
+
+# --- real servers for the live collectors (tests/servers.py) ------------------------------
+
+
+@pytest.fixture(name="postgres_server", scope="session")
+def fixture_postgres_server() -> Iterator[servers.Postgres]:
+    """PostgreSQL 15 with pg_stat_statements, roles app_a and app_b and database ``shop``."""
+    import shutil
+
+    server = servers.Postgres(servers._owned_dir("mysetlist-pg-"), servers.free_port())
+    try:
+        server.start()
+        server.setup_roles()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.directory, ignore_errors=True)
+
+
+@pytest.fixture(name="pgbouncer_server", scope="session")
+def fixture_pgbouncer_server(postgres_server: servers.Postgres) -> Iterator[servers.PgBouncer]:
+    """PgBouncer 1.18 in transaction mode in front of ``postgres_server``."""
+    import shutil
+
+    bouncer = servers.PgBouncer(servers._owned_dir("mysetlist-pgb-"), servers.free_port(),
+                                postgres_server)
+    try:
+        bouncer.start()
+        yield bouncer
+    finally:
+        bouncer.stop()
+        shutil.rmtree(bouncer.directory, ignore_errors=True)
+
+
+@pytest.fixture(name="redis_server")
+def fixture_redis_server(tmp_path: Path) -> Iterator[servers.Redis]:
+    """A fresh Redis server per test (they start in milliseconds), so counters start at 0."""
+    server = servers.Redis(tmp_path, servers.free_port())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

@@ -19,16 +19,17 @@ LAYERS: dict[str, int] = {
     "config": 1,
     "sources": 2,
     "store": 3,
-    "slo": 4,
-    "vitals": 4,
-    "capacity": 4,
-    "resilience": 4,
-    "report": 5,
-    "rules": 5,
-    "demo": 5,
-    "cli": 6,
-    "__main__": 6,
-    "": 7,  # the package's own __init__: the public API re-exports every layer
+    "collect": 4,  # live pulls land through the store; nothing analyses or reports from here
+    "slo": 5,
+    "vitals": 5,
+    "capacity": 5,
+    "resilience": 5,
+    "report": 6,
+    "rules": 6,
+    "demo": 6,
+    "cli": 7,
+    "__main__": 7,
+    "": 8,  # the package's own __init__: the public API re-exports every layer
 }
 
 

@@ -10,6 +10,7 @@ from mysetlist_slo.capacity.autoscaling import (
     recommend_hpa,
     replay_hpa,
 )
+from mysetlist_slo.capacity.cache import redis_health
 from mysetlist_slo.capacity.forecast import (
     PeakPlan,
     backtest_summary,
@@ -63,6 +64,7 @@ __all__ = [
     "plan_peak",
     "production_pod_model",
     "recommend_hpa",
+    "redis_health",
     "replay_hpa",
     "request_rate",
     "size_pool",

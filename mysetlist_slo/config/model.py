@@ -301,6 +301,43 @@ class PrometheusConfig(_Strict):
     # Annotations of the generated alerts; ``{slo}`` is replaced by the SLO's name.
     runbook_url: str | None = None
     dashboard_url: str | None = None
+# What the reports need from Prometheus, for the standard exporters: cAdvisor (container CPU and
+# memory), kube-state-metrics (replicas), node_exporter (node CPU, memory, disk, network) and the
+# blackbox exporter (network latency). The names are what the capacity plan reads.
+DEFAULT_PROMETHEUS_QUERIES = {
+    "mysetlist_cpu_cores":
+        'sum(rate(container_cpu_usage_seconds_total{namespace="mysetlist",container!=""}[5m]))',
+    "mysetlist_memory_bytes":
+        'sum(container_memory_working_set_bytes{namespace="mysetlist",container!=""})',
+    "mysetlist_replicas": 'sum(kube_deployment_status_replicas_available{namespace="mysetlist"})',
+    "mysetlist_request_rate": 'sum(rate(http_requests_total{namespace="mysetlist"}[5m]))',
+    "node_cpu_utilisation": '1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m]))',
+    "node_memory_utilisation":
+        "1 - sum(node_memory_MemAvailable_bytes) / sum(node_memory_MemTotal_bytes)",
+    "node_disk_utilisation":
+        '1 - sum(node_filesystem_avail_bytes{fstype!~"tmpfs|overlay"})'
+        ' / sum(node_filesystem_size_bytes{fstype!~"tmpfs|overlay"})',
+    "node_network_receive_bytes_rate":
+        'sum(rate(node_network_receive_bytes_total{device!="lo"}[5m]))',
+    "node_network_transmit_bytes_rate":
+        'sum(rate(node_network_transmit_bytes_total{device!="lo"}[5m]))',
+    "network_latency_seconds": 'avg(probe_duration_seconds{job="blackbox"})',
+}
+
+
+class CollectConfig(_Strict):
+    """What the live collectors pull: the named PromQL queries of ``collect prometheus``."""
+
+    prometheus_queries: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_PROMETHEUS_QUERIES))
+
+    @field_validator("prometheus_queries")
+    @classmethod
+    def _names(cls, values: dict[str, str]) -> dict[str, str]:
+        for name, expr in values.items():
+            if not re.fullmatch(r"[A-Za-z_:][A-Za-z0-9_:]*", name) or not expr.strip():
+                raise ValueError(f"{name!r}: a metric name and a PromQL expression expected")
+        return values
 
 
 class Config(_Strict):
@@ -323,6 +360,7 @@ class Config(_Strict):
     drills: DrillsConfig = DrillsConfig()
     regions: RegionsConfig = RegionsConfig()
     prometheus: PrometheusConfig = PrometheusConfig()
+    collect: CollectConfig = CollectConfig()
 
     @field_validator("timezone")
     @classmethod

@@ -288,6 +288,79 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "ALTER TABLE probes ADD COLUMN region VARCHAR",
     ],
+    [
+        # Live collectors (mysetlist_slo.collect). Settings read from a running system:
+        # PostgreSQL's max_connections, PgBouncer's default_pool_size and max_client_conn.
+        """CREATE TABLE server_settings (
+            ingest_id  BIGINT NOT NULL,
+            ts         TIMESTAMPTZ NOT NULL,
+            system     VARCHAR NOT NULL,
+            name       VARCHAR NOT NULL,
+            value      VARCHAR NOT NULL
+        )""",
+        # pg_stat_database counters (cumulative since the last stats reset) per database.
+        """CREATE TABLE pg_databases (
+            ingest_id      BIGINT NOT NULL,
+            ts             TIMESTAMPTZ NOT NULL,
+            database       VARCHAR NOT NULL,
+            numbackends    BIGINT NOT NULL,
+            xact_commit    BIGINT NOT NULL,
+            xact_rollback  BIGINT NOT NULL,
+            blks_read      BIGINT NOT NULL,
+            blks_hit       BIGINT NOT NULL,
+            deadlocks      BIGINT NOT NULL
+        )""",
+        # pg_stat_activity client backends counted by database, role, state and wait type.
+        """CREATE TABLE pg_activity (
+            ingest_id        BIGINT NOT NULL,
+            ts               TIMESTAMPTZ NOT NULL,
+            database         VARCHAR,
+            usename          VARCHAR,
+            state            VARCHAR,
+            wait_event_type  VARCHAR,
+            connections      BIGINT NOT NULL
+        )""",
+        # Redis INFO: counters cumulative since the server started (a lower value: restarted).
+        """CREATE TABLE redis_info (
+            ingest_id                  BIGINT NOT NULL,
+            ts                         TIMESTAMPTZ NOT NULL,
+            instance                   VARCHAR NOT NULL,
+            uptime_in_seconds          BIGINT NOT NULL,
+            keyspace_hits              BIGINT NOT NULL,
+            keyspace_misses            BIGINT NOT NULL,
+            evicted_keys               BIGINT NOT NULL,
+            expired_keys               BIGINT NOT NULL,
+            total_commands_processed   BIGINT NOT NULL,
+            instantaneous_ops_per_sec  DOUBLE NOT NULL,
+            used_memory                BIGINT NOT NULL,
+            maxmemory                  BIGINT NOT NULL,
+            connected_clients          BIGINT NOT NULL,
+            blocked_clients            BIGINT NOT NULL,
+            rejected_connections       BIGINT NOT NULL,
+            keys                       BIGINT NOT NULL,
+            expires                    BIGINT NOT NULL
+        )""",
+        # LATENCY LATEST, when the latency monitor is on: one row per event seen.
+        """CREATE TABLE redis_latency (
+            ingest_id   BIGINT NOT NULL,
+            ts          TIMESTAMPTZ NOT NULL,
+            instance    VARCHAR NOT NULL,
+            event       VARCHAR NOT NULL,
+            event_at    TIMESTAMPTZ NOT NULL,
+            latest_ms   BIGINT NOT NULL,
+            max_ms      BIGINT NOT NULL
+        )""",
+        # How far each Prometheus query has been collected, so the next run starts there.
+        """CREATE TABLE collect_cursors (
+            source      VARCHAR NOT NULL,
+            query       VARCHAR NOT NULL,
+            expr        VARCHAR NOT NULL,
+            step_s      DOUBLE NOT NULL,
+            done_until  TIMESTAMPTZ NOT NULL,
+            ingest_id   BIGINT NOT NULL,
+            PRIMARY KEY (source, query, expr, step_s)
+        )""",
+    ],
 ]
 
 _LOCK_HOLDER = re.compile(r"held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")

@@ -1,0 +1,246 @@
+"""Prometheus collector: ``query_range`` over the HTTP API, chunked under the server's
+11,000-points-per-series limit, retried with backoff, resumable per query."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyarrow as pa
+import tenacity
+
+from mysetlist_slo.collect._secrets import safe_url, scrub
+from mysetlist_slo.collect.landing import land
+from mysetlist_slo.errors import CollectError
+from mysetlist_slo.store.database import open_store
+from mysetlist_slo.store.ingest import IngestResult
+from mysetlist_slo.store.snapshots import Cursor, Snapshot, collect_cursor
+
+# Prometheus refuses a range query whose result would have more than 11,000 points in one
+# series (promql's "exceeded maximum resolution of 11,000 points per timeseries").
+MAX_POINTS = 11_000
+METRICS = pa.schema([("ts", pa.timestamp("us", tz="UTC")), ("name", pa.string()),
+                     ("labels", pa.string()), ("value", pa.float64())])
+TOKEN_ENV = "MYSETLIST_SLO_PROMETHEUS_TOKEN"  # noqa: S105 - the variable's name, not a token
+USER_ENV, PASSWORD_ENV = "MYSETLIST_SLO_PROMETHEUS_USER", "MYSETLIST_SLO_PROMETHEUS_PASSWORD"
+
+
+@dataclass(frozen=True)
+class PrometheusQuery:
+    """A named PromQL expression; its samples are stored under ``name`` in ``metrics``."""
+
+    name: str
+    expr: str
+
+    @classmethod
+    def parse(cls, text: str) -> PrometheusQuery:
+        """Return the query of ``NAME=PROMQL``; raise ValueError when it is not that shape."""
+        name, sep, expr = text.partition("=")
+        if not sep or not name.strip() or not expr.strip():
+            raise ValueError(f"expected NAME=PROMQL, got {text!r}")
+        if not name.strip().replace("_", "a").replace(":", "a").isalnum():
+            raise ValueError(f"query name {name!r}: letters, digits, '_' and ':' only")
+        return cls(name.strip(), expr.strip())
+
+
+def auth_from(env: Mapping[str, str] | None = None, token_file: Path | None = None,
+              basic_auth_file: Path | None = None) -> httpx.Auth | None:
+    """Return the credentials for Prometheus: a bearer token from ``token_file`` or
+    $MYSETLIST_SLO_PROMETHEUS_TOKEN, or basic auth from ``basic_auth_file`` (``user:password``
+    on its first line) or $MYSETLIST_SLO_PROMETHEUS_USER / _PASSWORD; None when none is set.
+    Raises CollectError when a file cannot be read or is empty."""
+    env = os.environ if env is None else env
+
+    def read(path: Path) -> str:
+        try:
+            text = path.read_text("utf-8").strip().splitlines()
+        except OSError as exc:
+            raise CollectError(str(path), f"cannot read credentials: {exc.strerror}") from None
+        if not text or not text[0].strip():
+            raise CollectError(str(path), "credentials file is empty")
+        return text[0].strip()
+
+    token = read(token_file) if token_file else env.get(TOKEN_ENV)
+    if token:
+        return _Credentials(f"Bearer {token}", token)
+    basic = read(basic_auth_file) if basic_auth_file else None
+    if basic is None and env.get(USER_ENV):
+        basic = f"{env[USER_ENV]}:{env.get(PASSWORD_ENV, '')}"
+    if basic is not None:
+        password = basic.partition(":")[2]
+        return _Credentials("Basic " + base64.b64encode(basic.encode()).decode(), password)
+    return None
+
+
+class _Credentials(httpx.Auth):
+    """An Authorization header, and the secret in it (to scrub from any error text)."""
+
+    def __init__(self, header: str, secret: str) -> None:
+        self.header = header
+        self.secrets = [secret, header]
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self.header
+        yield request
+
+
+class _Transient(Exception):
+    """A failure worth retrying: a timeout, a dropped connection, a 5xx answer."""
+
+
+def chunks(start: datetime, end: datetime, step_s: float,
+           max_points: int = MAX_POINTS) -> list[tuple[datetime, datetime]]:
+    """Return consecutive inclusive ranges [s, e] on the step grid from ``start`` covering up to
+    ``end``, each with at most ``max_points`` evaluation points; none overlaps the next."""
+    step = timedelta(seconds=step_s)
+    ranges = []
+    while start <= end:
+        last = min(end, start + step * (max_points - 1))
+        points = math.floor((last - start) / step)
+        last = start + step * points
+        ranges.append((start, last))
+        start = last + step
+    return ranges
+
+
+class PrometheusClient:
+    """The HTTP API of one Prometheus server, with timeouts and retries."""
+
+    def __init__(self, url: str, *, auth: httpx.Auth | None = None, timeout_s: float = 30.0,
+                 retries: int = 4, backoff_s: float = 1.0) -> None:
+        parts = httpx.URL(url)
+        if parts.password:
+            # Secrets never come from the command line, where ps and shell history show them.
+            raise CollectError(safe_url(url), "a password in the URL is refused: set "
+                               f"{USER_ENV}/{PASSWORD_ENV} or use --basic-auth-file")
+        self.source = safe_url(url)
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.client = httpx.Client(base_url=url.rstrip("/"), auth=auth,
+                                   timeout=httpx.Timeout(timeout_s))
+        self._secrets: list[str] = list(getattr(auth, "secrets", []))
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self.client.close()
+
+    def _get(self, params: dict[str, str]) -> dict[str, Any]:
+        try:
+            response = self.client.get("/api/v1/query_range", params=params)
+        except httpx.TimeoutException as exc:
+            raise _Transient(f"timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise _Transient(f"cannot connect: {exc}") from None
+        if response.status_code >= 500:
+            raise _Transient(f"HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.status_code != 200 or body.get("status") != "success":
+            reason = body.get("error") or response.reason_phrase
+            raise CollectError(self.source, scrub(f"HTTP {response.status_code}: {reason}",
+                                                  self._secrets))
+        result: dict[str, Any] = body["data"]
+        return result
+
+    def query_range(self, expr: str, start: datetime, end: datetime,
+                    step_s: float) -> list[dict[str, Any]]:
+        """Return the matrix result of ``expr`` over [start, end] at ``step_s``.
+
+        Timeouts, connection failures and 5xx answers are retried with exponential backoff;
+        after the last attempt (or on a 4xx answer) raises CollectError.
+        """
+        params = {"query": expr, "start": f"{start.timestamp():.3f}",
+                  "end": f"{end.timestamp():.3f}", "step": f"{step_s:g}"}
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.retries),
+            wait=tenacity.wait_exponential(multiplier=self.backoff_s, max=60),
+            retry=tenacity.retry_if_exception_type(_Transient), reraise=True)
+        try:
+            data = retrying(self._get, params)
+        except _Transient as exc:
+            raise CollectError(self.source, f"query_range failed after {self.retries} "
+                               f"attempts: {scrub(str(exc), self._secrets)}") from None
+        if data.get("resultType") != "matrix":
+            raise CollectError(self.source, f"expected a matrix, got {data.get('resultType')}")
+        series: list[dict[str, Any]] = data["result"]
+        return series
+
+
+def _rows(query: PrometheusQuery, series: list[dict[str, Any]]) -> pa.Table:
+    """Return the samples of a matrix as ``metrics`` rows named after the query; NaN points (no
+    sample) are left out, never stored as zeros."""
+    rows = []
+    for item in series:
+        labels = {k: v for k, v in item.get("metric", {}).items() if k != "__name__"}
+        text = json.dumps(labels, sort_keys=True)
+        for stamp, value in item.get("values", []):
+            number = float(value)
+            if not math.isnan(number):
+                rows.append({"ts": datetime.fromtimestamp(float(stamp), UTC),
+                             "name": query.name, "labels": text, "value": number})
+    return pa.Table.from_pylist(rows, METRICS)
+
+
+def _on_grid(moment: datetime, step_s: float, up: bool) -> datetime:
+    seconds = moment.timestamp() / step_s
+    return datetime.fromtimestamp((math.ceil(seconds) if up else math.floor(seconds)) * step_s,
+                                  UTC)
+
+
+def collect_prometheus(db: str | Path, url: str, queries: list[PrometheusQuery], *,
+                       start: datetime | None = None, end: datetime | None = None,
+                       since: timedelta = timedelta(days=7), step_s: float = 60.0,
+                       settle_s: float = 60.0, max_points: int = MAX_POINTS,
+                       auth: httpx.Auth | None = None, timeout_s: float = 30.0,
+                       retries: int = 4, backoff_s: float = 1.0,
+                       log: Callable[[str], None] | None = None) -> list[IngestResult]:
+    """Collect each query's range into the ``metrics`` table of the store at ``db``; return one
+    IngestResult per chunk stored.
+
+    A query starts where its last run stopped (same server, name, expression and step), else
+    at ``start`` (default: ``since`` before the end); it ends at ``end`` (default: now less
+    ``settle_s``, so that late scrapes are in). Ranges sit on the step grid, so no evaluation
+    point is stored twice. Each chunk of at most ``max_points`` points lands in its own
+    transaction together with the query's cursor, so an interrupted run loses nothing stored
+    and the next one resumes after the last chunk. Raises CollectError when the server fails
+    past the retries or refuses a query; chunks stored before that stay stored.
+    """
+    client = PrometheusClient(url, auth=auth, timeout_s=timeout_s, retries=retries,
+                              backoff_s=backoff_s)
+    results: list[IngestResult] = []
+    try:
+        stop = _on_grid(end or datetime.now(UTC) - timedelta(seconds=settle_s), step_s, False)
+        for query in queries:
+            con = open_store(db)
+            try:
+                done = collect_cursor(con, client.source, query.name, query.expr, step_s)
+            finally:
+                con.close()  # no lock held while waiting for Prometheus
+            first = _on_grid(start or stop - since, step_s, True)
+            if done is not None:
+                first = max(first, done + timedelta(seconds=step_s))
+            for low, high in chunks(first, stop, step_s, max_points):
+                series = client.query_range(query.expr, low, high, step_s)
+                snapshot = Snapshot(
+                    "collect-prometheus", client.source, {"metrics": _rows(query, series)},
+                    identity=f"{query.name}\0{query.expr}\0{low.isoformat()}\0"
+                             f"{high.isoformat()}\0{step_s:g}",
+                    cursor=Cursor(client.source, query.name, query.expr, step_s, high))
+                result = land(db, snapshot)
+                results.append(result)
+                if log is not None:
+                    log(f"{query.name}: {low:%Y-%m-%d %H:%M:%S} to {high:%Y-%m-%d %H:%M:%S}: "
+                        f"{result.loaded} samples")
+    finally:
+        client.close()
+    return results
