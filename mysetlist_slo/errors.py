@@ -76,3 +76,15 @@ class InsufficientDataError(SloError):
         self.count = count
         self.minimum = minimum
         super().__init__(f"{window}: {count} events, fewer than the {minimum} required")
+
+
+class StoreNotFoundError(SloError):
+    """Raised when a report or notebook finds no store where the lookup rule points."""
+
+    def __init__(self, path: object, how: str) -> None:
+        self.path = str(path)
+        self.how = how
+        super().__init__(
+            f"{path}: no store here (found from {how}); create it with "
+            f"`mysetlist-slo demo` (demo data) or `mysetlist-slo ingest --db {path} FILE...`, "
+            "or point $MYSETLIST_SLO_DB or the db parameter at an existing store")

@@ -6,6 +6,8 @@ Per run, under ``<out>/<kind>/<period>/``: the executed notebook, a self-contain
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +16,8 @@ from pathlib import Path
 import nbformat
 import papermill
 from nbconvert import HTMLExporter
+from nbconvert.preprocessors import TagRemovePreprocessor
+from plotly.offline import get_plotlyjs
 
 from mysetlist_slo.config import load_config
 from mysetlist_slo.errors import SloError
@@ -53,13 +57,35 @@ def notebook_path(name: str) -> Path:
     return path
 
 
+# Cells tagged so show full tables in the executed notebook only; the HTML shows the top N.
+NOTEBOOK_ONLY_TAG = "notebook-only"
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+
+
 def export_html(notebook: Path, html: Path) -> None:
-    """Write ``notebook`` as a self-contained HTML page with the code cells hidden."""
+    """Write ``notebook`` as a self-contained HTML page: code cells and ``notebook-only`` cells
+    hidden, plotly.js embedded once (gzip-compressed, unpacked by the browser)."""
     exporter = HTMLExporter(template_name="offline", extra_template_basedirs=[str(TEMPLATES)],
                             exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    exporter.register_preprocessor(
+        TagRemovePreprocessor(remove_cell_tags={NOTEBOOK_ONLY_TAG}, enabled=True), enabled=True)
+    packed = base64.b64encode(gzip.compress(get_plotlyjs().encode(), 9, mtime=0)).decode()
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4),
+                                          resources={"plotly_gzip_base64": packed})
     html.write_text(body, "utf-8")
+
+
+def trim_notebook(notebook: Path) -> None:
+    """Drop each figure's HTML copy from the executed notebook (JupyterLab draws figures from
+    their plotly JSON; the HTML copy was only for the export), halving its size."""
+    executed = nbformat.read(notebook, as_version=4)
+    for cell in executed.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if PLOTLY_MIME in data:
+                data.pop("text/html", None)
+    nbformat.write(executed, notebook)
 
 
 def run_report(kind: str = "weekly", week: str | None = None, db: str | Path = DEFAULT_DB,
@@ -90,6 +116,7 @@ def run_report(kind: str = "weekly", week: str | None = None, db: str | Path = D
                           f"{exc.ename}: {exc.evalue}", executed) from None
     html = folder / "report.html"
     export_html(executed, html)
+    trim_notebook(executed)
     con = open_store(db, read_only=True)
     try:
         summary = weekly_summary(con, settings, label, now)
