@@ -138,6 +138,9 @@ class CapacityPlan:
     statements_fast_share: float | None
     slow_statements: pd.DataFrame
     verdict: str
+    # When the forecast (95 % bound, growth, bursts, headroom) first needs more than
+    # maxReplicas; None when it never does within the horizon or the HPA cannot be judged.
+    max_replicas_exceeded_at: datetime | None = None
 
 
 def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
@@ -160,6 +163,7 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
              f"5-minute bursts."]
     samples = cpu_per_pod(con, start, at)
     model = quality = replay_history = replay_forecast = recommendation = None
+    exceeded_at: datetime | None = None
     if hpa_config and len(samples) >= 10:
         model, quality = fit_pod_model(samples["rps_per_pod"].to_numpy(),
                                        samples["cores_per_pod"].to_numpy(), cpu_request,
@@ -175,6 +179,7 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
         ceiling = settings.max_replicas * model.capacity_rps(settings.target_utilization / 100)
         over = future[future * (1 + spare) > ceiling]
         if len(over):
+            exceeded_at = over.index[0].to_pydatetime()
             lines.append(f"The forecast first needs more than {settings.max_replicas} replicas "
                          f"on {over.index[0]:%Y-%m-%d %H:%M} UTC.")
         lines.append(f"Replaying the HPA over the last week: {replay_history.scaling_events} "
@@ -232,7 +237,8 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
         lines.append(f"{share:.1%} of statement calls average under 100 ms.")
     return CapacityPlan(peak, folds, model, quality or {}, replay_history, replay_forecast,
                         recommendation, scenario, pool, now_wait, clients, share,
-                        statements[statements["mean_ms"] >= 100].head(10), " ".join(lines))
+                        statements[statements["mean_ms"] >= 100].head(10), " ".join(lines),
+                        exceeded_at)
 
 
 

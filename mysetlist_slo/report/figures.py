@@ -163,7 +163,10 @@ def vitals_histogram_figure(values: pd.Series, metric: str,
 def forecast_figure(history: pd.Series, forecast: pd.DataFrame,
                     title: str = "Request rate forecast") -> go.Figure:
     """Return the history and the forecast with its 80 % and 95 % bands."""
-    figure = go.Figure(go.Scatter(x=history.index, y=history, mode="lines", name="history"))
+    history = thin(history.rename("value").rename_axis("time").reset_index(), "time",
+                   ["value"]).set_index("time")["value"]
+    figure = go.Figure(go.Scatter(x=history.index, y=_rounded(history), mode="lines",
+                                  name="history"))
     for level, opacity in (("95", 0.15), ("80", 0.3)):
         figure.add_trace(go.Scatter(
             x=list(forecast.index) + list(forecast.index)[::-1],
@@ -178,6 +181,7 @@ def forecast_figure(history: pd.Series, forecast: pd.DataFrame,
 def replay_figure(timeline: pd.DataFrame, max_replicas: int,
                   title: str = "HPA replay") -> go.Figure:
     """Return replicas over time (from ``replay_hpa``) beside the load, with maxReplicas."""
+    timeline = thin(timeline, "time", ["replicas", "load_rps"])
     figure = go.Figure([
         go.Scatter(x=timeline["time"], y=timeline["replicas"], name="replicas",
                    line={"shape": "hv"}),

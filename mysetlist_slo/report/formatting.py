@@ -191,8 +191,12 @@ def _status_word(status: Any) -> str:
 # C0 controls but tab and newline, DEL, C1 controls, and the bidi embeddings, overrides and
 # isolates that can make text read differently from what it is (CVE-2021-42574).
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-# Every character Markdown (CommonMark and GitHub's tables) gives a meaning, backslash-escaped.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+# Characters that make markup anywhere in a line (emphasis, code, links and images need "[",
+# tables "|", strikethrough "~"), backslash-escaped; "<", ">" and "&" become entities.
+_MARKDOWN_INLINE = re.compile(r"([\\`*_\[\]|~])")
+# Characters that make markup only at the start of a line (headings, lists, quotes).
+_MARKDOWN_LEADING = re.compile(r"^(\s*)([#+\-=])")
+_MARKDOWN_ORDERED = re.compile(r"^(\s*\d+)([.)])")
 # Slack mrkdwn: &, < and > are the only characters with entity escapes (Slack's documentation,
 # "Escaping text"); the formatting marks are broken up with a zero-width space.
 _SLACK_MARKS = re.compile(r"([*_~`])")
@@ -208,7 +212,9 @@ def markdown_text(text: Any) -> str:
     HTML's ``<``, ``>`` and ``&`` as entities, newlines as spaces (one table cell, one line)."""
     clean = strip_controls(str(text)).replace("\r", " ").replace("\n", " ").replace("\t", " ")
     clean = clean.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", clean)
+    clean = _MARKDOWN_INLINE.sub(r"\\\1", clean)
+    clean = _MARKDOWN_ORDERED.sub(r"\1\\\2", clean)
+    return _MARKDOWN_LEADING.sub(r"\1\\\2", clean)
 
 
 def slack_text(text: Any) -> str:

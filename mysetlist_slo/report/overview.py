@@ -14,8 +14,8 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
-from mysetlist_slo.slo.budgets import error_budgets, slo_events
 from mysetlist_slo.config import Config
+from mysetlist_slo.slo.budgets import error_budgets, slo_events
 from mysetlist_slo.slo.latency import latency_percentiles
 from mysetlist_slo.slo.sli import STORED_SLIS
 from mysetlist_slo.vitals.field import cwv_assessment, web_vitals_summary

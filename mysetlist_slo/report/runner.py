@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import base64
 import gzip
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import papermill
@@ -21,7 +21,8 @@ from plotly.offline import get_plotlyjs
 
 from mysetlist_slo.config import load_config
 from mysetlist_slo.errors import SloError
-from mysetlist_slo.report.weekly import WeeklySummary, iso_week, summary_markdown, weekly_summary
+from mysetlist_slo.report import summaries
+from mysetlist_slo.report.weekly import WeeklySummary, iso_week, weekly_summary
 from mysetlist_slo.store.database import DEFAULT_DB, open_store
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -46,7 +47,8 @@ class ReportOutputs:
     html: Path
     summary_json: Path
     summary_md: Path
-    summary: WeeklySummary
+    summary: WeeklySummary  # the week's numbers (also for the capacity and vitals reports)
+    document: dict[str, Any]  # what summary.json holds (schema version 2)
 
 
 def notebook_path(name: str) -> Path:
@@ -120,10 +122,11 @@ def run_report(kind: str = "weekly", week: str | None = None, db: str | Path = D
     con = open_store(db, read_only=True)
     try:
         summary = weekly_summary(con, settings, label, now)
+        document = summaries.summary_document(kind, con, settings, summary, title)
     finally:
         con.close()
     summary_json = folder / "summary.json"
-    summary_json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", "utf-8")
+    summaries.write_json(document, summary_json)
     summary_md = folder / "summary.md"
-    summary_md.write_text(summary_markdown(summary), "utf-8")
-    return ReportOutputs(folder, executed, html, summary_json, summary_md, summary)
+    summary_md.write_text(summaries.summary_markdown(document), "utf-8")
+    return ReportOutputs(folder, executed, html, summary_json, summary_md, summary, document)
