@@ -192,14 +192,13 @@ def _status_word(status: Any) -> str:
 # isolates that can make text read differently from what it is (CVE-2021-42574).
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 # Characters that make markup anywhere in a line (emphasis, code, links and images need "[",
-# tables "|", strikethrough "~"), backslash-escaped; "<", ">" and "&" become entities.
-_MARKDOWN_INLINE = re.compile(r"([\\`*_\[\]|~])")
+# tables "|", strikethrough "~", raw HTML "<", entities "&"), backslash-escaped: CommonMark
+# reads any escaped ASCII punctuation as itself, and converters (apprise's Markdown to Slack
+# mrkdwn) translate the escapes to each medium's own.
+_MARKDOWN_INLINE = re.compile(r"([\\`*_\[\]|~<>&])")
 # Characters that make markup only at the start of a line (headings, lists, quotes).
 _MARKDOWN_LEADING = re.compile(r"^(\s*)([#+\-=])")
 _MARKDOWN_ORDERED = re.compile(r"^(\s*\d+)([.)])")
-# Slack mrkdwn: &, < and > are the only characters with entity escapes (Slack's documentation,
-# "Escaping text"); the formatting marks are broken up with a zero-width space.
-_SLACK_MARKS = re.compile(r"([*_~`])")
 
 
 def strip_controls(text: str) -> str:
@@ -208,21 +207,12 @@ def strip_controls(text: str) -> str:
 
 
 def markdown_text(text: Any) -> str:
-    """Return ``text`` inert in Markdown: controls stripped, every markup character escaped,
-    HTML's ``<``, ``>`` and ``&`` as entities, newlines as spaces (one table cell, one line)."""
+    """Return ``text`` inert in Markdown: controls stripped, every markup character (``<``, ``>``
+    and ``&`` included) backslash-escaped, newlines as spaces (one line, one table cell)."""
     clean = strip_controls(str(text)).replace("\r", " ").replace("\n", " ").replace("\t", " ")
-    clean = clean.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     clean = _MARKDOWN_INLINE.sub(r"\\\1", clean)
     clean = _MARKDOWN_ORDERED.sub(r"\1\\\2", clean)
     return _MARKDOWN_LEADING.sub(r"\1\\\2", clean)
-
-
-def slack_text(text: Any) -> str:
-    """Return ``text`` inert in Slack mrkdwn: controls stripped, ``&<>`` as entities (so no
-    ``<url|link>`` or ``<!channel>``), formatting marks broken by a zero-width space."""
-    clean = strip_controls(str(text)).replace("\r", " ").replace("\n", " ")
-    clean = clean.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _SLACK_MARKS.sub("\\1\u200b", clean)
 
 
 def iso(value: datetime | pd.Timestamp | None) -> str | None:

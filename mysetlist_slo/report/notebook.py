@@ -181,13 +181,7 @@ def first_screen(title: str, summary: WeeklySummary, overview: pd.DataFrame,
     last_day = summary.end - timedelta(days=1)
     period = (f"{summary.start:%a %d %b} – {last_day:%a %d %b %Y}, cut in {summary.timezone}"
               " (times in UTC)")
-    colour = formatting.STATUS_COLOURS[overall]
-    banner = (f'<div style="display:flex;align-items:center;gap:0.8em;margin:0.4em 0 0.6em">'
-              f'<span style="background:{colour};color:white;font-weight:bold;padding:0.25em '
-              f'0.7em;border-radius:4px;text-transform:uppercase">'
-              f'{html.escape(formatting.STATUS_WORDS[overall])}</span>'
-              f'<span style="font-size:1.25em;font-weight:600">'
-              f'{html.escape(headline_count(statuses))}</span></div>')
+    banner = _banner(overall, headline_count(statuses))
     rows = status_table(overview) if len(overview) else "<p>No SLO is configured.</p>"
     tiles = [
         ("Availability", formatting.fmt(now.availability, "pct3"),
@@ -322,3 +316,27 @@ def crux_for_period(crux: pd.DataFrame, start: datetime, end: datetime) -> pd.Da
     if overlapping.empty:
         return overlapping
     return overlapping[overlapping["last_date"] == overlapping["last_date"].max()]
+
+
+def header(document: dict[str, Any]) -> _Html:
+    """Return a report's opening lines from its summary document (``summaries``): the title
+    with the period, and the overall status in colour and words with the headline."""
+    period = document["period"]
+    start = pd.Timestamp(period["start"])
+    last_day = pd.Timestamp(period["end"]) - pd.Timedelta(days=1)
+    status = document["status"]
+    return _Html(
+        f'<h1 style="margin-bottom:0.1em">{html.escape(document["title"])} — '
+        f'{html.escape(period["label"])}</h1><div style="color:#555">'
+        f'{start:%a %d %b} – {last_day:%a %d %b %Y}, cut in {html.escape(period["timezone"])}'
+        f'</div>{_banner(status, document["headline"])}')
+
+
+def _banner(status: str, text: str) -> str:
+    """Return the status badge (colour and word) beside the headline, as HTML."""
+    colour = formatting.STATUS_COLOURS[status]
+    return (f'<div class="msl-banner" style="display:flex;align-items:center;gap:0.8em;'
+            f'margin:0.4em 0 0.6em"><span style="background:{colour};color:white;'
+            f'font-weight:bold;padding:0.25em 0.7em;border-radius:4px;'
+            f'text-transform:uppercase">{html.escape(formatting.STATUS_WORDS[status])}</span>'
+            f'<span style="font-size:1.25em;font-weight:600">{html.escape(text)}</span></div>')

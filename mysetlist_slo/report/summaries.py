@@ -1,5 +1,5 @@
 """Each report's own summary: summary.json (schema version 2, checked against the JSON Schema
-shipped beside this module), a Markdown digest and a Slack mrkdwn message.
+shipped beside this module) and a Markdown digest (delivery.py sends it to chat).
 
 Field names carry their unit (``availability_pct``, ``time_to_recover_s``, ``p95_api_latency_ms``;
 plain counts carry none), one scale per unit (percent as 0–100), values rounded, timestamps ISO
@@ -28,7 +28,6 @@ from mysetlist_slo.report.formatting import (
     is_missing,
     iso,
     markdown_text,
-    slack_text,
     strip_controls,
     vital,
 )
@@ -336,19 +335,18 @@ def write_json(document: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", "utf-8")
 
 
-# --- Markdown and Slack ---------------------------------------------------------------------
+# --- Markdown ---------------------------------------------------------------------
 
 def _status_line(document: dict[str, Any]) -> str:
     return f"{STATUS_WORDS[document['status']].upper()}: {document['headline']}"
 
 
-def _lines(document: dict[str, Any], slack: bool) -> list[str]:
-    """Return the digest's lines; text from outside is escaped for the medium."""
-    esc = slack_text if slack else markdown_text
-    bold = (lambda t: f"*{t}*") if slack else (lambda t: f"**{t}**")
+def _lines(document: dict[str, Any]) -> list[str]:
+    """Return the digest's lines; text from outside is escaped for Markdown."""
+    esc = markdown_text
     period = document["period"]
-    lines = [bold(esc(f"{document['title']} {period['label']}")), "",
-             bold(esc(_status_line(document))), ""]
+    lines = [f"**{esc(document['title'] + ' ' + period['label'])}**", "",
+             f"**{esc(_status_line(document))}**", ""]
     own = strip_controls  # text this module wrote from numbers: nothing to escape
     kind = document["report"]
     if kind == "weekly":
@@ -402,13 +400,4 @@ def _lines(document: dict[str, Any], slack: bool) -> list[str]:
 def summary_markdown(document: dict[str, Any]) -> str:
     """Return a short Markdown digest of any report's summary document; routes and names are
     escaped so that no link, image, HTML or table can be injected through them."""
-    return "\n".join(_lines(document, slack=False)) + "\n"
-
-
-def summary_slack(document: dict[str, Any], report_url: str | None = None) -> str:
-    """Return the digest in Slack mrkdwn (bold with ``*``, no tables), with a link to the
-    report when ``report_url`` is given."""
-    lines = _lines(document, slack=True)
-    if report_url:
-        lines += ["", f"<{slack_text(report_url).replace('|', '%7C')}|Open the report>"]
-    return "\n".join(lines) + "\n"
+    return "\n".join(_lines(document)) + "\n"
