@@ -194,7 +194,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                     if not r.delivered]
         for failure in failures:
             err.print(f"error: not delivered to {failure.target}: {failure.error}",
-                      markup=False, highlight=False)
+                      markup=False, highlight=False, soft_wrap=True)
         if failures:
             return EXIT_FAILED
     if args.fail_on == "breach" and outputs.summary.breached:
