@@ -320,6 +320,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     _say(f"report written to {outputs.folder}/ (report.html, summary.json, summary.md)")
     # The digest quotes routes and URLs from the logs: shown, never obeyed by the terminal.
     print(terminal_safe(outputs.summary_md.read_text("utf-8")))
+    if args.notify:
+        from mysetlist_slo.report.delivery import deliver
+
+        failures = [r for r in deliver(outputs.document, args.notify, args.report_url)
+                    if not r.delivered]
+        for failure in failures:
+            _say(f"error: not delivered to {failure.target}: {failure.error}")
+        if failures:
+            return EXIT_FAILED
     if args.fail_on == "breach" and outputs.summary.breached:
         return EXIT_BREACH
     return EXIT_OK
@@ -760,7 +769,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_examples("mysetlist-slo report weekly",
                          "mysetlist-slo report weekly --week 2026-W47 --out reports/",
                          "mysetlist-slo report weekly --fail-on breach   # exit 3 when out of "
-                         "budget"))
+                         "budget",
+                         "mysetlist-slo report weekly --notify slack://T0/B0/XXXX "
+                         "--report-url https://reports.example.org/weekly/"))
     report.add_argument("kind", choices=("weekly", "vitals", "capacity"), help="which report")
     report.add_argument("--week", type=_parse_week,
                         help="ISO week like 2026-W47 (default: the last full week)")
@@ -771,6 +782,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--title", help="report title")
     report.add_argument("--fail-on", choices=("breach", "never"), default="never",
                         help="exit with status 3 when any SLO is out of budget")
+    report.add_argument("--notify", action="append", default=[], metavar="URL",
+                        help="send the summary to this apprise URL (slack://…, mailtos://…, "
+                             "msteams://…, json://…); repeatable. A failed delivery exits 1 "
+                             "after the report is written")
+    report.add_argument("--report-url", metavar="URL",
+                        help="link to the published report, added to notifications")
     report.set_defaults(handler=cmd_report)
 
     init = commands.add_parser(

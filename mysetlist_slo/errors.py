@@ -89,3 +89,15 @@ class CollectError(SloError):
     def __init__(self, target: str, message: str) -> None:
         self.target = target
         super().__init__(f"{target}: {message}")
+
+
+class StoreNotFoundError(SloError):
+    """Raised when a report or notebook finds no store where the lookup rule points."""
+
+    def __init__(self, path: object, how: str) -> None:
+        self.path = str(path)
+        self.how = how
+        super().__init__(
+            f"{path}: no store here (found from {how}); create it with "
+            f"`mysetlist-slo demo` (demo data) or `mysetlist-slo ingest --db {path} FILE...`, "
+            "or point $MYSETLIST_SLO_DB or the db parameter at an existing store")

@@ -28,9 +28,32 @@ def test_burn_rates_with_thresholds() -> None:
                            "burn_5m": [1.0, 20.0], "burn_1h": [0.5, 2.0]})
     series.attrs["thresholds"] = {"page 1h/5m x14.4": 14.4}
     figure = burn_rate_figure(series)
-    assert [trace.name for trace in figure.data] == ["5m", "1h"]
+    assert [trace.name for trace in figure.data] == ["over 5m", "over 1h"]
     assert list(figure.data[0].y) == [1.0, 20.0]
     assert [shape.y0 for shape in figure.layout.shapes] == [14.4]
+
+
+def test_threshold_labels_sit_at_their_line_on_the_log_axis() -> None:
+    """Each threshold label is at log10(threshold) (plotly's log-axis annotation units), and
+    the axis spans the data and thresholds only: 0.5 to 20 here, not 10^14."""
+    series = pd.DataFrame({"minute": [T0, T0 + timedelta(minutes=1)],
+                           "burn_5m": [0.5, 20.0]})
+    series.attrs["thresholds"] = {"page 1h/5m x14.4": 14.4, "ticket 3d/6h x1": 1.0}
+    figure = burn_rate_figure(series)
+    labels = {a.text: a.y for a in figure.layout.annotations}
+    assert labels == {"page 1h/5m x14.4": np.log10(14.4), "ticket 3d/6h x1": 0.0}
+    low, high = figure.layout.yaxis.range
+    assert 10 ** low <= 0.5 and 20 <= 10 ** high <= 100
+
+
+def test_long_series_are_thinned_keeping_peaks() -> None:
+    """A week of minutes is drawn from at most 1,500 points and the single spike survives."""
+    minutes = pd.date_range(T0, periods=10_080, freq="min")
+    values = np.full(10_080, 0.2)
+    values[7_777] = 55.0
+    series = pd.DataFrame({"minute": minutes, "burn_1h": values})
+    figure = burn_rate_figure(series)
+    assert len(figure.data[0].y) <= 1500 and max(figure.data[0].y) == 55.0
 
 
 def test_incident_timeline() -> None:

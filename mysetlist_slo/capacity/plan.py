@@ -235,6 +235,9 @@ class CapacityPlan:
     slow_statements: pd.DataFrame
     verdict: str
     pool_observed: PoolObservation | None = None
+    # When the forecast (95 % bound, growth, bursts, headroom) first needs more than
+    # maxReplicas; None when it never does within the horizon or the HPA cannot be judged.
+    max_replicas_exceeded_at: datetime | None = None
 
 
 def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
@@ -261,6 +264,7 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
              f"5-minute bursts."]
     samples = cpu_per_pod(con, start, at)
     model = quality = replay_history = replay_forecast = recommendation = None
+    exceeded_at: datetime | None = None
     if hpa_config and len(samples) >= 10:
         model, quality = fit_pod_model(samples["rps_per_pod"].to_numpy(),
                                        samples["cores_per_pod"].to_numpy(), cpu_request,
@@ -276,6 +280,7 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
         ceiling = settings.max_replicas * model.capacity_rps(settings.target_utilization / 100)
         over = future[future * (1 + spare) > ceiling]
         if len(over):
+            exceeded_at = over.index[0].to_pydatetime()
             lines.append(f"The forecast first needs more than {settings.max_replicas} replicas "
                          f"on {over.index[0]:%Y-%m-%d %H:%M} UTC.")
         lines.append(f"Replaying the HPA over the last week: {replay_history.scaling_events} "
@@ -338,7 +343,7 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
     return CapacityPlan(peak, folds, model, quality or {}, replay_history, replay_forecast,
                         recommendation, scenario, pool, now_wait, clients, share,
                         statements[statements["mean_ms"] >= 100].head(10), " ".join(lines),
-                        observed)
+                        observed, exceeded_at)
 
 
 

@@ -6,39 +6,86 @@ Text from logs (route names) reaches them only as data, which plotly escapes whe
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-_SEVERITY_COLOURS = {"page": "#d62728", "critical": "#d62728", "ticket": "#ff7f0e",
-                     "warning": "#ff7f0e"}
+from mysetlist_slo.report.formatting import SEVERITY_COLOURS, STATUS_COLOURS
+
+# A week of per-minute points is 10,080 per line: more than a chart can show, and megabytes of
+# HTML. Lines are drawn from at most this many points (each the maximum of its bucket, so a
+# spike is never smoothed away).
+MAX_POINTS = 1500
+
+
+def thin(frame: pd.DataFrame, time: str, columns: list[str],
+         max_points: int = MAX_POINTS) -> pd.DataFrame:
+    """Return ``frame`` with at most ``max_points`` rows: consecutive rows grouped into equal
+    buckets, each keeping its first time and the maximum of ``columns`` (so peaks survive)."""
+    if len(frame) <= max_points:
+        return frame
+    size = math.ceil(len(frame) / max_points)
+    bucket = np.arange(len(frame)) // size
+    grouped = frame.groupby(bucket)
+    out = grouped[columns].max()
+    out.insert(0, time, grouped[time].first())
+    return out.reset_index(drop=True)
+
+
+def _rounded(values: pd.Series, digits: int = 4) -> list[float | None]:
+    """Return ``values`` rounded to ``digits`` significant digits (smaller figure data)."""
+    return [None if pd.isna(v) else float(f"{v:.{digits}g}") for v in values]
 
 
 def burndown_figure(burndown: pd.DataFrame, title: str = "Error budget") -> go.Figure:
     """Return the budget remaining over the window (from ``budget_burndown``), with the
     exhaustion line at 0 %."""
+    remaining = 100 * burndown["budget_remaining"]
+    colour = STATUS_COLOURS["breach"] if len(remaining) and remaining.iloc[-1] < 0 \
+        else STATUS_COLOURS["ok"]
     figure = go.Figure(go.Scatter(
-        x=burndown["time"], y=100 * burndown["budget_remaining"], mode="lines",
-        name="budget remaining", line={"shape": "hv"},
+        x=burndown["time"], y=_rounded(remaining), mode="lines",
+        name="budget remaining", line={"shape": "hv", "color": colour},
         hovertemplate="%{x}<br>%{y:.1f} % left<extra></extra>"))
-    figure.add_hline(y=0, line={"dash": "dash", "color": "#d62728"},
-                     annotation_text="budget spent")
-    figure.update_layout(title=title, yaxis_title="budget remaining (%)", xaxis_title=None,
-                         hovermode="x unified")
+    figure.add_hline(y=0, line={"dash": "dash", "color": STATUS_COLOURS["breach"]},
+                     annotation_text="budget spent", annotation_position="bottom left")
+    figure.update_layout(title=title, yaxis_title="budget left (% of the window's budget)",
+                         xaxis_title="time (UTC)", hovermode="x unified", height=320,
+                         margin={"t": 50, "b": 40})
     return figure
 
 
 def burn_rate_figure(series: pd.DataFrame, title: str = "Burn rate") -> go.Figure:
     """Return each window's burn rate over time (from ``burn_rate_series``) on a log scale,
-    with each rule's threshold as a dotted line."""
+    with each rule's threshold as a dotted line in its severity's colour, labelled at its
+    height; the axis spans the data and the thresholds, nothing more."""
+    columns = [c for c in series.columns if c.startswith("burn_")]
+    shown = thin(series, "minute", columns)
     figure = go.Figure()
-    for column in [c for c in series.columns if c.startswith("burn_")]:
-        figure.add_trace(go.Scatter(x=series["minute"], y=series[column], mode="lines",
-                                    name=column.removeprefix("burn_")))
-    for rule, threshold in series.attrs.get("thresholds", {}).items():
-        figure.add_hline(y=threshold, line={"dash": "dot", "width": 1},
-                         annotation_text=rule, annotation_position="top left")
-    figure.update_layout(title=title, yaxis_type="log", yaxis_title="burn rate (1 = on budget)",
-                         xaxis_title=None)
+    for column in columns:
+        figure.add_trace(go.Scatter(x=shown["minute"], y=_rounded(shown[column]), mode="lines",
+                                    name=f"over {column.removeprefix('burn_')}",
+                                    line={"width": 1}))
+    thresholds: dict[str, float] = series.attrs.get("thresholds", {})
+    for rule, threshold in thresholds.items():
+        colour = SEVERITY_COLOURS.get(rule.split()[0], "#7f7f7f")
+        figure.add_hline(y=threshold, line={"dash": "dot", "width": 1, "color": colour})
+        # add_hline's own annotation is placed at 10**y on a log axis (plotly.py #3556), so
+        # the label is added by hand: annotations on a log axis take log10 of the value.
+        figure.add_annotation(x=1, xref="paper", xanchor="right", y=math.log10(threshold),
+                              yref="y", yanchor="bottom", text=rule, showarrow=False,
+                              font={"size": 10, "color": colour})
+    values = series[columns].to_numpy(dtype=float).ravel() if columns else np.array([])
+    positive = values[np.isfinite(values) & (values > 0)]
+    bounds = [*positive.tolist(), *thresholds.values()] if len(positive) else \
+        [*thresholds.values(), 1.0]
+    low, high = max(min(bounds), 1e-3), max(bounds)
+    figure.update_layout(title=title, yaxis_type="log",
+                         yaxis_range=[math.log10(low) - 0.2, math.log10(high) + 0.3],
+                         yaxis_title="burn rate (1 = spends the budget in the window)",
+                         xaxis_title="time (UTC)", height=380, margin={"t": 50, "b": 40})
     return figure
 
 
@@ -48,17 +95,18 @@ def incident_timeline_figure(firings: pd.DataFrame, incidents: pd.DataFrame,
     row (from ``backtest_alerts(...).firings`` and the incidents it was judged against)."""
     figure = go.Figure()
     for row in incidents.itertuples():
-        figure.add_vrect(x0=row.start, x1=row.end, fillcolor="#d62728", opacity=0.15,
-                         line_width=0)
+        figure.add_vrect(x0=row.start, x1=row.end, fillcolor=STATUS_COLOURS["breach"],
+                         opacity=0.15, line_width=0)
     for severity, group in firings.groupby("severity", sort=False):
         base = pd.to_datetime(group["start"])
         span_ms = (pd.to_datetime(group["end"]) - base).dt.total_seconds() * 1000
         figure.add_trace(go.Bar(
             base=base, x=span_ms, y=group["rule"], orientation="h", name=str(severity),
-            marker_color=_SEVERITY_COLOURS.get(str(severity), "#1f77b4"),
+            marker_color=SEVERITY_COLOURS.get(str(severity), "#7f7f7f"),
             hovertemplate="%{y}<br>%{base} for %{x:,.0f} ms<extra></extra>"))
     figure.update_layout(title=title, xaxis_type="date", barmode="overlay",
-                         yaxis_title=None, xaxis_title=None)
+                         yaxis_title=None, xaxis_title="time (UTC)", legend_title="severity",
+                         height=300, margin={"t": 50, "b": 40})
     return figure
 
 
@@ -115,7 +163,10 @@ def vitals_histogram_figure(values: pd.Series, metric: str,
 def forecast_figure(history: pd.Series, forecast: pd.DataFrame,
                     title: str = "Request rate forecast") -> go.Figure:
     """Return the history and the forecast with its 80 % and 95 % bands."""
-    figure = go.Figure(go.Scatter(x=history.index, y=history, mode="lines", name="history"))
+    history = thin(history.rename("value").rename_axis("time").reset_index(), "time",
+                   ["value"]).set_index("time")["value"]
+    figure = go.Figure(go.Scatter(x=history.index, y=_rounded(history), mode="lines",
+                                  name="history"))
     for level, opacity in (("95", 0.15), ("80", 0.3)):
         figure.add_trace(go.Scatter(
             x=list(forecast.index) + list(forecast.index)[::-1],
@@ -130,6 +181,7 @@ def forecast_figure(history: pd.Series, forecast: pd.DataFrame,
 def replay_figure(timeline: pd.DataFrame, max_replicas: int,
                   title: str = "HPA replay") -> go.Figure:
     """Return replicas over time (from ``replay_hpa``) beside the load, with maxReplicas."""
+    timeline = thin(timeline, "time", ["replicas", "load_rps"])
     figure = go.Figure([
         go.Scatter(x=timeline["time"], y=timeline["replicas"], name="replicas",
                    line={"shape": "hv"}),

@@ -6,21 +6,26 @@ Per run, under ``<out>/<kind>/<period>/``: the executed notebook, a self-contain
 
 from __future__ import annotations
 
-import json
+import base64
+import gzip
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import nbformat
 import papermill
 from jupyter_client.manager import AsyncKernelManager
 from nbconvert import HTMLExporter
+from nbconvert.preprocessors import TagRemovePreprocessor
+from plotly.offline import get_plotlyjs
 from traitlets import default
 
 from mysetlist_slo.config import load_config
 from mysetlist_slo.errors import SloError
-from mysetlist_slo.report.weekly import WeeklySummary, iso_week, summary_markdown, weekly_summary
+from mysetlist_slo.report import summaries
+from mysetlist_slo.report.weekly import WeeklySummary, iso_week, weekly_summary
 from mysetlist_slo.store.database import DEFAULT_DB, open_store
 from mysetlist_slo.store.maintenance import store_snapshot
 
@@ -46,7 +51,8 @@ class ReportOutputs:
     html: Path
     summary_json: Path
     summary_md: Path
-    summary: WeeklySummary
+    summary: WeeklySummary  # the week's numbers (also for the capacity and vitals reports)
+    document: dict[str, Any]  # what summary.json holds (schema version 2)
 
 
 class _IpcKernelManager(AsyncKernelManager):
@@ -94,13 +100,35 @@ def notebook_path(name: str) -> Path:
     return path
 
 
+# Cells tagged so show full tables in the executed notebook only; the HTML shows the top N.
+NOTEBOOK_ONLY_TAG = "notebook-only"
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+
+
 def export_html(notebook: Path, html: Path) -> None:
-    """Write ``notebook`` as a self-contained HTML page with the code cells hidden."""
+    """Write ``notebook`` as a self-contained HTML page: code cells and ``notebook-only`` cells
+    hidden, plotly.js embedded once (gzip-compressed, unpacked by the browser)."""
     exporter = HTMLExporter(template_name="offline", extra_template_basedirs=[str(TEMPLATES)],
                             exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    exporter.register_preprocessor(
+        TagRemovePreprocessor(remove_cell_tags={NOTEBOOK_ONLY_TAG}, enabled=True), enabled=True)
+    packed = base64.b64encode(gzip.compress(get_plotlyjs().encode(), 9, mtime=0)).decode()
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4),
+                                          resources={"plotly_gzip_base64": packed})
     html.write_text(body, "utf-8")
+
+
+def trim_notebook(notebook: Path) -> None:
+    """Drop each figure's HTML copy from the executed notebook (JupyterLab draws figures from
+    their plotly JSON; the HTML copy was only for the export), halving its size."""
+    executed = nbformat.read(notebook, as_version=4)
+    for cell in executed.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if PLOTLY_MIME in data:
+                data.pop("text/html", None)
+    nbformat.write(executed, notebook)
 
 
 def run_report(kind: str = "weekly", week: str | None = None, db: str | Path = DEFAULT_DB,
@@ -140,13 +168,15 @@ def run_report(kind: str = "weekly", week: str | None = None, db: str | Path = D
                               f"{exc.ename}: {exc.evalue}", executed) from None
         html = folder / "report.html"
         export_html(executed, html)
+        trim_notebook(executed)
         con = open_store(snapshot, read_only=True)
         try:
             summary = weekly_summary(con, settings, label, now)
+            document = summaries.summary_document(kind, con, settings, summary, title)
         finally:
             con.close()
     summary_json = folder / "summary.json"
-    summary_json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", "utf-8")
+    summaries.write_json(document, summary_json)
     summary_md = folder / "summary.md"
-    summary_md.write_text(summary_markdown(summary), "utf-8")
-    return ReportOutputs(folder, executed, html, summary_json, summary_md, summary)
+    summary_md.write_text(summaries.summary_markdown(document), "utf-8")
+    return ReportOutputs(folder, executed, html, summary_json, summary_md, summary, document)

@@ -1,0 +1,403 @@
+"""Each report's own summary: summary.json (schema version 2, checked against the JSON Schema
+shipped beside this module) and a Markdown digest (delivery.py sends it to chat).
+
+Field names carry their unit (``availability_pct``, ``time_to_recover_s``, ``p95_api_latency_ms``;
+plain counts carry none), one scale per unit (percent as 0–100), values rounded, timestamps ISO
+8601 in UTC with a ``Z``. ``status`` is the machine status: ``ok``, ``at_risk``, ``breach`` or
+``no_data``. Text that came from outside (routes, SLO names, queries) is escaped for each medium.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import jsonschema
+import pandas as pd
+
+from mysetlist_slo.capacity.plan import CapacityPlan, capacity_plan
+from mysetlist_slo.config import Config
+from mysetlist_slo.errors import SloError
+from mysetlist_slo.report.formatting import (
+    STATUS_WORDS,
+    fmt,
+    is_missing,
+    iso,
+    markdown_text,
+    strip_controls,
+    vital,
+)
+from mysetlist_slo.report.overview import (
+    Headline,
+    headline_count,
+    overall_status,
+    slo_overview,
+    week_over_week,
+)
+from mysetlist_slo.report.weekly import WeeklySummary, iso_week
+from mysetlist_slo.vitals.field import cwv_assessment, vitals_regressions, web_vitals_summary
+
+SCHEMA_VERSION = 2
+SCHEMA_PATH = Path(__file__).resolve().parent / "summary.schema.json"
+TOP_N = 10  # rows per list in a summary; the executed notebook has them all
+
+
+class SummaryError(SloError):
+    """Raised when a summary does not match the shipped JSON Schema (a bug, never input)."""
+
+
+def _round(value: Any, digits: int) -> float | None:
+    """Return ``value`` rounded to ``digits`` decimals; None for a missing or infinite value."""
+    if is_missing(value):
+        return None
+    number = float(value)
+    if number != number or number in (float("inf"), float("-inf")):
+        return None
+    return round(number, digits)
+
+
+def _int(value: Any) -> int | None:
+    return None if is_missing(value) else int(value)
+
+
+def _seconds(value: Any) -> int | None:
+    """Return a duration (timedelta or seconds) as whole seconds."""
+    if is_missing(value):
+        return None
+    if isinstance(value, pd.Timedelta) or hasattr(value, "total_seconds"):
+        return round(value.total_seconds())
+    return round(float(value))
+
+
+def _envelope(report: str, title: str, label: str, start: datetime, end: datetime,
+              timezone: str, status: str, headline: str) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "report": report, "title": title,
+            "period": {"label": label, "start": iso(start), "end": iso(end),
+                       "timezone": timezone},
+            "generated_at": iso(datetime.now(UTC)), "status": status, "headline": headline}
+
+
+# --- weekly ---------------------------------------------------------------------------------
+
+def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headline,
+                    before: Headline, previous_label: str,
+                    title: str = "MySetlist weekly SLO report") -> dict[str, Any]:
+    """Return the weekly report's summary.json content (schema version 2) from the week's
+    WeeklySummary, its SLO overview (``overview.slo_overview``) and both weeks' headlines."""
+    statuses = overview["status"].tolist() if len(overview) else []
+    slos = [{
+        "name": row["slo"], "sli": row["sli_kind"], "status": row["status"],
+        "objective_pct": _round(row["objective"], 4), "window": row["window"],
+        "sli_period_pct": _round(row["sli_period"], 4),
+        "sli_window_pct": _round(row["sli_window"], 4),
+        "events_period": _int(row["events_period"]), "events_window": _int(row["events_window"]),
+        "budget_spent_period_pct": _round(row["budget_spent_period"], 2),
+        "budget_remaining_pct": _round(row["budget_remaining"], 2),
+        "burn_rate_1h": _round(row["burn_rate_1h"], 3),
+        "burn_rate_24h": _round(row["burn_rate_24h"], 3),
+        "data_coverage_pct": _round(row["data_coverage"], 2),
+        "note": row["reason"] or None,
+    } for row in overview.to_dict("records")]
+    failing = [v for v in summary.web_vitals if v["assessment"] == "failed"]
+    document = _envelope("weekly", title, summary.week, summary.start, summary.end,
+                         summary.timezone, overall_status(statuses), headline_count(statuses))
+    document.update({
+        "traffic": {
+            "requests": summary.requests, "errors_5xx": summary.errors_5xx,
+            "errors_4xx": summary.errors_4xx,
+            "availability_pct": _round(summary.availability, 4),
+            "error_rate_pct": _round(summary.error_rate, 4),
+            "p95_api_latency_ms": _round(summary.p95_api_latency_ms, 1),
+            "active_users": now.active_users,
+            "minutes_with_data": summary.minutes_with_data,
+            "period_minutes": summary.week_minutes,
+        },
+        "previous_period": {
+            "label": previous_label, "requests": before.requests,
+            "availability_pct": _round(before.availability, 4),
+            "error_rate_pct": _round(before.error_rate, 4),
+            "p95_api_latency_ms": _round(before.p95_api_latency_ms, 1),
+            "active_users": before.active_users,
+            "web_vitals_passing": before.vitals_passing,
+            "web_vitals_assessed": before.vitals_assessed,
+        },
+        "slos": slos,
+        "outages": [{"target": o["target"], "start": iso(o["start"]), "end": iso(o["end"]),
+                     "time_to_recover_s": _seconds(o["time_to_recover"]),
+                     "within_target": bool(o["within_target"])} for o in summary.outages],
+        "incidents": [{"start": iso(i["start"]), "end": iso(i["end"]),
+                       "bad_events": _int(i["bad"])} for i in summary.incidents],
+        "alerts": [{"rule": a["rule"], "kind": a["kind"], "severity": a["severity"],
+                    "firings": _int(a["firings"]),
+                    "firings_outside_incidents": _int(a["noisy_firings"]),
+                    "incidents_caught": _int(a["incidents_caught"]),
+                    "incidents": _int(a["incidents"]),
+                    "median_time_to_detect_s": _seconds(a["median_time_to_detect"])}
+                   for a in summary.alerts],
+        "ingest_rejects": summary.ingest_rejects,
+        "web_vitals": {
+            "passing": now.vitals_passing, "assessed": now.vitals_assessed,
+            "failing": [{"route": v["route"], "form_factor": v["form_factor"]}
+                        for v in failing[:TOP_N]],
+            "failing_total": len(failing),
+        },
+        "vitals_regressions": _regressions(summary.vitals_regressions),
+        "vitals_regressions_total": len(summary.vitals_regressions),
+        "verdict": summary.verdict,
+    })
+    return document
+
+
+def _regressions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    ranked = sorted(rows, key=lambda r: r["users_affected"], reverse=True)[:TOP_N]
+    return [{"metric": r["metric"], "route": r["route"], "form_factor": r["form_factor"],
+             "unit": "unitless" if r["metric"] == "CLS" else "ms",
+             "p75_before": _round(r["p75_before"], 3 if r["metric"] == "CLS" else 0),
+             "p75": _round(r["p75"], 3 if r["metric"] == "CLS" else 0),
+             "change_pct": _round(100 * r["change"], 1),
+             "p_value": float(f"{r['p_value']:.3g}"),
+             "page_views": _int(r["page_views"]),
+             "page_views_poor": _int(r["users_affected"])} for r in ranked]
+
+
+# --- capacity -------------------------------------------------------------------------------
+
+def capacity_document(plan: CapacityPlan, config: Config, label: str, start: datetime,
+                      end: datetime, title: str = "MySetlist capacity plan") -> dict[str, Any]:
+    """Return the capacity report's summary.json content: replicas needed at the forecast peak
+    and at the concurrent-users scenario, when maxReplicas runs out, pool headroom. Status:
+    breach when maxReplicas cannot serve the forecast peak, at_risk when it cannot serve the
+    concurrent-users scenario or the pool is smaller than needed, no_data without CPU data."""
+    hpa, scenario, pool = plan.hpa, plan.hpa_concurrent_users, plan.pool
+    pool_size = config.pgbouncer.default_pool_size if config.pgbouncer else None
+    headroom = (pool_size - pool.servers) if pool is not None and pool_size is not None else None
+    if hpa is None:
+        status, headline = "no_data", "No CPU data: the autoscaler cannot be judged"
+    elif not hpa.configured_max_is_enough:
+        status = "breach"
+        headline = (f"maxReplicas {hpa.max_replicas} is not enough for the forecast peak "
+                    f"({hpa.replicas_needed} replicas needed)")
+    elif (scenario is not None and not scenario.configured_max_is_enough) or (
+            headroom is not None and headroom < 0):
+        status = "at_risk"
+        problems = []
+        if scenario is not None and not scenario.configured_max_is_enough:
+            users = config.capacity.concurrent_users if config.capacity else 0
+            problems.append(f"{users:,} concurrent users would need {scenario.replicas_needed:,}")
+        if headroom is not None and headroom < 0 and pool is not None:
+            problems.append(f"the pool needs {pool.servers} connections, {pool_size} configured")
+        headline = (f"The forecast peak needs {hpa.replicas_needed} of {hpa.max_replicas} "
+                    "replicas; " + "; ".join(problems))
+    else:
+        status = "ok"
+        headline = (f"The forecast peak needs {hpa.replicas_needed} of {hpa.max_replicas} "
+                    "replicas")
+    document = _envelope("capacity", title, label, start, end, config.timezone, status, headline)
+    capacity = config.capacity
+    document.update({
+        "forecast": {"model": plan.peak.model, "peak_rps": _round(plan.peak.peak_rps, 2),
+                     "growth_pct": _round(100 * plan.peak.growth, 1),
+                     "burst_factor": _round(plan.peak.burst_factor, 3)},
+        "hpa": {
+            "min_replicas": config.autoscaling.min_replicas if config.autoscaling else None,
+            "max_replicas": config.autoscaling.max_replicas if config.autoscaling else None,
+            "replicas_needed_at_peak": hpa.replicas_needed if hpa else None,
+            "max_is_enough_at_peak": hpa.configured_max_is_enough if hpa else None,
+            "concurrent_users": capacity.concurrent_users if capacity else None,
+            "concurrent_users_rps": _round(plan.peak.concurrent_users_rps, 1),
+            "replicas_needed_at_concurrent_users": scenario.replicas_needed if scenario else None,
+            "max_is_enough_at_concurrent_users": (scenario.configured_max_is_enough
+                                                  if scenario else None),
+            "max_replicas_exceeded_at": iso(plan.max_replicas_exceeded_at),
+        },
+        "pool": {
+            "default_pool_size": pool_size,
+            "servers_needed": pool.servers if pool else None,
+            "headroom_connections": headroom,
+            "wait_probability_pct": _round(100 * pool.wait_probability, 3) if pool else None,
+            "wait_probability_now_pct": _round(
+                None if plan.pool_now_wait_probability is None
+                else 100 * plan.pool_now_wait_probability, 3),
+        },
+        "statements_fast_pct": _round(None if plan.statements_fast_share is None
+                                      else 100 * plan.statements_fast_share, 2),
+        "verdict": plan.verdict,
+    })
+    return document
+
+
+# --- vitals ---------------------------------------------------------------------------------
+
+def vitals_document(site: pd.DataFrame, assessment: pd.DataFrame, regressions: pd.DataFrame,
+                    config: Config, label: str, start: datetime, end: datetime,
+                    title: str = "MySetlist Web Vitals") -> dict[str, Any]:
+    """Return the Web Vitals report's summary.json content from the site-wide summary
+    (``web_vitals_summary(..., by=())``), the per route and device assessment and the
+    week-over-week comparison (``vitals_regressions``). Status: no_data without enough page
+    views, breach when a site-wide p75 is over its budget, at_risk when a significant
+    regression or a failing route and device pair remains, ok otherwise."""
+    metrics = [{"metric": r["metric"], "unit": "unitless" if r["metric"] == "CLS" else "ms",
+                "p75": _round(r["p75"], 3 if r["metric"] == "CLS" else 0),
+                "budget": _round(r["budget"], 3),
+                "meets_budget": None if is_missing(r["meets_budget"]) else bool(
+                    r["meets_budget"]),
+                "page_views": _int(r["page_views"]),
+                "good_pct": _round(None if is_missing(r["good"]) else 100 * r["good"], 1),
+                "poor_pct": _round(None if is_missing(r["poor"]) else 100 * r["poor"], 1)}
+               for r in site.to_dict("records")]
+    judged = assessment[assessment["assessment"] != "not enough data"] if len(
+        assessment) else assessment
+    failing = judged[judged["assessment"] == "failed"] if len(judged) else judged
+    significant = (regressions[regressions["regression"]].to_dict("records")
+                   if len(regressions) else [])
+    if not any(m["p75"] is not None for m in metrics):
+        status, headline = "no_data", "No Web Vitals field data with enough page views"
+    elif any(m["meets_budget"] is False for m in metrics):
+        over = [m["metric"] for m in metrics if m["meets_budget"] is False]
+        status, headline = "breach", "Site-wide p75 over budget: " + ", ".join(over)
+    elif significant or len(failing):
+        status = "at_risk"
+        headline = (f"{len(judged) - len(failing)} of {len(judged)} route and device pairs "
+                    f"pass Core Web Vitals; {len(significant)} significant regressions")
+    else:
+        status = "ok"
+        headline = f"All {len(judged)} assessed route and device pairs pass Core Web Vitals"
+    document = _envelope("vitals", title, label, start, end, config.timezone, status, headline)
+    document.update({
+        "metrics": metrics,
+        "assessed": len(judged), "passing": len(judged) - len(failing),
+        "failing": [{"route": r["route"], "form_factor": r["form_factor"]}
+                    for r in failing.head(TOP_N).to_dict("records")] if len(failing) else [],
+        "failing_total": len(failing),
+        "regressions": _regressions(significant),
+        "regressions_total": len(significant),
+    })
+    return document
+
+
+# --- per report ---------------------------------------------------------------------------
+
+TITLES = {"weekly": "MySetlist weekly SLO report", "capacity": "MySetlist capacity plan",
+          "vitals": "MySetlist Web Vitals"}
+
+
+def summary_document(kind: str, con: duckdb.DuckDBPyConnection, config: Config,
+                     summary: WeeklySummary, title: str | None = None) -> dict[str, Any]:
+    """Return the summary.json content of the ``kind`` report (weekly, capacity or vitals) for
+    the week of ``summary``. Raises SloError for an unknown kind."""
+    start, end, label = summary.start, summary.end, summary.week
+    heading = title or TITLES.get(kind, kind)
+    if kind == "weekly":
+        overview = slo_overview(con, config, start, end)
+        now, before = week_over_week(con, config, start, end)
+        previous = iso_week(None, config.timezone, now=start)[0]
+        return weekly_document(summary, overview, now, before, previous, heading)
+    if kind == "capacity":
+        return capacity_document(capacity_plan(con, config, end), config, label, start, end,
+                                 heading)
+    if kind == "vitals":
+        site = web_vitals_summary(con, config, start, end, by=())
+        pairs = web_vitals_summary(con, config, start, end)
+        assessment = cwv_assessment(pairs) if len(pairs) else pd.DataFrame()
+        regressions = vitals_regressions(con, config, start, end)
+        return vitals_document(site, assessment, regressions, config, label, start, end,
+                               heading)
+    raise SloError(f"no summary for a {kind!r} report")
+
+
+# --- validation -----------------------------------------------------------------------------
+
+@cache
+def schema() -> dict[str, Any]:
+    """Return the JSON Schema of summary.json (shipped in the package)."""
+    loaded: dict[str, Any] = json.loads(SCHEMA_PATH.read_text("utf-8"))
+    return loaded
+
+
+def validate(document: dict[str, Any]) -> None:
+    """Check ``document`` against the shipped JSON Schema; raises SummaryError naming the first
+    failing field."""
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+    if errors:
+        where = "/".join(str(p) for p in errors[0].absolute_path) or "(top)"
+        raise SummaryError(f"summary.json does not match its schema at {where}: "
+                           f"{errors[0].message}")
+
+
+def write_json(document: dict[str, Any], path: Path) -> None:
+    """Validate ``document`` and write it to ``path`` as indented JSON."""
+    validate(document)
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", "utf-8")
+
+
+# --- Markdown ---------------------------------------------------------------------
+
+def _status_line(document: dict[str, Any]) -> str:
+    return f"{STATUS_WORDS[document['status']].upper()}: {document['headline']}"
+
+
+def _lines(document: dict[str, Any]) -> list[str]:
+    """Return the digest's lines; text from outside is escaped for Markdown."""
+    esc = markdown_text
+    period = document["period"]
+    lines = [f"**{esc(document['title'] + ' ' + period['label'])}**", "",
+             f"**{esc(_status_line(document))}**", ""]
+    own = strip_controls  # text this module wrote from numbers: nothing to escape
+    kind = document["report"]
+    if kind == "weekly":
+        traffic = document["traffic"]
+        lines.append(own(
+            f"{fmt(traffic['requests'], 'count')} requests, availability "
+            f"{fmt(traffic['availability_pct'], 'pct3')}, error rate "
+            f"{fmt(traffic['error_rate_pct'], 'pct3')}, API p95 "
+            f"{fmt(traffic['p95_api_latency_ms'], 'ms')}"))
+        lines.append("")
+        for slo in document["slos"]:
+            lines.append(
+                f"- {esc(slo['name'])}: {STATUS_WORDS[slo['status']]}, SLI "
+                f"{fmt(slo['sli_window_pct'], 'pct3')} over {esc(slo['window'])} "
+                f"(objective {fmt(slo['objective_pct'], 'pct')}), budget left "
+                f"{fmt(slo['budget_remaining_pct'], 'pct')}"
+                + (f" ({esc(slo['note'])})" if slo["note"] else ""))
+        for outage in document["outages"]:
+            lines.append(f"- outage of {esc(outage['target'])}: recovered in "
+                         f"{fmt(outage['time_to_recover_s'], 'duration')}"
+                         f"{'' if outage['within_target'] else ', over the target'}")
+    elif kind == "capacity":
+        hpa = document["hpa"]
+        lines.append(own(f"Forecast peak {fmt(document['forecast']['peak_rps'], 'number')} "
+                         f"req/s ({document['forecast']['model']})"))
+        lines.append("- replicas needed at the peak: "
+                     f"{fmt(hpa['replicas_needed_at_peak'], 'count')} of max "
+                     f"{fmt(hpa['max_replicas'], 'count')}")
+        lines.append(f"- at {fmt(hpa['concurrent_users'], 'count')} concurrent users: "
+                     f"{fmt(hpa['replicas_needed_at_concurrent_users'], 'count')} replicas")
+        lines.append(f"- maxReplicas runs out: {fmt(hpa['max_replicas_exceeded_at'], 'time')}"
+                     if hpa["max_replicas_exceeded_at"] else
+                     "- maxReplicas does not run out within the horizon")
+        pool = document["pool"]
+        lines.append(f"- PgBouncer server connections needed at the peak: "
+                     f"{fmt(pool['servers_needed'], 'count')} of default_pool_size "
+                     f"{fmt(pool['default_pool_size'], 'count')} (headroom "
+                     f"{fmt(pool['headroom_connections'], 'count')})")
+    else:
+        for metric in document["metrics"]:
+            value = vital(metric["p75"], metric["metric"])
+            budget = vital(metric["budget"], metric["metric"])
+            lines.append(f"- {esc(metric['metric'])} p75 {value} (budget {budget})")
+        for regression in document["regressions"]:
+            lines.append(
+                f"- regression: {esc(regression['metric'])} on {esc(regression['route'])} "
+                f"({esc(regression['form_factor'])}) up {fmt(regression['change_pct'], 'pct')}")
+    return lines
+
+
+def summary_markdown(document: dict[str, Any]) -> str:
+    """Return a short Markdown digest of any report's summary document; routes and names are
+    escaped so that no link, image, HTML or table can be injected through them."""
+    return "\n".join(_lines(document)) + "\n"

@@ -1,0 +1,200 @@
+"""The shared formatter, bounded tables, Markdown escaping, SLO statuses and summary schema."""
+
+from __future__ import annotations
+
+import copy
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jsonschema
+import markdown_it
+import pandas as pd
+import pytest
+
+from mysetlist_slo.errors import StoreNotFoundError
+from mysetlist_slo.report import notebook as nb
+from mysetlist_slo.report.formatting import MISSING, fmt, markdown_text, strip_controls, table
+from mysetlist_slo.report.overview import (
+    change,
+    headline_count,
+    overall_status,
+    slo_status,
+)
+from mysetlist_slo.report.summaries import SummaryError, schema, summary_markdown, validate
+
+EVIL_ROUTE = "/[click](javascript:alert(1))|<img src=x onerror=alert(2)>"
+
+
+@pytest.mark.parametrize(("value", "unit", "text"), [
+    (99.96763, "pct3", "99.968 %"),
+    (67.6345, "pct", "67.6 %"),
+    (0.6763, "share", "67.6 %"),
+    (-49.2553, "pct", "−49.3 %"),
+    (794057, "count", "794,057"),
+    (31013.0, "count", "31,013"),
+    (113.0, "ms", "113 ms"),
+    (12_345.0, "ms", "12.35 s"),
+    (426.0, "duration", "7 min 6 s"),
+    (pd.Timedelta(minutes=14), "duration", "14 min"),
+    (3.3e-91, "pvalue", "< 0.001"),
+    (0.0123, "pvalue", "0.012"),
+    (0.4361, "burn", "0.44×"),
+    (True, "bool", "yes"),
+    (None, "pct", MISSING),
+    (float("nan"), "count", MISSING),
+    (pd.NaT, "time", MISSING),
+    (datetime(2026, 11, 18, 19, 23, 2, tzinfo=UTC), "time", "2026-11-18 19:23 UTC"),
+    (0.0412, "number", "0.0412"),
+])
+def test_every_unit_reads_as_written(value: object, unit: str, text: str) -> None:
+    """Each unit prints with its symbol and the precision chosen for it (hand-worked)."""
+    assert fmt(value, unit) == text
+
+
+def test_table_is_bounded_escaped_and_says_how_many_more() -> None:
+    """top=10 of 90 rows shows 10 rows, says "and 80 more", and escapes routes and headers."""
+    frame = pd.DataFrame({"route": [f"/r{i}<b>" for i in range(90)],
+                          "requests": range(90, 0, -1)})
+    html = table(frame, {"route": "text", "requests": "count"}, top=10, more="routes").to_html()
+    assert len(re.findall(r"<tr>", html.split("<tbody>")[1])) == 10
+    assert "and 80 more routes" in html
+    assert "<b>" not in html and "/r0&lt;b&gt;" in html
+
+
+def test_markdown_escaping_leaves_nothing_active() -> None:
+    """An attacker's route renders as its own literal text: no link, image, HTML or table."""
+    digest = f"- {markdown_text(EVIL_ROUTE)}\n"
+    rendered = markdown_it.MarkdownIt("commonmark").enable("table").render(digest)
+    assert "<a " not in rendered and "<img" not in rendered and "<table" not in rendered
+    assert "javascript:alert(1)" in rendered  # shown as text, not dropped
+    text = re.sub(r"<[^>]+>", "", rendered).strip()
+    assert text.replace("&lt;", "<").replace("&gt;", ">") == EVIL_ROUTE
+
+
+def test_control_characters_are_stripped() -> None:
+    """C0 (but tab and newline), ESC, C1 and bidi overrides are removed, other text kept."""
+    text = "a\x00b\x1b[31mc\x85d\u202ee\u2066f\tg\nh"
+    assert strip_controls(text) == "ab[31mcdef\tg\nh"
+    assert markdown_text("x\u202ey\x07") == "xy"
+
+
+@pytest.mark.parametrize(("status", "remaining", "burn", "expected"), [
+    ("ok", 0.68, 0.15, "ok"),                   # comfortably within budget
+    ("ok", 0.20, 0.15, "at_risk"),              # under a quarter of the budget left
+    ("ok", 0.68, 1.5, "at_risk"),               # spending faster than the budget allows
+    ("breach", -0.49, 1.49, "breach"),          # budget_exhausted
+    ("no data", None, None, "no_data"),         # no_events
+    ("not enough events", None, None, "no_data"),  # not_enough_events: never counted as good
+    ("source not loaded", None, None, "no_data"),
+])
+def test_slo_status_scenarios(status: str, remaining: float | None, burn: float | None,
+                              expected: str) -> None:
+    """Each scenario maps to one machine status; no data never reads as ok."""
+    assert slo_status(status, remaining, burn) == expected
+
+
+def test_headline_count_and_overall_status() -> None:
+    """The count names breaches first, then at risk and without data; any no-data SLO keeps
+    the overall status from ok."""
+    statuses = ["ok", "ok", "breach", "no_data", "ok"]
+    assert headline_count(statuses) == "1 of 5 SLOs breached, 1 without data"
+    assert overall_status(statuses) == "breach"
+    assert overall_status(["ok", "no_data"]) == "no_data"
+    assert headline_count(["ok", "at_risk"]) == "1 of 2 SLOs ok, 1 at risk"
+    assert overall_status(["ok"]) == "ok" and overall_status([]) == "no_data"
+
+
+def test_week_over_week_change_text() -> None:
+    """Percentages change in percentage points, counts in percent, missing stays missing."""
+    assert change(99.912, 99.987, "pp") == "−0.075 pp"
+    assert change(193_164, 186_875, "relative") == "+3.4 %"
+    assert change(113.0, 113.0, "ms") == "±0 ms"
+    assert change(None, 5, "count") is None
+
+
+def _weekly_document() -> dict[str, object]:
+    """A minimal valid weekly summary, written by hand."""
+    return {
+        "schema_version": 2, "report": "weekly", "title": "T",
+        "period": {"label": "2026-W47", "start": "2026-11-16T00:00:00Z",
+                   "end": "2026-11-23T00:00:00Z", "timezone": "UTC"},
+        "generated_at": "2026-11-26T06:52:52Z", "status": "no_data",
+        "headline": "0 of 1 SLO ok, 1 without data",
+        "traffic": {"requests": 0, "errors_5xx": 0, "errors_4xx": 0, "availability_pct": None,
+                    "error_rate_pct": None, "p95_api_latency_ms": None, "active_users": None,
+                    "minutes_with_data": 0, "period_minutes": 10080},
+        "previous_period": {"label": "2026-W46", "requests": 0, "availability_pct": None,
+                            "error_rate_pct": None, "p95_api_latency_ms": None,
+                            "active_users": None, "web_vitals_passing": None,
+                            "web_vitals_assessed": None},
+        "slos": [{"name": EVIL_ROUTE, "sli": "availability", "status": "no_data",
+                  "objective_pct": 99.9, "window": "30d", "sli_period_pct": None,
+                  "sli_window_pct": None, "events_period": 0, "events_window": 0,
+                  "budget_spent_period_pct": None, "budget_remaining_pct": None,
+                  "burn_rate_1h": None, "burn_rate_24h": None, "data_coverage_pct": 0.0,
+                  "note": "no events in the window"}],
+        "outages": [], "incidents": [], "alerts": [], "ingest_rejects": 0,
+        "web_vitals": {"passing": None, "assessed": None, "failing": [], "failing_total": 0},
+        "vitals_regressions": [], "vitals_regressions_total": 0, "verdict": "No data.",
+    }
+
+
+def test_schema_accepts_a_valid_summary_and_refuses_drift() -> None:
+    """The shipped schema is a valid 2020-12 schema; it accepts the hand-written summary and
+    refuses a unitless name, a machine status outside the four, and a non-UTC timestamp."""
+    jsonschema.Draft202012Validator.check_schema(schema())
+    document = _weekly_document()
+    validate(document)
+    for path, value in ((("traffic", "availability"), 99.9), (("status",), "breached"),
+                        (("generated_at",), "2026-11-26T06:52:52+01:00")):
+        broken = copy.deepcopy(document)
+        target = broken
+        for key in path[:-1]:
+            target = target[key]  # type: ignore[index]
+        target[path[-1]] = value  # type: ignore[index]
+        with pytest.raises(SummaryError):
+            validate(broken)
+
+
+def test_markdown_digest_of_a_no_data_week_is_inert() -> None:
+    """An SLO named like an attack is escaped in the digest, and the status says no data."""
+    text = summary_markdown(_weekly_document())
+    assert text.splitlines()[2] == "**NO DATA: 0 of 1 SLO ok, 1 without data**"
+    rendered = markdown_it.MarkdownIt("commonmark").render(text)
+    assert "<a " not in rendered and "<img" not in rendered
+
+
+def test_store_lookup_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parameter first, then $MYSETLIST_SLO_DB, then data/metrics.duckdb in the project root
+    found from the working directory (JupyterLab runs kernels in notebooks/)."""
+    root = tmp_path / "project"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "data").mkdir()
+    (root / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    store = root / "data" / "metrics.duckdb"
+    store.write_bytes(b"")
+    other = tmp_path / "other.duckdb"
+    other.write_bytes(b"")
+    monkeypatch.chdir(root / "notebooks")
+    monkeypatch.delenv("MYSETLIST_SLO_DB", raising=False)
+    assert nb.find_store() == store.resolve()
+    monkeypatch.setenv("MYSETLIST_SLO_DB", str(other))
+    assert nb.find_store() == other.resolve()
+    assert nb.find_store(str(store)) == store.resolve()
+    monkeypatch.delenv("MYSETLIST_SLO_DB")
+    store.unlink()
+    with pytest.raises(StoreNotFoundError) as caught:
+        nb.find_store()
+    assert str(store.resolve()) in str(caught.value)
+    assert "mysetlist-slo demo" in str(caught.value)
+
+
+def test_period_end_is_exclusive_in_the_header() -> None:
+    """The header names Monday to Sunday for an ISO week whose end is the next Monday."""
+    start = datetime(2026, 11, 16, tzinfo=UTC)
+    document = _weekly_document()
+    document["period"] = {"label": "2026-W47", "start": "2026-11-16T00:00:00Z",
+                          "end": (start + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                          "timezone": "UTC"}
+    assert "Mon 16 Nov – Sun 22 Nov 2026" in nb.header(document)._repr_html_()
