@@ -537,15 +537,15 @@ def _add_rules_commands(commands: argparse._SubParsersAction,  # type: ignore[ty
 # --- end of rules ---
 # --- collect: live collectors (issue 12) --------------------------------------------------
 
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_COLLECT_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def _seconds(text: str) -> float:
     """Return the seconds of ``30s``, ``1m``, ``6h``, ``7d`` or ``1w``."""
     number, unit = text[:-1], text[-1:]
-    if unit not in _SECONDS or not number.isdigit() or int(number) == 0:
+    if unit not in _COLLECT_UNITS or not number.isdigit() or int(number) == 0:
         raise argparse.ArgumentTypeError(f"not a duration like 30s, 1m, 6h or 7d: {text!r}")
-    return float(int(number) * _SECONDS[unit])
+    return float(int(number) * _COLLECT_UNITS[unit])
 
 
 def _prometheus_query(text: str) -> object:
