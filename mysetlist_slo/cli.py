@@ -380,6 +380,16 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_notebooks_copy(args: argparse.Namespace) -> int:
+    """Write editable copies of the shipped notebooks into a folder."""
+    from mysetlist_slo.report.runner import copy_notebooks
+
+    written = copy_notebooks(args.dest, overwrite=args.force)
+    _say(f"wrote {len(written)} notebooks to {args.dest}/: "
+         + ", ".join(p.name for p in written) + f"; open them with `jupyter lab {args.dest}`")
+    return EXIT_OK
+
+
 # --- rules: SLOs as code, out (Prometheus, Sloth, OpenSLO, Grafana) and their backtest ---
 
 def _write_output(text: str, out: Path | None) -> None:
@@ -798,6 +808,24 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("path", nargs="?", type=Path, default=Path("mysetlist-slo.yaml"))
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     init.set_defaults(handler=cmd_init)
+
+    notebooks = commands.add_parser(
+        "notebooks", help="copy the report notebooks somewhere to open and edit",
+        formatter_class=formatter,
+        description="The report notebooks ship inside the package. Write editable copies of "
+                    "them (and of the explore notebook) into a folder, to open in JupyterLab; "
+                    "they find the store by the db parameter, then $MYSETLIST_SLO_DB, then "
+                    "data/metrics.duckdb in the project folder above them.",
+        epilog=_examples("mysetlist-slo notebooks copy my-notebooks/",
+                         "mysetlist-slo notebooks copy --force my-notebooks/"))
+    notebook_actions = notebooks.add_subparsers(dest="action", metavar="ACTION", required=True)
+    copy = notebook_actions.add_parser(
+        "copy", help="write editable copies into DEST", formatter_class=formatter,
+        description="Write the shipped notebooks into DEST (created if missing).",
+        epilog=_examples("mysetlist-slo notebooks copy my-notebooks/"))
+    copy.add_argument("dest", type=Path, metavar="DEST", help="folder to write into")
+    copy.add_argument("--force", action="store_true", help="overwrite notebooks already there")
+    copy.set_defaults(handler=cmd_notebooks_copy)
 
     store = commands.add_parser(
         "store", help="check, back up and restore the store file", formatter_class=formatter,

@@ -57,3 +57,28 @@ def test_public_names_are_documented() -> None:
                 unhinted.append(name)
     assert not undocumented, f"public names without a docstring: {undocumented}"
     assert not unhinted, f"public functions without full type hints: {unhinted}"
+
+
+def test_notebooks_ship_in_the_package_as_one_copy() -> None:
+    """Every notebook of notebooks/ is package data, and the package's entry is that same file."""
+    from mysetlist_slo.report.runner import NOTEBOOKS
+
+    shipped = {p.name for p in NOTEBOOKS.glob("*.ipynb")}
+    assert shipped == {p.name for p in (ROOT / "notebooks").glob("*.ipynb")}
+    for name in shipped:
+        assert (NOTEBOOKS / name).resolve() == (ROOT / "notebooks" / name).resolve(), name
+
+
+def test_notebooks_copy_writes_editable_copies(tmp_path: Path, capsys) -> None:
+    """`notebooks copy DIR` writes each shipped notebook; a second run refuses to overwrite."""
+    dest = tmp_path / "mine"
+    assert main(["notebooks", "copy", str(dest)]) == 0
+    for source in (ROOT / "notebooks").glob("*.ipynb"):
+        assert (dest / source.name).read_bytes() == source.read_bytes()
+        assert not (dest / source.name).is_symlink()
+    (dest / "explore.ipynb").write_text("{}", "utf-8")
+    assert main(["notebooks", "copy", str(dest)]) == 1
+    assert "exists; use --force" in capsys.readouterr().err
+    assert (dest / "explore.ipynb").read_text("utf-8") == "{}"  # nothing was replaced
+    assert main(["notebooks", "copy", "--force", str(dest)]) == 0
+    assert (dest / "explore.ipynb").read_bytes() == (ROOT / "notebooks/explore.ipynb").read_bytes()

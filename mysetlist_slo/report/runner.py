@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import gzip
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,7 +31,9 @@ from mysetlist_slo.report.weekly import WeeklySummary, iso_week, weekly_summary
 from mysetlist_slo.store.database import DEFAULT_DB, open_store
 from mysetlist_slo.store.maintenance import store_snapshot
 
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+# The notebooks ship inside the package (in a clone, report/notebooks/ links to notebooks/, the
+# one copy people edit in JupyterLab), so an installed wheel runs reports from any folder.
+NOTEBOOKS = Path(str(resources.files("mysetlist_slo.report").joinpath("notebooks")))
 REPORTS = {"weekly": "weekly_slo_report", "vitals": "web_vitals", "capacity": "capacity_plan"}
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -93,11 +97,26 @@ def check_report_inputs(week: str | None, timezone: str, db: str | Path,
 
 
 def notebook_path(name: str) -> Path:
-    """Return the path of a report notebook shipped in ``notebooks/``."""
+    """Return the path of a notebook shipped with the package; raise SloError when missing."""
     path = NOTEBOOKS / f"{name}.ipynb"
     if not path.is_file():
-        raise SloError(f"{path}: notebook not found (run from a clone of mysetlist-slo)")
+        raise SloError(f"{path}: notebook not found (the installation is incomplete)")
     return path
+
+
+def copy_notebooks(dest: str | Path, overwrite: bool = False) -> list[Path]:
+    """Write editable copies of the shipped notebooks into ``dest`` and return their paths.
+
+    Raises SloError, before writing anything, when a copy would replace an existing file and
+    ``overwrite`` is false.
+    """
+    folder = Path(dest)
+    sources = sorted(NOTEBOOKS.glob("*.ipynb"))
+    taken = [folder / s.name for s in sources if (folder / s.name).exists()]
+    if taken and not overwrite:
+        raise SloError(f"{taken[0]} exists; use --force to overwrite the notebooks in {folder}")
+    folder.mkdir(parents=True, exist_ok=True)
+    return [Path(shutil.copyfile(source, folder / source.name)) for source in sources]
 
 
 # Cells tagged so show full tables in the executed notebook only; the HTML shows the top N.
