@@ -2,7 +2,7 @@
 """The project's two set-up commands; they need nothing but Python 3.11+ and pip.
 
     python3 tasks.py report   # make the venv, write and load the demo data, write the report
-    python3 tasks.py test     # make the venv, run the whole test suite
+    python3 tasks.py test     # make the venv and the Debian packages, run the whole suite
     python3 tasks.py lock     # refresh constraints.txt, deliberately (not part of set-up)
 
 Both create (or reuse) ./.venv and install the package with its dev extra into it, pinned by
@@ -12,6 +12,7 @@ constraints.txt: the dependency set the suite last passed with, so reports are r
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,16 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".installed"
 LOCK = ROOT / "constraints.txt"
+# Debian packages the suite uses, each with a file that shows it is installed: real servers the
+# live-collector and rules tests start on loopback ports (PostgreSQL 15, PgBouncer, Redis,
+# Prometheus with promtool) and Chromium for the report screenshots.
+SYSTEM_PACKAGES = {
+    "postgresql": "/usr/lib/postgresql/15/bin/initdb",
+    "pgbouncer": "/usr/sbin/pgbouncer",
+    "redis-server": "/usr/bin/redis-server",
+    "prometheus": "/usr/bin/promtool",
+    "chromium": "/usr/bin/chromium",
+}
 
 
 def run(*command: str | Path) -> None:
@@ -70,9 +81,24 @@ def report() -> None:
     run(BIN / "mysetlist-slo", "report", "weekly")
 
 
+def ensure_system_packages() -> None:
+    """Install the missing Debian packages of SYSTEM_PACKAGES with apt-get (as root); elsewhere
+    say which are missing (the tests that need them then fail naming the package)."""
+    missing = [name for name, probe in SYSTEM_PACKAGES.items() if not Path(probe).exists()]
+    if not missing:
+        return
+    if shutil.which("apt-get") is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        print(f"missing Debian packages (install them as root): {' '.join(missing)}", flush=True)
+        return
+    os.environ["DEBIAN_FRONTEND"] = "noninteractive"
+    run("apt-get", "update", "-qq")
+    run("apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing)
+
+
 def test(extra: list[str]) -> None:
     """Run the whole test suite (pytest); extra arguments go to pytest."""
     ensure_venv()
+    ensure_system_packages()
     run(BIN / "python", "-m", "pytest", *extra)
 
 
