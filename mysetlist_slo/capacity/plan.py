@@ -31,12 +31,12 @@ from mysetlist_slo.errors import InsufficientDataError
 # its traffic is the monitoring's, not the application's.
 ADMIN_DATABASE = "pgbouncer"
 
-# SHOW STATS counters are cumulative per database; a counter lower than the snapshot before
-# means PgBouncer restarted and counted again from zero, so the new value itself is the
-# increase. Differences are taken per database over every snapshot before the window's end,
-# then the intervals ending inside the window are kept (the first one is not lost), and the
-# application databases are added up per snapshot: rates add, times are weighted by
-# transactions (sum of time / sum of transactions).
+# SHOW STATS counters are cumulative per database; any counter lower than the snapshot before
+# means PgBouncer restarted and counted every counter again from zero, so the new values
+# themselves are the increases. Differences are taken per database over every snapshot
+# before the window's end, then the intervals ending inside the window are kept (the first
+# one is not lost), and the application databases are added up per snapshot: rates add,
+# times are weighted by transactions (sum of time / sum of transactions).
 _PGBOUNCER_RATES = """
 WITH snapshots AS (
     SELECT ts, database, total_xact_count AS xacts, total_xact_time AS xact_us,
@@ -47,16 +47,19 @@ WITH snapshots AS (
     WHERE ts < $end AND database <> $admin
     WINDOW w AS (PARTITION BY database ORDER BY ts)
 ),
-increases AS (
-    SELECT ts, database, epoch(ts) - epoch(prev_ts) AS seconds,
-           CASE WHEN xacts >= prev_xacts THEN xacts - prev_xacts ELSE xacts END AS xacts,
-           CASE WHEN xact_us >= prev_xact_us THEN xact_us - prev_xact_us
-                ELSE xact_us END AS xact_us,
-           CASE WHEN wait_us >= prev_wait_us THEN wait_us - prev_wait_us
-                ELSE wait_us END AS wait_us,
-           xacts < prev_xacts AS restarted
+restarts AS (
+    SELECT *, xacts < prev_xacts OR xact_us < prev_xact_us OR wait_us < prev_wait_us
+              AS restarted
     FROM snapshots
     WHERE prev_ts IS NOT NULL AND ts >= $start
+),
+increases AS (
+    -- Whole microseconds: epoch() in double seconds loses them at today's magnitudes.
+    SELECT ts, database, (epoch_us(ts) - epoch_us(prev_ts)) / 1e6 AS seconds, restarted,
+           CASE WHEN restarted THEN xacts ELSE xacts - prev_xacts END AS xacts,
+           CASE WHEN restarted THEN xact_us ELSE xact_us - prev_xact_us END AS xact_us,
+           CASE WHEN restarted THEN wait_us ELSE wait_us - prev_wait_us END AS wait_us
+    FROM restarts
 )
 SELECT ts, count(*) AS databases, max(seconds) AS seconds, sum(xacts) AS xacts,
        sum(xact_us) AS xact_us, sum(wait_us) AS wait_us, sum(xacts / seconds) AS tps,
