@@ -3,6 +3,7 @@ rules file read back replays exactly its own alerts."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -177,6 +178,12 @@ def test_cli_writes_and_replays_rules(demo_store_path: Path, tmp_path: Path, cap
     printed = capsys.readouterr().out
     assert f"These are the rules in {out} for availability; over the 2 weeks" in printed
     assert "would have paged" in printed and "incident(s)" in printed
+    assert main(["rules", "backtest", "--rules", str(out), "--db", str(demo_store_path),
+                 "--weeks", "2", "--end", DEMO_END.isoformat(), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary) == {"availability", "error-rate"}
+    assert {row["rule"] for row in summary["error-rate"]} >= {"page 1h/5m x13.44",
+                                                              "high_error_rate"}
 
 
 def test_replay_follows_edits_to_the_file(demo_con: duckdb.DuckDBPyConnection,
