@@ -3,6 +3,7 @@ rules file read back replays exactly its own alerts."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -177,3 +178,27 @@ def test_cli_writes_and_replays_rules(demo_store_path: Path, tmp_path: Path, cap
     printed = capsys.readouterr().out
     assert f"These are the rules in {out} for availability; over the 2 weeks" in printed
     assert "would have paged" in printed and "incident(s)" in printed
+    assert main(["rules", "backtest", "--rules", str(out), "--db", str(demo_store_path),
+                 "--weeks", "2", "--end", DEMO_END.isoformat(), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary) == {"availability", "error-rate"}
+    assert {row["rule"] for row in summary["error-rate"]} >= {"page 1h/5m x13.44",
+                                                              "high_error_rate"}
+
+
+def test_replay_follows_edits_to_the_file(demo_con: duckdb.DuckDBPyConnection,
+                                          tmp_path: Path) -> None:
+    """A page threshold raised by hand in the file is what the replay uses: the rule, now named
+    by its new rate, never fires over the demo, while the configured one pages on its outage."""
+    config = load_config()
+    text = prometheus_rules(config).to_yaml()
+    assert text.count(">= 14.4)") == 2  # availability's 1h/5m page, both windows
+    path = tmp_path / "rules.yaml"
+    path.write_text(text.replace(">= 14.4)", ">= 1000)"), "utf-8")
+    start = DEMO_END - timedelta(weeks=2)
+    summary = backtest_rules(demo_con, config, read_rules(path), start,
+                             DEMO_END)["availability"].summary.set_index("rule")
+    assert summary.loc["page 1h/5m x1000", "firings"] == 0
+    slo = next(s for s in config.slos if s.name == "availability")
+    direct = backtest_alerts(demo_con, slo, config, start, DEMO_END).summary.set_index("rule")
+    assert direct.loc["page 1h/5m x14.4", "firings"] > 0

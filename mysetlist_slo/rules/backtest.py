@@ -55,14 +55,15 @@ def _burn_rule(rule: dict[str, Any], where: str,
     severity = labels.get("severity")
     if severity not in ("page", "ticket"):
         raise ConfigError(path, [f"{where}.labels.severity: page or ticket expected"])
-    name = (rule.get("annotations") or {}).get("rule") or (
-        f"{severity} {match['long']}/{match['short']} x{match['rate1']}")
+    # Named from the expression as scaled_rules names rules, never from the annotation, so a
+    # threshold edited in the file is reported as what it now is.
+    rate = float(match["rate1"])
     for_ = rule.get("for")
     alert = AlertRule(
-        name=str(name), severity=severity,
+        name=f"{severity} {match['long']}/{match['short']} x{rate:g}", severity=severity,
         long_window=_duration(match["long"], f"{where}.expr", path),
         short_window=_duration(match["short"], f"{where}.expr", path),
-        burn_rate=float(match["rate1"]),
+        burn_rate=rate,
         for_duration=_duration(str(for_), f"{where}.for", path) if for_ else timedelta(0))
     return match["slo1"], alert, float(match["budget1"])
 
