@@ -131,17 +131,19 @@ def cases(draw: st.DrawFn) -> Case:
                            "latency_us": latencies})
     if (window in ROLLING and sli != "latency" and budgeting == "occurrences"
             and draw(st.integers(0, 3)) > 0):
-        events, objective = _exactly_at_an_objective(events, start, end, objective)
+        events, objective = _near_an_objective(events, start, end, objective,
+                                               draw(st.sampled_from([0, 1, 2])))
     return Case(
         sli=sli, threshold_ms=threshold, objective=objective, window=window, timezone=zone,
         budgeting=budgeting, timeslice_target=target,
         min_events=draw(st.sampled_from([1, 3, 20])), at=at, events=events)
 
 
-def _exactly_at_an_objective(events: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
-                             objective: str) -> tuple[pd.DataFrame, str]:
-    """Make the window's failures exactly the share an objective allows, when some objective
-    allows a whole number of the window's events (the case a float comparison gets wrong)."""
+def _near_an_objective(events: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
+                       objective: str, spare: int) -> tuple[pd.DataFrame, str]:
+    """Make the window's failures the number an objective allows, less ``spare`` (0: exactly
+    at the objective, the case a float comparison gets wrong; more: a budget that is left,
+    for the exhaustion forecast to work on)."""
     inside = ((events["ts"] >= start) & (events["ts"] < end)).to_numpy()
     # Drop a few of the window's events so that 90 % at least allows a whole number of them.
     surplus = np.flatnonzero(inside)[: int(inside.sum()) % 10]
@@ -154,7 +156,7 @@ def _exactly_at_an_objective(events: pd.DataFrame, start: pd.Timestamp, end: pd.
             status = events["status"].to_numpy().copy()
             positions = np.flatnonzero(inside)
             status[positions] = 200
-            status[positions[: int(allowed)]] = 503
+            status[positions[: max(int(allowed) - spare, 0)]] = 503
             return events.assign(status=status), candidate
     return events, objective
 
@@ -238,19 +240,24 @@ def rolling_exhaustion(events: pd.DataFrame, start: pd.Timestamp, end: pd.Timest
                        share: Fraction, span: timedelta, rate: Fraction) -> pd.Timestamp | None:
     """Brute force over every whole minute t of the window: today's events from start + t on,
     plus t minutes of new events at the lookback's rates; the first t where bad reaches the
-    allowed share."""
+    allowed share. Counted from the raw timestamps (sorted, searched for each cut-off), in
+    integers: multiplied through by the lookback's minutes and the share's denominator."""
     recent = between(events, end - span, end)
-    lookback_minutes = int(span / timedelta(minutes=1))
-    new_total = Fraction(len(recent), lookback_minutes)
-    new_bad = Fraction(len(recent) - int(recent["good"].sum()), lookback_minutes)
-    inside = between(events, start, end)
-    minutes = int((end - start) / pd.Timedelta(minutes=1))
-    for t in range(minutes + 1):
-        kept = inside[inside["ts"] >= start + pd.Timedelta(minutes=t)]
-        kept_bad = len(kept) - int(kept["good"].sum())
-        if kept_bad + new_bad * t >= share * (len(kept) + new_total * t):
-            return end + pd.Timedelta(minutes=t)
-    return None
+    lookback = int(span / timedelta(minutes=1))
+    new_total, new_bad = len(recent), len(recent) - int(recent["good"].sum())
+    inside = between(events, start, end).sort_values("ts")
+    stamps = inside["ts"].to_numpy()
+    bad_after = np.concatenate((np.cumsum((1 - inside["good"].to_numpy())[::-1])[::-1], [0]))
+    t = np.arange(int((end - start) / pd.Timedelta(minutes=1)) + 1, dtype=np.int64)
+    cutoffs = (start + pd.to_timedelta(t, unit="min")).to_numpy()
+    first_kept = np.searchsorted(stamps, cutoffs, side="left")
+    kept_total = len(inside) - first_kept
+    kept_bad = bad_after[first_kept]
+    p, q = share.numerator, share.denominator
+    spent = (q * (lookback * kept_bad + new_bad * t)
+             >= p * (lookback * kept_total + new_total * t))
+    hits = np.flatnonzero(spent)
+    return None if len(hits) == 0 else end + pd.Timedelta(minutes=int(hits[0]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,6 +295,9 @@ slos: [{{name: s, sli: {case.sli}, objective: {case.objective}, window: {case.wi
     event(f"window: {'calendar' if case.window in ('week', 'month') else 'rolling'}")
     event(f"runs out (24h): {expected['exhaustion']['24h'] is not None}")
     event(f"exactly at the objective: {expected['remaining'] == 0}")
+    forecast_case = (case.window in ROLLING and expected["status"] == "ok"
+                     and bool(expected["burns"]["24h"]))
+    event(f"rolling forecast with budget left and a burn: {forecast_case}")
     with tempfile.TemporaryDirectory() as folder:
         con = open_store(Path(folder) / "oracle.duckdb")
         try:
