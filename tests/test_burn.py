@@ -72,6 +72,14 @@ def test_rolling_burn_rate_matches_a_plain_loop() -> None:
         assert got[i] == pytest.approx(expected, nan_ok=True)
 
 
+def test_rolling_burn_rate_exactly_at_one() -> None:
+    """1 failure in 100 against 99 % burns at exactly 1 (a ticket rule's threshold), not at
+    0.9999999999999991 as 0.01 / (1 - 0.99) gives in floats."""
+    got = rolling_burn_rate(np.array([1, 0]), np.array([50, 50]), 99.0, 2)
+    assert got[-1] == 1.0
+    assert rolling_burn_rate(np.array([1]), np.array([1000]), 99.9, 1)[0] == 1.0
+
+
 def test_rules_scale_with_the_window() -> None:
     """The workbook's 30-day table spends 2/5/10/10 % of budget; a 28-day window keeps that:
     its page fires at 14.4 x 28/30 = 13.44, named so, and 13.44 x 1 h / 28 d is still 2 %."""

@@ -49,7 +49,6 @@ ANCHORS = [datetime(2026, 3, 8, 7, tzinfo=UTC), datetime(2026, 3, 29, 1, tzinfo=
            datetime(2026, 12, 1, 0, tzinfo=UTC)]
 ROLLING = {"1h": pd.Timedelta(hours=1), "6h": pd.Timedelta(hours=6), "1d": pd.Timedelta(days=1),
            "2d": pd.Timedelta(days=2), "7d": pd.Timedelta(days=7)}
-WINDOWS = [*ROLLING, "week", "month"]
 OBJECTIVES = ["90", "95", "97.3", "99", "99.5", "99.9", "99.95", "99.99"]
 STATUSES = [200, 200, 200, 204, 301, 404, 499, 500, 502, 503]
 THRESHOLDS_MS = [100, 200, 250]
@@ -91,7 +90,8 @@ def _period(window: str, at: datetime, zone: str) -> tuple[pd.Timestamp, pd.Time
 def cases(draw: st.DrawFn) -> Case:
     """A scenario with events placed at random and exactly on (and a microsecond around) the
     window's boundaries and lookback starts."""
-    window = draw(st.sampled_from(WINDOWS))
+    kind = draw(st.sampled_from(["rolling", "calendar"]))
+    window = draw(st.sampled_from([*ROLLING] if kind == "rolling" else ["week", "month"]))
     zone = draw(st.sampled_from(ZONES))
     at = draw(st.sampled_from(ANCHORS)) + timedelta(
         seconds=draw(st.integers(-3 * 86400, 3 * 86400)),
@@ -114,7 +114,10 @@ def cases(draw: st.DrawFn) -> Case:
         times += [minute + pd.Timedelta(seconds=s) for s in
                   draw(st.lists(st.integers(0, 59), min_size=burst, max_size=burst))]
     n = len(times)
-    statuses = draw(st.lists(st.sampled_from(STATUSES), min_size=n, max_size=n))
+    # Mostly clean traffic, or one failure in about twenty, or anything: budgets both within
+    # and beyond.
+    pool = draw(st.sampled_from([[200, 204, 404], [200] * 19 + [503], STATUSES]))
+    statuses = draw(st.lists(st.sampled_from(pool), min_size=n, max_size=n))
     threshold = draw(st.sampled_from(THRESHOLDS_MS))
     near = [threshold * 1000 - 1, threshold * 1000, threshold * 1000 + 1]
     latencies = draw(st.lists(st.one_of(st.integers(1, 3_000_000), st.sampled_from(near),
@@ -122,13 +125,40 @@ def cases(draw: st.DrawFn) -> Case:
     budgeting = draw(st.sampled_from(["occurrences", "occurrences", "timeslices"]))
     target = (draw(st.sampled_from([None, "50", "90", "99.9"])) if budgeting == "timeslices"
               else None)
+    sli = draw(st.sampled_from(["availability", "error_rate", "latency"]))
+    objective = draw(st.sampled_from(OBJECTIVES))
+    events = pd.DataFrame({"ts": pd.to_datetime(times, utc=True), "status": statuses,
+                           "latency_us": latencies})
+    if (window in ROLLING and sli != "latency" and budgeting == "occurrences"
+            and draw(st.integers(0, 3)) > 0):
+        events, objective = _near_an_objective(events, start, end, objective,
+                                               draw(st.sampled_from([0, 1, 2])))
     return Case(
-        sli=draw(st.sampled_from(["availability", "error_rate", "latency"])),
-        threshold_ms=threshold, objective=draw(st.sampled_from(OBJECTIVES)), window=window,
-        timezone=zone, budgeting=budgeting, timeslice_target=target,
-        min_events=draw(st.sampled_from([1, 3, 20])), at=at,
-        events=pd.DataFrame({"ts": pd.to_datetime(times, utc=True), "status": statuses,
-                             "latency_us": latencies}))
+        sli=sli, threshold_ms=threshold, objective=objective, window=window, timezone=zone,
+        budgeting=budgeting, timeslice_target=target,
+        min_events=draw(st.sampled_from([1, 3, 20])), at=at, events=events)
+
+
+def _near_an_objective(events: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
+                       objective: str, spare: int) -> tuple[pd.DataFrame, str]:
+    """Make the window's failures the number an objective allows, less ``spare`` (0: exactly
+    at the objective, the case a float comparison gets wrong; more: a budget that is left,
+    for the exhaustion forecast to work on)."""
+    inside = ((events["ts"] >= start) & (events["ts"] < end)).to_numpy()
+    # Drop a few of the window's events so that 90 % at least allows a whole number of them.
+    surplus = np.flatnonzero(inside)[: int(inside.sum()) % 10]
+    events = events.drop(index=events.index[surplus]).reset_index(drop=True)
+    inside = np.delete(inside, surplus)
+    n = int(inside.sum())
+    for candidate in [objective, *OBJECTIVES]:
+        allowed = (1 - Fraction(candidate) / 100) * n
+        if n and allowed.denominator == 1 and allowed > 0:
+            status = events["status"].to_numpy().copy()
+            positions = np.flatnonzero(inside)
+            status[positions] = 200
+            status[positions[: max(int(allowed) - spare, 0)]] = 503
+            return events.assign(status=status), candidate
+    return events, objective
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,19 +240,24 @@ def rolling_exhaustion(events: pd.DataFrame, start: pd.Timestamp, end: pd.Timest
                        share: Fraction, span: timedelta, rate: Fraction) -> pd.Timestamp | None:
     """Brute force over every whole minute t of the window: today's events from start + t on,
     plus t minutes of new events at the lookback's rates; the first t where bad reaches the
-    allowed share."""
+    allowed share. Counted from the raw timestamps (sorted, searched for each cut-off), in
+    integers: multiplied through by the lookback's minutes and the share's denominator."""
     recent = between(events, end - span, end)
-    lookback_minutes = int(span / timedelta(minutes=1))
-    new_total = Fraction(len(recent), lookback_minutes)
-    new_bad = Fraction(len(recent) - int(recent["good"].sum()), lookback_minutes)
-    inside = between(events, start, end)
-    minutes = int((end - start) / pd.Timedelta(minutes=1))
-    for t in range(minutes + 1):
-        kept = inside[inside["ts"] >= start + pd.Timedelta(minutes=t)]
-        kept_bad = len(kept) - int(kept["good"].sum())
-        if kept_bad + new_bad * t >= share * (len(kept) + new_total * t):
-            return end + pd.Timedelta(minutes=t)
-    return None
+    lookback = int(span / timedelta(minutes=1))
+    new_total, new_bad = len(recent), len(recent) - int(recent["good"].sum())
+    inside = between(events, start, end).sort_values("ts")
+    stamps = inside["ts"].to_numpy()
+    bad_after = np.concatenate((np.cumsum((1 - inside["good"].to_numpy())[::-1])[::-1], [0]))
+    t = np.arange(int((end - start) / pd.Timedelta(minutes=1)) + 1, dtype=np.int64)
+    cutoffs = (start + pd.to_timedelta(t, unit="min")).to_numpy()
+    first_kept = np.searchsorted(stamps, cutoffs, side="left")
+    kept_total = len(inside) - first_kept
+    kept_bad = bad_after[first_kept]
+    p, q = share.numerator, share.denominator
+    spent = (q * (lookback * kept_bad + new_bad * t)
+             >= p * (lookback * kept_total + new_total * t))
+    hits = np.flatnonzero(spent)
+    return None if len(hits) == 0 else end + pd.Timedelta(minutes=int(hits[0]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,6 +294,10 @@ slos: [{{name: s, sli: {case.sli}, objective: {case.objective}, window: {case.wi
     event(f"status: {expected['status']}")
     event(f"window: {'calendar' if case.window in ('week', 'month') else 'rolling'}")
     event(f"runs out (24h): {expected['exhaustion']['24h'] is not None}")
+    event(f"exactly at the objective: {expected['remaining'] == 0}")
+    forecast_case = (case.window in ROLLING and expected["status"] == "ok"
+                     and bool(expected["burns"]["24h"]))
+    event(f"rolling forecast with budget left and a burn: {forecast_case}")
     with tempfile.TemporaryDirectory() as folder:
         con = open_store(Path(folder) / "oracle.duckdb")
         try:

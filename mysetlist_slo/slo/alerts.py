@@ -24,7 +24,7 @@ from mysetlist_slo.config import (
     StaticAlert,
     parse_duration,
 )
-from mysetlist_slo.slo.budgets import slo_events
+from mysetlist_slo.slo.budgets import allowed_share, slo_events
 from mysetlist_slo.slo.sli import MINUTE, dense_minutes, period_end, window_bounds
 
 REFERENCE_WINDOW = timedelta(days=30)
@@ -76,7 +76,9 @@ def rolling_burn_rate(bad: np.ndarray, total: np.ndarray, objective_percent: flo
     window_total = cum_total[upto] - cum_total[since]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(window_total > 0, window_bad / window_total, np.nan)
-    return ratio / (1 - objective_percent / 100)
+    # The allowed share read exactly (1 - 0.99 in floats is 0.010000000000000009, which would put
+    # a burn of exactly 1 just under a rule's threshold of 1).
+    return ratio / float(allowed_share(objective_percent))
 
 
 def _intervals(times: pd.DatetimeIndex, firing: np.ndarray) -> list[tuple[datetime, datetime]]:
@@ -206,8 +208,8 @@ def budget_incidents(con: duckdb.DuckDBPyConnection, slo: SloConfig, start: date
     bad = (events["total"] - events["good"]).to_numpy()
     total = events["total"].to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
-        rate = np.where(total > 0, bad / total, 0) / (1 - slo.objective / 100)
-    budget = (1 - slo.objective / 100) * total.mean() * (REFERENCE_WINDOW / MINUTE)
+        rate = np.where(total > 0, bad / total, 0) / float(allowed_share(slo.objective))
+    budget = float(allowed_share(slo.objective)) * total.mean() * (REFERENCE_WINDOW / MINUTE)
     runs = _intervals(pd.DatetimeIndex(events["minute"]), rate >= burn_rate)
     merged: list[list[datetime]] = []
     for run_start, run_end in runs:
