@@ -11,6 +11,7 @@ constraints.txt: the dependency set the suite last passed with, so reports are r
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -61,16 +62,17 @@ def ensure_venv() -> None:
 
 
 def lock() -> None:
-    """Resolve pyproject.toml afresh in a throw-away venv and pin the result in constraints.txt."""
+    """Resolve .[dev] afresh (pip's resolver, nothing installed) and pin it in constraints.txt."""
     with tempfile.TemporaryDirectory() as scratch:
-        python = Path(scratch) / ("Scripts" if os.name == "nt" else "bin") / "python"
-        venv.EnvBuilder(with_pip=True).create(scratch)
-        run(python, "-m", "pip", "install", "--quiet", ".[dev]")
-        frozen = subprocess.run([str(python), "-m", "pip", "freeze", "--exclude", "mysetlist-slo"],
-                                capture_output=True, text=True, check=True).stdout
-    LOCK.write_text("# The dependency set of .[dev] the suite passed with; refresh with "
-                    "`python3 tasks.py lock`.\n" + frozen, "utf-8")
-    print(f"wrote {LOCK.name}: {len(frozen.splitlines())} packages")
+        report = Path(scratch) / "resolution.json"
+        run(sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
+            "--report", report, ".[dev]")
+        resolved = json.loads(report.read_text("utf-8"))["install"]
+    pins = sorted(f"{item['metadata']['name']}=={item['metadata']['version']}"
+                  for item in resolved if item["metadata"]["name"] != "mysetlist-slo")
+    LOCK.write_text("# The dependency set of .[dev] the suite passed with; refresh it with "
+                    "`python3 tasks.py lock`, deliberately.\n" + "\n".join(pins) + "\n", "utf-8")
+    print(f"wrote {LOCK.name}: {len(pins)} packages")
 
 
 def report() -> None:
