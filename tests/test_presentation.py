@@ -198,3 +198,18 @@ def test_period_end_is_exclusive_in_the_header() -> None:
                           "end": (start + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ"),
                           "timezone": "UTC"}
     assert "Mon 16 Nov – Sun 22 Nov 2026" in nb.header(document)._repr_html_()
+
+
+def test_capacity_summary_without_a_plan_is_no_data() -> None:
+    """Too little history for a forecast gives a valid capacity summary with status no_data,
+    the reason as its headline and every number missing, never a made-up zero."""
+    from mysetlist_slo.config import load_config
+    from mysetlist_slo.report.summaries import capacity_document
+
+    start = datetime(2026, 11, 16, tzinfo=UTC)
+    document = capacity_document(None, load_config(), "2026-W47", start,
+                                 start + timedelta(days=7), why_none="Too little history")
+    validate(document)
+    assert document["status"] == "no_data" and document["headline"] == "Too little history"
+    assert document["hpa"]["replicas_needed_at_peak"] is None
+    assert "NO DATA: Too little history" in summary_markdown(document)
