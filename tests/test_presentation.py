@@ -213,3 +213,19 @@ def test_capacity_summary_without_a_plan_is_no_data() -> None:
     assert document["status"] == "no_data" and document["headline"] == "Too little history"
     assert document["hpa"]["replicas_needed_at_peak"] is None
     assert "NO DATA: Too little history" in summary_markdown(document)
+
+
+def test_crux_rows_only_for_the_period() -> None:
+    """Of the CrUX collection periods loaded, only the latest one overlapping the week is
+    shown; none overlapping shows none."""
+    from datetime import date
+
+    crux = pd.DataFrame({
+        "first_date": [date(2026, 9, 1), date(2026, 10, 20), date(2026, 10, 27)],
+        "last_date": [date(2026, 9, 28), date(2026, 11, 16), date(2026, 11, 23)],
+        "metric": ["LCP", "LCP", "LCP"]})
+    start = datetime(2026, 11, 16, tzinfo=UTC)
+    shown = nb.crux_for_period(crux, start, start + timedelta(days=7))
+    assert shown["last_date"].tolist() == [date(2026, 11, 23)]
+    later = datetime(2027, 1, 4, tzinfo=UTC)
+    assert nb.crux_for_period(crux, later, later + timedelta(days=7)).empty
