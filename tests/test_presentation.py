@@ -198,3 +198,34 @@ def test_period_end_is_exclusive_in_the_header() -> None:
                           "end": (start + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ"),
                           "timezone": "UTC"}
     assert "Mon 16 Nov – Sun 22 Nov 2026" in nb.header(document)._repr_html_()
+
+
+def test_capacity_summary_without_a_plan_is_no_data() -> None:
+    """Too little history for a forecast gives a valid capacity summary with status no_data,
+    the reason as its headline and every number missing, never a made-up zero."""
+    from mysetlist_slo.config import load_config
+    from mysetlist_slo.report.summaries import capacity_document
+
+    start = datetime(2026, 11, 16, tzinfo=UTC)
+    document = capacity_document(None, load_config(), "2026-W47", start,
+                                 start + timedelta(days=7), why_none="Too little history")
+    validate(document)
+    assert document["status"] == "no_data" and document["headline"] == "Too little history"
+    assert document["hpa"]["replicas_needed_at_peak"] is None
+    assert "NO DATA: Too little history" in summary_markdown(document)
+
+
+def test_crux_rows_only_for_the_period() -> None:
+    """Of the CrUX collection periods loaded, only the latest one overlapping the week is
+    shown; none overlapping shows none."""
+    from datetime import date
+
+    crux = pd.DataFrame({
+        "first_date": [date(2026, 9, 1), date(2026, 10, 20), date(2026, 10, 27)],
+        "last_date": [date(2026, 9, 28), date(2026, 11, 16), date(2026, 11, 23)],
+        "metric": ["LCP", "LCP", "LCP"]})
+    start = datetime(2026, 11, 16, tzinfo=UTC)
+    shown = nb.crux_for_period(crux, start, start + timedelta(days=7))
+    assert shown["last_date"].tolist() == [date(2026, 11, 23)]
+    later = datetime(2027, 1, 4, tzinfo=UTC)
+    assert nb.crux_for_period(crux, later, later + timedelta(days=7)).empty

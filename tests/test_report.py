@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from conftest import DEMO_END, timed_line
 
-from mysetlist_slo import DemoManifest, ingest_file, open_store
+from mysetlist_slo import DemoManifest, generate_demo, ingest_file, open_store
 from mysetlist_slo.errors import SloError
 from mysetlist_slo.report.runner import ReportError, run_report
 
@@ -470,11 +470,21 @@ def test_failed_delivery_exits_non_zero_after_writing(demo_store_path: Path, web
 
 
 @pytest.mark.slow
-def test_notebooks_run_under_nbval_from_the_notebooks_folder(demo_store_path: Path) -> None:
+def test_notebooks_run_under_nbval_from_the_notebooks_folder(tmp_path: Path) -> None:
     """`pytest --nbval-lax` in notebooks/ (where JupyterLab starts kernels) runs every notebook
-    with its default parameters; the store is found through $MYSETLIST_SLO_DB."""
+    with its default parameters (the last full week before today) against a small demo that
+    ends this Monday; the store is found through $MYSETLIST_SLO_DB."""
+    today = datetime.now(UTC).date()
+    monday = today - timedelta(days=today.weekday())
+    demo = generate_demo(tmp_path / "demo", end=datetime(monday.year, monday.month, monday.day,
+                                                          tzinfo=UTC), weeks=2, mean_rps=0.1)
+    store = tmp_path / "metrics.duckdb"
+    con = open_store(store)
+    for file in demo.files:
+        ingest_file(con, file)
+    con.close()
     notebooks = Path(__file__).resolve().parents[1] / "notebooks"  # the folder people open
-    env = {**os.environ, "MYSETLIST_SLO_DB": str(demo_store_path)}
+    env = {**os.environ, "MYSETLIST_SLO_DB": str(store)}
     run = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q",
                           "-p", "no:cacheprovider", "."], cwd=notebooks, env=env,
                          capture_output=True, text=True, timeout=900)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from mysetlist_slo.capacity.plan import CapacityPlan, capacity_plan
 from mysetlist_slo.config import Config
-from mysetlist_slo.errors import SloError
+from mysetlist_slo.errors import InsufficientDataError, SloError
 from mysetlist_slo.report.formatting import (
     STATUS_WORDS,
     fmt,
@@ -166,12 +166,16 @@ def _regressions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 # --- capacity -------------------------------------------------------------------------------
 
-def capacity_document(plan: CapacityPlan, config: Config, label: str, start: datetime,
-                      end: datetime, title: str = "MySetlist capacity plan") -> dict[str, Any]:
+def capacity_document(plan: CapacityPlan | None, config: Config, label: str, start: datetime,
+                      end: datetime, title: str = "MySetlist capacity plan",
+                      why_none: str = "") -> dict[str, Any]:
     """Return the capacity report's summary.json content: replicas needed at the forecast peak
     and at the concurrent-users scenario, when maxReplicas runs out, pool headroom. Status:
     breach when maxReplicas cannot serve the forecast peak, at_risk when it cannot serve the
-    concurrent-users scenario or the pool is smaller than needed, no_data without CPU data."""
+    concurrent-users scenario or the pool is smaller than needed, no_data without CPU data or
+    without a plan (``plan`` None, ``why_none`` saying why)."""
+    if plan is None:
+        return _no_capacity_plan(config, label, start, end, title, why_none)
     hpa, scenario, pool = plan.hpa, plan.hpa_concurrent_users, plan.pool
     pool_size = config.pgbouncer.default_pool_size if config.pgbouncer else None
     headroom = (pool_size - pool.servers) if pool is not None and pool_size is not None else None
@@ -226,6 +230,30 @@ def capacity_document(plan: CapacityPlan, config: Config, label: str, start: dat
         "statements_fast_pct": _round(None if plan.statements_fast_share is None
                                       else 100 * plan.statements_fast_share, 2),
         "verdict": plan.verdict,
+    })
+    return document
+
+
+def _no_capacity_plan(config: Config, label: str, start: datetime, end: datetime, title: str,
+                      why: str) -> dict[str, Any]:
+    """Return the capacity summary when no plan could be made: every number missing."""
+    document = _envelope("capacity", title, label, start, end, config.timezone, "no_data",
+                         why or "No capacity plan")
+    autoscaling, capacity = config.autoscaling, config.capacity
+    document.update({
+        "forecast": {"model": "none", "peak_rps": None, "growth_pct": None,
+                     "burst_factor": None},
+        "hpa": {"min_replicas": autoscaling.min_replicas if autoscaling else None,
+                "max_replicas": autoscaling.max_replicas if autoscaling else None,
+                "replicas_needed_at_peak": None, "max_is_enough_at_peak": None,
+                "concurrent_users": capacity.concurrent_users if capacity else None,
+                "concurrent_users_rps": None, "replicas_needed_at_concurrent_users": None,
+                "max_is_enough_at_concurrent_users": None, "max_replicas_exceeded_at": None},
+        "pool": {"default_pool_size": (config.pgbouncer.default_pool_size
+                                       if config.pgbouncer else None),
+                 "servers_needed": None, "headroom_connections": None,
+                 "wait_probability_pct": None, "wait_probability_now_pct": None},
+        "statements_fast_pct": None, "verdict": why or "No capacity plan.",
     })
     return document
 
@@ -297,8 +325,14 @@ def summary_document(kind: str, con: duckdb.DuckDBPyConnection, config: Config,
         previous = iso_week(None, config.timezone, now=start)[0]
         return weekly_document(summary, overview, now, before, previous, heading)
     if kind == "capacity":
-        return capacity_document(capacity_plan(con, config, end), config, label, start, end,
-                                 heading)
+        try:
+            plan: CapacityPlan | None = capacity_plan(con, config, end)
+        except InsufficientDataError as exc:
+            plan = None
+            why = (f"Too little traffic history to forecast: {exc.count} {exc.unit}, "
+                   f"{exc.minimum} needed")
+        return capacity_document(plan, config, label, start, end, heading,
+                                 "" if plan else why)
     if kind == "vitals":
         site = web_vitals_summary(con, config, start, end, by=())
         pairs = web_vitals_summary(con, config, start, end)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,8 +16,6 @@ from mysetlist_slo.slo.budgets import error_budgets
 from mysetlist_slo.slo.incidents import probe_outages
 from mysetlist_slo.slo.latency import latency_percentiles
 from mysetlist_slo.vitals.field import cwv_assessment, vitals_regressions, web_vitals_summary
-
-SUMMARY_SCHEMA_VERSION = 1
 
 
 def iso_week(week: str | None, timezone: str = "UTC",
@@ -96,7 +94,8 @@ def latency_by_route(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
 
 @dataclass
 class WeeklySummary:
-    """Every headline number of one week's report (the content of summary.json)."""
+    """Every headline number of one week's report (``summaries.weekly_document`` turns it into
+    summary.json)."""
 
     week: str
     start: datetime
@@ -120,11 +119,6 @@ class WeeklySummary:
     vitals_regressions: list[dict[str, Any]] = field(default_factory=list)
     verdict: str = ""
     breached: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the summary as JSON-ready data, with its schema version."""
-        data = {"schema_version": SUMMARY_SCHEMA_VERSION, **asdict(self)}
-        return _jsonable(data)
 
 
 def _jsonable(value: Any) -> Any:
@@ -229,26 +223,6 @@ def verdict(summary: WeeklySummary, config: Config) -> str:
         share = summary.minutes_with_data / summary.week_minutes
         parts.append(f"Only {share:.0%} of the week's minutes had data: read with care.")
     return " ".join(parts)
-
-
-def summary_markdown(summary: WeeklySummary) -> str:
-    """Return a short Markdown digest of the week, fit for a chat message."""
-    lines = [f"**MySetlist SLO report {summary.week}**", "", summary.verdict, ""]
-    if summary.slos:
-        lines += ["| SLO | SLI | budget left | status |", "|---|---:|---:|---|"]
-        for slo in summary.slos:
-            sli = "-" if slo["sli"] is None else f"{slo['sli']:.3f} %"
-            left = ("-" if slo["budget_remaining"] is None
-                    else f"{100 * slo['budget_remaining']:.0f} %")
-            lines.append(f"| {_md(slo['slo'])} | {sli} | {left} | {_md(slo['status'])} |")
-    return "\n".join(lines) + "\n"
-
-
-def _md(text: str) -> str:
-    """Return ``text`` safe inside a Markdown table cell (no markup, no HTML)."""
-    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("|", "\\|"))
-
 
 
 _INGESTS = """
