@@ -11,6 +11,7 @@ import duckdb
 import pandas as pd
 
 from mysetlist_slo.config import Config
+from mysetlist_slo.report.formatting import vital
 from mysetlist_slo.slo.alerts import backtest_alerts, budget_incidents
 from mysetlist_slo.slo.budgets import error_budgets
 from mysetlist_slo.slo.incidents import probe_outages
@@ -212,7 +213,8 @@ def verdict(summary: WeeklySummary, config: Config) -> str:
         worst = summary.vitals_regressions[0]
         parts.append(f"Field regression: {worst['metric']} on {worst['route']} "
                      f"({worst['form_factor']}) p75 rose {100 * worst['change']:.0f} % to "
-                     f"{worst['p75']:.0f}, {worst['users_affected']:,} page views rated poor.")
+                     f"{vital(worst['p75'], worst['metric'])}, {worst['users_affected']:,} page "
+                     "views rated poor.")
     target = config.probes.recovery_target_delta.total_seconds() / 60
     for outage in summary.outages:
         minutes = outage["time_to_recover"] / 60
