@@ -382,3 +382,20 @@ def test_hostile_load_test_files(store, tmp_path) -> None:
     with pytest.raises(IngestError) as caught:
         ingest_file(store, stats)
     assert [(p.line, p.field) for p in caught.value.problems] == [(2, "Request Count")]
+
+
+def test_malformed_locust_csv_records_are_located(store, tmp_path) -> None:
+    """A Locust failures file with a short record, bytes that are not UTF-8 and a quote left
+    open refuses each bad record naming its line, never with a csv module exception."""
+    path = tmp_path / "broken_failures.csv"
+    path.write_bytes(b"Method,Name,Error,Occurrences\n"
+                     b"GET,/a,boom,3\n"
+                     b"GET,/b,3\n"
+                     b"GET,/c,\xff\xfe,1\n"
+                     b'GET,/d,"never closed,2\n')
+    with pytest.raises(IngestError) as caught:
+        ingest_file(store, path, max_bad_rows=1)
+    assert [(p.line, p.field) for p in caught.value.problems] == [
+        (3, "(line)"), (4, "(line)"), (5, "(line)")]
+    assert "expected 4 fields, found 3" in str(caught.value)
+    assert "not valid UTF-8" in str(caught.value)

@@ -379,3 +379,18 @@ def test_bad_drill_records(store, tmp_path, record: dict[str, object], field: st
     with pytest.raises(IngestError) as caught:
         ingest_file(store, tmp_path / "drills.jsonl", kind="drills")
     assert [(p.line, p.field) for p in caught.value.problems] == [(2, field)]
+
+
+@pytest.mark.filterwarnings("ignore::statsmodels.tools.sm_exceptions.ConvergenceWarning")
+def test_section_capacity_under_load(store, tmp_path) -> None:
+    """A run with CPU samples adds its per-pod capacity line under the load test; with no
+    production fit to compare with, it is reported alone."""
+    from test_loadtests import write_stepped_run
+
+    write_stepped_run(tmp_path)
+    for name in ("stepped_stats_history.csv", "cpu.json"):
+        ingest_file(store, tmp_path / name)
+    section = scalability_recovery(store, load_config(), AT - timedelta(days=7), AT)
+    topics = {line.topic: line for line in section.load_test}
+    line = topics["capacity under load stepped"]
+    assert line.status == "ok" and "300.0 req/s per pod at 70% CPU" in line.text

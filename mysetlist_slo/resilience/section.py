@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
 import pandas as pd
 
-from mysetlist_slo.capacity.loadtests import load_test_runs
+from mysetlist_slo.capacity.loadtests import (
+    load_test_capacity,
+    load_test_runs,
+    production_pod_model,
+)
 from mysetlist_slo.config import Config
 from mysetlist_slo.resilience.backups import backup_rpo
 from mysetlist_slo.resilience.drills import drills_due
@@ -89,7 +93,14 @@ def scalability_recovery(con: duckdb.DuckDBPyConnection, config: Config, start: 
     runs = load_test_runs(con, config)
     if len(runs):
         last = runs.iloc[-1]
-        load = (_line(f"load test {last['run']}", str(last["status"]), str(last["detail"])),)
+        load: tuple[StatusLine, ...] = (
+            _line(f"load test {last['run']}", str(last["status"]), str(last["detail"])),)
+        # Per-pod capacity under load, beside production's over the four weeks before ``end``.
+        measured = load_test_capacity(con, config, str(last["run"]), production_pod_model(
+            con, end - timedelta(days=28), end))
+        if measured.measured_rps_per_pod is not None:
+            load += (_line(f"capacity under load {last['run']}",
+                           "disagrees" if measured.disagree else "ok", measured.detail),)
     else:
         load = (_line("load test", "no data", NO_LOAD_TEST),)
     rpo = backup_rpo(con, config, end)

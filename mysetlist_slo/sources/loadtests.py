@@ -31,7 +31,7 @@ import pyarrow as pa
 from mysetlist_slo.errors import IngestError
 from mysetlist_slo.sources._checks import INT64_MAX, from_epoch, load_json, parse_iso
 from mysetlist_slo.sources._lines import open_maybe_gzip
-from mysetlist_slo.sources.capacity import _read_text
+from mysetlist_slo.sources.capacity import _read_bytes, _read_text
 from mysetlist_slo.sources.types import InputBatch, Reject
 from mysetlist_slo.sources.vitals import PASSTHROUGH
 
@@ -282,17 +282,48 @@ class K6PointsSource(_OneBatch):
                 "metric": K6_POINTS[str(metric)], "value": value}
 
 
-def _csv_rows(path: Path, required: tuple[str, ...]) -> tuple[csv.DictReader[str], str]:
-    text = _read_text(path)
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in required if c not in (reader.fieldnames or [])]
+Record = dict[str, str]
+
+
+def _csv_records(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, Record | Reject]]:
+    """Yield (line, record) per good CSV record and (line, reject) per malformed one (bad
+    quoting, wrong field count, bytes that are not UTF-8); a header missing a ``required``
+    column raises IngestError."""
+    # Bytes that are not UTF-8 are kept as surrogates, so only their record is refused.
+    text = _read_bytes(path).decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, [])
+    except csv.Error as exc:
+        raise IngestError(str(path), f"line 1: not a CSV header: {exc}") from None
+    missing = [c for c in required if c not in header]
     if missing:
         raise IngestError(str(path), f"line 1: missing column {', '.join(missing)}")
-    return reader, text
+    line = reader.line_num + 1
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield line, Reject(line, "(line)", f"not valid CSV: {exc}", b"")
+            line = reader.line_num + 1
+            continue
+        # A record with quoted newlines spans lines: it is reported on the one it starts on.
+        record_line, line = line, reader.line_num + 1
+        joined = ",".join(values)
+        raw = joined.encode("utf-8", errors="surrogateescape")[:4096]
+        if len(values) != len(header):
+            yield record_line, Reject(record_line, "(line)", f"expected {len(header)} fields, "
+                                      f"found {len(values)}", raw)
+        elif any(0xDC80 <= ord(char) <= 0xDCFF for char in joined):
+            yield record_line, Reject(record_line, "(line)", "not valid UTF-8", raw)
+        else:
+            yield record_line, dict(zip(header, values, strict=True))
 
 
-def _raw(record: dict[str, Any]) -> bytes:
-    return ",".join(str(v) for v in record.values()).encode()
+def _raw(record: Record) -> bytes:
+    return ",".join(record.values()).encode("utf-8")[:4096]
 
 
 class LocustStatsSource(_OneBatch):
@@ -304,37 +335,38 @@ class LocustStatsSource(_OneBatch):
 
     def rows(self, path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
         """Return one row per endpoint and one for the run (``Aggregated``)."""
-        reader, _ = _csv_rows(path, LOCUST_STATS)
         run = run_name(path)
         rows, rejects = [], []
-        for record in reader:
+        for line, record in _csv_records(path, LOCUST_STATS):
+            if isinstance(record, Reject):
+                rejects.append(record)
+                continue
             try:
-                requests = int(_number(record.get("Request Count"), "Request Count",
-                                       integer=True))
-                failures = int(_number(record.get("Failure Count"), "Failure Count",
-                                       integer=True))
-                if failures > requests:
-                    raise BadField("Failure Count", f"{failures} is more than the "
-                                   f"{requests} requests")
-                rps = _optional(record.get("Requests/s"), "Requests/s")
-                name = record.get("Name") or ""
-                if not name:
-                    raise BadField("Name", "missing")
-                aggregated = name == "Aggregated" and not record.get("Type")
-                row = {"line": reader.line_num, "ts": None, "run": run, "tool": "locust",
-                       "endpoint": ALL if aggregated else name, "started": None,
-                       "finished": None,
-                       "duration_s": requests / rps if rps else None,
-                       "requests": requests, "failures": failures, "rps": rps, "users": None,
-                       "avg_ms": _optional(record.get("Average Response Time"),
-                                           "Average Response Time"),
-                       "max_ms": _optional(record.get("Max Response Time"), "Max Response Time")}
-                for column, header in _PERCENTILES.items():
-                    row[column] = _optional(record.get(header), header)
-                rows.append(row)
+                rows.append(self._row(run, line, record))
             except BadField as bad:
-                rejects.append(Reject(reader.line_num, bad.field, bad.problem, _raw(record)))
+                rejects.append(Reject(line, bad.field, bad.problem, _raw(record)))
         return rows, rejects
+
+    @staticmethod
+    def _row(run: str, line: int, record: Record) -> dict[str, Any]:
+        requests = int(_number(record.get("Request Count"), "Request Count", integer=True))
+        failures = int(_number(record.get("Failure Count"), "Failure Count", integer=True))
+        if failures > requests:
+            raise BadField("Failure Count", f"{failures} is more than the {requests} requests")
+        rps = _optional(record.get("Requests/s"), "Requests/s")
+        name = record.get("Name") or ""
+        if not name:
+            raise BadField("Name", "missing")
+        aggregated = name == "Aggregated" and not record.get("Type")
+        row = {"line": line, "ts": None, "run": run, "tool": "locust",
+               "endpoint": ALL if aggregated else name, "started": None, "finished": None,
+               "duration_s": requests / rps if rps else None,
+               "requests": requests, "failures": failures, "rps": rps, "users": None,
+               "avg_ms": _optional(record.get("Average Response Time"), "Average Response Time"),
+               "max_ms": _optional(record.get("Max Response Time"), "Max Response Time")}
+        for column, header in _PERCENTILES.items():
+            row[column] = _optional(record.get(header), header)
+        return row
 
 
 class LocustHistorySource(_OneBatch):
@@ -351,10 +383,12 @@ class LocustHistorySource(_OneBatch):
 
     def rows(self, path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
         """Return one row per kept column of each history line (``N/A`` means no sample)."""
-        reader, _ = _csv_rows(path, LOCUST_HISTORY)
         run = run_name(path)
         rows, rejects = [], []
-        for record in reader:
+        for line, record in _csv_records(path, LOCUST_HISTORY):
+            if isinstance(record, Reject):
+                rejects.append(record)
+                continue
             try:
                 stamp = _number(record.get("Timestamp"), "Timestamp", integer=True)
                 try:
@@ -366,9 +400,9 @@ class LocustHistorySource(_OneBatch):
                 values = {metric: _optional(record.get(column), column)
                           for column, metric in self.columns.items()}
             except BadField as bad:
-                rejects.append(Reject(reader.line_num, bad.field, bad.problem, _raw(record)))
+                rejects.append(Reject(line, bad.field, bad.problem, _raw(record)))
                 continue
-            rows += [{"line": reader.line_num, "ts": ts, "run": run, "endpoint": endpoint,
+            rows += [{"line": line, "ts": ts, "run": run, "endpoint": endpoint,
                       "metric": metric, "value": value}
                      for metric, value in values.items() if value is not None]
         return rows, rejects
@@ -383,16 +417,18 @@ class LocustFailuresSource(_OneBatch):
 
     def rows(self, path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
         """Return one row per failure line."""
-        reader, _ = _csv_rows(path, LOCUST_FAILURES)
         run = run_name(path)
         rows, rejects = [], []
-        for record in reader:
+        for line, record in _csv_records(path, LOCUST_FAILURES):
+            if isinstance(record, Reject):
+                rejects.append(record)
+                continue
             try:
                 count = int(_number(record.get("Occurrences"), "Occurrences", integer=True))
             except BadField as bad:
-                rejects.append(Reject(reader.line_num, bad.field, bad.problem, _raw(record)))
+                rejects.append(Reject(line, bad.field, bad.problem, _raw(record)))
                 continue
-            rows.append({"line": reader.line_num, "ts": None, "run": run,
+            rows.append({"line": line, "ts": None, "run": run,
                          "method": record.get("Method") or "", "endpoint": record.get("Name") or "",
                          "error": record.get("Error") or "", "occurrences": count})
         return rows, rejects
@@ -412,7 +448,11 @@ def sniff_load_test(path: Path, head: str) -> str | None:
                 '"testRunDurationMs"' in head or '"http_reqs"' in head)):
             return "k6-summary"
         return None
-    header = {name.strip() for name in next(csv.reader([first]), [])} if "," in first else set()
+    try:
+        header = ({name.strip() for name in next(csv.reader([first]), [])} if "," in first
+                  else set())
+    except csv.Error:
+        return None
     if set(LOCUST_HISTORY) <= header:
         return "locust-history"
     if set(LOCUST_STATS) <= header:
