@@ -314,7 +314,8 @@ def test_rows_written_must_match_the_registry(store, write_log,
     without a URL), the ingest fails before commit and nothing is stored."""
     monkeypatch.setitem(ingest_module._STORE, "probes",
                         "INSERT INTO probes SELECT $ingest_id, ts, target, location, ok, "
-                        "status, latency_ms FROM checked WHERE bad_field IS NULL AND line > 2")
+                        "status, latency_ms, region FROM checked "
+                        "WHERE bad_field IS NULL AND line > 2")
     path = write_log("probes.csv", ["timestamp,target,location,ok",
                                     "2026-11-10T10:00:00Z,web,eu,true",
                                     "2026-11-10T10:00:05Z,web,eu,true"])
