@@ -40,6 +40,9 @@ EXIT_BROKEN_PIPE = 141
 # How long `report` (a scheduled, minute-long job) waits for a busy store by default; commands
 # typed at a terminal give up at once unless --wait says otherwise.
 REPORT_WAIT = "5m"
+# A collector's pull waits a little for an ingest or a report's snapshot, then is kept for the
+# next pull (--every) rather than holding up the schedule.
+COLLECT_WAIT = "10s"
 
 err = Console(stderr=True)
 
@@ -101,16 +104,17 @@ def _parse_timezone(text: str) -> str:
     return text
 
 
-_DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>s|m|h|)", re.IGNORECASE)
-_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
+# One reading of durations for every option (--wait, --every, --timeout, --since, --step).
+_DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[smhdw]?)", re.IGNORECASE)
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def _parse_duration(text: str) -> float:
-    """A duration like 0, 30s, 5m or 1h, in seconds (argparse type)."""
+    """A duration like 0, 30s, 5m or 1h, in seconds; a bare number is seconds (argparse type)."""
     found = _DURATION.fullmatch(text.strip())
     if found is None:
         raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 0, 30s, 5m, 1h)")
-    return float(found["number"]) * _SECONDS[found["unit"].lower()]
+    return float(found["number"]) * _UNIT_SECONDS[found["unit"].lower()]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -398,7 +402,7 @@ def _write_output(text: str, out: Path | None) -> None:
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, "utf-8")
-    err.print(f"wrote {out}", markup=False, highlight=False)
+    _say(f"wrote {out}")
 
 
 def cmd_rules_prometheus(args: argparse.Namespace) -> int:
@@ -407,8 +411,7 @@ def cmd_rules_prometheus(args: argparse.Namespace) -> int:
 
     rule_set = prometheus_rules(load_config(args.config))
     for name, why in rule_set.skipped.items():
-        err.print(f"not generated: {name}: {why}", markup=False, highlight=False,
-                  soft_wrap=True)
+        _say(f"not generated: {name}: {why}")
     _write_output(rule_set.to_yaml(), args.out)
     return EXIT_OK
 
@@ -449,7 +452,7 @@ def cmd_rules_backtest(args: argparse.Namespace) -> int:
     rules = read_rules(args.rules)
     end = (args.end or datetime.now(UTC)).replace(second=0, microsecond=0)
     start = end - timedelta(weeks=args.weeks)
-    con = open_store(args.db, read_only=True)
+    con = open_store(args.db, read_only=True, wait=_wait(args))
     try:
         results = backtest_rules(con, config, rules, start, end)
     finally:
@@ -460,8 +463,8 @@ def cmd_rules_backtest(args: argparse.Namespace) -> int:
                           for slo, result in results.items()}))
         return EXIT_OK
     for slo, result in results.items():
-        print(deployed_verdict(rules, slo, result, start, end))
-        print(backtest_verdict(result))
+        print(terminal_safe(deployed_verdict(rules, slo, result, start, end)))
+        print(terminal_safe(backtest_verdict(result)))
     return EXIT_OK
 
 
@@ -547,15 +550,13 @@ def _add_rules_commands(commands: argparse._SubParsersAction,  # type: ignore[ty
 # --- end of rules ---
 # --- collect: live collectors (issue 12) --------------------------------------------------
 
-_COLLECT_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 def _seconds(text: str) -> float:
-    """Return the seconds of ``30s``, ``1m``, ``6h``, ``7d`` or ``1w``."""
-    number, unit = text[:-1], text[-1:]
-    if unit not in _COLLECT_UNITS or not number.isdigit() or int(number) == 0:
+    """Return the seconds of ``30s``, ``1m``, ``6h``, ``7d`` or ``1w``: a whole number above
+    zero with its unit (argparse type)."""
+    found = _DURATION.fullmatch(text)
+    if found is None or not found["unit"] or "." in text or float(found["number"]) == 0:
         raise argparse.ArgumentTypeError(f"not a duration like 30s, 1m, 6h or 7d: {text!r}")
-    return float(int(number) * _COLLECT_UNITS[unit])
+    return _parse_duration(text)
 
 
 def _prometheus_query(text: str) -> object:
@@ -601,12 +602,13 @@ def _collect_pull(args: argparse.Namespace) -> Callable[[], str]:
                "redis": collect_redis}[args.system]
     target = args.url if args.system == "redis" else args.dsn
     # With --every, a pull the store was too busy to take waits for the next one.
-    backlog = Backlog(args.db)
+    wait = _wait(args, COLLECT_WAIT)
+    backlog = Backlog(args.db, busy_wait_s=wait)
 
     def pull() -> str:
         snapshot = collect(target, timeout_s=args.timeout)
         if args.every is None:
-            results = [land(args.db, snapshot)]
+            results = [land(args.db, snapshot, busy_wait_s=wait)]
         else:
             try:
                 results = backlog.land(snapshot)
@@ -629,11 +631,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     def log(line: str) -> None:
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        err.print(f"{stamp} {line}", markup=False, highlight=False, soft_wrap=True)
+        _say(f"{stamp} {line}")  # server replies and URLs: shown, never obeyed
 
     pull = _collect_pull(args)
     if args.every is None:
-        err.print(pull(), markup=False, highlight=False, soft_wrap=True)
+        _say(pull())
         return EXIT_OK
     # Failed pulls were logged as they happened; a clean stop on SIGTERM is a success.
     failures = run_every(pull, args.every, log)
