@@ -310,21 +310,37 @@ def test_pgbouncer_gone_and_back(postgres_server: servers.Postgres, tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_reports_run_on_a_store_filled_only_by_collectors(collected: dict[str, Any],
-                                                          tmp_path: Path) -> None:
-    """The capacity and weekly reports execute on the collectors' store (this week), write
-    their outputs, and say there is no request data rather than failing or inventing it."""
+def test_reports_run_on_a_store_filled_only_by_collectors(
+        collected: dict[str, Any], redis_server: servers.Redis, tmp_path: Path) -> None:
+    """The capacity and weekly reports execute on the collectors' store (this week): they say
+    there is no request data rather than failing or inventing it, and show the Redis hit
+    ratio of the 3 hits and 1 miss made between two snapshots (75 %)."""
+    import shutil
     from datetime import UTC, datetime
 
+    import redis
+
+    from mysetlist_slo.collect import collect_redis
     from mysetlist_slo.report.runner import run_report
 
+    db = tmp_path / "collected.duckdb"
+    shutil.copy(collected["db"], db)
+    land(db, collect_redis(redis_server.url()))
+    client = redis.Redis(host="127.0.0.1", port=redis_server.port, password=redis_server.password)
+    client.set("k", "v")
+    for key in ("k", "k", "k", "nope"):
+        client.get(key)
+    client.close()
+    land(db, collect_redis(redis_server.url()))
     week = datetime.now(UTC).strftime("%G-W%V")
     for kind in ("capacity", "weekly"):
-        outputs = run_report(kind, week=week, db=collected["db"], out=tmp_path, progress=False)
+        outputs = run_report(kind, week=week, db=db, out=tmp_path, progress=False)
         summary = json.loads(outputs.summary_json.read_text())
-        assert outputs.html.exists()
+        page = outputs.html.read_text()
         assert summary["week"] == week
         assert not summary["requests"]  # no request data: none invented
+        assert "Cache (Redis)" in page and "75.0 %" in page
+
 
 
 def test_cli_collects_pgbouncer_and_sessions_agree(
