@@ -98,16 +98,20 @@ def test_statements_keep_their_full_key(collected: dict[str, Any]) -> None:
 
 
 def test_collected_statements_match_the_workload(collected: dict[str, Any]) -> None:
-    """In the store, the UPDATE has 1,000 calls since the reset; pg_sleep(2 ms) has 1,000 calls
-    whose mean time is at least the 2 ms slept."""
+    """In the store, the UPDATE has 1,000 calls since the reset, 500 per role (one row per
+    key); pg_sleep(2 ms) has 1,000 calls whose mean time is at least the 2 ms slept."""
     with open_store(collected["db"], read_only=True) as con:
         ingest_id = collected["after"][0].ingest_id
         update = _one(con, "SELECT sum(calls) FROM pg_statements WHERE ingest_id = ? "
                            "AND query LIKE 'UPDATE orders SET n = n +%'", [ingest_id])[0]
+        per_role = con.execute("SELECT calls FROM pg_statements WHERE ingest_id = ? AND "
+                               "query LIKE 'UPDATE orders SET n = n +%' ORDER BY userid",
+                               [ingest_id]).fetchall()
         calls, mean = _one(con, "SELECT sum(calls), sum(total_exec_time) / sum(calls) "
                                 "FROM pg_statements WHERE ingest_id = ? "
                                 "AND query LIKE 'SELECT pg_sleep%'", [ingest_id])
     assert update == 1000
+    assert per_role == [(500,), (500,)]  # stored with the full key: one row per role
     assert calls == 1000
     assert SLEEP_S * 1000 <= mean < 100
 

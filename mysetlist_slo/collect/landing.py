@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from mysetlist_slo.collect.postgres import fit_statements
 from mysetlist_slo.errors import IngestError, StoreBusyError
 from mysetlist_slo.store.database import open_store
 from mysetlist_slo.store.ingest import IngestResult
@@ -29,7 +28,7 @@ def land(db: str | Path, snapshot: Snapshot, *, busy_wait_s: float = 10.0) -> In
                 raise
             time.sleep(0.25)
     try:
-        return ingest_snapshot(con, fit_statements(con, snapshot))
+        return ingest_snapshot(con, snapshot)
     finally:
         con.close()
 
