@@ -316,16 +316,17 @@ def test_pgbouncer_gone_and_back(postgres_server: servers.Postgres, tmp_path: Pa
 @pytest.mark.slow
 def test_reports_run_on_a_store_filled_only_by_collectors(
         collected: dict[str, Any], redis_server: servers.Redis, tmp_path: Path) -> None:
-    """The capacity and weekly reports execute on the collectors' store (this week): they say
-    there is no request data rather than failing or inventing it, and show the Redis hit
-    ratio of the 3 hits and 1 miss made between two snapshots (75 %)."""
+    """The weekly report executes on the collectors' store (this week): it says there is no
+    request data rather than inventing it, and shows the Redis hit ratio of the 3 hits and 1
+    miss made between two snapshots (75 %). The capacity report refuses the store with a clear
+    error: its forecast needs request history, which no collector provides."""
     import shutil
     from datetime import UTC, datetime
 
     import redis
 
     from mysetlist_slo.collect import collect_redis
-    from mysetlist_slo.report.runner import run_report
+    from mysetlist_slo.report.runner import ReportError, run_report
 
     db = tmp_path / "collected.duckdb"
     shutil.copy(collected["db"], db)
@@ -337,13 +338,14 @@ def test_reports_run_on_a_store_filled_only_by_collectors(
     client.close()
     land(db, collect_redis(redis_server.url()))
     week = datetime.now(UTC).strftime("%G-W%V")
-    for kind in ("capacity", "weekly"):
-        outputs = run_report(kind, week=week, db=db, out=tmp_path, progress=False)
-        summary = json.loads(outputs.summary_json.read_text())
-        page = outputs.html.read_text()
-        assert summary["week"] == week
-        assert not summary["requests"]  # no request data: none invented
-        assert "Cache (Redis)" in page and "75.0 %" in page
+    outputs = run_report("weekly", week=week, db=db, out=tmp_path, progress=False)
+    summary = json.loads(outputs.summary_json.read_text())
+    page = outputs.html.read_text()
+    assert summary["week"] == week
+    assert not summary["requests"]  # no request data: none invented
+    assert "Cache (Redis)" in page and "75.0 %" in page
+    with pytest.raises(ReportError, match="traffic history: 0 hours"):
+        run_report("capacity", week=week, db=db, out=tmp_path, progress=False)
 
 
 
