@@ -324,3 +324,17 @@ def test_without_queries_the_config_defaults_are_collected(
     with open_store(db, read_only=True) as con:
         names = {n for (n,) in con.execute("SELECT DISTINCT name FROM metrics").fetchall()}
     assert names == set(DEFAULT_PROMETHEUS_QUERIES)
+
+
+def test_series_differing_only_by_name_stay_apart() -> None:
+    """A query matching two metric names keeps ``__name__`` in the labels (else their samples
+    would collide); a query of one metric leaves it out, as the file source does."""
+    from mysetlist_slo.collect.prometheus import _rows
+
+    two = [{"metric": {"__name__": n, "job": "j"}, "values": [[1, "1"], [2, "NaN"]]}
+           for n in ("a", "b")]
+    rows = _rows(PrometheusQuery("both", '{__name__=~"a|b"}'), two).to_pylist()
+    assert sorted(json.loads(r["labels"])["__name__"] for r in rows) == ["a", "b"]
+    assert len(rows) == 2  # the NaN points are not samples
+    one = _rows(PrometheusQuery("a", "a"), two[:1]).to_pylist()
+    assert [json.loads(r["labels"]) for r in one] == [{"job": "j"}]

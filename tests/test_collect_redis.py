@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +180,49 @@ def test_password_from_redis_cli_environment(redis_server: servers.Redis,
     snapshot = collect_redis(f"redis://127.0.0.1:{redis_server.port}/0")
     assert snapshot.tables["redis_info"].num_rows == 1
     assert redis_server.password not in repr(snapshot.tables["redis_info"].to_pylist())
+
+
+@pytest.mark.parametrize("notebook", ["weekly_slo_report.ipynb", "capacity_plan.ipynb"])
+def test_report_cache_cell_shows_the_hit_ratio(redis_server: servers.Redis, tmp_path: Path,
+                                               notebook: str) -> None:
+    """The reports' Redis cell, run as it stands in the notebook, shows the 75 % hit ratio of
+    3 hits and 1 miss made between two snapshots, and the instance without its password."""
+    from datetime import timedelta
+
+    import nbformat
+
+    from mysetlist_slo.report import notebook as nb
+
+    db = tmp_path / "m.duckdb"
+    land(db, collect_redis(redis_server.url()))
+    client = _client(redis_server)
+    client.set("k", "v")
+    for key in ("k", "k", "k", "nope"):
+        client.get(key)
+    client.close()
+    land(db, collect_redis(redis_server.url()))
+    root = Path(__file__).resolve().parents[1] / "notebooks"
+    cell = next(c.source for c in nbformat.read(root / notebook, 4).cells
+                if "redis_health(" in c.source)
+    with open_store(db, read_only=True) as con:
+        end = datetime.now(UTC) + timedelta(minutes=1)
+        start = end - timedelta(days=1)
+        namespace: dict[str, Any] = {"nb": nb, "con": con, "start": start, "end": end,
+                                     "ctx": type("Ctx", (), {"con": con, "start": start,
+                                                             "end": end})}
+        html = _run_cell(cell, namespace)
+    assert "75.0 %" in html
+    assert f"redis://127.0.0.1:{redis_server.port}/0" in html
+    assert redis_server.password not in html
+
+
+def _run_cell(cell: str, namespace: dict[str, Any]) -> str:
+    """Run a notebook cell; return the HTML of its last expression (what Jupyter displays)."""
+    import ast
+
+    tree = ast.parse(cell)
+    *body, last = tree.body
+    assert isinstance(last, ast.Expr)
+    exec(compile(ast.Module(body, []), "cell", "exec"), namespace)  # noqa: S102 - our notebook
+    value = eval(compile(ast.Expression(last.value), "cell", "eval"), namespace)  # noqa: S307
+    return str(value._repr_html_())

@@ -3,11 +3,9 @@ to the pg_statements schema in force."""
 
 from __future__ import annotations
 
-import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -72,31 +70,10 @@ def test_a_missing_required_value_is_refused(tmp_path: Path) -> None:
         land(tmp_path / "m.duckdb", Snapshot("collect-postgres", "s", {"server_settings": table}))
 
 
-def test_statements_merged_per_queryid_without_the_full_key(tmp_path: Path) -> None:
-    """Where pg_statements has no userid/dbid/toplevel columns, a snapshot's rows are summed
-    per queryid over roles, top level only (hand-worked: 500 calls, 1600 ms, mean 3.2 ms)."""
-    db = tmp_path / "m.duckdb"
-    with open_store(db) as con:
-        columns = {c for (c,) in con.execute("SELECT column_name FROM information_schema."
-                                             "columns WHERE table_name = 'pg_statements'")
-                   .fetchall()}
-    if {"userid", "dbid", "toplevel"} <= columns:
-        pytest.skip("this schema keeps the full key; see test_statements_keep_the_full_key")
-    land(db, Snapshot("collect-postgres", "s", {"pg_statements": _statements(KEYED)}))
-    with open_store(db, read_only=True) as con:
-        rows = con.execute("SELECT queryid, calls, total_exec_time, mean_exec_time "
-                           "FROM pg_statements").fetchall()
-    assert rows == [("7", 500, 1600.0, 3.2)]
-
-
 def test_statements_keep_the_full_key(tmp_path: Path) -> None:
-    """Where pg_statements has userid/dbid/toplevel (the keyed schema), every key is a row."""
+    """pg_statements keeps the full key (userid, dbid, queryid, toplevel): every key is a
+    row, the same statement run by two roles and a nested one included."""
     db = tmp_path / "m.duckdb"
-    with open_store(db) as con:
-        for column, kind in (("userid", "VARCHAR"), ("dbid", "VARCHAR"),
-                             ("toplevel", "BOOLEAN")):
-            with contextlib.suppress(duckdb.CatalogException):  # the schema has it already
-                con.execute(f"ALTER TABLE pg_statements ADD COLUMN {column} {kind}")
     land(db, Snapshot("collect-postgres", "s", {"pg_statements": _statements(KEYED)}))
     with open_store(db, read_only=True) as con:
         rows = con.execute("SELECT userid, queryid, toplevel, calls FROM pg_statements "

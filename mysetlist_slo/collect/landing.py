@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mysetlist_slo.collect.postgres import fit_statements
 from mysetlist_slo.errors import IngestError
 from mysetlist_slo.store.database import open_store
 from mysetlist_slo.store.ingest import IngestResult
@@ -20,7 +19,7 @@ def land(db: str | Path, snapshot: Snapshot, *, busy_wait_s: float = 10.0) -> In
     """
     con = open_store(db, wait=busy_wait_s)
     try:
-        return ingest_snapshot(con, fit_statements(con, snapshot))
+        return ingest_snapshot(con, snapshot)
     finally:
         con.close()
 

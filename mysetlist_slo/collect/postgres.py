@@ -3,11 +3,9 @@ pg_stat_database and pg_stat_activity counts, in one connection and four queries
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
 import psycopg
 import pyarrow as pa
 
@@ -114,35 +112,3 @@ def collect_postgres(dsn: str, *, timeout_s: float = 5.0) -> Snapshot:
                                    for name, value in settings], SETTINGS),
     })
 
-
-_BY_QUERYID = """
-SELECT ts, queryid, any_value(query) AS query, sum(calls)::BIGINT AS calls,
-       sum(total_exec_time) AS total_exec_time,
-       sum(total_exec_time) / nullif(sum(calls), 0) AS mean_exec_time, sum(rows)::BIGINT AS rows
-FROM statements
-WHERE toplevel
-GROUP BY ts, queryid
-ORDER BY queryid
-"""
-
-
-def fit_statements(con: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> Snapshot:
-    """Return the snapshot as the store can hold it: unchanged when ``pg_statements`` has the
-    full key (userid, dbid, toplevel); otherwise one row per queryid, summed over roles and
-    databases, top-level statements only (nested ones are already inside their caller's
-    time), so that no queryid appears twice in one snapshot."""
-    table = snapshot.tables.get("pg_statements")
-    if table is None:
-        return snapshot
-    columns = {name for (name,) in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = 'pg_statements'"
-    ).fetchall()}
-    if {"userid", "dbid", "toplevel"} <= columns:
-        return snapshot
-    local = duckdb.connect()
-    try:
-        local.register("statements", table)
-        merged = local.sql(_BY_QUERYID).to_arrow_table()
-    finally:
-        local.close()
-    return replace(snapshot, tables={**snapshot.tables, "pg_statements": merged})

@@ -178,10 +178,13 @@ class PrometheusClient:
 
 def _rows(query: PrometheusQuery, series: list[dict[str, Any]]) -> pa.Table:
     """Return the samples of a matrix as ``metrics`` rows named after the query; NaN points (no
-    sample) are left out, never stored as zeros."""
+    sample) are left out, never stored as zeros. ``__name__`` is kept among the labels only when
+    the series have several (``{__name__=~"a|b"}``), so that no two series collide."""
+    names = {item.get("metric", {}).get("__name__") for item in series}
     rows = []
     for item in series:
-        labels = {k: v for k, v in item.get("metric", {}).items() if k != "__name__"}
+        labels = {k: v for k, v in item.get("metric", {}).items()
+                  if k != "__name__" or len(names) > 1}
         text = json.dumps(labels, sort_keys=True)
         for stamp, value in item.get("values", []):
             number = float(value)
