@@ -134,7 +134,9 @@ def test_malformed_posthog_event(store, write_log) -> None:
      1, 1),
     (crux(p75=[1]), "largest_contentful_paint: malformed (ValueError: not a number", 1, 1),
     # The collection period is shared: a bad date makes every metric a reject.
-    (crux(first={"year": 2026, "month": 13, "day": 1}), "month must be in 1..12", 0, 2),
+    (crux(first={"year": 2026, "month": 13, "day": 1}), "not a date", 0, 2),
+    (crux(first={"year": 2026, "month": 1, "day": 2**63 - 1}), "not a date", 0, 2),
+    (crux(first={"year": 2026, "month": 2, "day": 30}), "day is out of range", 0, 2),
     (crux(first={"year": 294247, "month": 1, "day": 1}),
      "year 294247 is not between 1970 and 2100", 0, 2),
 ])

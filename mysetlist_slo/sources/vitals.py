@@ -242,6 +242,8 @@ def _date(value: Any) -> Any:
         raise ValueError(f"not a date: {str(value)[:60]}")
     if not 1970 <= year <= 2100:
         raise ValueError(f"year {year} is not between 1970 and 2100")
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        raise ValueError(f"not a date: {str(value)[:60]}")
     return datetime(year, month, day).date()
 
 
@@ -299,7 +301,8 @@ class CruxSource:
                 self._metric(metric, ours, periods, key[key_type], key_type, factor, out)
                 for row in out.rows[rows:]:
                     row["connection_type"] = connection
-            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError,
+                    OverflowError) as exc:
                 # One malformed metric is one reject; what it had added is taken back.
                 del out.rows[rows:]
                 problem = f"malformed ({type(exc).__name__}: {str(exc)[:80]})"
