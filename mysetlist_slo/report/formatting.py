@@ -145,6 +145,10 @@ def table(frame: pd.DataFrame, units: Mapping[str, str], labels: Mapping[str, st
     if top is not None and len(shown) > top:
         hidden = len(shown) - top
         shown = shown.head(top)
+    for column in (bars or {}):
+        # Styler.bar cannot subtract from None: a column with no value at all (no data) must
+        # be float NaN, which it leaves without a bar.
+        shown[column] = pd.to_numeric(shown[column], errors="coerce").astype(float)
     statuses = shown[status].tolist() if status else []
     labels = dict(labels or {})
     styler = shown.style.hide(axis="index")
