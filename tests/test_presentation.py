@@ -136,7 +136,12 @@ def _weekly_document() -> dict[str, object]:
                   "note": "no events in the window"}],
         "outages": [], "incidents": [], "alerts": [], "ingest_rejects": 0,
         "web_vitals": {"passing": None, "assessed": None, "failing": [], "failing_total": 0},
-        "vitals_regressions": [], "vitals_regressions_total": 0, "verdict": "No data.",
+        "vitals_regressions": [], "vitals_regressions_total": 0,
+        "scalability_recovery": {"status": "at_risk", "parts": [
+            {"part": "Backups (RPO)", "items": [
+                {"topic": EVIL_ROUTE, "status": "at_risk", "finding": "late",
+                 "text": "last good database backup 31 h ago"}]}]},
+        "verdict": "No data.",
     }
 
 
@@ -161,6 +166,7 @@ def test_markdown_digest_of_a_no_data_week_is_inert() -> None:
     """An SLO named like an attack is escaped in the digest, and the status says no data."""
     text = summary_markdown(_weekly_document())
     assert text.splitlines()[2] == "**NO DATA: 0 of 1 SLO ok, 1 without data**"
+    assert "- Backups (RPO): " in text and text.rstrip().endswith(": late")
     rendered = markdown_it.MarkdownIt("commonmark").render(text)
     assert "<a " not in rendered and "<img" not in rendered
 
@@ -229,3 +235,28 @@ def test_crux_rows_only_for_the_period() -> None:
     assert shown["last_date"].tolist() == [date(2026, 11, 23)]
     later = datetime(2027, 1, 4, tzinfo=UTC)
     assert nb.crux_for_period(crux, later, later + timedelta(days=7)).empty
+
+
+def test_weekly_summary_carries_the_scalability_and_recovery_findings(demo, demo_con) -> None:
+    """The weekly summary.json of the demo's last week holds the section, valid against the
+    schema: the planted missed backup and the overdue failover drill are at risk, and the
+    Markdown digest lists each finding (and nothing judged ok)."""
+    from mysetlist_slo import load_config
+    from mysetlist_slo.report.summaries import summary_document
+    from mysetlist_slo.report.weekly import weekly_summary
+
+    config = load_config()
+    summary = weekly_summary(demo_con, config, "2026-W47")
+    document = summary_document("weekly", demo_con, config, summary)
+    validate(document)
+    section = document["scalability_recovery"]
+    items = {item["topic"]: item for part in section["parts"] for item in part["items"]}
+    assert section["status"] == "at_risk"
+    at_risk = {topic for topic, item in items.items() if item["status"] == "at_risk"}
+    assert any("database" in topic for topic in at_risk), items  # the missed daily dump
+    assert any("failover" in topic for topic in at_risk), items  # drilled 12 days ago
+    digest = summary_markdown(document)
+    for topic in at_risk:
+        assert markdown_text(topic) in digest
+    assert all(markdown_text(t) + ":" not in digest for t, i in items.items()
+               if i["status"] == "ok")

@@ -23,6 +23,7 @@ from mysetlist_slo.errors import StoreNotFoundError
 from mysetlist_slo.report import formatting
 from mysetlist_slo.report.overview import Headline, change, headline_count, overall_status
 from mysetlist_slo.report.weekly import WeeklySummary, weekly_summary
+from mysetlist_slo.resilience.section import ScalabilityRecovery
 from mysetlist_slo.store.database import open_store
 
 
@@ -340,3 +341,14 @@ def _banner(status: str, text: str) -> str:
             f'font-weight:bold;padding:0.25em 0.7em;border-radius:4px;'
             f'text-transform:uppercase">{html.escape(formatting.STATUS_WORDS[status])}</span>'
             f'<span style="font-size:1.25em;font-weight:600">{html.escape(text)}</span></div>')
+
+
+def recovery_table(section: ScalabilityRecovery) -> pd.DataFrame:
+    """Return the scalability and recovery section as rows: part, topic, machine status (for
+    the coloured status column), the item's finding and its line."""
+    return pd.DataFrame(
+        [{"part": title, "topic": line.topic,
+          "status": "no_data" if line.ok is None else ("ok" if line.ok else "at_risk"),
+          "finding": line.status, "detail": line.text}
+         for title, lines in section.parts.items() for line in lines],
+        columns=["part", "topic", "status", "finding", "detail"])

@@ -39,6 +39,7 @@ from mysetlist_slo.report.overview import (
     week_over_week,
 )
 from mysetlist_slo.report.weekly import WeeklySummary, iso_week
+from mysetlist_slo.resilience.section import ScalabilityRecovery, scalability_recovery
 from mysetlist_slo.vitals.field import cwv_assessment, vitals_regressions, web_vitals_summary
 
 SCHEMA_VERSION = 2
@@ -83,11 +84,32 @@ def _envelope(report: str, title: str, label: str, start: datetime, end: datetim
 
 # --- weekly ---------------------------------------------------------------------------------
 
+# The section's words as machine statuses: a finding is at risk, not (yet) a breach of an SLO.
+_RECOVERY_STATUS = {"ok": "ok", "attention": "at_risk", "no data": "no_data"}
+
+
+def _line_status(ok: bool | None) -> str:
+    return "no_data" if ok is None else ("ok" if ok else "at_risk")
+
+
+def recovery_document(section: ScalabilityRecovery) -> dict[str, Any]:
+    """Return the "Scalability and recovery" section as summary data: a machine status overall
+    and per item (ok / at_risk / no_data), the item's own finding (passed, overdue…) and line."""
+    return {"status": _RECOVERY_STATUS[section.status],
+            "parts": [{"part": title,
+                       "items": [{"topic": line.topic, "status": _line_status(line.ok),
+                                  "finding": line.status, "text": line.text}
+                                 for line in lines]}
+                      for title, lines in section.parts.items()]}
+
+
 def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headline,
                     before: Headline, previous_label: str,
-                    title: str = "MySetlist weekly SLO report") -> dict[str, Any]:
+                    title: str = "MySetlist weekly SLO report",
+                    recovery: ScalabilityRecovery | None = None) -> dict[str, Any]:
     """Return the weekly report's summary.json content (schema version 2) from the week's
-    WeeklySummary, its SLO overview (``overview.slo_overview``) and both weeks' headlines."""
+    WeeklySummary, its SLO overview (``overview.slo_overview``), both weeks' headlines and the
+    scalability and recovery section (None: not evaluated)."""
     statuses = overview["status"].tolist() if len(overview) else []
     slos = [{
         "name": row["slo"], "sli": row["sli_kind"], "status": row["status"],
@@ -147,6 +169,7 @@ def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headlin
         },
         "vitals_regressions": _regressions(summary.vitals_regressions),
         "vitals_regressions_total": len(summary.vitals_regressions),
+        "scalability_recovery": recovery_document(recovery) if recovery else None,
         "verdict": summary.verdict,
     })
     return document
@@ -323,7 +346,8 @@ def summary_document(kind: str, con: duckdb.DuckDBPyConnection, config: Config,
         overview = slo_overview(con, config, start, end)
         now, before = week_over_week(con, config, start, end)
         previous = iso_week(None, config.timezone, now=start)[0]
-        return weekly_document(summary, overview, now, before, previous, heading)
+        return weekly_document(summary, overview, now, before, previous, heading,
+                               scalability_recovery(con, config, start, end))
     if kind == "capacity":
         try:
             plan: CapacityPlan | None = capacity_plan(con, config, end)
@@ -402,6 +426,10 @@ def _lines(document: dict[str, Any]) -> list[str]:
             lines.append(f"- outage of {esc(outage['target'])}: recovered in "
                          f"{fmt(outage['time_to_recover_s'], 'duration')}"
                          f"{'' if outage['within_target'] else ', over the target'}")
+        recovery = document.get("scalability_recovery") or {"parts": []}
+        for part in recovery["parts"]:  # findings only: the digest stays short
+            lines += [f"- {esc(part['part'])}: {esc(item['topic'])}: {esc(item['finding'])}"
+                      for item in part["items"] if item["status"] == "at_risk"]
     elif kind == "capacity":
         hpa = document["hpa"]
         lines.append(own(f"Forecast peak {fmt(document['forecast']['peak_rps'], 'number')} "
