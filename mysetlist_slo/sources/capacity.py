@@ -7,20 +7,17 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 from prometheus_client.parser import text_string_to_metric_families
 
 from mysetlist_slo.errors import IngestError
 from mysetlist_slo.sources._checks import INT64_MAX, from_epoch, load_json, parse_iso
 from mysetlist_slo.sources._lines import open_maybe_gzip
-from mysetlist_slo.sources.types import InputBatch, Reject
-from mysetlist_slo.sources.vitals import PASSTHROUGH
+from mysetlist_slo.sources.types import PythonChecked, Reject
 
 METRIC_SCHEMA = pa.schema([("line", pa.int64()), ("ts", pa.timestamp("us", tz="UTC")),
                            ("name", pa.string()), ("labels", pa.string()),
@@ -71,29 +68,7 @@ def _when(text: str) -> datetime:
     return parse_iso(text)
 
 
-class _Table:
-    """A Python-checked source: subclasses fill rows and rejects; one batch per file."""
-
-    kind = ""
-    record = ""
-    schema: pa.Schema
-
-    def rows(self, path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
-        raise NotImplementedError
-
-    def batches(self, path: Path) -> Iterator[InputBatch]:
-        """Yield the file's rows as one typed batch, with their rejects."""
-        rows, rejects = self.rows(path)
-        yield InputBatch(PASSTHROUGH, pa.Table.from_pylist(rows, self.schema), {}, rejects,
-                         path.stat().st_size)
-
-    def explain(self, con: duckdb.DuckDBPyConnection, batch: InputBatch,
-                bad: list[tuple[int, str, str]]) -> list[Reject]:
-        """Return no rejects: every check ran in Python already."""
-        return []
-
-
-class PrometheusSource(_Table):
+class PrometheusSource(PythonChecked):
     """Prometheus HTTP API ``query_range`` (matrix) and ``query`` (vector) JSON responses, and
     the text exposition format (parsed by prometheus_client; samples without their own
     timestamp take the file's modification time)."""
@@ -190,7 +165,7 @@ def _sample(point: Any, field: str) -> tuple[datetime, float] | None:
     return when, number
 
 
-class _CsvSnapshots(_Table):
+class _CsvSnapshots(PythonChecked):
     """``psql --csv`` output with a ``timestamp`` column added per snapshot."""
 
     required: tuple[str, ...] = ()

@@ -25,15 +25,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-import duckdb
 import pyarrow as pa
 
 from mysetlist_slo.errors import IngestError
 from mysetlist_slo.sources._checks import INT64_MAX, from_epoch, load_json, parse_iso
 from mysetlist_slo.sources._lines import open_maybe_gzip
 from mysetlist_slo.sources.capacity import _read_bytes, _read_text
-from mysetlist_slo.sources.types import InputBatch, Reject
-from mysetlist_slo.sources.vitals import PASSTHROUGH
+from mysetlist_slo.sources.types import PythonChecked, Reject
 
 ALL = "(all)"  # the endpoint name of a run's totals
 
@@ -110,27 +108,6 @@ def _optional(value: Any, field: str) -> float | None:
     return _number(value, field)
 
 
-class _OneBatch:
-    """A Python-checked load-test source: one typed batch per file with its rejects."""
-
-    kind = ""
-    record = ""
-    schema: pa.Schema
-
-    def rows(self, path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
-        raise NotImplementedError
-
-    def batches(self, path: Path) -> Iterator[InputBatch]:
-        """Yield the file's rows as one typed batch, with their rejects."""
-        rows, rejects = self.rows(path)
-        yield InputBatch(PASSTHROUGH, pa.Table.from_pylist(rows, self.schema), {}, rejects,
-                         path.stat().st_size)
-
-    def explain(self, con: duckdb.DuckDBPyConnection, batch: InputBatch,
-                bad: list[tuple[int, str, str]]) -> list[Reject]:
-        """Return no rejects: every check ran in Python already."""
-        return []
-
 
 def _line_of(text: str, key: str) -> int:
     """Return the line where ``"key"`` first appears in a JSON document (1 when absent)."""
@@ -138,7 +115,7 @@ def _line_of(text: str, key: str) -> int:
     return text.count("\n", 0, at) + 1 if at >= 0 else 1
 
 
-class K6SummarySource(_OneBatch):
+class K6SummarySource(PythonChecked):
     """k6's end-of-test summary: ``--summary-export`` or the ``handleSummary`` data object."""
 
     kind = "k6-summary"
@@ -226,7 +203,7 @@ def _k6_endpoint(tags: Any) -> str:
     return ALL
 
 
-class K6PointsSource(_OneBatch):
+class K6PointsSource(PythonChecked):
     """k6's ``--out json`` stream (plain or gzip); points of other metrics are skipped."""
 
     kind = "k6-points"
@@ -326,7 +303,7 @@ def _raw(record: Record) -> bytes:
     return ",".join(record.values()).encode("utf-8")[:4096]
 
 
-class LocustStatsSource(_OneBatch):
+class LocustStatsSource(PythonChecked):
     """Locust ``PREFIX_stats.csv``: totals per endpoint and the ``Aggregated`` row."""
 
     kind = "locust-stats"
@@ -369,7 +346,7 @@ class LocustStatsSource(_OneBatch):
         return row
 
 
-class LocustHistorySource(_OneBatch):
+class LocustHistorySource(PythonChecked):
     """Locust ``PREFIX_stats_history.csv``: users, current rate and percentiles over time."""
 
     kind = "locust-history"
@@ -408,7 +385,7 @@ class LocustHistorySource(_OneBatch):
         return rows, rejects
 
 
-class LocustFailuresSource(_OneBatch):
+class LocustFailuresSource(PythonChecked):
     """Locust ``PREFIX_failures.csv``: each distinct failure with its count."""
 
     kind = "locust-failures"

@@ -29,8 +29,8 @@ import pyarrow as pa
 
 from mysetlist_slo.sources._checks import load_json, parse_iso
 from mysetlist_slo.sources._lines import open_maybe_gzip
-from mysetlist_slo.sources.loadtests import BadField, _number, _OneBatch
-from mysetlist_slo.sources.types import Reject
+from mysetlist_slo.sources.loadtests import BadField, _number
+from mysetlist_slo.sources.types import PythonChecked, Reject
 
 BACKUP_KINDS = ("database", "system", "archive")
 DRILL_KINDS = ("database_restore", "application_failover", "full_recovery")
@@ -84,7 +84,7 @@ def _ordered(started: datetime, ended: datetime | None, name: str) -> None:
         raise BadField(name, f"before started ({ended.isoformat()} < {started.isoformat()})")
 
 
-class _JsonLines(_OneBatch):
+class _JsonLines(PythonChecked):
     """JSON Lines checked in Python, one record a line."""
 
     def rows(self, path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
@@ -162,7 +162,7 @@ def _cron_job(command: str) -> tuple[str, str, str]:
                    "tar -czf file …, aws s3 sync source destination)")
 
 
-class CronBackupSource(_OneBatch):
+class CronBackupSource(PythonChecked):
     """The exit lines of the plan's cron backup commands, as logged by a wrapper."""
 
     kind = "backup-cron"

@@ -22,13 +22,12 @@ from user_agents import parse as parse_user_agent
 from mysetlist_slo.errors import IngestError
 from mysetlist_slo.sources._checks import finite_number, from_epoch, load_json, parse_iso
 from mysetlist_slo.sources._lines import open_maybe_gzip, read_lines
-from mysetlist_slo.sources.types import InputBatch, Reject
+from mysetlist_slo.sources.types import PASSTHROUGH, InputBatch, Reject
 
 METRICS = ("LCP", "INP", "CLS", "FCP", "TTFB")
 # Values beyond these are not measurements (a tab left open for an hour): rejected, with reason.
 UPPER_BOUNDS = {"LCP": 900_000, "FCP": 900_000, "TTFB": 900_000, "INP": 900_000, "CLS": 100.0}
 FORM_FACTORS = ("phone", "tablet", "desktop")
-PASSTHROUGH = "SELECT *, NULL::VARCHAR AS bad_field, NULL::VARCHAR AS problem FROM batch_input"
 
 BEACON_SCHEMA = pa.schema([
     ("line", pa.int64()), ("ts", pa.timestamp("us", tz="UTC")), ("metric", pa.string()),
