@@ -483,37 +483,38 @@ def _add_rules_commands(commands: argparse._SubParsersAction,  # type: ignore[ty
                          "mysetlist-slo rules openslo --out slos.yaml",
                          "mysetlist-slo rules grafana --out slo-dashboard.json"))
     kinds = rules.add_subparsers(dest="rules_command", metavar="KIND", required=True)
+    # The generators read only the configuration (also accepted before the command).
+    configured = argparse.ArgumentParser(add_help=False)
+    configured.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                            help="configuration YAML (default: the shipped one)")
     prometheus = kinds.add_parser(
         "prometheus", help="Prometheus recording and alerting rules", formatter_class=formatter,
+        parents=[configured],
         description="Recording rules for each SLO's error ratio, multi-window burn-rate alerts "
                     "scaled for the SLO's window, and the deployment plan's static alerts.",
         epilog=_examples("mysetlist-slo rules prometheus --out rules.yaml",
                          "promtool check rules rules.yaml"))
-    prometheus.add_argument("--config", type=Path, default=argparse.SUPPRESS,
-                            help="configuration YAML (default: the shipped one)")
     prometheus.add_argument("--out", type=Path, default=None,
                             help="file to write (default: standard output)")
     prometheus.set_defaults(handler=cmd_rules_prometheus)
 
     sloth = kinds.add_parser(
         "sloth", help="Sloth prometheus/v1 specs and alert windows", formatter_class=formatter,
+        parents=[configured],
         description="One Sloth spec per SLO window length, and Sloth AlertWindows with the "
                     "burn-rate rules' windows and budget shares; each spec names its command.",
         epilog=_examples("mysetlist-slo rules sloth --out sloth/"))
-    sloth.add_argument("--config", type=Path, default=argparse.SUPPRESS,
-                       help="configuration YAML (default: the shipped one)")
     sloth.add_argument("--out", type=Path, required=True, help="folder to write into")
     sloth.add_argument("--service", default="mysetlist", help="service name (default: mysetlist)")
     sloth.set_defaults(handler=cmd_rules_sloth)
 
     openslo = kinds.add_parser(
         "openslo", help="OpenSLO v1 Service and SLO documents", formatter_class=formatter,
+        parents=[configured],
         description="OpenSLO v1 documents of the configured SLOs, which load back as the same "
                     "SLOs with --config.",
         epilog=_examples("mysetlist-slo rules openslo --out slos.yaml",
                          "mysetlist-slo status --config slos.yaml"))
-    openslo.add_argument("--config", type=Path, default=argparse.SUPPRESS,
-                         help="configuration YAML (default: the shipped one)")
     openslo.add_argument("--out", type=Path, default=None,
                          help="file to write (default: standard output)")
     openslo.add_argument("--service", default="mysetlist",
@@ -522,11 +523,10 @@ def _add_rules_commands(commands: argparse._SubParsersAction,  # type: ignore[ty
 
     grafana = kinds.add_parser(
         "grafana", help="Grafana dashboard over the recording rules", formatter_class=formatter,
+        parents=[configured],
         description="A dashboard JSON with, per SLO, the SLI, the error budget remaining and "
                     "the burn rate per window against the alert thresholds.",
         epilog=_examples("mysetlist-slo rules grafana --out slo-dashboard.json"))
-    grafana.add_argument("--config", type=Path, default=argparse.SUPPRESS,
-                         help="configuration YAML (default: the shipped one)")
     grafana.add_argument("--out", type=Path, default=None,
                          help="file to write (default: standard output)")
     grafana.add_argument("--uid", default="mysetlist-slo", help="dashboard uid")
