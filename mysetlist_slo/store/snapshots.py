@@ -98,7 +98,9 @@ def _problems(source: str, name: str, table: pa.Table,
         if column not in table.column_names:
             found.append(RowProblem(where, 0, column, "missing column"))
     for column in table.column_names:
-        values = table.column(column)
+        # One contiguous array: pyarrow 15-17 crash (SIGSEGV) in indices_nonzero over a chunked
+        # array with no chunks, which an empty collected snapshot is.
+        values = table.column(column).combine_chunks()
         kind = values.type
         if column in columns and not columns[column]:
             for row in pc.indices_nonzero(pc.is_null(values)).to_pylist()[:SHOWN_PROBLEMS]:
