@@ -320,7 +320,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     outputs = run_report(args.kind, week=args.week, db=args.db, config=args.config,
                          out=args.out, timezone=args.timezone, title=args.title,
-                         progress=sys.stderr.isatty(), wait=_wait(args, REPORT_WAIT))
+                         progress=sys.stderr.isatty(), wait=_wait(args, REPORT_WAIT),
+                         cell_timeout=args.cell_timeout)
     _say(f"report written to {outputs.folder}/ (report.html, summary.json, summary.md)")
     # The digest quotes routes and URLs from the logs: shown, never obeyed by the terminal.
     print(terminal_safe(outputs.summary_md.read_text("utf-8")))
@@ -792,6 +793,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--timezone", type=_parse_timezone,
                         help="time zone that cuts the week (default: config's)")
     report.add_argument("--title", help="report title")
+    report.add_argument("--cell-timeout", type=_parse_duration, default=1800.0, metavar="DURATION",
+                        help="stop with an error when one notebook cell (or the kernel's start) "
+                             "runs longer than this (default: 30m)")
     report.add_argument("--fail-on", choices=("breach", "never"), default="never",
                         help="exit with status 3 when any SLO is out of budget")
     report.add_argument("--notify", action="append", default=[], metavar="URL",
