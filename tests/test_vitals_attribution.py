@@ -351,3 +351,21 @@ def test_no_attribution_is_one_line(store, write_log) -> None:
     assert section.lines() == ["No beacon of the period carries the web-vitals attribution "
                                "build's fields."]
     assert len(attribution_lines(section.to_dict())) == 1
+
+
+def test_weekly_digest_names_the_causes(demo_con) -> None:
+    """The weekly summary.json of the demo's last week carries the attribution (valid
+    against the schema) and its digest has one line naming the LCP element with its
+    dominant phase and the search box behind poor INP."""
+    from mysetlist_slo.report.summaries import summary_document, summary_markdown, validate
+    from mysetlist_slo.report.weekly import weekly_summary
+
+    config = load_config()
+    document = summary_document("weekly", demo_con, config,
+                                weekly_summary(demo_con, config, "2026-W47"))
+    validate(document)
+    assert document["vitals_attribution"]["attributed_page_views"]["INP"] > 0
+    (line,) = [x for x in summary_markdown(document).splitlines() if "Web Vitals causes" in x]
+    assert "poor INP header form.search \\> input#q on /search" in line
+    assert ", mostly processing duration" in line
+    assert line.count("mostly") == 2

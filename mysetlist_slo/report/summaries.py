@@ -111,10 +111,12 @@ def recovery_document(section: ScalabilityRecovery) -> dict[str, Any]:
 def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headline,
                     before: Headline, previous_label: str,
                     title: str = "MySetlist weekly SLO report",
-                    recovery: ScalabilityRecovery | None = None) -> dict[str, Any]:
+                    recovery: ScalabilityRecovery | None = None,
+                    attribution: VitalsAttribution | None = None) -> dict[str, Any]:
     """Return the weekly report's summary.json content (schema version 2) from the week's
-    WeeklySummary, its SLO overview (``overview.slo_overview``), both weeks' headlines and the
-    scalability and recovery section (None: not evaluated)."""
+    WeeklySummary, its SLO overview (``overview.slo_overview``), both weeks' headlines, the
+    scalability and recovery section and the Web Vitals attribution findings (None: not
+    evaluated)."""
     statuses = overview["status"].tolist() if len(overview) else []
     slos = [{
         "name": row["slo"], "sli": row["sli_kind"], "status": row["status"],
@@ -177,6 +179,8 @@ def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headlin
         "scalability_recovery": recovery_document(recovery) if recovery else None,
         "verdict": summary.verdict,
     })
+    if attribution is not None:
+        document["vitals_attribution"] = attribution.to_dict()
     return document
 
 
@@ -339,6 +343,26 @@ def vitals_document(site: pd.DataFrame, assessment: pd.DataFrame, regressions: p
     return document
 
 
+def attribution_digest_line(section: dict[str, Any]) -> str:
+    """Return one digest line naming the element behind the slowest LCP and the one behind
+    poor INP with their dominant phases (escaped for Markdown), or saying there is no
+    attribution data."""
+    esc = markdown_text
+    if not any(section["attributed_page_views"].values()):
+        return "- Web Vitals causes: no beacon carries attribution"
+    parts = []
+    for metric, what in (("LCP", "LCP"), ("INP", "poor INP")):
+        top = next((f for f in section["findings"] if f["metric"] == metric), None)
+        if top is None:
+            continue
+        phase = top["dominant_phase"]
+        parts.append(f"{what} {esc(top['target'])} on {esc(top['route'])} "
+                     f"({esc(top['form_factor'])})"
+                     + (f", mostly {phase.replace('_', ' ')}" if phase else ""))
+    return "- Web Vitals causes: " + ("; ".join(parts) if parts else "nothing over the good "
+                                                                      "threshold")
+
+
 def attribution_lines(section: dict[str, Any]) -> list[str]:
     """Return the digest lines of an ``attribution`` summary section: the top element per
     metric with the page views it holds over the good threshold, its p75 and dominant phase
@@ -370,7 +394,8 @@ def summary_document(kind: str, con: duckdb.DuckDBPyConnection, config: Config,
         now, before = week_over_week(con, config, start, end)
         previous = iso_week(None, config.timezone, now=start)[0]
         return weekly_document(summary, overview, now, before, previous, heading,
-                               scalability_recovery(con, config, start, end))
+                               scalability_recovery(con, config, start, end),
+                               vitals_attribution_findings(con, config, start, end))
     if kind == "capacity":
         try:
             plan: CapacityPlan | None = capacity_plan(con, config, end)
@@ -453,6 +478,8 @@ def _lines(document: dict[str, Any]) -> list[str]:
         for part in recovery["parts"]:  # findings only: the digest stays short
             lines += [f"- {esc(part['part'])}: {esc(item['topic'])}: {esc(item['finding'])}"
                       for item in part["items"] if item["status"] == "at_risk"]
+        if document.get("vitals_attribution"):
+            lines.append(attribution_digest_line(document["vitals_attribution"]))
     elif kind == "capacity":
         hpa = document["hpa"]
         lines.append(own(f"Forecast peak {fmt(document['forecast']['peak_rps'], 'number')} "
