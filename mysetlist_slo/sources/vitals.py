@@ -164,7 +164,7 @@ def _attribution_text(attribution: dict[str, Any], names: tuple[str, ...],
             continue
         if not isinstance(value, str):
             raise _Bad(f"attribution.{name}", f"not text: {str(value)[:60]}")
-        return _cut(value, limit)
+        return value if len(value) <= limit else _cut(value, limit)
     return None
 
 
@@ -173,34 +173,37 @@ def _attribution_number(attribution: dict[str, Any], names: tuple[str, ...],
     """Return the first of ``names`` present as a number in 0..``bound`` (None when none
     is); raise _Bad otherwise."""
     for name in names:
-        if attribution.get(name) is None:
+        value = attribution.get(name)
+        if value is None:
             continue
-        number = _field(finite_number, attribution[name], f"attribution.{name}")
-        if number < 0 or number > bound:
-            raise _Bad(f"attribution.{name}", f"{number:g} is outside 0..{bound:g}")
-        return number
+        # The common case first, cheaply (bools are not numbers here; NaN fails the range).
+        if (type(value) is float or type(value) is int) and 0 <= value <= bound:
+            return float(value)
+        number = _field(finite_number, value, f"attribution.{name}")
+        raise _Bad(f"attribution.{name}", f"{number:g} is outside 0..{bound:g}")
     return None
 
 
 def _attribution(record: dict[str, Any], name: str) -> dict[str, Any]:
-    """Return the attribution columns of a beacon of metric ``name`` (all None without an
-    ``attribution`` object); raise _Bad for a malformed one. The DOM entries the build
-    also attaches (``lcpEntry``, ``navigationEntry``…) are not read."""
-    columns: dict[str, Any] = dict.fromkeys(ATTRIBUTION_COLUMNS)
+    """Return the attribution columns of a beacon of metric ``name`` that it carries (none
+    without an ``attribution`` object: the columns left out are stored as NULL); raise _Bad
+    for a malformed one. The DOM entries the build also attaches (``lcpEntry``,
+    ``navigationEntry``…) are not read."""
     attribution = record.get("attribution")
     if attribution is None:
-        return columns
+        return {}
     if not isinstance(attribution, dict):
         raise _Bad("attribution", "not an object")
-    columns["attribution_target"] = _attribution_text(attribution, TARGETS.get(name, ()),
-                                                      MAX_SELECTOR)
+    columns: dict[str, Any] = {
+        "attribution_target": _attribution_text(attribution, TARGETS.get(name, ()),
+                                                MAX_SELECTOR),
+        "load_state": _attribution_text(attribution, ("loadState",), MAX_WORD)}
     if name == "LCP":
         columns["attribution_url"] = _attribution_text(attribution, ("url",), MAX_URL)
-    if name == "INP":
+    elif name == "INP":
         columns["interaction_type"] = _attribution_text(
             attribution, ("interactionType", "eventType"), MAX_WORD)
-    columns["load_state"] = _attribution_text(attribution, ("loadState",), MAX_WORD)
-    if name == "CLS":
+    elif name == "CLS":
         # A time since the navigation: a tab may stay open for hours before it shifts.
         columns["largest_shift_time"] = _attribution_number(
             attribution, ("largestShiftTime",), MAX_SHIFT_TIME)

@@ -20,18 +20,12 @@ import pandas as pd
 
 from mysetlist_slo.config import Config
 from mysetlist_slo.sources.vitals import PHASES
-from mysetlist_slo.vitals.field import THRESHOLDS, vitals_samples
+from mysetlist_slo.vitals.field import THRESHOLDS, nearest_rank_p75, vitals_samples
 
-# What each metric is attributed to (grouped by, beside route and device), and the detail
-# shown with it: LCP's resource URL (the most frequent), INP's interaction type.
+# The metrics the attribution build breaks down: LCP, INP and CLS to an element (grouped by,
+# beside route and device), LCP, INP and TTFB into phases.
 ATTRIBUTED = ("LCP", "INP", "CLS", "TTFB")
 NO_TARGET = "(no element)"  # attributed, but no selector: a text node gone, a removed element
-
-
-def _nearest_rank_p75(values: np.ndarray) -> float:
-    """Return the nearest-rank 75th percentile (as CrUX and ``p75_interval`` take it)."""
-    ordered = np.sort(values)
-    return float(ordered[int(np.ceil(0.75 * len(ordered))) - 1])
 
 
 def _most_frequent(values: pd.Series) -> Any:
@@ -88,11 +82,11 @@ def _ranked(samples: pd.DataFrame, config: Config, metric: str,
                                "page_views_affected": int(np.sum(values > good)),
                                "poor": int(np.sum(values > poor))}
         enough = n >= minimum
-        row["p75"] = _nearest_rank_p75(values) if enough else np.nan
+        row["p75"] = nearest_rank_p75(values) if enough else np.nan
         phase_p75 = {}
         for phase in phases:
             known = group[phase].dropna().to_numpy(dtype=float)
-            phase_p75[phase] = _nearest_rank_p75(known) if enough and len(known) else np.nan
+            phase_p75[phase] = nearest_rank_p75(known) if enough and len(known) else np.nan
         row.update(phase_p75)
         measured = {p: v for p, v in phase_p75.items() if not np.isnan(v)}
         row["dominant_phase"] = max(measured, key=measured.__getitem__) if measured else None

@@ -68,11 +68,21 @@ def rating(metric: str, value: float) -> str:
     return "needs-improvement" if value <= poor else "poor"
 
 
+def nearest_rank_p75(values: np.ndarray) -> float:
+    """Return the nearest-rank 75th percentile of a non-empty array, as CrUX reports p75.
+
+    >>> nearest_rank_p75(np.array([4.0, 1.0, 3.0, 2.0]))
+    3.0
+    """
+    ordered = np.sort(np.asarray(values, dtype=float))
+    return float(ordered[int(np.ceil(0.75 * len(ordered))) - 1])
+
+
 def p75_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
     """Return (p75, low, high): the nearest-rank 75th percentile and its distribution-free
     confidence interval (scipy's quantile test, binomial order statistics)."""
     ordered = np.sort(np.asarray(values, dtype=float))
-    p75 = float(ordered[int(np.ceil(0.75 * len(ordered))) - 1])
+    p75 = nearest_rank_p75(ordered)
     interval = quantile_test(ordered, q=p75, p=0.75).confidence_interval(confidence)
     return p75, float(interval.low), float(interval.high)
 
