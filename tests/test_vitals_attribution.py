@@ -369,3 +369,30 @@ def test_weekly_digest_names_the_causes(demo_con) -> None:
     assert "poor INP header form.search \\> input#q on /search" in line
     assert ", mostly processing duration" in line
     assert line.count("mostly") == 2
+
+
+def test_an_older_store_migrates_with_its_beacons_unattributed(db_path: Path,
+                                                               write_log) -> None:
+    """A store from before the attribution columns opens migrated: its beacons keep their
+    values with no attribution, and attributed beacons load beside them."""
+    from mysetlist_slo import open_store
+    from mysetlist_slo.store.database import MIGRATIONS
+
+    ours = next(i for i, step in enumerate(MIGRATIONS)
+                if any("attribution_target" in statement for statement in step))
+    con = open_store(db_path, migrations=MIGRATIONS[:ours])
+    con.execute("INSERT INTO vitals (ingest_id, line, ts, metric, value, metric_id, url, route, "
+                "form_factor, source) VALUES (nextval('ingest_id_seq'), 1, ?, 'LCP', 5000, 'old', "
+                "'https://mysetlist.example/show/1', '/show/[id]', 'desktop', 'web-vitals')",
+                [T0])
+    con.close()
+    con = open_store(db_path)
+    try:
+        ingest_file(con, write_log("v.jsonl", [beacon("LCP", 3000, "new", attribution={
+            "target": "h1", "elementRenderDelay": 2500})]))
+        found = vitals_attribution(con, with_minimum(1), *DAY, "LCP")
+        assert found[["target", "page_views", "p75"]].values.tolist() == [["h1", 1, 3000.0]]
+        assert con.execute("SELECT value, attribution_target FROM vitals WHERE metric_id = "
+                           "'old'").fetchall() == [(5000.0, None)]
+    finally:
+        con.close()
