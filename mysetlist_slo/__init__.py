@@ -58,6 +58,11 @@ from mysetlist_slo.sources import parse_requests
 from mysetlist_slo.store.database import ingest_registry, open_store
 from mysetlist_slo.store.ingest import IngestResult, ingest_file, ingest_files
 from mysetlist_slo.store.routes import RouteNormaliser
+from mysetlist_slo.vitals.attribution import (
+    VitalsAttribution,
+    vitals_attribution,
+    vitals_attribution_findings,
+)
 
 try:
     __version__ = version("mysetlist-slo")
@@ -80,6 +85,7 @@ __all__ = [
     "SchemaVersionError",
     "SloError",
     "StoreBusyError",
+    "VitalsAttribution",
     "__version__",
     "backtest_alerts",
     "backtest_rules",
@@ -120,4 +126,6 @@ __all__ = [
     "scalability_recovery",
     "static_alerts",
     "traffic_failovers",
+    "vitals_attribution",
+    "vitals_attribution_findings",
 ]

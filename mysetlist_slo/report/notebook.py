@@ -254,6 +254,11 @@ def status_word(status: str) -> str:
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
 
 
+def items(lines: list[str]) -> _Html:
+    """Return ``lines`` as an escaped bullet list, one item each."""
+    return _Html("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>")
+
+
 def bullets(text: str) -> _Html:
     """Return a paragraph of sentences as an escaped bullet list, one fact per line."""
     items = [s for s in _SENTENCE_END.split(text.strip()) if s]
@@ -304,6 +309,40 @@ def p75_table(summary: pd.DataFrame) -> pd.DataFrame:
     frame["budget"] = [formatting.vital(v, m) for v, m in
                        zip(frame["budget"], metric, strict=True)]
     return frame
+
+
+_ATTRIBUTION_LABELS = {
+    "LCP": ("LCP element", "resource URL (most frequent)"),
+    "INP": ("interaction target", "interaction type"),
+    "CLS": ("largest shift source", "median shift time (ms)"),
+}
+
+
+def attribution_table(ranked: pd.DataFrame, metric: str, top: int | None = None) -> _Html:
+    """Return ``vitals_attribution`` rows of ``metric`` (LCP, INP or CLS) as an escaped table:
+    element, detail, page views, views over the good threshold and poor, p75 and each phase's
+    p75 in the metric's unit, the dominant phase; the first ``top`` rows (ranked already)."""
+    target, detail = _ATTRIBUTION_LABELS[metric]
+    frame = ranked.copy()
+    phases = [c for c in frame.columns
+              if c.endswith(("_delay", "_duration", "time_to_first_byte"))]
+    for column in ["p75", *phases]:
+        frame[column] = [formatting.vital(v, metric) for v in frame[column]]
+    frame["dominant_phase"] = frame["dominant_phase"].map(
+        lambda p: p.replace("_", " ") if isinstance(p, str) else formatting.MISSING)
+    if metric == "CLS":
+        frame["detail"] = [formatting.fmt(v, "ms") for v in frame["detail"]]
+    units = {"route": "text", "form_factor": "text", "target": "text", "detail": "text",
+             "page_views": "count", "share": "share", "page_views_affected": "count",
+             "poor": "count", "p75": "text", **dict.fromkeys(phases, "text"),
+             "dominant_phase": "text"}
+    if metric == "CLS":
+        del units["dominant_phase"]  # a shift has no phases
+    labels = {"form_factor": "device", "target": target, "detail": detail,
+              "page_views": "page views", "share": "share of views",
+              "page_views_affected": "views over good", "poor": "views poor",
+              "dominant_phase": "dominant phase (p75)"}
+    return table(frame, units, labels, top=top, more="elements")
 
 
 def crux_for_period(crux: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:

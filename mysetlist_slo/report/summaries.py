@@ -40,6 +40,11 @@ from mysetlist_slo.report.overview import (
 )
 from mysetlist_slo.report.weekly import WeeklySummary, iso_week
 from mysetlist_slo.resilience.section import ScalabilityRecovery, scalability_recovery
+from mysetlist_slo.vitals.attribution import (
+    VitalsAttribution,
+    finding_sentence,
+    vitals_attribution_findings,
+)
 from mysetlist_slo.vitals.field import cwv_assessment, vitals_regressions, web_vitals_summary
 
 SCHEMA_VERSION = 2
@@ -106,10 +111,12 @@ def recovery_document(section: ScalabilityRecovery) -> dict[str, Any]:
 def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headline,
                     before: Headline, previous_label: str,
                     title: str = "MySetlist weekly SLO report",
-                    recovery: ScalabilityRecovery | None = None) -> dict[str, Any]:
+                    recovery: ScalabilityRecovery | None = None,
+                    attribution: VitalsAttribution | None = None) -> dict[str, Any]:
     """Return the weekly report's summary.json content (schema version 2) from the week's
-    WeeklySummary, its SLO overview (``overview.slo_overview``), both weeks' headlines and the
-    scalability and recovery section (None: not evaluated)."""
+    WeeklySummary, its SLO overview (``overview.slo_overview``), both weeks' headlines, the
+    scalability and recovery section and the Web Vitals attribution findings (None: not
+    evaluated)."""
     statuses = overview["status"].tolist() if len(overview) else []
     slos = [{
         "name": row["slo"], "sli": row["sli_kind"], "status": row["status"],
@@ -172,6 +179,8 @@ def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headlin
         "scalability_recovery": recovery_document(recovery) if recovery else None,
         "verdict": summary.verdict,
     })
+    if attribution is not None:
+        document["vitals_attribution"] = attribution.to_dict()
     return document
 
 
@@ -285,12 +294,14 @@ def _no_capacity_plan(config: Config, label: str, start: datetime, end: datetime
 
 def vitals_document(site: pd.DataFrame, assessment: pd.DataFrame, regressions: pd.DataFrame,
                     config: Config, label: str, start: datetime, end: datetime,
-                    title: str = "MySetlist Web Vitals") -> dict[str, Any]:
+                    title: str = "MySetlist Web Vitals",
+                    attribution: VitalsAttribution | None = None) -> dict[str, Any]:
     """Return the Web Vitals report's summary.json content from the site-wide summary
-    (``web_vitals_summary(..., by=())``), the per route and device assessment and the
-    week-over-week comparison (``vitals_regressions``). Status: no_data without enough page
-    views, breach when a site-wide p75 is over its budget, at_risk when a significant
-    regression or a failing route and device pair remains, ok otherwise."""
+    (``web_vitals_summary(..., by=())``), the per route and device assessment, the
+    week-over-week comparison (``vitals_regressions``) and, when given, the attribution
+    findings (``vitals_attribution_findings``, under ``attribution``). Status: no_data
+    without enough page views, breach when a site-wide p75 is over its budget, at_risk when a
+    significant regression or a failing route and device pair remains, ok otherwise."""
     metrics = [{"metric": r["metric"], "unit": "unitless" if r["metric"] == "CLS" else "ms",
                 "p75": _round(r["p75"], 3 if r["metric"] == "CLS" else 0),
                 "budget": _round(r["budget"], 3),
@@ -327,7 +338,43 @@ def vitals_document(site: pd.DataFrame, assessment: pd.DataFrame, regressions: p
         "regressions": _regressions(significant),
         "regressions_total": len(significant),
     })
+    if attribution is not None:
+        document["attribution"] = attribution.to_dict()
     return document
+
+
+def attribution_digest_line(section: dict[str, Any]) -> str:
+    """Return one digest line naming the element behind the slowest LCP and the one behind
+    poor INP with their dominant phases (escaped for Markdown), or saying there is no
+    attribution data."""
+    esc = markdown_text
+    if not any(section["attributed_page_views"].values()):
+        return "- Web Vitals causes: no beacon carries attribution"
+    parts = []
+    for metric, what in (("LCP", "LCP"), ("INP", "poor INP")):
+        top = next((f for f in section["findings"] if f["metric"] == metric), None)
+        if top is None:
+            continue
+        phase = top["dominant_phase"]
+        parts.append(f"{what} {esc(top['target'])} on {esc(top['route'])} "
+                     f"({esc(top['form_factor'])})"
+                     + (f", mostly {phase.replace('_', ' ')}" if phase else ""))
+    return "- Web Vitals causes: " + ("; ".join(parts) if parts else "nothing over the good "
+                                                                      "threshold")
+
+
+def attribution_lines(section: dict[str, Any]) -> list[str]:
+    """Return the digest lines of an ``attribution`` summary section: the top element per
+    metric with the page views it holds over the good threshold, its p75 and dominant phase
+    (selectors, routes and devices escaped for Markdown), or one line when no beacon carried
+    attribution."""
+    if not any(section["attributed_page_views"].values()):
+        return ["- Web Vitals attribution: no beacon of the week carries the attribution "
+                "build's fields"]
+    firsts: dict[str, dict[str, Any]] = {}
+    for finding in section["findings"]:
+        firsts.setdefault(finding["metric"], finding)  # the top one: the digest stays short
+    return [f"- {finding_sentence(f, markdown_text)}" for f in firsts.values()]
 
 
 # --- per report ---------------------------------------------------------------------------
@@ -347,7 +394,8 @@ def summary_document(kind: str, con: duckdb.DuckDBPyConnection, config: Config,
         now, before = week_over_week(con, config, start, end)
         previous = iso_week(None, config.timezone, now=start)[0]
         return weekly_document(summary, overview, now, before, previous, heading,
-                               scalability_recovery(con, config, start, end))
+                               scalability_recovery(con, config, start, end),
+                               vitals_attribution_findings(con, config, start, end))
     if kind == "capacity":
         try:
             plan: CapacityPlan | None = capacity_plan(con, config, end)
@@ -363,7 +411,7 @@ def summary_document(kind: str, con: duckdb.DuckDBPyConnection, config: Config,
         assessment = cwv_assessment(pairs) if len(pairs) else pd.DataFrame()
         regressions = vitals_regressions(con, config, start, end)
         return vitals_document(site, assessment, regressions, config, label, start, end,
-                               heading)
+                               heading, vitals_attribution_findings(con, config, start, end))
     raise SloError(f"no summary for a {kind!r} report")
 
 
@@ -430,6 +478,8 @@ def _lines(document: dict[str, Any]) -> list[str]:
         for part in recovery["parts"]:  # findings only: the digest stays short
             lines += [f"- {esc(part['part'])}: {esc(item['topic'])}: {esc(item['finding'])}"
                       for item in part["items"] if item["status"] == "at_risk"]
+        if document.get("vitals_attribution"):
+            lines.append(attribution_digest_line(document["vitals_attribution"]))
     elif kind == "capacity":
         hpa = document["hpa"]
         lines.append(own(f"Forecast peak {fmt(document['forecast']['peak_rps'], 'number')} "
@@ -456,6 +506,8 @@ def _lines(document: dict[str, Any]) -> list[str]:
             lines.append(
                 f"- regression: {esc(regression['metric'])} on {esc(regression['route'])} "
                 f"({esc(regression['form_factor'])}) up {fmt(regression['change_pct'], 'pct')}")
+        if "attribution" in document:
+            lines += attribution_lines(document["attribution"])
     return lines
 
 

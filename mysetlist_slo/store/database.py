@@ -361,6 +361,29 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (source, query, expr, step_s)
         )""",
     ],
+    [
+        # The web-vitals attribution build's fields, when a beacon carries them (NULL when
+        # not): the element a metric is attributed to (LCP element, INP interaction target,
+        # CLS largest shift), LCP's resource URL, and the phases the value splits into, ms.
+        "ALTER TABLE vitals ADD COLUMN attribution_target VARCHAR",
+        "ALTER TABLE vitals ADD COLUMN attribution_url VARCHAR",
+        "ALTER TABLE vitals ADD COLUMN interaction_type VARCHAR",
+        "ALTER TABLE vitals ADD COLUMN load_state VARCHAR",
+        "ALTER TABLE vitals ADD COLUMN largest_shift_time DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN largest_shift_value DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN time_to_first_byte DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN resource_load_delay DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN resource_load_duration DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN element_render_delay DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN input_delay DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN processing_duration DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN presentation_delay DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN waiting_duration DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN cache_duration DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN dns_duration DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN connection_duration DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN request_duration DOUBLE",
+    ],
 ]
 
 _LOCK_HOLDER = re.compile(r"held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")

@@ -23,7 +23,7 @@ from mysetlist_slo.sources._lines import (
     prefix_sha256,
 )
 from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, RequestSource, chunked
-from mysetlist_slo.sources.vitals import METRICS
+from mysetlist_slo.sources.vitals import ATTRIBUTION_COLUMNS, METRICS
 from mysetlist_slo.store.database import find_ingest, scalar
 from mysetlist_slo.store.rollups import add_rollups
 from mysetlist_slo.store.routes import OTHER_ROUTE, RouteNormaliser
@@ -97,7 +97,7 @@ _KEPT = {
     "requests": "line, ts, target, status, duration_us, bytes, region",
     "probes": "line, ts, target, location, ok, status, latency_ms, region",
     "vitals": "line, ts, metric, value, metric_id, target, form_factor, navigation_type, "
-              "rating, source",
+              "rating, source, " + ", ".join(ATTRIBUTION_COLUMNS),
     "crux": "line, key_type, key, form_factor, metric, first_date, last_date, p75, histogram, "
             "connection_type, CAST(first_date AS TIMESTAMPTZ) AS ts",
     "lighthouse": "line, fetch_time AS ts, target, form_factor, performance, lcp, fcp, cls, "
@@ -126,9 +126,10 @@ _STORE = {
         SELECT $ingest_id, ts, target, location, ok, status, latency_ms, region
         FROM checked WHERE bad_field IS NULL""",
     "vitals": """
-        INSERT INTO vitals
-        SELECT $ingest_id, line, ts, metric, value, metric_id, checked.target, routes.route,
-               form_factor, navigation_type, rating, source
+        INSERT INTO vitals BY NAME
+        SELECT $ingest_id AS ingest_id, line, ts, metric, value, metric_id,
+               checked.target AS url, routes.route, form_factor, navigation_type, rating,
+               source, """ + ", ".join(ATTRIBUTION_COLUMNS) + """
         FROM checked JOIN batch_routes AS routes ON checked.target = routes.target
         WHERE bad_field IS NULL""",
     "crux": """
