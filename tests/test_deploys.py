@@ -43,7 +43,7 @@ def test_examples_give_the_deploys_that_went_live(store) -> None:
     """Across all sources, two production deploys went live: v2.13.8 and v2.14.0, each at the
     time our own log gives; the failed v2.13.9 (Vercel ERROR, GitHub failure), the preview and
     the staging deploy are not among them; sources naming one commit are one deploy."""
-    for path in sorted(EXAMPLES.glob("*.json*")) + [EXAMPLES / "deploys.csv"]:
+    for path in [*sorted(EXAMPLES.glob("*.json*")), EXAMPLES / "deploys.csv"]:
         ingest_file(store, path)
     deploys = deploy_events(store, load_config(), *NOV)
     assert deploys["version"].tolist() == ["v2.13.8", "v2.14.0"]
