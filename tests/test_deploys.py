@@ -269,3 +269,51 @@ def test_demo_flags_its_bad_release(demo: DemoManifest, demo_con) -> None:
     assert "availability" in flagged["burning"].iloc[0]
     assert impact.status == "regressed" and impact.lines[0].startswith("v2.14.0 ")
     assert "regressed: burning availability, error-rate" in impact.lines[0]
+
+
+def test_every_time_series_figure_marks_the_deploys() -> None:
+    """Each time-series figure draws one dotted line per deploy inside its span (none outside),
+    labelled with the escaped version, the regressed one in the breach colour."""
+    from mysetlist_slo.report.figures import (
+        burn_rate_figure,
+        burndown_figure,
+        forecast_figure,
+        incident_timeline_figure,
+        replay_figure,
+        technical_figure,
+    )
+    from mysetlist_slo.report.formatting import STATUS_COLOURS
+
+    t0 = datetime(2026, 11, 20, tzinfo=UTC)
+    times = pd.date_range(t0, periods=48, freq="h")
+    deploys = pd.DataFrame({
+        "deployed_at": [t0 + timedelta(hours=5), t0 + timedelta(hours=30),
+                        t0 + timedelta(days=9)],  # the last one is outside every figure
+        "version": ["v1", "<b>v2</b>", "v3"], "verdict": ["ok", "regressed", "ok"]})
+    series = pd.DataFrame({"minute": times, "burn_1h": 1.0})
+    series.attrs["thresholds"] = {}
+    firings = pd.DataFrame({"rule": ["page"], "severity": ["page"], "start": [times[0]],
+                            "end": [times[-1]]})
+    figures = [
+        burndown_figure(pd.DataFrame({"time": times, "budget_remaining": 0.5}), deploys=deploys),
+        burn_rate_figure(series, deploys=deploys),
+        incident_timeline_figure(firings, pd.DataFrame(columns=["start", "end"]),
+                                 deploys=deploys),
+        forecast_figure(pd.Series(1.0, index=times), pd.DataFrame(
+            {k: 1.0 for k in ("mean", "lo80", "hi80", "lo95", "hi95")},
+            index=times + timedelta(days=2)), deploys=deploys),
+        replay_figure(pd.DataFrame({"time": times, "replicas": 2, "load_rps": 1.0}), 10,
+                      deploys=deploys),
+        technical_figure(pd.DataFrame({"cpu": 1.0, "memory": 2.0}, index=times),
+                         deploys=deploys),
+    ]
+    for figure in figures:
+        markers = [s for s in figure.layout.shapes if s.yref == "paper" and s.x0 == s.x1]
+        assert [pd.Timestamp(s.x0) for s in markers] == [
+            pd.Timestamp("2026-11-20T05:00"), pd.Timestamp("2026-11-21T06:00")], figure
+        assert [s.line.color for s in markers] == ["#7f7f7f", STATUS_COLOURS["breach"]]
+        labels = [a.text for a in figure.layout.annotations if a.yref == "paper"
+                  and a.textangle == -30]
+        assert labels == ["v1", "&lt;b&gt;v2&lt;/b&gt;"]
+    unmarked = burndown_figure(pd.DataFrame({"time": times, "budget_remaining": 0.5}))
+    assert len(unmarked.layout.shapes) == 1  # the zero line only
