@@ -317,3 +317,39 @@ def test_every_time_series_figure_marks_the_deploys() -> None:
         assert labels == ["v1", "&lt;b&gt;v2&lt;/b&gt;"]
     unmarked = burndown_figure(pd.DataFrame({"time": times, "budget_remaining": 0.5}))
     assert len(unmarked.layout.shapes) == 1  # the zero line only
+
+
+def test_weekly_summary_and_digest_carry_the_bad_release(demo: DemoManifest, demo_con,
+                                                         store) -> None:
+    """The demo week's summary.json holds ``deploys`` (valid against the schema): five
+    deploys, v2.14.0 regressed and listed first with its budget hours, and the digest names
+    it in one line; a store without deploys says so in one line."""
+    from mysetlist_slo.report.formatting import markdown_text
+    from mysetlist_slo.report.summaries import (
+        deploys_document,
+        summary_document,
+        summary_markdown,
+        validate,
+    )
+    from mysetlist_slo.report.weekly import weekly_summary
+
+    config = load_config()
+    document = summary_document("weekly", demo_con, config,
+                                weekly_summary(demo_con, config, "2026-W47"))
+    validate(document)
+    deploys = document["deploys"]
+    assert (deploys["status"], deploys["total"], deploys["regressed"]) == ("at_risk", 5, 1)
+    first = deploys["deploys"][0]
+    assert (first["version"], first["verdict"], first["deployed_at"]) == (
+        "v2.14.0", "regressed", demo.event("bad_release").start.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert first["budget_spent_after_h"] > 4 * first["budget_spent_before_h"]
+    digest = summary_markdown(document).splitlines()
+    assert [line for line in digest if line.startswith("- deploy")] == [
+        "- deploy " + markdown_text(first["text"])]
+    assert "regressed: burning availability" in first["text"]
+    empty = deploys_document(deploy_impact(store, config, *NOV))
+    assert empty == {"status": "no_data", "hours": 2.0, "total": 0, "regressed": 0,
+                     "deploys": []}
+    document["deploys"] = empty
+    validate(document)
+    assert "- deploys: none in production this week" in summary_markdown(document)

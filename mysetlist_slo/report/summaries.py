@@ -40,6 +40,7 @@ from mysetlist_slo.report.overview import (
 )
 from mysetlist_slo.report.weekly import WeeklySummary, iso_week
 from mysetlist_slo.resilience.section import ScalabilityRecovery, scalability_recovery
+from mysetlist_slo.slo.deploys import DeployImpact, deploy_impact
 from mysetlist_slo.vitals.field import cwv_assessment, vitals_regressions, web_vitals_summary
 
 SCHEMA_VERSION = 2
@@ -103,13 +104,47 @@ def recovery_document(section: ScalabilityRecovery) -> dict[str, Any]:
                       for title, lines in section.parts.items()]}
 
 
+def deploys_document(impact: DeployImpact) -> dict[str, Any]:
+    """Return the week's deploys as summary data: a machine status (``at_risk`` when a deploy
+    regressed, ``no_data`` without deploys), the hours compared, and per deploy (regressed
+    first, at most TOP_N) its verdict, budget spent after and before in hours of the SLO
+    window it hurt most, error rates and p95 before and after with the tests' p-values."""
+    status = {"ok": "ok", "regressed": "at_risk", "no data": "no_data"}[impact.status]
+    frame = impact.deploys
+    ordered = pd.concat([frame[frame["verdict"] == "regressed"],
+                         frame[frame["verdict"] != "regressed"]])
+    deploys = [{
+        "deployed_at": iso(row["deployed_at"]), "service": row["service"],
+        "version": row["version"], "environment": row["environment"], "commit": row["commit"],
+        "verdict": row["verdict"], "reasons": row["reasons"], "slo": row["worst_slo"],
+        "budget_spent_before_h": _round(row["budget_hours_before"], 2),
+        "budget_spent_after_h": _round(row["budget_hours_after"], 2),
+        "error_rate_before_pct": _pct(row["error_rate_before"]),
+        "error_rate_after_pct": _pct(row["error_rate_after"]),
+        "error_p_value": _round(row["error_p_value"], 6),
+        "p95_before_ms": _round(row["p95_before_ms"], 1),
+        "p95_after_ms": _round(row["p95_after_ms"], 1),
+        "latency_p_value": _round(row["latency_p_value"], 6), "text": row["text"],
+    } for row in ordered.head(TOP_N).to_dict("records")]
+    return {"status": status, "hours": impact.hours, "total": len(frame),
+            "regressed": int((frame["verdict"] == "regressed").sum()) if len(frame) else 0,
+            "deploys": [{key: None if is_missing(value) else value
+                         for key, value in deploy.items()} for deploy in deploys]}
+
+
+def _pct(share: Any) -> float | None:
+    return None if is_missing(share) else _round(100 * float(share), 4)
+
+
 def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headline,
                     before: Headline, previous_label: str,
                     title: str = "MySetlist weekly SLO report",
-                    recovery: ScalabilityRecovery | None = None) -> dict[str, Any]:
+                    recovery: ScalabilityRecovery | None = None,
+                    deploys: DeployImpact | None = None) -> dict[str, Any]:
     """Return the weekly report's summary.json content (schema version 2) from the week's
-    WeeklySummary, its SLO overview (``overview.slo_overview``), both weeks' headlines and the
-    scalability and recovery section (None: not evaluated)."""
+    WeeklySummary, its SLO overview (``overview.slo_overview``), both weeks' headlines, the
+    scalability and recovery section (None: not evaluated) and the week's deploys (None: not
+    evaluated, and no ``deploys`` key)."""
     statuses = overview["status"].tolist() if len(overview) else []
     slos = [{
         "name": row["slo"], "sli": row["sli_kind"], "status": row["status"],
@@ -172,6 +207,8 @@ def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headlin
         "scalability_recovery": recovery_document(recovery) if recovery else None,
         "verdict": summary.verdict,
     })
+    if deploys is not None:
+        document["deploys"] = deploys_document(deploys)
     return document
 
 
@@ -347,7 +384,8 @@ def summary_document(kind: str, con: duckdb.DuckDBPyConnection, config: Config,
         now, before = week_over_week(con, config, start, end)
         previous = iso_week(None, config.timezone, now=start)[0]
         return weekly_document(summary, overview, now, before, previous, heading,
-                               scalability_recovery(con, config, start, end))
+                               scalability_recovery(con, config, start, end),
+                               deploy_impact(con, config, start, end))
     if kind == "capacity":
         try:
             plan: CapacityPlan | None = capacity_plan(con, config, end)
@@ -430,6 +468,7 @@ def _lines(document: dict[str, Any]) -> list[str]:
         for part in recovery["parts"]:  # findings only: the digest stays short
             lines += [f"- {esc(part['part'])}: {esc(item['topic'])}: {esc(item['finding'])}"
                       for item in part["items"] if item["status"] == "at_risk"]
+        lines += _deploy_lines(document.get("deploys"))
     elif kind == "capacity":
         hpa = document["hpa"]
         lines.append(own(f"Forecast peak {fmt(document['forecast']['peak_rps'], 'number')} "
@@ -457,6 +496,19 @@ def _lines(document: dict[str, Any]) -> list[str]:
                 f"- regression: {esc(regression['metric'])} on {esc(regression['route'])} "
                 f"({esc(regression['form_factor'])}) up {fmt(regression['change_pct'], 'pct')}")
     return lines
+
+
+def _deploy_lines(deploys: dict[str, Any] | None) -> list[str]:
+    """Return the digest's deploy lines: each regressed deploy's verdict line, else one line
+    counting the deploys (or saying there was none); versions come from input: escaped."""
+    if deploys is None:
+        return []
+    if not deploys["total"]:
+        return ["- deploys: none in production this week"]
+    regressed = [d for d in deploys["deploys"] if d["verdict"] == "regressed"]
+    if not regressed:
+        return [f"- deploys: {deploys['total']}, none regressed"]
+    return [f"- deploy {markdown_text(d['text'])}" for d in regressed]
 
 
 def summary_markdown(document: dict[str, Any]) -> str:
