@@ -353,3 +353,17 @@ def test_weekly_summary_and_digest_carry_the_bad_release(demo: DemoManifest, dem
     document["deploys"] = empty
     validate(document)
     assert "- deploys: none in production this week" in summary_markdown(document)
+
+
+def test_cli_ingest_kind_deploys(tmp_path: Path) -> None:
+    """``mysetlist-slo ingest --kind deploys`` loads a GitHub response and reports its rows."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "mysetlist_slo", "--db", str(tmp_path / "m.duckdb"), "ingest",
+         "--kind", "deploys", "--json", str(EXAMPLES / "github-deployments.json")],
+        capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[0])
+    assert (result["kind"], result["loaded"], result["rejected"]) == ("deploys", 3, 0)
