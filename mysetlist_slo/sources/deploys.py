@@ -29,6 +29,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from mysetlist_slo.errors import IngestError
 from mysetlist_slo.sources._checks import from_epoch, load_json, parse_iso
 from mysetlist_slo.sources._lines import BOM, open_maybe_gzip
 from mysetlist_slo.sources.loadtests import BadField
@@ -44,6 +45,8 @@ DEPLOY_SCHEMA = pa.schema([
 MAX_TEXT = 256
 # A whole JSON response is read at once: far larger than any page of these APIs (100 items).
 MAX_DOCUMENT_BYTES = 64 << 20
+# A deploy log is read whole (deploys are few): a file larger than this is refused, not cut.
+MAX_FILE_BYTES = 256 << 20
 _LOG_COLUMNS = ("timestamp", "service", "version")
 # GitHub deployment states (REST API "deployment statuses"); only success means it went live.
 GITHUB_STATES = ("error", "failure", "inactive", "in_progress", "queued", "pending", "success")
@@ -221,10 +224,13 @@ class DeploySource(PythonChecked):
         """Return one row per deploy record; a bad record is a reject naming its field."""
         stream, raw = open_maybe_gzip(path)
         try:
-            data = stream.read(MAX_DOCUMENT_BYTES + 1)
+            data = stream.read(MAX_FILE_BYTES + 1)
         finally:
             stream.close()
             raw.close()
+        if len(data) > MAX_FILE_BYTES:  # refused whole, never read in part
+            raise IngestError(str(path), f"larger than {MAX_FILE_BYTES:,} bytes: no deploy log "
+                              "or response is that large")
         text_bytes = data.removeprefix(BOM)
         head = text_bytes.lstrip()[:1]
         if head == b"[" or (head == b"{" and _whole_document(text_bytes)):
@@ -234,8 +240,6 @@ class DeploySource(PythonChecked):
         return self._csv(path, text_bytes)
 
     def _document(self, path: Path, data: bytes) -> tuple[list[dict[str, Any]], list[Reject]]:
-        from mysetlist_slo.errors import IngestError
-
         if len(data) > MAX_DOCUMENT_BYTES:
             raise IngestError(str(path), f"a JSON response larger than {MAX_DOCUMENT_BYTES:,} "
                               "bytes is no API page")
@@ -288,8 +292,6 @@ class DeploySource(PythonChecked):
         return rows, rejects
 
     def _csv(self, path: Path, data: bytes) -> tuple[list[dict[str, Any]], list[Reject]]:
-        from mysetlist_slo.errors import IngestError
-
         # Bytes that are not UTF-8 are kept as surrogates, so only their row is refused.
         reader = csv.reader(io.StringIO(data.decode("utf-8", errors="surrogateescape"),
                                         newline=""))
