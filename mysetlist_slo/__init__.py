@@ -52,6 +52,13 @@ from mysetlist_slo.slo.budgets import (
     error_budgets,
     exhaustion_forecast,
 )
+from mysetlist_slo.slo.deploys import (
+    DeployImpact,
+    budget_spent,
+    deploy_events,
+    deploy_impact,
+    histogram_mann_whitney,
+)
 from mysetlist_slo.slo.incidents import probe_outages
 from mysetlist_slo.slo.latency import count_below, latency_percentiles
 from mysetlist_slo.sources import parse_requests
@@ -75,6 +82,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DemoManifest",
+    "DeployImpact",
     "DeployedRules",
     "IngestError",
     "IngestResult",
@@ -96,16 +104,20 @@ __all__ = [
     "budget_burndown",
     "budget_incidents",
     "budget_report",
+    "budget_spent",
     "burn_rate",
     "burn_rate_alerts",
     "burn_rate_series",
     "count_below",
+    "deploy_events",
+    "deploy_impact",
     "drill_results",
     "drills_due",
     "error_budget",
     "error_budgets",
     "exhaustion_forecast",
     "generate_demo",
+    "histogram_mann_whitney",
     "ingest_file",
     "ingest_files",
     "ingest_registry",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -251,6 +252,7 @@ def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, w
     _write_lighthouse(out_dir / "lighthouse", rng, start, end, regression, manifest)
     _write_capacity(out_dir / "capacity", rng, seconds, start, end, manifest)
     _write_recovery(out_dir / "recovery", seed, start, end, manifest)
+    _write_deploys(out_dir / "deploys", end, spike, manifest)
     (out_dir / "manifest.json").write_text(manifest.to_json(), "utf-8")
     return manifest
 
@@ -701,3 +703,60 @@ def _write_recovery(folder: Path, seed: int, start: datetime, end: datetime,
                  f"k6-{last_week:%Y%m%d}.summary.json"):
         manifest.files.append(str(folder / name))
     manifest.events += [missed, shrunk, slow, overdue]
+
+
+def _commit(name: str) -> str:
+    """Return a made-up 40-hex-digit commit id for ``name`` (git's length)."""
+    return hashlib.sha256(name.encode()).hexdigest()[:40]
+
+
+def _write_deploys(folder: Path, end: datetime, spike: PlantedEvent,
+                   manifest: DemoManifest) -> None:
+    """Write the deploy log (JSON Lines) and Vercel's deployments response for the same
+    releases: several production deploys at quiet moments, the bad release v2.14.0 at the
+    start of the error spike and its fix 40 minutes later; Vercel also lists a preview
+    deployment and a production build that failed (neither went live)."""
+    folder.mkdir(exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    last_week = end - timedelta(days=7)
+    releases = [("v2.12.0", last_week - timedelta(days=5) + timedelta(hours=14, minutes=10)),
+                ("v2.13.0", last_week - timedelta(days=2) + timedelta(hours=11, minutes=30)),
+                ("v2.13.1", last_week + timedelta(hours=13)),
+                ("v2.13.2", last_week + timedelta(days=1, hours=15, minutes=30)),
+                ("v2.14.0", spike.start),
+                ("v2.14.1", spike.end),
+                ("v2.14.2", last_week + timedelta(days=5, hours=10))]
+    releases = [(version, when) for version, when in releases if when >= manifest.start]
+    commits = {version: _commit(version) for version, _ in releases}
+    log = [json.dumps({"timestamp": f"{when:%Y-%m-%dT%H:%M:%SZ}", "service": "mysetlist-web",
+                       "version": version, "environment": "production",
+                       "commit": commits[version]})
+           for version, when in releases]
+    (folder / "deploys.jsonl").write_text("\n".join(log) + "\n", "utf-8")
+
+    def vercel(uid: str, ref: str, sha: str, when: datetime, state: str,
+               target: str | None) -> dict[str, object]:
+        created = int(when.timestamp() * 1000) - 95_000  # a build of about a minute and a half
+        return {"uid": f"dpl_{uid}", "name": "mysetlist-web",
+                "url": f"mysetlist-web-{sha[:9]}-mysetlist.vercel.app", "created": created,
+                "state": state, "readyState": state, "type": "LAMBDAS", "target": target,
+                "meta": {"githubCommitRef": ref, "githubCommitSha": sha},
+                "createdAt": created, "buildingAt": created + 3_000,
+                **({"ready": int(when.timestamp() * 1000)} if state == "READY" else {})}
+
+    deployments = [vercel(commits[v][:24], v, commits[v], when, "READY", "production")
+                   for v, when in releases]
+    first = releases[-1][1] - timedelta(hours=3)
+    deployments += [vercel("preview000000000000000000", "feature/search-box",
+                           _commit("preview"), first, "READY", None),
+                    vercel("failed0000000000000000000", "v2.14.2-rc1",
+                           _commit("v2.14.2-rc1"), first, "ERROR", "production")]
+    deployments.sort(key=lambda d: -int(str(d["created"])))  # newest first, as the API lists
+    response = {"deployments": deployments,
+                "pagination": {"count": len(deployments), "next": None, "prev": None}}
+    (folder / "vercel-deployments.json").write_text(json.dumps(response, indent=1), "utf-8")
+    manifest.files += [str(folder / "deploys.jsonl"), str(folder / "vercel-deployments.json")]
+    manifest.events.append(PlantedEvent(
+        "bad_release", spike.start, spike.end,
+        "release v2.14.0 of mysetlist-web: the error spike starts with it, v2.14.1 fixes it"))

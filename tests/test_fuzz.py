@@ -83,6 +83,8 @@ def build_seeds(folder: Path) -> dict[str, tuple[str, bytes]]:
         "pgbouncer-stats": ("stats.csv", _head(files["pgbouncer-stats.csv"], 10)),
         "pgbouncer-pools": ("pools.csv", _head(files["pgbouncer-pools.csv"], 10)),
         "pg-statements": ("statements.csv", _head(files["pg_stat_statements.csv"], 10)),
+        "deploys": ("deploys.jsonl", files["deploys.jsonl"].read_bytes()),
+        "vercel": ("vercel.json", files["vercel-deployments.json"].read_bytes()),
     }
     if REAL_DATA.is_dir():
         seeds["real-apache"] = ("apache.log", _head(REAL_DATA / "apache_combined_2015.log", 15))
@@ -202,7 +204,7 @@ def registry_matches_rows(con: duckdb.DuckDBPyConnection) -> None:
               "parquet": "request_counts", "probes": "probes", "vitals": "vitals",
               "crux": "crux", "lighthouse": "lighthouse", "prometheus": "metrics",
               "pgbouncer-stats": "pgbouncer_stats", "pgbouncer-pools": "pgbouncer_pools",
-              "pg-statements": "pg_statements"}
+              "pg-statements": "pg_statements", "deploys": "deploys"}
     for ingest_id, kind, loaded, rejected in con.execute(
             "SELECT id, kind, loaded, rejected FROM ingests").fetchall():
         table = tables[kind]
@@ -263,7 +265,7 @@ def fixture_fuzzer():  # type: ignore[no-untyped-def]
 
 SEED_KINDS = ["nginx", "nginx-gz", "jsonl", "csv", "parquet", "probes", "vitals", "posthog",
               "lighthouse", "prometheus", "exposition", "pgbouncer-stats", "pgbouncer-pools",
-              "pg-statements", "real-apache", "real-crux", "real-crux-history"]
+              "pg-statements", "deploys", "vercel", "real-apache", "real-crux", "real-crux-history"]
 
 
 def fuzz(fuzzer: Fuzzer, kind: str, examples: int) -> None:

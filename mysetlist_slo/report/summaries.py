@@ -40,6 +40,7 @@ from mysetlist_slo.report.overview import (
 )
 from mysetlist_slo.report.weekly import WeeklySummary, iso_week
 from mysetlist_slo.resilience.section import ScalabilityRecovery, scalability_recovery
+from mysetlist_slo.slo.deploys import DeployImpact, deploy_impact
 from mysetlist_slo.vitals.attribution import (
     VitalsAttribution,
     finding_sentence,
@@ -108,15 +109,48 @@ def recovery_document(section: ScalabilityRecovery) -> dict[str, Any]:
                       for title, lines in section.parts.items()]}
 
 
+def deploys_document(impact: DeployImpact) -> dict[str, Any]:
+    """Return the week's deploys as summary data: a machine status (``at_risk`` when a deploy
+    regressed, ``no_data`` without deploys), the hours compared, and per deploy (regressed
+    first, at most TOP_N) its verdict, budget spent after and before in hours of the SLO
+    window it hurt most, error rates and p95 before and after with the tests' p-values."""
+    status = {"ok": "ok", "regressed": "at_risk", "no data": "no_data"}[impact.status]
+    frame = impact.deploys
+    ordered = pd.concat([frame[frame["verdict"] == "regressed"],
+                         frame[frame["verdict"] != "regressed"]])
+    deploys = [{
+        "deployed_at": iso(row["deployed_at"]), "service": row["service"],
+        "version": row["version"], "environment": row["environment"], "commit": row["commit"],
+        "verdict": row["verdict"], "reasons": row["reasons"], "slo": row["worst_slo"],
+        "budget_spent_before_h": _round(row["budget_hours_before"], 2),
+        "budget_spent_after_h": _round(row["budget_hours_after"], 2),
+        "error_rate_before_pct": _pct(row["error_rate_before"]),
+        "error_rate_after_pct": _pct(row["error_rate_after"]),
+        "error_p_value": _round(row["error_p_value"], 6),
+        "p95_before_ms": _round(row["p95_before_ms"], 1),
+        "p95_after_ms": _round(row["p95_after_ms"], 1),
+        "latency_p_value": _round(row["latency_p_value"], 6), "text": row["text"],
+    } for row in ordered.head(TOP_N).to_dict("records")]
+    return {"status": status, "hours": impact.hours, "total": len(frame),
+            "regressed": int((frame["verdict"] == "regressed").sum()) if len(frame) else 0,
+            "deploys": [{key: None if is_missing(value) else value
+                         for key, value in deploy.items()} for deploy in deploys]}
+
+
+def _pct(share: Any) -> float | None:
+    return None if is_missing(share) else _round(100 * float(share), 4)
+
+
 def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headline,
                     before: Headline, previous_label: str,
                     title: str = "MySetlist weekly SLO report",
                     recovery: ScalabilityRecovery | None = None,
-                    attribution: VitalsAttribution | None = None) -> dict[str, Any]:
+                    attribution: VitalsAttribution | None = None,
+                    deploys: DeployImpact | None = None) -> dict[str, Any]:
     """Return the weekly report's summary.json content (schema version 2) from the week's
-    WeeklySummary, its SLO overview (``overview.slo_overview``), both weeks' headlines, the
-    scalability and recovery section and the Web Vitals attribution findings (None: not
-    evaluated)."""
+    WeeklySummary, its SLO overview (``overview.slo_overview``), both weeks' headlines, and the
+    optional sections (None: not evaluated, and no key): scalability and recovery, the Web
+    Vitals attribution findings, the week's deploys."""
     statuses = overview["status"].tolist() if len(overview) else []
     slos = [{
         "name": row["slo"], "sli": row["sli_kind"], "status": row["status"],
@@ -181,6 +215,8 @@ def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headlin
     })
     if attribution is not None:
         document["vitals_attribution"] = attribution.to_dict()
+    if deploys is not None:
+        document["deploys"] = deploys_document(deploys)
     return document
 
 
@@ -394,8 +430,9 @@ def summary_document(kind: str, con: duckdb.DuckDBPyConnection, config: Config,
         now, before = week_over_week(con, config, start, end)
         previous = iso_week(None, config.timezone, now=start)[0]
         return weekly_document(summary, overview, now, before, previous, heading,
-                               scalability_recovery(con, config, start, end),
-                               vitals_attribution_findings(con, config, start, end))
+                               recovery=scalability_recovery(con, config, start, end),
+                               attribution=vitals_attribution_findings(con, config, start, end),
+                               deploys=deploy_impact(con, config, start, end))
     if kind == "capacity":
         try:
             plan: CapacityPlan | None = capacity_plan(con, config, end)
@@ -480,6 +517,7 @@ def _lines(document: dict[str, Any]) -> list[str]:
                       for item in part["items"] if item["status"] == "at_risk"]
         if document.get("vitals_attribution"):
             lines.append(attribution_digest_line(document["vitals_attribution"]))
+        lines += _deploy_lines(document.get("deploys"))
     elif kind == "capacity":
         hpa = document["hpa"]
         lines.append(own(f"Forecast peak {fmt(document['forecast']['peak_rps'], 'number')} "
@@ -509,6 +547,19 @@ def _lines(document: dict[str, Any]) -> list[str]:
         if "attribution" in document:
             lines += attribution_lines(document["attribution"])
     return lines
+
+
+def _deploy_lines(deploys: dict[str, Any] | None) -> list[str]:
+    """Return the digest's deploy lines: each regressed deploy's verdict line, else one line
+    counting the deploys (or saying there was none); versions come from input: escaped."""
+    if deploys is None:
+        return []
+    if not deploys["total"]:
+        return ["- deploys: none in production this week"]
+    regressed = [d for d in deploys["deploys"] if d["verdict"] == "regressed"]
+    if not regressed:
+        return [f"- deploys: {deploys['total']}, none regressed"]
+    return [f"- deploy {markdown_text(d['text'])}" for d in regressed]
 
 
 def summary_markdown(document: dict[str, Any]) -> str:

@@ -384,6 +384,24 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE vitals ADD COLUMN connection_duration DOUBLE",
         "ALTER TABLE vitals ADD COLUMN request_duration DOUBLE",
     ],
+    [
+        # Deploy and release events (a deploy log; Vercel, GitHub and Sentry API responses).
+        # ``ts`` is when the deploy went live as the source tells it; GitHub statuses
+        # (source github-status) name their deployment in ``deploy_id`` and carry ``state``.
+        """CREATE TABLE deploys (
+            ingest_id    BIGINT NOT NULL,
+            line         BIGINT NOT NULL,
+            ts           TIMESTAMPTZ NOT NULL,
+            source       VARCHAR NOT NULL,
+            deploy_id    VARCHAR,
+            service      VARCHAR,
+            version      VARCHAR,
+            environment  VARCHAR,
+            "commit"     VARCHAR,
+            state        VARCHAR,
+            url          VARCHAR
+        )""",
+    ],
 ]
 
 _LOCK_HOLDER = re.compile(r"held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")

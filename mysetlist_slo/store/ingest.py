@@ -111,6 +111,7 @@ _KEPT = {
     "load_failures": "* EXCLUDE (bad_field, problem)",
     "backups": "* EXCLUDE (bad_field, problem)",
     "drills": "* EXCLUDE (bad_field, problem)",
+    "deploys": "* EXCLUDE (bad_field, problem)",
 }
 _CHECKED = """
 CREATE OR REPLACE TEMP TABLE checked AS
@@ -161,6 +162,10 @@ for _table, _drop in (("load_runs", "line, ts"), ("load_points", "line"),
         INSERT INTO {_table} BY NAME
         SELECT $ingest_id AS ingest_id, * EXCLUDE ({_drop}, bad_field, problem)
         FROM checked WHERE bad_field IS NULL"""
+_STORE["deploys"] = """
+    INSERT INTO deploys BY NAME
+    SELECT $ingest_id AS ingest_id, * EXCLUDE (bad_field, problem)
+    FROM checked WHERE bad_field IS NULL"""
 _ROUTED = ("requests", "vitals", "lighthouse")
 
 _BATCH_SUMMARY = """
@@ -288,7 +293,7 @@ _STORED_RECORDS = {"requests": "SELECT coalesce(sum(requests), 0) FROM request_c
                                "WHERE ingest_id = ?"}
 for _record in ("probes", "vitals", "crux", "lighthouse", "metrics", "pgbouncer_stats",
                 "pgbouncer_pools", "pg_statements", "load_runs", "load_points", "load_failures",
-                "backups", "drills"):
+                "backups", "drills", "deploys"):
     _STORED_RECORDS[_record] = f"SELECT count(*) FROM {_record} WHERE ingest_id = ?"
 
 
