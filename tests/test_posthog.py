@@ -1,0 +1,247 @@
+"""PostHog product events: exports in (JSON Lines, CSV), persons, DAU/WAU/MAU, concurrent users
+and requests per user out, checked by hand and against brute force over the raw events."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from mysetlist_slo import IngestError, ingest_file, open_store
+from mysetlist_slo.capacity.users import (
+    active_user_count,
+    active_users,
+    concurrent_users,
+    person_map,
+    user_behaviour,
+)
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "posthog"
+ROWS = "SELECT ts, uuid, event, distinct_id, session_id, url, device_type, linked_id " \
+       "FROM posthog_events ORDER BY ts"
+
+
+def _rows(con: duckdb.DuckDBPyConnection) -> list[tuple[object, ...]]:
+    return con.execute(ROWS).fetchall()
+
+
+@pytest.mark.parametrize("name", ["events.jsonl", "events.csv", "events-flattened.csv"])
+def test_export_shapes_load_alike(store: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Each documented export shape is told from its content and loads the same nine events."""
+    result = ingest_file(store, EXAMPLES / name)
+    assert (result.kind, result.loaded, result.rejected) == ("posthog", 9, 0)
+    rows = _rows(store)
+    assert rows[0] == (datetime(2026, 11, 9, 10, tzinfo=UTC),
+                       "0193a1b2-0000-7000-8000-000000000001", "$pageview", "anon-1", "s1",
+                       "https://mysetlist.example/artist/radiohead", "Desktop", None)
+    identify = next(r for r in rows if r[2] == "$identify")
+    alias = next(r for r in rows if r[2] == "$create_alias")
+    assert (identify[3], identify[7]) == ("user-a", "anon-1")
+    assert (alias[3], alias[7]) == ("user-b", "anon-3")
+
+
+def test_csv_and_jsonl_identical(tmp_path: Path) -> None:
+    """The three shapes store exactly the same rows."""
+    seen = []
+    for name in ("events.jsonl", "events.csv", "events-flattened.csv"):
+        con = open_store(tmp_path / f"{name}.duckdb")
+        ingest_file(con, EXAMPLES / name)
+        seen.append(_rows(con))
+        con.close()
+    assert seen[0] == seen[1] == seen[2]
+
+
+def test_hand_worked_example(store: duckdb.DuckDBPyConnection) -> None:
+    """The fixture's README numbers: 3 persons of 5 ids, 2 + 2 daily, concurrency 2, 1, 2."""
+    ingest_file(store, EXAMPLES / "events.jsonl")
+    persons = dict(person_map(store).itertuples(index=False))
+    assert persons == {"anon-1": "anon-1", "user-a": "anon-1", "anon-3": "anon-3",
+                       "user-b": "anon-3"}
+    start, end = datetime(2026, 11, 9, tzinfo=UTC), datetime(2026, 11, 11, tzinfo=UTC)
+    daily = active_users(store, start, end)
+    assert daily.to_dict("records") == [
+        {"day": date(2026, 11, 9), "dau": 2, "wau": 2, "mau": 2},
+        {"day": date(2026, 11, 10), "dau": 2, "wau": 3, "mau": 3}]
+    assert active_user_count(store, start, end) == 3
+    windows = concurrent_users(store, start, end)
+    assert [(w.strftime("%d %H:%M"), n) for w, n in windows.itertuples(index=False)] == [
+        ("09 10:00", 2), ("09 10:05", 1), ("10 09:00", 2)]
+
+
+def test_no_posthog_data_is_not_zero(store: duckdb.DuckDBPyConnection) -> None:
+    """Without PostHog events active users are None (not measured), never 0."""
+    start, end = datetime(2026, 11, 9, tzinfo=UTC), datetime(2026, 11, 16, tzinfo=UTC)
+    assert active_user_count(store, start, end) is None
+    assert active_users(store, start, end).empty
+    assert concurrent_users(store, start, end).empty
+    assert user_behaviour(store, start, end) is None
+
+
+@pytest.mark.parametrize(("line", "field"), [
+    ({"event": "$pageview", "timestamp": "2026-11-09T10:00:00Z"}, "distinct_id"),
+    ({"event": "$pageview", "distinct_id": "a", "timestamp": "2026-11-09 10:00:00"},
+     "timestamp"),
+    ({"event": "$pageview", "distinct_id": {"x": 1}, "timestamp": "2026-11-09T10:00:00Z"},
+     "distinct_id"),
+    ({"event": "$pageview", "distinct_id": "a", "timestamp": "2026-11-09T10:00:00Z",
+      "properties": [1]}, "properties"),
+    ({"event": "$pageview", "distinct_id": "a", "timestamp": "2026-11-09T10:00:00Z",
+      "properties": {"$session_id": 1.5}}, "properties.$session_id"),
+    ({"event": "$identify", "distinct_id": "a", "timestamp": "2026-11-09T10:00:00Z",
+      "properties": {"$anon_distinct_id": ["b"]}}, "properties.$anon_distinct_id"),
+])
+def test_bad_event_is_located_reject(store: duckdb.DuckDBPyConnection, write_log,  # type: ignore[no-untyped-def]
+                                     line: dict[str, object], field: str) -> None:
+    """A bad event refuses the file (strict) naming file, line and field; nothing is stored."""
+    good = {"event": "$pageview", "distinct_id": "z", "timestamp": "2026-11-09T09:00:00Z"}
+    path = write_log("ph.jsonl", [json.dumps(good), json.dumps(line)])
+    with pytest.raises(IngestError) as caught:
+        ingest_file(store, path, kind="posthog")
+    assert f"{path}:2: {field}:" in str(caught.value)
+    assert store.execute("SELECT count(*) FROM posthog_events").fetchall() == [(0,)]
+
+
+def test_csv_missing_column_is_an_error(store: duckdb.DuckDBPyConnection, write_log) -> None:  # type: ignore[no-untyped-def]
+    """A CSV named as PostHog without a distinct_id column is one error naming the column."""
+    path = write_log("ph.csv", ["event,timestamp", "$pageview,2026-11-09T10:00:00Z"])
+    with pytest.raises(IngestError, match="missing column distinct_id"):
+        ingest_file(store, path, kind="posthog")
+
+
+def test_web_vitals_events_still_go_to_vitals(store: duckdb.DuckDBPyConnection,
+                                              write_log) -> None:  # type: ignore[no-untyped-def]
+    """A file opening with a $web_vitals event is still read as Web Vitals, not product events."""
+    event = {"event": "$web_vitals", "uuid": "u1", "distinct_id": "a",
+             "timestamp": "2026-11-10T10:00:00Z",
+             "properties": {"$current_url": "https://x.example/", "$web_vitals_LCP_value": 1200}}
+    assert ingest_file(store, write_log("wv.jsonl", [json.dumps(event)])).kind == "vitals"
+
+
+# --- brute force over random events -------------------------------------------------------
+
+
+def _random_events(rng: np.random.Generator, start: datetime, days: int) -> pd.DataFrame:
+    """Random events: 60 persons, some with two ids linked by $identify or $create_alias
+    (chains too), sessions of 0-40 minutes, some events without a session id."""
+    rows = []
+    span = days * 86400
+    for person in range(60):
+        ids = [f"p{person}-{k}" for k in range(int(rng.integers(1, 4)))]
+        for k in range(1, len(ids)):  # chain: id k joins id k-1
+            kind = "$identify" if rng.random() < 0.5 else "$create_alias"
+            rows.append({"event": kind, "distinct_id": ids[k], "link": ids[k - 1],
+                         "ts": start + timedelta(seconds=int(rng.integers(0, span))),
+                         "session": None})
+        for session in range(int(rng.integers(0, 6))):
+            begin = int(rng.integers(0, span))
+            length = int(rng.integers(0, 2400))
+            sid = None if rng.random() < 0.15 else f"s{person}-{session}"
+            for t in sorted({begin, begin + length, *rng.integers(begin, begin + length + 1, 2)}):
+                rows.append({"event": "$pageview", "distinct_id": str(rng.choice(ids)),
+                             "link": None, "ts": start + timedelta(seconds=int(t)),
+                             "session": sid})
+    return pd.DataFrame(rows)
+
+
+def _write_events(path: Path, events: pd.DataFrame) -> Path:
+    with open(path, "w") as handle:
+        for i, e in enumerate(events.itertuples()):
+            properties: dict[str, object] = {}
+            if isinstance(e.session, str):
+                properties["$session_id"] = e.session
+            if e.event == "$identify":
+                properties["$anon_distinct_id"] = e.link
+            elif e.event == "$create_alias":
+                properties["alias"] = e.link
+            handle.write(json.dumps({"uuid": f"u{i}", "event": e.event,
+                                     "distinct_id": e.distinct_id,
+                                     "timestamp": e.ts.isoformat(),
+                                     "properties": properties}) + "\n")
+    return path
+
+
+def _persons_brute(events: pd.DataFrame) -> dict[str, str]:
+    """Persons by repeated relabelling until nothing changes (no union-find, no scipy)."""
+    label = {i: i for i in set(events["distinct_id"]) | set(events["link"].dropna())}
+    links = events.dropna(subset=["link"])[["distinct_id", "link"]].to_numpy()
+    changed = True
+    while changed:
+        changed = False
+        for a, b in links:
+            low = min(label[a], label[b])
+            for node in (a, b):
+                if label[node] != low:
+                    label[node], changed = low, True
+    # propagate labels to a fixed point: every id takes the smallest label of its component
+    return label
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_oracle_active_users(store: duckdb.DuckDBPyConnection, tmp_path: Path,
+                             seed: int) -> None:
+    """DAU/WAU/MAU per day in a zone with a DST change equal brute force over the raw events."""
+    rng = np.random.default_rng(seed)
+    tz = "America/New_York"  # DST ends on 1 November 2026
+    start = pd.Timestamp("2026-10-20", tz=tz).tz_convert(UTC).to_pydatetime()
+    end = pd.Timestamp("2026-11-10", tz=tz).tz_convert(UTC).to_pydatetime()
+    events = _random_events(rng, start - timedelta(days=31), 52)
+    ingest_file(store, _write_events(tmp_path / "events.jsonl", events))
+    persons = _persons_brute(events)
+    events["person"] = events["distinct_id"].map(persons)
+    events["day"] = pd.to_datetime(events["ts"], utc=True).dt.tz_convert(tz).dt.date
+    got = active_users(store, start, end, tz)
+    expected = []
+    for day in pd.date_range("2026-10-20", "2026-11-09", freq="D").date:
+        def count(days: int, day: date = day) -> int:
+            chosen = events[(events["day"] > day - timedelta(days=days)) & (events["day"] <= day)]
+            return len(set(chosen["person"]))
+        expected.append({"day": day, "dau": count(1), "wau": count(7), "mau": count(30)})
+    assert got.to_dict("records") == expected
+    in_range = events[(events["ts"] >= start) & (events["ts"] < end)]
+    assert active_user_count(store, start, end) == len(set(in_range["person"]))
+    assert len(set(in_range["person"])) < in_range["distinct_id"].nunique()  # merges mattered
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_oracle_concurrency_and_rate(store: duckdb.DuckDBPyConnection, tmp_path: Path,
+                                     seed: int) -> None:
+    """Concurrent users per 5-minute window and requests per user equal brute force: each
+    session's span [first, last event] checked against every window, requests counted raw."""
+    rng = np.random.default_rng(seed)
+    start = datetime(2026, 11, 9, 0, 2, 30, tzinfo=UTC)  # not on a window: first is dropped
+    end = datetime(2026, 11, 10, tzinfo=UTC)
+    events = _random_events(rng, start - timedelta(hours=2), 1)
+    ingest_file(store, _write_events(tmp_path / "events.jsonl", events))
+    request_times = start + pd.to_timedelta(rng.integers(0, 86000, 3000), unit="s")
+    with open(tmp_path / "requests.jsonl", "w") as handle:
+        for t in request_times:
+            handle.write(json.dumps({"timestamp": t.isoformat(), "path": "/", "status": 200})
+                         + "\n")
+    ingest_file(store, tmp_path / "requests.jsonl")
+
+    key = events["session"].fillna("distinct_id:" + events["distinct_id"])
+    spans = events[events["ts"] < end].assign(key=key).groupby("key")["ts"].agg(["min", "max"])
+    expected = {}
+    window = pd.Timestamp(start).floor("5min") + pd.Timedelta(minutes=5)
+    while window < pd.Timestamp(end):
+        close = window + pd.Timedelta(minutes=5)
+        n = int(((spans["min"] < close) & (spans["max"] >= window)).sum())
+        if n:
+            expected[window] = n
+        window = close
+    got = concurrent_users(store, start, end)
+    assert dict(zip(got["window_start"], got["concurrent_users"], strict=True)) == expected
+
+    requests = pd.Series(1, index=pd.DatetimeIndex(request_times)).resample(
+        "5min", origin="epoch").sum()
+    rates = [requests[w] / (n * 300) for w, n in expected.items()
+             if w in requests.index and requests[w] > 0]
+    behaviour = user_behaviour(store, start, end)
+    assert behaviour is not None
+    assert behaviour.windows == len(rates)
+    assert behaviour.rps_per_user == pytest.approx(float(np.median(rates)), rel=1e-12)
