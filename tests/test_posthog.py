@@ -245,3 +245,147 @@ def test_oracle_concurrency_and_rate(store: duckdb.DuckDBPyConnection, tmp_path:
     assert behaviour is not None
     assert behaviour.windows == len(rates)
     assert behaviour.rps_per_user == pytest.approx(float(np.median(rates)), rel=1e-12)
+
+
+# --- the collector against a local HTTP server answering as PostHog's Query API ------------
+
+KEY = "phx_test_personal_key_0123456789"
+
+
+class _QueryApi:
+    """A PostHog Query API on a loopback port: POST /api/projects/2/query/ answers a HogQLQuery
+    over the fixture's events, as query-response.json shows, honouring the bound {start} and
+    {end}, the LIMIT and OFFSET; ``fail`` lists status codes to answer first."""
+
+    def __init__(self) -> None:
+        import re
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        sample = json.loads((EXAMPLES / "query-response.json").read_text())
+        self.columns = sample["columns"]
+        self.events = [json.loads(line) for line in (EXAMPLES / "events.jsonl").open()]
+        self.fail: list[int] = []
+        self.bodies: list[dict[str, object]] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                api.bodies.append(body)
+                if self.path != "/api/projects/2/query/" or \
+                        self.headers.get("Authorization") != f"Bearer {KEY}":
+                    return self._send(401, {"type": "authentication_error",
+                                            "detail": "Invalid personal API key."})
+                if api.fail:
+                    return self._send(api.fail.pop(0), {"detail": "busy"})
+                query = body["query"]
+                limit, offset = map(int, re.search(r"LIMIT (\d+) OFFSET (\d+)",
+                                                   query["query"]).groups())
+                low = datetime.fromisoformat(query["values"]["start"] + "+00:00")
+                high = datetime.fromisoformat(query["values"]["end"] + "+00:00")
+                chosen = sorted((e for e in api.events
+                                 if low <= datetime.fromisoformat(e["timestamp"]) < high),
+                                key=lambda e: (e["timestamp"], e["uuid"]))
+                page = chosen[offset:offset + limit]
+                rows = [[e["uuid"], e["event"], e["distinct_id"], e["timestamp"],
+                         e["properties"].get("$session_id"), e["properties"].get("$current_url"),
+                         e["properties"].get("$device_type"),
+                         e["properties"].get("$anon_distinct_id"), e["properties"].get("alias")]
+                        for e in page]
+                return self._send(200, {"columns": api.columns, "results": rows,
+                                        "hasMore": offset + limit < len(chosen),
+                                        "limit": limit, "offset": offset})
+
+            def _send(self, status: int, answer: dict[str, object]) -> None:
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(name="query_api")
+def fixture_query_api():  # type: ignore[no-untyped-def]
+    """A local PostHog Query API serving the fixture's nine events."""
+    api = _QueryApi()
+    yield api
+    api.close()
+
+
+def test_collector_stores_what_the_export_holds(query_api: _QueryApi, tmp_path: Path) -> None:
+    """Pages of 4 over two days store exactly the rows the JSON Lines export loads; a second run
+    resumes after the last day and stores nothing again."""
+    from mysetlist_slo.collect import collect_posthog
+
+    db = tmp_path / "c.duckdb"
+    start, end = datetime(2026, 11, 9, tzinfo=UTC), datetime(2026, 11, 11, tzinfo=UTC)
+    results = collect_posthog(db, query_api.url, "2", KEY, start=start, end=end, page_size=4,
+                              backoff_s=0.01)
+    # day 1: 5 events (pages 4 + 1), day 2: 4 events (pages 4 + 0)
+    assert [r.loaded for r in results] == [4, 1, 4, 0]
+    con = open_store(db)
+    collected = _rows(con)
+    con.close()
+    reference = open_store(tmp_path / "f.duckdb")
+    ingest_file(reference, EXAMPLES / "events.jsonl")
+    assert collected == _rows(reference)
+    reference.close()
+    asked = len(query_api.bodies)
+    assert collect_posthog(db, query_api.url, "2", KEY, start=start, end=end, page_size=4) == []
+    assert len(query_api.bodies) == asked
+    query = query_api.bodies[0]["query"]
+    assert query["kind"] == "HogQLQuery" and query["values"]["start"].startswith("2026-11-09")
+
+
+def test_collector_key_never_shown(query_api: _QueryApi, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The key comes from the environment, is sent as a bearer token, and appears neither in
+    the output, nor in an error, nor anywhere in the store; a wrong key is one error line."""
+    from mysetlist_slo.cli import main
+
+    db = tmp_path / "c.duckdb"
+    monkeypatch.setenv("MYSETLIST_SLO_POSTHOG_API_KEY", KEY)
+    code = main(["collect", "posthog", "--db", str(db), "--url", query_api.url, "--project",
+                 "2", "--start", "2026-11-09T00:00:00Z", "--end", "2026-11-11T00:00:00Z"])
+    out = capsys.readouterr()
+    assert code == 0 and "9 events stored" in out.err
+    monkeypatch.setenv("MYSETLIST_SLO_POSTHOG_API_KEY", "phx_wrong_" + KEY)
+    code = main(["collect", "posthog", "--db", str(db), "--url", query_api.url, "--project",
+                 "2", "--start", "2026-11-12T00:00:00Z", "--end", "2026-11-13T00:00:00Z"])
+    failed = capsys.readouterr()
+    assert code == 1 and "Invalid personal API key" in failed.err
+    assert KEY not in out.out + out.err + failed.out + failed.err
+    assert KEY.encode() not in db.read_bytes()
+
+
+def test_collector_retries_then_fails_cleanly(query_api: _QueryApi, tmp_path: Path) -> None:
+    """429 and 5xx answers are retried; past the retries a CollectError says so, nothing of the
+    failed range is stored."""
+    from mysetlist_slo.collect import collect_posthog
+    from mysetlist_slo.errors import CollectError
+
+    db = tmp_path / "c.duckdb"
+    start, end = datetime(2026, 11, 9, tzinfo=UTC), datetime(2026, 11, 10, tzinfo=UTC)
+    query_api.fail = [429, 503]
+    results = collect_posthog(db, query_api.url, "2", KEY, start=start, end=end,
+                              backoff_s=0.01)
+    assert sum(r.loaded for r in results) == 5
+    query_api.fail = [502] * 3
+    with pytest.raises(CollectError, match="after 3 attempts: HTTP 502"):
+        collect_posthog(tmp_path / "d.duckdb", query_api.url, "2", KEY, start=start, end=end,
+                        retries=3, backoff_s=0.01)
