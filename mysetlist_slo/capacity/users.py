@@ -24,13 +24,15 @@ Definitions (PostHog's own, where it has one):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+from mysetlist_slo.config import Config
 
 WINDOW_S = 300
 # PostHog ends a session after 24 hours at most: events this long before a period can still
@@ -194,3 +196,100 @@ def user_behaviour(con: duckdb.DuckDBPyConnection, start: datetime,
         return None
     rate = float((both["requests"] / (both["concurrent_users"] * WINDOW_S)).median())
     return UserBehaviour(rate, 1 / rate, len(both))
+
+
+NO_POSTHOG = ("no PostHog events in the period: active users and concurrency not measured "
+              "(load a PostHog export or run `mysetlist-slo collect posthog`)")
+
+
+@dataclass(frozen=True)
+class ActiveUsersReport:
+    """Active users and concurrency of the period [start, end) and of the one before it."""
+
+    start: datetime
+    end: datetime
+    active_users: int | None  # distinct persons in the period; None: no PostHog data at all
+    active_users_before: int | None  # the same span just before
+    daily: pd.DataFrame  # day, dau, wau, mau
+    peak_concurrent_users: int | None
+    peak_window_start: datetime | None
+    target_concurrent_users: int | None  # the plan's scenario (capacity.concurrent_users)
+    behaviour: UserBehaviour | None
+
+    @property
+    def status(self) -> str:
+        """Return ``no_data`` without events in the period, ``at_risk`` when the peak reached
+        the plan's concurrent-users scenario (beyond what capacity was planned for), else
+        ``ok``."""
+        if not self.active_users:
+            return "no_data"
+        if self.target_concurrent_users and self.peak_concurrent_users is not None and \
+                self.peak_concurrent_users >= self.target_concurrent_users:
+            return "at_risk"
+        return "ok"
+
+    def lines(self) -> list[str]:
+        """Return the section's findings as sentences (one line when there is no data)."""
+        if self.status == "no_data":
+            return [NO_POSTHOG[0].upper() + NO_POSTHOG[1:] + "."]
+        assert self.active_users is not None
+        change = ""
+        if self.active_users_before:
+            delta = 100 * (self.active_users - self.active_users_before) / \
+                self.active_users_before
+            change = f" ({delta:+.1f} % on the {self.active_users_before:,} before)"
+        lines = [f"{self.active_users:,} active users{change}; DAU "
+                 f"{int(self.daily['dau'].mean()):,} on average, highest "
+                 f"{int(self.daily['dau'].max()):,}; MAU {int(self.daily['mau'].iloc[-1]):,} "
+                 "at the end of the period."]
+        if self.peak_concurrent_users is not None and self.peak_window_start is not None:
+            target = self.target_concurrent_users
+            share = f", {self.peak_concurrent_users / target:.0%} of the plan's {target:,}" \
+                if target else ""
+            lines.append(f"Peak {self.peak_concurrent_users:,} concurrent users (sessions "
+                         f"active in the 5 minutes from {self.peak_window_start:%a %d %b %H:%M}"
+                         f" UTC){share}.")
+        if self.behaviour is not None:
+            lines.append(f"One concurrent user sends {self.behaviour.rps_per_user:.3f} req/s "
+                         f"(a request every {self.behaviour.think_time_s:.1f} s, median of "
+                         f"{self.behaviour.windows:,} 5-minute windows).")
+        return lines
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the section as JSON-ready data (times as ISO 8601 UTC text, rounded)."""
+        peak = self.peak_window_start
+        behaviour = self.behaviour
+        return {
+            "status": self.status,
+            "active_users": self.active_users,
+            "active_users_before": self.active_users_before,
+            "dau_mean": None if self.daily.empty else round(float(self.daily["dau"].mean()), 1),
+            "dau_max": None if self.daily.empty else int(self.daily["dau"].max()),
+            "wau": None if self.daily.empty else int(self.daily["wau"].iloc[-1]),
+            "mau": None if self.daily.empty else int(self.daily["mau"].iloc[-1]),
+            "peak_concurrent_users": self.peak_concurrent_users,
+            "peak_window_start": None if peak is None
+            else peak.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "target_concurrent_users": self.target_concurrent_users,
+            "rps_per_user": None if behaviour is None else round(behaviour.rps_per_user, 5),
+            "think_time_s": None if behaviour is None else round(behaviour.think_time_s, 2),
+        }
+
+
+def active_users_report(con: duckdb.DuckDBPyConnection, config: Config, start: datetime,
+                        end: datetime) -> ActiveUsersReport:
+    """Return the ActiveUsersReport of [start, end): persons active in it and in the span
+    before, DAU/WAU/MAU per day (cut in the config's time zone), the peak concurrent users
+    against ``capacity.concurrent_users`` and the requests per concurrent user."""
+    now = active_user_count(con, start, end)
+    before = active_user_count(con, start - (end - start), start)
+    windows = concurrent_users(con, start, end)
+    peak = windows.loc[windows["concurrent_users"].idxmax()] if len(windows) else None
+    return ActiveUsersReport(
+        start, end, now, before,
+        active_users(con, start, end, config.timezone) if now else pd.DataFrame(
+            columns=["day", "dau", "wau", "mau"]),
+        None if peak is None else int(peak["concurrent_users"]),
+        None if peak is None else pd.Timestamp(peak["window_start"]).to_pydatetime(),
+        config.capacity.concurrent_users if config.capacity else None,
+        user_behaviour(con, start, end))
