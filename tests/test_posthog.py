@@ -389,3 +389,128 @@ def test_collector_retries_then_fails_cleanly(query_api: _QueryApi, tmp_path: Pa
     with pytest.raises(CollectError, match="after 3 attempts: HTTP 502"):
         collect_posthog(tmp_path / "d.duckdb", query_api.url, "2", KEY, start=start, end=end,
                         retries=3, backoff_s=0.01)
+
+
+# --- the demo's planted peak, the reports --------------------------------------------------
+
+
+def _demo_events(demo) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    """The demo's PostHog events read with plain json and pandas (no package code)."""
+    path = next(f for f in demo.files if f.endswith("posthog-events.jsonl"))
+    records = [json.loads(line) for line in Path(path).read_text().splitlines()]
+    return pd.DataFrame({
+        "ts": pd.to_datetime([r["timestamp"] for r in records], utc=True),
+        "event": [r["event"] for r in records],
+        "distinct_id": [r["distinct_id"] for r in records],
+        "session": [r["properties"].get("$session_id") for r in records],
+        "link": [r["properties"].get("$anon_distinct_id") for r in records]})
+
+
+def test_demo_peak_found(demo, demo_con) -> None:  # type: ignore[no-untyped-def]
+    """The weekly section finds the planted peak: about 6,000 concurrent users in the planted
+    window, the same number brute force over the demo file counts, below the 10,000 target."""
+    from mysetlist_slo import active_users_report, load_config
+
+    planted = demo.event("concurrency_peak")
+    end = demo.end
+    start = end - timedelta(days=7)
+    report = active_users_report(demo_con, load_config(), start, end)
+    assert report.peak_window_start == planted.start
+    assert 6_000 <= report.peak_concurrent_users < 6_100
+    events = _demo_events(demo)
+    events["session"] = events["session"].fillna("distinct_id:" + events["distinct_id"])
+    spans = events[events["ts"] < end].groupby("session")["ts"].agg(["min", "max"])
+    window = pd.Timestamp(planted.start)
+    close = window + pd.Timedelta(minutes=5)
+    assert report.peak_concurrent_users == int(((spans["min"] < close)
+                                                & (spans["max"] >= window)).sum())
+    assert report.status == "ok" and report.target_concurrent_users == 10_000
+    assert any("Peak 6,0" in line and "of the plan's 10,000" in line for line in report.lines())
+
+
+def test_demo_active_users_headline(demo, demo_con) -> None:  # type: ignore[no-untyped-def]
+    """The first screen's active users of each week equal brute force (persons merged by the
+    demo's $identify events); the week with the peak has more than the week before."""
+    from mysetlist_slo import load_config
+    from mysetlist_slo.report.overview import week_over_week
+
+    end = demo.end
+    start = end - timedelta(days=7)
+    now, before = week_over_week(demo_con, load_config(), start, end)
+    events = _demo_events(demo)
+    persons = _persons_brute(events)
+    events["person"] = events["distinct_id"].map(persons)
+    for (low, high), got in (((start, end), now.active_users),
+                             ((start - timedelta(days=7), start), before.active_users)):
+        chosen = events[(events["ts"] >= low) & (events["ts"] < high)]
+        assert got == chosen["person"].nunique()
+    assert now.active_users > before.active_users + 6_000 - 1
+
+
+def test_weekly_summary_carries_active_users(demo, demo_con) -> None:  # type: ignore[no-untyped-def]
+    """summary.json validates with its active_users key; the digest has one line for it."""
+    from mysetlist_slo import load_config
+    from mysetlist_slo.report.summaries import summary_document, summary_markdown, validate
+    from mysetlist_slo.report.weekly import weekly_summary
+
+    config = load_config()
+    summary = weekly_summary(demo_con, config, now=demo.end)
+    document = summary_document("weekly", demo_con, config, summary)
+    validate(document)
+    users = document["active_users"]
+    assert users["peak_concurrent_users"] >= 6_000
+    assert users["active_users"] == document["traffic"]["active_users"]
+    assert users["peak_window_start"] == demo.event("concurrency_peak").start.strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+    digest = summary_markdown(document)
+    assert f"- active users: {users['active_users']:,} (" in digest
+    assert "concurrent of the plan's 10,000" in digest
+
+
+def test_reports_without_posthog_say_so_in_one_line(store: duckdb.DuckDBPyConnection) -> None:
+    """Without PostHog data the section is one line, the summary says no_data, the digest one
+    line, and the first screen's headline stays 'not measured'."""
+    from mysetlist_slo import active_users_report, load_config
+    from mysetlist_slo.report.overview import headline
+    from mysetlist_slo.report.summaries import _users_line
+
+    config = load_config()
+    start, end = datetime(2026, 11, 16, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC)
+    report = active_users_report(store, config, start, end)
+    assert report.status == "no_data" and len(report.lines()) == 1
+    assert report.lines()[0].startswith("No PostHog events in the period")
+    assert report.to_dict()["active_users"] is None
+    assert _users_line(report.to_dict()) == "- active users: not measured (no PostHog events)"
+    assert headline(store, config, start, end).active_users is None
+
+
+def test_capacity_uses_measured_behaviour(demo, demo_con) -> None:  # type: ignore[no-untyped-def]
+    """The capacity plan shows the users scenario at the measured rate beside the assumed one,
+    and the measured rate is the brute-force median of requests / (users x 300 s)."""
+    from mysetlist_slo import load_config
+    from mysetlist_slo.capacity import capacity_plan
+    from mysetlist_slo.report.summaries import capacity_document, validate
+
+    config = load_config()
+    plan = capacity_plan(demo_con, config, demo.end, history_days=14)
+    assert plan.user_behaviour is not None and plan.measured_users_rps is not None
+    assert plan.measured_users_rps == pytest.approx(10_000 * plan.user_behaviour.rps_per_user)
+    assert "Measured (PostHog sessions x requests" in plan.verdict
+    assert f"(assumed: {config.capacity.think_time_s:g} s)" in plan.verdict
+    document = capacity_document(plan, config, "2026-W47", demo.end - timedelta(days=7),
+                                 demo.end)
+    validate(document)
+    measured = document["user_behaviour"]
+    assert measured["concurrent_users_rps_assumed"] == pytest.approx(
+        10_000 / config.capacity.think_time_s, rel=1e-3)
+    # brute force: requests per 5-minute window from the stored per-minute counts
+    start = demo.end - timedelta(days=14)
+    requests = demo_con.execute(
+        "SELECT minute, sum(requests) FROM request_counts WHERE minute >= ? AND minute < ? "
+        "GROUP BY minute", [start, demo.end]).df().set_index("minute").iloc[:, 0]
+    per_window = requests.groupby(requests.index.floor("5min")).sum()
+    windows = concurrent_users(demo_con, start, demo.end).set_index("window_start")
+    both = windows.join(per_window.rename("requests"), how="inner")
+    both = both[both["requests"] > 0]
+    rates = both["requests"] / (both["concurrent_users"] * 300)
+    assert plan.user_behaviour.rps_per_user == pytest.approx(float(rates.median()), rel=1e-12)
