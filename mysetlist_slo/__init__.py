@@ -8,6 +8,16 @@ from mysetlist_slo.capacity.loadtests import (
     load_test_endpoints,
     load_test_runs,
 )
+from mysetlist_slo.capacity.users import (
+    ActiveUsersReport,
+    UserBehaviour,
+    active_user_count,
+    active_users,
+    active_users_report,
+    concurrent_users,
+    person_map,
+    user_behaviour,
+)
 from mysetlist_slo.config import Config, load_config
 from mysetlist_slo.demo import DemoManifest, generate_demo
 from mysetlist_slo.errors import (
@@ -77,6 +87,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0"
 
 __all__ = [
+    "ActiveUsersReport",
     "AlertBacktest",
     "BudgetReport",
     "Config",
@@ -93,8 +104,12 @@ __all__ = [
     "SchemaVersionError",
     "SloError",
     "StoreBusyError",
+    "UserBehaviour",
     "VitalsAttribution",
     "__version__",
+    "active_user_count",
+    "active_users",
+    "active_users_report",
     "backtest_alerts",
     "backtest_rules",
     "backtest_verdict",
@@ -108,6 +123,7 @@ __all__ = [
     "burn_rate",
     "burn_rate_alerts",
     "burn_rate_series",
+    "concurrent_users",
     "count_below",
     "deploy_events",
     "deploy_impact",
@@ -128,6 +144,7 @@ __all__ = [
     "load_test_runs",
     "open_store",
     "parse_requests",
+    "person_map",
     "probe_outages",
     "prometheus_rules",
     "read_rules",
@@ -138,6 +155,7 @@ __all__ = [
     "scalability_recovery",
     "static_alerts",
     "traffic_failovers",
+    "user_behaviour",
     "vitals_attribution",
     "vitals_attribution_findings",
 ]

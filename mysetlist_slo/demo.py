@@ -253,6 +253,7 @@ def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, w
     _write_capacity(out_dir / "capacity", rng, seconds, start, end, manifest)
     _write_recovery(out_dir / "recovery", seed, start, end, manifest)
     _write_deploys(out_dir / "deploys", end, spike, manifest)
+    _write_posthog(out_dir / "posthog-events.jsonl", seed, seconds, end, manifest)
     (out_dir / "manifest.json").write_text(manifest.to_json(), "utf-8")
     return manifest
 
@@ -760,3 +761,65 @@ def _write_deploys(folder: Path, end: datetime, spike: PlantedEvent,
     manifest.events.append(PlantedEvent(
         "bad_release", spike.start, spike.end,
         "release v2.14.0 of mysetlist-web: the error spike starts with it, v2.14.1 fixes it"))
+PEAK_SESSIONS = 6_000
+_PAGES = ["/", "/artist/radiohead", "/artist/taylor-swift", "/show/8812", "/venue/red-rocks",
+          "/search", "/setlist/20931"]
+_DEVICE_TYPES = ["Desktop", "Mobile", "Mobile", "Tablet"]
+
+
+def _write_posthog(path: Path, seed: int, seconds: np.ndarray, end: datetime,
+                   manifest: DemoManifest) -> None:
+    """Write PostHog product events (JSON Lines, the batch-export shape): about one session
+    per 120 requests, starting when requests do, of returning visitors of whom some log in
+    ($identify joins their anonymous id), and a planted concert-announcement peak: 6,000 new
+    visitors all active in one 5-minute window of the last week (Thursday 20:00 New York)."""
+    rng = np.random.default_rng(seed + 13)  # its own stream: the other files stay as they were
+    last_week = end - timedelta(days=7)
+    peak_start = last_week + timedelta(days=4, hours=1)
+    peak = PlantedEvent("concurrency_peak", peak_start, peak_start + timedelta(minutes=5),
+                        f"concert announcement: {PEAK_SESSIONS:,} visitors active in the same "
+                        "5-minute window")
+    sessions = max(1, len(seconds) // 120)
+    starts = np.sort(rng.choice(seconds, sessions))
+    persons = max(1, sessions // 4)
+    person = rng.zipf(1.6, sessions) % persons  # a few come back often, most rarely
+    identified = rng.random(persons) < 0.4
+    greeted = np.zeros(persons, dtype=bool)
+    lines: list[str] = []
+
+    def event(name: str, distinct_id: str, when: float, session: str, device: str,
+              extra: dict[str, str] | None = None) -> None:
+        stamp = datetime.fromtimestamp(float(when), UTC).isoformat(timespec="milliseconds")
+        properties = {"$session_id": session, "$current_url": "https://mysetlist.example"
+                      + _PAGES[int(rng.integers(len(_PAGES)))], "$device_type": device,
+                      **(extra or {})}
+        lines.append(json.dumps({"uuid": f"01930000-0000-7000-8000-{len(lines):012d}",
+                                 "event": name, "properties": properties,
+                                 "distinct_id": distinct_id, "timestamp": stamp.replace(
+                                     "+00:00", "Z")}))
+
+    limit = end.timestamp()
+    for index in range(sessions):
+        who = int(person[index])
+        device = _DEVICE_TYPES[who % len(_DEVICE_TYPES)]
+        session = f"s-{index}"
+        anon = f"anon-{who}"
+        distinct = f"user-{who}" if identified[who] and greeted[who] else anon
+        times = np.sort(starts[index] + rng.uniform(0, 1200, int(rng.integers(2, 6))))
+        times = times[times < limit]
+        for k, when in enumerate(times):
+            event("$pageview", distinct, when, session, device)
+            if k == 0 and identified[who] and not greeted[who]:
+                greeted[who] = True
+                event("$identify", f"user-{who}", when + 1, session, device,
+                      {"$anon_distinct_id": anon})
+                distinct = f"user-{who}"
+    base = peak_start.timestamp()
+    for index in range(PEAK_SESSIONS):
+        session, anon = f"peak-{index}", f"peak-anon-{index}"
+        device = _DEVICE_TYPES[index % len(_DEVICE_TYPES)]
+        for when in (base + rng.uniform(0, 150), base + rng.uniform(150, 299)):
+            event("$pageview", anon, when, session, device)
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    manifest.files.append(str(path))
+    manifest.events.append(peak)

@@ -30,6 +30,8 @@ from hypothesis import strategies as st
 from mysetlist_slo import generate_demo, ingest_file, open_store
 from mysetlist_slo.errors import SloError
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
 DEFAULT_EXAMPLES = 10  # per input kind, in every run of the suite (about a minute in all)
 LARGE_EXAMPLES = 300  # per input kind, with -m fuzz
 
@@ -75,6 +77,8 @@ def build_seeds(folder: Path) -> dict[str, tuple[str, bytes]]:
         "probes": ("probes.csv", _head(files["probes.csv"], 15)),
         "vitals": ("vitals.jsonl", _head(files["vitals.jsonl"], 12)),
         "posthog": ("posthog.jsonl", "".join(json.dumps(e) + "\n" for e in posthog).encode()),
+        "posthog-events": ("events.jsonl", (EXAMPLES / "posthog" / "events.jsonl").read_bytes()),
+        "posthog-csv": ("events.csv", (EXAMPLES / "posthog" / "events.csv").read_bytes()),
         "lighthouse": ("lighthouse.json", lighthouse.read_bytes()),
         "prometheus": ("prometheus.json", json.dumps(prometheus).encode()),
         "exposition": ("metrics.prom", b"# HELP up Whether up.\n# TYPE up gauge\n"
@@ -204,7 +208,8 @@ def registry_matches_rows(con: duckdb.DuckDBPyConnection) -> None:
               "parquet": "request_counts", "probes": "probes", "vitals": "vitals",
               "crux": "crux", "lighthouse": "lighthouse", "prometheus": "metrics",
               "pgbouncer-stats": "pgbouncer_stats", "pgbouncer-pools": "pgbouncer_pools",
-              "pg-statements": "pg_statements", "deploys": "deploys"}
+              "pg-statements": "pg_statements", "deploys": "deploys",
+              "posthog": "posthog_events"}
     for ingest_id, kind, loaded, rejected in con.execute(
             "SELECT id, kind, loaded, rejected FROM ingests").fetchall():
         table = tables[kind]
@@ -264,6 +269,7 @@ def fixture_fuzzer():  # type: ignore[no-untyped-def]
 
 
 SEED_KINDS = ["nginx", "nginx-gz", "jsonl", "csv", "parquet", "probes", "vitals", "posthog",
+              "posthog-events", "posthog-csv",
               "lighthouse", "prometheus", "exposition", "pgbouncer-stats", "pgbouncer-pools",
               "pg-statements", "deploys", "vercel", "real-apache", "real-crux", "real-crux-history"]
 

@@ -253,7 +253,7 @@ def _missing_notes(overview: pd.DataFrame, now: Headline) -> str:
     if len(overview) and overview["burn_rate_1h"].isna().any():
         notes.append("burn 1 h: no events in the last hour of the period")
     if now.active_users is None:
-        notes.append("active users: not measured (no user data is loaded)")
+        notes.append("active users: not measured (no PostHog events are loaded)")
     if now.vitals_assessed is None:
         notes.append("Web Vitals: no field data this week")
     burn = "burn rate 1× spends the window's budget exactly by its end"

@@ -20,6 +20,7 @@ import jsonschema
 import pandas as pd
 
 from mysetlist_slo.capacity.plan import CapacityPlan, capacity_plan
+from mysetlist_slo.capacity.users import ActiveUsersReport, active_users_report
 from mysetlist_slo.config import Config
 from mysetlist_slo.errors import InsufficientDataError, SloError
 from mysetlist_slo.report.formatting import (
@@ -146,11 +147,12 @@ def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headlin
                     title: str = "MySetlist weekly SLO report",
                     recovery: ScalabilityRecovery | None = None,
                     attribution: VitalsAttribution | None = None,
-                    deploys: DeployImpact | None = None) -> dict[str, Any]:
+                    deploys: DeployImpact | None = None,
+                    users: ActiveUsersReport | None = None) -> dict[str, Any]:
     """Return the weekly report's summary.json content (schema version 2) from the week's
     WeeklySummary, its SLO overview (``overview.slo_overview``), both weeks' headlines, and the
     optional sections (None: not evaluated, and no key): scalability and recovery, the Web
-    Vitals attribution findings, the week's deploys."""
+    Vitals attribution findings, the week's deploys, active users and concurrency."""
     statuses = overview["status"].tolist() if len(overview) else []
     slos = [{
         "name": row["slo"], "sli": row["sli_kind"], "status": row["status"],
@@ -217,6 +219,8 @@ def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headlin
         document["vitals_attribution"] = attribution.to_dict()
     if deploys is not None:
         document["deploys"] = deploys_document(deploys)
+    if users is not None:
+        document["active_users"] = users.to_dict()
     return document
 
 
@@ -299,6 +303,18 @@ def capacity_document(plan: CapacityPlan | None, config: Config, label: str, sta
                                       else 100 * plan.statements_fast_share, 2),
         "verdict": plan.verdict,
     })
+    behaviour = plan.user_behaviour
+    measured = plan.hpa_measured_users
+    document["user_behaviour"] = None if behaviour is None else {
+        "rps_per_user": _round(behaviour.rps_per_user, 5),
+        "think_time_s": _round(behaviour.think_time_s, 2),
+        "assumed_think_time_s": capacity.think_time_s if capacity else None,
+        "windows": behaviour.windows,
+        "concurrent_users_rps_measured": _round(plan.measured_users_rps, 1),
+        "concurrent_users_rps_assumed": _round(plan.peak.concurrent_users_rps, 1),
+        "replicas_needed_measured": measured.replicas_needed if measured else None,
+        "max_is_enough_measured": measured.configured_max_is_enough if measured else None,
+    }
     return document
 
 
@@ -432,7 +448,8 @@ def summary_document(kind: str, con: duckdb.DuckDBPyConnection, config: Config,
         return weekly_document(summary, overview, now, before, previous, heading,
                                recovery=scalability_recovery(con, config, start, end),
                                attribution=vitals_attribution_findings(con, config, start, end),
-                               deploys=deploy_impact(con, config, start, end))
+                               deploys=deploy_impact(con, config, start, end),
+                               users=active_users_report(con, config, start, end))
     if kind == "capacity":
         try:
             plan: CapacityPlan | None = capacity_plan(con, config, end)
@@ -511,6 +528,9 @@ def _lines(document: dict[str, Any]) -> list[str]:
             lines.append(f"- outage of {esc(outage['target'])}: recovered in "
                          f"{fmt(outage['time_to_recover_s'], 'duration')}"
                          f"{'' if outage['within_target'] else ', over the target'}")
+        users = document.get("active_users")
+        if users is not None:
+            lines.append(own(_users_line(users)))
         recovery = document.get("scalability_recovery") or {"parts": []}
         for part in recovery["parts"]:  # findings only: the digest stays short
             lines += [f"- {esc(part['part'])}: {esc(item['topic'])}: {esc(item['finding'])}"
@@ -527,6 +547,13 @@ def _lines(document: dict[str, Any]) -> list[str]:
                      f"{fmt(hpa['max_replicas'], 'count')}")
         lines.append(f"- at {fmt(hpa['concurrent_users'], 'count')} concurrent users: "
                      f"{fmt(hpa['replicas_needed_at_concurrent_users'], 'count')} replicas")
+        behaviour = document.get("user_behaviour")
+        if behaviour is not None:
+            lines.append(f"- measured: a request every {fmt(behaviour['think_time_s'], 'number')}"
+                         f" s per user (assumed {fmt(behaviour['assumed_think_time_s'], 'number')}"
+                         f" s): {fmt(behaviour['concurrent_users_rps_measured'], 'number')} req/s"
+                         f" at {fmt(hpa['concurrent_users'], 'count')} users, "
+                         f"{fmt(behaviour['replicas_needed_measured'], 'count')} replicas")
         lines.append(f"- maxReplicas runs out: {fmt(hpa['max_replicas_exceeded_at'], 'time')}"
                      if hpa["max_replicas_exceeded_at"] else
                      "- maxReplicas does not run out within the horizon")
@@ -560,6 +587,20 @@ def _deploy_lines(deploys: dict[str, Any] | None) -> list[str]:
     if not regressed:
         return [f"- deploys: {deploys['total']}, none regressed"]
     return [f"- deploy {markdown_text(d['text'])}" for d in regressed]
+
+
+def _users_line(users: dict[str, Any]) -> str:
+    """Return the digest's line on active users and concurrency (numbers only)."""
+    if users["status"] == "no_data":
+        return "- active users: not measured (no PostHog events)"
+    before = users["active_users_before"]
+    change = (f" ({100 * (users['active_users'] - before) / before:+.1f} %)" if before
+              else "")
+    peak = users["peak_concurrent_users"]
+    target = users["target_concurrent_users"]
+    return (f"- active users: {fmt(users['active_users'], 'count')}{change}, peak "
+            f"{fmt(peak, 'count')} concurrent"
+            + (f" of the plan's {fmt(target, 'count')}" if target else ""))
 
 
 def summary_markdown(document: dict[str, Any]) -> str:

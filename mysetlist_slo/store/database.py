@@ -402,6 +402,23 @@ MIGRATIONS: list[list[str]] = [
             url          VARCHAR
         )""",
     ],
+    [
+        # PostHog product events (file exports and `collect posthog`): who was active when,
+        # in which session; ``linked_id`` is the other distinct id an $identify
+        # ($anon_distinct_id) or $create_alias (alias) event joins to the event's own.
+        """CREATE TABLE posthog_events (
+            ingest_id    BIGINT NOT NULL,
+            line         BIGINT,
+            ts           TIMESTAMPTZ NOT NULL,
+            uuid         VARCHAR,
+            event        VARCHAR NOT NULL,
+            distinct_id  VARCHAR NOT NULL,
+            session_id   VARCHAR,
+            url          VARCHAR,
+            device_type  VARCHAR,
+            linked_id    VARCHAR
+        )""",
+    ],
 ]
 
 _LOCK_HOLDER = re.compile(r"held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")

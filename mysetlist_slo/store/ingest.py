@@ -72,6 +72,7 @@ def parse_bad_rows_limit(text: str) -> int | float:
 _RECORDS_PER_LINE = {kind: 1 for kind in ("nginx", "jsonl", "csv", "probes", "pgbouncer-stats",
                                           "pgbouncer-pools", "pg-statements")}
 _RECORDS_PER_LINE["vitals"] = len(METRICS)
+_RECORDS_PER_LINE["posthog"] = 1
 
 
 def _allowed(limit: int | float, total: int) -> int:
@@ -112,6 +113,7 @@ _KEPT = {
     "backups": "* EXCLUDE (bad_field, problem)",
     "drills": "* EXCLUDE (bad_field, problem)",
     "deploys": "* EXCLUDE (bad_field, problem)",
+    "posthog_events": "* EXCLUDE (bad_field, problem)",
 }
 _CHECKED = """
 CREATE OR REPLACE TEMP TABLE checked AS
@@ -157,7 +159,8 @@ for _table in ("pgbouncer_stats", "pgbouncer_pools", "pg_statements"):
 # Load-test and recovery tables: the same, minus the ``ts`` the registry's time span is read
 # from where the table has no such column (and ``line`` where it has none).
 for _table, _drop in (("load_runs", "line, ts"), ("load_points", "line"),
-                      ("load_failures", "line, ts"), ("backups", "ts"), ("drills", "ts")):
+                      ("load_failures", "line, ts"), ("backups", "ts"), ("drills", "ts"),
+                      ("posthog_events", "line")):
     _STORE[_table] = f"""
         INSERT INTO {_table} BY NAME
         SELECT $ingest_id AS ingest_id, * EXCLUDE ({_drop}, bad_field, problem)
@@ -293,7 +296,7 @@ _STORED_RECORDS = {"requests": "SELECT coalesce(sum(requests), 0) FROM request_c
                                "WHERE ingest_id = ?"}
 for _record in ("probes", "vitals", "crux", "lighthouse", "metrics", "pgbouncer_stats",
                 "pgbouncer_pools", "pg_statements", "load_runs", "load_points", "load_failures",
-                "backups", "drills", "deploys"):
+                "backups", "drills", "deploys", "posthog_events"):
     _STORED_RECORDS[_record] = f"SELECT count(*) FROM {_record} WHERE ingest_id = ?"
 
 

@@ -21,7 +21,7 @@ from mysetlist_slo.store.ingest import IngestResult
 # The tables a snapshot may write (identifiers are only ever taken from this set).
 SNAPSHOT_TABLES = frozenset({
     "metrics", "pgbouncer_stats", "pgbouncer_pools", "pg_statements", "server_settings",
-    "pg_databases", "pg_activity", "redis_info", "redis_latency",
+    "pg_databases", "pg_activity", "redis_info", "redis_latency", "posthog_events",
 })
 SHOWN_PROBLEMS = 10
 # Numbers that may be negative or infinite (a PromQL deriv(), a histogram_quantile's +Inf);
