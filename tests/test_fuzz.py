@@ -48,6 +48,9 @@ def _parquet(rows: list[dict[str, object]]) -> bytes:
     return sink.getvalue()
 
 
+SENTRY_FIXTURES = Path(__file__).parent / "fixtures" / "sentry"
+
+
 def build_seeds(folder: Path) -> dict[str, tuple[str, bytes]]:
     """Return input kind -> (file name, content) of one small valid file per kind."""
     demo = generate_demo(folder / "demo", end=datetime(2026, 11, 23, tzinfo=UTC), weeks=1,
@@ -83,6 +86,9 @@ def build_seeds(folder: Path) -> dict[str, tuple[str, bytes]]:
         "pgbouncer-stats": ("stats.csv", _head(files["pgbouncer-stats.csv"], 10)),
         "pgbouncer-pools": ("pools.csv", _head(files["pgbouncer-pools.csv"], 10)),
         "pg-statements": ("statements.csv", _head(files["pg_stat_statements.csv"], 10)),
+        **{kind: (name, (SENTRY_FIXTURES / name).read_bytes()) for kind, name in (
+            ("sentry-events", "events.json"), ("sentry-stats", "stats_v2.json"),
+            ("sentry-sessions", "sessions.json"))},
     }
     if REAL_DATA.is_dir():
         seeds["real-apache"] = ("apache.log", _head(REAL_DATA / "apache_combined_2015.log", 15))
@@ -202,7 +208,8 @@ def registry_matches_rows(con: duckdb.DuckDBPyConnection) -> None:
               "parquet": "request_counts", "probes": "probes", "vitals": "vitals",
               "crux": "crux", "lighthouse": "lighthouse", "prometheus": "metrics",
               "pgbouncer-stats": "pgbouncer_stats", "pgbouncer-pools": "pgbouncer_pools",
-              "pg-statements": "pg_statements"}
+              "pg-statements": "pg_statements", "sentry-events": "sentry_events",
+              "sentry-stats": "sentry_stats", "sentry-sessions": "sentry_sessions"}
     for ingest_id, kind, loaded, rejected in con.execute(
             "SELECT id, kind, loaded, rejected FROM ingests").fetchall():
         table = tables[kind]
@@ -263,7 +270,8 @@ def fixture_fuzzer():  # type: ignore[no-untyped-def]
 
 SEED_KINDS = ["nginx", "nginx-gz", "jsonl", "csv", "parquet", "probes", "vitals", "posthog",
               "lighthouse", "prometheus", "exposition", "pgbouncer-stats", "pgbouncer-pools",
-              "pg-statements", "real-apache", "real-crux", "real-crux-history"]
+              "pg-statements", "sentry-events", "sentry-stats", "sentry-sessions",
+              "real-apache", "real-crux", "real-crux-history"]
 
 
 def fuzz(fuzzer: Fuzzer, kind: str, examples: int) -> None:

@@ -111,6 +111,9 @@ _KEPT = {
     "load_failures": "* EXCLUDE (bad_field, problem)",
     "backups": "* EXCLUDE (bad_field, problem)",
     "drills": "* EXCLUDE (bad_field, problem)",
+    "sentry_events": "* EXCLUDE (bad_field, problem)",
+    "sentry_stats": "* EXCLUDE (bad_field, problem)",
+    "sentry_sessions": "* EXCLUDE (bad_field, problem)",
 }
 _CHECKED = """
 CREATE OR REPLACE TEMP TABLE checked AS
@@ -155,7 +158,9 @@ for _table in ("pgbouncer_stats", "pgbouncer_pools", "pg_statements"):
 # Load-test and recovery tables: the same, minus the ``ts`` the registry's time span is read
 # from where the table has no such column (and ``line`` where it has none).
 for _table, _drop in (("load_runs", "line, ts"), ("load_points", "line"),
-                      ("load_failures", "line, ts"), ("backups", "ts"), ("drills", "ts")):
+                      ("load_failures", "line, ts"), ("backups", "ts"), ("drills", "ts"),
+                      ("sentry_events", "line"), ("sentry_stats", "line"),
+                      ("sentry_sessions", "line")):
     _STORE[_table] = f"""
         INSERT INTO {_table} BY NAME
         SELECT $ingest_id AS ingest_id, * EXCLUDE ({_drop}, bad_field, problem)
@@ -287,7 +292,7 @@ _STORED_RECORDS = {"requests": "SELECT coalesce(sum(requests), 0) FROM request_c
                                "WHERE ingest_id = ?"}
 for _record in ("probes", "vitals", "crux", "lighthouse", "metrics", "pgbouncer_stats",
                 "pgbouncer_pools", "pg_statements", "load_runs", "load_points", "load_failures",
-                "backups", "drills"):
+                "backups", "drills", "sentry_events", "sentry_stats", "sentry_sessions"):
     _STORED_RECORDS[_record] = f"SELECT count(*) FROM {_record} WHERE ingest_id = ?"
 
 
