@@ -79,7 +79,8 @@ def _text(record: dict[str, Any], name: str, *, required: bool = False) -> str |
     return value
 
 
-def _time(value: Any, name: str) -> datetime:
+def answer_time(value: Any, name: str) -> datetime:
+    """Return the UTC time of an ISO 8601 value of an answer; raise BadField naming ``name``."""
     if not isinstance(value, str) or not value.strip():
         raise BadField(name, "missing" if value in (None, "") else f"not a time: {value!r:.60}")
     try:
@@ -121,7 +122,7 @@ def event_row(record: Any) -> dict[str, Any]:
     assert event_id is not None
     if not _EVENT_ID.match(event_id):
         raise BadField("id", f"not a Sentry event id (32 hex digits): {event_id[:60]!r}")
-    ts = _time(record.get("timestamp"), "timestamp")
+    ts = answer_time(record.get("timestamp"), "timestamp")
     level = _text(record, "level", required=True)
     assert level is not None
     if level.lower() not in LEVELS:
@@ -230,9 +231,9 @@ def _intervals(path: Path, text: str, document: Any) -> tuple[list[datetime], da
         raise IngestError(str(path), "line 1: intervals: missing; not a Sentry time series")
     line = (_key_lines(text, "intervals") or [1])[0]
     try:
-        starts = [_time(value, f"intervals[{i}]")
+        starts = [answer_time(value, f"intervals[{i}]")
                   for i, value in enumerate(document["intervals"])]
-        end = None if document.get("end") is None else _time(document["end"], "end")
+        end = None if document.get("end") is None else answer_time(document["end"], "end")
     except BadField as bad:
         raise IngestError(str(path), f"line {line}: {bad}") from None
     if starts != sorted(starts):
