@@ -206,22 +206,23 @@ def test_routes_against_pandas(sentry_store: duckdb.DuckDBPyConnection,
 
 def test_releases_against_pandas(sentry_store: duckdb.DuckDBPyConnection,
                                  requests_file: Path) -> None:
-    """Each release's requests (its live time: first event or session until the next
-    release's), errors, error rate and crash-free shares agree with pandas; 2.14.0 is tested
-    against 2.13.0 with the exact conditional Poisson test, computed here by hand."""
+    """Each release's requests (its live time: first event, or first session interval's end
+    if earlier, until the next release's), errors, error rate and crash-free shares agree
+    with pandas; 2.14.0 is tested against 2.13.0 with the exact conditional Poisson test,
+    computed here by hand."""
     frame = release_health(sentry_store, load_config(), START, END).set_index("release")
     requests = requests_frame(requests_file)
     errors = app_errors_frame()
     sessions = json.loads((FIXTURES / "sessions.json").read_text())
-    intervals = pd.to_datetime(sessions["intervals"], utc=True)
+    ends = pd.to_datetime([*sessions["intervals"][1:], sessions["end"]], utc=True)
     first = {}
     for group in sessions["groups"]:
-        live = [t for t, n in zip(intervals, group["series"]["sum(session)"], strict=True) if n]
+        live = [t for t, n in zip(ends, group["series"]["sum(session)"], strict=True) if n]
         release = group["by"]["release"]
         first[release] = min([*live, *errors.loc[errors["release"] == release, "timestamp"]])
     switch = first["mysetlist@2.14.0"]
     counts = {}
-    for release, (lo, hi) in {"mysetlist@2.13.0": (pd.Timestamp(START), switch),
+    for release, (lo, hi) in {"mysetlist@2.13.0": (first["mysetlist@2.13.0"], switch),
                               "mysetlist@2.14.0": (switch, pd.Timestamp(END))}.items():
         n = int(((requests["minute"] >= lo.floor("min")) & (requests["minute"] < hi)).sum())
         mine = errors[(errors["release"] == release) & (errors["timestamp"] >= lo)
@@ -238,7 +239,7 @@ def test_releases_against_pandas(sentry_store: duckdb.DuckDBPyConnection,
         assert frame.loc[release, "crash_free_sessions"] == pytest.approx(
             (s[ok] * rate[ok]).sum() / s[ok].sum())
         assert frame.loc[release, "sessions"] == s.sum()
-    assert first["mysetlist@2.14.0"] == pd.Timestamp("2026-11-11T00:00:00Z")  # a session
+    assert first["mysetlist@2.14.0"] == pd.Timestamp("2026-11-11T12:00:05Z")  # an event
     (k_new, n_new), (k_old, n_old) = counts["mysetlist@2.14.0"], counts["mysetlist@2.13.0"]
     share = n_new / (n_new + n_old)
     total = k_new + k_old
@@ -282,3 +283,47 @@ def test_no_sentry_data_is_one_line(store: duckdb.DuckDBPyConnection,
     assert section.status == "no_data"
     assert section.lines() == ["No Sentry data for this period: application errors not measured."]
     assert section.releases.empty
+
+
+def test_demo_bad_release_is_flagged(demo, demo_con) -> None:  # type: ignore[no-untyped-def]
+    """The demo's planted bad release is the week's one regression, its error count agrees
+    with the demo's events.json read by pandas, and the digest line names it."""
+    planted = demo.event("bad_release")
+    bad = planted.detail.split()[1]
+    week_start, week_end = demo.end - timedelta(days=7), demo.end
+    section = application_errors(demo_con, load_config(), week_start, week_end)
+    flagged = section.releases[section.releases["regression"].astype(bool)]
+    assert flagged["release"].tolist() == [bad]
+    row = flagged.iloc[0]
+    # Live from its first event (the deploy's first 500s), until the fix's first sign of life.
+    assert timedelta(0) <= row["live_from"] - pd.Timestamp(planted.start) < timedelta(minutes=5)
+    assert timedelta(0) <= row["live_until"] - pd.Timestamp(planted.end) <= timedelta(days=1)
+    events = pd.DataFrame(json.loads(Path(next(
+        f for f in demo.files if f.endswith("sentry/events.json"))).read_text())["data"])
+    events["timestamp"] = pd.to_datetime(events["timestamp"], utc=True)
+    mine = events[(events["release"] == bad) & (events["timestamp"] >= row["live_from"])
+                  & (events["timestamp"] < row["live_until"])
+                  & ((events["handled"] == "no") | events["level"].isin(["error", "fatal"]))]
+    assert row["app_errors"] == len(mine)
+    assert section.status == "at_risk"
+    assert any(line.startswith(f"Release {bad} raised the error rate") for line in section.lines())
+    assert section.sli.lower_bound  # the planted burst was rate-limited
+
+
+def test_demo_summary_json_and_digest(demo, demo_con) -> None:  # type: ignore[no-untyped-def]
+    """The weekly summary.json of the demo's last week validates with its
+    application_errors key, which flags the bad release; the digest names it, escaped."""
+    from mysetlist_slo.report.formatting import markdown_text
+    from mysetlist_slo.report.summaries import summary_document, summary_markdown, validate
+    from mysetlist_slo.report.weekly import weekly_summary
+
+    bad = demo.event("bad_release").detail.split()[1]
+    config = load_config()
+    summary = weekly_summary(demo_con, config, "2026-W47")
+    document = summary_document("weekly", demo_con, config, summary)
+    validate(document)
+    section = document["application_errors"]
+    assert section["status"] == "at_risk" and section["sli"]["lower_bound"]
+    assert [r["release"] for r in section["releases"] if r["regression"]] == [bad]
+    assert section["sli"]["app_errors"] > 0 and section["sli"]["requests"] == summary.requests
+    assert markdown_text(f"Release {bad} raised the error rate") in summary_markdown(document)

@@ -40,6 +40,7 @@ from mysetlist_slo.report.overview import (
 )
 from mysetlist_slo.report.weekly import WeeklySummary, iso_week
 from mysetlist_slo.resilience.section import ScalabilityRecovery, scalability_recovery
+from mysetlist_slo.slo.app_errors import AppErrors, application_errors
 from mysetlist_slo.vitals.field import cwv_assessment, vitals_regressions, web_vitals_summary
 
 SCHEMA_VERSION = 2
@@ -103,13 +104,49 @@ def recovery_document(section: ScalabilityRecovery) -> dict[str, Any]:
                       for title, lines in section.parts.items()]}
 
 
+def app_errors_document(section: AppErrors) -> dict[str, Any]:
+    """Return the "Application errors (Sentry)" section as summary data: the SLI beside the
+    5xx rate (percent), whether its numerator is a lower bound, the period's releases with
+    their error and crash-free rates and regression test, and the findings."""
+    sli = section.sli
+    rate, rate_5xx = sli.app_error_rate, sli.rate_5xx
+
+    def pct(value: Any) -> float | None:
+        return None if value is None or pd.isna(value) else _round(100 * float(value), 4)
+
+    return {
+        "status": section.status,
+        "sli": {"status": sli.status, "requests": sli.requests, "errors_5xx": sli.errors_5xx,
+                "app_errors": sli.app_errors,
+                "events_without_requests": sli.events_without_requests,
+                "app_error_rate_pct": pct(rate), "rate_5xx_pct": pct(rate_5xx),
+                "target_pct": pct(sli.max_error_rate), "lower_bound": sli.lower_bound,
+                "rate_limited": sli.rate_limited, "filtered": sli.filtered},
+        "releases": [{
+            "release": str(row.release), "live_from": iso(row.live_from),
+            "live_until": iso(row.live_until), "requests": int(row.requests),
+            "app_errors": int(row.app_errors), "error_rate_pct": pct(row.error_rate),
+            "sessions": int(row.sessions),
+            "crash_free_sessions_pct": pct(row.crash_free_sessions),
+            "crash_free_users_pct": pct(row.crash_free_users),
+            "previous": None if row.previous is None or pd.isna(row.previous)
+            else str(row.previous),
+            "p_value": None if row.p_value is None or pd.isna(row.p_value)
+            else float(row.p_value),
+            "regression": bool(row.regression)} for row in section.releases.itertuples()],
+        "findings": section.lines(),
+    }
+
+
 def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headline,
                     before: Headline, previous_label: str,
                     title: str = "MySetlist weekly SLO report",
-                    recovery: ScalabilityRecovery | None = None) -> dict[str, Any]:
+                    recovery: ScalabilityRecovery | None = None,
+                    app_errors: AppErrors | None = None) -> dict[str, Any]:
     """Return the weekly report's summary.json content (schema version 2) from the week's
-    WeeklySummary, its SLO overview (``overview.slo_overview``), both weeks' headlines and the
-    scalability and recovery section (None: not evaluated)."""
+    WeeklySummary, its SLO overview (``overview.slo_overview``), both weeks' headlines, the
+    scalability and recovery section and the application errors section (None: not
+    evaluated; the key is then left out)."""
     statuses = overview["status"].tolist() if len(overview) else []
     slos = [{
         "name": row["slo"], "sli": row["sli_kind"], "status": row["status"],
@@ -172,6 +209,8 @@ def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headlin
         "scalability_recovery": recovery_document(recovery) if recovery else None,
         "verdict": summary.verdict,
     })
+    if app_errors is not None:
+        document["application_errors"] = app_errors_document(app_errors)
     return document
 
 
@@ -347,7 +386,8 @@ def summary_document(kind: str, con: duckdb.DuckDBPyConnection, config: Config,
         now, before = week_over_week(con, config, start, end)
         previous = iso_week(None, config.timezone, now=start)[0]
         return weekly_document(summary, overview, now, before, previous, heading,
-                               scalability_recovery(con, config, start, end))
+                               scalability_recovery(con, config, start, end),
+                               application_errors(con, config, start, end))
     if kind == "capacity":
         try:
             plan: CapacityPlan | None = capacity_plan(con, config, end)
@@ -430,6 +470,10 @@ def _lines(document: dict[str, Any]) -> list[str]:
         for part in recovery["parts"]:  # findings only: the digest stays short
             lines += [f"- {esc(part['part'])}: {esc(item['topic'])}: {esc(item['finding'])}"
                       for item in part["items"] if item["status"] == "at_risk"]
+        app_errors = document.get("application_errors")
+        if app_errors is not None:  # the SLI, and each release that raised the error rate
+            lines += [f"- Application errors (Sentry): {esc(line)}"
+                      for line in app_errors["findings"]]
     elif kind == "capacity":
         hpa = document["hpa"]
         lines.append(own(f"Forecast peak {fmt(document['forecast']['peak_rps'], 'number')} "

@@ -68,12 +68,15 @@ WITH latest AS (
 SELECT release, status, ts, sessions, users, crash_free_sessions, crash_free_users
 FROM latest
 """
+# When a release went live, as late as the data allow: its first event, or the end of its first
+# session interval if that comes first (it had sessions by then; an interval's start would
+# date a release deployed at 23:00 to midnight, and give it the whole day's requests).
 _FIRST_SEEN = """
 WITH seen AS (
     SELECT release, min(ts) AS first_seen FROM sentry_events
     WHERE release IS NOT NULL GROUP BY release
     UNION ALL
-    SELECT release, min(ts) FROM sentry_sessions
+    SELECT release, min(ts_end) FROM sentry_sessions
     WHERE coalesce(sessions, 1) > 0 GROUP BY release
 )
 SELECT release, min(first_seen) AS first_seen FROM seen GROUP BY release ORDER BY 2, 1
@@ -284,10 +287,12 @@ def release_health(con: duckdb.DuckDBPyConnection, config: Config, start: dateti
                    min_change: float = MIN_CHANGE) -> pd.DataFrame:
     """Return one row per release live in [start - (end - start), end), oldest first.
 
-    A release is live from its first event or session until the next release's first (the
-    last one until ``end``). Its ``requests`` are those of its live time, its ``app_errors``
-    its own application errors in that time (so a rolling deploy's stragglers of the old
-    release are not counted against the new one's traffic), ``error_rate`` their ratio;
+    A release is live from its first event (or the end of its first session interval, when
+    that is earlier) until the next release goes live (the last one until ``end``): a
+    release's own deploy time is not in these data, so its start is the latest it can be.
+    Its ``requests`` are those of its live time, its ``app_errors`` its own application
+    errors in that time (so a rolling deploy's stragglers of the old release are not
+    counted against the new one's traffic), ``error_rate`` their ratio;
     ``sessions`` and the crash-free shares come from its release-health sessions. Each
     release is tested against the one before it (``rate_regression_p_value``): a
     ``regression`` when p < ``significance`` and the rate rose by more than ``min_change``.
@@ -363,41 +368,6 @@ class AppErrors:
     def _rate(self, release: str) -> float:
         match = self.releases[self.releases["release"] == release]
         return float(match["error_rate"].iloc[0]) if len(match) else math.nan
-
-    def to_dict(self) -> dict[str, object]:
-        """Return the section as JSON-ready data (times as ISO 8601 text)."""
-        sli = self.sli
-
-        def num(value: object) -> float | None:
-            return None if value is None or pd.isna(value) else float(value)  # type: ignore[arg-type]
-
-        return {
-            "status": self.status,
-            "sli": {"requests": sli.requests, "errors_5xx": sli.errors_5xx,
-                    "app_errors": sli.app_errors,
-                    "events_without_requests": sli.events_without_requests,
-                    "app_error_rate_pct": None if sli.app_error_rate is None
-                    else 100 * sli.app_error_rate,
-                    "rate_5xx_pct": None if sli.rate_5xx is None else 100 * sli.rate_5xx,
-                    "target_pct": 100 * sli.max_error_rate, "rate_limited": sli.rate_limited,
-                    "filtered": sli.filtered, "lower_bound": sli.lower_bound,
-                    "status": sli.status},
-            "releases": [
-                {"release": str(row.release), "live_from": row.live_from.isoformat(),
-                 "live_until": row.live_until.isoformat(), "requests": int(row.requests),
-                 "app_errors": int(row.app_errors),
-                 "error_rate_pct": None if num(row.error_rate) is None
-                 else 100 * float(row.error_rate),
-                 "sessions": int(row.sessions),
-                 "crash_free_sessions_pct": None if num(row.crash_free_sessions) is None
-                 else 100 * float(row.crash_free_sessions),
-                 "crash_free_users_pct": None if num(row.crash_free_users) is None
-                 else 100 * float(row.crash_free_users),
-                 "previous": None if row.previous is None else str(row.previous),
-                 "p_value": num(row.p_value), "regression": bool(row.regression)}
-                for row in self.releases.itertuples()],
-            "findings": self.lines(),
-        }
 
 
 def application_errors(con: duckdb.DuckDBPyConnection, config: Config, start: datetime,
