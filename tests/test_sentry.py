@@ -327,3 +327,24 @@ def test_demo_summary_json_and_digest(demo, demo_con) -> None:  # type: ignore[n
     assert [r["release"] for r in section["releases"] if r["regression"]] == [bad]
     assert section["sli"]["app_errors"] > 0 and section["sli"]["requests"] == summary.requests
     assert markdown_text(f"Release {bad} raised the error rate") in summary_markdown(document)
+
+
+def test_sessions_by_status(store: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    """A sessions answer grouped by release and session.status gives crash-free sessions as
+    1 - crashed / all sessions (here 1 - 6 / 400), and no user share (not additive)."""
+    document = {"start": "2026-11-09T00:00:00Z", "end": "2026-11-11T00:00:00Z",
+                "intervals": ["2026-11-09T00:00:00Z", "2026-11-10T00:00:00Z"],
+                "groups": [{"by": {"release": "r1", "session.status": status},
+                            "totals": {"sum(session)": sum(values)},
+                            "series": {"sum(session)": values}}
+                           for status, values in (("healthy", [150, 200]), ("errored", [20, 24]),
+                                                  ("crashed", [2, 4]))],
+                "query": ""}
+    path = tmp_path / "sessions.json"
+    path.write_text(json.dumps(document))
+    assert ingest_file(store, path).kind == "sentry-sessions"
+    frame = release_health(store, load_config(), START, END)
+    assert frame["release"].tolist() == ["r1"]
+    assert frame["sessions"].tolist() == [400]
+    assert frame["crash_free_sessions"].iloc[0] == pytest.approx(1 - 6 / 400)
+    assert pd.isna(frame["crash_free_users"].iloc[0])

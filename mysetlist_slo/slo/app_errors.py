@@ -83,6 +83,11 @@ SELECT release, min(first_seen) AS first_seen FROM seen GROUP BY release ORDER B
 """
 
 
+def _pct(share: float, digits: int = 3) -> str:
+    """Return a share as a percentage the way the reports write it (``0.053 %``)."""
+    return f"{100 * share:.{digits}f} %"
+
+
 @dataclass(frozen=True)
 class AppErrorSli:
     """The application error-rate SLI over [start, end), beside the 5xx SLI.
@@ -137,9 +142,9 @@ class AppErrorSli:
         bound = (f" (a lower bound: Sentry dropped {self.rate_limited:,} rate-limited and "
                  f"{self.filtered:,} filtered error events)" if self.lower_bound else "")
         rate, rate_5xx = self.app_error_rate or 0.0, self.rate_5xx or 0.0
-        return (f"Application error rate {'≥ ' if self.lower_bound else ''}{rate:.3%} "
+        return (f"Application error rate {'≥ ' if self.lower_bound else ''}{_pct(rate)} "
                 f"({self.app_errors:,} errors in {self.requests:,} requests){bound}, 5xx rate "
-                f"{rate_5xx:.3%}, target < {self.max_error_rate:.1%}: "
+                f"{_pct(rate_5xx)}, target < {_pct(self.max_error_rate, 1)}: "
                 f"{'met' if self.status == 'ok' else 'missed'}.")
 
 
@@ -360,8 +365,8 @@ class AppErrors:
         """Return the digest lines: the SLI, then each release that raised the error rate."""
         out = [self.sli.line()]
         for row in self.releases[self.releases["regression"].astype(bool)].itertuples():
-            out.append(f"Release {row.release} raised the error rate to {row.error_rate:.3%} "
-                       f"from {self._rate(row.previous):.3%} ({row.previous}), one-sided "
+            out.append(f"Release {row.release} raised the error rate to {_pct(row.error_rate)} "
+                       f"from {_pct(self._rate(row.previous))} ({row.previous}), one-sided "
                        f"p = {row.p_value:.2g}.")
         return out
 
