@@ -52,6 +52,14 @@ from mysetlist_slo.slo.alerts import (
     burn_rate_series,
     static_alerts,
 )
+from mysetlist_slo.slo.app_errors import (
+    AppErrors,
+    AppErrorSli,
+    application_error_sli,
+    application_errors,
+    application_errors_by_route,
+    release_health,
+)
 from mysetlist_slo.slo.attribution import budget_attribution
 from mysetlist_slo.slo.budgets import (
     BudgetReport,
@@ -89,6 +97,8 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 __all__ = [
     "ActiveUsersReport",
     "AlertBacktest",
+    "AppErrorSli",
+    "AppErrors",
     "BudgetReport",
     "Config",
     "ConfigError",
@@ -110,6 +120,9 @@ __all__ = [
     "active_user_count",
     "active_users",
     "active_users_report",
+    "application_error_sli",
+    "application_errors",
+    "application_errors_by_route",
     "backtest_alerts",
     "backtest_rules",
     "backtest_verdict",
@@ -151,6 +164,7 @@ __all__ = [
     "region_availability",
     "region_episodes",
     "region_traffic",
+    "release_health",
     "render_markdown",
     "scalability_recovery",
     "static_alerts",

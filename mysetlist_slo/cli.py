@@ -614,6 +614,22 @@ def _collect_pull(args: argparse.Namespace) -> Callable[[], str]:
                     f"{events} events stored")
 
         return pull_posthog
+
+    if args.system == "sentry":
+        from mysetlist_slo.collect.sentry import collect_sentry, token_from
+
+        token = token_from(token_file=args.token_file)
+
+        def pull_sentry() -> str:
+            result = collect_sentry(
+                args.db, args.url, args.org, token, start=args.start, end=args.end,
+                since=timedelta(seconds=args.since), projects=tuple(args.project or ()),
+                environment=args.environment, interval=args.interval, timeout_s=args.timeout)
+            note = f" ({result.message})" if result.message else ""
+            return (f"{result.file}: {result.loaded} rows stored as ingest "
+                    f"#{result.ingest_id}{note}")
+
+        return pull_sentry
     collect = {"postgres": collect_postgres, "pgbouncer": collect_pgbouncer,
                "redis": collect_redis}[args.system]
     target = args.url if args.system == "redis" else args.dsn
@@ -664,13 +680,15 @@ def _add_collect(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     collect = commands.add_parser(
         "collect", help="pull a snapshot from a live system into the store",
         formatter_class=formatter,
-        description="Pull from a running PostgreSQL, PgBouncer, Redis, Prometheus or PostHog "
+        description="Pull from a running PostgreSQL, PgBouncer, Redis, Prometheus, PostHog or "
+                    "Sentry "
                     "and store it like a file: one transaction, registered in the ingest registry. "
                     "Passwords and tokens are never printed or stored: give them in the DSN/URL "
                     "(PostgreSQL: PGPASSWORD or ~/.pgpass work too; Redis: REDISCLI_AUTH) or, "
                     "for Prometheus, in MYSETLIST_SLO_PROMETHEUS_TOKEN, "
                     "MYSETLIST_SLO_PROMETHEUS_USER/_PASSWORD or a file; for PostHog, in "
-                    "MYSETLIST_SLO_POSTHOG_API_KEY (or POSTHOG_PERSONAL_API_KEY) or a file.",
+                    "MYSETLIST_SLO_POSTHOG_API_KEY (or POSTHOG_PERSONAL_API_KEY) or a file; "
+                    "for Sentry, in SENTRY_AUTH_TOKEN or a file.",
         epilog=_examples(
             "mysetlist-slo collect postgres --dsn 'host=db dbname=shop user=monitor'",
             "mysetlist-slo collect pgbouncer --dsn 'host=db port=6432 dbname=pgbouncer "
@@ -680,26 +698,30 @@ def _add_collect(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
             "mysetlist-slo collect prometheus --url http://prometheus:9090 "
             "--query 'rps=sum(rate(http_requests_total[5m]))' --step 1m",
             "mysetlist-slo collect posthog --url https://us.posthog.com --project 12345 "
-            "--since 7d"))
+            "--since 7d",
+            "SENTRY_AUTH_TOKEN=... mysetlist-slo collect sentry --org mysetlist --since 7d"))
     systems = collect.add_subparsers(dest="system", metavar="SYSTEM", required=True)
     for name, what in (("postgres", "pg_stat_statements, max_connections, sessions"),
                        ("pgbouncer", "SHOW STATS, SHOW POOLS, pool settings"),
                        ("redis", "INFO stats/memory/clients/keyspace, LATENCY LATEST"),
                        ("prometheus", "query_range of named PromQL queries, resumable"),
-                       ("posthog", "product events through the Query API, resumable")):
+                       ("posthog", "product events through the Query API, resumable"),
+                       ("sentry", "error events, stats_v2 outcomes, release-health sessions")):
         system = systems.add_parser(name, help=what, parents=[shared])
         if name in ("postgres", "pgbouncer"):
             system.add_argument("--dsn", required=True,
                                 help="libpq connection string or URI"
                                      + (" of the admin console (dbname=pgbouncer)"
                                         if name == "pgbouncer" else ""))
+        elif name == "sentry":
+            _add_sentry_options(system)
         else:
             system.add_argument("--url", required=True, help="server URL")
         system.add_argument("--every", type=_seconds, default=None, metavar="DURATION",
                             help="keep pulling every DURATION (30s, 1m) until SIGTERM")
-        system.add_argument("--timeout", type=_seconds, default=5.0 if name not in (
-                            "prometheus", "posthog") else 30.0, metavar="DURATION",
-                            help="per connection/request")
+        slow = name in ("prometheus", "posthog", "sentry")  # HTTP APIs answer long queries slowly
+        system.add_argument("--timeout", type=_seconds, default=30.0 if slow else 5.0,
+                            metavar="DURATION", help="per connection/request")
         if name == "posthog":
             system.add_argument("--project", required=True, help="PostHog project id")
             system.add_argument("--since", type=_seconds, default=86400.0, metavar="DURATION",
@@ -730,6 +752,24 @@ def _add_collect(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
             system.add_argument("--basic-auth-file", type=Path,
                                 help="file holding user:password")
         system.set_defaults(handler=cmd_collect)
+
+
+def _add_sentry_options(system: argparse.ArgumentParser) -> None:
+    """The options of ``collect sentry`` (its token: $SENTRY_AUTH_TOKEN or --token-file)."""
+    system.add_argument("--url", default="https://sentry.io",
+                        help="Sentry's address (default: https://sentry.io; self-hosted: yours)")
+    system.add_argument("--org", required=True, help="organisation slug")
+    system.add_argument("--project", action="append", metavar="ID",
+                        help="project id to read (repeatable; default: all)")
+    system.add_argument("--environment", help="environment to read (default: all)")
+    system.add_argument("--since", type=_seconds, default=86400.0, metavar="DURATION",
+                        help="how far back from the end (default: 1d)")
+    system.add_argument("--start", type=_parse_time, help="start, ISO 8601 with zone")
+    system.add_argument("--end", type=_parse_time, help="end, ISO 8601 with zone (default: now)")
+    system.add_argument("--interval", default="1h", choices=("1h", "1d"),
+                        help="resolution of stats_v2 and sessions (default: 1h)")
+    system.add_argument("--token-file", type=Path,
+                        help="file holding the auth token (default: $SENTRY_AUTH_TOKEN)")
 
 
 def build_parser() -> argparse.ArgumentParser:

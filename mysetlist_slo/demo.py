@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -254,6 +255,8 @@ def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, w
     _write_recovery(out_dir / "recovery", seed, start, end, manifest)
     _write_deploys(out_dir / "deploys", end, spike, manifest)
     _write_posthog(out_dir / "posthog-events.jsonl", seed, seconds, end, manifest)
+    _write_sentry(out_dir / "sentry", seed, seconds, templates, status, start, end, spike,
+                  manifest)
     (out_dir / "manifest.json").write_text(manifest.to_json(), "utf-8")
     return manifest
 
@@ -823,3 +826,106 @@ def _write_posthog(path: Path, seed: int, seconds: np.ndarray, end: datetime,
     path.write_text("\n".join(lines) + "\n", "utf-8")
     manifest.files.append(str(path))
     manifest.events.append(peak)
+
+
+SENTRY_LEVELS = ("error", "warning", "fatal", "info")
+_SENTRY_LEVEL_SHARE = (0.6, 0.25, 0.05, 0.1)
+
+
+def _write_sentry(folder: Path, seed: int, seconds: np.ndarray, templates: np.ndarray,
+                  status: np.ndarray, start: datetime, end: datetime, spike: PlantedEvent,
+                  manifest: DemoManifest) -> None:
+    """Write what Sentry's API answers for the demo: error events (Discover's ``events``),
+    ``stats_v2`` outcomes and release-health ``sessions`` per release, daily. A release every
+    four days; the planted bad release goes out with the deploy error spike and raises the
+    error rate of /api/* twentyfold until a fix ships a day later, when Sentry also rate-limits
+    some of its errors. Every 500 the app answered is an unhandled error in Sentry."""
+    folder.mkdir(exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    rng = np.random.default_rng(seed + 13)  # its own stream: the other files stay as they were
+    bad_at, fix_at = spike.start, spike.start + timedelta(days=1)
+    times = [start + timedelta(days=4 * k, hours=15) for k in range(100)
+             if start + timedelta(days=4 * k, hours=15) < end]
+    times = sorted([t for t in times if not bad_at - timedelta(hours=12) <= t <= fix_at]
+                   + [bad_at, fix_at])
+    names = [f"mysetlist@1.{10 + i}.0" for i in range(len(times))]
+    bad = names[times.index(bad_at)]
+    manifest.events.append(PlantedEvent(
+        "sentry_bad_release", bad_at, fix_at, f"release {bad} makes 0.8 % of /api/* requests "
+        "fail in Sentry (twenty times the usual) until the next release a day later"))
+    # Each request runs the release deployed last before it.
+    stamps = np.array([int(t.timestamp()) for t in times])
+    release_of = np.searchsorted(stamps, seconds, side="right") - 1
+    app = ~np.isin(templates, ["/_next/static/[...path]", "/scanner"]) & (release_of >= 0)
+    api = np.char.startswith(templates.astype(str), "/api/")
+    in_bad = (seconds >= stamps[names.index(bad)]) & (seconds < int(fix_at.timestamp()))
+    chance = np.where(in_bad & api, 0.008, 0.0004)
+    reported = app & (rng.random(len(seconds)) < chance)
+    crashed = app & (status == 500)  # the app's own 500s: unhandled errors
+    picked = np.flatnonzero(reported | crashed)
+    levels = rng.choice(len(SENTRY_LEVELS), len(picked), p=_SENTRY_LEVEL_SHARE)
+    events = []
+    for index, level in zip(picked, levels, strict=True):
+        unhandled = bool(crashed[index]) or SENTRY_LEVELS[level] == "fatal"
+        template = str(templates[index])
+        high, low = (int(x) for x in rng.integers(0, 2**63, 2))
+        events.append({
+            "id": f"{high:016x}{low:016x}",
+            "timestamp": datetime.fromtimestamp(int(seconds[index]), UTC).isoformat(),
+            "level": "error" if crashed[index] else SENTRY_LEVELS[level],
+            "release": names[release_of[index]], "environment": "production",
+            "transaction": f"GET {template}" if template.startswith("/api/") else template,
+            "issue": f"MYSETLIST-{zlib.crc32(template.encode()) % 97 + 100 * level:X}",
+            "handled": "no" if unhandled else "yes", "project.name": "mysetlist"})
+    events.sort(key=lambda e: str(e["timestamp"]))
+    (folder / "events.json").write_text(json.dumps({"data": events, "meta": {
+        "fields": {"id": "string", "timestamp": "date", "level": "string",
+                   "release": "string", "environment": "string", "transaction": "string",
+                   "issue": "string", "handled": "string", "project.name": "string"}}},
+        indent=1) + "\n", "utf-8")
+    days = [start + timedelta(days=d) for d in range((end - start).days)]
+    day_of = ((seconds - int(start.timestamp())) // 86400).astype(np.int64)
+    accepted = np.bincount(day_of[picked], minlength=len(days))
+    limited = np.zeros(len(days), np.int64)
+    limited[(bad_at - start).days] = 60  # the error burst ran into the key's rate limit
+    filtered = rng.integers(0, 4, len(days))
+    stamp = [f"{d:%Y-%m-%dT%H:%M:%SZ}" for d in days]
+
+    def group(by: dict[str, str], values: np.ndarray) -> dict[str, object]:
+        series = [int(v) for v in values]
+        return {"by": by, "totals": {"sum(quantity)": sum(series)},
+                "series": {"sum(quantity)": series}}
+
+    stats = {"start": stamp[0], "end": f"{end:%Y-%m-%dT%H:%M:%SZ}", "intervals": stamp,
+             "groups": [group({"outcome": "accepted", "category": "error"}, accepted),
+                        group({"outcome": "rate_limited", "category": "error",
+                               "reason": "key_quota"}, limited),
+                        group({"outcome": "filtered", "category": "error",
+                               "reason": "browser-extensions"}, filtered)]}
+    (folder / "stats_v2.json").write_text(json.dumps(stats, indent=1) + "\n", "utf-8")
+    # Sessions: one per three page requests; an unhandled error crashes its session.
+    pages = app & ~api
+    groups = []
+    for i, name in enumerate(names):
+        mine = release_of == i
+        count = np.bincount(day_of[mine & pages], minlength=len(days)) // 3
+        crashes = np.bincount(day_of[mine & crashed], minlength=len(days)) + np.bincount(
+            day_of[picked][(release_of[picked] == i)
+                           & (np.array(SENTRY_LEVELS)[levels] == "fatal")],
+            minlength=len(days))
+        users = np.maximum(count * 2 // 5, np.minimum(count, 1))
+        free = [None if n == 0 else round(1 - min(c, n) / n, 6)
+                for n, c in zip(count, crashes, strict=True)]
+        free_users = [None if u == 0 else round(1 - min(c, u) / u, 6)
+                      for u, c in zip(users, crashes, strict=True)]
+        series = {"sum(session)": [int(n) for n in count],
+                  "count_unique(user)": [int(u) for u in users],
+                  "crash_free_rate(session)": free, "crash_free_rate(user)": free_users}
+        groups.append({"by": {"release": name},
+                       "totals": {"sum(session)": int(count.sum())}, "series": series})
+    sessions = {"start": stamp[0], "end": f"{end:%Y-%m-%dT%H:%M:%SZ}", "intervals": stamp,
+                "groups": groups, "query": ""}
+    (folder / "sessions.json").write_text(json.dumps(sessions, indent=1) + "\n", "utf-8")
+    for name in ("events.json", "stats_v2.json", "sessions.json"):
+        manifest.files.append(str(folder / name))

@@ -50,6 +50,9 @@ def _parquet(rows: list[dict[str, object]]) -> bytes:
     return sink.getvalue()
 
 
+SENTRY_FIXTURES = Path(__file__).parent / "fixtures" / "sentry"
+
+
 def build_seeds(folder: Path) -> dict[str, tuple[str, bytes]]:
     """Return input kind -> (file name, content) of one small valid file per kind."""
     demo = generate_demo(folder / "demo", end=datetime(2026, 11, 23, tzinfo=UTC), weeks=1,
@@ -89,6 +92,9 @@ def build_seeds(folder: Path) -> dict[str, tuple[str, bytes]]:
         "pg-statements": ("statements.csv", _head(files["pg_stat_statements.csv"], 10)),
         "deploys": ("deploys.jsonl", files["deploys.jsonl"].read_bytes()),
         "vercel": ("vercel.json", files["vercel-deployments.json"].read_bytes()),
+        **{kind: (name, (SENTRY_FIXTURES / name).read_bytes()) for kind, name in (
+            ("sentry-events", "events.json"), ("sentry-stats", "stats_v2.json"),
+            ("sentry-sessions", "sessions.json"))},
     }
     if REAL_DATA.is_dir():
         seeds["real-apache"] = ("apache.log", _head(REAL_DATA / "apache_combined_2015.log", 15))
@@ -209,7 +215,9 @@ def registry_matches_rows(con: duckdb.DuckDBPyConnection) -> None:
               "crux": "crux", "lighthouse": "lighthouse", "prometheus": "metrics",
               "pgbouncer-stats": "pgbouncer_stats", "pgbouncer-pools": "pgbouncer_pools",
               "pg-statements": "pg_statements", "deploys": "deploys",
-              "posthog": "posthog_events"}
+              "posthog": "posthog_events",
+              "sentry-events": "sentry_events", "sentry-stats": "sentry_stats",
+              "sentry-sessions": "sentry_sessions"}
     for ingest_id, kind, loaded, rejected in con.execute(
             "SELECT id, kind, loaded, rejected FROM ingests").fetchall():
         table = tables[kind]
@@ -271,7 +279,8 @@ def fixture_fuzzer():  # type: ignore[no-untyped-def]
 SEED_KINDS = ["nginx", "nginx-gz", "jsonl", "csv", "parquet", "probes", "vitals", "posthog",
               "posthog-events", "posthog-csv",
               "lighthouse", "prometheus", "exposition", "pgbouncer-stats", "pgbouncer-pools",
-              "pg-statements", "deploys", "vercel", "real-apache", "real-crux", "real-crux-history"]
+              "pg-statements", "deploys", "vercel", "sentry-events", "sentry-stats",
+              "sentry-sessions", "real-apache", "real-crux", "real-crux-history"]
 
 
 def fuzz(fuzzer: Fuzzer, kind: str, examples: int) -> None:

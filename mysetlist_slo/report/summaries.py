@@ -41,6 +41,7 @@ from mysetlist_slo.report.overview import (
 )
 from mysetlist_slo.report.weekly import WeeklySummary, iso_week
 from mysetlist_slo.resilience.section import ScalabilityRecovery, scalability_recovery
+from mysetlist_slo.slo.app_errors import AppErrors, application_errors
 from mysetlist_slo.slo.deploys import DeployImpact, deploy_impact
 from mysetlist_slo.vitals.attribution import (
     VitalsAttribution,
@@ -142,17 +143,53 @@ def _pct(share: Any) -> float | None:
     return None if is_missing(share) else _round(100 * float(share), 4)
 
 
+def app_errors_document(section: AppErrors) -> dict[str, Any]:
+    """Return the "Application errors (Sentry)" section as summary data: the SLI beside the
+    5xx rate (percent), whether its numerator is a lower bound, the period's releases with
+    their error and crash-free rates and regression test, and the findings."""
+    sli = section.sli
+    rate, rate_5xx = sli.app_error_rate, sli.rate_5xx
+
+    def pct(value: Any) -> float | None:
+        return None if value is None or pd.isna(value) else _round(100 * float(value), 4)
+
+    return {
+        "status": section.status,
+        "sli": {"status": sli.status, "requests": sli.requests, "errors_5xx": sli.errors_5xx,
+                "app_errors": sli.app_errors,
+                "events_without_requests": sli.events_without_requests,
+                "app_error_rate_pct": pct(rate), "rate_5xx_pct": pct(rate_5xx),
+                "target_pct": pct(sli.max_error_rate), "lower_bound": sli.lower_bound,
+                "rate_limited": sli.rate_limited, "filtered": sli.filtered},
+        "releases": [{
+            "release": str(row.release), "live_from": iso(row.live_from),
+            "live_until": iso(row.live_until), "requests": int(row.requests),
+            "app_errors": int(row.app_errors), "error_rate_pct": pct(row.error_rate),
+            "sessions": int(row.sessions),
+            "crash_free_sessions_pct": pct(row.crash_free_sessions),
+            "crash_free_users_pct": pct(row.crash_free_users),
+            "previous": None if row.previous is None or pd.isna(row.previous)
+            else str(row.previous),
+            "p_value": None if row.p_value is None or pd.isna(row.p_value)
+            else float(row.p_value),
+            "regression": bool(row.regression)} for row in section.releases.itertuples()],
+        "findings": section.lines(),
+    }
+
+
 def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headline,
                     before: Headline, previous_label: str,
                     title: str = "MySetlist weekly SLO report",
                     recovery: ScalabilityRecovery | None = None,
                     attribution: VitalsAttribution | None = None,
                     deploys: DeployImpact | None = None,
-                    users: ActiveUsersReport | None = None) -> dict[str, Any]:
+                    users: ActiveUsersReport | None = None,
+                    app_errors: AppErrors | None = None) -> dict[str, Any]:
     """Return the weekly report's summary.json content (schema version 2) from the week's
     WeeklySummary, its SLO overview (``overview.slo_overview``), both weeks' headlines, and the
     optional sections (None: not evaluated, and no key): scalability and recovery, the Web
-    Vitals attribution findings, the week's deploys, active users and concurrency."""
+    Vitals attribution findings, the week's deploys, active users and concurrency, application
+    errors (Sentry)."""
     statuses = overview["status"].tolist() if len(overview) else []
     slos = [{
         "name": row["slo"], "sli": row["sli_kind"], "status": row["status"],
@@ -221,6 +258,8 @@ def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headlin
         document["deploys"] = deploys_document(deploys)
     if users is not None:
         document["active_users"] = users.to_dict()
+    if app_errors is not None:
+        document["application_errors"] = app_errors_document(app_errors)
     return document
 
 
@@ -449,7 +488,8 @@ def summary_document(kind: str, con: duckdb.DuckDBPyConnection, config: Config,
                                recovery=scalability_recovery(con, config, start, end),
                                attribution=vitals_attribution_findings(con, config, start, end),
                                deploys=deploy_impact(con, config, start, end),
-                               users=active_users_report(con, config, start, end))
+                               users=active_users_report(con, config, start, end),
+                               app_errors=application_errors(con, config, start, end))
     if kind == "capacity":
         try:
             plan: CapacityPlan | None = capacity_plan(con, config, end)
@@ -538,6 +578,10 @@ def _lines(document: dict[str, Any]) -> list[str]:
         if document.get("vitals_attribution"):
             lines.append(attribution_digest_line(document["vitals_attribution"]))
         lines += _deploy_lines(document.get("deploys"))
+        app_errors = document.get("application_errors")
+        if app_errors is not None:  # the SLI, and each release that raised the error rate
+            lines += [f"- Application errors (Sentry): {esc(line)}"
+                      for line in app_errors["findings"]]
     elif kind == "capacity":
         hpa = document["hpa"]
         lines.append(own(f"Forecast peak {fmt(document['forecast']['peak_rps'], 'number')} "

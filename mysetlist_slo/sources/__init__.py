@@ -22,6 +22,7 @@ from mysetlist_slo.sources.probes import PROBES
 from mysetlist_slo.sources.recovery import RECOVERY_KINDS, sniff_recovery
 from mysetlist_slo.sources.request_exports import ExportOptions, ExportSource
 from mysetlist_slo.sources.requests_schema import CANONICAL_COLUMNS, CANONICAL_SCHEMA
+from mysetlist_slo.sources.sentry import SENTRY_KINDS, sniff_sentry
 from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, Reject, RequestSource
 from mysetlist_slo.sources.vitals import BeaconSource, CruxSource, LighthouseSource
 
@@ -29,7 +30,8 @@ CAPACITY_CSV = {source.kind: source for source in CSV_KINDS.values()}
 
 KINDS = ("nginx", "jsonl", "csv", "parquet", "probes", "vitals", "crux", "lighthouse",
          "prometheus", "pgbouncer-stats", "pgbouncer-pools", "pg-statements",
-         *LOAD_TEST_KINDS, *RECOVERY_KINDS, "deploys", "posthog")
+         *LOAD_TEST_KINDS, *RECOVERY_KINDS, "deploys", "posthog",
+         *SENTRY_KINDS)
 
 __all__ = ["COMBINED", "COMBINED_TIMED", "KINDS", "ExportOptions", "InputBatch", "Reject",
            "RequestSource", "detect_source", "parse_requests"]
@@ -115,7 +117,7 @@ def _sniff(path: Path, log_format: str | None) -> str:
     if log_format is not None:
         return "nginx"
     head = _head(path)
-    other_kind = sniff_load_test(path, head) or sniff_recovery(head)
+    other_kind = sniff_load_test(path, head) or sniff_recovery(head) or sniff_sentry(head)
     if other_kind is not None:
         return other_kind
     if sniff_deploys(head):
@@ -159,6 +161,8 @@ def detect_source(path: Path, kind: str | None = None, log_format: str | None = 
         return RECOVERY_KINDS[kind]()
     if kind == "deploys":
         return DeploySource()
+    if kind in SENTRY_KINDS:
+        return SENTRY_KINDS[kind]()
     if kind == "vitals":
         return BeaconSource()
     if kind == "crux":

@@ -419,6 +419,43 @@ MIGRATIONS: list[list[str]] = [
             linked_id    VARCHAR
         )""",
     ],
+    [
+        # Sentry (issue 13): error events as the Discover events API returns them (one row per
+        # event; the same event loaded twice is told apart by event_id when read), the
+        # stats_v2 outcome series and release-health sessions, one row per interval.
+        """CREATE TABLE sentry_events (
+            ingest_id    BIGINT NOT NULL,
+            ts           TIMESTAMPTZ NOT NULL,
+            event_id     VARCHAR NOT NULL,
+            level        VARCHAR NOT NULL,
+            release      VARCHAR,
+            environment  VARCHAR,
+            transaction  VARCHAR,
+            issue        VARCHAR,
+            handled      BOOLEAN,
+            project      VARCHAR
+        )""",
+        """CREATE TABLE sentry_stats (
+            ingest_id  BIGINT NOT NULL,
+            ts         TIMESTAMPTZ NOT NULL,
+            ts_end     TIMESTAMPTZ NOT NULL,
+            category   VARCHAR,
+            outcome    VARCHAR NOT NULL,
+            reason     VARCHAR,
+            quantity   BIGINT NOT NULL
+        )""",
+        """CREATE TABLE sentry_sessions (
+            ingest_id            BIGINT NOT NULL,
+            ts                   TIMESTAMPTZ NOT NULL,
+            ts_end               TIMESTAMPTZ NOT NULL,
+            release              VARCHAR NOT NULL,
+            status               VARCHAR,
+            sessions             BIGINT,
+            users                BIGINT,
+            crash_free_sessions  DOUBLE,
+            crash_free_users     DOUBLE
+        )""",
+    ],
 ]
 
 _LOCK_HOLDER = re.compile(r"held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")

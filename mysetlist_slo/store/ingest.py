@@ -114,6 +114,9 @@ _KEPT = {
     "drills": "* EXCLUDE (bad_field, problem)",
     "deploys": "* EXCLUDE (bad_field, problem)",
     "posthog_events": "* EXCLUDE (bad_field, problem)",
+    "sentry_events": "* EXCLUDE (bad_field, problem)",
+    "sentry_stats": "* EXCLUDE (bad_field, problem)",
+    "sentry_sessions": "* EXCLUDE (bad_field, problem)",
 }
 _CHECKED = """
 CREATE OR REPLACE TEMP TABLE checked AS
@@ -160,7 +163,8 @@ for _table in ("pgbouncer_stats", "pgbouncer_pools", "pg_statements"):
 # from where the table has no such column (and ``line`` where it has none).
 for _table, _drop in (("load_runs", "line, ts"), ("load_points", "line"),
                       ("load_failures", "line, ts"), ("backups", "ts"), ("drills", "ts"),
-                      ("posthog_events", "line")):
+                      ("posthog_events", "line"), ("sentry_events", "line"),
+                      ("sentry_stats", "line"), ("sentry_sessions", "line")):
     _STORE[_table] = f"""
         INSERT INTO {_table} BY NAME
         SELECT $ingest_id AS ingest_id, * EXCLUDE ({_drop}, bad_field, problem)
@@ -296,7 +300,8 @@ _STORED_RECORDS = {"requests": "SELECT coalesce(sum(requests), 0) FROM request_c
                                "WHERE ingest_id = ?"}
 for _record in ("probes", "vitals", "crux", "lighthouse", "metrics", "pgbouncer_stats",
                 "pgbouncer_pools", "pg_statements", "load_runs", "load_points", "load_failures",
-                "backups", "drills", "deploys", "posthog_events"):
+                "backups", "drills", "deploys", "posthog_events",
+                "sentry_events", "sentry_stats", "sentry_sessions"):
     _STORED_RECORDS[_record] = f"SELECT count(*) FROM {_record} WHERE ingest_id = ?"
 
 

@@ -22,6 +22,7 @@ from mysetlist_slo.store.ingest import IngestResult
 SNAPSHOT_TABLES = frozenset({
     "metrics", "pgbouncer_stats", "pgbouncer_pools", "pg_statements", "server_settings",
     "pg_databases", "pg_activity", "redis_info", "redis_latency", "posthog_events",
+    "sentry_events", "sentry_stats", "sentry_sessions",
 })
 SHOWN_PROBLEMS = 10
 # Numbers that may be negative or infinite (a PromQL deriv(), a histogram_quantile's +Inf);
