@@ -18,6 +18,7 @@ from mysetlist_slo.errors import (
     SloError,
     StoreBusyError,
 )
+from mysetlist_slo.report.budget_policy import BudgetPolicySection, budget_policy_section
 from mysetlist_slo.resilience import (
     ScalabilityRecovery,
     backup_growth,
@@ -52,8 +53,10 @@ from mysetlist_slo.slo.budgets import (
     error_budgets,
     exhaustion_forecast,
 )
+from mysetlist_slo.slo.composite import CompositeReport, composite_budgets, composite_report
 from mysetlist_slo.slo.incidents import probe_outages
 from mysetlist_slo.slo.latency import count_below, latency_percentiles
+from mysetlist_slo.slo.policy import PolicyState, policy_states
 from mysetlist_slo.sources import parse_requests
 from mysetlist_slo.store.database import ingest_registry, open_store
 from mysetlist_slo.store.ingest import IngestResult, ingest_file, ingest_files
@@ -66,7 +69,9 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 __all__ = [
     "AlertBacktest",
+    "BudgetPolicySection",
     "BudgetReport",
+    "CompositeReport",
     "Config",
     "ConfigError",
     "DemoManifest",
@@ -75,6 +80,7 @@ __all__ = [
     "IngestResult",
     "InsufficientDataError",
     "LoadTestCapacity",
+    "PolicyState",
     "RouteNormaliser",
     "ScalabilityRecovery",
     "SchemaVersionError",
@@ -89,10 +95,13 @@ __all__ = [
     "budget_attribution",
     "budget_burndown",
     "budget_incidents",
+    "budget_policy_section",
     "budget_report",
     "burn_rate",
     "burn_rate_alerts",
     "burn_rate_series",
+    "composite_budgets",
+    "composite_report",
     "count_below",
     "drill_results",
     "drills_due",
@@ -110,6 +119,7 @@ __all__ = [
     "load_test_runs",
     "open_store",
     "parse_requests",
+    "policy_states",
     "probe_outages",
     "prometheus_rules",
     "read_rules",

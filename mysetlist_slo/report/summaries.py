@@ -22,6 +22,12 @@ import pandas as pd
 from mysetlist_slo.capacity.plan import CapacityPlan, capacity_plan
 from mysetlist_slo.config import Config
 from mysetlist_slo.errors import InsufficientDataError, SloError
+from mysetlist_slo.report.budget_policy import (
+    STATE_WORDS,
+    BudgetPolicySection,
+    budget_policy_section,
+    policy_document,
+)
 from mysetlist_slo.report.formatting import (
     STATUS_WORDS,
     fmt,
@@ -106,10 +112,12 @@ def recovery_document(section: ScalabilityRecovery) -> dict[str, Any]:
 def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headline,
                     before: Headline, previous_label: str,
                     title: str = "MySetlist weekly SLO report",
-                    recovery: ScalabilityRecovery | None = None) -> dict[str, Any]:
+                    recovery: ScalabilityRecovery | None = None,
+                    budget_policy: BudgetPolicySection | None = None) -> dict[str, Any]:
     """Return the weekly report's summary.json content (schema version 2) from the week's
-    WeeklySummary, its SLO overview (``overview.slo_overview``), both weeks' headlines and the
-    scalability and recovery section (None: not evaluated)."""
+    WeeklySummary, its SLO overview (``overview.slo_overview``), both weeks' headlines, the
+    scalability and recovery section and the error-budget policy section (None: not
+    evaluated; the policy's key is then left out)."""
     statuses = overview["status"].tolist() if len(overview) else []
     slos = [{
         "name": row["slo"], "sli": row["sli_kind"], "status": row["status"],
@@ -172,6 +180,8 @@ def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headlin
         "scalability_recovery": recovery_document(recovery) if recovery else None,
         "verdict": summary.verdict,
     })
+    if budget_policy is not None:
+        document["error_budget_policy"] = policy_document(budget_policy)
     return document
 
 
@@ -347,7 +357,8 @@ def summary_document(kind: str, con: duckdb.DuckDBPyConnection, config: Config,
         now, before = week_over_week(con, config, start, end)
         previous = iso_week(None, config.timezone, now=start)[0]
         return weekly_document(summary, overview, now, before, previous, heading,
-                               scalability_recovery(con, config, start, end))
+                               scalability_recovery(con, config, start, end),
+                               budget_policy_section(con, config, end))
     if kind == "capacity":
         try:
             plan: CapacityPlan | None = capacity_plan(con, config, end)
@@ -430,6 +441,19 @@ def _lines(document: dict[str, Any]) -> list[str]:
         for part in recovery["parts"]:  # findings only: the digest stays short
             lines += [f"- {esc(part['part'])}: {esc(item['topic'])}: {esc(item['finding'])}"
                       for item in part["items"] if item["status"] == "at_risk"]
+        policy = document.get("error_budget_policy") or {"slos": [], "composites": []}
+        for state in policy["slos"]:  # what the policy asks: frozen and exhausted SLOs only
+            if state["state"] != "normal":
+                lines.append(f"- policy: {esc(state['name'])}: {STATE_WORDS[state['state']]}"
+                             + (f" since {esc(state['since'])}" if state["since"] else "")
+                             + f", budget left {fmt(state['budget_remaining_pct'], 'pct')}"
+                             + (" (postmortem due)" if state["postmortem"] else ""))
+        for composite in policy["composites"]:
+            spent = [m for m in composite["members"] if m["budget_spent_pct"]]
+            if spent:
+                top = max(spent, key=lambda m: m["budget_spent_pct"])
+                lines.append(f"- {esc(composite['name'])}: {esc(top['slo'])} spent "
+                             f"{fmt(top['budget_spent_pct'], 'pct')} of the combined budget")
     elif kind == "capacity":
         hpa = document["hpa"]
         lines.append(own(f"Forecast peak {fmt(document['forecast']['peak_rps'], 'number')} "
