@@ -273,3 +273,16 @@ def test_openslo_composites_that_do_not_map_are_refused(edit: str, key: str) -> 
     with pytest.raises(ConfigError) as caught:
         parse_config(_composite_document(edit), "composite.yaml")
     assert f"{key}:" in str(caught.value), str(caught.value)
+
+
+def test_readme_example_is_the_shipped_default() -> None:
+    """The README's composite and policy example is what the shipped configuration holds."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Composite SLOs and the error-budget policy", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    shipped = load_config()
+    example = parse_config(block + "slos: " + json.dumps(
+        [s.model_dump(exclude_none=True) for s in shipped.slos]), "README.md")
+    assert ([c.model_dump(exclude={"description"}) for c in example.composites]
+            == [c.model_dump(exclude={"description"}) for c in shipped.composites])
+    assert example.error_budget_policy == shipped.error_budget_policy
