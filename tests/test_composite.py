@@ -18,6 +18,7 @@ from mysetlist_slo.slo.composite import (
     MemberCounts,
     combine,
     composite_report,
+    evaluate_composite,
     member_events,
     period_share,
 )
@@ -286,3 +287,47 @@ def test_readme_example_is_the_shipped_default() -> None:
     assert ([c.model_dump(exclude={"description"}) for c in example.composites]
             == [c.model_dump(exclude={"description"}) for c in shipped.composites])
     assert example.error_budget_policy == shipped.error_budget_policy
+
+
+def _frame(start: datetime, minutes: int, total: int, bad: list[int]) -> pd.DataFrame:
+    """Per-minute events from ``start``: ``total`` a minute, ``bad[i]`` of them bad."""
+    index = pd.date_range(start, periods=minutes, freq="1min", tz="UTC")
+    return pd.DataFrame({"minute": index, "good": [total - b for b in bad],
+                         "total": [total] * minutes})
+
+
+def test_exhaustion_calendar_hand_worked() -> None:
+    """A week 3 days old whose events all came on day 3: 20 bad of 10,000 against 99.9 %
+    spend 6/7 of the whole week's budget (23.3 allowed); at the 24 h burn of 2 the last 1/7
+    lasts 1/7 x 7 days / 2 = 12 h."""
+    config = parse_config("""
+slos: [{name: a, sli: availability, objective: 99.9, window: week},
+       {name: b, sli: availability, objective: 99.9, window: week}]
+composites: [{name: c, method: events, objective: 99.9, members: [{slo: a}, {slo: b}]}]
+""")
+    at = datetime(2026, 11, 19, tzinfo=UTC)  # Thursday 00:00: 3 of 7 days elapsed
+    noon = datetime(2026, 11, 18, 12, tzinfo=UTC)
+    frames = [_frame(noon, 1, 5_000, [10]), _frame(noon, 1, 5_000, [10])]
+    report = evaluate_composite(config, config.composites[0], frames, at)
+    assert report.budget_remaining == pytest.approx(1 / 7)
+    assert report.burn_rate_24h == pytest.approx(2.0)
+    assert report.burn_rate_1h is None  # no events in the last hour
+    assert report.exhausted_at == at + timedelta(hours=12)
+
+
+def test_exhaustion_rolling_hand_worked() -> None:
+    """A 1-day window, 250 events a minute (two members): clean for 12 h, then 1 bad a
+    minute: 720 bad of 360,000 against 99.75 % (900 allowed). At the last 24 h's pace (0.5
+    bad a minute) the clean minutes leave first: 720 + 0.5 t reaches 900 at t = 6 h."""
+    config = parse_config("""
+slos: [{name: a, sli: availability, objective: 99.75, window: 1d},
+       {name: b, sli: availability, objective: 99.75, window: 1d}]
+composites: [{name: c, method: events, objective: 99.75, members: [{slo: a}, {slo: b}]}]
+""")
+    at = datetime(2026, 11, 19, tzinfo=UTC)
+    start = at - timedelta(days=1)
+    frames = [_frame(start, 1_440, 125, [0] * 720 + [1] * 720),
+              _frame(start, 1_440, 125, [0] * 1_440)]
+    report = evaluate_composite(config, config.composites[0], frames, at)
+    assert report.budget_remaining == pytest.approx(0.2)
+    assert report.exhausted_at == at + timedelta(hours=6)
