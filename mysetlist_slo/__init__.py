@@ -28,6 +28,7 @@ from mysetlist_slo.errors import (
     SloError,
     StoreBusyError,
 )
+from mysetlist_slo.report.budget_policy import BudgetPolicySection, budget_policy_section
 from mysetlist_slo.resilience import (
     ScalabilityRecovery,
     backup_growth,
@@ -70,6 +71,7 @@ from mysetlist_slo.slo.budgets import (
     error_budgets,
     exhaustion_forecast,
 )
+from mysetlist_slo.slo.composite import CompositeReport, composite_budgets, composite_report
 from mysetlist_slo.slo.deploys import (
     DeployImpact,
     budget_spent,
@@ -79,6 +81,7 @@ from mysetlist_slo.slo.deploys import (
 )
 from mysetlist_slo.slo.incidents import probe_outages
 from mysetlist_slo.slo.latency import count_below, latency_percentiles
+from mysetlist_slo.slo.policy import PolicyState, policy_states
 from mysetlist_slo.sources import parse_requests
 from mysetlist_slo.store.database import ingest_registry, open_store
 from mysetlist_slo.store.ingest import IngestResult, ingest_file, ingest_files
@@ -99,7 +102,9 @@ __all__ = [
     "AlertBacktest",
     "AppErrorSli",
     "AppErrors",
+    "BudgetPolicySection",
     "BudgetReport",
+    "CompositeReport",
     "Config",
     "ConfigError",
     "DemoManifest",
@@ -109,6 +114,7 @@ __all__ = [
     "IngestResult",
     "InsufficientDataError",
     "LoadTestCapacity",
+    "PolicyState",
     "RouteNormaliser",
     "ScalabilityRecovery",
     "SchemaVersionError",
@@ -131,11 +137,14 @@ __all__ = [
     "budget_attribution",
     "budget_burndown",
     "budget_incidents",
+    "budget_policy_section",
     "budget_report",
     "budget_spent",
     "burn_rate",
     "burn_rate_alerts",
     "burn_rate_series",
+    "composite_budgets",
+    "composite_report",
     "concurrent_users",
     "count_below",
     "deploy_events",
@@ -158,6 +167,7 @@ __all__ = [
     "open_store",
     "parse_requests",
     "person_map",
+    "policy_states",
     "probe_outages",
     "prometheus_rules",
     "read_rules",

@@ -160,7 +160,8 @@ def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, w
     """Write the demo nginx logs under ``out_dir`` (a logrotate-style daily set) and a manifest.
 
     Returns the DemoManifest: files written, time span and the planted events (a 7-minute
-    outage, an error spike after a deploy, a latency regression on /show/[id] in the last week).
+    outage, an error spike after a deploy, a latency regression on /show/[id] in the last week,
+    and an API slowdown that leaves api-latency's budget low enough for a release freeze).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -188,6 +189,10 @@ def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, w
                          "bad deploy: 8 % of /api/* requests fail with 500 for 40 minutes")
     regression = PlantedEvent("latency_regression", last_week + timedelta(days=1), end,
                               "/show/[id] takes 2.2x longer after a release")
+    slowdown = PlantedEvent("api_slowdown", last_week + timedelta(days=5, hours=16),
+                            last_week + timedelta(days=5, hours=22),
+                            "/api/* slow for 6 hours: api-latency's budget falls to about 15 % "
+                            "left, a release freeze under the error-budget policy")
 
     shares = np.array([r.share for r in ROUTES])
     route_index = rng.choice(len(ROUTES), total, p=shares / shares.sum())
@@ -216,6 +221,7 @@ def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, w
     duration_us[regressed] *= 2.2
     failing = in_window(spike) & is_api & (rng.random(total) < 0.08)
     status[failing] = 500
+    _plant_slowdown(duration_us, ts, is_api, in_window(slowdown), end, seed)
     down = in_window(outage) & ~static
     status[down] = 502
     duration_us[down] = rng.uniform(1_000, 3_000, down.sum())  # connect refused: fast failures
@@ -240,7 +246,7 @@ def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, w
         pa.array(np.array(USER_AGENTS, dtype=object)[agents], pa.string()), '" ',
         _seconds_text(duration_us), " ", upstream_text, "",
     )
-    manifest = DemoManifest(start, end, seed, total, events=[outage, spike, regression])
+    manifest = DemoManifest(start, end, seed, total, events=[outage, spike, regression, slowdown])
     _write_rotated(out_dir, seconds, line, end, manifest)
     _write_probes(out_dir / "probes.csv", rng, start, end, outage, manifest)
     pages = np.isin(templates, [r.template for r in ROUTES if not r.static and
@@ -259,6 +265,27 @@ def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, w
                   manifest)
     (out_dir / "manifest.json").write_text(manifest.to_json(), "utf-8")
     return manifest
+
+
+# The slowdown leaves this share of the api-latency SLO's budget (99 % of /api/* requests under
+# 200 ms over 28 days, the shipped default): under the policy's 25 %, so the week ends frozen.
+SLOWDOWN_LEFT = 0.15
+_LATENCY_THRESHOLD_US = 200_000
+_LATENCY_WINDOW = timedelta(days=28)
+
+
+def _plant_slowdown(duration_us: np.ndarray, ts: np.ndarray, is_api: np.ndarray,
+                    during: np.ndarray, end: datetime, seed: int) -> None:
+    """Make just enough /api/* requests during the slowdown slower than 200 ms (in place) that
+    the api-latency budget over the 28 days before ``end`` ends at SLOWDOWN_LEFT, whatever the
+    demo's traffic; a generator of its own keeps the other planted events' draws unchanged."""
+    rng = np.random.default_rng(seed + 18)
+    in_slo = is_api & (ts >= np.datetime64((end - _LATENCY_WINDOW).replace(tzinfo=None)))
+    slow = duration_us >= _LATENCY_THRESHOLD_US
+    wanted = round((1 - SLOWDOWN_LEFT) * 0.01 * int(in_slo.sum())) - int((in_slo & slow).sum())
+    candidates = np.flatnonzero(during & is_api & ~slow)
+    chosen = rng.choice(candidates, min(max(wanted, 0), len(candidates)), replace=False)
+    duration_us[chosen] = rng.uniform(250_000, 900_000, len(chosen))
 
 
 PROBE_TARGET = "https://mysetlist.example/api/health"

@@ -33,7 +33,10 @@ def check_rules(promtool: str, path: Path) -> str:
 def config_with(extra: str) -> Config:
     """Return the shipped configuration with ``extra`` YAML merged in at the top level."""
     data = yaml.safe_load(default_config_text())
-    data.update(yaml.safe_load(extra))
+    extra_data = yaml.safe_load(extra)
+    if "slos" in extra_data and "composites" not in extra_data:
+        data.pop("composites", None)  # the shipped composites name the shipped SLOs
+    data.update(extra_data)
     return parse_config(yaml.safe_dump(data), "<test>")
 
 

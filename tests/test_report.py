@@ -515,3 +515,27 @@ def test_notebooks_run_under_nbval_from_the_notebooks_folder(tmp_path: Path) -> 
     cells = sum(c.cell_type == "code" for path in notebooks.glob("*.ipynb")
                 for c in nbformat.read(path, as_version=4).cells)  # nbval: one item per cell
     assert re.search(rf"\b{cells} passed\b", run.stdout), run.stdout[-2000:]
+
+
+def test_weekly_report_carries_the_error_budget_policy(weekly) -> None:
+    """The demo's budget state freezes releases for api-latency: summary.json carries the
+    policy state with its action, evidence and history, the composite shows as a status row
+    and with its members' spend, and the digest says what the policy asks."""
+    policy = weekly.document["error_budget_policy"]
+    states = {s["name"]: s for s in policy["slos"]}
+    latency = states["api-latency"]
+    assert (latency["state"], latency["status"], latency["since"]) == ("freeze", "at_risk",
+                                                                       WEEK)
+    assert latency["budget_remaining_pct"] < policy["freeze_below_pct"]
+    assert latency["history"][-1] == {"week": WEEK, "state": "freeze",
+                                      "budget_remaining_pct": latency["budget_remaining_pct"]}
+    rows = {s["name"]: s for s in weekly.document["slos"]}
+    assert rows["api-experience"]["sli"] == "composite"
+    [composite] = policy["composites"]
+    assert composite["budget_remaining_pct"] == rows["api-experience"]["budget_remaining_pct"]
+    spent = sum(m["budget_spent_pct"] for m in composite["members"])
+    assert spent == pytest.approx(100 - composite["budget_remaining_pct"], abs=0.05)
+    digest = weekly.summary_md.read_text()
+    assert "- policy: api-latency: release freeze since 2026-W47" in digest
+    assert "api-experience: api-latency spent" in digest
+    assert "Error-budget policy" in weekly.html.read_text()

@@ -9,7 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from mysetlist_slo.config.model import Config, validation_problems
-from mysetlist_slo.config.openslo import is_openslo, slos_from_openslo
+from mysetlist_slo.config.openslo import config_from_openslo, is_openslo
 from mysetlist_slo.errors import ConfigError
 
 DEFAULT_CONFIG_NAME = "default_config.yaml"
@@ -23,19 +23,24 @@ def default_config_text() -> str:
 def parse_config(text: str, source: str = "<string>") -> Config:
     """Return the Config in YAML ``text``; raise ConfigError naming ``source`` and the keys.
 
-    A file of OpenSLO v1 ``SLO`` documents is accepted too: its SLOs replace the shipped
-    ones, every other setting keeps its default.
+    A file of OpenSLO v1 ``SLO`` documents is accepted too: its SLOs (and composite SLOs)
+    replace the shipped ones, every other setting keeps its default.
     """
     try:
         documents = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
         raise ConfigError(source, [f"not valid YAML: {exc}"]) from exc
     if any(is_openslo(d) for d in documents):
-        slos, problems = slos_from_openslo(documents, source)
+        slos, composites, problems = config_from_openslo(documents, source)
         if problems:
             raise ConfigError(source, problems)
         defaults = parse_config(default_config_text(), f"<package>/{DEFAULT_CONFIG_NAME}")
-        return defaults.model_copy(update={"slos": slos})
+        # The shipped composites name the shipped SLOs: the documents' own replace them too.
+        try:
+            return Config.model_validate({**defaults.model_dump(by_alias=True), "slos": [
+                s.model_dump() for s in slos], "composites": [c.model_dump() for c in composites]})
+        except ValidationError as exc:
+            raise ConfigError(source, validation_problems(exc)) from None
     if len(documents) > 1:
         raise ConfigError(source, ["(top level): one document expected, or OpenSLO documents"])
     data = documents[0] if documents else {}

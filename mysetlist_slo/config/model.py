@@ -126,6 +126,69 @@ class SloConfig(_Strict):
         return self.window in ("week", "month")
 
 
+class CompositeMember(_Strict):
+    """One member SLO of a composite and, when the composite combines by weights, its weight."""
+
+    slo: str
+    # OpenSLO's compositeWeight: relative, normalised over the members (default 1).
+    weight: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+
+class CompositeSloConfig(_Strict):
+    """An SLO over member SLOs (a user journey): by ``events`` it counts the members' good and
+    total events together (sum good / sum total); by ``weights`` its SLI is the weighted mean of
+    the members' SLIs, as Grafana's and Elastic's composite SLOs compute it. It takes its
+    window, budgeting method and time zone from its members, which must share them."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    method: Literal["events", "weights"]
+    objective: float = Field(gt=0, lt=100, description="percent, e.g. 99.5")
+    members: list[CompositeMember] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _weights_apply(self) -> CompositeSloConfig:
+        seen: set[str] = set()
+        for i, member in enumerate(self.members):
+            if member.slo in seen:
+                raise ValueError(f"members[{i}].slo: {member.slo!r} is listed twice")
+            seen.add(member.slo)
+            if self.method == "events" and member.weight is not None:
+                raise ValueError(f"members[{i}].weight: only with method: weights (by events "
+                                 "each member counts by its events)")
+        return self
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """Return each member's weight as written (1 when unset; all 1 for ``events``)."""
+        return {m.slo: 1.0 if m.weight is None else m.weight for m in self.members}
+
+
+class ErrorBudgetPolicy(_Strict):
+    """The error-budget policy, in the terms of the SRE workbook's example policy: below
+    ``freeze_below`` percent of the budget left, releases freeze except fixes; with no budget
+    left, releases freeze and the spend gets a postmortem; the freeze lifts only once more
+    than ``thaw_above`` percent is left again (hysteresis, so a budget hovering at the freeze
+    line does not flap). Evaluated at the end of every ISO week over ``history_weeks``."""
+
+    freeze_below: float = Field(default=25, gt=0, lt=100)  # percent of the budget left
+    thaw_above: float = Field(default=50, gt=0, le=100)  # percent of the budget left
+    history_weeks: int = Field(default=8, ge=1, le=104)
+    # What each state asks of the team that owns the SLO, in the report.
+    normal_action: str = "Release as usual."
+    freeze_action: str = ("Release freeze: only fixes (P0 bugs, security) ship until the "
+                          "budget recovers.")
+    exhausted_action: str = ("Release freeze except P0 and security fixes, and a postmortem "
+                             "of what spent the budget.")
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> ErrorBudgetPolicy:
+        if self.thaw_above <= self.freeze_below:
+            raise ValueError(f"thaw_above: must be above freeze_below ({self.freeze_below:g}) "
+                             "so that a thawed budget does not freeze again at once")
+        return self
+
+
 class BurnRateRule(_Strict):
     """One multi-window burn-rate alert rule."""
 
@@ -369,6 +432,8 @@ class Config(_Strict):
     latency_thresholds_ms: list[float] = Field(default_factory=lambda: [200.0])
     min_events: int = Field(default=100, ge=1)
     slos: list[SloConfig] = Field(default_factory=list)
+    composites: list[CompositeSloConfig] = Field(default_factory=list)
+    error_budget_policy: ErrorBudgetPolicy | None = None
     alerts: AlertsConfig = AlertsConfig()
     probes: ProbesConfig = ProbesConfig()
     web_vitals: WebVitalsConfig | None = None
@@ -413,6 +478,39 @@ class Config(_Strict):
         if unknown:
             raise ValueError(f"prometheus.slis: no SLO named {', '.join(map(repr, unknown))}")
         return self
+
+    @model_validator(mode="after")
+    def _composites_name_slos(self) -> Config:
+        # A composite inherits its members' window, budgeting and calendar zone: members that
+        # disagree would make its budget mean nothing, so they are refused naming the member.
+        slos = {slo.name: slo for slo in self.slos}
+        names = set(slos)
+        for i, composite in enumerate(self.composites):
+            key = f"composites[{i}]"
+            if composite.name in names:
+                raise ValueError(f"{key}.name: {composite.name!r} is already an SLO's or "
+                                 "composite's name")
+            names.add(composite.name)
+            first = None
+            for j, member in enumerate(composite.members):
+                slo = slos.get(member.slo)
+                if slo is None:
+                    raise ValueError(f"{key}.members[{j}].slo: no SLO named {member.slo!r}")
+                shape = (slo.window, slo.budgeting,
+                         self.timezone_of(slo) if slo.is_calendar else None)
+                if first is None:
+                    first = shape
+                elif shape != first:
+                    raise ValueError(
+                        f"{key}.members[{j}].slo: {member.slo!r} has window {slo.window}, "
+                        f"budgeting {slo.budgeting}; members must share the first member's "
+                        f"({first[0]}, {first[1]}{', ' + first[2] if first[2] else ''})")
+        return self
+
+    def members_of(self, composite: CompositeSloConfig) -> list[SloConfig]:
+        """Return the member SloConfigs of ``composite``, in its order."""
+        slos = {slo.name: slo for slo in self.slos}
+        return [slos[member.slo] for member in composite.members]
 
     def timezone_of(self, slo: SloConfig) -> str:
         """Return the time zone that cuts the calendar windows of ``slo``."""

@@ -4,6 +4,12 @@ Events must come from this package's store: an indicator's ``ratioMetric`` names
 ``metricSource`` of type ``mysetlist-slo`` whose ``spec`` gives the SLI (``availability``,
 ``error_rate`` or ``latency`` with ``threshold_ms``) and optionally ``routes``. Anything that
 cannot be mapped faithfully is an error naming its key, never silently dropped.
+
+A composite SLO in OpenSLO v1 is an ``SLO`` whose objectives each carry their own
+``indicator`` and an optional ``compositeWeight`` (default 1): each objective becomes a member
+SLO ``<name>-<i>`` and the document a ``weights`` composite ``<name>``. OpenSLO gives the
+composite no target of its own, so its objective is the members' targets averaged with the
+same weights (met exactly when every member is met).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
-from mysetlist_slo.config.model import SloConfig
+from mysetlist_slo.config.model import CompositeSloConfig, SloConfig
 
 API_VERSION = "openslo/v1"
 METRIC_SOURCE = "mysetlist-slo"
@@ -173,15 +179,54 @@ def _window(window: dict[str, Any], key: str, problems: _Problems) -> tuple[str,
     return ("week" if unit == "w" else "month"), str(calendar["timeZone"])
 
 
+def _is_composite(objectives: list[Any]) -> bool:
+    """Return True when objectives carry their own indicators or weights (a composite SLO)."""
+    return any(isinstance(o, dict) and ({"indicator", "indicatorRef", "compositeWeight"} & set(o))
+               for o in objectives)
+
+
+def _check_composite(spec: dict[str, Any], objectives: list[Any], key: str,
+                     problems: _Problems) -> list[dict[str, Any]]:
+    """Return each objective's ratioMetric of a composite SLO document, checking its shape."""
+    if "indicator" in spec or "indicatorRef" in spec:
+        problems.add(f"{key}.spec.indicator", "a composite SLO (objectives with their own "
+                     "indicator or compositeWeight) has no indicator of its own")
+    if len(objectives) < 2:
+        problems.add(f"{key}.spec.objectives", "compositeWeight is only for several "
+                     "objectives, each with its own indicator")
+        return []
+    ratios = []
+    for i, objective in enumerate(objectives):
+        where = f"{key}.spec.objectives[{i}]"
+        item = _mapping(objective)
+        weight = item.get("compositeWeight", 1)
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
+            problems.add(f"{where}.compositeWeight", f"must be a number above 0: {weight!r}")
+        ratios.append(_check_indicator(item, where, problems))
+    return ratios
+
+
 def slos_from_openslo(documents: list[dict[str, Any]], source: str) -> tuple[list[SloConfig],
                                                                             list[str]]:
-    """Return the SLOs of OpenSLO ``documents`` and the problems found (each naming its key).
+    """Return the SLOs of OpenSLO ``documents`` and the problems found (each naming its key);
+    see ``config_from_openslo``, whose composite SLOs this leaves out."""
+    slos, _, problems = config_from_openslo(documents, source)
+    return slos, problems
 
-    Every objective of a document becomes one SLO (named ``<name>`` or ``<name>-<i>``).
-    ``Service`` documents are checked and, when present, every SLO must name one of them.
+
+def config_from_openslo(documents: list[dict[str, Any]], source: str
+                        ) -> tuple[list[SloConfig], list[CompositeSloConfig], list[str]]:
+    """Return the SLOs and composite SLOs of OpenSLO ``documents`` and the problems found
+    (each naming its key).
+
+    Every objective of a document becomes one SLO (named ``<name>`` or ``<name>-<i>``); a
+    document whose objectives carry their own indicators (and ``compositeWeight``) becomes
+    member SLOs ``<name>-<i>`` and a ``weights`` composite ``<name>``. ``Service`` documents
+    are checked and, when present, every SLO must name one of them.
     """
     problems = _Problems()
     slos: list[SloConfig] = []
+    composites: list[CompositeSloConfig] = []
     services = {str(_mapping(d.get("metadata")).get("name", "")): i
                 for i, d in enumerate(documents) if d.get("kind") == "Service"}
     for name, index in services.items():
@@ -215,7 +260,14 @@ def slos_from_openslo(documents: list[dict[str, Any]], source: str) -> tuple[lis
         for i, objective in enumerate(objectives):
             _check_objective(_mapping(objective), f"{key}.spec.objectives[{i}]",
                              str(budgeting), problems)
-        ratio = _check_indicator(spec, f"{key}.spec", problems)
+        composite = _is_composite(objectives)
+        if composite:
+            ratios = _check_composite(spec, objectives, key, problems)
+            indicator_keys = [f"{key}.spec.objectives[{i}].indicator.spec.ratioMetric"
+                              for i in range(len(objectives))]
+        else:
+            ratios = [_check_indicator(spec, f"{key}.spec", problems)] * len(objectives)
+            indicator_keys = [f"{key}.spec.indicator.spec.ratioMetric"] * len(objectives)
         if problems.items:
             continue
         if budgeting == "RatioTimeslices":
@@ -223,10 +275,11 @@ def slos_from_openslo(documents: list[dict[str, Any]], source: str) -> tuple[lis
                          "ratios, which misleads under uneven traffic; use Occurrences or "
                          "Timeslices")
             continue
-        events = _events(ratio, f"{key}.spec.indicator.spec.ratioMetric", problems)
         assert window is not None
         ours, zone = _window(window, f"{key}.spec.timeWindow", problems)
+        members: list[tuple[str, float, float]] = []
         for i, objective in enumerate(objectives):
+            events = _events(ratios[i], indicator_keys[i], problems)
             target = (100 * objective["target"] if "target" in objective
                       else objective["targetPercent"])
             slice_window = objective.get("timeSliceWindow")
@@ -235,7 +288,7 @@ def slos_from_openslo(documents: list[dict[str, Any]], source: str) -> tuple[lis
                              f"slices are one minute long here, not {slice_window}")
                 continue
             fields = {
-                "name": name if len(objectives) == 1 else f"{name}-{i}",
+                "name": name if len(objectives) == 1 and not composite else f"{name}-{i}",
                 "description": str(spec.get("description", ""))
                                or f"{spec.get('service')} (OpenSLO {source})",
                 "sli": events.get("sli"),
@@ -253,11 +306,26 @@ def slos_from_openslo(documents: list[dict[str, Any]], source: str) -> tuple[lis
             }
             try:
                 slos.append(SloConfig.model_validate(fields))
+                members.append((str(fields["name"]), float(objective.get("compositeWeight", 1)),
+                                float(target)))
             except ValidationError as exc:
                 for err in exc.errors():
                     field = ".".join(str(p) for p in err["loc"])
-                    where = ("indicator.spec.ratioMetric.metricSource.spec"
+                    where = (indicator_keys[i].removeprefix(f"{key}.spec.")
+                             + ".metricSource.spec"
                              if field in ("sli", "routes", "threshold_ms")
                              else f"objectives[{i}]")
                     problems.add(f"{key}.spec.{where}.{field}", err["msg"])
-    return slos, problems.items
+        if composite and len(members) == len(objectives):
+            total = sum(weight for _, weight, _ in members)
+            objective_pct = sum(weight * target for _, weight, target in members) / total
+            try:
+                composites.append(CompositeSloConfig.model_validate({
+                    "name": name, "description": str(spec.get("description", "")),
+                    "method": "weights", "objective": round(objective_pct, 9),
+                    "members": [{"slo": member, "weight": weight}
+                                for member, weight, _ in members]}))
+            except ValidationError as exc:
+                problems.add(f"{key}.spec.objectives", "; ".join(
+                    err["msg"] for err in exc.errors()))
+    return slos, composites, problems.items

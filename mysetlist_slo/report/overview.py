@@ -17,6 +17,12 @@ import pandas as pd
 from mysetlist_slo.capacity.users import active_user_count
 from mysetlist_slo.config import Config
 from mysetlist_slo.slo.budgets import error_budgets, slo_events
+from mysetlist_slo.slo.composite import (
+    composite_span,
+    evaluate_composite,
+    member_events,
+    period_share,
+)
 from mysetlist_slo.slo.latency import latency_percentiles
 from mysetlist_slo.slo.sli import STORED_SLIS
 from mysetlist_slo.vitals.field import cwv_assessment, web_vitals_summary
@@ -76,7 +82,8 @@ def slo_overview(con: duckdb.DuckDBPyConnection, config: Config, start: datetime
     ``end``: slo, status (machine), objective (%), window, sli_period and sli_window (%),
     events_period, budget_spent_period (% of the window's budget spent in the period),
     budget_remaining (% of the window's budget), burn_rate_1h, burn_rate_24h, data_coverage
-    (% of the window's minutes with data) and reason (why values are missing, or "")."""
+    (% of the window's minutes with data) and reason (why values are missing, or ""). The
+    composite SLOs follow, one row each (sli_kind ``composite``)."""
     budgets = error_budgets(con, config, at=end)
     rows = []
     for slo, report in zip(config.slos, budgets.to_dict("records"), strict=True):
@@ -102,7 +109,34 @@ def slo_overview(con: duckdb.DuckDBPyConnection, config: Config, start: datetime
                               if report["window_minutes"] else None),
             "reason": _REASONS.get(report["status"], ""),
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows + _composite_rows(con, config, start, end))
+
+
+def _composite_rows(con: duckdb.DuckDBPyConnection, config: Config, start: datetime,
+                    end: datetime) -> list[dict[str, object]]:
+    """Return the status rows of the composite SLOs (sli_kind ``composite``), counted from
+    their members' events as ``slo.composite`` combines them."""
+    rows: list[dict[str, object]] = []
+    for composite in config.composites:
+        first = composite_span(config, composite, end)[0]
+        events = member_events(con, config, composite, min(first, start), end)
+        report = evaluate_composite(config, composite, events, end)
+        sli_period, spent, total = period_share(config, composite, events, report, start, end)
+        status = slo_status(report.status, report.budget_remaining, report.burn_rate_24h)
+        rows.append({
+            "slo": composite.name, "sli_kind": "composite", "status": status,
+            "objective": composite.objective, "window": report.window,
+            "sli_period": sli_period, "sli_window": report.sli, "events_period": total,
+            "events_window": report.total,
+            "budget_spent_period": None if spent is None else 100 * spent,
+            "budget_remaining": (None if report.budget_remaining is None
+                                 else 100 * report.budget_remaining),
+            "burn_rate_1h": report.burn_rate_1h, "burn_rate_24h": report.burn_rate_24h,
+            "data_coverage": (100 * report.minutes_with_data / report.window_minutes
+                              if report.window_minutes else None),
+            "reason": _REASONS.get(report.status, "") or report.note,
+        })
+    return rows
 
 
 _TRAFFIC = """

@@ -23,6 +23,12 @@ from mysetlist_slo.capacity.plan import CapacityPlan, capacity_plan
 from mysetlist_slo.capacity.users import ActiveUsersReport, active_users_report
 from mysetlist_slo.config import Config
 from mysetlist_slo.errors import InsufficientDataError, SloError
+from mysetlist_slo.report.budget_policy import (
+    STATE_WORDS,
+    BudgetPolicySection,
+    budget_policy_section,
+    policy_document,
+)
 from mysetlist_slo.report.formatting import (
     STATUS_WORDS,
     fmt,
@@ -184,12 +190,13 @@ def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headlin
                     attribution: VitalsAttribution | None = None,
                     deploys: DeployImpact | None = None,
                     users: ActiveUsersReport | None = None,
-                    app_errors: AppErrors | None = None) -> dict[str, Any]:
+                    app_errors: AppErrors | None = None,
+                    budget_policy: BudgetPolicySection | None = None) -> dict[str, Any]:
     """Return the weekly report's summary.json content (schema version 2) from the week's
     WeeklySummary, its SLO overview (``overview.slo_overview``), both weeks' headlines, and the
     optional sections (None: not evaluated, and no key): scalability and recovery, the Web
     Vitals attribution findings, the week's deploys, active users and concurrency, application
-    errors (Sentry)."""
+    errors (Sentry), the error-budget policy."""
     statuses = overview["status"].tolist() if len(overview) else []
     slos = [{
         "name": row["slo"], "sli": row["sli_kind"], "status": row["status"],
@@ -260,6 +267,8 @@ def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headlin
         document["active_users"] = users.to_dict()
     if app_errors is not None:
         document["application_errors"] = app_errors_document(app_errors)
+    if budget_policy is not None:
+        document["error_budget_policy"] = policy_document(budget_policy)
     return document
 
 
@@ -489,7 +498,8 @@ def summary_document(kind: str, con: duckdb.DuckDBPyConnection, config: Config,
                                attribution=vitals_attribution_findings(con, config, start, end),
                                deploys=deploy_impact(con, config, start, end),
                                users=active_users_report(con, config, start, end),
-                               app_errors=application_errors(con, config, start, end))
+                               app_errors=application_errors(con, config, start, end),
+                               budget_policy=budget_policy_section(con, config, end))
     if kind == "capacity":
         try:
             plan: CapacityPlan | None = capacity_plan(con, config, end)
@@ -575,6 +585,19 @@ def _lines(document: dict[str, Any]) -> list[str]:
         for part in recovery["parts"]:  # findings only: the digest stays short
             lines += [f"- {esc(part['part'])}: {esc(item['topic'])}: {esc(item['finding'])}"
                       for item in part["items"] if item["status"] == "at_risk"]
+        policy = document.get("error_budget_policy") or {"slos": [], "composites": []}
+        for state in policy["slos"]:  # what the policy asks: frozen and exhausted SLOs only
+            if state["state"] != "normal":
+                lines.append(f"- policy: {esc(state['name'])}: {STATE_WORDS[state['state']]}"
+                             + (f" since {esc(state['since'])}" if state["since"] else "")
+                             + f", budget left {fmt(state['budget_remaining_pct'], 'pct')}"
+                             + (" (postmortem due)" if state["postmortem"] else ""))
+        for composite in policy["composites"]:
+            spent = [m for m in composite["members"] if m["budget_spent_pct"]]
+            if spent:
+                top = max(spent, key=lambda m: m["budget_spent_pct"])
+                lines.append(f"- {esc(composite['name'])}: {esc(top['slo'])} spent "
+                             f"{fmt(top['budget_spent_pct'], 'pct')} of the combined budget")
         if document.get("vitals_attribution"):
             lines.append(attribution_digest_line(document["vitals_attribution"]))
         lines += _deploy_lines(document.get("deploys"))
