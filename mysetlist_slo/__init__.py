@@ -53,7 +53,7 @@ from mysetlist_slo.slo.budgets import (
     exhaustion_forecast,
 )
 from mysetlist_slo.slo.incidents import probe_outages
-from mysetlist_slo.slo.latency import count_below, latency_percentiles
+from mysetlist_slo.slo.latency import count_below, exact_share, latency_percentiles
 from mysetlist_slo.sources import parse_requests
 from mysetlist_slo.store.database import ingest_registry, open_store
 from mysetlist_slo.store.ingest import IngestResult, ingest_file, ingest_files
@@ -98,6 +98,7 @@ __all__ = [
     "drills_due",
     "error_budget",
     "error_budgets",
+    "exact_share",
     "exhaustion_forecast",
     "generate_demo",
     "ingest_file",

@@ -16,6 +16,7 @@ from mysetlist_slo.slo.alerts import backtest_alerts, budget_incidents
 from mysetlist_slo.slo.budgets import error_budgets
 from mysetlist_slo.slo.incidents import probe_outages
 from mysetlist_slo.slo.latency import latency_percentiles
+from mysetlist_slo.store.rollups import SLOT, sketch_value_ms_sql
 from mysetlist_slo.vitals.field import cwv_assessment, vitals_regressions, web_vitals_summary
 
 
@@ -61,21 +62,25 @@ WITH counts AS (
     GROUP BY route
 ),
 ranked AS (
-    SELECT route, bucket_us, sum(count) AS n,
-           sum(sum(count)) OVER (PARTITION BY route ORDER BY bucket_us) AS up_to,
+    SELECT route, bucket, sum(count) AS n,
+           sum(sum(count)) OVER (PARTITION BY route ORDER BY bucket) AS up_to,
            sum(sum(count)) OVER (PARTITION BY route) AS timed
-    FROM latency_histogram
-    WHERE minute >= ? AND minute < ?
-    GROUP BY route, bucket_us
+    FROM latency_sketch
+    WHERE slot > ? AND slot < ?
+    GROUP BY route, bucket
 ),
-percentiles AS (
+buckets AS (
     -- Nearest rank per route, as latency.latency_percentiles does for one selection.
     SELECT route, any_value(timed) AS timed,
-           min(bucket_us) FILTER (WHERE up_to >= ceil(0.50 * timed)) / 1000.0 AS p50_ms,
-           min(bucket_us) FILTER (WHERE up_to >= ceil(0.95 * timed)) / 1000.0 AS p95_ms,
-           min(bucket_us) FILTER (WHERE up_to >= ceil(0.99 * timed)) / 1000.0 AS p99_ms
+           min(bucket) FILTER (WHERE up_to >= ceil(0.50 * timed)) AS p50,
+           min(bucket) FILTER (WHERE up_to >= ceil(0.95 * timed)) AS p95,
+           min(bucket) FILTER (WHERE up_to >= ceil(0.99 * timed)) AS p99
     FROM ranked
     GROUP BY route
+),
+percentiles AS (
+    SELECT route, {p50} AS p50_ms, {p95} AS p95_ms, {p99} AS p99_ms
+    FROM buckets
 )
 SELECT counts.route, counts.requests, counts.errors_5xx,
        counts.errors_5xx / counts.requests AS error_rate,
@@ -83,14 +88,16 @@ SELECT counts.route, counts.requests, counts.errors_5xx,
 FROM counts LEFT JOIN percentiles USING (route)
 WHERE counts.requests >= ?
 ORDER BY counts.requests DESC
-"""
+""".format(p50=sketch_value_ms_sql("p50"), p95=sketch_value_ms_sql("p95"),
+           p99=sketch_value_ms_sql("p99"))
 
 
 def latency_by_route(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
                      min_requests: int = 100) -> pd.DataFrame:
     """Return per route with at least ``min_requests`` in [start, end): requests, 5xx, error
-    rate and p50/p95/p99 latency (ms, from the histograms), busiest first."""
-    return con.execute(_BY_ROUTE, [start, end, start, end, min_requests]).df()
+    rate and p50/p95/p99 latency (ms, from the 5-minute sketches overlapping the window, within
+    1 % of exact), busiest first."""
+    return con.execute(_BY_ROUTE, [start, end, start - SLOT, end, min_requests]).df()
 
 
 @dataclass
