@@ -8,6 +8,16 @@ from mysetlist_slo.capacity.loadtests import (
     load_test_endpoints,
     load_test_runs,
 )
+from mysetlist_slo.capacity.users import (
+    ActiveUsersReport,
+    UserBehaviour,
+    active_user_count,
+    active_users,
+    active_users_report,
+    concurrent_users,
+    person_map,
+    user_behaviour,
+)
 from mysetlist_slo.config import Config, load_config
 from mysetlist_slo.demo import DemoManifest, generate_demo
 from mysetlist_slo.errors import (
@@ -52,12 +62,24 @@ from mysetlist_slo.slo.budgets import (
     error_budgets,
     exhaustion_forecast,
 )
+from mysetlist_slo.slo.deploys import (
+    DeployImpact,
+    budget_spent,
+    deploy_events,
+    deploy_impact,
+    histogram_mann_whitney,
+)
 from mysetlist_slo.slo.incidents import probe_outages
 from mysetlist_slo.slo.latency import count_below, exact_share, latency_percentiles
 from mysetlist_slo.sources import parse_requests
 from mysetlist_slo.store.database import ingest_registry, open_store
 from mysetlist_slo.store.ingest import IngestResult, ingest_file, ingest_files
 from mysetlist_slo.store.routes import RouteNormaliser
+from mysetlist_slo.vitals.attribution import (
+    VitalsAttribution,
+    vitals_attribution,
+    vitals_attribution_findings,
+)
 
 try:
     __version__ = version("mysetlist-slo")
@@ -65,11 +87,13 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0"
 
 __all__ = [
+    "ActiveUsersReport",
     "AlertBacktest",
     "BudgetReport",
     "Config",
     "ConfigError",
     "DemoManifest",
+    "DeployImpact",
     "DeployedRules",
     "IngestError",
     "IngestResult",
@@ -80,7 +104,12 @@ __all__ = [
     "SchemaVersionError",
     "SloError",
     "StoreBusyError",
+    "UserBehaviour",
+    "VitalsAttribution",
     "__version__",
+    "active_user_count",
+    "active_users",
+    "active_users_report",
     "backtest_alerts",
     "backtest_rules",
     "backtest_verdict",
@@ -90,10 +119,14 @@ __all__ = [
     "budget_burndown",
     "budget_incidents",
     "budget_report",
+    "budget_spent",
     "burn_rate",
     "burn_rate_alerts",
     "burn_rate_series",
+    "concurrent_users",
     "count_below",
+    "deploy_events",
+    "deploy_impact",
     "drill_results",
     "drills_due",
     "error_budget",
@@ -101,6 +134,7 @@ __all__ = [
     "exact_share",
     "exhaustion_forecast",
     "generate_demo",
+    "histogram_mann_whitney",
     "ingest_file",
     "ingest_files",
     "ingest_registry",
@@ -111,6 +145,7 @@ __all__ = [
     "load_test_runs",
     "open_store",
     "parse_requests",
+    "person_map",
     "probe_outages",
     "prometheus_rules",
     "read_rules",
@@ -121,4 +156,7 @@ __all__ = [
     "scalability_recovery",
     "static_alerts",
     "traffic_failovers",
+    "user_behaviour",
+    "vitals_attribution",
+    "vitals_attribution_findings",
 ]

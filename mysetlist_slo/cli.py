@@ -320,7 +320,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     outputs = run_report(args.kind, week=args.week, db=args.db, config=args.config,
                          out=args.out, timezone=args.timezone, title=args.title,
-                         progress=sys.stderr.isatty(), wait=_wait(args, REPORT_WAIT))
+                         progress=sys.stderr.isatty(), wait=_wait(args, REPORT_WAIT),
+                         cell_timeout=args.cell_timeout)
     _say(f"report written to {outputs.folder}/ (report.html, summary.json, summary.md)")
     # The digest quotes routes and URLs from the logs: shown, never obeyed by the terminal.
     print(terminal_safe(outputs.summary_md.read_text("utf-8")))
@@ -598,6 +599,21 @@ def _collect_pull(args: argparse.Namespace) -> Callable[[], str]:
                     f"{samples} samples stored")
 
         return pull_prometheus
+    if args.system == "posthog":
+        from mysetlist_slo.collect.posthog import api_key, collect_posthog
+
+        key = api_key(key_file=args.key_file)
+
+        def pull_posthog() -> str:
+            results = collect_posthog(
+                args.db, args.url, args.project, key, start=args.start, end=args.end,
+                since=timedelta(seconds=args.since), page_size=args.page_size,
+                timeout_s=args.timeout)
+            events = sum(r.loaded for r in results)
+            return (f"{safe_url(args.url)} project {args.project}: {len(results)} pages, "
+                    f"{events} events stored")
+
+        return pull_posthog
     collect = {"postgres": collect_postgres, "pgbouncer": collect_pgbouncer,
                "redis": collect_redis}[args.system]
     target = args.url if args.system == "redis" else args.dsn
@@ -648,12 +664,13 @@ def _add_collect(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     collect = commands.add_parser(
         "collect", help="pull a snapshot from a live system into the store",
         formatter_class=formatter,
-        description="Pull from a running PostgreSQL, PgBouncer, Redis or Prometheus and store "
-                    "it like a file: one transaction, registered in the ingest registry. "
+        description="Pull from a running PostgreSQL, PgBouncer, Redis, Prometheus or PostHog "
+                    "and store it like a file: one transaction, registered in the ingest registry. "
                     "Passwords and tokens are never printed or stored: give them in the DSN/URL "
                     "(PostgreSQL: PGPASSWORD or ~/.pgpass work too; Redis: REDISCLI_AUTH) or, "
                     "for Prometheus, in MYSETLIST_SLO_PROMETHEUS_TOKEN, "
-                    "MYSETLIST_SLO_PROMETHEUS_USER/_PASSWORD or a file.",
+                    "MYSETLIST_SLO_PROMETHEUS_USER/_PASSWORD or a file; for PostHog, in "
+                    "MYSETLIST_SLO_POSTHOG_API_KEY (or POSTHOG_PERSONAL_API_KEY) or a file.",
         epilog=_examples(
             "mysetlist-slo collect postgres --dsn 'host=db dbname=shop user=monitor'",
             "mysetlist-slo collect pgbouncer --dsn 'host=db port=6432 dbname=pgbouncer "
@@ -661,12 +678,15 @@ def _add_collect(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
             "mysetlist-slo collect redis --url redis://cache:6379/0 --every 60s",
             "mysetlist-slo collect prometheus --url http://prometheus:9090 --since 7d",
             "mysetlist-slo collect prometheus --url http://prometheus:9090 "
-            "--query 'rps=sum(rate(http_requests_total[5m]))' --step 1m"))
+            "--query 'rps=sum(rate(http_requests_total[5m]))' --step 1m",
+            "mysetlist-slo collect posthog --url https://us.posthog.com --project 12345 "
+            "--since 7d"))
     systems = collect.add_subparsers(dest="system", metavar="SYSTEM", required=True)
     for name, what in (("postgres", "pg_stat_statements, max_connections, sessions"),
                        ("pgbouncer", "SHOW STATS, SHOW POOLS, pool settings"),
                        ("redis", "INFO stats/memory/clients/keyspace, LATENCY LATEST"),
-                       ("prometheus", "query_range of named PromQL queries, resumable")):
+                       ("prometheus", "query_range of named PromQL queries, resumable"),
+                       ("posthog", "product events through the Query API, resumable")):
         system = systems.add_parser(name, help=what, parents=[shared])
         if name in ("postgres", "pgbouncer"):
             system.add_argument("--dsn", required=True,
@@ -677,8 +697,22 @@ def _add_collect(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
             system.add_argument("--url", required=True, help="server URL")
         system.add_argument("--every", type=_seconds, default=None, metavar="DURATION",
                             help="keep pulling every DURATION (30s, 1m) until SIGTERM")
-        system.add_argument("--timeout", type=_seconds, default=5.0 if name != "prometheus"
-                            else 30.0, metavar="DURATION", help="per connection/request")
+        system.add_argument("--timeout", type=_seconds, default=5.0 if name not in (
+                            "prometheus", "posthog") else 30.0, metavar="DURATION",
+                            help="per connection/request")
+        if name == "posthog":
+            system.add_argument("--project", required=True, help="PostHog project id")
+            system.add_argument("--since", type=_seconds, default=86400.0, metavar="DURATION",
+                                help="how far back a first run starts (default: 1d)")
+            system.add_argument("--start", type=_parse_time, help="start, ISO 8601 with zone")
+            system.add_argument("--end", type=_parse_time,
+                                help="end, ISO 8601 with zone (default: now less 10 minutes)")
+            system.add_argument("--page-size", type=int, default=10_000, metavar="N",
+                                help="events per request (default: 10000)")
+            system.add_argument("--key-file", type=Path,
+                                help="file holding the personal API key (default: "
+                                     "$MYSETLIST_SLO_POSTHOG_API_KEY or "
+                                     "$POSTHOG_PERSONAL_API_KEY)")
         if name == "prometheus":
             system.add_argument("--query", action="append", type=_prometheus_query,
                                 metavar="NAME=PROMQL",
@@ -792,6 +826,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--timezone", type=_parse_timezone,
                         help="time zone that cuts the week (default: config's)")
     report.add_argument("--title", help="report title")
+    report.add_argument("--cell-timeout", type=_parse_duration, default=1800.0, metavar="DURATION",
+                        help="stop with an error when one notebook cell (or the kernel's start) "
+                             "runs longer than this (default: 30m)")
     report.add_argument("--fail-on", choices=("breach", "never"), default="never",
                         help="exit with status 3 when any SLO is out of budget")
     report.add_argument("--notify", action="append", default=[], metavar="URL",

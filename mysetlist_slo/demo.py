@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -244,11 +245,15 @@ def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, w
     pages = np.isin(templates, [r.template for r in ROUTES if not r.static and
                                 not r.template.startswith("/api/")]) & (agents != _BOT)
     viewed = np.flatnonzero(pages & (rng.random(total) < 0.2))  # a fifth of views send beacons
+    # Attribution draws from its own stream: the values drawn before it stay as they were.
     _write_vitals(out_dir / "vitals.jsonl", rng, seconds[viewed], templates[viewed],
-                  paths[viewed], agents[viewed], regression, manifest)
+                  paths[viewed], agents[viewed], regression, manifest,
+                  np.random.default_rng([seed, 18]))
     _write_lighthouse(out_dir / "lighthouse", rng, start, end, regression, manifest)
     _write_capacity(out_dir / "capacity", rng, seconds, start, end, manifest)
     _write_recovery(out_dir / "recovery", seed, start, end, manifest)
+    _write_deploys(out_dir / "deploys", end, spike, manifest)
+    _write_posthog(out_dir / "posthog-events.jsonl", seed, seconds, end, manifest)
     (out_dir / "manifest.json").write_text(manifest.to_json(), "utf-8")
     return manifest
 
@@ -294,12 +299,121 @@ _LCP_MEDIAN = {"/": 1700, "/artist/[slug]": 2000, "/show/[id]": 1600, "/venue/[s
 _DEVICE = {"desktop": (1.0, 0.35), "tablet": (1.15, 0.42), "phone": (1.35, 0.5)}
 
 
+# The web-vitals attribution build's fields the demo's beacons carry. LCP elements per route
+# (selector, share of views, resource URL pattern or None for text); the artist page's hero
+# image is not preloaded, so its request starts late: resource load delay dominates there.
+HERO_IMAGE = "main > section.artist-hero > img"
+SEARCH_BOX = "header form.search > input#q"
+_LCP_ELEMENTS: dict[str, list[tuple[str, float, str | None]]] = {
+    "/": [("main > h1.tagline", 0.7, None),
+          ("section.trending > a:nth-child(1) > img", 0.3, "/_next/image?url=%2Ftrending.jpg")],
+    "/artist/[slug]": [(HERO_IMAGE, 0.85, "/_next/image?url=%2Fartists%2F{slug}-hero.jpg"),
+                       ("main > h1.artist-name", 0.15, None)],
+    "/show/[id]": [("main > h1.show-title", 1.0, None)],
+    "/venue/[slug]": [("main > img.venue-photo", 0.8, "/_next/image?url=%2Fvenues%2F{slug}.jpg"),
+                      ("main > h1.venue-name", 0.2, None)],
+    "/setlist/[id]": [("ol.setlist > li:nth-child(1)", 1.0, None)],
+    "/search": [("main > h1", 1.0, None)],
+}
+# How the time after TTFB splits for an image (delay, load duration; the rest is render delay).
+_IMAGE_SPLIT = {HERO_IMAGE: (0.62, 0.22)}
+_OTHER_IMAGE_SPLIT = (0.15, 0.55)
+# Interaction targets: on /search most interactions type into the search box, whose handler
+# filters the whole result list on every key (long processing): INP is poor there.
+_INP_TARGETS = [("button.vote", "pointer"), ("a.show-link", "pointer"),
+                ("nav > button.menu-toggle", "pointer")]
+_SEARCH_BOX_SHARE = 0.7
+_SEARCH_BOX_SLOWDOWN = 4.5
+_SHIFT_SOURCES = {"/": "section.trending", "/artist/[slug]": "div.tour-dates",
+                  "/show/[id]": "div.setlist-embed", "/venue/[slug]": "div.map",
+                  "/setlist/[id]": "aside.ad-slot", "/search": "ul.results"}
+
+
+def _vitals_attribution(rng: np.random.Generator, templates: np.ndarray, paths: np.ndarray,
+                        values: dict[str, np.ndarray]) -> list[dict[str, dict[str, object]]]:
+    """Return, per page view, the ``attribution`` object of LCP, INP and CLS as the
+    web-vitals attribution build (v5) reports it (TTFB's is left out: the report does not
+    rank it, and the demo's load time stays about the same); slows the search box's
+    interactions in ``values``. Phases are computed on whole arrays; the loop only builds
+    the objects."""
+    n = len(templates)
+    search_box = (templates == "/search") & (rng.random(n) < _SEARCH_BOX_SHARE)
+    values["INP"][search_box] *= _SEARCH_BOX_SLOWDOWN
+    pick, other_target = rng.random(n), rng.integers(0, len(_INP_TARGETS), n)
+    jitter = rng.uniform(0.85, 1.15, (n, 4))
+    shift_time = np.round(rng.uniform(300, 4000, n), 1).tolist()
+    shift_share = rng.uniform(0.5, 1.0, n)
+
+    # LCP: each view's element (the first whose cumulative share exceeds its draw) and how
+    # the time after TTFB splits: an image waits (delay) and loads (duration), text renders.
+    lcp, ttfb = values["LCP"], values["TTFB"]
+    first = np.minimum(ttfb, 0.9 * lcp)  # TTFB is part of LCP: the rest comes after it
+    after = lcp - first
+    elements = np.empty(n, dtype=object)
+    patterns = np.full(n, None, dtype=object)
+    delay_share, duration_share = np.zeros(n), np.zeros(n)
+    for route, options in _LCP_ELEMENTS.items():
+        rows = np.flatnonzero(templates == route)
+        shares = np.cumsum([share for _, share, _ in options])
+        chosen = np.minimum(np.searchsorted(shares, pick[rows], "right"), len(options) - 1)
+        for k, (element, _, pattern) in enumerate(options):
+            picked = rows[chosen == k]
+            elements[picked], patterns[picked] = element, pattern
+            if pattern is not None:
+                delay_share[picked], duration_share[picked] = _IMAGE_SPLIT.get(
+                    element, _OTHER_IMAGE_SPLIT)
+    delay = after * np.minimum(0.95, delay_share * jitter[:, 0])
+    duration = np.minimum(after - delay, after * duration_share * jitter[:, 1])
+    lcp_phases = [np.round(x, 1).tolist() for x in (first, delay, duration,
+                                                     lcp - first - delay - duration)]
+    # INP: the search box's time goes to its key handler; elsewhere input delay and
+    # presentation take their usual shares.
+    inp = values["INP"]
+    input_delay = inp * np.where(search_box, 0.1, 0.25) * jitter[:, 2]
+    processing = inp * np.where(search_box, 0.72, 0.35) * jitter[:, 3]
+    inp_phases = [np.round(x, 1).tolist() for x in (
+        input_delay, processing, np.maximum(0.0, inp - input_delay - processing))]
+    cls = values["CLS"].tolist()
+    largest = np.round(values["CLS"] * shift_share, 4).tolist()
+    slugs = [str(path).rsplit("/", 1)[-1] for path in paths]
+    # Python lists: indexing numpy arrays one element at a time is what would cost here.
+    boxed, others, routes = search_box.tolist(), other_target.tolist(), templates.tolist()
+    picked_elements, picked_patterns = elements.tolist(), patterns.tolist()
+
+    out = []
+    for i in range(n):
+        lcp_attribution: dict[str, object] = {
+            "target": picked_elements[i], "timeToFirstByte": lcp_phases[0][i],
+            "resourceLoadDelay": lcp_phases[1][i], "resourceLoadDuration": lcp_phases[2][i],
+            "elementRenderDelay": lcp_phases[3][i]}
+        if picked_patterns[i] is not None:
+            lcp_attribution["url"] = ("https://mysetlist.example"
+                                      + picked_patterns[i].format(slug=slugs[i]))
+        target, kind = (SEARCH_BOX, "keyboard") if boxed[i] else _INP_TARGETS[others[i]]
+        cls_attribution: dict[str, object] = {"loadState": "complete"}
+        if cls[i] > 0:
+            cls_attribution.update({"largestShiftTarget": _SHIFT_SOURCES[routes[i]],
+                                    "largestShiftTime": shift_time[i],
+                                    "largestShiftValue": largest[i]})
+        out.append({
+            "LCP": lcp_attribution,
+            "INP": {"interactionTarget": target, "interactionType": kind,
+                    "inputDelay": inp_phases[0][i], "processingDuration": inp_phases[1][i],
+                    "presentationDelay": inp_phases[2][i], "loadState": "complete"},
+            "CLS": cls_attribution})
+    return out
+
+
 def _write_vitals(path: Path, rng: np.random.Generator, seconds: np.ndarray,
                   templates: np.ndarray, paths: np.ndarray, agents: np.ndarray,
-                  regression: PlantedEvent, manifest: DemoManifest) -> None:
+                  regression: PlantedEvent, manifest: DemoManifest,
+                  attribution_rng: np.random.Generator) -> None:
     """Write web-vitals beacons (JSON Lines) for page views: LCP, FCP, TTFB, CLS for each,
     INP for the views with an interaction; /show/[id]'s LCP regresses with the release.
-    Some CLS and INP are reported twice (they grow), a few retired FID records come along."""
+    Some CLS and INP are reported twice (they grow), a few retired FID records come along.
+    LCP, INP and CLS carry the attribution build's fields: /artist/[slug]'s hero image
+    is its LCP element, late through resource load delay; /search's search box makes INP
+    poor."""
     from mysetlist_slo.vitals.field import rating  # the demo rates as the library does
 
     factors = _FORM_FACTOR[agents]
@@ -319,6 +433,7 @@ def _write_vitals(path: Path, rng: np.random.Generator, seconds: np.ndarray,
     }
     interacted = rng.random(len(lcp)) < 0.6
     repeated = rng.random(len(lcp)) < 0.1
+    attributions = _vitals_attribution(attribution_rng, templates, paths, values)
     stamps = [datetime.fromtimestamp(int(s), UTC).isoformat() for s in seconds]
     with open(path, "w", encoding="utf-8") as handle:
         for i in range(len(lcp)):
@@ -331,15 +446,29 @@ def _write_vitals(path: Path, rng: np.random.Generator, seconds: np.ndarray,
                           "delta": value, "id": f"v4-{seconds[i]}-{i}-{name}",
                           "navigationType": "navigate", "url": page,
                           "userAgent": USER_AGENTS[agents[i]], "timestamp": stamps[i]}
+                if name in attributions[i]:
+                    beacon["attribution"] = attributions[i][name]
                 if name in ("CLS", "INP") and repeated[i]:
                     early = round(value * 0.6, 4 if name == "CLS" else 1)
-                    handle.write(json.dumps({**beacon, "value": early, "delta": early,
-                                             "rating": rating(name, early)}) + "\n")
+                    # An earlier, smaller report: its attribution is not the final one's.
+                    first = {**beacon, "value": early, "delta": early,
+                             "rating": rating(name, early)}
+                    first.pop("attribution", None)
+                    handle.write(json.dumps(first) + "\n")
                 handle.write(json.dumps(beacon) + "\n")
             if i % 100 == 0:  # an old tag still reporting the retired First Input Delay
                 handle.write(json.dumps({"name": "FID", "value": 12, "id": f"fid-{i}",
                                          "url": page, "timestamp": stamps[i]}) + "\n")
     manifest.files.append(str(path))
+    start, end = (datetime.fromtimestamp(int(s), UTC) for s in (seconds.min(), seconds.max() + 1))
+    manifest.events += [
+        PlantedEvent("lcp_hero_image", start, end,
+                     f"/artist/[slug]: the hero image ({HERO_IMAGE}) is the LCP element of "
+                     "85 % of views, its p75 dominated by resource load delay"),
+        PlantedEvent("inp_search_box", start, end,
+                     f"/search: the search box ({SEARCH_BOX}) takes 70 % of interactions, "
+                     f"{_SEARCH_BOX_SLOWDOWN}x slower (long key handler): poor INP"),
+    ]
 
 
 def _write_lighthouse(folder: Path, rng: np.random.Generator, start: datetime, end: datetime,
@@ -575,3 +704,122 @@ def _write_recovery(folder: Path, seed: int, start: datetime, end: datetime,
                  f"k6-{last_week:%Y%m%d}.summary.json"):
         manifest.files.append(str(folder / name))
     manifest.events += [missed, shrunk, slow, overdue]
+
+
+def _commit(name: str) -> str:
+    """Return a made-up 40-hex-digit commit id for ``name`` (git's length)."""
+    return hashlib.sha256(name.encode()).hexdigest()[:40]
+
+
+def _write_deploys(folder: Path, end: datetime, spike: PlantedEvent,
+                   manifest: DemoManifest) -> None:
+    """Write the deploy log (JSON Lines) and Vercel's deployments response for the same
+    releases: several production deploys at quiet moments, the bad release v2.14.0 at the
+    start of the error spike and its fix 40 minutes later; Vercel also lists a preview
+    deployment and a production build that failed (neither went live)."""
+    folder.mkdir(exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    last_week = end - timedelta(days=7)
+    releases = [("v2.12.0", last_week - timedelta(days=5) + timedelta(hours=14, minutes=10)),
+                ("v2.13.0", last_week - timedelta(days=2) + timedelta(hours=11, minutes=30)),
+                ("v2.13.1", last_week + timedelta(hours=13)),
+                ("v2.13.2", last_week + timedelta(days=1, hours=15, minutes=30)),
+                ("v2.14.0", spike.start),
+                ("v2.14.1", spike.end),
+                ("v2.14.2", last_week + timedelta(days=5, hours=10))]
+    releases = [(version, when) for version, when in releases if when >= manifest.start]
+    commits = {version: _commit(version) for version, _ in releases}
+    log = [json.dumps({"timestamp": f"{when:%Y-%m-%dT%H:%M:%SZ}", "service": "mysetlist-web",
+                       "version": version, "environment": "production",
+                       "commit": commits[version]})
+           for version, when in releases]
+    (folder / "deploys.jsonl").write_text("\n".join(log) + "\n", "utf-8")
+
+    def vercel(uid: str, ref: str, sha: str, when: datetime, state: str,
+               target: str | None) -> dict[str, object]:
+        created = int(when.timestamp() * 1000) - 95_000  # a build of about a minute and a half
+        return {"uid": f"dpl_{uid}", "name": "mysetlist-web",
+                "url": f"mysetlist-web-{sha[:9]}-mysetlist.vercel.app", "created": created,
+                "state": state, "readyState": state, "type": "LAMBDAS", "target": target,
+                "meta": {"githubCommitRef": ref, "githubCommitSha": sha},
+                "createdAt": created, "buildingAt": created + 3_000,
+                **({"ready": int(when.timestamp() * 1000)} if state == "READY" else {})}
+
+    deployments = [vercel(commits[v][:24], v, commits[v], when, "READY", "production")
+                   for v, when in releases]
+    first = releases[-1][1] - timedelta(hours=3)
+    deployments += [vercel("preview000000000000000000", "feature/search-box",
+                           _commit("preview"), first, "READY", None),
+                    vercel("failed0000000000000000000", "v2.14.2-rc1",
+                           _commit("v2.14.2-rc1"), first, "ERROR", "production")]
+    deployments.sort(key=lambda d: -int(str(d["created"])))  # newest first, as the API lists
+    response = {"deployments": deployments,
+                "pagination": {"count": len(deployments), "next": None, "prev": None}}
+    (folder / "vercel-deployments.json").write_text(json.dumps(response, indent=1), "utf-8")
+    manifest.files += [str(folder / "deploys.jsonl"), str(folder / "vercel-deployments.json")]
+    manifest.events.append(PlantedEvent(
+        "bad_release", spike.start, spike.end,
+        "release v2.14.0 of mysetlist-web: the error spike starts with it, v2.14.1 fixes it"))
+PEAK_SESSIONS = 6_000
+_PAGES = ["/", "/artist/radiohead", "/artist/taylor-swift", "/show/8812", "/venue/red-rocks",
+          "/search", "/setlist/20931"]
+_DEVICE_TYPES = ["Desktop", "Mobile", "Mobile", "Tablet"]
+
+
+def _write_posthog(path: Path, seed: int, seconds: np.ndarray, end: datetime,
+                   manifest: DemoManifest) -> None:
+    """Write PostHog product events (JSON Lines, the batch-export shape): about one session
+    per 120 requests, starting when requests do, of returning visitors of whom some log in
+    ($identify joins their anonymous id), and a planted concert-announcement peak: 6,000 new
+    visitors all active in one 5-minute window of the last week (Thursday 20:00 New York)."""
+    rng = np.random.default_rng(seed + 13)  # its own stream: the other files stay as they were
+    last_week = end - timedelta(days=7)
+    peak_start = last_week + timedelta(days=4, hours=1)
+    peak = PlantedEvent("concurrency_peak", peak_start, peak_start + timedelta(minutes=5),
+                        f"concert announcement: {PEAK_SESSIONS:,} visitors active in the same "
+                        "5-minute window")
+    sessions = max(1, len(seconds) // 120)
+    starts = np.sort(rng.choice(seconds, sessions))
+    persons = max(1, sessions // 4)
+    person = rng.zipf(1.6, sessions) % persons  # a few come back often, most rarely
+    identified = rng.random(persons) < 0.4
+    greeted = np.zeros(persons, dtype=bool)
+    lines: list[str] = []
+
+    def event(name: str, distinct_id: str, when: float, session: str, device: str,
+              extra: dict[str, str] | None = None) -> None:
+        stamp = datetime.fromtimestamp(float(when), UTC).isoformat(timespec="milliseconds")
+        properties = {"$session_id": session, "$current_url": "https://mysetlist.example"
+                      + _PAGES[int(rng.integers(len(_PAGES)))], "$device_type": device,
+                      **(extra or {})}
+        lines.append(json.dumps({"uuid": f"01930000-0000-7000-8000-{len(lines):012d}",
+                                 "event": name, "properties": properties,
+                                 "distinct_id": distinct_id, "timestamp": stamp.replace(
+                                     "+00:00", "Z")}))
+
+    limit = end.timestamp()
+    for index in range(sessions):
+        who = int(person[index])
+        device = _DEVICE_TYPES[who % len(_DEVICE_TYPES)]
+        session = f"s-{index}"
+        anon = f"anon-{who}"
+        distinct = f"user-{who}" if identified[who] and greeted[who] else anon
+        times = np.sort(starts[index] + rng.uniform(0, 1200, int(rng.integers(2, 6))))
+        times = times[times < limit]
+        for k, when in enumerate(times):
+            event("$pageview", distinct, when, session, device)
+            if k == 0 and identified[who] and not greeted[who]:
+                greeted[who] = True
+                event("$identify", f"user-{who}", when + 1, session, device,
+                      {"$anon_distinct_id": anon})
+                distinct = f"user-{who}"
+    base = peak_start.timestamp()
+    for index in range(PEAK_SESSIONS):
+        session, anon = f"peak-{index}", f"peak-anon-{index}"
+        device = _DEVICE_TYPES[index % len(_DEVICE_TYPES)]
+        for when in (base + rng.uniform(0, 150), base + rng.uniform(150, 299)):
+            event("$pageview", anon, when, session, device)
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    manifest.files.append(str(path))
+    manifest.events.append(peak)

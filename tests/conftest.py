@@ -19,6 +19,13 @@ REAL_DATA = Path(os.environ.get("MYSETLIST_REAL_DATA",
                                 Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))
 
 
+@pytest.fixture(name="fuzz_selected")
+def fixture_fuzz_selected(request: pytest.FixtureRequest) -> None:
+    """Skip unless the run selected the fuzz marker (``pytest -m fuzz``)."""
+    if "fuzz" not in (request.config.option.markexpr or ""):
+        pytest.skip("the full-strength oracle run: select it with -m fuzz")
+
+
 @pytest.fixture(name="real_data")
 def fixture_real_data() -> Path:
     """The folder of real data; skipped outside CI when it is not there, an error in CI."""

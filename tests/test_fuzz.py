@@ -30,6 +30,8 @@ from hypothesis import strategies as st
 from mysetlist_slo import generate_demo, ingest_file, open_store
 from mysetlist_slo.errors import SloError
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
 DEFAULT_EXAMPLES = 10  # per input kind, in every run of the suite (about a minute in all)
 LARGE_EXAMPLES = 300  # per input kind, with -m fuzz
 
@@ -75,6 +77,8 @@ def build_seeds(folder: Path) -> dict[str, tuple[str, bytes]]:
         "probes": ("probes.csv", _head(files["probes.csv"], 15)),
         "vitals": ("vitals.jsonl", _head(files["vitals.jsonl"], 12)),
         "posthog": ("posthog.jsonl", "".join(json.dumps(e) + "\n" for e in posthog).encode()),
+        "posthog-events": ("events.jsonl", (EXAMPLES / "posthog" / "events.jsonl").read_bytes()),
+        "posthog-csv": ("events.csv", (EXAMPLES / "posthog" / "events.csv").read_bytes()),
         "lighthouse": ("lighthouse.json", lighthouse.read_bytes()),
         "prometheus": ("prometheus.json", json.dumps(prometheus).encode()),
         "exposition": ("metrics.prom", b"# HELP up Whether up.\n# TYPE up gauge\n"
@@ -83,6 +87,8 @@ def build_seeds(folder: Path) -> dict[str, tuple[str, bytes]]:
         "pgbouncer-stats": ("stats.csv", _head(files["pgbouncer-stats.csv"], 10)),
         "pgbouncer-pools": ("pools.csv", _head(files["pgbouncer-pools.csv"], 10)),
         "pg-statements": ("statements.csv", _head(files["pg_stat_statements.csv"], 10)),
+        "deploys": ("deploys.jsonl", files["deploys.jsonl"].read_bytes()),
+        "vercel": ("vercel.json", files["vercel-deployments.json"].read_bytes()),
     }
     if REAL_DATA.is_dir():
         seeds["real-apache"] = ("apache.log", _head(REAL_DATA / "apache_combined_2015.log", 15))
@@ -202,7 +208,8 @@ def registry_matches_rows(con: duckdb.DuckDBPyConnection) -> None:
               "parquet": "request_counts", "probes": "probes", "vitals": "vitals",
               "crux": "crux", "lighthouse": "lighthouse", "prometheus": "metrics",
               "pgbouncer-stats": "pgbouncer_stats", "pgbouncer-pools": "pgbouncer_pools",
-              "pg-statements": "pg_statements"}
+              "pg-statements": "pg_statements", "deploys": "deploys",
+              "posthog": "posthog_events"}
     for ingest_id, kind, loaded, rejected in con.execute(
             "SELECT id, kind, loaded, rejected FROM ingests").fetchall():
         table = tables[kind]
@@ -262,8 +269,9 @@ def fixture_fuzzer():  # type: ignore[no-untyped-def]
 
 
 SEED_KINDS = ["nginx", "nginx-gz", "jsonl", "csv", "parquet", "probes", "vitals", "posthog",
+              "posthog-events", "posthog-csv",
               "lighthouse", "prometheus", "exposition", "pgbouncer-stats", "pgbouncer-pools",
-              "pg-statements", "real-apache", "real-crux", "real-crux-history"]
+              "pg-statements", "deploys", "vercel", "real-apache", "real-crux", "real-crux-history"]
 
 
 def fuzz(fuzzer: Fuzzer, kind: str, examples: int) -> None:

@@ -374,13 +374,6 @@ def test_slo_numbers_match_the_oracle(case: Case) -> None:
     check(case)
 
 
-@pytest.fixture(name="fuzz_selected")
-def fixture_fuzz_selected(request: pytest.FixtureRequest) -> None:
-    """Skip unless the run selected the fuzz marker (``pytest -m fuzz``)."""
-    if "fuzz" not in (request.config.option.markexpr or ""):
-        pytest.skip("the full-strength oracle run: select it with -m fuzz")
-
-
 @pytest.mark.fuzz
 @settings(max_examples=FUZZ_EXAMPLES, **_SETTINGS)  # type: ignore[arg-type]
 @given(case=cases())

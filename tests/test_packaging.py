@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import subprocess
 import sys
 import tomllib
 from importlib.metadata import version
 from pathlib import Path
+
+import yaml
 
 import mysetlist_slo
 from mysetlist_slo.cli import main
@@ -20,6 +23,54 @@ def test_every_import_is_declared() -> None:
     result = subprocess.run([sys.executable, "-m", "deptry", "."], cwd=ROOT, capture_output=True,
                             text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _tasks():  # type: ignore[no-untyped-def]
+    """Import tasks.py (a script at the project root, not a module of the package)."""
+    spec = importlib.util.spec_from_file_location("tasks", ROOT / "tasks.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_dependency_has_a_tested_lower_bound() -> None:
+    """Every runtime and extra dependency declares a >= lower bound, and `tasks.py lowest` pins
+    exactly those bounds (the versions its suite run installs)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
+    declared = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        declared += [d for d in extra if not d.startswith(project["name"])]
+    bounds = _tasks().lower_bounds()
+    assert len(bounds) == len(declared)
+    for requirement in declared:
+        name = requirement.split("[")[0].split(">=")[0].strip()
+        assert name in bounds and f">={bounds[name]}" in requirement.replace(" ", "")
+
+
+def test_lower_bounds_refuse_an_unbounded_dependency(tmp_path: Path) -> None:
+    """A dependency without a lower bound stops `tasks.py lowest`, naming it."""
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "x"\ndependencies = ["numpy>=1.26", "pandas"]\n')
+    try:
+        _tasks().lower_bounds(pyproject)
+    except SystemExit as stop:
+        assert "'pandas' declares no lower bound" in str(stop.code)
+    else:
+        raise AssertionError("an unbounded dependency was accepted")
+
+
+def test_docs_are_published_by_the_strict_build() -> None:
+    """Read the Docs and the GitHub Pages workflow build the same MkDocs site, strictly, with the
+    docs extra."""
+    rtd = yaml.safe_load((ROOT / ".readthedocs.yaml").read_text("utf-8"))
+    assert (ROOT / rtd["mkdocs"]["configuration"]).exists() and rtd["mkdocs"]["fail_on_warning"]
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"][
+        "optional-dependencies"]
+    assert all(e in extras for e in rtd["python"]["install"][0]["extra_requirements"])
+    workflow = yaml.safe_load((ROOT / ".github/workflows/docs.yml").read_text("utf-8"))
+    commands = [step.get("run", "") for step in workflow["jobs"]["build"]["steps"]]
+    assert any("mkdocs build --strict" in c for c in commands)
 
 
 def test_version_is_kept_in_one_place(capsys) -> None:

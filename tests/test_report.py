@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
@@ -122,6 +123,28 @@ def test_failed_run_keeps_the_partial_notebook(demo_store_path: Path, tmp_path: 
         run_report("weekly", week=WEEK, db=demo_store_path, out=tmp_path, progress=False)
     assert "failed in cell 3" in str(caught.value)  # after the cell papermill injects
     assert f"LookupError: no rows for {WEEK}" in str(caught.value)
+    assert caught.value.notebook.is_file()
+
+
+def test_a_hung_cell_stops_the_run(demo_store_path: Path, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cell that runs past the cell timeout stops the run with a ReportError saying so (an
+    unattended run never hangs) and keeps the executed notebook."""
+    hanging = nbformat.v4.new_notebook(metadata={
+        "kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"},
+        "language_info": {"name": "python"}})
+    hanging.cells = [nbformat.v4.new_code_cell('db = ""\nweek = ""', metadata={
+                         "tags": ["parameters"]}),
+                     nbformat.v4.new_code_cell("import time\ntime.sleep(600)")]
+    nbformat.write(hanging, tmp_path / "hanging.ipynb")
+    monkeypatch.setattr("mysetlist_slo.report.runner.notebook_path",
+                        lambda name: tmp_path / "hanging.ipynb")
+    started = time.monotonic()
+    with pytest.raises(ReportError) as caught:
+        run_report("weekly", week=WEEK, db=demo_store_path, out=tmp_path, progress=False,
+                   cell_timeout=3)
+    assert "took longer than 3 s" in str(caught.value)
+    assert time.monotonic() - started < 300  # stopped, not slept out
     assert caught.value.notebook.is_file()
 
 

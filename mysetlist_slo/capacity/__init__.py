@@ -40,17 +40,33 @@ from mysetlist_slo.capacity.pools import (
     erlang_c,
     size_pool,
 )
+from mysetlist_slo.capacity.users import (
+    ActiveUsersReport,
+    UserBehaviour,
+    active_user_count,
+    active_users,
+    active_users_report,
+    concurrent_users,
+    person_map,
+    user_behaviour,
+)
 
 __all__ = [
+    "ActiveUsersReport",
     "CapacityPlan",
     "HpaSettings",
     "LoadTestCapacity",
     "PeakPlan",
     "PodModel",
     "PoolSize",
+    "UserBehaviour",
+    "active_user_count",
+    "active_users",
+    "active_users_report",
     "backtest_summary",
     "capacity_outlook",
     "capacity_plan",
+    "concurrent_users",
     "cpu_per_pod",
     "desired_replicas",
     "erlang_b",
@@ -59,6 +75,7 @@ __all__ = [
     "load_test_capacity",
     "load_test_endpoints",
     "load_test_runs",
+    "person_map",
     "pgbouncer_rates",
     "pgbouncer_waits",
     "plan_peak",
@@ -70,4 +87,5 @@ __all__ = [
     "size_pool",
     "statement_times",
     "technical_metrics",
+    "user_behaviour",
 ]

@@ -24,6 +24,7 @@ from mysetlist_slo.capacity.autoscaling import (
 )
 from mysetlist_slo.capacity.forecast import PeakPlan, plan_peak, request_rate
 from mysetlist_slo.capacity.pools import PoolSize, erlang_c, size_pool
+from mysetlist_slo.capacity.users import UserBehaviour, user_behaviour
 from mysetlist_slo.config import Config
 from mysetlist_slo.errors import InsufficientDataError
 
@@ -241,6 +242,11 @@ class CapacityPlan:
     # When the forecast (95 % bound, growth, bursts, headroom) first needs more than
     # maxReplicas; None when it never does within the horizon or the HPA cannot be judged.
     max_replicas_exceeded_at: datetime | None = None
+    # The concurrent-users scenario from measured behaviour (PostHog sessions x requests),
+    # beside the assumed think time's: None without PostHog data.
+    user_behaviour: UserBehaviour | None = None
+    measured_users_rps: float | None = None
+    hpa_measured_users: HpaRecommendation | None = None
 
 
 def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
@@ -304,6 +310,20 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
                 hpa_config.min_replicas, hpa_config.max_replicas,
                 hpa_config.target_cpu_utilization), spare)
             lines.append(f"For that scenario: {scenario.verdict}")
+    behaviour = user_behaviour(con, start, at)
+    measured_rps = measured_scenario = None
+    if behaviour is not None and capacity:
+        measured_rps = capacity.concurrent_users * behaviour.rps_per_user
+        lines.append(f"Measured (PostHog sessions x requests, {behaviour.windows:,} 5-minute "
+                     f"windows): one concurrent user sends {behaviour.rps_per_user:.3f} req/s, "
+                     f"a request every {behaviour.think_time_s:.1f} s (assumed: "
+                     f"{capacity.think_time_s:g} s), so {capacity.concurrent_users:,} users "
+                     f"send {measured_rps:,.0f} req/s.")
+        if model is not None and hpa_config:
+            measured_scenario = recommend_hpa(measured_rps, model, HpaSettings(
+                hpa_config.min_replicas, hpa_config.max_replicas,
+                hpa_config.target_cpu_utilization), spare)
+            lines.append(f"At the measured rate: {measured_scenario.verdict}")
     rates = pgbouncer_rates(con, start, at)
     pool = now_wait = clients = observed = None
     if len(rates) and bouncer:
@@ -346,7 +366,7 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
     return CapacityPlan(peak, folds, model, quality or {}, replay_history, replay_forecast,
                         recommendation, scenario, pool, now_wait, clients, share,
                         statements[statements["mean_ms"] >= 100].head(10), " ".join(lines),
-                        observed, exceeded_at)
+                        observed, exceeded_at, behaviour, measured_rps, measured_scenario)
 
 
 

@@ -277,6 +277,26 @@ _SELECTOR = rf"^({_MATCHER}(\s*,\s*{_MATCHER})*)?$"
 _LABEL_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
+
+class DeploysConfig(_Strict):
+    """How deploys are judged: the hours compared before and after each, which environments
+    serve the SLOs' traffic, and what counts as a regression."""
+
+    hours: Duration = "2h"  # compared: this long after each deploy against as long before
+    environments: list[str] = Field(default_factory=lambda: ["production"])  # deploys judged
+    routes: list[str] = Field(default_factory=lambda: ["*"])  # requests whose errors and latency
+    alpha: float = Field(default=0.01, gt=0, lt=1)  # significance level of each test
+    # A latency regression must also move p95 up by at least this share (with 10,000 requests
+    # a rank test finds shifts no user notices).
+    min_latency_change: float = Field(default=0.1, ge=0, lt=10)
+    min_requests: int = Field(default=100, ge=1)  # in each window, else "not enough requests"
+
+    @property
+    def span(self) -> timedelta:
+        """Return the compared span as a timedelta."""
+        return parse_duration(self.hours)
+
+
 class PromSliQueries(_Strict):
     """One SLO's events as PromQL, each returning one series without labels (``sum(...)``);
     ``{{.window}}`` stands for the range of each recording rule, as in Sloth specs."""
@@ -359,6 +379,7 @@ class Config(_Strict):
     backups: BackupsConfig = BackupsConfig()
     drills: DrillsConfig = DrillsConfig()
     regions: RegionsConfig = RegionsConfig()
+    deploys: DeploysConfig = DeploysConfig()
     prometheus: PrometheusConfig = PrometheusConfig()
     collect: CollectConfig = CollectConfig()
 

@@ -6,7 +6,10 @@ Text from logs (route names) reaches them only as data, which plotly escapes whe
 
 from __future__ import annotations
 
+import html
 import math
+from datetime import UTC
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,14 +37,64 @@ def thin(frame: pd.DataFrame, time: str, columns: list[str],
     return out.reset_index(drop=True)
 
 
+# More deploys than this in one figure are drawn without their labels but the regressed ones.
+MAX_DEPLOY_LABELS = 12
+
+
+def add_deploy_markers(figure: go.Figure, deploys: pd.DataFrame | None, start: Any = None,
+                       end: Any = None) -> go.Figure:
+    """Return ``figure`` with a vertical dotted line at each deploy in [start, end] (from
+    ``deploy_events`` or ``DeployImpact.deploys``), labelled with its version at the top;
+    regressed deploys (column ``verdict``) in the breach colour. Deploys outside the span are
+    left out, so markers never widen the time axis; ``None`` or no deploys: unchanged."""
+    if deploys is None or deploys.empty:
+        return figure
+    when = pd.to_datetime(deploys["deployed_at"], utc=True)
+    inside = when.notna()
+    if start is not None:
+        inside &= when >= _utc(start)
+    if end is not None:
+        inside &= when <= _utc(end)
+    shown = deploys[inside]
+    # Drawn at the UTC wall-clock time, as plotly draws the data's UTC times.
+    when = when[inside].dt.tz_localize(None)
+    regressed = (shown["verdict"] == "regressed" if "verdict" in shown
+                 else pd.Series(False, index=shown.index))
+    for (index, row), at in zip(shown.iterrows(), when, strict=True):
+        colour = STATUS_COLOURS["breach"] if regressed[index] else "#7f7f7f"
+        # A line from the bottom to the top of the plot, whatever the y axis (log or not).
+        figure.add_shape(type="line", x0=at, x1=at, xref="x", y0=0, y1=1, yref="paper",
+                         line={"dash": "dot", "width": 1, "color": colour})
+        if len(shown) <= MAX_DEPLOY_LABELS or regressed[index]:
+            # Versions come from deploy records: escaped, as plotly renders a little HTML.
+            label = html.escape(str(row.get("version") or row.get("commit") or "deploy")[:24])
+            figure.add_annotation(x=at, xref="x", y=1, yref="paper", yanchor="bottom",
+                                  text=label, showarrow=False, textangle=-30,
+                                  font={"size": 9, "color": colour})
+    return figure
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    """Return ``value`` as an aware UTC timestamp (naive times are taken as UTC)."""
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
+
+
+def _span(values: Any) -> tuple[Any, Any]:
+    """Return the first and last of a time column (None, None when empty)."""
+    times = pd.to_datetime(pd.Series(values), utc=True)
+    return (times.min(), times.max()) if len(times) else (None, None)
+
+
 def _rounded(values: pd.Series, digits: int = 4) -> list[float | None]:
     """Return ``values`` rounded to ``digits`` significant digits (smaller figure data)."""
     return [None if pd.isna(v) else float(f"{v:.{digits}g}") for v in values]
 
 
-def burndown_figure(burndown: pd.DataFrame, title: str = "Error budget") -> go.Figure:
+def burndown_figure(burndown: pd.DataFrame, title: str = "Error budget",
+                    deploys: pd.DataFrame | None = None) -> go.Figure:
     """Return the budget remaining over the window (from ``budget_burndown``), with the
-    exhaustion line at 0 %."""
+    exhaustion line at 0 % and a marker at each deploy (see ``add_deploy_markers``)."""
     remaining = 100 * burndown["budget_remaining"]
     colour = STATUS_COLOURS["breach"] if len(remaining) and remaining.iloc[-1] < 0 \
         else STATUS_COLOURS["ok"]
@@ -54,13 +107,14 @@ def burndown_figure(burndown: pd.DataFrame, title: str = "Error budget") -> go.F
     figure.update_layout(title=title, yaxis_title="budget left (% of the window's budget)",
                          xaxis_title="time (UTC)", hovermode="x unified", height=320,
                          margin={"t": 50, "b": 40})
-    return figure
+    return add_deploy_markers(figure, deploys, *_span(burndown["time"]))
 
 
-def burn_rate_figure(series: pd.DataFrame, title: str = "Burn rate") -> go.Figure:
+def burn_rate_figure(series: pd.DataFrame, title: str = "Burn rate",
+                     deploys: pd.DataFrame | None = None) -> go.Figure:
     """Return each window's burn rate over time (from ``burn_rate_series``) on a log scale,
     with each rule's threshold as a dotted line in its severity's colour, labelled at its
-    height; the axis spans the data and the thresholds, nothing more."""
+    height, and a marker at each deploy; the axis spans the data and the thresholds."""
     columns = [c for c in series.columns if c.startswith("burn_")]
     shown = thin(series, "minute", columns)
     figure = go.Figure()
@@ -86,13 +140,16 @@ def burn_rate_figure(series: pd.DataFrame, title: str = "Burn rate") -> go.Figur
                          yaxis_range=[math.log10(low) - 0.2, math.log10(high) + 0.3],
                          yaxis_title="burn rate (1 = spends the budget in the window)",
                          xaxis_title="time (UTC)", height=380, margin={"t": 50, "b": 40})
-    return figure
+    return add_deploy_markers(figure, deploys, *_span(series["minute"]))
 
 
 def incident_timeline_figure(firings: pd.DataFrame, incidents: pd.DataFrame,
-                             title: str = "Incidents and alerts") -> go.Figure:
+                             title: str = "Incidents and alerts",
+                             deploys: pd.DataFrame | None = None,
+                             start: Any = None, end: Any = None) -> go.Figure:
     """Return a timeline: incidents as shaded spans, each alert firing as a bar on its rule's
-    row (from ``backtest_alerts(...).firings`` and the incidents it was judged against)."""
+    row (from ``backtest_alerts(...).firings`` and the incidents it was judged against), and
+    a marker at each deploy in [start, end] (default: the span of firings and incidents)."""
     figure = go.Figure()
     for row in incidents.itertuples():
         figure.add_vrect(x0=row.start, x1=row.end, fillcolor=STATUS_COLOURS["breach"],
@@ -107,7 +164,10 @@ def incident_timeline_figure(firings: pd.DataFrame, incidents: pd.DataFrame,
     figure.update_layout(title=title, xaxis_type="date", barmode="overlay",
                          yaxis_title=None, xaxis_title="time (UTC)", legend_title="severity",
                          height=300, margin={"t": 50, "b": 40})
-    return figure
+    if start is None or end is None:
+        start, end = _span([*firings.get("start", []), *firings.get("end", []),
+                            *incidents.get("start", []), *incidents.get("end", [])])
+    return add_deploy_markers(figure, deploys, start, end)
 
 
 _RATING_COLOURS = {"good": "#0cce6b", "needs_improvement": "#ffa400", "poor": "#ff4e42"}
@@ -161,8 +221,10 @@ def vitals_histogram_figure(values: pd.Series, metric: str,
 
 
 def forecast_figure(history: pd.Series, forecast: pd.DataFrame,
-                    title: str = "Request rate forecast") -> go.Figure:
-    """Return the history and the forecast with its 80 % and 95 % bands."""
+                    title: str = "Request rate forecast",
+                    deploys: pd.DataFrame | None = None) -> go.Figure:
+    """Return the history and the forecast with its 80 % and 95 % bands, and a marker at
+    each deploy during the history."""
     history = thin(history.rename("value").rename_axis("time").reset_index(), "time",
                    ["value"]).set_index("time")["value"]
     figure = go.Figure(go.Scatter(x=history.index, y=_rounded(history), mode="lines",
@@ -175,12 +237,13 @@ def forecast_figure(history: pd.Series, forecast: pd.DataFrame,
     figure.add_trace(go.Scatter(x=forecast.index, y=forecast["mean"], mode="lines",
                                 name="forecast"))
     figure.update_layout(title=title, yaxis_title="requests / s", xaxis_title=None)
-    return figure
+    return add_deploy_markers(figure, deploys, *_span(history.index))
 
 
 def replay_figure(timeline: pd.DataFrame, max_replicas: int,
-                  title: str = "HPA replay") -> go.Figure:
-    """Return replicas over time (from ``replay_hpa``) beside the load, with maxReplicas."""
+                  title: str = "HPA replay", deploys: pd.DataFrame | None = None) -> go.Figure:
+    """Return replicas over time (from ``replay_hpa``) beside the load, with maxReplicas and
+    a marker at each deploy."""
     timeline = thin(timeline, "time", ["replicas", "load_rps"])
     figure = go.Figure([
         go.Scatter(x=timeline["time"], y=timeline["replicas"], name="replicas",
@@ -192,7 +255,7 @@ def replay_figure(timeline: pd.DataFrame, max_replicas: int,
                      annotation_text="maxReplicas")
     figure.update_layout(title=title, yaxis_title="replicas",
                          yaxis2={"title": "req/s", "overlaying": "y", "side": "right"})
-    return figure
+    return add_deploy_markers(figure, deploys, *_span(timeline["time"]))
 
 
 def pool_wait_figure(sizes: pd.DataFrame, limit: float, configured: int,
@@ -208,8 +271,10 @@ def pool_wait_figure(sizes: pd.DataFrame, limit: float, configured: int,
     return figure
 
 
-def technical_figure(hourly: pd.DataFrame, title: str = "Technical") -> go.Figure:
-    """Return one small chart per series (from ``technical_metrics``), sharing the time axis."""
+def technical_figure(hourly: pd.DataFrame, title: str = "Technical",
+                     deploys: pd.DataFrame | None = None) -> go.Figure:
+    """Return one small chart per series (from ``technical_metrics``), sharing the time axis,
+    with a marker at each deploy across all of them."""
     from plotly.subplots import make_subplots
 
     columns = list(hourly.columns)
@@ -219,4 +284,4 @@ def technical_figure(hourly: pd.DataFrame, title: str = "Technical") -> go.Figur
         figure.add_trace(go.Scatter(x=hourly.index, y=hourly[column], mode="lines",
                                     name=column, showlegend=False), row=row, col=1)
     figure.update_layout(title=title, height=220 * max(len(columns), 1))
-    return figure
+    return add_deploy_markers(figure, deploys, *_span(hourly.index))

@@ -11,6 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from mysetlist_slo.report import formatting
 from mysetlist_slo.report.overview import Headline, change, headline_count, overall_status
 from mysetlist_slo.report.weekly import WeeklySummary, weekly_summary
 from mysetlist_slo.resilience.section import ScalabilityRecovery
+from mysetlist_slo.slo.deploys import DeployImpact, deploy_events, deploy_impact
 from mysetlist_slo.store.database import open_store
 
 
@@ -154,6 +156,19 @@ class WeeklyContext:
         """Return the end of the week (UTC)."""
         return self.summary.end
 
+    @cached_property
+    def deploy_impact(self) -> DeployImpact:
+        """Return the week's deploys and what each did (computed once per notebook)."""
+        return deploy_impact(self.con, self.config, self.start, self.end)
+
+    @cached_property
+    def deploys(self) -> pd.DataFrame:
+        """Return the deploys to mark on the figures: the five weeks before the week's end (a
+        30-day burn-down's span and more), with the week's verdicts."""
+        frame = deploy_events(self.con, self.config, self.end - timedelta(days=35), self.end)
+        verdicts = self.deploy_impact.deploys[["deployed_at", "verdict"]]
+        return frame.merge(verdicts, on="deployed_at", how="left")
+
 
 def open_settings(config: str = "", timezone: str = "") -> Config:
     """Return the configuration found by ``find_config``, with ``timezone`` if given."""
@@ -238,7 +253,7 @@ def _missing_notes(overview: pd.DataFrame, now: Headline) -> str:
     if len(overview) and overview["burn_rate_1h"].isna().any():
         notes.append("burn 1 h: no events in the last hour of the period")
     if now.active_users is None:
-        notes.append("active users: not measured (no user data is loaded)")
+        notes.append("active users: not measured (no PostHog events are loaded)")
     if now.vitals_assessed is None:
         notes.append("Web Vitals: no field data this week")
     burn = "burn rate 1× spends the window's budget exactly by its end"
@@ -254,10 +269,20 @@ def status_word(status: str) -> str:
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
 
 
+def items(lines: list[str]) -> _Html:
+    """Return ``lines`` as an escaped bullet list, one item each."""
+    return _Html("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>")
+
+
 def bullets(text: str) -> _Html:
     """Return a paragraph of sentences as an escaped bullet list, one fact per line."""
     items = [s for s in _SENTENCE_END.split(text.strip()) if s]
     return _Html("<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in items) + "</ul>")
+
+
+def bullet_lines(lines: list[str]) -> _Html:
+    """Return the given lines as an escaped bullet list, one item each."""
+    return _Html("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>")
 
 
 _ASSESSMENT_ORDER = {"failed": 0, "passed": 1, "not enough data": 2}
@@ -306,6 +331,40 @@ def p75_table(summary: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+_ATTRIBUTION_LABELS = {
+    "LCP": ("LCP element", "resource URL (most frequent)"),
+    "INP": ("interaction target", "interaction type"),
+    "CLS": ("largest shift source", "median shift time (ms)"),
+}
+
+
+def attribution_table(ranked: pd.DataFrame, metric: str, top: int | None = None) -> _Html:
+    """Return ``vitals_attribution`` rows of ``metric`` (LCP, INP or CLS) as an escaped table:
+    element, detail, page views, views over the good threshold and poor, p75 and each phase's
+    p75 in the metric's unit, the dominant phase; the first ``top`` rows (ranked already)."""
+    target, detail = _ATTRIBUTION_LABELS[metric]
+    frame = ranked.copy()
+    phases = [c for c in frame.columns
+              if c.endswith(("_delay", "_duration", "time_to_first_byte"))]
+    for column in ["p75", *phases]:
+        frame[column] = [formatting.vital(v, metric) for v in frame[column]]
+    frame["dominant_phase"] = frame["dominant_phase"].map(
+        lambda p: p.replace("_", " ") if isinstance(p, str) else formatting.MISSING)
+    if metric == "CLS":
+        frame["detail"] = [formatting.fmt(v, "ms") for v in frame["detail"]]
+    units = {"route": "text", "form_factor": "text", "target": "text", "detail": "text",
+             "page_views": "count", "share": "share", "page_views_affected": "count",
+             "poor": "count", "p75": "text", **dict.fromkeys(phases, "text"),
+             "dominant_phase": "text"}
+    if metric == "CLS":
+        del units["dominant_phase"]  # a shift has no phases
+    labels = {"form_factor": "device", "target": target, "detail": detail,
+              "page_views": "page views", "share": "share of views",
+              "page_views_affected": "views over good", "poor": "views poor",
+              "dominant_phase": "dominant phase (p75)"}
+    return table(frame, units, labels, top=top, more="elements")
+
+
 def crux_for_period(crux: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
     """Return the CrUX rows of the latest collection period that overlaps [start, end) only
     (``crux_comparison`` returns every period loaded)."""
@@ -352,3 +411,19 @@ def recovery_table(section: ScalabilityRecovery) -> pd.DataFrame:
           "finding": line.status, "detail": line.text}
          for title, lines in section.parts.items() for line in lines],
         columns=["part", "topic", "status", "finding", "detail"])
+
+
+def deploys_table(impact: DeployImpact) -> pd.DataFrame:
+    """Return the week's deploys as rows for the report: when, version, verdict (machine
+    status for the coloured column), budget hours after and before on the SLO it hurt most,
+    error rates and p95 before and after with their p-values."""
+    frame = impact.deploys
+    status = frame["verdict"].map({"regressed": "at_risk", "ok": "ok"}).fillna("no_data")
+    return pd.DataFrame({
+        "deployed_at": frame["deployed_at"], "version": frame["version"], "status": status,
+        "verdict": frame["verdict"], "slo": frame["worst_slo"],
+        "budget_after_h": frame["budget_hours_after"],
+        "budget_before_h": frame["budget_hours_before"],
+        "errors_after": frame["error_rate_after"], "errors_before": frame["error_rate_before"],
+        "error_p": frame["error_p_value"], "p95_after_ms": frame["p95_after_ms"],
+        "p95_before_ms": frame["p95_before_ms"], "latency_p": frame["latency_p_value"]})

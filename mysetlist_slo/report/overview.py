@@ -14,6 +14,7 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
+from mysetlist_slo.capacity.users import active_user_count
 from mysetlist_slo.config import Config
 from mysetlist_slo.slo.budgets import error_budgets, slo_events
 from mysetlist_slo.slo.latency import latency_percentiles
@@ -120,7 +121,7 @@ class Headline:
     availability: float | None  # percent of requests not 5xx
     error_rate: float | None  # percent of requests 5xx
     p95_api_latency_ms: float | None
-    active_users: int | None  # None: no user data is loaded (access logs carry no user id)
+    active_users: int | None  # distinct persons in PostHog events; None: no PostHog data
     vitals_passing: int | None  # route and device pairs passing Core Web Vitals
     vitals_assessed: int | None  # pairs with enough page views to assess
 
@@ -142,7 +143,7 @@ def headline(con: duckdb.DuckDBPyConnection, config: Config, start: datetime,
         requests=int(requests),
         availability=100 * (1 - errors / requests) if requests else None,
         error_rate=100 * errors / requests if requests else None,
-        p95_api_latency_ms=p95, active_users=None,
+        p95_api_latency_ms=p95, active_users=active_user_count(con, start, end),
         vitals_passing=passing, vitals_assessed=assessed)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import math
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,6 +58,11 @@ class ReportOutputs:
     summary_md: Path
     summary: WeeklySummary  # the week's numbers (also for the capacity and vitals reports)
     document: dict[str, Any]  # what summary.json holds (schema version 2)
+
+
+# A cron or CI run must end: a cell (or a kernel start) that takes longer than this is a hang,
+# reported as such. The weekly analysis takes seconds to a minute even at 100 M requests a week.
+CELL_TIMEOUT = 1800.0
 
 
 class _IpcKernelManager(AsyncKernelManager):
@@ -154,14 +160,15 @@ def run_report(kind: str = "weekly", week: str | None = None, db: str | Path = D
                config: str | Path | None = None, out: str | Path = "reports",
                timezone: str | None = None, title: str | None = None,
                progress: bool = True, now: datetime | None = None,
-               wait: float = 0.0) -> ReportOutputs:
+               wait: float = 0.0, cell_timeout: float = CELL_TIMEOUT) -> ReportOutputs:
     """Execute the ``kind`` report for ``week`` (default: the last full week) and write its
     outputs; return where they are.
 
     The report reads a snapshot of the store taken under a short lock, so ingests can run
     meanwhile; a store busy with an ingest is waited for up to ``wait`` seconds. Raises
     SloError for bad inputs (checked before the kernel starts), StoreBusyError, and
-    ReportError with the failing cell's error.
+    ReportError with the failing cell's error, or when a cell (or the kernel's start) takes
+    longer than ``cell_timeout`` seconds: an unattended run never hangs.
     """
     if kind not in REPORTS:
         raise SloError(f"no {kind!r} report yet; available: {', '.join(REPORTS)}")
@@ -181,10 +188,15 @@ def run_report(kind: str = "weekly", week: str | None = None, db: str | Path = D
             papermill.execute_notebook(str(notebook_path(REPORTS[kind])), str(executed),
                                        parameters=parameters, progress_bar=progress,
                                        kernel_name="python3", cwd=str(folder),
-                                       kernel_manager_class=_IpcKernelManager)
+                                       kernel_manager_class=_IpcKernelManager,
+                                       execution_timeout=math.ceil(cell_timeout),
+                                       start_timeout=math.ceil(cell_timeout))
         except papermill.PapermillExecutionError as exc:
             raise ReportError(f"{kind} report for {label} failed in cell {exc.exec_count}: "
                               f"{exc.ename}: {exc.evalue}", executed) from None
+        except TimeoutError:  # nbclient's CellTimeoutError, or the kernel never answered
+            raise ReportError(f"{kind} report for {label} stopped: a cell or the kernel's start "
+                              f"took longer than {cell_timeout:g} s", executed) from None
         html = folder / "report.html"
         export_html(executed, html)
         trim_notebook(executed)

@@ -20,6 +20,7 @@ import jsonschema
 import pandas as pd
 
 from mysetlist_slo.capacity.plan import CapacityPlan, capacity_plan
+from mysetlist_slo.capacity.users import ActiveUsersReport, active_users_report
 from mysetlist_slo.config import Config
 from mysetlist_slo.errors import InsufficientDataError, SloError
 from mysetlist_slo.report.formatting import (
@@ -40,6 +41,12 @@ from mysetlist_slo.report.overview import (
 )
 from mysetlist_slo.report.weekly import WeeklySummary, iso_week
 from mysetlist_slo.resilience.section import ScalabilityRecovery, scalability_recovery
+from mysetlist_slo.slo.deploys import DeployImpact, deploy_impact
+from mysetlist_slo.vitals.attribution import (
+    VitalsAttribution,
+    finding_sentence,
+    vitals_attribution_findings,
+)
 from mysetlist_slo.vitals.field import cwv_assessment, vitals_regressions, web_vitals_summary
 
 SCHEMA_VERSION = 2
@@ -103,13 +110,49 @@ def recovery_document(section: ScalabilityRecovery) -> dict[str, Any]:
                       for title, lines in section.parts.items()]}
 
 
+def deploys_document(impact: DeployImpact) -> dict[str, Any]:
+    """Return the week's deploys as summary data: a machine status (``at_risk`` when a deploy
+    regressed, ``no_data`` without deploys), the hours compared, and per deploy (regressed
+    first, at most TOP_N) its verdict, budget spent after and before in hours of the SLO
+    window it hurt most, error rates and p95 before and after with the tests' p-values."""
+    status = {"ok": "ok", "regressed": "at_risk", "no data": "no_data"}[impact.status]
+    frame = impact.deploys
+    ordered = pd.concat([frame[frame["verdict"] == "regressed"],
+                         frame[frame["verdict"] != "regressed"]])
+    deploys = [{
+        "deployed_at": iso(row["deployed_at"]), "service": row["service"],
+        "version": row["version"], "environment": row["environment"], "commit": row["commit"],
+        "verdict": row["verdict"], "reasons": row["reasons"], "slo": row["worst_slo"],
+        "budget_spent_before_h": _round(row["budget_hours_before"], 2),
+        "budget_spent_after_h": _round(row["budget_hours_after"], 2),
+        "error_rate_before_pct": _pct(row["error_rate_before"]),
+        "error_rate_after_pct": _pct(row["error_rate_after"]),
+        "error_p_value": _round(row["error_p_value"], 6),
+        "p95_before_ms": _round(row["p95_before_ms"], 1),
+        "p95_after_ms": _round(row["p95_after_ms"], 1),
+        "latency_p_value": _round(row["latency_p_value"], 6), "text": row["text"],
+    } for row in ordered.head(TOP_N).to_dict("records")]
+    return {"status": status, "hours": impact.hours, "total": len(frame),
+            "regressed": int((frame["verdict"] == "regressed").sum()) if len(frame) else 0,
+            "deploys": [{key: None if is_missing(value) else value
+                         for key, value in deploy.items()} for deploy in deploys]}
+
+
+def _pct(share: Any) -> float | None:
+    return None if is_missing(share) else _round(100 * float(share), 4)
+
+
 def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headline,
                     before: Headline, previous_label: str,
                     title: str = "MySetlist weekly SLO report",
-                    recovery: ScalabilityRecovery | None = None) -> dict[str, Any]:
+                    recovery: ScalabilityRecovery | None = None,
+                    attribution: VitalsAttribution | None = None,
+                    deploys: DeployImpact | None = None,
+                    users: ActiveUsersReport | None = None) -> dict[str, Any]:
     """Return the weekly report's summary.json content (schema version 2) from the week's
-    WeeklySummary, its SLO overview (``overview.slo_overview``), both weeks' headlines and the
-    scalability and recovery section (None: not evaluated)."""
+    WeeklySummary, its SLO overview (``overview.slo_overview``), both weeks' headlines, and the
+    optional sections (None: not evaluated, and no key): scalability and recovery, the Web
+    Vitals attribution findings, the week's deploys, active users and concurrency."""
     statuses = overview["status"].tolist() if len(overview) else []
     slos = [{
         "name": row["slo"], "sli": row["sli_kind"], "status": row["status"],
@@ -172,6 +215,12 @@ def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headlin
         "scalability_recovery": recovery_document(recovery) if recovery else None,
         "verdict": summary.verdict,
     })
+    if attribution is not None:
+        document["vitals_attribution"] = attribution.to_dict()
+    if deploys is not None:
+        document["deploys"] = deploys_document(deploys)
+    if users is not None:
+        document["active_users"] = users.to_dict()
     return document
 
 
@@ -254,6 +303,18 @@ def capacity_document(plan: CapacityPlan | None, config: Config, label: str, sta
                                       else 100 * plan.statements_fast_share, 2),
         "verdict": plan.verdict,
     })
+    behaviour = plan.user_behaviour
+    measured = plan.hpa_measured_users
+    document["user_behaviour"] = None if behaviour is None else {
+        "rps_per_user": _round(behaviour.rps_per_user, 5),
+        "think_time_s": _round(behaviour.think_time_s, 2),
+        "assumed_think_time_s": capacity.think_time_s if capacity else None,
+        "windows": behaviour.windows,
+        "concurrent_users_rps_measured": _round(plan.measured_users_rps, 1),
+        "concurrent_users_rps_assumed": _round(plan.peak.concurrent_users_rps, 1),
+        "replicas_needed_measured": measured.replicas_needed if measured else None,
+        "max_is_enough_measured": measured.configured_max_is_enough if measured else None,
+    }
     return document
 
 
@@ -285,12 +346,14 @@ def _no_capacity_plan(config: Config, label: str, start: datetime, end: datetime
 
 def vitals_document(site: pd.DataFrame, assessment: pd.DataFrame, regressions: pd.DataFrame,
                     config: Config, label: str, start: datetime, end: datetime,
-                    title: str = "MySetlist Web Vitals") -> dict[str, Any]:
+                    title: str = "MySetlist Web Vitals",
+                    attribution: VitalsAttribution | None = None) -> dict[str, Any]:
     """Return the Web Vitals report's summary.json content from the site-wide summary
-    (``web_vitals_summary(..., by=())``), the per route and device assessment and the
-    week-over-week comparison (``vitals_regressions``). Status: no_data without enough page
-    views, breach when a site-wide p75 is over its budget, at_risk when a significant
-    regression or a failing route and device pair remains, ok otherwise."""
+    (``web_vitals_summary(..., by=())``), the per route and device assessment, the
+    week-over-week comparison (``vitals_regressions``) and, when given, the attribution
+    findings (``vitals_attribution_findings``, under ``attribution``). Status: no_data
+    without enough page views, breach when a site-wide p75 is over its budget, at_risk when a
+    significant regression or a failing route and device pair remains, ok otherwise."""
     metrics = [{"metric": r["metric"], "unit": "unitless" if r["metric"] == "CLS" else "ms",
                 "p75": _round(r["p75"], 3 if r["metric"] == "CLS" else 0),
                 "budget": _round(r["budget"], 3),
@@ -327,7 +390,43 @@ def vitals_document(site: pd.DataFrame, assessment: pd.DataFrame, regressions: p
         "regressions": _regressions(significant),
         "regressions_total": len(significant),
     })
+    if attribution is not None:
+        document["attribution"] = attribution.to_dict()
     return document
+
+
+def attribution_digest_line(section: dict[str, Any]) -> str:
+    """Return one digest line naming the element behind the slowest LCP and the one behind
+    poor INP with their dominant phases (escaped for Markdown), or saying there is no
+    attribution data."""
+    esc = markdown_text
+    if not any(section["attributed_page_views"].values()):
+        return "- Web Vitals causes: no beacon carries attribution"
+    parts = []
+    for metric, what in (("LCP", "LCP"), ("INP", "poor INP")):
+        top = next((f for f in section["findings"] if f["metric"] == metric), None)
+        if top is None:
+            continue
+        phase = top["dominant_phase"]
+        parts.append(f"{what} {esc(top['target'])} on {esc(top['route'])} "
+                     f"({esc(top['form_factor'])})"
+                     + (f", mostly {phase.replace('_', ' ')}" if phase else ""))
+    return "- Web Vitals causes: " + ("; ".join(parts) if parts else "nothing over the good "
+                                                                      "threshold")
+
+
+def attribution_lines(section: dict[str, Any]) -> list[str]:
+    """Return the digest lines of an ``attribution`` summary section: the top element per
+    metric with the page views it holds over the good threshold, its p75 and dominant phase
+    (selectors, routes and devices escaped for Markdown), or one line when no beacon carried
+    attribution."""
+    if not any(section["attributed_page_views"].values()):
+        return ["- Web Vitals attribution: no beacon of the week carries the attribution "
+                "build's fields"]
+    firsts: dict[str, dict[str, Any]] = {}
+    for finding in section["findings"]:
+        firsts.setdefault(finding["metric"], finding)  # the top one: the digest stays short
+    return [f"- {finding_sentence(f, markdown_text)}" for f in firsts.values()]
 
 
 # --- per report ---------------------------------------------------------------------------
@@ -347,7 +446,10 @@ def summary_document(kind: str, con: duckdb.DuckDBPyConnection, config: Config,
         now, before = week_over_week(con, config, start, end)
         previous = iso_week(None, config.timezone, now=start)[0]
         return weekly_document(summary, overview, now, before, previous, heading,
-                               scalability_recovery(con, config, start, end))
+                               recovery=scalability_recovery(con, config, start, end),
+                               attribution=vitals_attribution_findings(con, config, start, end),
+                               deploys=deploy_impact(con, config, start, end),
+                               users=active_users_report(con, config, start, end))
     if kind == "capacity":
         try:
             plan: CapacityPlan | None = capacity_plan(con, config, end)
@@ -363,7 +465,7 @@ def summary_document(kind: str, con: duckdb.DuckDBPyConnection, config: Config,
         assessment = cwv_assessment(pairs) if len(pairs) else pd.DataFrame()
         regressions = vitals_regressions(con, config, start, end)
         return vitals_document(site, assessment, regressions, config, label, start, end,
-                               heading)
+                               heading, vitals_attribution_findings(con, config, start, end))
     raise SloError(f"no summary for a {kind!r} report")
 
 
@@ -426,10 +528,16 @@ def _lines(document: dict[str, Any]) -> list[str]:
             lines.append(f"- outage of {esc(outage['target'])}: recovered in "
                          f"{fmt(outage['time_to_recover_s'], 'duration')}"
                          f"{'' if outage['within_target'] else ', over the target'}")
+        users = document.get("active_users")
+        if users is not None:
+            lines.append(own(_users_line(users)))
         recovery = document.get("scalability_recovery") or {"parts": []}
         for part in recovery["parts"]:  # findings only: the digest stays short
             lines += [f"- {esc(part['part'])}: {esc(item['topic'])}: {esc(item['finding'])}"
                       for item in part["items"] if item["status"] == "at_risk"]
+        if document.get("vitals_attribution"):
+            lines.append(attribution_digest_line(document["vitals_attribution"]))
+        lines += _deploy_lines(document.get("deploys"))
     elif kind == "capacity":
         hpa = document["hpa"]
         lines.append(own(f"Forecast peak {fmt(document['forecast']['peak_rps'], 'number')} "
@@ -439,6 +547,13 @@ def _lines(document: dict[str, Any]) -> list[str]:
                      f"{fmt(hpa['max_replicas'], 'count')}")
         lines.append(f"- at {fmt(hpa['concurrent_users'], 'count')} concurrent users: "
                      f"{fmt(hpa['replicas_needed_at_concurrent_users'], 'count')} replicas")
+        behaviour = document.get("user_behaviour")
+        if behaviour is not None:
+            lines.append(f"- measured: a request every {fmt(behaviour['think_time_s'], 'number')}"
+                         f" s per user (assumed {fmt(behaviour['assumed_think_time_s'], 'number')}"
+                         f" s): {fmt(behaviour['concurrent_users_rps_measured'], 'number')} req/s"
+                         f" at {fmt(hpa['concurrent_users'], 'count')} users, "
+                         f"{fmt(behaviour['replicas_needed_measured'], 'count')} replicas")
         lines.append(f"- maxReplicas runs out: {fmt(hpa['max_replicas_exceeded_at'], 'time')}"
                      if hpa["max_replicas_exceeded_at"] else
                      "- maxReplicas does not run out within the horizon")
@@ -456,7 +571,36 @@ def _lines(document: dict[str, Any]) -> list[str]:
             lines.append(
                 f"- regression: {esc(regression['metric'])} on {esc(regression['route'])} "
                 f"({esc(regression['form_factor'])}) up {fmt(regression['change_pct'], 'pct')}")
+        if "attribution" in document:
+            lines += attribution_lines(document["attribution"])
     return lines
+
+
+def _deploy_lines(deploys: dict[str, Any] | None) -> list[str]:
+    """Return the digest's deploy lines: each regressed deploy's verdict line, else one line
+    counting the deploys (or saying there was none); versions come from input: escaped."""
+    if deploys is None:
+        return []
+    if not deploys["total"]:
+        return ["- deploys: none in production this week"]
+    regressed = [d for d in deploys["deploys"] if d["verdict"] == "regressed"]
+    if not regressed:
+        return [f"- deploys: {deploys['total']}, none regressed"]
+    return [f"- deploy {markdown_text(d['text'])}" for d in regressed]
+
+
+def _users_line(users: dict[str, Any]) -> str:
+    """Return the digest's line on active users and concurrency (numbers only)."""
+    if users["status"] == "no_data":
+        return "- active users: not measured (no PostHog events)"
+    before = users["active_users_before"]
+    change = (f" ({100 * (users['active_users'] - before) / before:+.1f} %)" if before
+              else "")
+    peak = users["peak_concurrent_users"]
+    target = users["target_concurrent_users"]
+    return (f"- active users: {fmt(users['active_users'], 'count')}{change}, peak "
+            f"{fmt(peak, 'count')} concurrent"
+            + (f" of the plan's {fmt(target, 'count')}" if target else ""))
 
 
 def summary_markdown(document: dict[str, Any]) -> str:

@@ -14,8 +14,10 @@ from mysetlist_slo.errors import IngestError
 from mysetlist_slo.sources._checks import load_json
 from mysetlist_slo.sources._lines import BOM, open_maybe_gzip
 from mysetlist_slo.sources.capacity import CSV_KINDS, PrometheusSource
+from mysetlist_slo.sources.deploys import DeploySource, sniff_deploys
 from mysetlist_slo.sources.loadtests import LOAD_TEST_KINDS, sniff_load_test
 from mysetlist_slo.sources.nginx import COMBINED, COMBINED_TIMED, NginxSource, compile_log_format
+from mysetlist_slo.sources.posthog import PostHogSource, looks_like_posthog
 from mysetlist_slo.sources.probes import PROBES
 from mysetlist_slo.sources.recovery import RECOVERY_KINDS, sniff_recovery
 from mysetlist_slo.sources.request_exports import ExportOptions, ExportSource
@@ -27,7 +29,7 @@ CAPACITY_CSV = {source.kind: source for source in CSV_KINDS.values()}
 
 KINDS = ("nginx", "jsonl", "csv", "parquet", "probes", "vitals", "crux", "lighthouse",
          "prometheus", "pgbouncer-stats", "pgbouncer-pools", "pg-statements",
-         *LOAD_TEST_KINDS, *RECOVERY_KINDS)
+         *LOAD_TEST_KINDS, *RECOVERY_KINDS, "deploys", "posthog")
 
 __all__ = ["COMBINED", "COMBINED_TIMED", "KINDS", "ExportOptions", "InputBatch", "Reject",
            "RequestSource", "detect_source", "parse_requests"]
@@ -89,6 +91,8 @@ def _json_kind(path: Path) -> str | None:
         return "lighthouse"
     if record.get("event") == "$web_vitals" or {"name", "value", "id"} <= set(record):
         return "vitals"
+    if looks_like_posthog(record):
+        return "posthog"
     return None
 
 
@@ -114,6 +118,8 @@ def _sniff(path: Path, log_format: str | None) -> str:
     other_kind = sniff_load_test(path, head) or sniff_recovery(head)
     if other_kind is not None:
         return other_kind
+    if sniff_deploys(head):
+        return "deploys"
     json_kind = _json_kind(path)
     if json_kind is not None:
         return json_kind
@@ -132,6 +138,8 @@ def _sniff(path: Path, log_format: str | None) -> str:
         for column, source in CSV_KINDS.items():
             if column in header:
                 return source.kind
+        if looks_like_posthog(header):
+            return "posthog"
         return "probes" if _looks_like_probes(path) else "csv"
     raise IngestError(str(path), "cannot tell what kind of file this is from its first line; "
                       f"name it with --kind ({', '.join(KINDS)})")
@@ -149,10 +157,14 @@ def detect_source(path: Path, kind: str | None = None, log_format: str | None = 
         return LOAD_TEST_KINDS[kind]()
     if kind in RECOVERY_KINDS:
         return RECOVERY_KINDS[kind]()
+    if kind == "deploys":
+        return DeploySource()
     if kind == "vitals":
         return BeaconSource()
     if kind == "crux":
         return CruxSource()
+    if kind == "posthog":
+        return PostHogSource()
     if kind == "lighthouse":
         return LighthouseSource()
     if kind == "probes":

@@ -29,11 +29,48 @@ METRICS = ("LCP", "INP", "CLS", "FCP", "TTFB")
 UPPER_BOUNDS = {"LCP": 900_000, "FCP": 900_000, "TTFB": 900_000, "INP": 900_000, "CLS": 100.0}
 FORM_FACTORS = ("phone", "tablet", "desktop")
 
+# The web-vitals attribution build's fields (README "Attribution"; v4/v5 names first, then
+# the v3 names they replaced): the phases each metric's value splits into, in ms, stored
+# under our snake_case column names.
+PHASES: dict[str, dict[str, tuple[str, ...]]] = {
+    "LCP": {"time_to_first_byte": ("timeToFirstByte",),
+            "resource_load_delay": ("resourceLoadDelay",),
+            "resource_load_duration": ("resourceLoadDuration", "resourceLoadTime"),
+            "element_render_delay": ("elementRenderDelay",)},
+    "INP": {"input_delay": ("inputDelay",), "processing_duration": ("processingDuration",),
+            "presentation_delay": ("presentationDelay",)},
+    "TTFB": {"waiting_duration": ("waitingDuration", "waitingTime"),
+             "cache_duration": ("cacheDuration",),
+             "dns_duration": ("dnsDuration", "dnsTime"),
+             "connection_duration": ("connectionDuration", "connectionTime"),
+             "request_duration": ("requestDuration", "requestTime")},
+}
+# The element (a CSS selector web-vitals builds) each metric is attributed to: LCP's element
+# is ``target`` since v5 (``element`` before), INP's ``interactionTarget`` (v3: ``eventTarget``).
+TARGETS: dict[str, tuple[str, ...]] = {"LCP": ("target", "element"),
+                                       "INP": ("interactionTarget", "eventTarget"),
+                                       "CLS": ("largestShiftTarget",)}
+# Selectors and URLs come from the page (attacker-controlled): kept to these lengths, cut
+# with a trailing "…" (web-vitals itself cuts selectors at 100 characters; an LCP image may
+# be a data: URL of megabytes). Longer text is diagnostic detail, not a measurement: cutting
+# it loses nothing the analysis groups by.
+MAX_SELECTOR = 256
+MAX_URL = 2048
+MAX_WORD = 40  # interactionType, loadState: short keywords
+MAX_SHIFT_TIME = 86_400_000  # ms: a layout shift a day after the navigation is no measurement
+
+ATTRIBUTION_TEXT = ("attribution_target", "attribution_url", "interaction_type", "load_state")
+ATTRIBUTION_NUMBERS = ("largest_shift_time", "largest_shift_value",
+                       *[phase for phases in PHASES.values() for phase in phases])
+ATTRIBUTION_COLUMNS = (*ATTRIBUTION_TEXT, *ATTRIBUTION_NUMBERS)
+
 BEACON_SCHEMA = pa.schema([
     ("line", pa.int64()), ("ts", pa.timestamp("us", tz="UTC")), ("metric", pa.string()),
     ("value", pa.float64()), ("metric_id", pa.string()), ("target", pa.string()),
     ("form_factor", pa.string()), ("navigation_type", pa.string()), ("rating", pa.string()),
     ("source", pa.string()),
+    *[(name, pa.string()) for name in ATTRIBUTION_TEXT],
+    *[(name, pa.float64()) for name in ATTRIBUTION_NUMBERS],
 ])
 
 # CrUX API metric names -> ours (first_input_delay was retired in favour of INP, kept as FID).
@@ -112,6 +149,72 @@ class _Rows:
         return pa.Table.from_pylist(self.rows, self.schema)
 
 
+def _cut(text: str, limit: int) -> str:
+    """Return ``text`` cut to ``limit`` characters, marked with "…" when it was longer."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _attribution_text(attribution: dict[str, Any], names: tuple[str, ...],
+                      limit: int) -> str | None:
+    """Return the first of ``names`` present in ``attribution`` as bounded text (None when
+    none is); raise _Bad when it is there but not text."""
+    for name in names:
+        value = attribution.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise _Bad(f"attribution.{name}", f"not text: {str(value)[:60]}")
+        return value if len(value) <= limit else _cut(value, limit)
+    return None
+
+
+def _attribution_number(attribution: dict[str, Any], names: tuple[str, ...],
+                        bound: float) -> float | None:
+    """Return the first of ``names`` present as a number in 0..``bound`` (None when none
+    is); raise _Bad otherwise."""
+    for name in names:
+        value = attribution.get(name)
+        if value is None:
+            continue
+        # The common case first, cheaply (bools are not numbers here; NaN fails the range).
+        if (type(value) is float or type(value) is int) and 0 <= value <= bound:
+            return float(value)
+        number = _field(finite_number, value, f"attribution.{name}")
+        raise _Bad(f"attribution.{name}", f"{number:g} is outside 0..{bound:g}")
+    return None
+
+
+def _attribution(record: dict[str, Any], name: str) -> dict[str, Any]:
+    """Return the attribution columns of a beacon of metric ``name`` that it carries (none
+    without an ``attribution`` object: the columns left out are stored as NULL); raise _Bad
+    for a malformed one. The DOM entries the build also attaches (``lcpEntry``,
+    ``navigationEntry``…) are not read."""
+    attribution = record.get("attribution")
+    if attribution is None:
+        return {}
+    if not isinstance(attribution, dict):
+        raise _Bad("attribution", "not an object")
+    columns: dict[str, Any] = {
+        "attribution_target": _attribution_text(attribution, TARGETS.get(name, ()),
+                                                MAX_SELECTOR),
+        "load_state": _attribution_text(attribution, ("loadState",), MAX_WORD)}
+    if name == "LCP":
+        columns["attribution_url"] = _attribution_text(attribution, ("url",), MAX_URL)
+    elif name == "INP":
+        columns["interaction_type"] = _attribution_text(
+            attribution, ("interactionType", "eventType"), MAX_WORD)
+    elif name == "CLS":
+        # A time since the navigation: a tab may stay open for hours before it shifts.
+        columns["largest_shift_time"] = _attribution_number(
+            attribution, ("largestShiftTime",), MAX_SHIFT_TIME)
+        columns["largest_shift_value"] = _attribution_number(
+            attribution, ("largestShiftValue",), UPPER_BOUNDS["CLS"])
+    for phase, names in PHASES.get(name, {}).items():
+        # A phase is part of the metric's value: bounded as the value is.
+        columns[phase] = _attribution_number(attribution, names, UPPER_BOUNDS[name])
+    return columns
+
+
 def _beacon(record: dict[str, Any], line: int, out: _Rows) -> None:
     """Add one web-vitals Metric beacon (name, value, id, ... plus page and time)."""
     name = record.get("name")
@@ -133,6 +236,7 @@ def _beacon(record: dict[str, Any], line: int, out: _Rows) -> None:
         "target": _field(_path, record.get("url") or record.get("page"), "url"),
         "form_factor": factor, "navigation_type": _text(record, "navigationType"),
         "rating": _text(record, "rating"), "source": "web-vitals",
+        **_attribution(record, name),
     })
 
 
@@ -160,6 +264,9 @@ def _posthog(record: dict[str, Any], line: int, out: _Rows) -> None:
         beacon = {"name": name, "value": value, "timestamp": when.isoformat(), "url": url,
                   "formFactor": factor, "rating": event.get("rating"),
                   "navigationType": event.get("navigationType"),
+                  # With ``web_vitals_attribution`` on, posthog-js keeps the whole metric
+                  # in the event, its ``attribution`` object included.
+                  "attribution": event.get("attribution"),
                   # Without the library's id, the event and metric name identify the sample.
                   "id": event.get("id") or f"{record.get('uuid', line)}-{name}"}
         before = len(out.rows)

@@ -362,6 +362,64 @@ MIGRATIONS: list[list[str]] = [
         )""",
     ],
     [
+        # The web-vitals attribution build's fields, when a beacon carries them (NULL when
+        # not): the element a metric is attributed to (LCP element, INP interaction target,
+        # CLS largest shift), LCP's resource URL, and the phases the value splits into, ms.
+        "ALTER TABLE vitals ADD COLUMN attribution_target VARCHAR",
+        "ALTER TABLE vitals ADD COLUMN attribution_url VARCHAR",
+        "ALTER TABLE vitals ADD COLUMN interaction_type VARCHAR",
+        "ALTER TABLE vitals ADD COLUMN load_state VARCHAR",
+        "ALTER TABLE vitals ADD COLUMN largest_shift_time DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN largest_shift_value DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN time_to_first_byte DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN resource_load_delay DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN resource_load_duration DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN element_render_delay DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN input_delay DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN processing_duration DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN presentation_delay DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN waiting_duration DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN cache_duration DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN dns_duration DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN connection_duration DOUBLE",
+        "ALTER TABLE vitals ADD COLUMN request_duration DOUBLE",
+    ],
+    [
+        # Deploy and release events (a deploy log; Vercel, GitHub and Sentry API responses).
+        # ``ts`` is when the deploy went live as the source tells it; GitHub statuses
+        # (source github-status) name their deployment in ``deploy_id`` and carry ``state``.
+        """CREATE TABLE deploys (
+            ingest_id    BIGINT NOT NULL,
+            line         BIGINT NOT NULL,
+            ts           TIMESTAMPTZ NOT NULL,
+            source       VARCHAR NOT NULL,
+            deploy_id    VARCHAR,
+            service      VARCHAR,
+            version      VARCHAR,
+            environment  VARCHAR,
+            "commit"     VARCHAR,
+            state        VARCHAR,
+            url          VARCHAR
+        )""",
+    ],
+    [
+        # PostHog product events (file exports and `collect posthog`): who was active when,
+        # in which session; ``linked_id`` is the other distinct id an $identify
+        # ($anon_distinct_id) or $create_alias (alias) event joins to the event's own.
+        """CREATE TABLE posthog_events (
+            ingest_id    BIGINT NOT NULL,
+            line         BIGINT,
+            ts           TIMESTAMPTZ NOT NULL,
+            uuid         VARCHAR,
+            event        VARCHAR NOT NULL,
+            distinct_id  VARCHAR NOT NULL,
+            session_id   VARCHAR,
+            url          VARCHAR,
+            device_type  VARCHAR,
+            linked_id    VARCHAR
+        )""",
+    ],
+    [
         # Latency as 5-minute sketches with log-spaced buckets (store/rollups.py): bucket
         # ceil(ln(v) / ln(101/99)) of v us (-32768 for 0 us), 1 % relative accuracy, so the rows
         # grow with slots x routes, not requests. The 3-significant-digit histograms are

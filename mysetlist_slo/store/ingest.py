@@ -23,7 +23,7 @@ from mysetlist_slo.sources._lines import (
     prefix_sha256,
 )
 from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, RequestSource, chunked
-from mysetlist_slo.sources.vitals import METRICS
+from mysetlist_slo.sources.vitals import ATTRIBUTION_COLUMNS, METRICS
 from mysetlist_slo.store.database import find_ingest, scalar
 from mysetlist_slo.store.rollups import add_rollups
 from mysetlist_slo.store.routes import OTHER_ROUTE, RouteNormaliser
@@ -72,6 +72,7 @@ def parse_bad_rows_limit(text: str) -> int | float:
 _RECORDS_PER_LINE = {kind: 1 for kind in ("nginx", "jsonl", "csv", "probes", "pgbouncer-stats",
                                           "pgbouncer-pools", "pg-statements")}
 _RECORDS_PER_LINE["vitals"] = len(METRICS)
+_RECORDS_PER_LINE["posthog"] = 1
 
 
 def _allowed(limit: int | float, total: int) -> int:
@@ -97,7 +98,7 @@ _KEPT = {
     "requests": "line, ts, target, status, duration_us, bytes, region",
     "probes": "line, ts, target, location, ok, status, latency_ms, region",
     "vitals": "line, ts, metric, value, metric_id, target, form_factor, navigation_type, "
-              "rating, source",
+              "rating, source, " + ", ".join(ATTRIBUTION_COLUMNS),
     "crux": "line, key_type, key, form_factor, metric, first_date, last_date, p75, histogram, "
             "connection_type, CAST(first_date AS TIMESTAMPTZ) AS ts",
     "lighthouse": "line, fetch_time AS ts, target, form_factor, performance, lcp, fcp, cls, "
@@ -111,6 +112,8 @@ _KEPT = {
     "load_failures": "* EXCLUDE (bad_field, problem)",
     "backups": "* EXCLUDE (bad_field, problem)",
     "drills": "* EXCLUDE (bad_field, problem)",
+    "deploys": "* EXCLUDE (bad_field, problem)",
+    "posthog_events": "* EXCLUDE (bad_field, problem)",
 }
 _CHECKED = """
 CREATE OR REPLACE TEMP TABLE checked AS
@@ -126,9 +129,10 @@ _STORE = {
         SELECT $ingest_id, ts, target, location, ok, status, latency_ms, region
         FROM checked WHERE bad_field IS NULL""",
     "vitals": """
-        INSERT INTO vitals
-        SELECT $ingest_id, line, ts, metric, value, metric_id, checked.target, routes.route,
-               form_factor, navigation_type, rating, source
+        INSERT INTO vitals BY NAME
+        SELECT $ingest_id AS ingest_id, line, ts, metric, value, metric_id,
+               checked.target AS url, routes.route, form_factor, navigation_type, rating,
+               source, """ + ", ".join(ATTRIBUTION_COLUMNS) + """
         FROM checked JOIN batch_routes AS routes ON checked.target = routes.target
         WHERE bad_field IS NULL""",
     "crux": """
@@ -155,11 +159,16 @@ for _table in ("pgbouncer_stats", "pgbouncer_pools", "pg_statements"):
 # Load-test and recovery tables: the same, minus the ``ts`` the registry's time span is read
 # from where the table has no such column (and ``line`` where it has none).
 for _table, _drop in (("load_runs", "line, ts"), ("load_points", "line"),
-                      ("load_failures", "line, ts"), ("backups", "ts"), ("drills", "ts")):
+                      ("load_failures", "line, ts"), ("backups", "ts"), ("drills", "ts"),
+                      ("posthog_events", "line")):
     _STORE[_table] = f"""
         INSERT INTO {_table} BY NAME
         SELECT $ingest_id AS ingest_id, * EXCLUDE ({_drop}, bad_field, problem)
         FROM checked WHERE bad_field IS NULL"""
+_STORE["deploys"] = """
+    INSERT INTO deploys BY NAME
+    SELECT $ingest_id AS ingest_id, * EXCLUDE (bad_field, problem)
+    FROM checked WHERE bad_field IS NULL"""
 _ROUTED = ("requests", "vitals", "lighthouse")
 
 _BATCH_SUMMARY = """
@@ -287,7 +296,7 @@ _STORED_RECORDS = {"requests": "SELECT coalesce(sum(requests), 0) FROM request_c
                                "WHERE ingest_id = ?"}
 for _record in ("probes", "vitals", "crux", "lighthouse", "metrics", "pgbouncer_stats",
                 "pgbouncer_pools", "pg_statements", "load_runs", "load_points", "load_failures",
-                "backups", "drills"):
+                "backups", "drills", "deploys", "posthog_events"):
     _STORED_RECORDS[_record] = f"SELECT count(*) FROM {_record} WHERE ingest_id = ?"
 
 

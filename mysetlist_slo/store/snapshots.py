@@ -21,7 +21,7 @@ from mysetlist_slo.store.ingest import IngestResult
 # The tables a snapshot may write (identifiers are only ever taken from this set).
 SNAPSHOT_TABLES = frozenset({
     "metrics", "pgbouncer_stats", "pgbouncer_pools", "pg_statements", "server_settings",
-    "pg_databases", "pg_activity", "redis_info", "redis_latency",
+    "pg_databases", "pg_activity", "redis_info", "redis_latency", "posthog_events",
 })
 SHOWN_PROBLEMS = 10
 # Numbers that may be negative or infinite (a PromQL deriv(), a histogram_quantile's +Inf);
@@ -98,7 +98,9 @@ def _problems(source: str, name: str, table: pa.Table,
         if column not in table.column_names:
             found.append(RowProblem(where, 0, column, "missing column"))
     for column in table.column_names:
-        values = table.column(column)
+        # One contiguous array: pyarrow 15-17 crash (SIGSEGV) in indices_nonzero over a chunked
+        # array with no chunks, which an empty collected snapshot is.
+        values = table.column(column).combine_chunks()
         kind = values.type
         if column in columns and not columns[column]:
             for row in pc.indices_nonzero(pc.is_null(values)).to_pylist()[:SHOWN_PROBLEMS]:

@@ -16,6 +16,7 @@ import pandas as pd
 from scipy.stats import mannwhitneyu, quantile_test
 
 from mysetlist_slo.config import Config
+from mysetlist_slo.sources.vitals import ATTRIBUTION_COLUMNS
 from mysetlist_slo.store.routes import RouteNormaliser
 
 # web-vitals thresholds (good up to and including the first, poor above the second).
@@ -34,18 +35,25 @@ WITH reports AS (
            min(ts) OVER (PARTITION BY metric_id, metric) AS viewed
     FROM vitals
 )
-SELECT viewed AS ts, metric, value, route, form_factor, metric_id
+SELECT viewed AS ts, metric, value, route, form_factor, metric_id{attribution}
 FROM reports
 WHERE newest = 1 AND viewed >= ? AND viewed < ?
 """
+# The attribution of the last report goes with its value (an INP's target changes as a
+# worse interaction replaces it); ``attributed``: the report carried any attribution field.
+_ATTRIBUTION = "".join(f", {column}" for column in ATTRIBUTION_COLUMNS) + (
+    ", " + " OR ".join(f"{column} IS NOT NULL" for column in ATTRIBUTION_COLUMNS)
+    + " AS attributed")
 
 
 def vitals_samples(con: duckdb.DuckDBPyConnection, start: datetime,
-                   end: datetime) -> pd.DataFrame:
+                   end: datetime, attribution: bool = False) -> pd.DataFrame:
     """Return one sample per page view and metric whose page view (first report) is in
     [start, end): ts (of the page view), metric, value (of the id's last report, wherever it
-    falls), route, form_factor, metric_id."""
-    return con.execute(_SAMPLES, [start, end]).df()
+    falls), route, form_factor, metric_id; with ``attribution``, also that report's
+    attribution columns and ``attributed`` (whether it carried any)."""
+    query = _SAMPLES.format(attribution=_ATTRIBUTION if attribution else "")
+    return con.execute(query, [start, end]).df()
 
 
 def rating(metric: str, value: float) -> str:
@@ -60,11 +68,21 @@ def rating(metric: str, value: float) -> str:
     return "needs-improvement" if value <= poor else "poor"
 
 
+def nearest_rank_p75(values: np.ndarray) -> float:
+    """Return the nearest-rank 75th percentile of a non-empty array, as CrUX reports p75.
+
+    >>> nearest_rank_p75(np.array([4.0, 1.0, 3.0, 2.0]))
+    3.0
+    """
+    ordered = np.sort(np.asarray(values, dtype=float))
+    return float(ordered[int(np.ceil(0.75 * len(ordered))) - 1])
+
+
 def p75_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
     """Return (p75, low, high): the nearest-rank 75th percentile and its distribution-free
     confidence interval (scipy's quantile test, binomial order statistics)."""
     ordered = np.sort(np.asarray(values, dtype=float))
-    p75 = float(ordered[int(np.ceil(0.75 * len(ordered))) - 1])
+    p75 = nearest_rank_p75(ordered)
     interval = quantile_test(ordered, q=p75, p=0.75).confidence_interval(confidence)
     return p75, float(interval.low), float(interval.high)
 
