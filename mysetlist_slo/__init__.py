@@ -80,7 +80,7 @@ from mysetlist_slo.slo.deploys import (
     histogram_mann_whitney,
 )
 from mysetlist_slo.slo.incidents import probe_outages
-from mysetlist_slo.slo.latency import count_below, latency_percentiles
+from mysetlist_slo.slo.latency import count_below, exact_share, latency_percentiles
 from mysetlist_slo.slo.policy import PolicyState, policy_states
 from mysetlist_slo.sources import parse_requests
 from mysetlist_slo.store.database import ingest_registry, open_store
@@ -153,6 +153,7 @@ __all__ = [
     "drills_due",
     "error_budget",
     "error_budgets",
+    "exact_share",
     "exhaustion_forecast",
     "generate_demo",
     "histogram_mann_whitney",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def rollups(db: Path) -> dict[str, list[tuple]]:
     con = open_store(db, read_only=True)
     try:
         return {t: con.execute(f"SELECT * EXCLUDE (ingest_id) FROM {t} ORDER BY ALL").fetchall()
-                for t in ("request_counts", "request_good", "latency_histogram")}
+                for t in ("request_counts", "request_good", "latency_sketch")}
     finally:
         con.close()
 
@@ -78,9 +79,11 @@ def test_column_mapping_and_units(tmp_path: Path) -> None:
                                      "duration_ms": "secs"},
                             duration_unit="s", time_format="epoch_s")
     got = load(tmp_path, "mapped", path, kind="jsonl", options=options)
-    histogram = sorted({b for (_m, _r, b, _c) in got["latency_histogram"]})
+    buckets = sorted({b for (_m, _r, b, _c) in got["latency_sketch"]})
     # 80 ms went with status 500 and 2 s with 503: failures are not latency samples.
-    assert histogram == [12_000, 199_000, 250_000]
+    # The sketch bucket of v us is ceil(log base 101/99 of v) (rollups.py).
+    assert buckets == [math.ceil(math.log(us) / math.log(101 / 99))
+                       for us in (12_000, 199_900, 250_500)]
     assert sum(row[3] for row in got["request_counts"]) == len(RECORDS)
 
 

@@ -119,7 +119,7 @@ def test_real_apache_log(store, real_data: Path) -> None:
     assert stored == statuses
     # No request time in this format: latency is absent, not zero.
     timed, histogram = store.execute(
-        "SELECT (SELECT sum(timed) FROM request_counts), (SELECT count(*) FROM latency_histogram)"
+        "SELECT (SELECT sum(timed) FROM request_counts), (SELECT count(*) FROM latency_sketch)"
     ).fetchall()[0]
     assert (timed, histogram) == (0, 0)
     # '-' byte counts (304s) are absent, not errors.

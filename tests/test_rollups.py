@@ -1,18 +1,26 @@
-"""Rollups: exact per-minute counters, and histograms whose percentiles are within 1 % of exact."""
+"""Rollups: exact per-minute counters, and sketches whose percentiles are within 1 % of exact."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from mysetlist_slo import count_below, ingest_file, latency_percentiles
+from mysetlist_slo import count_below, ingest_file, latency_percentiles, open_store
+from mysetlist_slo.config import parse_config
+from mysetlist_slo.slo.latency import exact_share
+from mysetlist_slo.store.rollups import ZERO_BUCKET, sketch_index
 
 START = datetime(2026, 11, 2, tzinfo=UTC)
+GAMMA_EXACT = Fraction(101, 99)
 
 
 def write_export(path: Path, us: np.ndarray, status: np.ndarray, paths: list[str] | None = None,
@@ -38,8 +46,21 @@ def fixture_latencies() -> np.ndarray:
     return np.round(rng.lognormal(np.log(80_000), 0.9, 200_000)).astype(np.int64)
 
 
-def test_histogram_percentiles_within_one_percent(store, tmp_path, latencies) -> None:
-    """p50/p95/p99 from the histograms are within 1 % of numpy's exact percentiles."""
+def bucket_of(us: int) -> int:
+    """The sketch bucket of ``us`` by exact rational arithmetic (no floating point): the i with
+    gamma^(i-1) < us <= gamma^i, gamma = 101/99; 0 us is the zero bucket."""
+    if us == 0:
+        return ZERO_BUCKET
+    i = round(math.log(us) / math.log(101 / 99))  # a first guess, settled exactly below
+    while GAMMA_EXACT ** i < us:
+        i += 1
+    while GAMMA_EXACT ** (i - 1) >= us:
+        i -= 1
+    return i
+
+
+def test_percentiles_within_one_percent(store, tmp_path, latencies) -> None:
+    """p50/p95/p99 from the sketches are within 1 % of numpy's exact nearest-rank percentiles."""
     status = np.full(len(latencies), 200)
     ingest_file(store, write_export(tmp_path / "r.parquet", latencies, status))
     got = latency_percentiles(store, START, START + timedelta(days=1), (0.5, 0.95, 0.99))
@@ -47,30 +68,95 @@ def test_histogram_percentiles_within_one_percent(store, tmp_path, latencies) ->
     exact_ms = latencies / 1000
     for q, value in zip(got["quantile"], got["latency_ms"], strict=True):
         nearest_rank = np.percentile(exact_ms, 100 * q, method="inverted_cdf")
-        interpolated = np.percentile(exact_ms, 100 * q)  # numpy's default, linear
-        assert value <= nearest_rank and (nearest_rank - value) / nearest_rank < 0.01
-        assert abs(value - interpolated) / interpolated < 0.01
+        assert abs(value - nearest_rank) <= 0.01 * nearest_rank
+
+
+# Latencies on and next to bucket edges (the integers around gamma^k), and ordinary ones.
+_EDGES = sorted({v for k in range(0, 1200, 7) for e in [float(GAMMA_EXACT ** k)]
+                 for v in (int(e), int(e) + 1) if v < 10**10})
+_LATENCY = st.one_of(st.sampled_from(_EDGES), st.integers(0, 10**8))
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(us=st.lists(_LATENCY, min_size=1, max_size=400),
+       quantiles=st.lists(st.floats(0.001, 1.0), min_size=1, max_size=4, unique=True))
+def test_percentiles_within_one_percent_any_sample(tmp_path_factory, us, quantiles) -> None:
+    """For any latencies (bucket edges included) and quantiles, each percentile is within 1 %
+    of numpy's nearest-rank percentile of the raw values (0 us reads back as 0)."""
+    folder = tmp_path_factory.mktemp("sketch")
+    con = open_store(folder / "s.duckdb")
+    try:
+        values = np.array(us, dtype=np.int64)
+        ingest_file(con, write_export(folder / "r.parquet", values, np.full(len(values), 200)))
+        got = latency_percentiles(con, START, START + timedelta(days=1), quantiles)
+    finally:
+        con.close()
+    for q, value in zip(got["quantile"], got["latency_ms"], strict=True):
+        exact = float(np.quantile(values / 1000, q, method="inverted_cdf"))
+        assert abs(value - exact) <= 0.01 * exact * (1 + 1e-9), (q, value, exact)
+
+
+def test_buckets_follow_the_log_mapping(store, tmp_path) -> None:
+    """Each latency lands in the bucket i with gamma^(i-1) < v <= gamma^i, checked in exact
+    rational arithmetic, bucket edges up to 10^10 us included."""
+    us = np.array([123_456, 2_468_000, 999, 1_000, 1_009, 0, 1, 2, 100_000_000, *_EDGES])
+    ingest_file(store, write_export(tmp_path / "r.parquet", us, np.full(len(us), 200)))
+    got = dict(store.execute(
+        "SELECT bucket, sum(count) FROM latency_sketch GROUP BY 1").fetchall())
+    expected: dict[int, int] = {}
+    for v in us:
+        expected[bucket_of(int(v))] = expected.get(bucket_of(int(v)), 0) + 1
+    assert got == expected
+    # numpy's reading of the mapping (the bench's baseline) agrees with the exact one too
+    assert [int(b) for b in sketch_index(us)] == [bucket_of(int(v)) for v in us]
+
+
+def test_sketch_rows_grow_with_slots_not_requests(store, tmp_path) -> None:
+    """Ten times the requests in the same hour add no sketch rows beyond the distinct buckets:
+    each 5-minute slot has one row per occupied bucket."""
+    rng = np.random.default_rng(11)
+    rows = []
+    for n, name in ((20_000, "small"), (200_000, "large")):
+        us = np.round(rng.lognormal(np.log(80_000), 0.5, n)).astype(np.int64)
+        seconds = rng.integers(0, 3600, n)
+        ingest_file(store, write_export(tmp_path / f"{name}.parquet", us, np.full(n, 200),
+                                        seconds=seconds))
+        written = store.execute("SELECT count(*) FROM latency_sketch WHERE ingest_id = "
+                                "(SELECT max(id) FROM ingests)").fetchall()[0][0]
+        slots = seconds // 300
+        distinct = len({(int(s), bucket_of(int(v))) for s, v in zip(slots, us, strict=True)})
+        assert written == distinct
+        rows.append(written)
+    assert rows[1] < 1.5 * rows[0] and rows[1] <= 12 * 400
 
 
 @pytest.mark.parametrize("threshold_ms", [200, 100, 2.5, 123, 999, 1000, 80.1])
-def test_good_count_at_three_digit_threshold_is_exact(store, tmp_path, latencies,
-                                                      threshold_ms) -> None:
-    """Requests faster than any 3-significant-digit threshold are counted exactly."""
+def test_good_count_at_configured_threshold_is_exact(store, tmp_path, latencies,
+                                                     threshold_ms) -> None:
+    """Requests faster than a threshold configured at ingest are counted exactly."""
+    config = parse_config(f"latency_thresholds_ms: [{threshold_ms}]")
     ingest_file(store, write_export(tmp_path / "r.parquet", latencies,
-                                    np.full(len(latencies), 200)))
+                                    np.full(len(latencies), 200)), config=config)
     below, total = count_below(store, threshold_ms, START, START + timedelta(days=1))
     assert total == len(latencies)
     assert below == int((latencies < round(threshold_ms * 1000)).sum())
+    assert exact_share(store, threshold_ms, START, START + timedelta(days=1)) == 1.0
 
 
-def test_buckets_round_down_to_three_significant_digits(store, tmp_path) -> None:
-    """123.456 ms lands in the 123 ms bucket and 2,468 ms in 2,460 ms (DESIGN.md's examples)."""
-    us = np.array([123_456, 2_468_000, 999, 1_000, 1_009, 0, 100_000_000])
-    ingest_file(store, write_export(tmp_path / "r.parquet", us, np.full(len(us), 200)))
-    buckets = store.execute(
-        "SELECT bucket_us, sum(count) FROM latency_histogram GROUP BY 1 ORDER BY 1").fetchall()
-    assert buckets == [(0, 1), (999, 1), (1_000, 2), (123_000, 1), (2_460_000, 1),
-                       (100_000_000, 1)]
+@pytest.mark.parametrize("threshold_ms", [150, 123.4, 80.1, 333])
+def test_good_count_at_unconfigured_threshold_is_within_a_bucket(store, tmp_path, latencies,
+                                                                 threshold_ms) -> None:
+    """A threshold not configured at ingest is estimated from the sketch: the count lies between
+    the exact counts at threshold / 1.01 and threshold / 0.99, and is flagged as not exact."""
+    config = parse_config("latency_thresholds_ms: [200]")
+    ingest_file(store, write_export(tmp_path / "r.parquet", latencies,
+                                    np.full(len(latencies), 200)), config=config)
+    below, total = count_below(store, threshold_ms, START, START + timedelta(days=1))
+    t_us = threshold_ms * 1000
+    assert total == len(latencies)
+    assert int((latencies <= t_us / 1.01).sum()) <= below <= int((latencies < t_us / 0.99).sum())
+    assert exact_share(store, threshold_ms, START, START + timedelta(days=1)) == 0.0
 
 
 def test_minute_counters_are_exact(store, tmp_path) -> None:

@@ -27,7 +27,7 @@ def test_new_store_has_latest_schema(store) -> None:
     """A new file gets every migration and records the version."""
     assert schema_version(store) == latest_version() == len(MIGRATIONS)
     assert {"ingests", "rejects", "routes", "request_counts", "request_good",
-            "latency_histogram"} <= set(table_counts(store))
+            "latency_sketch", "region_latency_sketch"} <= set(table_counts(store))
 
 
 def test_migrates_forward_and_keeps_data(db_path, write_log) -> None:

@@ -260,7 +260,7 @@ def test_restore_refuses_a_damaged_backup(store_copy: Path, tmp_path: Path) -> N
     """A damaged backup is refused and the store is left as it was."""
     bad = tmp_path / "bad-backup.duckdb"
     shutil.copyfile(store_copy, bad)
-    block, offset = own_block(bad, "latency_histogram")
+    block, offset = own_block(bad, "request_counts")
     damage(bad, block, offset)
     before = store_copy.read_bytes()
     result = run("store", "restore", str(bad), "--db", str(store_copy))

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from mysetlist_slo.config import load_config
-from mysetlist_slo.report.weekly import WeeklySummary, verdict
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mysetlist_slo import ingest_file
+from mysetlist_slo.config import load_config, parse_config
+from mysetlist_slo.report.weekly import WeeklySummary, estimated_latency_slos, verdict
 
 START = datetime(2026, 11, 16, tzinfo=UTC)
 
@@ -46,3 +52,28 @@ def test_breach_and_unjudged_together() -> None:
                            ["availability"]), load_config())
     assert "Out of error budget: availability." in text
     assert "1 of 2 SLOs could not be judged: api-latency (no data)." in text
+
+
+def test_latency_slo_on_unconfigured_threshold_is_flagged(store, tmp_path: Path) -> None:
+    """Requests loaded while only 200 ms was counted: a 250 ms SLO is named as estimated for
+    all of its window, the 200 ms one is not, and the verdict says so in one sentence."""
+    n = 600
+    ts = np.datetime64(START.replace(tzinfo=None), "us") + (
+        np.arange(n) * 60).astype("timedelta64[s]")
+    export = tmp_path / "r.parquet"
+    pq.write_table(pa.table({"timestamp": pa.array(ts, pa.timestamp("us", tz="UTC")),
+                             "path": ["/api/shows/1"] * n, "status": [200] * n,
+                             "duration_ms": np.linspace(50, 400, n)}), export)
+    ingest_file(store, export, config=parse_config("latency_thresholds_ms: [200]"))
+    config = parse_config("""
+slos:
+  - {name: api-200, sli: latency, threshold_ms: 200, objective: 99, window: 7d}
+  - {name: api-250, sli: latency, threshold_ms: 250, objective: 99, window: 7d}
+""")
+    end = START + timedelta(days=7)
+    found = estimated_latency_slos(store, config, end)
+    assert found == [("api-250", 250.0, 1.0)]
+    text = verdict(summary([], []), config, found)
+    assert ("api-250: good counts under 250 ms are estimated from the latency sketches (exact "
+            "at a threshold within 1 %) for 100 % of its window's requests, loaded before the "
+            "threshold was configured.") in text

@@ -96,8 +96,8 @@ class SloConfig(_Strict):
     @field_validator("threshold_ms")
     @classmethod
     def _threshold_exact_in_histograms(cls, value: float | None) -> float | None:
-        # Thresholds with more than three significant digits would not be exact from the
-        # latency histograms (see histogram.py), so they are refused rather than approximated.
+        # Three significant digits at most, as stores written with 3-digit histograms needed;
+        # the per-threshold counters (store/rollups.py) would be exact for any whole microsecond.
         if value is not None and float(f"{value:.3g}") != value:
             raise ValueError(f"threshold {value} has more than three significant digits")
         return value

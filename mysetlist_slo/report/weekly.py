@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +16,9 @@ from mysetlist_slo.report.formatting import vital
 from mysetlist_slo.slo.alerts import backtest_alerts, budget_incidents
 from mysetlist_slo.slo.budgets import error_budgets
 from mysetlist_slo.slo.incidents import probe_outages
-from mysetlist_slo.slo.latency import latency_percentiles
+from mysetlist_slo.slo.latency import exact_share, latency_percentiles
+from mysetlist_slo.slo.sli import window_bounds
+from mysetlist_slo.store.rollups import SLOT, sketch_value_ms_sql
 from mysetlist_slo.vitals.field import cwv_assessment, vitals_regressions, web_vitals_summary
 
 
@@ -61,21 +64,25 @@ WITH counts AS (
     GROUP BY route
 ),
 ranked AS (
-    SELECT route, bucket_us, sum(count) AS n,
-           sum(sum(count)) OVER (PARTITION BY route ORDER BY bucket_us) AS up_to,
+    SELECT route, bucket, sum(count) AS n,
+           sum(sum(count)) OVER (PARTITION BY route ORDER BY bucket) AS up_to,
            sum(sum(count)) OVER (PARTITION BY route) AS timed
-    FROM latency_histogram
-    WHERE minute >= ? AND minute < ?
-    GROUP BY route, bucket_us
+    FROM latency_sketch
+    WHERE slot > ? AND slot < ?
+    GROUP BY route, bucket
 ),
-percentiles AS (
+buckets AS (
     -- Nearest rank per route, as latency.latency_percentiles does for one selection.
     SELECT route, any_value(timed) AS timed,
-           min(bucket_us) FILTER (WHERE up_to >= ceil(0.50 * timed)) / 1000.0 AS p50_ms,
-           min(bucket_us) FILTER (WHERE up_to >= ceil(0.95 * timed)) / 1000.0 AS p95_ms,
-           min(bucket_us) FILTER (WHERE up_to >= ceil(0.99 * timed)) / 1000.0 AS p99_ms
+           min(bucket) FILTER (WHERE up_to >= ceil(0.50 * timed)) AS p50,
+           min(bucket) FILTER (WHERE up_to >= ceil(0.95 * timed)) AS p95,
+           min(bucket) FILTER (WHERE up_to >= ceil(0.99 * timed)) AS p99
     FROM ranked
     GROUP BY route
+),
+percentiles AS (
+    SELECT route, {p50} AS p50_ms, {p95} AS p95_ms, {p99} AS p99_ms
+    FROM buckets
 )
 SELECT counts.route, counts.requests, counts.errors_5xx,
        counts.errors_5xx / counts.requests AS error_rate,
@@ -83,14 +90,16 @@ SELECT counts.route, counts.requests, counts.errors_5xx,
 FROM counts LEFT JOIN percentiles USING (route)
 WHERE counts.requests >= ?
 ORDER BY counts.requests DESC
-"""
+""".format(p50=sketch_value_ms_sql("p50"), p95=sketch_value_ms_sql("p95"),
+           p99=sketch_value_ms_sql("p99"))
 
 
 def latency_by_route(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
                      min_requests: int = 100) -> pd.DataFrame:
     """Return per route with at least ``min_requests`` in [start, end): requests, 5xx, error
-    rate and p50/p95/p99 latency (ms, from the histograms), busiest first."""
-    return con.execute(_BY_ROUTE, [start, end, start, end, min_requests]).df()
+    rate and p50/p95/p99 latency (ms, from the 5-minute sketches overlapping the window, within
+    1 % of exact), busiest first."""
+    return con.execute(_BY_ROUTE, [start, end, start - SLOT, end, min_requests]).df()
 
 
 @dataclass
@@ -178,12 +187,30 @@ def weekly_summary(con: duckdb.DuckDBPyConnection, config: Config, week: str | N
         vitals_regressions=_records(regressions[regressions["regression"]]),
         breached=[r["slo"] for r in budgets.to_dict("records") if r["status"] == "breach"],
     )
-    summary.verdict = verdict(summary, config)
+    summary.verdict = verdict(summary, config, estimated_latency_slos(con, config, end))
     return summary
 
 
-def verdict(summary: WeeklySummary, config: Config) -> str:
-    """Return a one-paragraph verdict on the week, written from the numbers."""
+def estimated_latency_slos(con: duckdb.DuckDBPyConnection, config: Config,
+                           at: datetime) -> list[tuple[str, float, float]]:
+    """Return (SLO name, threshold ms, share of its window's requests estimated) for each
+    latency SLO whose good counts in the window ending at ``at`` are partly estimated from the
+    sketches (its threshold was not configured when those requests were loaded)."""
+    found = []
+    for slo in config.slos:
+        if slo.sli != "latency" or slo.threshold_ms is None:
+            continue
+        start, end = window_bounds(slo.window, at, config.timezone_of(slo))
+        share = exact_share(con, slo.threshold_ms, start, end, slo.routes)
+        if share is not None and share < 1:
+            found.append((slo.name, slo.threshold_ms, 1 - share))
+    return found
+
+
+def verdict(summary: WeeklySummary, config: Config,
+            estimated: Sequence[tuple[str, float, float]] = ()) -> str:
+    """Return a one-paragraph verdict on the week, written from the numbers; ``estimated``
+    names the latency SLOs whose good counts are partly estimated (estimated_latency_slos)."""
     if not summary.requests:
         return f"No request data for {summary.week}: nothing can be said about it."
     parts = [f"In {summary.week}, MySetlist served {summary.requests:,} requests with "
@@ -221,6 +248,11 @@ def verdict(summary: WeeklySummary, config: Config) -> str:
         met = "within" if outage["within_target"] else "missing"
         parts.append(f"An outage began {outage['start'][:16].replace('T', ' ')} UTC and lasted "
                      f"{minutes:.0f} minutes, {met} the {target:g}-minute recovery target.")
+    for name, threshold, share in estimated:
+        parts.append(f"{name}: good counts under {threshold:g} ms are estimated from the "
+                     "latency sketches (exact at a threshold within 1 %) for "
+                     f"{100 * share:.0f} % of its window's requests, loaded before the "
+                     "threshold was configured.")
     if summary.minutes_with_data < 0.95 * summary.week_minutes:
         share = summary.minutes_with_data / summary.week_minutes
         parts.append(f"Only {share:.0%} of the week's minutes had data: read with care.")

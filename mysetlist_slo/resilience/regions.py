@@ -20,6 +20,7 @@ import duckdb
 import pandas as pd
 
 from mysetlist_slo.config import Config, parse_duration
+from mysetlist_slo.store.rollups import SLOT, sketch_value_ms_sql
 
 REGION_COLUMNS = ["region", "locations", "checks", "failed", "availability", "p50_latency_ms",
                   "p95_latency_ms", "worst_window_availability", "below_threshold",
@@ -131,27 +132,30 @@ WITH counts AS (
     WHERE minute >= $start AND minute < $end
     GROUP BY region
 ), histogram AS (
-    SELECT region, bucket_us, sum(count) AS n
-    FROM region_latency
-    WHERE minute >= $start AND minute < $end
-    GROUP BY region, bucket_us
+    SELECT region, bucket, sum(count) AS n
+    FROM region_latency_sketch
+    WHERE slot > $after AND slot < $end
+    GROUP BY region, bucket
 ), cumulative AS (
-    SELECT region, bucket_us, sum(n) OVER (PARTITION BY region ORDER BY bucket_us) AS up_to,
+    SELECT region, bucket, sum(n) OVER (PARTITION BY region ORDER BY bucket) AS up_to,
            sum(n) OVER (PARTITION BY region) AS total
     FROM histogram
-), percentiles AS (
-    -- Nearest rank, as latency_percentiles reads the route histograms (within 1 % below).
+), buckets AS (
+    -- Nearest rank, as latency_percentiles reads the route sketches (within 1 %).
     SELECT region,
-           min(bucket_us) FILTER (WHERE up_to >= greatest(ceil(0.5 * total), 1)) / 1000.0 AS p50,
-           min(bucket_us) FILTER (WHERE up_to >= greatest(ceil(0.95 * total), 1)) / 1000.0 AS p95
+           min(bucket) FILTER (WHERE up_to >= greatest(ceil(0.5 * total), 1)) AS p50,
+           min(bucket) FILTER (WHERE up_to >= greatest(ceil(0.95 * total), 1)) AS p95
     FROM cumulative
     GROUP BY region
+), percentiles AS (
+    SELECT region, {p50} AS p50, {p95} AS p95
+    FROM buckets
 )
 SELECT counts.region, requests, errors_5xx, 100.0 * (requests - errors_5xx) / requests,
        requests / sum(requests) OVER (), p50, p95, minutes_with_data
 FROM counts LEFT JOIN percentiles USING (region)
 ORDER BY counts.region
-"""
+""".format(p50=sketch_value_ms_sql("p50"), p95=sketch_value_ms_sql("p95"))
 
 _REGION_MINUTES = """
 SELECT minute, region, sum(requests) AS requests,
@@ -167,8 +171,10 @@ def region_traffic(con: duckdb.DuckDBPyConnection, start: datetime,
                    end: datetime) -> pd.DataFrame:
     """Return one row per region named by requests in [start, end): requests, 5xx, availability
     (percent non-5xx), share of all regional traffic, p50/p95 latency of answered requests (ms,
-    nearest rank from the histograms, within 1 % below) and minutes with data."""
-    rows = con.execute(_REGION_TRAFFIC, {"start": start, "end": end}).fetchall()
+    nearest rank from the 5-minute sketches overlapping the window, within 1 %) and minutes
+    with data."""
+    rows = con.execute(_REGION_TRAFFIC, {"start": start, "end": end,
+                                         "after": start - SLOT}).fetchall()
     return pd.DataFrame(rows, columns=TRAFFIC_COLUMNS)
 
 

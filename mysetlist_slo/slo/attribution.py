@@ -9,7 +9,12 @@ import duckdb
 import pandas as pd
 
 from mysetlist_slo.config import SloConfig
-from mysetlist_slo.slo.latency import route_filter_sql
+from mysetlist_slo.slo.latency import (
+    latency_event_params,
+    latency_events_sql,
+    route_filter_named,
+    route_filter_sql,
+)
 
 Dimension = Literal["route", "status", "hour"]
 
@@ -29,17 +34,20 @@ ORDER BY bad DESC, key
 LIMIT ?
 """
 
+# Bad latency events are the answered timed requests not under the threshold, from the same
+# counts as the SLI (exact where the threshold was configured at ingest).
 _LATENCY_BAD = """
-WITH bad AS (
-    SELECT {key} AS key, sum(count) AS bad
-    FROM latency_histogram
-    WHERE minute >= ? AND minute < ? AND bucket_us >= ? AND {routes}
+WITH {events},
+bad AS (
+    SELECT {key} AS key, sum(total - good) AS bad
+    FROM latency_events
     GROUP BY key
+    HAVING sum(total - good) > 0
 )
 SELECT key, bad, bad / sum(bad) OVER () AS share
 FROM bad
 ORDER BY bad DESC, key
-LIMIT ?
+LIMIT $top
 """
 
 
@@ -55,11 +63,14 @@ def budget_attribution(con: duckdb.DuckDBPyConnection, slo: SloConfig, start: da
         if by == "status":
             raise ValueError("latency SLIs are kept per route and minute, not per status")
         assert slo.threshold_ms is not None
-        sql = _LATENCY_BAD.format(key=_KEYS[by], routes=condition)
-        params: list[object] = [start, end, round(slo.threshold_ms * 1000), *values, top]
-    elif slo.sli in ("availability", "error_rate"):
+        named, routes = route_filter_named(slo.routes)
+        sql = _LATENCY_BAD.format(key=_KEYS[by], events=latency_events_sql(named))
+        latency = con.execute(sql, {**latency_event_params(slo.threshold_ms, start, end, routes),
+                                    "top": top}).df()
+        return latency.rename(columns={"key": by})
+    if slo.sli in ("availability", "error_rate"):
         sql = _REQUEST_BAD.format(key=_KEYS[by], routes=condition)
-        params = [start, end, *values, top]
+        params: list[object] = [start, end, *values, top]
     else:
         raise ValueError(f"no attribution for SLI kind {slo.sli!r}")
     frame = con.execute(sql, params).df()

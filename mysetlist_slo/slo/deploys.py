@@ -35,6 +35,7 @@ from mysetlist_slo.config import Config, SloConfig, parse_duration
 from mysetlist_slo.slo.budgets import allowed_share, slo_events
 from mysetlist_slo.slo.latency import route_filter_sql
 from mysetlist_slo.slo.sli import STORED_SLIS, period_end, window_bounds
+from mysetlist_slo.store.rollups import sketch_value_ms_sql
 
 # Rows of several sources naming the same commit (or version) this close together are one
 # deploy: Vercel builds it, GitHub records it, Sentry releases it.
@@ -77,12 +78,15 @@ FROM request_counts
 WHERE minute >= ? AND minute < ? AND {routes}
 """
 
-_HISTOGRAM = """
-SELECT bucket_us, sum(count) AS n
-FROM latency_histogram
-WHERE minute >= ? AND minute < ? AND {routes}
-GROUP BY bucket_us
-ORDER BY bucket_us
+# Latency before and after a deploy from the 5-minute sketches (store/rollups.py): only the
+# slots wholly inside the span, so the slot a deploy lands in, which holds requests of both
+# sides, is in neither; each bucket stands for its value within 1 %.
+_HISTOGRAM = f"""
+SELECT {sketch_value_ms_sql("bucket")} * 1000 AS value_us, sum(count) AS n
+FROM latency_sketch
+WHERE slot >= ? AND slot + INTERVAL 5 MINUTE <= ? AND {{routes}}
+GROUP BY bucket
+ORDER BY bucket
 """
 
 
@@ -219,7 +223,7 @@ def histogram_mann_whitney(before: pd.Series, after: pd.Series) -> tuple[float, 
 
 
 def _percentile(histogram: pd.Series, quantile: float) -> float | None:
-    """Return the nearest-rank percentile of a histogram (bucket µs -> count), in ms."""
+    """Return the nearest-rank percentile of a histogram (bucket value µs -> count), in ms."""
     total = histogram.sum()
     if total == 0:
         return None
@@ -381,7 +385,7 @@ def _slo_spend(con: duckdb.DuckDBPyConnection, config: Config, slo: SloConfig,
 def _histogram(con: duckdb.DuckDBPyConnection, condition: str, values: list[str],
                start: datetime, end: datetime) -> pd.Series:
     frame = con.execute(_HISTOGRAM.format(routes=condition), [start, end, *values]).df()
-    return pd.Series(frame["n"].to_numpy(dtype=float), index=frame["bucket_us"].to_numpy())
+    return pd.Series(frame["n"].to_numpy(dtype=float), index=frame["value_us"].to_numpy())
 
 
 def _changes(settings: Any, total_b: int, errors_b: int, total_a: int, errors_a: int,

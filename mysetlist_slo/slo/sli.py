@@ -12,7 +12,12 @@ import pandas as pd
 
 from mysetlist_slo.config import ProbesConfig, SloConfig, parse_duration
 from mysetlist_slo.slo.incidents import uptime_minutes
-from mysetlist_slo.slo.latency import route_filter_sql
+from mysetlist_slo.slo.latency import (
+    latency_event_params,
+    latency_events_sql,
+    route_filter_named,
+    route_filter_sql,
+)
 
 REQUEST_SLIS = ("availability", "error_rate", "latency")
 # the SLIs whose events are in the store
@@ -78,15 +83,12 @@ GROUP BY minute
 ORDER BY minute
 """
 
-# Latency events are the timed requests; good ones are faster than the threshold. Read from the
-# histograms: exact for thresholds of three significant digits (see rollups.py).
+# Latency events are the answered timed requests; good ones are faster than the threshold: exact
+# per-minute counts where the threshold was configured at ingest (see slo/latency.py).
 _LATENCY_EVENTS = """
-SELECT
-    minute,
-    coalesce(sum(count) FILTER (WHERE bucket_us < ?), 0) AS good,
-    sum(count) AS total
-FROM latency_histogram
-WHERE minute >= ? AND minute < ? AND {routes}
+WITH {events}
+SELECT minute, sum(good) AS good, sum(total) AS total
+FROM latency_events
 GROUP BY minute
 ORDER BY minute
 """
@@ -128,7 +130,8 @@ def event_minutes(con: duckdb.DuckDBPyConnection, slo: SloConfig, start: datetim
 
     Probe uptime has one event per minute with checks (see incidents.uptime_minutes);
     statement times have a row, perhaps of no calls, for each minute a snapshot interval
-    covers (see _STATEMENT_EVENTS). Raises
+    covers (see _STATEMENT_EVENTS); latency counts are exact where the threshold was
+    configured at ingest, else estimated from 5-minute sketches (see latency.count_below). Raises
     ValueError for SLI kinds whose events are not in the store.
     """
     if slo.sli == "probe_uptime":
@@ -141,11 +144,13 @@ def event_minutes(con: duckdb.DuckDBPyConnection, slo: SloConfig, start: datetim
     condition, values = route_filter_sql(slo.routes)
     if slo.sli == "latency":
         assert slo.threshold_ms is not None  # the config validation guarantees it
-        sql = _LATENCY_EVENTS.format(routes=condition)
-        params: list[object] = [round(slo.threshold_ms * 1000), start, end, *values]
-    elif slo.sli in ("availability", "error_rate"):
+        named, routes = route_filter_named(slo.routes)
+        frame = con.execute(_LATENCY_EVENTS.format(events=latency_events_sql(named)),
+                            latency_event_params(slo.threshold_ms, start, end, routes)).df()
+        return frame.astype({"good": "int64", "total": "int64"})
+    if slo.sli in ("availability", "error_rate"):
         sql = _REQUEST_EVENTS.format(routes=condition)
-        params = [start, end, *values]
+        params: list[object] = [start, end, *values]
     else:
         raise ValueError(f"SLI kind {slo.sli!r} has no events in the store yet")
     frame = con.execute(sql, params).df()

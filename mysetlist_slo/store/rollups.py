@@ -1,78 +1,127 @@
-"""Per-minute rollups of canonical request rows: exact counters and 3-significant-digit histograms.
+"""Rollups of canonical request rows: exact per-minute counters, exact good counts at the
+configured thresholds, and 5-minute latency sketches with log-spaced buckets.
 
-A latency's histogram bucket is the value in microseconds rounded *down* to three significant
-digits (123 456 us -> 123 000 us; 2 468 us -> 2 460 us). Two facts follow and the SLO engine
-relies on them:
+Latency sketch (DDSketch's mapping, Masson et al., VLDB 2019): a latency of ``v`` microseconds
+(v >= 1) falls in bucket ``i = ceil(ln(v) / ln(gamma))`` with ``gamma = (1 + a) / (1 - a)`` and
+``a = 1 %``, so bucket ``i`` holds (gamma^(i-1), gamma^i]; 0 us has a bucket of its own
+(ZERO_BUCKET). A bucket is read back as ``2 gamma^i / (gamma + 1)``, which is within ``a`` of
+every value in it: a percentile read from the sketch is within 1 % of the exact nearest-rank
+one. From 1 ms to 10 s that is 461 possible buckets, of which a route's week typically fills
+about 250; the rows a slot writes are bounded by that, whatever the traffic.
 
-* every bucket spans less than 1 % of its lower bound, so a percentile read from the histogram
-  is within 1 % of the exact one;
-* for a threshold T with at most three significant digits, ``v < T`` exactly when
-  ``bucket(v) < T`` (T is itself a bucket bound), so "good" counts at such thresholds are exact.
+Sketches are kept per 5-minute slot (UTC-aligned): 5 divides 15, so every day, week and month
+boundary in every time zone (all offsets are whole quarter hours) falls on a slot boundary,
+and an hour is 12 slots. Burn rates, SLIs and budgets never read the sketch: they read the
+per-minute counters, and the good counts at each configured threshold are counted from the raw
+durations (``duration_us < threshold``), exact whatever the threshold.
 
-Histograms and "good" counters hold the latency of answered requests (status below 500): a
-502 returned in 1 ms by a proxy whose upstream is down is an availability failure, and must
-not make the latency SLI look better. ``request_counts.timed`` still counts every timed request.
+Sketches and "good" counters hold the latency of answered requests (status below 500): a 502
+returned in 1 ms by a proxy whose upstream is down is an availability failure, and must not
+make the latency SLI look better. ``request_counts.timed`` still counts every timed request.
 """
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
+
 import duckdb
+import numpy as np
+
+# Relative accuracy of the sketch and its bucket growth factor.
+RELATIVE_ACCURACY = 0.01
+GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)  # 101 / 99
+# The bucket of a 0 us latency (nginx logs milliseconds, so 0.000 s exists): below every other.
+ZERO_BUCKET = -32768
+# The time grain of the sketches.
+SLOT = timedelta(minutes=5)
+
+# Written as the same expression in SQL and Python (both IEEE double, glibc's log), so that the
+# package and an independent numpy reading put a value on the same side of every bucket edge.
+_LN_GAMMA_SQL = "ln(101 / 99)"
 
 
-def sig3_floor_sql(column: str) -> str:
-    """Return SQL rounding the non-negative BIGINT ``column`` down to three significant digits.
-
-    A ladder of integer comparisons, not log10 or string lengths: exact at powers of ten, and
-    cheap enough to run on every request.
-    """
-    steps = " ".join(f"WHEN {column} < {10 ** (digits + 1)} THEN {column} - {column} % "
-                     f"{10 ** (digits - 2)}" for digits in range(3, 18))
-    return f"CASE WHEN {column} < 1000 THEN {column} {steps} END"
+def sketch_index_sql(column: str) -> str:
+    """Return SQL for the sketch bucket (SMALLINT) of the non-negative BIGINT ``column`` (us)."""
+    return (f"CASE WHEN {column} = 0 THEN {ZERO_BUCKET} "
+            f"ELSE CAST(ceil(ln({column}) / {_LN_GAMMA_SQL}) AS SMALLINT) END")
 
 
-# One pass over the raw rows; the three rollups are then read off this small aggregate. The
-# "good" counts come from the buckets: exact for thresholds of three significant digits.
-_AGGREGATE = f"""
+def sketch_value_ms_sql(column: str) -> str:
+    """Return SQL for the latency (ms, DOUBLE) a sketch bucket ``column`` stands for: 0 for the
+    zero bucket, else 2 gamma^i / (gamma + 1) us, within 1 % of every value in the bucket."""
+    return (f"CASE WHEN {column} = {ZERO_BUCKET} THEN 0.0 "
+            f"ELSE 2 * pow(101 / 99, {column}) / (101 / 99 + 1) / 1000 END")
+
+
+def slot_sql(column: str) -> str:
+    """Return SQL for the start of the 5-minute UTC slot holding the TIMESTAMPTZ ``column``."""
+    return f"time_bucket(INTERVAL 5 minute, {column}, 'UTC')"
+
+
+def sketch_index(us: np.ndarray) -> np.ndarray:
+    """Return the sketch bucket of each latency in ``us`` (non-negative integer microseconds)."""
+    us = np.asarray(us, dtype=np.int64)
+    with np.errstate(divide="ignore"):
+        index = np.ceil(np.log(us.astype(np.float64)) / math.log(GAMMA))
+    return np.where(us == 0, ZERO_BUCKET, index).astype(np.int64)
+
+
+def sketch_value_ms(index: np.ndarray) -> np.ndarray:
+    """Return the latency (ms) each sketch bucket in ``index`` stands for (see the SQL)."""
+    index = np.asarray(index, dtype=np.int64)
+    value = 2 * np.power(GAMMA, index.astype(np.float64)) / (GAMMA + 1) / 1000
+    return np.where(index == ZERO_BUCKET, 0.0, value)
+
+
+def _aggregate_sql(count: int) -> str:
+    """Return SQL for one pass over the raw rows, grouped by minute, route, region, status and
+    sketch bucket, with the requests faster than each of ``count`` thresholds ($t0_us, ...)
+    counted from the raw durations: exact whatever the threshold."""
+    good = "".join(f",\n    count(*) FILTER (WHERE duration_us < $t{i}_us) AS good{i}"
+                   for i in range(count))
+    return f"""
 CREATE OR REPLACE TEMP TABLE batch_aggregate AS
 SELECT
     date_trunc('minute', ts) AS minute,
     routes.route,
     region,
     status,
-    {sig3_floor_sql("duration_us")} AS bucket_us,
+    {sketch_index_sql("duration_us")} AS bucket,
     count(*) AS requests,
     coalesce(sum(duration_us), 0) AS duration_sum_us,
-    coalesce(sum(bytes), 0) AS bytes_sum
+    coalesce(sum(bytes), 0) AS bytes_sum{good}
 FROM checked
 JOIN batch_routes AS routes ON checked.target IS NOT DISTINCT FROM routes.target
 WHERE checked.bad_field IS NULL
 GROUP BY ALL
 """
 
+
 _COUNTS = """
 INSERT INTO request_counts
 SELECT
     $ingest_id, minute, route, status,
     sum(requests),
-    coalesce(sum(requests) FILTER (WHERE bucket_us IS NOT NULL), 0),
+    coalesce(sum(requests) FILTER (WHERE bucket IS NOT NULL), 0),
     sum(duration_sum_us),
     sum(bytes_sum)
 FROM batch_aggregate
 GROUP BY minute, route, status
 """
 
+
 def _good_sql(count: int) -> str:
-    """Return SQL inserting, per minute and route, the requests under each of ``count``
-    thresholds (bound as $t0_us, $t1_us, ... and the list $thresholds_ms), in one pass."""
-    under = ", ".join(f"coalesce(sum(requests) FILTER (WHERE bucket_us < $t{i}_us), 0)"
-                      for i in range(count))
+    """Return SQL inserting, per minute and route, the answered requests under each of ``count``
+    thresholds (the list $thresholds_ms, counted in batch_aggregate's good0, good1, ...)."""
+    under = ", ".join(f"sum(good{i})" for i in range(count))
     return f"""
 INSERT INTO request_good
 SELECT $ingest_id, minute, route, unnest($thresholds_ms), unnest(good)
 FROM (
     SELECT minute, route, [{under}] AS good
     FROM batch_aggregate
-    WHERE bucket_us IS NOT NULL AND status < 500
+    WHERE bucket IS NOT NULL AND status < 500
     GROUP BY minute, route
 )
 """
@@ -84,27 +133,27 @@ INSERT INTO region_counts
 SELECT
     $ingest_id, minute, region, status,
     sum(requests),
-    coalesce(sum(requests) FILTER (WHERE bucket_us IS NOT NULL), 0),
+    coalesce(sum(requests) FILTER (WHERE bucket IS NOT NULL), 0),
     sum(duration_sum_us)
 FROM batch_aggregate
 WHERE region IS NOT NULL
 GROUP BY minute, region, status
 """
 
-_REGION_HISTOGRAM = """
-INSERT INTO region_latency
-SELECT $ingest_id, minute, region, bucket_us, sum(requests)
+_REGION_SKETCH = f"""
+INSERT INTO region_latency_sketch
+SELECT $ingest_id, {slot_sql("minute")}, region, bucket, sum(requests)
 FROM batch_aggregate
-WHERE region IS NOT NULL AND bucket_us IS NOT NULL AND status < 500
-GROUP BY minute, region, bucket_us
+WHERE region IS NOT NULL AND bucket IS NOT NULL AND status < 500
+GROUP BY ALL
 """
 
-_HISTOGRAM = """
-INSERT INTO latency_histogram
-SELECT $ingest_id, minute, route, bucket_us, sum(requests)
+_SKETCH = f"""
+INSERT INTO latency_sketch
+SELECT $ingest_id, {slot_sql("minute")}, route, bucket, sum(requests)
 FROM batch_aggregate
-WHERE bucket_us IS NOT NULL AND status < 500
-GROUP BY minute, route, bucket_us
+WHERE bucket IS NOT NULL AND status < 500
+GROUP BY ALL
 """
 
 
@@ -112,16 +161,16 @@ def add_rollups(con: duckdb.DuckDBPyConnection, ingest_id: int,
                 thresholds_ms: list[float]) -> None:
     """Append the rollups of the good records in ``checked``, routed by ``batch_routes``.
 
-    Rows are tagged with ``ingest_id``; a minute split across batches or files simply has two
-    partial rows, which every reader sums.
+    Rows are tagged with ``ingest_id``; a minute or slot split across batches or files simply
+    has two partial rows, which every reader sums.
     """
-    con.execute(_AGGREGATE)
+    params: dict[str, object] = {f"t{i}_us": round(t * 1000) for i, t in enumerate(thresholds_ms)}
+    con.execute(_aggregate_sql(len(thresholds_ms)), params)
     con.execute(_COUNTS, {"ingest_id": ingest_id})
     if thresholds_ms:
-        params: dict[str, object] = {"ingest_id": ingest_id, "thresholds_ms": thresholds_ms}
-        params.update({f"t{i}_us": round(t * 1000) for i, t in enumerate(thresholds_ms)})
-        con.execute(_good_sql(len(thresholds_ms)), params)
-    con.execute(_HISTOGRAM, {"ingest_id": ingest_id})
+        con.execute(_good_sql(len(thresholds_ms)),
+                    {"ingest_id": ingest_id, "thresholds_ms": thresholds_ms})
+    con.execute(_SKETCH, {"ingest_id": ingest_id})
     con.execute(_REGION_COUNTS, {"ingest_id": ingest_id})
-    con.execute(_REGION_HISTOGRAM, {"ingest_id": ingest_id})
+    con.execute(_REGION_SKETCH, {"ingest_id": ingest_id})
     con.execute("DROP TABLE batch_aggregate")
