@@ -574,6 +574,9 @@ def _connect(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
     except duckdb.Error as exc:
         raise SloError(f"{path}: cannot open as a DuckDB store: {exc}") from None
     con.execute("SET TimeZone = 'UTC'")
+    # DuckDB draws a progress bar on stdout for a query that runs a few seconds; stdout is the
+    # CLI's output (JSON, digests) and a slow machine must not change it.
+    con.execute("SET enable_progress_bar = false")
     return con
 
 
