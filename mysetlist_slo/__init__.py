@@ -2,6 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from mysetlist_slo.capacity.cdn import cache_hit_ratios, cache_hit_trend, cache_miss_episodes
 from mysetlist_slo.capacity.loadtests import (
     LoadTestCapacity,
     load_test_capacity,
@@ -55,9 +56,14 @@ from mysetlist_slo.slo.budgets import (
 from mysetlist_slo.slo.incidents import probe_outages
 from mysetlist_slo.slo.latency import count_below, latency_percentiles
 from mysetlist_slo.sources import parse_requests
+from mysetlist_slo.sources.nextjs import read_build
+from mysetlist_slo.store.bundles import store_build
 from mysetlist_slo.store.database import ingest_registry, open_store
 from mysetlist_slo.store.ingest import IngestResult, ingest_file, ingest_files
 from mysetlist_slo.store.routes import RouteNormaliser
+from mysetlist_slo.vitals.bundles import bundle_check, bundle_regressions
+from mysetlist_slo.vitals.delivery import WebDelivery, web_delivery
+from mysetlist_slo.vitals.lab import lab_runs, lab_summary
 
 try:
     __version__ = version("mysetlist-slo")
@@ -80,6 +86,7 @@ __all__ = [
     "SchemaVersionError",
     "SloError",
     "StoreBusyError",
+    "WebDelivery",
     "__version__",
     "backtest_alerts",
     "backtest_rules",
@@ -90,9 +97,14 @@ __all__ = [
     "budget_burndown",
     "budget_incidents",
     "budget_report",
+    "bundle_check",
+    "bundle_regressions",
     "burn_rate",
     "burn_rate_alerts",
     "burn_rate_series",
+    "cache_hit_ratios",
+    "cache_hit_trend",
+    "cache_miss_episodes",
     "count_below",
     "drill_results",
     "drills_due",
@@ -103,6 +115,8 @@ __all__ = [
     "ingest_file",
     "ingest_files",
     "ingest_registry",
+    "lab_runs",
+    "lab_summary",
     "latency_percentiles",
     "load_config",
     "load_test_capacity",
@@ -112,6 +126,7 @@ __all__ = [
     "parse_requests",
     "probe_outages",
     "prometheus_rules",
+    "read_build",
     "read_rules",
     "region_availability",
     "region_episodes",
@@ -119,5 +134,7 @@ __all__ = [
     "render_markdown",
     "scalability_recovery",
     "static_alerts",
+    "store_build",
     "traffic_failovers",
+    "web_delivery",
 ]

@@ -346,3 +346,23 @@ def test_demo_storm_and_bundle_regression_found(demo: DemoManifest,
     assert bool(static["below_target"])
     digest = "\n".join(section.digest_lines())
     assert "cache-miss storm" in digest and "/show/[id]" in digest
+
+
+def test_weekly_summary_carries_web_delivery(demo: DemoManifest,
+                                             demo_con: duckdb.DuckDBPyConnection,
+                                             config: Config) -> None:
+    """summary.json of the demo's last week holds web_delivery, valid against the schema,
+    with the storm's hours and the regressed route; the digest lists both findings."""
+    from mysetlist_slo.report.summaries import summary_document, summary_markdown, validate
+    from mysetlist_slo.report.weekly import weekly_summary
+
+    summary = weekly_summary(demo_con, config, "2026-W47")
+    document = summary_document("weekly", demo_con, config, summary)
+    validate(document)
+    delivery = document["web_delivery"]
+    storm = demo.event("cache_miss_storm")
+    assert delivery["cdn"]["status"] == "at_risk"
+    assert delivery["cdn"]["storms"][0]["start"] == f"{storm.start:%Y-%m-%dT%H:%M:%SZ}"
+    assert [r["route"] for r in delivery["bundles"]["regressions"]] == ["/show/[id]"]
+    digest = summary_markdown(document)
+    assert "cache-miss storm" in digest and "grew past budget" in digest

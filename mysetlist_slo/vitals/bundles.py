@@ -9,7 +9,7 @@ before; a route that stays over its budget is ``over budget`` without regressing
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import duckdb
 import pandas as pd
@@ -30,8 +30,8 @@ def bundle_builds(con: duckdb.DuckDBPyConnection, start: datetime | None = None,
                   end: datetime | None = None) -> pd.DataFrame:
     """Return the stored builds (built in [start, end) when given) in build order: ingest_id,
     build_id, commit, built_at, static_bytes, static_gzip_bytes, static_files."""
-    return con.execute(_BUILDS, {"start": start or datetime(1970, 1, 1),
-                                 "end": end or datetime(2100, 1, 1)}).df()
+    return con.execute(_BUILDS, {"start": start or datetime(1970, 1, 1, tzinfo=UTC),
+                                 "end": end or datetime(2100, 1, 1, tzinfo=UTC)}).df()
 
 
 _FIRST_LOAD = """

@@ -4,7 +4,7 @@ its lines, or one line saying its data is missing — with its digest lines and 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,6 +13,7 @@ import pandas as pd
 
 from mysetlist_slo.capacity.cdn import (
     ALL_ROUTES,
+    IMMUTABLE,
     cache_hit_ratios,
     cache_hit_trend,
     cache_miss_episodes,
@@ -22,6 +23,7 @@ from mysetlist_slo.vitals.bundles import (
     bundle_builds,
     bundle_check,
     bundle_regressions,
+    bundle_trend,
     largest_chunks,
 )
 from mysetlist_slo.vitals.lab import LAB_TARGETS, describe_value, lab_summary, lab_targets
@@ -94,7 +96,8 @@ class WebDelivery:
         return {"status": self.status,
                 **{key: {"status": self.part_status(part), **self.data.get(key, {})}
                    for key, part in PARTS.items()},
-                "lines": [{**asdict(line), "status": line.status} for line in self.lines]}
+                "lines": [{"part": line.part, "topic": line.topic, "status": line.status,
+                           "text": line.text} for line in self.lines]}
 
 
 CDN, BUNDLES, LAB = "CDN and cache", "Bundle size", "Lighthouse lab targets"
@@ -103,6 +106,11 @@ PARTS = {"cdn": CDN, "bundles": BUNDLES, "lab": LAB}
 
 def _pct(share: float | None) -> str:
     return "n/a" if share is None or pd.isna(share) else f"{100 * share:.1f} %"
+
+
+def _utc(value: Any) -> str:
+    """Return a time as summary.json writes times: ISO 8601 in UTC with a Z."""
+    return pd.Timestamp(value).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _round(value: Any, digits: int) -> float | None:
@@ -139,6 +147,14 @@ def _cdn(con: duckdb.DuckDBPyConnection, config: Config, start: datetime, end: d
         lines.append(DeliveryLine(CDN, "immutable assets", None,
                                   "no request to " + ", ".join(config.cdn.immutable_routes)
                                   + " logged a cache status"))
+    weekly = trend[trend["routes"].isin([ALL_ROUTES, IMMUTABLE])]
+    if weekly["period"].nunique() > 1:
+        series = {label: "; ".join(f"{_pct(r.hit_ratio)}" for r in group.itertuples())
+                  for label, group in weekly.groupby("routes")}
+        lines.append(DeliveryLine(
+            CDN, "trend", True,
+            f"weekly hit ratio, oldest first: all routes {series.get(ALL_ROUTES, 'n/a')}"
+            + (f"; immutable assets {series[IMMUTABLE]}" if IMMUTABLE in series else "")))
     for storm in storms.itertuples(index=False):
         lines.append(DeliveryLine(
             CDN, "cache-miss storm", False,
@@ -152,10 +168,20 @@ def _cdn(con: duckdb.DuckDBPyConnection, config: Config, start: datetime, end: d
                            "hit_ratio_pct": _round(100 * r.hit_ratio, 2),
                            "below_target": bool(r.below_target)}
                           for r in immutable.itertuples(index=False)],
-            "storms": [{"start": s.start.isoformat(), "end": s.end.isoformat(),
+            "storms": [{"start": _utc(s.start), "end": _utc(s.end),
                         "requests": int(s.requests), "hit_ratio_pct": _round(100 * s.hit_ratio, 2)}
-                       for s in storms.itertuples(index=False)]}
+                       for s in storms.itertuples(index=False)],
+            "trend": [{"week_start": pd.Timestamp(r.period).strftime("%Y-%m-%d"),
+                       "routes": str(r.routes), "requests": int(r.requests),
+                       "hit_ratio_pct": _round(100 * r.hit_ratio, 2)}
+                      for r in weekly.itertuples(index=False)]}
     return lines, routes, trend, storms, data
+
+
+def _change(metric: str, delta: float) -> str:
+    if metric == "score":
+        return f"{delta:+.0f}"
+    return f"{delta / 1000:+.2f} s"
 
 
 def _kb(value: float | None) -> str:
@@ -193,9 +219,16 @@ def _bundles(con: duckdb.DuckDBPyConnection, config: Config, start: datetime, en
         lines.append(DeliveryLine(BUNDLES, "First Load JS", True,
                                   f"every route of the last build within its budget; largest "
                                   f"{_kb(check['first_load_kb'].max())}"))
+    history = bundle_trend(con, start - timedelta(days=28), end)
+    if len(history) > 1:
+        lines.append(DeliveryLine(
+            BUNDLES, "trend", True,
+            "largest route's First Load JS per build, oldest first: " + "; ".join(
+                f"{r.commit[:7]} {_kb(r.max_first_load_gzip_bytes / 1000)}"
+                for r in history.tail(6).itertuples(index=False))))
     data = {"builds": len(builds),
             "last_build": {"commit": str(last["commit"]), "build_id": str(last["build_id"]),
-                           "built_at": pd.Timestamp(last["built_at"]).isoformat(),
+                           "built_at": _utc(last["built_at"]),
                            "static_gzip_bytes": int(last["static_gzip_bytes"])},
             "regressions": [{"route": str(r.route), "commit": str(r.commit),
                              "first_load_kb": _round(r.first_load_kb, 1),
@@ -221,12 +254,15 @@ def _lab(con: duckdb.DuckDBPyConnection, config: Config, start: datetime, end: d
                             for m, (direction, target) in targets.items() if m in failing)
         verdict = (f"misses {', '.join(failing)} (target {missing})" if failing
                    else "meets the lab targets")
+        changes = [f"{m} {_change(m, row[f'{m}_change'])}" for m in ("score", "LCP")
+                   if not pd.isna(row[f"{m}_change"])]
+        if changes:
+            values += "; since the collection before: " + ", ".join(changes)
         lines.append(DeliveryLine(LAB, topic, None if row["meets_all"] is None
                                   else not failing,
                                   f"{verdict}; median of {row['runs']} run(s): {values}"))
     data = {"pages": [{"route": r["route"], "form_factor": r["form_factor"],
-                       "runs": int(r["runs"]), "fetch_time": pd.Timestamp(r["fetch_time"])
-                       .isoformat(),
+                       "runs": int(r["runs"]), "fetch_time": _utc(r["fetch_time"]),
                        **{m.lower(): _round(r[m], 3) for m in LAB_TARGETS},
                        "failing": [m for m in LAB_TARGETS if r[f"meets_{m}"] is False]}
                       for r in summary.to_dict("records")]}
