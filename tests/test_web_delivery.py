@@ -366,3 +366,51 @@ def test_weekly_summary_carries_web_delivery(demo: DemoManifest,
     assert [r["route"] for r in delivery["bundles"]["regressions"]] == ["/show/[id]"]
     digest = summary_markdown(document)
     assert "cache-miss storm" in digest and "grew past budget" in digest
+
+
+def test_vercel_cache_column_in_csv(store: duckdb.DuckDBPyConnection, config: Config,
+                                    tmp_path: Path) -> None:
+    """A CSV export naming the column x_vercel_cache is read without a mapping; PRERENDER
+    counts as served from cache, MISS and BYPASS do not."""
+    path = tmp_path / "vercel.csv"
+    path.write_text("timestamp,path,status,bytes,x_vercel_cache\n"
+                    "2026-11-10T10:00:00Z,/show/1,200,1000,PRERENDER\n"
+                    "2026-11-10T10:00:01Z,/show/2,200,3000,MISS\n"
+                    "2026-11-10T10:00:02Z,/show/3,200,500,BYPASS\n"
+                    "2026-11-10T10:00:03Z,/show/4,200,500,\n")
+    ingest_file(store, path)
+    overall = cache_hit_ratios(store, config, *WIDE).set_index("route").loc[ALL_ROUTES]
+    assert (overall["requests"], overall["hits"], overall["uncached"]) == (3, 1, 1)
+    assert overall["byte_hit_ratio"] == pytest.approx(1000 / 4500)
+
+
+def test_lab_median_of_an_even_number_of_runs(store: duckdb.DuckDBPyConnection,
+                                              config: Config, tmp_path: Path) -> None:
+    """Four runs: each metric is the mean of the two middle runs (LHCI's median); a run an
+    hour later starts a new collection."""
+    template = json.loads((EXAMPLES / "lighthouse" / "lhci-show-run-1.json").read_text())
+    lcps = [2400.0, 2700.0, 2500.0, 2600.0, 2000.0]
+    starts = [0, 40, 80, 120, 3600]  # seconds after the first run
+    for i, (lcp, after) in enumerate(zip(lcps, starts, strict=True)):
+        report = json.loads(json.dumps(template))
+        report["audits"]["largest-contentful-paint"]["numericValue"] = lcp
+        when = datetime(2026, 11, 10, 3, tzinfo=UTC) + timedelta(seconds=after)
+        report["fetchTime"] = when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        (tmp_path / f"run-{i}.json").write_text(json.dumps(report))
+        ingest_file(store, tmp_path / f"run-{i}.json")
+    runs = lab_runs(store, config, *WIDE)
+    assert runs["runs"].tolist() == [4, 1]
+    assert runs["LCP"].tolist() == [(2500.0 + 2600.0) / 2, 2000.0]  # sorted: 2400 2500 2600 2700
+    assert runs["meets_LCP"].tolist() == [False, True]
+
+
+def test_fail_on_over_budget(tmp_path: Path) -> None:
+    """--fail-on over-budget exits 3 when a route is over its budget (here every route, with a
+    1 kB default budget); the same build checked again with --fail-on never exits 0."""
+    a, _ = _copy_builds(tmp_path)
+    config = tmp_path / "slo.yaml"
+    config.write_text(default_config_text().replace("default_budget_kb: 250",
+                                                    "default_budget_kb: 1"))
+    common = ["--db", str(tmp_path / "m.duckdb"), "--config", str(config), "--commit", "a1"]
+    assert main(["bundles", "check", str(a), *common, "--fail-on", "over-budget"]) == 3
+    assert main(["bundles", "check", str(a), *common, "--fail-on", "never", "--json"]) == 0
