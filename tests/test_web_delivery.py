@@ -26,7 +26,7 @@ from mysetlist_slo.capacity.cdn import (
 from mysetlist_slo.cli import main
 from mysetlist_slo.config import Config, default_config_text
 from mysetlist_slo.errors import IngestError
-from mysetlist_slo.sources import COMBINED_TIMED, ExportOptions, parse_requests
+from mysetlist_slo.sources import COMBINED_CACHED, COMBINED_TIMED, ExportOptions, parse_requests
 from mysetlist_slo.sources.nextjs import read_build
 from mysetlist_slo.sources.requests_schema import cache_status_sql
 from mysetlist_slo.store.bundles import store_build
@@ -414,3 +414,18 @@ def test_fail_on_over_budget(tmp_path: Path) -> None:
     common = ["--db", str(tmp_path / "m.duckdb"), "--config", str(config), "--commit", "a1"]
     assert main(["bundles", "check", str(a), *common, "--fail-on", "over-budget"]) == 3
     assert main(["bundles", "check", str(a), *common, "--fail-on", "never", "--json"]) == 0
+
+
+def test_upstream_list_before_cache_status(tmp_path: Path) -> None:
+    """Several upstream times ("0.010, 0.020", "0.010 : 0.020") before the cache status are
+    one field: they add up, and the cache status after them is still read."""
+    head = ('203.0.113.1 - - [10/Nov/2026:10:00:0{i} +0000] "GET /show/1 HTTP/1.1" 200 10 "-" '
+            '"UA" 0.040 ')
+    path = tmp_path / "list.log"
+    path.write_text(head.format(i=1) + "0.010, 0.020 MISS\n" +
+                    head.format(i=2) + "0.015 : 0.005 EXPIRED\n" +
+                    head.format(i=3) + "- HIT\n")
+    rows, rejects = parse_requests(path, log_format=COMBINED_CACHED)
+    assert not rejects
+    assert rows.column("upstream_us").to_pylist() == [30_000, 20_000, None]
+    assert rows.column("cache_status").to_pylist() == ["MISS", "EXPIRED", "HIT"]

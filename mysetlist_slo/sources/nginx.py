@@ -92,10 +92,14 @@ def _unescape(regex: str) -> str:
     return re.sub(r"\\(.)", lambda m: m.group(1), regex)
 
 
-def _capture(next_literal: str) -> str:
+def _capture(next_literal: str, name: str = "") -> str:
     """Return the regex of a variable's value, which runs up to the literal after it."""
     if not next_literal:
         return r".*"
+    if name.startswith("upstream_") and next_literal[0] == " ":
+        # One value per upstream tried: "0.010, 0.020" (next server) or "0.010 : 0.020"
+        # (internal redirect). The separators hold spaces, so the value is not cut there.
+        return r"[^ ,]*(?:(?:, ?| : )[^ ,]*)*"
     stop = next_literal[0]
     if stop == '"':
         # Quoted values: nginx escapes a quote as \x22, Apache as \" -- accept both.
@@ -133,7 +137,7 @@ def compile_log_format(text: str) -> LogFormat:
                                              "the two cannot be told apart"])
         if names.count(name) > 1:
             raise ConfigError("log_format", [f"${name} appears more than once"])
-        pieces.append((name, f"(?P<{name}>{_capture(following[1])})"))
+        pieces.append((name, f"(?P<{name}>{_capture(following[1], name)})"))
 
     columns: dict[str, str] = {}
     time_kind: TimeKind | None = None
