@@ -2,6 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from mysetlist_slo.capacity.cdn import cache_hit_ratios, cache_hit_trend, cache_miss_episodes
 from mysetlist_slo.capacity.loadtests import (
     LoadTestCapacity,
     load_test_capacity,
@@ -83,6 +84,8 @@ from mysetlist_slo.slo.incidents import probe_outages
 from mysetlist_slo.slo.latency import count_below, exact_share, latency_percentiles
 from mysetlist_slo.slo.policy import PolicyState, policy_states
 from mysetlist_slo.sources import parse_requests
+from mysetlist_slo.sources.nextjs import read_build
+from mysetlist_slo.store.bundles import store_build
 from mysetlist_slo.store.database import ingest_registry, open_store
 from mysetlist_slo.store.ingest import IngestResult, ingest_file, ingest_files
 from mysetlist_slo.store.routes import RouteNormaliser
@@ -91,6 +94,9 @@ from mysetlist_slo.vitals.attribution import (
     vitals_attribution,
     vitals_attribution_findings,
 )
+from mysetlist_slo.vitals.bundles import bundle_check, bundle_regressions
+from mysetlist_slo.vitals.delivery import WebDelivery, web_delivery
+from mysetlist_slo.vitals.lab import lab_runs, lab_summary
 
 try:
     __version__ = version("mysetlist-slo")
@@ -122,6 +128,7 @@ __all__ = [
     "StoreBusyError",
     "UserBehaviour",
     "VitalsAttribution",
+    "WebDelivery",
     "__version__",
     "active_user_count",
     "active_users",
@@ -140,9 +147,14 @@ __all__ = [
     "budget_policy_section",
     "budget_report",
     "budget_spent",
+    "bundle_check",
+    "bundle_regressions",
     "burn_rate",
     "burn_rate_alerts",
     "burn_rate_series",
+    "cache_hit_ratios",
+    "cache_hit_trend",
+    "cache_miss_episodes",
     "composite_budgets",
     "composite_report",
     "concurrent_users",
@@ -160,6 +172,8 @@ __all__ = [
     "ingest_file",
     "ingest_files",
     "ingest_registry",
+    "lab_runs",
+    "lab_summary",
     "latency_percentiles",
     "load_config",
     "load_test_capacity",
@@ -171,6 +185,7 @@ __all__ = [
     "policy_states",
     "probe_outages",
     "prometheus_rules",
+    "read_build",
     "read_rules",
     "region_availability",
     "region_episodes",
@@ -179,8 +194,10 @@ __all__ = [
     "render_markdown",
     "scalability_recovery",
     "static_alerts",
+    "store_build",
     "traffic_failovers",
     "user_behaviour",
     "vitals_attribution",
     "vitals_attribution_findings",
+    "web_delivery",
 ]

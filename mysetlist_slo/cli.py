@@ -30,9 +30,12 @@ from mysetlist_slo.errors import IngestError, SloError
 from mysetlist_slo.report.weekly import iso_week
 from mysetlist_slo.slo.budgets import error_budgets
 from mysetlist_slo.sources import KINDS, ExportOptions
+from mysetlist_slo.sources.nextjs import is_next_build, read_build
+from mysetlist_slo.store.bundles import store_build
 from mysetlist_slo.store.database import DEFAULT_DB, open_store
 from mysetlist_slo.store.ingest import IngestResult, ingest_file, parse_bad_rows_limit
 from mysetlist_slo.store.maintenance import backup_store, check_store, restore_store
+from mysetlist_slo.vitals.bundles import bundle_check
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BREACH = 0, 1, 2, 3
 # What a shell reports for a program killed by SIGPIPE (`yes | head`): a reader that went away.
@@ -169,7 +172,7 @@ def _ingest_one(con: duckdb.DuckDBPyConnection, path: Path, args: argparse.Names
     """Load one file; return its result row (with "error" when it failed) and a note."""
     started = time.perf_counter()
     try:
-        if path.is_dir():
+        if path.is_dir() and not is_next_build(path):
             raise IngestError(str(path), "is a directory; give the files in it (e.g. DIR/*)")
         result = _ingest_with_progress(con, path, not args.json and sys.stderr.isatty(),
                                        **options)
@@ -944,7 +947,75 @@ def build_parser() -> argparse.ArgumentParser:
     restore.set_defaults(handler=cmd_store_restore)
     _add_rules_commands(commands, formatter, shared)
     _add_collect(commands, formatter, shared)
+    _add_bundles(commands, formatter, shared)
     return parser
+
+
+def cmd_bundles_check(args: argparse.Namespace) -> int:
+    """Store a Next.js build and check its First Load JS against the budgets and the build
+    before; with --fail-on, exit 3 on a regression (or any route over budget)."""
+    config = load_config(args.config)
+    build = read_build(args.build_dir, commit=args.commit, built_at=args.built_at)
+    con = open_store(args.db, wait=_wait(args))
+    try:
+        stored = store_build(con, build)
+        check = bundle_check(con, config, stored.ingest_id)
+    finally:
+        con.close()
+    if args.json:
+        print(check.to_json(orient="records"))
+    else:
+        table = Table(title=f"First Load JS of build {terminal_safe(build.build_id)} "
+                            f"(commit {terminal_safe(build.commit)}), gzip kB")
+        for column in ("route", "router", "first load", "budget", "previous", "growth",
+                       "finding"):
+            table.add_column(column, justify="left" if column in ("route", "router", "finding")
+                             else "right")
+        for row in check.itertuples(index=False):
+            colour = "red" if row.regression else ("yellow" if row.over_budget else "green")
+            table.add_row(Text(terminal_safe(str(row.route))), row.router,
+                          f"{row.first_load_kb:.1f}",
+                          "-" if row.budget_kb is None else f"{row.budget_kb:.1f}",
+                          "-" if row.previous_kb is None else f"{row.previous_kb:.1f}",
+                          "-" if row.growth is None else f"{100 * row.growth:+.1f} %",
+                          Text(terminal_safe(str(row.finding)), style=colour))
+        _out().print(table)
+    regressed = bool(check["regression"].any())
+    over = bool(check["over_budget"].any())
+    if (args.fail_on == "regression" and regressed) or (
+            args.fail_on == "over-budget" and (regressed or over)):
+        return EXIT_BREACH
+    return EXIT_OK
+
+
+def _add_bundles(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+                 formatter: type[argparse.HelpFormatter], shared: argparse.ArgumentParser
+                 ) -> None:
+    bundles = commands.add_parser(
+        "bundles", help="JavaScript bundle sizes of Next.js builds", formatter_class=formatter,
+        description="Read Next.js build outputs: First Load JS per route (gzip, as next build "
+                    "reports it) against the budgets in the config and the build before.")
+    actions = bundles.add_subparsers(dest="action", metavar="ACTION", required=True)
+    check = actions.add_parser(
+        "check", help="store a build and check it against budgets and the build before",
+        formatter_class=formatter, parents=[shared],
+        description="Read BUILD_DIR (a .next folder, or the project holding one), store the "
+                    "build and compare every route's First Load JS with its budget "
+                    "(bundles.budgets_kb) and with the build before it (bundles.max_growth). "
+                    "Storing the same build again changes nothing.",
+        epilog=_examples("mysetlist-slo bundles check .next --commit $GITHUB_SHA",
+                         "mysetlist-slo bundles check . --fail-on regression   # exit 3 in CI"))
+    check.add_argument("build_dir", type=Path, metavar="BUILD_DIR", help=".next or the project")
+    check.add_argument("--commit", default=None,
+                       help="commit of the build (default: $GITHUB_SHA, $CI_COMMIT_SHA, "
+                            "$VERCEL_GIT_COMMIT_SHA, else the build id if it is a hash)")
+    check.add_argument("--built-at", type=_parse_time, default=None,
+                       help="when it was built, ISO 8601 with zone (default: BUILD_ID's time)")
+    check.add_argument("--fail-on", choices=("regression", "over-budget", "never"),
+                       default="never",
+                       help="exit with status 3 on a regression, or on any route over budget")
+    check.add_argument("--json", action="store_true", help="print JSON records")
+    check.set_defaults(handler=cmd_bundles_check)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

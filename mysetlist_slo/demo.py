@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import json
+import os
+import shutil
 import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -193,6 +196,10 @@ def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, w
                             last_week + timedelta(days=5, hours=22),
                             "/api/* slow for 6 hours: api-latency's budget falls to about 15 % "
                             "left, a release freeze under the error-budget policy")
+    storm = PlantedEvent("cache_miss_storm", last_week + timedelta(days=4, hours=13),
+                         last_week + timedelta(days=4, hours=23),
+                         "a deploy set Vary: Cookie on /_next/static/*: 80 % of static asset "
+                         "requests missed the cache for 10 hours")
 
     shares = np.array([r.share for r in ROUTES])
     route_index = rng.choice(len(ROUTES), total, p=shares / shares.sum())
@@ -244,9 +251,11 @@ def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, w
         clients, " - - [", when, '] "', request, '" ', pa.array(status).cast(pa.string()), " ",
         pa.array(body).cast(pa.string()), ' "', referer, '" "',
         pa.array(np.array(USER_AGENTS, dtype=object)[agents], pa.string()), '" ',
-        _seconds_text(duration_us), " ", upstream_text, "",
+        _seconds_text(duration_us), " ", upstream_text, " ",
+        pa.array(_cache_statuses(seed, ts, templates, static, storm), pa.string()), "",
     )
-    manifest = DemoManifest(start, end, seed, total, events=[outage, spike, regression, slowdown])
+    manifest = DemoManifest(start, end, seed, total, events=[outage, spike, regression, slowdown,
+                                                      storm])
     _write_rotated(out_dir, seconds, line, end, manifest)
     _write_probes(out_dir / "probes.csv", rng, start, end, outage, manifest)
     pages = np.isin(templates, [r.template for r in ROUTES if not r.static and
@@ -263,6 +272,7 @@ def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, w
     _write_posthog(out_dir / "posthog-events.jsonl", seed, seconds, end, manifest)
     _write_sentry(out_dir / "sentry", seed, seconds, templates, status, start, end, spike,
                   manifest)
+    _write_builds(out_dir / "builds", seed, start, end, manifest)
     (out_dir / "manifest.json").write_text(manifest.to_json(), "utf-8")
     return manifest
 
@@ -623,6 +633,89 @@ def _write_capacity(folder: Path, rng: np.random.Generator, seconds: np.ndarray,
     manifest.files.append(str(folder / "pg_stat_statements.csv"))
 
 
+def _cache_statuses(seed: int, ts: np.ndarray, templates: np.ndarray, static: np.ndarray,
+                    storm: PlantedEvent) -> np.ndarray:
+    """Return nginx's $upstream_cache_status per request: static assets hit 98.5 % of the
+    time (80 % miss through the storm), the home page is cached briefly (ISR), other pages
+    bypass the cache, API and scanner requests make no cache lookup ("-")."""
+    rng = np.random.default_rng(seed + 15)  # its own stream: the other columns stay as they were
+    draw = rng.random(len(ts))
+    out = np.full(len(ts), "-", dtype=object)
+    stormy = (ts >= np.datetime64(storm.start.replace(tzinfo=None))) & (
+        ts < np.datetime64(storm.end.replace(tzinfo=None)))
+    assets = static & (templates != "/scanner")
+    out[assets] = np.where(draw[assets] < np.where(stormy[assets], 0.2, 0.985), "HIT", "MISS")
+    home = templates == "/"
+    out[home] = np.select([draw[home] < 0.8, draw[home] < 0.85], ["HIT", "STALE"], "MISS")
+    pages = ~static & ~home & ~np.char.startswith(templates.astype(str), "/api/")
+    out[pages] = "BYPASS"
+    return out
+
+
+# The demo app's JavaScript (gzip kB per chunk): React and Next's runtime load on every
+# route, each route adds its page chunk. The last build pulls a charting library into
+# /show/[id] and grows it past its 220 kB budget.
+_CHUNKS = {"webpack": 2, "fd9d1056": 53, "117": 40, "main-app": 1, "layout": 8}
+_PAGES = {"/": 12, "/artist/[slug]": 25, "/show/[id]": 20, "/venue/[slug]": 14,
+          "/setlist/[id]": 18, "/search": 10}
+
+
+def _write_builds(folder: Path, seed: int, start: datetime, end: datetime,
+                  manifest: DemoManifest) -> None:
+    """Write one Next.js build a week (``.next`` with its manifests and static files, the
+    build id set to the commit as a ``generateBuildId`` does); the last regresses."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    rng = np.random.default_rng(seed + 16)
+    weeks = int((end - start) / timedelta(days=7))
+    last = None
+    for week in range(weeks):
+        built = start + timedelta(days=7 * week + 3, hours=15)
+        commit = f"{int(rng.integers(0, 2**48)):012x}"
+        growth = 1.01 ** week  # features land: 1 % more code a week
+        sizes = {name: kb * growth for name, kb in _CHUNKS.items()}
+        pages = {route: kb * growth for route, kb in _PAGES.items()}
+        if week == weeks - 1:
+            pages["/show/[id]"] += 120  # the charting library
+            last = PlantedEvent("bundle_regression", built, built + timedelta(minutes=1),
+                                f"commit {commit} grows /show/[id]'s First Load JS past its "
+                                "220 kB budget (a charting library)")
+        nxt = folder / commit / ".next"
+        files: dict[str, float] = {}
+        root = []
+        for name, kb in sizes.items():
+            path = (f"static/chunks/app/{name}-{commit[:8]}{week:08x}.js" if name == "layout"
+                    else f"static/chunks/{name}-{commit[:8]}{week:08x}.js")
+            files[path] = kb
+            if name != "layout":
+                root.append(path)
+        layout = [p for p in files if "/app/layout-" in p]
+        app_pages = {"/layout": root + layout}
+        for route, kb in pages.items():
+            chunk = f"static/chunks/app{'' if route == '/' else route}/page-{commit[:8]}.js"
+            files[chunk] = kb
+            app_pages[("" if route == "/" else route) + "/page"] = root + layout + [chunk]
+        for path, kb in files.items():
+            target = nxt / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # Random bytes as base64 text: gzip leaves ~76 % of it, so a chunk of about the
+            # planned gzip size is ~1.3x as large raw.
+            raw = int(kb * 1000 / 0.76)
+            target.write_bytes(b"/*" + base64.b64encode(rng.bytes(raw * 3 // 4)) + b"*/\n")
+        (nxt / "app-build-manifest.json").write_text(json.dumps({"pages": app_pages}, indent=1),
+                                                     "utf-8")
+        (nxt / "build-manifest.json").write_text(json.dumps({
+            "polyfillFiles": [], "devFiles": [], "ampDevFiles": [], "lowPriorityFiles": [],
+            "rootMainFiles": root, "pages": {"/_app": []}, "ampFirstPages": []}, indent=1),
+            "utf-8")
+        (nxt / "BUILD_ID").write_text(commit, "utf-8")
+        stamp = built.timestamp()
+        os.utime(nxt / "BUILD_ID", (stamp, stamp))  # the build's time, as next build leaves it
+        manifest.files.append(str(folder / commit))
+    if last is not None:
+        manifest.events.append(last)
+
+
 def _write_rotated(out_dir: Path, seconds: np.ndarray, lines: pa.Array, end: datetime,
                    manifest: DemoManifest) -> None:
     """Write one file per UTC day as logrotate leaves them: access.log, .1, then .N.gz."""
@@ -791,9 +884,11 @@ def _write_deploys(folder: Path, end: datetime, spike: PlantedEvent,
     manifest.events.append(PlantedEvent(
         "bad_release", spike.start, spike.end,
         "release v2.14.0 of mysetlist-web: the error spike starts with it, v2.14.1 fixes it"))
+
+
 PEAK_SESSIONS = 6_000
-_PAGES = ["/", "/artist/radiohead", "/artist/taylor-swift", "/show/8812", "/venue/red-rocks",
-          "/search", "/setlist/20931"]
+_POSTHOG_PAGES = ["/", "/artist/radiohead", "/artist/taylor-swift", "/show/8812",
+                  "/venue/red-rocks", "/search", "/setlist/20931"]
 _DEVICE_TYPES = ["Desktop", "Mobile", "Mobile", "Tablet"]
 
 
@@ -821,7 +916,8 @@ def _write_posthog(path: Path, seed: int, seconds: np.ndarray, end: datetime,
               extra: dict[str, str] | None = None) -> None:
         stamp = datetime.fromtimestamp(float(when), UTC).isoformat(timespec="milliseconds")
         properties = {"$session_id": session, "$current_url": "https://mysetlist.example"
-                      + _PAGES[int(rng.integers(len(_PAGES)))], "$device_type": device,
+                      + _POSTHOG_PAGES[int(rng.integers(len(_POSTHOG_PAGES)))],
+                      "$device_type": device,
                       **(extra or {})}
         lines.append(json.dumps({"uuid": f"01930000-0000-7000-8000-{len(lines):012d}",
                                  "event": name, "properties": properties,

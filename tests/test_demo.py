@@ -14,7 +14,13 @@ from mysetlist_slo.cli import main
 
 
 def digest(files: list[str]) -> list[str]:
-    return [hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in files]
+    """Return a digest per file; a folder (a Next.js build) digests its files in order."""
+    def one(path: Path) -> str:
+        if path.is_dir():
+            parts = sorted(p for p in path.rglob("*") if p.is_file())
+            return hashlib.sha256(b"".join(p.read_bytes() for p in parts)).hexdigest()
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    return [one(Path(f)) for f in files]
 
 
 def test_same_seed_same_bytes(demo: DemoManifest, tmp_path: Path) -> None:

@@ -50,7 +50,8 @@ def raw_requests(demo: DemoManifest) -> list[tuple[datetime, int, str, float]]:
                 head, request, tail = line.split('"')[0], line.split('"')[1], line.split('"')[2]
                 when = datetime.strptime(head.split("[")[1].split("]")[0],
                                          "%d/%b/%Y:%H:%M:%S %z").astimezone(UTC)
-                seconds = float(line.rsplit(" ", 2)[1])
+                # ... $request_time $upstream_response_time $upstream_cache_status
+                seconds = float(line.rsplit(" ", 3)[1])
                 rows.append((when, int(tail.split()[0]), request.split()[1], seconds))
     return rows
 

@@ -11,6 +11,7 @@ from mysetlist_slo.capacity.autoscaling import (
     replay_hpa,
 )
 from mysetlist_slo.capacity.cache import redis_health
+from mysetlist_slo.capacity.cdn import cache_hit_ratios, cache_hit_trend, cache_miss_episodes
 from mysetlist_slo.capacity.forecast import (
     PeakPlan,
     backtest_summary,
@@ -64,6 +65,9 @@ __all__ = [
     "active_users",
     "active_users_report",
     "backtest_summary",
+    "cache_hit_ratios",
+    "cache_hit_trend",
+    "cache_miss_episodes",
     "capacity_outlook",
     "capacity_plan",
     "concurrent_users",

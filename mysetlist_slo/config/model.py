@@ -236,6 +236,26 @@ class WebVitalsConfig(_Strict):
     min_page_views: int = Field(default=100, ge=1)
 
 
+class CdnConfig(_Strict):
+    """Cache hit ratio targets for what the CDN (or nginx's proxy cache) serves."""
+
+    # Content-hashed files never change: every request after the first per edge should hit.
+    immutable_routes: list[str] = Field(default_factory=lambda: ["/_next/static/[...path]"])
+    min_hit_ratio: float = Field(default=0.95, gt=0, le=1)  # share of requests, per week
+    # An hour with fewer requests on the immutable routes says too little to flag it.
+    min_requests: int = Field(default=20, ge=1)
+
+
+class BundlesConfig(_Strict):
+    """Budgets for the JavaScript a route loads first (gzip kB, 1 kB = 1000 bytes, as
+    ``next build`` prints its "First Load JS" column)."""
+
+    budgets_kb: dict[str, float] = Field(default_factory=dict)  # route -> budget
+    default_budget_kb: float | None = Field(default=None, gt=0)  # routes not listed
+    # Growth over the previous build beyond this share is a regression even under budget.
+    max_growth: float = Field(default=0.05, gt=0)
+
+
 class CapacityConfig(_Strict):
     """Scalability targets and planning parameters."""
 
@@ -447,6 +467,8 @@ class Config(_Strict):
     deploys: DeploysConfig = DeploysConfig()
     prometheus: PrometheusConfig = PrometheusConfig()
     collect: CollectConfig = CollectConfig()
+    cdn: CdnConfig = CdnConfig()
+    bundles: BundlesConfig = BundlesConfig()
 
     @field_validator("timezone")
     @classmethod

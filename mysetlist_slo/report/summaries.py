@@ -54,6 +54,7 @@ from mysetlist_slo.vitals.attribution import (
     finding_sentence,
     vitals_attribution_findings,
 )
+from mysetlist_slo.vitals.delivery import WebDelivery, web_delivery
 from mysetlist_slo.vitals.field import cwv_assessment, vitals_regressions, web_vitals_summary
 
 SCHEMA_VERSION = 2
@@ -191,12 +192,13 @@ def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headlin
                     deploys: DeployImpact | None = None,
                     users: ActiveUsersReport | None = None,
                     app_errors: AppErrors | None = None,
-                    budget_policy: BudgetPolicySection | None = None) -> dict[str, Any]:
+                    budget_policy: BudgetPolicySection | None = None,
+                    delivery: WebDelivery | None = None) -> dict[str, Any]:
     """Return the weekly report's summary.json content (schema version 2) from the week's
     WeeklySummary, its SLO overview (``overview.slo_overview``), both weeks' headlines, and the
     optional sections (None: not evaluated, and no key): scalability and recovery, the Web
     Vitals attribution findings, the week's deploys, active users and concurrency, application
-    errors (Sentry), the error-budget policy."""
+    errors (Sentry), the error-budget policy, web delivery (CDN cache, bundles, lab targets)."""
     statuses = overview["status"].tolist() if len(overview) else []
     slos = [{
         "name": row["slo"], "sli": row["sli_kind"], "status": row["status"],
@@ -257,6 +259,7 @@ def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headlin
         "vitals_regressions": _regressions(summary.vitals_regressions),
         "vitals_regressions_total": len(summary.vitals_regressions),
         "scalability_recovery": recovery_document(recovery) if recovery else None,
+        "web_delivery": delivery.to_dict() if delivery else None,
         "verdict": summary.verdict,
     })
     if attribution is not None:
@@ -499,7 +502,8 @@ def summary_document(kind: str, con: duckdb.DuckDBPyConnection, config: Config,
                                deploys=deploy_impact(con, config, start, end),
                                users=active_users_report(con, config, start, end),
                                app_errors=application_errors(con, config, start, end),
-                               budget_policy=budget_policy_section(con, config, end))
+                               budget_policy=budget_policy_section(con, config, end),
+                               delivery=web_delivery(con, config, start, end))
     if kind == "capacity":
         try:
             plan: CapacityPlan | None = capacity_plan(con, config, end)
@@ -605,6 +609,9 @@ def _lines(document: dict[str, Any]) -> list[str]:
         if app_errors is not None:  # the SLI, and each release that raised the error rate
             lines += [f"- Application errors (Sentry): {esc(line)}"
                       for line in app_errors["findings"]]
+        delivery = document.get("web_delivery") or {"lines": []}
+        lines += [f"- {esc(line['part'])}: {esc(line['topic'])}: {esc(line['text'])}"
+                  for line in delivery["lines"] if line["status"] == "at_risk"]
     elif kind == "capacity":
         hpa = document["hpa"]
         lines.append(own(f"Forecast peak {fmt(document['forecast']['peak_rps'], 'number')} "

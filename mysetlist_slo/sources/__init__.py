@@ -16,7 +16,13 @@ from mysetlist_slo.sources._lines import BOM, open_maybe_gzip
 from mysetlist_slo.sources.capacity import CSV_KINDS, PrometheusSource
 from mysetlist_slo.sources.deploys import DeploySource, sniff_deploys
 from mysetlist_slo.sources.loadtests import LOAD_TEST_KINDS, sniff_load_test
-from mysetlist_slo.sources.nginx import COMBINED, COMBINED_TIMED, NginxSource, compile_log_format
+from mysetlist_slo.sources.nginx import (
+    COMBINED,
+    COMBINED_CACHED,
+    COMBINED_TIMED,
+    NginxSource,
+    compile_log_format,
+)
 from mysetlist_slo.sources.posthog import PostHogSource, looks_like_posthog
 from mysetlist_slo.sources.probes import PROBES
 from mysetlist_slo.sources.recovery import RECOVERY_KINDS, sniff_recovery
@@ -33,8 +39,13 @@ KINDS = ("nginx", "jsonl", "csv", "parquet", "probes", "vitals", "crux", "lighth
          *LOAD_TEST_KINDS, *RECOVERY_KINDS, "deploys", "posthog",
          *SENTRY_KINDS)
 
-__all__ = ["COMBINED", "COMBINED_TIMED", "KINDS", "ExportOptions", "InputBatch", "Reject",
-           "RequestSource", "detect_source", "parse_requests"]
+__all__ = ["COMBINED", "COMBINED_CACHED", "COMBINED_TIMED", "KINDS", "ExportOptions",
+           "InputBatch", "Reject", "RequestSource", "detect_source", "parse_requests"]
+
+
+# $upstream_cache_status's values ("-": no cache lookup): a last field like these after the
+# two timings is the cache status, not a second upstream time.
+_CACHE_WORD = r"-|MISS|BYPASS|EXPIRED|STALE|UPDATING|REVALIDATED|HIT"
 
 
 def _first_line(path: Path) -> str:
@@ -177,9 +188,15 @@ def detect_source(path: Path, kind: str | None = None, log_format: str | None = 
     if kind == "nginx":
         if log_format is None:
             # Out of the box: "combined" with $request_time $upstream_response_time when the
-            # lines carry them, plain "combined" (no latency) when they do not.
-            timed = re.match(compile_log_format(COMBINED_TIMED).regex, _first_line(path))
-            log_format = COMBINED_TIMED if timed else COMBINED
+            # lines carry them (and $upstream_cache_status after them when the last field is
+            # one of its values), plain "combined" (no latency) when they do not.
+            first = _first_line(path)
+            cached = re.match(compile_log_format(COMBINED_CACHED).regex, first)
+            timed = re.match(compile_log_format(COMBINED_TIMED).regex, first)
+            if cached and re.fullmatch(_CACHE_WORD, cached.group("upstream_cache_status")):
+                log_format = COMBINED_CACHED
+            else:
+                log_format = COMBINED_TIMED if timed else COMBINED
         return NginxSource(log_format)
     if kind in ("jsonl", "csv", "parquet"):
         return ExportSource(kind, options)  # type: ignore[arg-type]

@@ -21,6 +21,8 @@ from mysetlist_slo.sources.types import InputBatch, Reject, chunked, raw_lines
 COMBINED = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
             '"$http_referer" "$http_user_agent"')
 COMBINED_TIMED = COMBINED + " $request_time $upstream_response_time"
+# The same with the proxy cache's outcome last, as sites caching in nginx log it.
+COMBINED_CACHED = COMBINED_TIMED + " $upstream_cache_status"
 
 # Which nginx variable fills which staged column. The first present wins.
 _TIME_VARIABLES: dict[str, TimeKind] = {
@@ -36,6 +38,12 @@ _COLUMN_VARIABLES = {
     # The region that served the request: a variable set per server (``set $region ...;``,
     # ``map``) or a header the global load balancer adds.
     "region": ["region", "http_x_region"],
+    # The cache outcome: nginx's own proxy cache, or a CDN's header as the origin saw it in
+    # the response (upstream_http_*), sent it on (sent_http_*) or a proxy passed it (http_*).
+    "cache_status": ["upstream_cache_status",
+                     *(f"{where}_{header}" for header in ("cf_cache_status", "x_vercel_cache",
+                                                          "x_cache")
+                       for where in ("sent_http", "upstream_http", "http"))],
 }
 _VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
@@ -84,10 +92,14 @@ def _unescape(regex: str) -> str:
     return re.sub(r"\\(.)", lambda m: m.group(1), regex)
 
 
-def _capture(next_literal: str) -> str:
+def _capture(next_literal: str, name: str = "") -> str:
     """Return the regex of a variable's value, which runs up to the literal after it."""
     if not next_literal:
         return r".*"
+    if name.startswith("upstream_") and next_literal[0] == " ":
+        # One value per upstream tried: "0.010, 0.020" (next server) or "0.010 : 0.020"
+        # (internal redirect). The separators hold spaces, so the value is not cut there.
+        return r"[^ ,]*(?:(?:, ?| : )[^ ,]*)*"
     stop = next_literal[0]
     if stop == '"':
         # Quoted values: nginx escapes a quote as \x22, Apache as \" -- accept both.
@@ -125,7 +137,7 @@ def compile_log_format(text: str) -> LogFormat:
                                              "the two cannot be told apart"])
         if names.count(name) > 1:
             raise ConfigError("log_format", [f"${name} appears more than once"])
-        pieces.append((name, f"(?P<{name}>{_capture(following[1])})"))
+        pieces.append((name, f"(?P<{name}>{_capture(following[1], name)})"))
 
     columns: dict[str, str] = {}
     time_kind: TimeKind | None = None
@@ -179,6 +191,7 @@ def _staging_query(fmt: LogFormat) -> str:
         {field('client')} AS client,
         {field('user_agent')} AS user_agent,
         {field('region')} AS region,
+        {field('cache_status')} AS cache_status,
         -- No match leaves every group empty; the time and status are never empty in a real line.
         fields.{fmt.columns['ts']} = '' AND fields.status = '' AS unmatched
     FROM (SELECT line, regexp_extract(text, $regex, $names) AS fields FROM batch_input)

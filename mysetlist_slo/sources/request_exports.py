@@ -2,8 +2,8 @@
 
 The canonical request export columns (README, "Request exports") are ``timestamp`` (ISO 8601
 with a zone), ``method``, ``path`` (or ``route``), ``status``, ``duration_ms``, ``bytes``,
-``upstream_ms``, ``client``, ``user_agent`` and ``region``; only timestamp, path and status are
-required.
+``upstream_ms``, ``client``, ``user_agent``, ``region`` and ``cache_status``; only timestamp,
+path and status are required.
 Other kinds of export (health-check probes) bring their own ExportSchema.
 """
 
@@ -41,6 +41,8 @@ _EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "client": ("client",),
     "user_agent": ("user_agent",),
     "region": ("region",),
+    # The cache outcome, as a CDN's log field or a logged header (normalised on load).
+    "cache_status": ("cache_status", "cf_cache_status", "x_vercel_cache", "x_cache"),
 }
 _REQUIRED = ("ts", "target", "status")
 _CSV_BATCH_ROWS = 200_000

@@ -17,6 +17,7 @@ typed or with the field and problem that make it a reject; none is dropped.
 | client        | VARCHAR     | client address, or NULL                                      |
 | user_agent    | VARCHAR     | User-Agent header, or NULL                                   |
 | region        | VARCHAR     | region that served the request (a log field), or NULL        |
+| cache_status  | VARCHAR     | cache outcome normalised (CACHE_STATUSES), or NULL: not logged |
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from mysetlist_slo.sources._checks import EARLIEST, LATEST, MAX_BYTES
 TimeKind = Literal["nginx_local", "iso8601", "epoch_s", "epoch_ms", "timestamptz", "timestamp"]
 
 CANONICAL_COLUMNS = ["line", "ts", "method", "target", "status", "duration_us", "upstream_us",
-                     "bytes", "client", "user_agent", "region"]
+                     "bytes", "client", "user_agent", "region", "cache_status"]
 
 CANONICAL_SCHEMA = pa.schema([
     ("line", pa.int64()),
@@ -45,10 +46,41 @@ CANONICAL_SCHEMA = pa.schema([
     ("client", pa.string()),
     ("user_agent", pa.string()),
     ("region", pa.string()),
+    ("cache_status", pa.string()),
 ])
 
 STAGED_COLUMNS = ["line", "ts", "method", "target", "status", "duration", "upstream", "bytes",
-                  "client", "user_agent", "region"]
+                  "client", "user_agent", "region", "cache_status"]
+
+# The cache outcomes a request is stored with. nginx's $upstream_cache_status values (MISS,
+# BYPASS, EXPIRED, STALE, UPDATING, REVALIDATED, HIT), Cloudflare's cf-cache-status (adds
+# DYNAMIC, NONE/UNKNOWN), Vercel's x-vercel-cache (adds PRERENDER) and CloudFront's or
+# Fastly's x-cache ("Hit from cloudfront", "RefreshHit from cloudfront", "MISS, HIT") all map
+# onto these; any other text is OTHER, so log content never becomes a free-form category.
+CACHE_STATUSES = ("HIT", "MISS", "EXPIRED", "BYPASS", "STALE", "UPDATING", "REVALIDATED",
+                  "DYNAMIC", "PRERENDER", "ERROR", "OTHER")
+# Outcomes served from the cache (a stale copy or one revalidated with a 304 from the origin
+# too: the origin sent no body). Everything else went to the origin or was never cacheable.
+CACHE_HITS = ("HIT", "STALE", "UPDATING", "REVALIDATED", "PRERENDER")
+
+
+def cache_status_sql(column: str) -> str:
+    """Return SQL normalising a logged cache status to one of CACHE_STATUSES, or NULL.
+
+    Fastly and a CDN in front of another CDN list one value per layer ("MISS, HIT"); the
+    last is the layer nearest the client, which decided what the client got. CloudFront
+    writes "Hit from cloudfront", "RefreshHit from cloudfront" (revalidated), "Miss from
+    cloudfront", "Error from cloudfront".
+    """
+    last = (f"upper(trim(regexp_extract(CAST({column} AS VARCHAR), '([^,]*)$', 1)))")
+    word = f"split_part({last}, ' ', 1)"
+    known = ", ".join(f"'{status}'" for status in CACHE_STATUSES if status != "OTHER")
+    return f"""CASE
+        WHEN {column} IS NULL OR trim(CAST({column} AS VARCHAR)) IN ('', '-') THEN NULL
+        WHEN {word} = 'REFRESHHIT' THEN 'REVALIDATED'
+        WHEN {word} IN ('NONE', 'UNKNOWN') THEN 'DYNAMIC'
+        WHEN {word} IN ({known}) THEN {word}
+        ELSE 'OTHER' END"""
 
 # How many microseconds one unit of a source's duration is.
 UNIT_US = {"s": 1_000_000, "ms": 1_000, "us": 1}
@@ -249,5 +281,6 @@ def validation_query(staged_sql: str, time_kind: TimeKind, duration_unit_us: int
             "NULLIF(CAST(client AS VARCHAR), '-') AS client",
             "NULLIF(CAST(user_agent AS VARCHAR), '-') AS user_agent",
             "NULLIF(NULLIF(trim(CAST(region AS VARCHAR)), ''), '-') AS region",
+            f"{cache_status_sql('cache_status')} AS cache_status",
         ],
     )

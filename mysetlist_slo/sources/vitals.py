@@ -89,6 +89,8 @@ CRUX_SCHEMA = pa.schema([
 LIGHTHOUSE_AUDITS = {"lcp": "largest-contentful-paint", "fcp": "first-contentful-paint",
                      "cls": "cumulative-layout-shift", "tbt": "total-blocking-time",
                      "tti": "interactive", "speed_index": "speed-index"}
+# Lighthouse 10 dropped Time to Interactive from the report: newer runs may lack the audit.
+OPTIONAL_AUDITS = frozenset({"interactive"})
 LIGHTHOUSE_SCHEMA = pa.schema([
     ("line", pa.int64()), ("fetch_time", pa.timestamp("us", tz="UTC")), ("target", pa.string()),
     ("form_factor", pa.string()), ("performance", pa.float64()),
@@ -478,11 +480,15 @@ class LighthouseSource:
             fetched = _timestamp(lhr.get("fetchTime"))
             field = "categories.performance.score"
             score = finite_number(lhr["categories"]["performance"]["score"])
-            audits: dict[str, float] = {}
+            audits: dict[str, float | None] = {}
             for name, audit in LIGHTHOUSE_AUDITS.items():
                 field = f"audits.{audit}.numericValue"
+                if audit in OPTIONAL_AUDITS and (lhr["audits"].get(audit) is None or lhr[
+                        "audits"][audit].get("numericValue") is None):
+                    audits[name] = None  # absent or errored: not measured, never a zero
+                    continue
                 audits[name] = finite_number(lhr["audits"][audit]["numericValue"])
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IngestError(str(path), f"{field}: missing or bad ({str(exc)[:80]}); not a "
                                          "complete Lighthouse report") from None
         row = {"line": 1, "fetch_time": fetched, "target": target,

@@ -512,6 +512,43 @@ MIGRATIONS: list[list[str]] = [
         "DROP TABLE latency_histogram",
         "DROP TABLE region_latency",
     ],
+    [
+        # Requests by cache outcome (CDN or nginx proxy cache) per minute and route; only
+        # requests whose log names a cache status have rows. Written beside the rollups.
+        """CREATE TABLE cache_counts (
+            ingest_id     BIGINT NOT NULL,
+            minute        TIMESTAMPTZ NOT NULL,
+            route         VARCHAR NOT NULL,
+            cache_status  VARCHAR NOT NULL,
+            requests      BIGINT NOT NULL,
+            bytes_sum     BIGINT NOT NULL
+        )""",
+        # Next.js builds (mysetlist_slo.sources.nextjs), one row per build, and every file a
+        # route loads first, with its size and gzip size (gzip as `next build` reports it).
+        """CREATE TABLE bundle_builds (
+            ingest_id         BIGINT NOT NULL,
+            build_id          VARCHAR NOT NULL,
+            commit            VARCHAR NOT NULL,
+            built_at          TIMESTAMPTZ NOT NULL,
+            static_bytes      BIGINT NOT NULL,
+            static_gzip_bytes BIGINT NOT NULL,
+            static_files      BIGINT NOT NULL
+        )""",
+        """CREATE TABLE bundle_routes (
+            ingest_id   BIGINT NOT NULL,
+            route       VARCHAR NOT NULL,
+            router      VARCHAR NOT NULL,
+            file        VARCHAR NOT NULL,
+            bytes       BIGINT NOT NULL,
+            gzip_bytes  BIGINT NOT NULL
+        )""",
+        """CREATE TABLE bundle_files (
+            ingest_id   BIGINT NOT NULL,
+            file        VARCHAR NOT NULL,
+            bytes       BIGINT NOT NULL,
+            gzip_bytes  BIGINT NOT NULL
+        )""",
+    ],
 ]
 
 _LOCK_HOLDER = re.compile(r"held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")

@@ -22,8 +22,12 @@ from mysetlist_slo.sources._lines import (
     content_digest,
     prefix_sha256,
 )
+from mysetlist_slo.sources.nextjs import is_next_build, read_build
 from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, RequestSource, chunked
 from mysetlist_slo.sources.vitals import ATTRIBUTION_COLUMNS, METRICS
+from mysetlist_slo.store.bundles import KIND as BUILD_KIND
+from mysetlist_slo.store.bundles import store_build
+from mysetlist_slo.store.cache_rollup import add_cache_counts
 from mysetlist_slo.store.database import find_ingest, scalar
 from mysetlist_slo.store.rollups import add_rollups
 from mysetlist_slo.store.routes import OTHER_ROUTE, RouteNormaliser
@@ -95,7 +99,7 @@ def _insert_rejects(con: duckdb.DuckDBPyConnection, ingest_id: int, rejects: lis
 # The validated records of a batch, kept only as long as the batch is processed: the columns
 # that are stored (for requests: what the rollups need), and the reason of each reject.
 _KEPT = {
-    "requests": "line, ts, target, status, duration_us, bytes, region",
+    "requests": "line, ts, target, status, duration_us, bytes, region, cache_status",
     "probes": "line, ts, target, location, ok, status, latency_ms, region",
     "vitals": "line, ts, metric, value, metric_id, target, form_factor, navigation_type, "
               "rating, source, " + ", ".join(ATTRIBUTION_COLUMNS),
@@ -344,7 +348,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
                 config: Config | None = None, max_bad_rows: int | float = 0,
                 log_format: str | None = None, options: ExportOptions | None = None,
                 progress: Progress | None = None) -> IngestResult:
-    """Load one file into the store and return what happened.
+    """Load one file (or a Next.js build folder) into the store and return what happened.
 
     The file lands whole or not at all. Loading content already in the registry is a no-op
     (``skipped``); a log loaded before and grown since is read on from the earlier load's last
@@ -354,6 +358,11 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
     """
     started = time.perf_counter()
     path = Path(path)
+    if path.is_dir() and is_next_build(path):
+        # A Next.js build is a folder: its manifests and file sizes are stored as one build.
+        stored = store_build(con, read_build(path))
+        return IngestResult(str(path), BUILD_KIND, stored.routes, 0, stored.skipped,
+                            stored.seconds, stored.ingest_id, stored.message)
     config = config or load_config()
     if not path.is_file():
         raise IngestError(str(path), "no such file")
@@ -440,6 +449,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
                         _route(con, routes)
                     if checked.good and source.record == "requests":
                         add_rollups(con, piece.ingest_id, thresholds)
+                        add_cache_counts(con, piece.ingest_id)
                     elif checked.good:
                         con.execute(_STORE[source.record], {"ingest_id": piece.ingest_id})
                     if checked.good:

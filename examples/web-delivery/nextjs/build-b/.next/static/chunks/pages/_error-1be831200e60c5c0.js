@@ -1,0 +1,1 @@
+function artist_show_0(e,t){return e.show?t(253244,"artist-4f7310f7"):null};function song_hook_1(e,t){return e.hook?t(240906,"song-1da70851e4"):null};function hook_venue_2(e,t){return e.venue?t(923725,"hook-42d56eed2d"):null};function render_state_3(e,t){return e.state?t(242863,"render-edf3fa1290"):null};function props_song_4(e,t){return e.song?t(569370,"props-2e54b84a65"):null}
