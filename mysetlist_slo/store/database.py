@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -612,8 +613,10 @@ def _connect(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
         raise SloError(f"{path}: cannot open as a DuckDB store: {exc}") from None
     con.execute("SET TimeZone = 'UTC'")
     # DuckDB draws a progress bar on stdout for a query that runs a few seconds; stdout is the
-    # CLI's output (JSON, digests) and a slow machine must not change it.
-    con.execute("SET enable_progress_bar = false")
+    # CLI's output (JSON, digests) and a slow machine must not change it. Inside a Jupyter
+    # kernel DuckDB refuses the setting without ipywidgets; there the bar is no stdout anyway.
+    with contextlib.suppress(duckdb.InvalidInputException):
+        con.execute("SET enable_progress_bar = false")
     return con
 
 
