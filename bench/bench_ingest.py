@@ -643,9 +643,8 @@ def write_repeated(source: Path, target: Path, copies: int, gzipped: bool) -> No
     a file as large as wanted, in bounded memory, to show ingest memory does not grow."""
     import gzip
 
-    opener = (lambda: gzip.open(target, "wb", compresslevel=1)) if gzipped else (
-        lambda: open(target, "wb"))
-    with opener() as out:
+    with (gzip.open(target, "wb", compresslevel=1) if gzipped
+          else open(target, "wb")) as out:
         for _ in range(copies):
             with open(source, "rb") as chunk_source:
                 shutil.copyfileobj(chunk_source, out, 16 << 20)
