@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import numpy as np
 import pyarrow as pa
@@ -153,30 +156,17 @@ def _seconds_text(us: np.ndarray) -> pa.Array:
     return pc.binary_join_element_wise(whole, frac, ".")
 
 
-def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, weeks: int = 5,
-                  mean_rps: float = 0.3, seed: int = 20261124) -> DemoManifest:
-    """Write the demo nginx logs under ``out_dir`` (a logrotate-style daily set) and a manifest.
+# Above this many requests the logs are generated and written a chunk of minutes at a time,
+# each chunk from its own seeded stream, so any rate fits in bounded memory. At and below it
+# (the default rate: ~1 M requests) all requests are drawn at once, as they always were: the
+# default demo's bytes, which tests and the README quote, stay the same.
+STREAM_ABOVE = 3_000_000
+_CHUNK_REQUESTS = 250_000  # requests generated at a time when streaming (~100 MB of work)
 
-    Returns the DemoManifest: files written, time span and the planted events (a 7-minute
-    outage, an error spike after a deploy, a latency regression on /show/[id] in the last week).
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    end = (end or default_end()).astimezone(UTC)
-    start = end - timedelta(weeks=weeks)
-    minutes = np.arange(np.datetime64(start.replace(tzinfo=None), "m"),
-                        np.datetime64(end.replace(tzinfo=None), "m"))
-    local = pc.local_timestamp(pa.array(minutes.astype("datetime64[s]"),
-                                        pa.timestamp("s", tz=SERVER_TZ)))
-    local_hours = (pc.hour(local).to_numpy() + pc.minute(local).to_numpy() / 60)
-    counts = rng.poisson(_traffic_per_minute(minutes.astype(np.int64), local_hours,
-                                             pc.day_of_week(local).to_numpy(), mean_rps))
-    total = int(counts.sum())
-    seconds = np.repeat(minutes.astype("datetime64[s]").astype(np.int64), counts)
-    seconds = np.sort(seconds + rng.integers(0, 60, total))
 
-    # The incidents, placed in the last full week, in the server's local evening.
+def _events(end: datetime) -> tuple[PlantedEvent, PlantedEvent, PlantedEvent]:
+    """Return the incidents (outage, deploy error spike, latency regression), placed in the
+    last full week, in the server's local evening."""
     last_week = end - timedelta(days=7)
     outage = PlantedEvent("outage", last_week + timedelta(days=2, hours=19, minutes=23),
                           last_week + timedelta(days=2, hours=19, minutes=30),
@@ -186,7 +176,25 @@ def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, w
                          "bad deploy: 8 % of /api/* requests fail with 500 for 40 minutes")
     regression = PlantedEvent("latency_regression", last_week + timedelta(days=1), end,
                               "/show/[id] takes 2.2x longer after a release")
+    return outage, spike, regression
 
+
+@dataclass
+class _Requests:
+    """Generated requests: their log lines, and what the beacons are drawn from."""
+
+    lines: pa.Array
+    templates: np.ndarray
+    paths: np.ndarray
+    agents: np.ndarray
+    pages: np.ndarray  # page views by people (not API, static files or crawlers)
+
+
+def _requests(rng: np.random.Generator, seconds: np.ndarray,
+              events: tuple[PlantedEvent, PlantedEvent, PlantedEvent]) -> _Requests:
+    """Return requests received at ``seconds`` (Unix seconds, sorted), with the incidents."""
+    outage, spike, regression = events
+    total = len(seconds)
     shares = np.array([r.share for r in ROUTES])
     route_index = rng.choice(len(ROUTES), total, p=shares / shares.sum())
     paths = np.empty(total, dtype=object)
@@ -238,16 +246,117 @@ def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, w
         pa.array(np.array(USER_AGENTS, dtype=object)[agents], pa.string()), '" ',
         _seconds_text(duration_us), " ", upstream_text, "",
     )
-    manifest = DemoManifest(start, end, seed, total, events=[outage, spike, regression])
-    _write_rotated(out_dir, seconds, line, end, manifest)
-    _write_probes(out_dir / "probes.csv", rng, start, end, outage, manifest)
     pages = np.isin(templates, [r.template for r in ROUTES if not r.static and
                                 not r.template.startswith("/api/")]) & (agents != _BOT)
-    viewed = np.flatnonzero(pages & (rng.random(total) < 0.2))  # a fifth of views send beacons
-    _write_vitals(out_dir / "vitals.jsonl", rng, seconds[viewed], templates[viewed],
-                  paths[viewed], agents[viewed], regression, manifest)
-    _write_lighthouse(out_dir / "lighthouse", rng, start, end, regression, manifest)
-    _write_capacity(out_dir / "capacity", rng, seconds, start, end, manifest)
+    return _Requests(line, templates, paths, agents, pages)
+
+
+def _rps(seconds: np.ndarray, start: datetime, end: datetime, step: int = 300) -> np.ndarray:
+    """Return the mean requests per second in each ``step``-second bin from start to end."""
+    bins = np.arange(int(start.timestamp()), int(end.timestamp()), step)
+    return np.bincount((seconds - bins[0]) // step, minlength=len(bins))[: len(bins)] / step
+
+
+@contextmanager
+def _open_log(path: Path) -> Iterator[BinaryIO]:
+    """Open a rotated log for writing; .gz as logrotate compresses it, byte for byte the same
+    from run to run (mtime=0, no name)."""
+    with open(path, "wb") as raw:
+        if path.suffix != ".gz":
+            yield raw
+            return
+        with gzip.GzipFile(filename="", mode="wb", compresslevel=5, mtime=0,
+                           fileobj=raw) as handle:
+            yield cast(BinaryIO, handle)
+
+
+def _generate_streamed(out_dir: Path, rng: np.random.Generator, counts: np.ndarray,
+                       minutes: np.ndarray, events: tuple[PlantedEvent, PlantedEvent,
+                                                          PlantedEvent],
+                       manifest: DemoManifest) -> None:
+    """Write every file of the demo, the logs a chunk of minutes at a time (each chunk drawn
+    from its own stream, seeded by the demo's seed and its first minute): memory stays bounded
+    whatever the rate. Beacons are sampled to the default rate's number."""
+    for old in out_dir.glob("access.log*"):
+        old.unlink()
+    start, end = manifest.start, manifest.end
+    minute_s = minutes.astype("datetime64[s]").astype(np.int64)
+    age = (int(end.timestamp()) - minute_s - 1) // 86400  # 0 = the last day
+    rps = np.zeros(len(_rps(minute_s[:0], start, end)))
+    beacons = min(1.0, 0.3 / max(manifest.requests / len(minutes) / 60, 1e-9))
+    sampled: list[tuple[np.ndarray, ...]] = []
+    for day in range(int(age.max()) + 1):
+        name = "access.log" if day == 0 else f"access.log.{day}" + (".gz" if day >= 2 else "")
+        day_minutes = np.flatnonzero(age == day)
+        with _open_log(out_dir / name) as log:
+            first = 0
+            while first < len(day_minutes):
+                # Whole minutes, up to _CHUNK_REQUESTS requests (at least one minute).
+                cumulative = np.cumsum(counts[day_minutes[first:]])
+                take = max(1, int(np.searchsorted(cumulative, _CHUNK_REQUESTS, side="right")))
+                chunk = day_minutes[first:first + take]
+                first += take
+                chunk_rng = np.random.default_rng([manifest.seed, int(chunk[0])])
+                seconds = np.repeat(minute_s[chunk], counts[chunk])
+                seconds = np.sort(seconds + chunk_rng.integers(0, 60, len(seconds)))
+                if not len(seconds):
+                    continue
+                made = _requests(chunk_rng, seconds, events)
+                log.write(("\n".join(made.lines.to_pylist()) + "\n").encode("utf-8"))
+                rps += _rps(seconds, start, end)
+                viewed = np.flatnonzero(made.pages & (chunk_rng.random(len(seconds))
+                                                      < 0.2 * beacons))
+                sampled.append((seconds[viewed], made.templates[viewed], made.paths[viewed],
+                                made.agents[viewed]))
+        manifest.files.append(str(out_dir / name))
+    seconds, templates, paths, agents = (np.concatenate(parts) for parts in zip(*sampled,
+                                                                                 strict=True))
+    order = np.argsort(seconds, kind="stable")  # the days were written newest first
+    seconds, templates, paths, agents = (seconds[order], templates[order], paths[order],
+                                         agents[order])
+    _write_probes(out_dir / "probes.csv", rng, start, end, events[0], manifest)
+    _write_vitals(out_dir / "vitals.jsonl", rng, seconds, templates, paths, agents, events[2],
+                  manifest)
+    _write_lighthouse(out_dir / "lighthouse", rng, start, end, events[2], manifest)
+    _write_capacity(out_dir / "capacity", rng, rps, start, end, manifest)
+    _write_recovery(out_dir / "recovery", manifest.seed, start, end, manifest)
+
+
+def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, weeks: int = 5,
+                  mean_rps: float = 0.3, seed: int = 20261124) -> DemoManifest:
+    """Write the demo nginx logs under ``out_dir`` (a logrotate-style daily set) and a manifest.
+
+    Returns the DemoManifest: files written, time span and the planted events (a 7-minute
+    outage, an error spike after a deploy, a latency regression on /show/[id] in the last week).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    end = (end or default_end()).astimezone(UTC)
+    start = end - timedelta(weeks=weeks)
+    minutes = np.arange(np.datetime64(start.replace(tzinfo=None), "m"),
+                        np.datetime64(end.replace(tzinfo=None), "m"))
+    local = pc.local_timestamp(pa.array(minutes.astype("datetime64[s]"),
+                                        pa.timestamp("s", tz=SERVER_TZ)))
+    local_hours = (pc.hour(local).to_numpy() + pc.minute(local).to_numpy() / 60)
+    counts = rng.poisson(_traffic_per_minute(minutes.astype(np.int64), local_hours,
+                                             pc.day_of_week(local).to_numpy(), mean_rps))
+    total = int(counts.sum())
+    events = _events(end)
+    manifest = DemoManifest(start, end, seed, total, events=list(events))
+    if total > STREAM_ABOVE:
+        _generate_streamed(out_dir, rng, counts, minutes, events, manifest)
+        return manifest
+    seconds = np.repeat(minutes.astype("datetime64[s]").astype(np.int64), counts)
+    seconds = np.sort(seconds + rng.integers(0, 60, total))
+    made = _requests(rng, seconds, events)
+    _write_rotated(out_dir, seconds, made.lines, end, manifest)
+    _write_probes(out_dir / "probes.csv", rng, start, end, events[0], manifest)
+    viewed = np.flatnonzero(made.pages & (rng.random(total) < 0.2))  # a fifth of views send beacons
+    _write_vitals(out_dir / "vitals.jsonl", rng, seconds[viewed], made.templates[viewed],
+                  made.paths[viewed], made.agents[viewed], events[2], manifest)
+    _write_lighthouse(out_dir / "lighthouse", rng, start, end, events[2], manifest)
+    _write_capacity(out_dir / "capacity", rng, _rps(seconds, start, end), start, end, manifest)
     _write_recovery(out_dir / "recovery", seed, start, end, manifest)
     (out_dir / "manifest.json").write_text(manifest.to_json(), "utf-8")
     return manifest
@@ -391,7 +500,7 @@ _STATEMENTS = [
 ]
 
 
-def _write_capacity(folder: Path, rng: np.random.Generator, seconds: np.ndarray,
+def _write_capacity(folder: Path, rng: np.random.Generator, rps: np.ndarray,
                     start: datetime, end: datetime, manifest: DemoManifest) -> None:
     """Write Prometheus query_range exports (CPU, replicas, memory, disk, network latency),
     PgBouncer SHOW STATS / SHOW POOLS snapshots (with one restart) and daily
@@ -401,7 +510,6 @@ def _write_capacity(folder: Path, rng: np.random.Generator, seconds: np.ndarray,
         old.unlink()
     step = 300
     bins = np.arange(int(start.timestamp()), int(end.timestamp()), step)
-    rps = np.bincount((seconds - bins[0]) // step, minlength=len(bins))[: len(bins)] / step
     replicas = np.clip(np.ceil((_IDLE_CORES + _CORES_PER_RPS * rps / 2) / _TARGET_CPU * 2
                                / 2), 2, 10)
     cores = replicas * _IDLE_CORES + _CORES_PER_RPS * rps + rng.normal(0, 0.01, len(bins))

@@ -120,3 +120,28 @@ def test_demo_command_writes_and_loads(tmp_path: Path, capsys) -> None:
     for kind in ("nginx", "probes", "vitals", "lighthouse", "prometheus", "pgbouncer-stats"):
         assert kind in out
     assert "availability" in out
+
+
+def test_streamed_demo_is_deterministic_and_complete(tmp_path: Path, monkeypatch) -> None:
+    """Above STREAM_ABOVE the logs are written a chunk at a time: same seed, same bytes; the
+    same layout, every request in the logs, and the outage's 502s where it was planted."""
+    import mysetlist_slo.demo as demo_module
+    from mysetlist_slo import ingest_file
+
+    monkeypatch.setattr(demo_module, "STREAM_ABOVE", 0)
+    monkeypatch.setattr(demo_module, "_CHUNK_REQUESTS", 5_000)  # several chunks a day
+    first = generate_demo(tmp_path / "a", end=DEMO_END, weeks=2, mean_rps=0.1)
+    again = generate_demo(tmp_path / "b", end=DEMO_END, weeks=2, mean_rps=0.1)
+    assert digest(first.files) == digest(again.files)
+    names = [Path(f).name for f in first.files]
+    assert names[:3] == ["access.log", "access.log.1", "access.log.2.gz"]
+    assert len([n for n in names if n.startswith("access.log")]) == 14
+    con = open_store(tmp_path / "s.duckdb")
+    logs = [f for f in first.files if Path(f).name.startswith("access.log")]
+    assert sum(ingest_file(con, f).loaded for f in logs) == first.requests
+    outage = first.event("outage")
+    failing = con.execute("""
+        SELECT min(minute), max(minute), count(DISTINCT minute) FROM request_counts
+        WHERE status = 502""").fetchall()[0]
+    con.close()
+    assert failing[0] >= outage.start and failing[1] < outage.end and failing[2] >= 5
