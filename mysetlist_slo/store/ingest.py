@@ -329,7 +329,7 @@ class _Piece:
 
 # Ingest holds at most this much in DuckDB's buffers (the rest spills to its temp directory),
 # so that a file of any size ingests within a fixed memory bound; restored afterwards.
-INGEST_MEMORY_LIMIT = "512MiB"
+INGEST_MEMORY_LIMIT = "320MiB"
 
 
 def _stored_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> list[str]:
