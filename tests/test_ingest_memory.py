@@ -97,3 +97,43 @@ def test_a_failed_file_leaves_no_staged_rows(store, write_log, tmp_path: Path) -
         "SELECT database_name FROM duckdb_databases() WHERE NOT internal").fetchall()]
     assert not [name for name in attached if name.startswith("ingest_staging_")]
     assert store.execute("SELECT current_database()").fetchall()[0][0] == "metrics"
+
+
+def test_parquet_in_row_batches_equals_one_batch(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Parquet export read 700 rows at a time stores the same rollups and the same rejects
+    (row numbers included) as read whole."""
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import mysetlist_slo.sources.request_exports as exports
+
+    n = 5_000
+    start = datetime(2026, 11, 10, tzinfo=UTC).timestamp()
+    status = [200 if i % 97 else 503 for i in range(n)]
+    status[1234] = 999  # two rejects, in different batches
+    status[4321] = 42
+    table = pa.table({
+        "timestamp": pa.array([int((start + i * 7) * 1e6) for i in range(n)],
+                              pa.timestamp("us", tz="UTC")),
+        "path": [f"/show/{i % 40}" if i % 3 else "/" for i in range(n)],
+        "status": pa.array(status, pa.int32()),
+        "duration_ms": [float(i % 900) + 0.5 for i in range(n)],
+    })
+    path = tmp_path / "requests.parquet"
+    pq.write_table(table, path, row_group_size=500)
+    stored = []
+    for batch_rows in (1_000_000, 700):
+        monkeypatch.setattr(exports, "_PARQUET_BATCH_ROWS", batch_rows)
+        con = open_store(tmp_path / f"{batch_rows}.duckdb")
+        for route in ("/", "/show/[id]"):
+            con.execute("INSERT INTO routes VALUES (?, 0)", [route])
+        result = ingest_file(con, path, max_bad_rows=2)
+        stored.append((result.loaded, result.rejected, rollups(con), con.execute(
+            "SELECT line, field, problem FROM rejects ORDER BY line").fetchall()))
+        con.close()
+    assert stored[0] == stored[1]
+    assert stored[0][:2] == (n - 2, 2)
+    assert [line for line, _, _ in stored[0][3]] == [1235, 4322]
