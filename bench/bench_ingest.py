@@ -64,7 +64,8 @@ MANIFEST_NAME = "inputs.json"
 GOOD_THRESHOLD_US = 200_000
 COUNTED_THRESHOLDS = len(load_config().all_thresholds_ms)  # "good" counters the package keeps
 TARGET_PARQUET_SPEEDUP = 10.0
-TARGET_NGINX_LINES_PER_S = 2_000_000
+TARGET_NGINX_LINES_PER_S = 1_000_000
+TARGET_PEAK_RSS_KIB = 1 << 20  # 1 GiB, whatever the file size
 CHILD_POLL_S = 1.0
 
 
@@ -250,6 +251,7 @@ class Measurement:
     peak_rss_kib: int
     check: dict[str, int]
     note: str = ""
+    store_bytes: int = 0  # the DuckDB file after close (package steps)
 
 
 def peak_rss_kib() -> int:
@@ -312,7 +314,7 @@ def package_step(step: str, workdir: Path, input_name: str) -> Measurement:
     note = (f"open_store {opened - started:.3f} s, ingest_file {ingested - opened:.3f} s, "
             f"close {finished - ingested:.3f} s; {result.rejected} rejected")
     return Measurement(step, result.loaded + result.rejected, finished - started, start_kib, peak,
-                       package_check(db), note)
+                       package_check(db), note, db.stat().st_size)
 
 
 @dataclass
@@ -322,6 +324,13 @@ class PandasRollup:
     counts: pd.DataFrame  # (minute, route, status) -> requests, duration_sum_us, bytes_sum
     histogram: pd.Series  # (slot, route, bucket) -> count
     good: pd.Series  # (minute, route) -> requests under 200 ms
+
+    def save(self, workdir: Path, fmt: str) -> None:
+        """Write the rollups as Parquet, for the row-by-row cross-check with the store."""
+        self.counts.reset_index().to_parquet(workdir / f"pandas-{fmt}-counts.parquet")
+        self.histogram.rename("count").reset_index().to_parquet(
+            workdir / f"pandas-{fmt}-histogram.parquet")
+        self.good.rename("good").reset_index().to_parquet(workdir / f"pandas-{fmt}-good.parquet")
 
     def check(self) -> dict[str, int]:
         """Return the same totals as ``package_check``."""
@@ -357,9 +366,10 @@ def pandas_rollup(ts: pd.Series, path: pd.Series, status: pd.Series, duration_us
         bytes_sum=("bytes", "sum"))
     # Latency is that of answered requests: a fast 5xx is an availability failure.
     answered = frame[frame["status"] < 500]
+    buckets = pd.Series(sketch_bucket(answered["duration_us"].to_numpy()), index=answered.index,
+                        name="bucket")
     histogram = answered.groupby(
-        [answered["minute"].dt.floor("5min"), answered["route"],
-         sketch_bucket(answered["duration_us"].to_numpy())], sort=False).size()
+        [answered["minute"].dt.floor("5min"), answered["route"], buckets], sort=False).size()
     good = (answered["duration_us"] < GOOD_THRESHOLD_US).groupby(
         [answered["minute"], answered["route"]], sort=False).sum()
     return PandasRollup(counts, histogram, good)
@@ -379,6 +389,7 @@ def pandas_parquet_step(step: str, workdir: Path) -> Measurement:
     finished = time.perf_counter()
     peak = peak_rss_kib()
     note = f"read {read - started:.3f} s, rollup {finished - read:.3f} s"
+    rollup.save(workdir, "parquet")  # after the clock: not part of the baseline's cost
     return Measurement(step, len(frame), finished - started, start_kib, peak, rollup.check(),
                        note)
 
@@ -400,8 +411,49 @@ def pandas_nginx_step(step: str, workdir: Path) -> Measurement:
     finished = time.perf_counter()
     peak = peak_rss_kib()
     note = f"read_csv {read - started:.3f} s, parse and rollup {finished - read:.3f} s"
+    rollup.save(workdir, "nginx")  # after the clock: not part of the baseline's cost
     return Measurement(step, len(frame), finished - started, start_kib, peak, rollup.check(),
                        note)
+
+
+# Each rollup of the store, partial rows (batches, files) merged, keyed as the baseline keys
+# it; and the baseline's file of the same rollup. The histogram's query is the one to change
+# with the package's latency layout (with ``sketch_bucket`` above).
+ROLLUPS = {
+    "counts": ("SELECT minute, route, status, sum(requests) AS requests, "
+               "sum(duration_sum_us) AS duration_sum_us, sum(bytes_sum) AS bytes_sum "
+               "FROM request_counts GROUP BY ALL", ["minute", "route", "status"]),
+    "histogram": ("SELECT slot AS minute, route, bucket, sum(count) AS count "
+                  "FROM latency_sketch GROUP BY ALL", ["minute", "route", "bucket"]),
+    "good": (f"SELECT minute, route, sum(good) AS good FROM request_good "
+             f"WHERE threshold_ms = {GOOD_THRESHOLD_US / 1000:g} GROUP BY ALL",
+             ["minute", "route"]),
+}
+
+
+def compare_rollups(workdir: Path, fmt: str) -> dict[str, int]:
+    """Return, per rollup, how many keys differ between the package's store and the baseline
+    (a key on one side only, or any value different): every row is compared, in DuckDB."""
+    db = workdir / f"package-{fmt}.duckdb"
+    con = duckdb.connect(str(db), read_only=True)
+    con.execute("SET TimeZone = 'UTC'")
+    differ = {}
+    try:
+        for name, (query, keys) in ROLLUPS.items():
+            baseline = str(workdir / f"pandas-{fmt}-{name}.parquet")
+            columns = con.execute(f"SELECT * FROM ({query}) LIMIT 0").description or []
+            values = [c[0] for c in columns if c[0] not in keys]
+            on = " AND ".join(f"p.{k} = b.{k}" for k in keys)
+            unequal = " OR ".join(f"p.{v} IS DISTINCT FROM b.{v}" for v in values)
+            differ[name] = int(con.execute(f"""
+                WITH p AS ({query}),
+                     b AS (SELECT * FROM read_parquet(?))
+                SELECT count(*) FROM p FULL OUTER JOIN b ON {on}
+                WHERE p.{keys[0]} IS NULL OR b.{keys[0]} IS NULL OR {unequal}
+            """, [baseline]).fetchall()[0][0])
+    finally:
+        con.close()
+    return differ
 
 
 STEPS: dict[str, Callable[[str, Path], Measurement]] = {
@@ -410,12 +462,19 @@ STEPS: dict[str, Callable[[str, Path], Measurement]] = {
     "pandas parquet": pandas_parquet_step,
     "pandas nginx": pandas_nginx_step,
 }
+# Optional steps, on inputs the parent prepares (--scanner-urls, --repeat).
+SCANNER_NAME = "scanners.log"
+REPEATED_NAME = "repeated.log"
+EXTRA_STEPS: dict[str, Callable[[str, Path], Measurement]] = {
+    "package scanners": lambda step, workdir: package_step(step, workdir, SCANNER_NAME),
+    "package repeated": lambda step, workdir: package_step(step, workdir, REPEATED_NAME),
+}
 
 
 def _child(step: str, workdir: str, results: Queue[tuple[str, Any]]) -> None:
     """Run one step and report it; the module's imports are done by now, as in every child."""
     try:
-        results.put(("ok", STEPS[step](step, Path(workdir))))
+        results.put(("ok", {**STEPS, **EXTRA_STEPS}[step](step, Path(workdir))))
     except BaseException:
         results.put(("error", traceback.format_exc()))
 
@@ -453,10 +512,11 @@ def measure(step: str, workdir: Path) -> Measurement:
 
 @dataclass
 class Report:
-    """Collects the measurements and prints them."""
+    """Collects the measurements of one N and prints them."""
 
     requests: int
     measurements: dict[str, Measurement] = field(default_factory=dict)
+    differ: dict[str, dict[str, int]] = field(default_factory=dict)  # fmt -> rollup -> keys
 
     def row(self, m: Measurement) -> str:
         """Return the table row of one measurement."""
@@ -470,23 +530,31 @@ class Report:
         return (f"{'step':<16} {'rows':>11} {'seconds':>9} {'rows/s':>12} "
                 f"{'peak RSS MiB':>13} {'at start':>11}")  # at start: interpreter and imports
 
-    def ratios(self, fmt: str) -> str:
-        """Return the package/pandas comparison line of one input format."""
+    def side_by_side(self, fmt: str) -> str:
+        """Return one line: package and pandas rows/s, the speed-up, memory and store size."""
         package, baseline = self.measurements[f"package {fmt}"], self.measurements[f"pandas {fmt}"]
-        time_ratio = package.seconds / baseline.seconds
-        memory = package.peak_rss_kib / baseline.peak_rss_kib
-        return (f"  {fmt:<8} time package/pandas {time_ratio:.2f} (speed-up "
-                f"{1 / time_ratio:.2f}x); peak RSS package/pandas {memory:.2f}")
+        speedup = baseline.seconds / package.seconds
+        per_million = package.store_bytes / (self.requests / 1e6) / 2**20
+        return (f"  {self.requests:>12,} {fmt:<8} {package.rows / package.seconds:>12,.0f} "
+                f"{baseline.rows / baseline.seconds:>12,.0f} {speedup:>8.2f}x "
+                f"{package.peak_rss_kib / 1024:>10.0f} {baseline.peak_rss_kib / 1024:>10.0f} "
+                f"{per_million:>10.1f}")
+
+    @staticmethod
+    def side_by_side_header() -> str:
+        """Return the header of ``side_by_side``."""
+        return (f"  {'requests':>12} {'format':<8} {'package/s':>12} {'pandas/s':>12} "
+                f"{'speed-up':>9} {'RSS MiB':>10} {'pandas RSS':>10} {'MiB/M req':>10}")
 
     def agreement(self, fmt: str) -> str:
-        """Return whether the package's and the baseline's rollups have the same totals."""
-        package, baseline = self.measurements[f"package {fmt}"], self.measurements[f"pandas {fmt}"]
-        differ = [f"{k} {package.check[k]:,} vs {baseline.check.get(k, 0):,}"
-                  for k in package.check if package.check[k] != baseline.check.get(k)]
+        """Return whether every rollup row of the package and the baseline is the same."""
+        differ = {name: n for name, n in self.differ[fmt].items() if n}
+        package = self.measurements[f"package {fmt}"]
         if not differ:
             summary = ", ".join(f"{k} {v:,}" for k, v in package.check.items())
-            return f"  {fmt:<8} same totals ({summary})"
-        return f"  {fmt:<8} DIFFER (package vs pandas): " + "; ".join(differ)
+            return f"  {fmt:<8} same rollups, row by row ({summary})"
+        return (f"  {fmt:<8} DIFFER (keys missing on one side or with other values): "
+                + ", ".join(f"{name} {n:,}" for name, n in differ.items()))
 
     def targets(self) -> list[str]:
         """Return the target lines: information only, nothing is asserted."""
@@ -494,6 +562,8 @@ class Report:
                    / self.measurements["package parquet"].seconds)
         nginx = self.measurements["package nginx"]
         lines_per_s = nginx.rows / nginx.seconds
+        peak = max(m.peak_rss_kib for step, m in self.measurements.items()
+                   if step.startswith("package"))
         return [
             f"  Parquet ingest >= {TARGET_PARQUET_SPEEDUP:g}x faster than pandas: "
             f"{'reached' if parquet >= TARGET_PARQUET_SPEEDUP else 'NOT reached'} "
@@ -501,12 +571,17 @@ class Report:
             f"  nginx text >= {TARGET_NGINX_LINES_PER_S:,} lines/s: "
             f"{'reached' if lines_per_s >= TARGET_NGINX_LINES_PER_S else 'NOT reached'} "
             f"({lines_per_s:,.0f} lines/s)",
+            f"  package peak RSS <= 1 GiB: "
+            f"{'reached' if peak <= TARGET_PEAK_RSS_KIB else 'NOT reached'} "
+            f"({peak / 1024:,.0f} MiB)",
         ]
 
 
 def machine() -> str:
-    """Return the platform, CPU count and library versions."""
-    return (f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+    """Return the platform, CPU count, load and library versions."""
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"{platform.platform()}, {os.cpu_count()} CPUs (load average {load} at the end), "
+            f"Python {platform.python_version()}, "
             f"duckdb {duckdb.__version__}, pandas {pd.__version__}, "
             f"pyarrow {pa.__version__}, numpy {np.__version__}, "
             f"mysetlist-slo {mysetlist_slo.__version__}")
@@ -542,23 +617,70 @@ def mib(path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Inputs for the optional steps
+
+
+def write_scanner_log(path: Path, urls: int, seed: int = SEED) -> None:
+    """Write an nginx log of ``urls`` requests, each to a distinct random scanner path (as
+    bots probing for /wp-login.php, /.env ... send): the route bound must hold them."""
+    rng = np.random.default_rng(seed + 1)
+    cols = draw_requests(urls, seed + 2)
+    junk = pa.array(rng.integers(0, 10**12, urls)).cast(pa.string())
+    prefixes = _take(["/wp-login.php/", "/.env.", "/admin/", "/phpmyadmin/", "/cgi-bin/"],
+                     rng.integers(0, 5, urls))
+    table = export_table(cols).set_column(2, "path", pc.binary_join_element_wise(
+        prefixes, junk, pa.array(rng.integers(0, 10**6, urls)).cast(pa.string()), "-x"))
+    with open(path, "wb") as log:
+        write_lines(log, nginx_lines(table, cols))
+
+
+def write_repeated(source: Path, target: Path, copies: int, gzipped: bool) -> None:
+    """Write ``copies`` copies of ``source`` one after the other (gzip-compressed if asked):
+    a file as large as wanted, in bounded memory, to show ingest memory does not grow."""
+    import gzip
+
+    with (gzip.open(target, "wb", compresslevel=1) if gzipped
+          else open(target, "wb")) as out:
+        for _ in range(copies):
+            with open(source, "rb") as chunk_source:
+                shutil.copyfileobj(chunk_source, out, 16 << 20)
+
+
+# ---------------------------------------------------------------------------------------------
 # Command line
+
+
+def requests_count(text: str) -> int:
+    """Return a request count given as 1000000, 1M or 100M."""
+    text = text.strip().upper()
+    scale = {"K": 1_000, "M": 1_000_000}.get(text[-1:], 1)
+    value = int(float(text[:-1] if scale > 1 else text) * scale)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Return the command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=2_000_000, metavar="N",
-                        help="synthetic requests to generate (default 2000000)")
+    parser.add_argument("--requests", type=requests_count, nargs="+", default=[1_000_000,
+                                                                                 10_000_000],
+                        metavar="N", help="synthetic requests, one run per N "
+                        "(default 1M 10M; 100M is an option)")
     parser.add_argument("--workdir", type=Path, metavar="DIR",
                         help="where inputs and stores are written (default: a new temp dir)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the inputs and stores; a later run with the same --workdir "
-                             "and --requests reuses the inputs")
-    args = parser.parse_args(argv)
-    if args.requests < 1:
-        parser.error("--requests must be at least 1")
-    return args
+                             "reuses the inputs")
+    parser.add_argument("--scanner-urls", type=requests_count, default=0, metavar="K",
+                        help="also ingest a log of K distinct scanner URLs (e.g. 100K) and "
+                             "show the routes stay within the configured bound")
+    parser.add_argument("--repeat", type=int, default=0, metavar="K",
+                        help="also ingest the largest N's nginx log repeated K times (a file "
+                             "larger than memory), to show the peak RSS does not grow")
+    parser.add_argument("--gzip", action="store_true",
+                        help="with --repeat: gzip the repeated log (the 10 GB gzip case)")
+    return parser.parse_args(argv)
 
 
 def cleanup(workdir: Path, created: bool, keep: bool) -> None:
@@ -569,55 +691,87 @@ def cleanup(workdir: Path, created: bool, keep: bool) -> None:
     if created:
         shutil.rmtree(workdir, ignore_errors=True)
         return
-    for name in (PARQUET_NAME, NGINX_NAME, MANIFEST_NAME):
-        (workdir / name).unlink(missing_ok=True)
+    for folder in workdir.glob("n*"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_size(workdir: Path, n: int) -> Report:
+    """Measure every step on N requests, cross-check the rollups and print the report."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    report = Report(n)
+    how = ensure_inputs(workdir, n)
+    print(f"\n=== N = {n:,} requests")
+    print(f"inputs: {PARQUET_NAME} {mib(workdir / PARQUET_NAME)}, "
+          f"{NGINX_NAME} {mib(workdir / NGINX_NAME)}; {how}; in {workdir}")
+    print(report.header(), flush=True)
     for step in STEPS:
-        _fresh_db(workdir / f"{step.replace(' ', '-')}.duckdb")
+        measurement = measure(step, workdir)
+        report.measurements[step] = measurement
+        print(report.row(measurement), flush=True)
+    print("where the time went:")
+    for step, m in report.measurements.items():
+        print(f"  {step:<16} {m.note}")
+    for fmt in ("parquet", "nginx"):
+        report.differ[fmt] = compare_rollups(workdir, fmt)
+    print("rollup cross-check (every row of every rollup, package store vs pandas result):")
+    print(report.agreement("parquet"))
+    print(report.agreement("nginx"))
+    print("targets (information only):")
+    print("\n".join(report.targets()))
+    return report
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Generate the inputs, measure every step, print the report."""
+def main(argv: list[str] | None = None) -> int:
+    """Generate the inputs, measure every step, print the report; return 1 if the package's
+    rollups differ from the baseline's anywhere, else 0."""
     args = parse_args(argv)
     created = args.workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="bench_ingest_")) if created else args.workdir
     workdir.mkdir(parents=True, exist_ok=True)
-    report = Report(args.requests)
     fingerprint = package_fingerprint()
+    reports: list[Report] = []
     try:
-        how = ensure_inputs(workdir, args.requests)
-        print(f"mysetlist-slo ingest benchmark, N = {args.requests:,} requests")
-        print(f"inputs: {PARQUET_NAME} {mib(workdir / PARQUET_NAME)}, "
-              f"{NGINX_NAME} {mib(workdir / NGINX_NAME)}; {how}; in {workdir}")
-        print("each step runs in a fresh process; peak RSS includes the interpreter and imports "
-              "(the 'at start' column)\n")
-        print(report.header(), flush=True)
-        for step in STEPS:
-            measurement = measure(step, workdir)
-            report.measurements[step] = measurement
-            print(report.row(measurement), flush=True)
-        print("\nwhere the time went:")
-        for step, m in report.measurements.items():
-            print(f"  {step:<16} {m.note}")
-        print(f"  (the package validates all 9 columns, keeps {COUNTED_THRESHOLDS} latency "
-              "thresholds and writes a DuckDB file;\n   the baseline reads only the 5 columns its "
+        print("mysetlist-slo ingest benchmark: each step runs in a fresh process; peak RSS "
+              "includes the interpreter and imports (the 'at start' column)")
+        print(f"(the package validates all 9 columns, keeps {COUNTED_THRESHOLDS} latency "
+              "thresholds and writes a DuckDB file; the baseline reads only the 5 columns its "
               "rollups use, validates nothing and keeps its results in memory)")
-        print("\npackage vs pandas (speed-up = pandas seconds / package seconds):")
-        print(report.ratios("parquet"))
-        print(report.ratios("nginx"))
-        print("\nrollup cross-check (package store vs pandas result):")
-        print(report.agreement("parquet"))
-        print(report.agreement("nginx"))
-        print("\ntargets (information only, nothing is asserted):")
-        print("\n".join(report.targets()))
+        for n in args.requests:
+            reports.append(run_size(workdir / f"n{n}", n))
+        largest = workdir / f"n{max(args.requests)}"
+        if args.scanner_urls:
+            write_scanner_log(largest / SCANNER_NAME, args.scanner_urls)
+            m = measure("package scanners", largest)
+            max_routes = load_config().routes.max_routes
+            print(f"\n{args.scanner_urls:,} distinct scanner URLs: {m.check['routes']} routes "
+                  f"stored (bound {max_routes} + '(other)'), peak RSS {m.peak_rss_kib / 1024:.0f}"
+                  f" MiB, {m.rows / m.seconds:,.0f} lines/s")
+        if args.repeat:
+            name = REPEATED_NAME
+            write_repeated(largest / NGINX_NAME, largest / name, args.repeat, args.gzip)
+            m = measure("package repeated", largest)
+            print(f"\nthe {max(args.requests):,}-line log x{args.repeat}"
+                  f"{' (gzip)' if args.gzip else ''}: {m.rows:,} lines, {mib(largest / name)}, "
+                  f"peak RSS {m.peak_rss_kib / 1024:.0f} MiB, {m.rows / m.seconds:,.0f} lines/s")
+        print("\nside by side (rows/s; speed-up = pandas seconds / package seconds; RSS = peak; "
+              "MiB/M req = store file per million requests):")
+        print(Report.side_by_side_header())
+        for report in reports:
+            print(report.side_by_side("parquet"))
+            print(report.side_by_side("nginx"))
         print(f"\nmachine: {machine()}")
         print(f"package: git {git_revision()}, source {fingerprint}")
         if package_fingerprint() != fingerprint:
             print("WARNING: the package's source changed during the run; the steps may have "
                   "measured different code")
-        print(f"N: {report.requests:,} requests")
     finally:
         cleanup(workdir, created, args.keep)
+    differ = [r for r in reports for fmt in r.differ if any(r.differ[fmt].values())]
+    if differ:
+        print("cross-check FAILED: the package's rollups differ from the baseline's")
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

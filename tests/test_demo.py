@@ -126,3 +126,4 @@ def test_demo_command_writes_and_loads(tmp_path: Path, capsys) -> None:
     for kind in ("nginx", "probes", "vitals", "lighthouse", "prometheus", "pgbouncer-stats"):
         assert kind in out
     assert "availability" in out
+

@@ -286,13 +286,22 @@ class ExportSource:
             {c: _quote_identifier(n) for c, n in resolved.items()}, time_kind,
             # The file may have a column called "line" of its own: ours replaces it here (the
             # staged columns were picked by quoted name above).
+            # Read _PARQUET_BATCH_ROWS rows at a time, so a file of any size is checked and
+            # rolled up in bounded memory (DuckDB skips the row groups outside the range).
             source_sql="(SELECT * REPLACE (file_row_number + 1 AS line) FROM ("
-                       "SELECT *, NULL AS line FROM read_parquet($path, file_row_number = true)))"
+                       "SELECT *, NULL AS line FROM read_parquet($path, file_row_number = true)"
+                       " WHERE file_row_number >= $first AND file_row_number < $stop))"
             if "line" not in schema.names else
             "(SELECT * REPLACE (file_row_number + 1 AS line) "
-            "FROM read_parquet($path, file_row_number = true))",
+            "FROM read_parquet($path, file_row_number = true) "
+            "WHERE file_row_number >= $first AND file_row_number < $stop)",
             typed=typed)
-        yield InputBatch(query, None, {"path": str(path)}, [], path.stat().st_size)
+        rows = pq.read_metadata(path).num_rows
+        size = path.stat().st_size
+        for first in range(0, max(rows, 1), _PARQUET_BATCH_ROWS):
+            stop = first + _PARQUET_BATCH_ROWS
+            yield InputBatch(query, None, {"path": str(path), "first": first, "stop": stop}, [],
+                             size if stop >= rows else size * stop // rows)
 
 
 def _is_text(column_type: pa.DataType) -> bool:

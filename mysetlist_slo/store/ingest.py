@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -344,6 +345,184 @@ class _Piece:
     times: list[datetime] = field(default_factory=list)
 
 
+# Ingest holds at most this much in DuckDB's buffers (the rest spills to its temp directory),
+# so that a file of any size ingests within a fixed memory bound; restored afterwards.
+INGEST_MEMORY_LIMIT = "320MiB"
+
+
+def _stored_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> list[str]:
+    """Return the tables of ``catalog`` whose rows belong to an ingest (an ingest_id column)."""
+    return [name for (name,) in con.execute(
+        "SELECT table_name FROM information_schema.columns WHERE column_name = 'ingest_id' "
+        "AND table_schema = 'main' AND table_catalog = ? ORDER BY table_name",
+        [catalog]).fetchall()]
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass
+class _Staging:
+    """Where a file's rows wait, outside any transaction, until they are published."""
+
+    home: str  # the store's catalog
+    name: str  # the attached staging database
+    tables: list[str]
+
+
+@contextmanager
+def _staged(con: duckdb.DuckDBPyConnection) -> Iterator[_Staging]:
+    """Attach an empty in-memory copy of the store's ingested tables and make it the default
+    catalog while a file is read, so each batch's writes and temporary tables are committed
+    (and freed, or spilled to disk) as they are made.
+
+    Read in one long transaction instead, every batch's replaced temporary tables and Arrow
+    views stay alive until the commit, and memory grows with the file (issue 19).
+    """
+    home = str(scalar(con, "SELECT current_database()"))
+    name = f"ingest_staging_{uuid.uuid4().hex}"
+    tables = _stored_tables(con, home)
+    previous_limit = scalar(con, "SELECT current_setting('memory_limit')")
+    previous_bar = scalar(con, "SELECT current_setting('enable_progress_bar')")
+    con.execute(f"ATTACH ':memory:' AS {name}")
+    try:
+        con.execute(f"SET memory_limit = '{INGEST_MEMORY_LIMIT}'")
+        # A batch can take seconds on a busy machine; DuckDB's bar would go to stdout.
+        con.execute("SET enable_progress_bar = false")
+        for table in tables:
+            con.execute(f"CREATE TABLE {name}.main.{_quote(table)} AS "
+                        f"SELECT * FROM {_quote(home)}.main.{_quote(table)} LIMIT 0")
+        con.execute(f"USE {name}")
+        yield _Staging(home, name, tables)
+    finally:
+        con.execute("DROP TABLE IF EXISTS temp.checked")
+        for view in (INPUT_TABLE, "batch_routes"):
+            con.unregister(view)
+        con.execute(f"USE {_quote(home)}")
+        con.execute(f"DETACH {name}")
+        con.execute(f"SET memory_limit = '{previous_limit}'")
+        con.execute(f"SET enable_progress_bar = {bool(previous_bar)}")
+
+
+def _publish(con: duckdb.DuckDBPyConnection, staging: _Staging, ids: dict[int, int]) -> None:
+    """Copy the staged rows into the store (inside the caller's transaction), each staged
+    placeholder ingest id replaced by the id it is registered under."""
+    arms = " ".join(f"WHEN {int(placeholder)} THEN {int(real)}"
+                    for placeholder, real in ids.items())
+    for table in staging.tables:
+        con.execute(f"INSERT INTO {_quote(staging.home)}.main.{_quote(table)} BY NAME "
+                    f"SELECT * REPLACE (CASE ingest_id {arms} END AS ingest_id) "
+                    f"FROM {staging.name}.main.{_quote(table)}")
+
+
+def _stage(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Path,
+           pieces: list[_Piece], routes: RouteNormaliser, thresholds: list[float],
+           max_bad_rows: int | float, lines: int,
+           progress: Progress | None) -> tuple[int, list[RowProblem]]:
+    """Read, check and stage every batch of the file's pieces; return the rejected records
+    and the problems shown. Raises IngestError as soon as the rejects pass the limit."""
+    shown: list[RowProblem] = []
+    rejected = 0
+    # The most rejects the limit can allow: a count, or the ratio of the most records the
+    # file can hold (one per line, plus a last line without a newline). Beyond it the
+    # verdict is known: reading stops, and no more rejects are explained than are shown.
+    per_line = _RECORDS_PER_LINE.get(source.kind)
+    ceiling = (max_bad_rows if isinstance(max_bad_rows, int)
+               else None if per_line is None
+               else _allowed(max_bad_rows, per_line * (lines + 1)))
+    resumable = bool(getattr(source, "resumable", False))
+    for piece in pieces:
+        if resumable:
+            source.start, source.stop = piece.start, piece.stop  # type: ignore[attr-defined]
+        for batch in source.batches(path):
+            checked = _check_batch(con, source, batch, None if ceiling is None
+                                   else SHOWN_PROBLEMS - len(shown))
+            if ceiling is not None and rejected + checked.bad <= ceiling and len(
+                    checked.rejects) < checked.bad:
+                # Within the limit after all: every reject is stored, so explain all.
+                checked = _check_batch(con, source, batch, None)
+            rejected += checked.bad
+            piece.rejected += checked.bad
+            shown.extend(RowProblem(str(path), r.line, r.field, r.problem)
+                         for r in checked.rejects[: SHOWN_PROBLEMS - len(shown)])
+            if ceiling is not None and rejected > ceiling:
+                bound = ("" if per_line is None or isinstance(max_bad_rows, int)
+                         else f", more than {max_bad_rows:g} of the at most "
+                         f"{per_line * (lines + 1):,} records the file can hold")
+                raise IngestError(str(path), f"{rejected}+ bad records{bound} (limit "
+                                  f"{max_bad_rows}); nothing was stored", shown, rejected)
+            if checked.rejects:
+                _insert_rejects(con, piece.ingest_id, checked.rejects)
+            if checked.good and source.record in _ROUTED:
+                _route(con, routes)
+            if checked.good and source.record == "requests":
+                add_rollups(con, piece.ingest_id, thresholds)
+                add_cache_counts(con, piece.ingest_id)
+            elif checked.good:
+                con.execute(_STORE[source.record], {"ingest_id": piece.ingest_id})
+            if checked.good:
+                # A k6 summary has no times: its span is [NULL, NULL].
+                piece.times += [t for t in checked.span if t is not None]
+                piece.loaded += checked.good
+            if progress is not None:
+                progress(batch.position)
+    return rejected, shown
+
+
+def _commit(con: duckdb.DuckDBPyConnection, staging: _Staging, path: Path,
+            source: RequestSource, digest: ContentDigest, sha: str, pieces: list[_Piece],
+            routes: RouteNormaliser, earlier: dict[str, Any] | None, started: float) -> None:
+    """Publish a file's staged rows, its routes and its registry rows in one transaction:
+    the file lands whole or not at all. Raises IngestError if the store would not hold
+    exactly the records counted."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if earlier is not None and earlier["tail_id"] is not None:
+            _withdraw(con, int(earlier["tail_id"]))
+        placeholders = [piece.ingest_id for piece in pieces]
+        for piece in pieces:
+            piece.ingest_id = int(str(scalar(con, "SELECT nextval('ingest_id_seq')")))
+        _publish(con, staging, dict(zip(placeholders, (p.ingest_id for p in pieces),
+                                        strict=True)))
+        if routes.added:
+            con.register("new_routes", pa.table({"route": routes.added}))
+            con.execute("INSERT INTO routes SELECT route, $id FROM new_routes",
+                        {"id": pieces[0].ingest_id})
+            con.unregister("new_routes")
+            _reroute_pages(con, routes)
+        con.execute("DELETE FROM route_candidates")
+        if routes.candidates:
+            con.register("candidates", pa.table({
+                "route": list(routes.candidates), "requests": list(routes.candidates.values())}))
+            con.execute("INSERT INTO route_candidates SELECT route, requests FROM candidates")
+            con.unregister("candidates")
+        seconds = time.perf_counter() - started
+        ignored = sum(getattr(source, "ignored", {}).values())
+        for index, piece in enumerate(pieces):
+            whole = index == 0
+            con.execute(
+                "INSERT INTO ingests (id, sha256, kind, file, bytes, loaded, rejected, "
+                "first_ts, last_ts, loaded_at, seconds, ignored, content_bytes, content_lines, "
+                "first_line_sha256, ends_with_newline, continues_ingest) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [piece.ingest_id, sha if whole else TAIL_PREFIX + sha, source.kind, str(path),
+                 path.stat().st_size if whole else digest.size - digest.complete_bytes,
+                 piece.loaded, piece.rejected, min(piece.times, default=None),
+                 max(piece.times, default=None), datetime.now(UTC), seconds,
+                 ignored if whole else 0,
+                 *((digest.size, digest.lines, digest.first_line_sha256,
+                    digest.ends_with_newline) if whole else (None, None, None, None)),
+                 (earlier["id"] if earlier else None) if whole else pieces[0].ingest_id],
+            )
+            _check_stored(con, path, source.record, piece.ingest_id, piece.loaded,
+                          piece.rejected)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str | None = None,
                 config: Config | None = None, max_bad_rows: int | float = 0,
                 log_format: str | None = None, options: ExportOptions | None = None,
@@ -402,113 +581,31 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
                                   .fetchall()))
     thresholds = config.all_thresholds_ms
 
-    con.execute("BEGIN TRANSACTION")
+    # A resumable file's last line without a newline is a piece of its own (see TAIL_PREFIX).
+    # Pieces are staged under placeholder ids (-1, -2); their ids are drawn when they publish.
+    has_tail = resumable and not digest.ends_with_newline
+    pieces = [_Piece(-1, start, digest.complete_bytes if has_tail else None)]
+    if has_tail:
+        pieces.append(_Piece(-2, (digest.complete_bytes, digest.lines), None))
     try:
-        if earlier is not None and earlier["tail_id"] is not None:
-            _withdraw(con, int(earlier["tail_id"]))
-        # A resumable file's last line without a newline is a piece of its own (see TAIL_PREFIX).
-        has_tail = resumable and not digest.ends_with_newline
-        pieces = [_Piece(int(str(scalar(con, "SELECT nextval('ingest_id_seq')"))), start,
-                         digest.complete_bytes if has_tail else None)]
-        if has_tail:
-            pieces.append(_Piece(int(str(scalar(con, "SELECT nextval('ingest_id_seq')"))),
-                                 (digest.complete_bytes, digest.lines), None))
-        shown: list[RowProblem] = []
-        rejected = 0
-        # The most rejects the limit can allow: a count, or the ratio of the most records the
-        # file can hold (one per line, plus a last line without a newline). Beyond it the
-        # verdict is known: reading stops, and no more rejects are explained than are shown.
-        per_line = _RECORDS_PER_LINE.get(source.kind)
-        ceiling = (max_bad_rows if isinstance(max_bad_rows, int)
-                   else None if per_line is None
-                   else _allowed(max_bad_rows, per_line * (digest.lines + 1)))
-        with _typed_errors(path, source.kind):
-            for piece in pieces:
-                if resumable:
-                    source.start, source.stop = piece.start, piece.stop  # type: ignore[attr-defined]
-                for batch in source.batches(path):
-                    checked = _check_batch(con, source, batch, None if ceiling is None
-                                           else SHOWN_PROBLEMS - len(shown))
-                    if ceiling is not None and rejected + checked.bad <= ceiling and len(
-                            checked.rejects) < checked.bad:
-                        # Within the limit after all: every reject is stored, so explain all.
-                        checked = _check_batch(con, source, batch, None)
-                    rejected += checked.bad
-                    piece.rejected += checked.bad
-                    shown.extend(RowProblem(str(path), r.line, r.field, r.problem)
-                                 for r in checked.rejects[: SHOWN_PROBLEMS - len(shown)])
-                    if ceiling is not None and rejected > ceiling:
-                        bound = ("" if per_line is None or isinstance(max_bad_rows, int)
-                                 else f", more than {max_bad_rows:g} of the at most "
-                                 f"{per_line * (digest.lines + 1):,} records the file can hold")
-                        raise IngestError(str(path), f"{rejected}+ bad records{bound} (limit "
-                                          f"{max_bad_rows}); nothing was stored", shown, rejected)
-                    if checked.rejects:
-                        _insert_rejects(con, piece.ingest_id, checked.rejects)
-                    if checked.good and source.record in _ROUTED:
-                        _route(con, routes)
-                    if checked.good and source.record == "requests":
-                        add_rollups(con, piece.ingest_id, thresholds)
-                        add_cache_counts(con, piece.ingest_id)
-                    elif checked.good:
-                        con.execute(_STORE[source.record], {"ingest_id": piece.ingest_id})
-                    if checked.good:
-                        # A k6 summary has no times: its span is [NULL, NULL].
-                        piece.times += [t for t in checked.span if t is not None]
-                        piece.loaded += checked.good
-                    if progress is not None:
-                        progress(batch.position)
-        loaded = sum(piece.loaded for piece in pieces)
-        total = loaded + rejected
-        if total == 0 and earlier is None:
-            raise IngestError(str(path), "file holds no records")
-        if rejected > _allowed(max_bad_rows, total):
-            raise IngestError(str(path), f"{rejected} of {total} records are bad (limit "
-                              f"{max_bad_rows}); nothing was stored", shown, rejected)
-        if routes.added:
-            con.register("new_routes", pa.table({"route": routes.added}))
-            con.execute("INSERT INTO routes SELECT route, $id FROM new_routes",
-                        {"id": pieces[0].ingest_id})
-            con.unregister("new_routes")
-            _reroute_pages(con, routes)
-        con.execute("DELETE FROM route_candidates")
-        if routes.candidates:
-            con.register("candidates", pa.table({
-                "route": list(routes.candidates), "requests": list(routes.candidates.values())}))
-            con.execute("INSERT INTO route_candidates SELECT route, requests FROM candidates")
-            con.unregister("candidates")
-        seconds = time.perf_counter() - started
-        ignored = sum(getattr(source, "ignored", {}).values())
-        for index, piece in enumerate(pieces):
-            whole = index == 0
-            con.execute(
-                "INSERT INTO ingests (id, sha256, kind, file, bytes, loaded, rejected, "
-                "first_ts, last_ts, loaded_at, seconds, ignored, content_bytes, content_lines, "
-                "first_line_sha256, ends_with_newline, continues_ingest) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [piece.ingest_id, sha if whole else TAIL_PREFIX + sha, source.kind, str(path),
-                 path.stat().st_size if whole else digest.size - digest.complete_bytes,
-                 piece.loaded, piece.rejected, min(piece.times, default=None),
-                 max(piece.times, default=None), datetime.now(UTC), seconds,
-                 ignored if whole else 0,
-                 *((digest.size, digest.lines, digest.first_line_sha256,
-                    digest.ends_with_newline) if whole else (None, None, None, None)),
-                 (earlier["id"] if earlier else None) if whole else pieces[0].ingest_id],
-            )
-            _check_stored(con, path, source.record, piece.ingest_id, piece.loaded,
-                          piece.rejected)
-        con.execute("COMMIT")
+        with _staged(con) as staging:
+            with _typed_errors(path, source.kind):
+                rejected, shown = _stage(con, source, path, pieces, routes, thresholds,
+                                         max_bad_rows, digest.lines, progress)
+            loaded = sum(piece.loaded for piece in pieces)
+            total = loaded + rejected
+            if total == 0 and earlier is None:
+                raise IngestError(str(path), "file holds no records")
+            if rejected > _allowed(max_bad_rows, total):
+                raise IngestError(str(path), f"{rejected} of {total} records are bad (limit "
+                                  f"{max_bad_rows}); nothing was stored", shown, rejected)
+            con.execute(f"USE {_quote(staging.home)}")
+            _commit(con, staging, path, source, digest, sha, pieces, routes, earlier, started)
     except IngestError as exc:
-        con.execute("ROLLBACK")
         exc.kind = source.kind
         raise
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.execute("DROP TABLE IF EXISTS temp.checked")
-        for name in (INPUT_TABLE, "batch_routes"):
-            con.unregister(name)
+    ignored = sum(getattr(source, "ignored", {}).values())
+    seconds = time.perf_counter() - started
     notes = [f"{rejected} bad records kept in the rejects table"] if rejected else []
     if earlier is not None:
         notes.append(f"the first {earlier['content_lines']:,} lines were loaded before (ingest "
