@@ -384,12 +384,9 @@ def _staged(con: duckdb.DuckDBPyConnection) -> Iterator[_Staging]:
     name = f"ingest_staging_{uuid.uuid4().hex}"
     tables = _stored_tables(con, home)
     previous_limit = scalar(con, "SELECT current_setting('memory_limit')")
-    previous_bar = scalar(con, "SELECT current_setting('enable_progress_bar')")
     con.execute(f"ATTACH ':memory:' AS {name}")
     try:
         con.execute(f"SET memory_limit = '{INGEST_MEMORY_LIMIT}'")
-        # A batch can take seconds on a busy machine; DuckDB's bar would go to stdout.
-        con.execute("SET enable_progress_bar = false")
         for table in tables:
             con.execute(f"CREATE TABLE {name}.main.{_quote(table)} AS "
                         f"SELECT * FROM {_quote(home)}.main.{_quote(table)} LIMIT 0")
@@ -401,8 +398,10 @@ def _staged(con: duckdb.DuckDBPyConnection) -> Iterator[_Staging]:
             con.unregister(view)
         con.execute(f"USE {_quote(home)}")
         con.execute(f"DETACH {name}")
-        con.execute(f"SET memory_limit = '{previous_limit}'")
-        con.execute(f"SET enable_progress_bar = {bool(previous_bar)}")
+        try:
+            con.execute(f"SET memory_limit = '{previous_limit}'")
+        except duckdb.ParserException:  # DuckDB 1.3 shows "no limit" as a size it cannot read
+            con.execute("RESET memory_limit")
 
 
 def _publish(con: duckdb.DuckDBPyConnection, staging: _Staging, ids: dict[int, int]) -> None:
