@@ -120,7 +120,10 @@ def test_half_truncated_store_is_a_clear_error(store_copy: Path) -> None:
     assert status.returncode == 1 and "Traceback" not in status.stderr
     assert status.stderr.strip().splitlines() == [
         line for line in status.stderr.strip().splitlines() if line.startswith("error: ")]
-    assert "could not be read" in status.stderr and "store check" in status.stderr
+    # Where DuckDB reads the cut-off catalog at open (1.3) the store cannot be opened; newer
+    # versions open it and fail on the first read: both are one clear line.
+    read_later = "could not be read" in status.stderr and "store check" in status.stderr
+    assert read_later or "cannot open as a DuckDB store" in status.stderr
 
 
 def test_garbage_is_not_a_store(tmp_path: Path) -> None:

@@ -80,7 +80,9 @@ def fmt(value: Any, unit: str = "number") -> str:
     if unit == "bool":
         return "yes" if bool(value) else "no"
     if unit == "time":
-        stamp = pd.Timestamp(value)
+        # A Styler may hand over its escaped cell (markupsafe.Markup, a str subclass), which
+        # pandas before 2.2 refuses to parse: parse plain text.
+        stamp = pd.Timestamp(str(value) if isinstance(value, str) else value)
         if stamp.tzinfo is not None:
             stamp = stamp.tz_convert("UTC")
         return stamp.strftime("%Y-%m-%d %H:%M") + " UTC"

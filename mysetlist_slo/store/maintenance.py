@@ -26,6 +26,7 @@ from mysetlist_slo.store.database import _connect, open_store, retry_while_busy
 # DuckDB's file layout (storage version 64+): three 4 KiB headers, then fixed-size blocks, each
 # starting with its checksum. Used only to name the block a checksum error points at.
 _HEADER_BYTES = 3 * 4096
+_DEFAULT_BLOCK_BYTES = 262_144  # DuckDB's default block size
 _LOCATION = re.compile(r"(?:block at location|from location) (\d+)")
 
 
@@ -149,8 +150,10 @@ def check_store(db: str | Path, wait: float = 0.0) -> StoreCheck:
     except StoreBusyError:
         raise
     except SloError as exc:
-        # The headers or the catalog are unreadable: nothing inside can be trusted.
-        return StoreCheck(str(path), size, problems=[_first_line(exc)])
+        # The headers or the catalog are unreadable: nothing inside can be trusted. (Before
+        # the store is open its block size is unknown: DuckDB's default is assumed.)
+        return StoreCheck(str(path), size,
+                          problems=[_describe(_first_line(exc), _DEFAULT_BLOCK_BYTES, size)])
     try:
         return _check_open(con, path, size)
     finally:
@@ -182,8 +185,10 @@ def _describe(message: str, block_size: int, size: int) -> str:
     where = _LOCATION.search(message)
     if where is None:
         return message
-    block = (int(where[1]) - _HEADER_BYTES) // block_size
-    if "read enough bytes" in message:
+    offset = int(where[1])
+    block = (offset - _HEADER_BYTES) // block_size
+    # Told from the sizes, not DuckDB's wording (which changes between versions).
+    if offset + block_size > size:
         return f"block {block} lies beyond the end of the file ({size:,} bytes): truncated"
     return f"block {block} is damaged: {message}"
 
