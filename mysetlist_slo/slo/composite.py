@@ -174,10 +174,10 @@ def member_events(con: duckdb.DuckDBPyConnection, config: Config,
 def composite_span(config: Config, composite: CompositeSloConfig,
                    at: datetime) -> tuple[datetime, datetime]:
     """Return [start, end) of the events a composite report at ``at`` reads: its window and
-    the longest lookback (7 days) before ``at``."""
+    the longest burn-rate lookback (24 h) before ``at``."""
     first = config.members_of(composite)[0]
     start, end = window_bounds(first.window, _at(at), config.timezone_of(first))
-    return min(start, end - max(BURN_RATE_WINDOWS.values())), end
+    return min(start, end - max(BURN_RATE_WINDOWS[n] for n in REPORT_BURN_WINDOWS)), end
 
 
 def composite_report(con: duckdb.DuckDBPyConnection, config: Config,
