@@ -167,8 +167,13 @@ def _day_digest(con: duckdb.DuckDBPyConnection, date: str,
                 FROM lines""", {"files": [str(f) for f in files], "date": date}).fetchall()
         rows, xor, outside = found[0]
         if outside:
-            raise IngestError(str(files[0].parent), f"{outside} rows of {table} have a "
-                              f"{column} outside {date}, the day their partition names")
+            first = con.execute(f"""
+                SELECT min(filename) FROM read_parquet($files, hive_partitioning = false,
+                                                       filename = true)
+                WHERE strftime(timezone('UTC', {column}), '%Y-%m-%d') IS DISTINCT FROM $date
+                """, {"files": [str(f) for f in files], "date": date}).fetchall()[0][0]
+            raise IngestError(str(first), f"{outside} rows of {table} have a {column} outside "
+                              f"{date}, the day their partition names")
         parts.append(f"{table} {rows} {xor}")
     return hashlib.sha256(f"{KIND} {date}\n{chr(10).join(parts)}".encode()).hexdigest()
 
