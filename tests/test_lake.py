@@ -256,3 +256,33 @@ def test_a_non_lake_folder_is_refused_by_the_library(tmp_path: Path, two_day_log
     with pytest.raises(LakeError, match="not a lake"):
         add_to_lake(tmp_path / "x", two_day_log, max_bad_rows=1)
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["keep.txt"]
+
+
+def test_a_grown_log_is_read_on_from_where_it_was_added(tmp_path: Path) -> None:
+    """The live log added, then added again after it grew: only the new lines are added (with
+    their line numbers in the file), so every request is in the lake once."""
+    lake, log = tmp_path / "lake", tmp_path / "access.log"
+    log.write_text("\n".join(_line(*r) for r in REQUESTS[:2]) + "\n")
+    add_to_lake(lake, log)
+    with open(log, "a") as handle:
+        handle.write("\n".join(_line(*r) for r in REQUESTS[2:]) + "\n")
+    grown = add_to_lake(lake, log)
+    assert (grown.rows, grown.skipped) == (2, False) and "read on from line 3" in grown.message
+    assert add_to_lake(lake, log).skipped
+    rows = duckdb.sql(f"SELECT target, line FROM read_parquet({lake_files(lake)!r}) "
+                      "ORDER BY line").fetchall()
+    assert rows == [(r[1], i) for i, r in enumerate(REQUESTS, start=1)]
+
+
+def test_a_log_added_mid_line_is_not_read_on(tmp_path: Path) -> None:
+    """A log added while its last line had no newline cannot be read on without counting that
+    line twice: refused in one error, the lake unchanged."""
+    lake, log = tmp_path / "lake", tmp_path / "access.log"
+    log.write_text("\n".join(_line(*r) for r in REQUESTS[:2]))
+    add_to_lake(lake, log)
+    before = _tree(lake)
+    with open(log, "a") as handle:
+        handle.write("\n" + _line(*REQUESTS[2]) + "\n")
+    with pytest.raises(IngestError, match="had no newline yet"):
+        add_to_lake(lake, log)
+    assert _tree(lake) == before

@@ -84,6 +84,13 @@ class LakeEntry:
     last_ts: str | None
     added: str  # ISO 8601, UTC
     seconds: float = 0.0
+    # The content's shape, to find a log that has grown since it was added (as the store's
+    # registry does), and the entry this one reads on from (its sha256), if any.
+    content_bytes: int | None = None
+    content_lines: int | None = None
+    first_line_sha256: str | None = None
+    ends_with_newline: bool | None = None
+    continues: str | None = None
 
 
 @dataclass

@@ -22,9 +22,11 @@ from mysetlist_slo.lake.layout import (
     REJECTS_SCHEMA,
     REQUESTS,
     LakeEntry,
+    Manifest,
     open_lake,
 )
 from mysetlist_slo.sources import ExportOptions, Reject, detect_source
+from mysetlist_slo.sources._lines import ContentDigest, prefix_sha256
 from mysetlist_slo.store.ingest import (
     INGEST_MEMORY_LIMIT,
     BadRecordLimit,
@@ -98,6 +100,25 @@ class _PartitionWriters:
             writer.close()
 
 
+def _grown_from(manifest: Manifest, path: Path, digest: ContentDigest,
+                kind: str) -> LakeEntry | None:
+    """Return the entry whose content this file starts with (the same log, grown since it was
+    added), or None: its lines are in the lake already. Raises IngestError when that entry
+    ended mid-line, as its last line would then be counted twice."""
+    for entry in sorted(manifest.entries, key=lambda e: -(e.content_bytes or 0)):
+        if (entry.kind != kind or entry.first_line_sha256 != digest.first_line_sha256
+                or entry.content_bytes is None or entry.content_bytes >= digest.size):
+            continue
+        if prefix_sha256(path, entry.content_bytes)[0] != entry.sha256:
+            continue
+        if not entry.ends_with_newline:
+            raise IngestError(str(path), f"starts with the content of {entry.file} (added "
+                              f"{entry.added}), whose last line had no newline yet: reading on "
+                              "would count that line twice; add the log once it is rotated")
+        return entry
+    return None
+
+
 def _connect() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
@@ -135,6 +156,10 @@ def add_to_lake(lake: str | Path, path: str | Path, *, kind: str | None = None,
         if source.record != "requests":
             raise IngestError(str(path), f"is a {source.kind} file; the lake holds request rows "
                               "only (load it with `mysetlist-slo ingest`)")
+        earlier = (_grown_from(writer.manifest, path, digest, source.kind)
+                   if getattr(source, "resumable", False) else None)
+        if earlier is not None:
+            source.start = (earlier.content_bytes, earlier.content_lines)  # type: ignore[attr-defined]
         limit = BadRecordLimit(path, source, max_bad_rows, digest.lines)
         rows, first, last = 0, None, None
         con = _connect()
@@ -156,7 +181,7 @@ def add_to_lake(lake: str | Path, path: str | Path, *, kind: str | None = None,
                                 crash_point("lake-staged")
                 finally:
                     parts.close()
-                limit.verdict(rows)
+                limit.verdict(rows, may_be_empty=earlier is not None)
                 entry = LakeEntry(
                     sha256=sha, file=str(path), kind=source.kind, bytes=path.stat().st_size,
                     rows=rows, rejects=limit.rejected,
@@ -165,13 +190,21 @@ def add_to_lake(lake: str | Path, path: str | Path, *, kind: str | None = None,
                     first_ts=first.isoformat() if first else None,
                     last_ts=last.isoformat() if last else None,
                     added=datetime.now(UTC).isoformat(timespec="seconds"),
-                    seconds=round(time.perf_counter() - started, 3))
+                    seconds=round(time.perf_counter() - started, 3),
+                    content_bytes=digest.size, content_lines=digest.lines,
+                    first_line_sha256=digest.first_line_sha256,
+                    ends_with_newline=digest.ends_with_newline,
+                    continues=earlier.sha256 if earlier else None)
                 writer.commit(staged, entry)
         except IngestError as exc:
             exc.kind = source.kind
             raise
         finally:
             con.close()
-    message = f"{limit.rejected} bad records kept in {entry.rejects_file}" if limit.rejected else ""
+    notes = [f"{limit.rejected} bad records kept in {entry.rejects_file}"] if limit.rejected else []
+    if earlier is not None:
+        notes.append(f"the first {earlier.content_lines:,} lines were added before (from "
+                     f"{earlier.file}): read on from line {(earlier.content_lines or 0) + 1:,}")
+    message = "; ".join(notes)
     return LakeAddResult(str(path), source.kind, rows, limit.rejected, False,
                          time.perf_counter() - started, entry.parquet, message)
