@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ import pyarrow as pa
 
 from mysetlist_slo.errors import LakeError
 from mysetlist_slo.lake._crash import crash_point
+from mysetlist_slo.sources.requests_schema import CANONICAL_SCHEMA
 
 MANIFEST = "_lake.json"
 LOCK = "_lake.lock"
@@ -44,20 +46,10 @@ REJECTS = "_rejects"
 COMMIT = "COMMIT"
 FORMAT = 1
 
-# The contract's columns, in order: the canonical request schema (sources/requests_schema)
-# without ``line`` first, plus where each row came from. The Hive ``date`` is not stored.
+# The contract's columns, in order: the canonical request schema without ``line`` first, then
+# where each row came from (content hash, line). The Hive ``date`` is not stored in the files.
 LAKE_SCHEMA = pa.schema([
-    ("ts", pa.timestamp("us", tz="UTC")),
-    ("method", pa.string()),
-    ("target", pa.string()),
-    ("status", pa.int16()),
-    ("duration_us", pa.int64()),
-    ("upstream_us", pa.int64()),
-    ("bytes", pa.int64()),
-    ("client", pa.string()),
-    ("user_agent", pa.string()),
-    ("region", pa.string()),
-    ("cache_status", pa.string()),
+    *(column for column in CANONICAL_SCHEMA if column.name != "line"),
     ("source_sha256", pa.string()),
     ("line", pa.int64()),
 ])
@@ -217,15 +209,26 @@ class LakeWriter:
         self.manifest = read_manifest(self.root)
 
 
-def _lock(root: Path) -> int:
+# How long a writer waits for the lock: a reader holds it only to tidy up after a crashed
+# write (milliseconds), a writer for a whole file.
+WRITER_WAIT_S = 5.0
+
+
+def _lock(root: Path, wait: float = 0.0) -> int:
+    """Return the open lock file of the lake, locked; raise LakeError when another process
+    still holds it after ``wait`` seconds."""
     fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise LakeError(str(root), "lake is busy (another `lake add` is writing it); try again "
-                        "when it finishes") from None
-    return fd
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise LakeError(str(root), "lake is busy (another `lake add` is writing it); "
+                                "try again when it finishes") from None
+            time.sleep(0.05)
 
 
 @contextmanager
@@ -245,7 +248,7 @@ def open_lake(lake: str | Path, create: bool = False) -> Iterator[LakeWriter]:
             raise LakeError(str(root), f"not a lake (no {MANIFEST}) and not empty; give a new "
                             "or empty folder, or an existing lake")
         root.mkdir(parents=True, exist_ok=True)
-    fd = _lock(root)
+    fd = _lock(root, WRITER_WAIT_S)
     try:
         if not (root / MANIFEST).is_file():
             _write_manifest(root, Manifest())
