@@ -30,7 +30,7 @@ from mysetlist_slo.demo import DEMO_DIR, default_end, generate_demo
 from mysetlist_slo.errors import IngestError, SloError
 from mysetlist_slo.lake import add_to_lake, lake_manifest
 from mysetlist_slo.lake.rollups import KIND as ROLLUPS_KIND
-from mysetlist_slo.lake.rollups import load_rollups
+from mysetlist_slo.lake.rollups import ROLLUP_META, load_rollups
 from mysetlist_slo.report.weekly import iso_week
 from mysetlist_slo.slo.budgets import error_budgets
 from mysetlist_slo.sources import KINDS, ExportOptions
@@ -178,6 +178,8 @@ def _ingest_one(con: duckdb.DuckDBPyConnection, path: Path, args: argparse.Names
     """Load one file; return its result row (with "error" when it failed) and a note."""
     started = time.perf_counter()
     try:
+        if path.is_dir() and (path / ROLLUP_META).is_file():
+            raise IngestError(str(path), "is rollup output; load it with --kind rollups")
         if path.is_dir() and not is_next_build(path):
             raise IngestError(str(path), "is a directory; give the files in it (e.g. DIR/*)")
         result = _ingest_with_progress(con, path, not args.json and sys.stderr.isatty(),

@@ -228,6 +228,7 @@ def test_killed_after_commit_is_rolled_forward_once(lake_with_one_file: Path,
     (["lake", "list", "--lake", "NOT_A_LAKE"], 1, "not a lake"),
     (["lake", "add", "--lake", "s3://bucket/lake", "FILE"], 1, "object-store lakes"),
     (["ingest", "--kind", "rollups", "NOT_A_LAKE"], 1, "_rollup.json: missing"),
+    (["ingest", "ROLLUPS"], 1, "is rollup output; load it with --kind rollups"),
 ])
 def test_cli_mistakes_are_one_line(argv: list[str], code: int, says: str, two_day_log: Path,
                                    tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -236,7 +237,10 @@ def test_cli_mistakes_are_one_line(argv: list[str], code: int, says: str, two_da
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("not a lake")
+    (tmp_path / "rollups").mkdir()
+    (tmp_path / "rollups" / "_rollup.json").write_text("{}")
     names = {"FILE": str(two_day_log), "LAKE": str(tmp_path / "lake"),
+             "ROLLUPS": str(tmp_path / "rollups"),
              "MISSING": str(tmp_path / "missing.log"), "NOT_A_LAKE": str(other)}
     argv = [names.get(a, a) for a in argv] + ["--db", str(tmp_path / "s.duckdb")]
     if code == 2:
