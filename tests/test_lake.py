@@ -290,3 +290,18 @@ def test_a_log_added_mid_line_is_not_read_on(tmp_path: Path) -> None:
     with pytest.raises(IngestError, match="had no newline yet"):
         add_to_lake(lake, log)
     assert _tree(lake) == before
+
+
+def test_a_lake_written_by_another_tool_lists_its_files(tmp_path: Path) -> None:
+    """Files in the lake's layout without a manifest (pyarrow, Spark) are the lake's files;
+    a folder in neither shape is refused."""
+    table = pa.table({name: pa.array([], column.type) for name, column in
+                      zip(CONTRACT.names, CONTRACT, strict=True)})
+    for day in ("2026-11-23", "2026-11-22"):
+        (tmp_path / f"lake/requests/date={day}").mkdir(parents=True)
+        pq.write_table(table, tmp_path / f"lake/requests/date={day}/part-0.parquet")
+    assert lake_files(tmp_path / "lake") == [
+        os.path.join(str(tmp_path / "lake"), f"requests/date={day}/part-0.parquet")
+        for day in ("2026-11-22", "2026-11-23")]
+    with pytest.raises(LakeError, match="not a lake"):
+        lake_files(tmp_path)

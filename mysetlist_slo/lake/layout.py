@@ -278,8 +278,13 @@ def lake_files(lake: str | Path) -> list[str]:
     """Return the lake's committed Parquet files, sorted, each as ``lake`` joined with its
     lake-relative path (the same list as the glob ``DIR/requests/date=*/*.parquet``).
 
-    Raises LakeError when ``lake`` is not a lake.
+    A folder in the lake's layout without a manifest (written by another tool: Spark, pyarrow)
+    is read as the files it holds. Raises LakeError when ``lake`` is neither.
     """
+    root = check_local(lake)
+    if not (root / MANIFEST).is_file() and (root / REQUESTS).is_dir():
+        return sorted(os.path.join(str(lake), str(path.relative_to(root)))
+                      for path in root.glob(f"{REQUESTS}/date=*/*.parquet"))
     return [os.path.join(str(lake), name) for name in lake_manifest(lake).files()]
 
 
