@@ -305,3 +305,28 @@ def test_a_lake_written_by_another_tool_lists_its_files(tmp_path: Path) -> None:
         for day in ("2026-11-22", "2026-11-23")]
     with pytest.raises(LakeError, match="not a lake"):
         lake_files(tmp_path)
+
+
+def test_exports_land_like_logs(tmp_path: Path) -> None:
+    """JSONL and Parquet request exports are added with the same columns: their region, cache
+    status (normalised), duration in us, and each row in its UTC day."""
+    stamps = [datetime(2026, 11, 22, 23, 59, tzinfo=UTC), datetime(2026, 11, 23, 0, 1, tzinfo=UTC)]
+    parquet = tmp_path / "export.parquet"
+    pq.write_table(pa.table({
+        "timestamp": pa.array(stamps, pa.timestamp("ms", tz="UTC")), "path": ["/a", "/b?q=1"],
+        "status": [200, 503], "duration_ms": [1.5, 2.0], "region": ["iad1", None]}), parquet)
+    jsonl = tmp_path / "export.jsonl"
+    jsonl.write_text(json.dumps({"timestamp": "2026-11-23T11:00:00+01:00", "path": "/c",
+                                 "status": 200, "duration_ms": 3,
+                                 "cache_status": "hit"}) + "\n")
+    lake = tmp_path / "lake"
+    assert add_to_lake(lake, parquet).rows == 2 and add_to_lake(lake, jsonl).rows == 1
+    rows = duckdb.sql(
+        "SELECT regexp_extract(filename, 'date=([0-9-]+)', 1), ts, target, status, duration_us, "
+        f"region, cache_status FROM read_parquet({lake_files(lake)!r}, filename = true, "
+        "hive_partitioning = false) ORDER BY ts").fetchall()
+    assert rows == [
+        ("2026-11-22", stamps[0], "/a", 200, 1500, "iad1", None),
+        ("2026-11-23", stamps[1], "/b?q=1", 503, 2000, None, None),
+        ("2026-11-23", datetime(2026, 11, 23, 10, tzinfo=UTC), "/c", 200, 3000, None, "HIT"),
+    ]
