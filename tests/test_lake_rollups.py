@@ -333,3 +333,27 @@ def test_output_made_without_a_configured_threshold_is_refused(rollup_out: Path,
     finally:
         con.close()
 
+
+
+def test_the_same_rows_in_other_files_and_another_time_zone_are_the_same_days(
+        store_b: Path, rollup_out: Path, tmp_path: Path) -> None:
+    """A re-run that writes the same rows in another order and other files (as the other
+    engine would), loaded from a session in another time zone, is recognised day by day."""
+    out = tmp_path / "rerun"
+    shutil.copytree(rollup_out, out)
+    for path in sorted(out.glob("*/date=*/*.parquet")):
+        table = pq.read_table(path, partitioning=None)
+        reversed_rows = table.take(list(range(table.num_rows - 1, -1, -1)))
+        half = table.num_rows // 2
+        path.unlink()
+        pq.write_table(reversed_rows.slice(0, half), path.with_name("part-00000.parquet"))
+        pq.write_table(reversed_rows.slice(half), path.with_name("part-00001.parquet"))
+    before = _counts(store_b)
+    con = open_store(store_b)
+    try:
+        con.execute("SET TimeZone = 'America/New_York'")
+        results = load_rollups(con, out)
+    finally:
+        con.close()
+    assert results and all(r.skipped for r in results)
+    assert _counts(store_b) == before

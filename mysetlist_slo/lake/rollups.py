@@ -152,13 +152,18 @@ def _day_digest(con: duckdb.DuckDBPyConnection, date: str,
     parts = []
     for table, files in sorted(tables.items()):
         column = ROLLUP_TABLES[table]
+        # A row as text, its times as epoch microseconds: the same whatever the session's
+        # time zone, so the same rows always hash alike. Names come from the store's schema.
+        fields = [f'CAST(epoch_us("{field.name}") AS VARCHAR)'
+                  if pa.types.is_timestamp(field.type) else f'CAST("{field.name}" AS VARCHAR)'
+                  for field in rollup_schema(con, table)]
         with typed_read_errors(files[0].parent, KIND):
             found = con.execute(f"""
                 WITH day AS (
                     SELECT * FROM read_parquet($files, hive_partitioning = false)
                 ),
                 lines AS (
-                    SELECT CAST(day AS VARCHAR) AS line,
+                    SELECT concat_ws(chr(31), {", ".join(fields)}) AS line,
                            strftime(timezone('UTC', {column}), '%Y-%m-%d') AS date
                     FROM day
                 )
