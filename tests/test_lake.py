@@ -330,3 +330,24 @@ def test_exports_land_like_logs(tmp_path: Path) -> None:
         ("2026-11-23", stamps[1], "/b?q=1", 503, 2000, None, None),
         ("2026-11-23", datetime(2026, 11, 23, 10, tzinfo=UTC), "/c", 200, 3000, None, "HIT"),
     ]
+
+
+def test_a_second_writer_is_told_the_lake_is_busy(two_day_log: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """While one process holds the writer lock, another add waits, then fails in one line,
+    and a reader still gets the committed manifest."""
+    import fcntl
+
+    from mysetlist_slo.lake import layout
+
+    lake = tmp_path / "lake"
+    add_to_lake(lake, two_day_log, max_bad_rows=1)
+    monkeypatch.setattr(layout, "WRITER_WAIT_S", 0.2)
+    with open(lake / "_lake.lock", "rb+") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        other = tmp_path / "other.log"
+        other.write_text(_line(*REQUESTS[0]) + "\n")
+        with pytest.raises(LakeError, match="lake is busy"):
+            add_to_lake(lake, other)
+        assert len(lake_manifest(lake).entries) == 1
+    assert add_to_lake(lake, other).rows == 1
