@@ -1029,24 +1029,38 @@ def _commit(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:40]
 
 
+BAD_RELEASE = "v2.14.0"
+
+
+def _releases(end: datetime, spike: PlantedEvent) -> list[tuple[str, datetime]]:
+    """Return the demo's one release schedule, oldest first: (version, when it went live).
+    The deploy log, Vercel and Sentry all name these releases at these times. A minor release
+    every four days before the last fortnight, then several at quiet moments, the bad release
+    v2.14.0 at the start of the error spike and its fix v2.14.1 when the spike ends. The
+    first release went live before any demo of up to eight weeks starts (Sentry's events need a
+    release to run)."""
+    last_week = end - timedelta(days=7)
+    first = last_week - timedelta(days=5) + timedelta(hours=14, minutes=10)
+    earlier = [(f"v2.{12 - k}.0", first - timedelta(days=4 * k)) for k in range(11, 0, -1)]
+    return [*earlier, ("v2.12.0", first),
+            ("v2.13.0", last_week - timedelta(days=2) + timedelta(hours=11, minutes=30)),
+            ("v2.13.1", last_week + timedelta(hours=13)),
+            ("v2.13.2", last_week + timedelta(days=1, hours=15, minutes=30)),
+            (BAD_RELEASE, spike.start),
+            ("v2.14.1", spike.end),
+            ("v2.14.2", last_week + timedelta(days=5, hours=10))]
+
+
 def _write_deploys(folder: Path, end: datetime, spike: PlantedEvent,
                    manifest: DemoManifest) -> None:
-    """Write the deploy log (JSON Lines) and Vercel's deployments response for the same
-    releases: several production deploys at quiet moments, the bad release v2.14.0 at the
-    start of the error spike and its fix 40 minutes later; Vercel also lists a preview
-    deployment and a production build that failed (neither went live)."""
+    """Write the deploy log (JSON Lines) and Vercel's deployments response for the releases
+    of _releases that went live in the demo's span; Vercel also lists a preview deployment and
+    a production build that failed (neither went live)."""
     folder.mkdir(exist_ok=True)
     for old in folder.iterdir():
         old.unlink()
-    last_week = end - timedelta(days=7)
-    releases = [("v2.12.0", last_week - timedelta(days=5) + timedelta(hours=14, minutes=10)),
-                ("v2.13.0", last_week - timedelta(days=2) + timedelta(hours=11, minutes=30)),
-                ("v2.13.1", last_week + timedelta(hours=13)),
-                ("v2.13.2", last_week + timedelta(days=1, hours=15, minutes=30)),
-                ("v2.14.0", spike.start),
-                ("v2.14.1", spike.end),
-                ("v2.14.2", last_week + timedelta(days=5, hours=10))]
-    releases = [(version, when) for version, when in releases if when >= manifest.start]
+    releases = [(version, when) for version, when in _releases(end, spike)
+                if when >= manifest.start]
     commits = {version: _commit(version) for version, _ in releases}
     log = [json.dumps({"timestamp": f"{when:%Y-%m-%dT%H:%M:%SZ}", "service": "mysetlist-web",
                        "version": version, "environment": "production",
@@ -1081,7 +1095,8 @@ def _write_deploys(folder: Path, end: datetime, spike: PlantedEvent,
         "release v2.14.0 of mysetlist-web: the error spike starts with it, v2.14.1 fixes it"))
 
 
-PEAK_SESSIONS = 6_000
+PEAK_SESSIONS = 6_000  # the fans: every one of them comes to the concert-announcement peak
+FAN_WEEKLY = 0.6  # the chance a fan visits in a given week
 _POSTHOG_PAGES = ["/", "/artist/radiohead", "/artist/taylor-swift", "/show/8812",
                   "/venue/red-rocks", "/search", "/setlist/20931"]
 _DEVICE_TYPES = ["Desktop", "Mobile", "Mobile", "Tablet"]
@@ -1091,14 +1106,16 @@ def _write_posthog(path: Path, seed: int, seconds: np.ndarray, end: datetime,
                    manifest: DemoManifest) -> None:
     """Write PostHog product events (JSON Lines, the batch-export shape): about one session
     per 120 requests, starting when requests do, of returning visitors of whom some log in
-    ($identify joins their anonymous id), and a planted concert-announcement peak: 6,000 new
-    visitors all active in one 5-minute window of the last week (Thursday 20:00 New York)."""
+    ($identify joins their anonymous id); 6,000 fans who each visit in about 60 % of weeks;
+    and a planted concert-announcement peak: all 6,000 fans active in one 5-minute window of
+    the last week (Thursday 20:00 New York). The fans make the weeks before the peak's
+    realistic: active users rise by about two thirds in its week, not forty-fold."""
     rng = np.random.default_rng(seed + 13)  # its own stream: the other files stay as they were
     last_week = end - timedelta(days=7)
     peak_start = last_week + timedelta(days=4, hours=1)
     peak = PlantedEvent("concurrency_peak", peak_start, peak_start + timedelta(minutes=5),
-                        f"concert announcement: {PEAK_SESSIONS:,} visitors active in the same "
-                        "5-minute window")
+                        f"concert announcement: {PEAK_SESSIONS:,} fans (returning visitors) "
+                        "active in the same 5-minute window")
     sessions = max(1, len(seconds) // 120)
     starts = np.sort(rng.choice(seconds, sessions))
     persons = max(1, sessions // 4)
@@ -1135,12 +1152,29 @@ def _write_posthog(path: Path, seed: int, seconds: np.ndarray, end: datetime,
                 event("$identify", f"user-{who}", when + 1, session, device,
                       {"$anon_distinct_id": anon})
                 distinct = f"user-{who}"
+    # The fans' ordinary visits: one session a week with chance FAN_WEEKLY, at a moment drawn
+    # from the requests of that week (so mostly in the evening), two page views.
+    week_end = limit
+    week = 0
+    while len(seconds) and week_end > seconds.min():
+        pool = seconds[(seconds >= week_end - 7 * 86400) & (seconds < week_end)]
+        visiting = np.flatnonzero(rng.random(PEAK_SESSIONS) < FAN_WEEKLY)
+        if len(pool) and len(visiting):
+            for fan, began in zip(visiting.tolist(), rng.choice(pool, len(visiting)).tolist(),
+                                  strict=True):
+                session = f"fan-{week}-{fan}"
+                device = _DEVICE_TYPES[fan % len(_DEVICE_TYPES)]
+                for when in (began, began + rng.uniform(30, 600)):
+                    if when < limit:
+                        event("$pageview", f"fan-{fan}", when, session, device)
+        week_end -= 7 * 86400
+        week += 1
     base = peak_start.timestamp()
     for index in range(PEAK_SESSIONS):
-        session, anon = f"peak-{index}", f"peak-anon-{index}"
+        session = f"peak-{index}"
         device = _DEVICE_TYPES[index % len(_DEVICE_TYPES)]
         for when in (base + rng.uniform(0, 150), base + rng.uniform(150, 299)):
-            event("$pageview", anon, when, session, device)
+            event("$pageview", f"fan-{index}", when, session, device)
     path.write_text("\n".join(lines) + "\n", "utf-8")
     manifest.files.append(str(path))
     manifest.events.append(peak)
@@ -1153,24 +1187,25 @@ _SENTRY_LEVEL_SHARE = (0.6, 0.25, 0.05, 0.1)
 class _SentryTally:
     """What Sentry's API answers for the demo, accumulated from requests a chunk at a time:
     error events (Discover's ``events``), ``stats_v2`` outcomes and release-health
-    ``sessions`` per release, daily. A release every four days; the planted bad release goes
-    out with the deploy error spike and raises the error rate of /api/* twentyfold until a fix
-    ships a day later, when Sentry also rate-limits some of its errors. Every 500 the app
-    answered is an unhandled error in Sentry. Chunks must come in time order."""
+    ``sessions`` per release, daily. The releases are the deploy log's (_releases: same
+    versions, same times); the bad release v2.14.0 goes out with the deploy error spike and
+    raises the error rate of /api/* twentyfold until its fix, and Sentry rate-limits some of
+    that day's errors. Every 500 the app answered is an unhandled error in Sentry. Chunks
+    must come in time order."""
 
     def __init__(self, seed: int, start: datetime, end: datetime, spike: PlantedEvent) -> None:
         """Plan the releases; nothing is counted yet."""
         self.start, self.end = start, end
         self.rng = np.random.default_rng(seed + 13)  # its own stream: the other files stay
-        self.bad_at, self.fix_at = spike.start, spike.start + timedelta(days=1)
-        times = [start + timedelta(days=4 * k, hours=15) for k in range(100)
-                 if start + timedelta(days=4 * k, hours=15) < end]
-        self.times = sorted([t for t in times
-                             if not self.bad_at - timedelta(hours=12) <= t <= self.fix_at]
-                            + [self.bad_at, self.fix_at])
-        self.names = [f"mysetlist@1.{10 + i}.0" for i in range(len(self.times))]
-        self.bad = self.names[self.times.index(self.bad_at)]
-        self.stamps = np.array([int(t.timestamp()) for t in self.times])
+        releases = [(name, when) for name, when in _releases(end, spike) if when < end]
+        # From the release live when the demo starts: the older ones saw no request.
+        live = [i for i, (_, when) in enumerate(releases) if when <= start]
+        releases = releases[live[-1] if live else 0:]
+        self.names = [name for name, _ in releases]
+        self.bad = BAD_RELEASE
+        bad = self.names.index(BAD_RELEASE)
+        self.bad_at, self.fix_at = releases[bad][1], releases[bad + 1][1]
+        self.stamps = np.array([int(when.timestamp()) for _, when in releases])
         self.days = [start + timedelta(days=d) for d in range((end - start).days)]
         shape = (len(self.names), len(self.days))
         self.page_views, self.crashes = np.zeros(shape, np.int64), np.zeros(shape, np.int64)
@@ -1222,8 +1257,8 @@ class _SentryTally:
             old.unlink()
         manifest.events.append(PlantedEvent(
             "sentry_bad_release", self.bad_at, self.fix_at, f"release {self.bad} makes 0.8 % "
-            "of /api/* requests fail in Sentry (twenty times the usual) until the next "
-            "release a day later"))
+            "of /api/* requests fail in Sentry (twenty times the usual) besides the deploy "
+            "error spike's 500s, until the next release fixes it"))
         events = sorted(self.events, key=lambda e: str(e["timestamp"]))
         (folder / "events.json").write_text(json.dumps({"data": events, "meta": {
             "fields": {"id": "string", "timestamp": "date", "level": "string",
