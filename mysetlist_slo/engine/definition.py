@@ -237,6 +237,13 @@ LEFT JOIN ranked ON templated.template = ranked.template
     return Query(sql, params)
 
 
+def bucket_sql(d: Dialect, column: str) -> str:
+    """Return SQL for the sketch bucket (SMALLINT) of the non-negative BIGINT ``column`` (us),
+    store/rollups.py's sketch_index_sql with ln(101/99) bound as ``ln_gamma`` (LN_GAMMA)."""
+    return (f"CAST(CASE WHEN {column} = 0 THEN {ZERO_BUCKET} "
+            f"ELSE ceil(ln({column}) / {d.param('ln_gamma')}) END AS SMALLINT)")
+
+
 def aggregate_query(d: Dialect, settings: RollupSettings) -> Query:
     """Return the one pass over the lake rows (joined to ``route_map``), grouped by minute,
     route, region, status and sketch bucket, with the requests under each threshold counted
@@ -244,8 +251,7 @@ def aggregate_query(d: Dialect, settings: RollupSettings) -> Query:
     good = "".join(
         f",\n    count(CASE WHEN duration_us < {round(t * 1000)} THEN 1 END) AS good{i}"
         for i, t in enumerate(settings.thresholds_ms))
-    bucket = (f"CAST(CASE WHEN duration_us = 0 THEN {ZERO_BUCKET} "
-              f"ELSE ceil(ln(duration_us) / {d.param('ln_gamma')}) END AS SMALLINT)")
+    bucket = bucket_sql(d, "duration_us")
     sql = f"""
 WITH routed AS (
     SELECT {d.floor_to("lake_requests.ts", MINUTE_US)} AS minute,

@@ -161,11 +161,13 @@ def _rows_written(folder: Path) -> int:
 
 
 def rollup(lake: str | Path, out: str | Path, *, engine: Engine = "duckdb",
-           config: Config | None = None, master: str | None = None) -> RollupResult:
+           config: Config | None = None, master: str | None = None,
+           conf: dict[str, str] | None = None) -> RollupResult:
     """Roll up the request lake ``lake`` into ``out`` with DuckDB (embedded) or Spark.
 
     ``master`` is Spark's master URL (local[2], spark://..., yarn, k8s://...); unset, Spark's
-    own settings decide (spark-defaults.conf, spark-submit --master). Returns what was written.
+    own settings decide (spark-defaults.conf, spark-submit --master); ``conf`` are Spark
+    settings as ``spark-submit --conf`` gives them. Returns what was written.
     Raises RollupError for an empty lake, an output folder that is not ours, an unknown engine,
     or Spark without pyspark or Java; ConfigError for a bad configuration.
     """
@@ -177,7 +179,7 @@ def rollup(lake: str | Path, out: str | Path, *, engine: Engine = "duckdb",
     elif engine == "spark":
         from mysetlist_slo.engine.spark_engine import SparkExecutor
 
-        executor = SparkExecutor(master)
+        executor = SparkExecutor(master, conf=conf)
     else:
         raise RollupError(str(lake), f"unknown engine {engine!r}; choose one of {ENGINES}")
     try:

@@ -38,9 +38,10 @@ def java_problem() -> str | None:
             f"JAVA_HOME unset); on Debian: apt-get install {JAVA_PACKAGE}")
 
 
-def spark_session(master: str | None = None) -> Any:
-    """Return the active SparkSession, or start one (``master`` if given, else Spark's own
-    settings decide). Raises RollupError naming the extra or the Java package when missing."""
+def spark_session(master: str | None = None, conf: dict[str, str] | None = None) -> Any:
+    """Return the active SparkSession, or start one (``master`` and ``conf`` if given, else
+    Spark's own settings decide). Raises RollupError naming the extra or the Java package
+    when missing."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -52,13 +53,18 @@ def spark_session(master: str | None = None) -> Any:
     builder = SparkSession.builder.appName(APP_NAME)
     if master:  # else spark-submit's --master or spark-defaults.conf (Spark: local[*])
         builder = builder.master(master)
-    session = builder.getOrCreate()
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def _prepare(session: Any) -> None:
+    """Set what the output format needs, and our defaults where the user set nothing."""
     session.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
     configured = session.sparkContext.getConf()
     for key, value in _DEFAULTS.items():
         if not configured.contains(key):
             session.conf.set(key, value)
-    return session
 
 
 class SparkExecutor:
@@ -66,9 +72,11 @@ class SparkExecutor:
 
     dialect: Dialect = SPARK
 
-    def __init__(self, master: str | None = None, session: Any = None) -> None:
-        self.spark = session if session is not None else spark_session(master)
+    def __init__(self, master: str | None = None, session: Any = None,
+                 conf: dict[str, str] | None = None) -> None:
+        self.spark = session if session is not None else spark_session(master, conf)
         self._owned = session is None
+        _prepare(self.spark)
         self._cached: list[Any] = []
 
     def register_lake(self, files: list[str]) -> None:
