@@ -1020,7 +1020,7 @@ def _add_rollup(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
 
 def cmd_rollup(args: argparse.Namespace) -> int:
     """Roll the lake up with the chosen engine; print the rows written per table."""
-    from mysetlist_slo.engine import rollup
+    from mysetlist_slo.engine import rollup_lake
 
     conf = {}
     for item in args.conf:
@@ -1030,8 +1030,8 @@ def cmd_rollup(args: argparse.Namespace) -> int:
         conf[key.strip()] = value
     if conf and args.engine != "spark":
         raise SloError("--conf and --master are Spark settings; add --engine spark")
-    result = rollup(args.lake, args.out, engine=args.engine, config=load_config(args.config),
-                    master=args.master, conf=conf)
+    result = rollup_lake(args.lake, args.out, engine=args.engine,
+                         config=load_config(args.config), master=args.master, conf=conf)
     table = Table("table", "rows", title=f"{args.out} ({result.engine})")
     for name, rows in result.rows.items():
         table.add_row(name, f"{rows:,}")

@@ -22,7 +22,7 @@ from lake_writer import LAKE_SCHEMA, add_files, write_lake
 from mysetlist_slo.cli import main
 from mysetlist_slo.config import Config, load_config
 from mysetlist_slo.demo import DemoManifest
-from mysetlist_slo.engine import TABLES, rollup
+from mysetlist_slo.engine import TABLES, rollup_lake
 from mysetlist_slo.engine.definition import (
     LN_GAMMA,
     Query,
@@ -211,7 +211,7 @@ def fixture_demo_lake(request_files: list[Path], synthetic_export: Path,
 def fixture_duckdb_out(demo_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo lake rolled up by DuckDB, with max_routes low enough to send some to (other)."""
     out = tmp_path_factory.mktemp("rollup") / "duckdb"
-    rollup(demo_lake, out, engine="duckdb", config=_config(max_routes=40))
+    rollup_lake(demo_lake, out, engine="duckdb", config=_config(max_routes=40))
     return out
 
 
@@ -313,14 +313,14 @@ def test_duckdb_rollups_equal_ingest(request_files: list[Path], synthetic_export
 def test_rollup_refuses_bad_places(tmp_path: Path, demo_lake: Path, duckdb_out: Path) -> None:
     """An empty lake, a finished output and a foreign folder are typed errors naming them."""
     with pytest.raises(RollupError, match="no committed request files"):
-        rollup(tmp_path / "empty", tmp_path / "out")
+        rollup_lake(tmp_path / "empty", tmp_path / "out")
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine", "utf-8")
     with pytest.raises(RollupError, match="not a rollup output"):
-        rollup(demo_lake, foreign)
+        rollup_lake(demo_lake, foreign)
     with pytest.raises(RollupError, match="finished rollup"):
-        rollup(demo_lake, duckdb_out)
+        rollup_lake(demo_lake, duckdb_out)
 
 
 def test_spark_missing_java_names_the_package(monkeypatch: pytest.MonkeyPatch,
@@ -329,7 +329,7 @@ def test_spark_missing_java_names_the_package(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("JAVA_HOME", raising=False)
     with pytest.raises(RollupError, match=JAVA_PACKAGE):
-        rollup(tmp_path, tmp_path / "out", engine="spark")
+        rollup_lake(tmp_path, tmp_path / "out", engine="spark")
 
 
 def test_cli_rollup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -339,7 +339,7 @@ def test_cli_rollup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     assert main(["rollup", "--engine", "duckdb", "--lake", str(lake), "--out", str(out)]) == 0
     assert "request_counts" in capsys.readouterr().out
-    rollup(lake, tmp_path / "library")
+    rollup_lake(lake, tmp_path / "library")
     assert_same_output(tmp_path / "library", out)
     assert main(["rollup", "--lake", str(lake), "--out", str(out)]) == 1
     assert "finished rollup" in capsys.readouterr().err

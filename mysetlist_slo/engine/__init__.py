@@ -2,6 +2,6 @@
 (``definition``) and executed by embedded DuckDB or by Apache Spark (``mysetlist-slo[spark]``)."""
 
 from mysetlist_slo.engine.definition import TABLES
-from mysetlist_slo.engine.run import ENGINES, RollupResult, rollup
+from mysetlist_slo.engine.run import ENGINES, RollupResult, rollup_lake
 
-__all__ = ["ENGINES", "TABLES", "RollupResult", "rollup"]
+__all__ = ["ENGINES", "TABLES", "RollupResult", "rollup_lake"]

@@ -160,7 +160,7 @@ def _rows_written(folder: Path) -> int:
     return sum(pq.ParquetFile(p).metadata.num_rows for p in folder.glob("date=*/*.parquet"))
 
 
-def rollup(lake: str | Path, out: str | Path, *, engine: Engine = "duckdb",
+def rollup_lake(lake: str | Path, out: str | Path, *, engine: Engine = "duckdb",
            config: Config | None = None, master: str | None = None,
            conf: dict[str, str] | None = None) -> RollupResult:
     """Roll up the request lake ``lake`` into ``out`` with DuckDB (embedded) or Spark.
