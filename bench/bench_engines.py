@@ -5,9 +5,9 @@ It generates N seeded synthetic requests (bench_ingest.py's generator: 12 MySetl
 7 days), writes them as a lake (``requests/date=D/part-K.parquet``, 4 files a day), then runs
 ``mysetlist-slo rollup --engine duckdb`` and ``--engine spark --master local[2]`` each in a
 fresh child process, sampling the resident memory of the whole process tree (Python and, for
-Spark, the JVM it starts) every 50 ms. It prints wall seconds (JVM start included), rows/s,
-peak RSS of the tree, and the Spark/DuckDB ratios. It is a benchmark: it asserts only that the
-two outputs hold the same rows.
+Spark, the JVM it starts; from /proc, so Linux only) every 50 ms. It prints wall seconds (JVM
+start included), rows/s, peak RSS of the tree, and the Spark/DuckDB ratios. It is a benchmark:
+it asserts only that the two outputs hold the same rows.
 
     .venv/bin/python bench/bench_engines.py --requests 1M
     .venv/bin/python bench/bench_engines.py --requests 1M 10M --conf spark.driver.memory=6g
@@ -16,6 +16,7 @@ two outputs hold the same rows.
 from __future__ import annotations
 
 import argparse
+import importlib
 import shutil
 import subprocess
 import sys
@@ -25,13 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import psutil  # ipykernel's dependency: in every dev venv
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_ingest import draw_requests, export_table, requests_count
+# bench_ingest.py's generator: the same synthetic requests as the ingest benchmark.
+_ingest_bench = importlib.import_module("bench_ingest")
+draw_requests, export_table, requests_count = (
+    _ingest_bench.draw_requests, _ingest_bench.export_table, _ingest_bench.requests_count)
 
 FILES_PER_DAY = 4
 REGIONS = ["eu-west", "us-east"]
@@ -73,6 +76,33 @@ class Run:
     peak_mib: float
 
 
+def tree_rss(root: int) -> int:
+    """Return the resident bytes of process ``root`` and all its descendants (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue  # ended while we looked
+    tree, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        children = [child for child, parent in parents.items() if parent == pid]
+        tree.update(children)
+        frontier += children
+    total = 0
+    for pid in tree:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
 def measure(engine: str, lake: Path, out: Path, conf: list[str]) -> Run:
     """Run the rollup CLI in a child process; sample its process tree's RSS every 50 ms."""
     command = [sys.executable, "-m", "mysetlist_slo", "rollup", "--engine", engine,
@@ -81,14 +111,9 @@ def measure(engine: str, lake: Path, out: Path, conf: list[str]) -> Run:
         command += ["--master", "local[2]", *(f"--conf={c}" for c in conf)]
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    parent = psutil.Process(child.pid)
     peak = 0
     while child.poll() is None:
-        try:
-            tree = [parent, *parent.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass  # a process of the tree ended between listing and reading
+        peak = max(peak, tree_rss(child.pid))
         time.sleep(0.05)
     seconds = time.perf_counter() - started
     if child.returncode:

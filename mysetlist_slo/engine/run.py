@@ -8,6 +8,7 @@ The output layout is the contract of issue 16 (docs in README "Rollups on DuckDB
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ ENGINES: tuple[Engine, ...] = ("duckdb", "spark")
 FORMAT = 1
 MANIFEST = "_rollup.json"
 ROUTES_FILE = "routes.parquet"
+_STAGED_MANIFEST = f".{MANIFEST}.tmp"
 
 
 class Executor(Protocol):
@@ -102,12 +104,10 @@ def _prepare_out(out: Path) -> None:
     if (out / MANIFEST).exists():
         raise RollupError(str(out), f"holds a finished rollup ({MANIFEST}); write to a new "
                           "folder, or delete this one first")
-    ours = {*TABLES, ROUTES_FILE}
+    ours = {*TABLES, ROUTES_FILE, _STAGED_MANIFEST}
     foreign = sorted(p.name for p in out.iterdir() if p.name not in ours)
     if foreign:
         raise RollupError(str(out), f"is not empty and not a rollup output: {foreign[:3]}")
-    import shutil  # only for an unfinished run of ours
-
     for child in out.iterdir():
         if child.is_dir():
             shutil.rmtree(child)
@@ -148,7 +148,7 @@ def run_rollup(executor: Executor, lake: str | Path, out: str | Path, config: Co
         "lake_files": files, "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     # Written last, through a rename: its presence means the output is complete.
-    staged = out / f".{MANIFEST}.tmp"
+    staged = out / _STAGED_MANIFEST
     staged.write_text(json.dumps(manifest, indent=1) + "\n", "utf-8")
     staged.replace(out / MANIFEST)
     return RollupResult(engine, str(out), len(files), requests, routes.num_rows, rows,

@@ -81,7 +81,11 @@ class SparkExecutor:
 
     def register_lake(self, files: list[str]) -> None:
         """Make ``files`` (the lake's committed request files) readable as ``lake_requests``."""
-        frame = self.spark.read.parquet(*files).select(*LAKE_COLUMNS)
+        try:
+            frame = self.spark.read.parquet(*files).select(*LAKE_COLUMNS)
+        except Exception as exc:  # pyspark's AnalysisException: a file or column missing
+            raise RollupError(", ".join(files[:3]),
+                              f"cannot be read: {str(exc).splitlines()[0]}") from None
         frame.createOrReplaceTempView("lake_requests")
 
     def _frame(self, query: Query) -> Any:
