@@ -16,13 +16,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from conftest import REAL_DATA
 from lake_writer import LAKE_SCHEMA, add_files, write_lake
 
 from mysetlist_slo.cli import main
-from mysetlist_slo.config import Config, load_config
+from mysetlist_slo.config import Config, default_config_text, load_config
 from mysetlist_slo.demo import DemoManifest
-from mysetlist_slo.engine import TABLES, rollup_lake
+from mysetlist_slo.engine import TABLES, rollup_lake, spark_job
 from mysetlist_slo.engine.definition import (
     LN_GAMMA,
     Query,
@@ -31,7 +32,7 @@ from mysetlist_slo.engine.definition import (
     route_map_query,
 )
 from mysetlist_slo.engine.duckdb_engine import DuckDBExecutor
-from mysetlist_slo.engine.run import MANIFEST, ROUTES_FILE, run_rollup
+from mysetlist_slo.engine.run import MANIFEST, ROUTES_FILE
 from mysetlist_slo.engine.spark_engine import JAVA_PACKAGE, SparkExecutor, java_problem
 from mysetlist_slo.errors import RollupError, SloError
 from mysetlist_slo.sources import ExportOptions, detect_source
@@ -61,6 +62,17 @@ def _config(**routes: Any) -> Config:
     config = load_config()
     update = {"patterns": [*config.routes.patterns, *EXTRA_PATTERNS], **routes}
     return config.model_copy(update={"routes": config.routes.model_copy(update=update)})
+
+
+def _config_file(folder: Path, **routes: Any) -> Path:
+    """Write the shipped configuration with _config's route changes; return its path."""
+    document = yaml.safe_load(default_config_text())
+    document["routes"]["patterns"] += EXTRA_PATTERNS
+    document["routes"].update(routes)
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(document), "utf-8")
+    assert load_config(path) == _config(**routes)
+    return path
 
 
 def _edge_values() -> list[int]:
@@ -360,9 +372,14 @@ def test_spark_buckets_and_templates_equal_duckdbs(spark: Any) -> None:
 
 
 def test_spark_rollups_equal_duckdbs(spark: Any, demo_lake: Path, duckdb_out: Path,
-                                     tmp_path: Path) -> None:
-    """Spark local[2] on the same lake (small demo, real Apache log, odd rows) writes the same
-    six tables row for row, with the same column types, routes and manifest."""
+                                     tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Spark local[2] on the same lake (small demo, real Apache log, odd rows), run through the
+    spark-submit entry, writes the same six tables row for row, with the same column types,
+    routes and manifest; the session it found is left running."""
     out = tmp_path / "spark"
-    run_rollup(SparkExecutor(session=spark), demo_lake, out, _config(max_routes=40), "spark")
+    assert spark_job.main(["--lake", str(demo_lake), "--out", str(out),
+                           "--config", str(_config_file(tmp_path, max_routes=40))]) == 0
+    assert "request_counts" in capsys.readouterr().out
+    assert json.loads((out / MANIFEST).read_text("utf-8"))["engine"] == "spark"
     assert_same_output(duckdb_out, out)
+    assert spark.range(3).count() == 3

@@ -38,10 +38,11 @@ def java_problem() -> str | None:
             f"JAVA_HOME unset); on Debian: apt-get install {JAVA_PACKAGE}")
 
 
-def spark_session(master: str | None = None, conf: dict[str, str] | None = None) -> Any:
+def spark_session(master: str | None = None,
+                  conf: dict[str, str] | None = None) -> tuple[Any, bool]:
     """Return the active SparkSession, or start one (``master`` and ``conf`` if given, else
-    Spark's own settings decide). Raises RollupError naming the extra or the Java package
-    when missing."""
+    Spark's own settings decide), and whether it was started here. Raises RollupError naming
+    the extra or the Java package when missing."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -50,12 +51,15 @@ def spark_session(master: str | None = None, conf: dict[str, str] | None = None)
     problem = java_problem()
     if problem:
         raise RollupError("--engine spark", problem)
+    active = SparkSession.getActiveSession()
+    if active is not None:  # spark-submit's, or the caller's
+        return active, False
     builder = SparkSession.builder.appName(APP_NAME)
     if master:  # else spark-submit's --master or spark-defaults.conf (Spark: local[*])
         builder = builder.master(master)
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    return builder.getOrCreate(), True
 
 
 def _prepare(session: Any) -> None:
@@ -74,8 +78,11 @@ class SparkExecutor:
 
     def __init__(self, master: str | None = None, session: Any = None,
                  conf: dict[str, str] | None = None) -> None:
-        self.spark = session if session is not None else spark_session(master, conf)
-        self._owned = session is None
+        if session is None:
+            session, self._owned = spark_session(master, conf)
+        else:
+            self._owned = False
+        self.spark = session
         _prepare(self.spark)
         self._cached: list[Any] = []
 
