@@ -31,6 +31,8 @@ from mysetlist_slo.errors import (
     SloError,
     StoreBusyError,
 )
+from mysetlist_slo.lake import LakeAddResult, add_to_lake, lake_files, lake_manifest
+from mysetlist_slo.lake.rollups import RollupLoadResult, load_rollups
 from mysetlist_slo.report.budget_policy import BudgetPolicySection, budget_policy_section
 from mysetlist_slo.resilience import (
     ScalabilityRecovery,
@@ -121,9 +123,11 @@ __all__ = [
     "IngestError",
     "IngestResult",
     "InsufficientDataError",
+    "LakeAddResult",
     "LoadTestCapacity",
     "PolicyState",
     "RollupError",
+    "RollupLoadResult",
     "RollupResult",
     "RouteNormaliser",
     "ScalabilityRecovery",
@@ -137,6 +141,7 @@ __all__ = [
     "active_user_count",
     "active_users",
     "active_users_report",
+    "add_to_lake",
     "application_error_sli",
     "application_errors",
     "application_errors_by_route",
@@ -178,8 +183,11 @@ __all__ = [
     "ingest_registry",
     "lab_runs",
     "lab_summary",
+    "lake_files",
+    "lake_manifest",
     "latency_percentiles",
     "load_config",
+    "load_rollups",
     "load_test_capacity",
     "load_test_endpoints",
     "load_test_runs",

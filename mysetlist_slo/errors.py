@@ -103,6 +103,15 @@ class StoreNotFoundError(SloError):
             "or point $MYSETLIST_SLO_DB or the db parameter at an existing store")
 
 
+class LakeError(SloError):
+    """Raised when a Parquet lake cannot be opened or written: not a lake, busy, remote, damaged
+    manifest; what was in the lake stays as it was."""
+
+    def __init__(self, lake: str, message: str) -> None:
+        self.lake = lake
+        super().__init__(f"{lake}: {message}")
+
+
 class RollupError(SloError):
     """Raised when a lake cannot be rolled up (no files, unusable output folder, engine
     missing); nothing of the output is marked complete."""

@@ -20,6 +20,7 @@ LAYERS: dict[str, int] = {
     "sources": 2,
     "store": 3,
     "engine": 3,  # the rollup step on DuckDB or Spark, beside the store
+    "lake": 3,  # the raw Parquet lake beside the store; loads rollups into it
     "collect": 4,  # live pulls land through the store; nothing analyses or reports from here
     "slo": 5,
     "vitals": 5,
