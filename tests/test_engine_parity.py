@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from conftest import REAL_DATA
-from lake_writer import LAKE_SCHEMA, add_files, write_lake
+from lake_writer import LAKE_SCHEMA, write_lake
 
 from mysetlist_slo.cli import main
 from mysetlist_slo.config import Config, default_config_text, load_config
@@ -34,7 +34,9 @@ from mysetlist_slo.engine.definition import (
 from mysetlist_slo.engine.duckdb_engine import DuckDBExecutor
 from mysetlist_slo.engine.run import MANIFEST, ROUTES_FILE
 from mysetlist_slo.engine.spark_engine import JAVA_PACKAGE, SparkExecutor, java_problem
-from mysetlist_slo.errors import RollupError, SloError
+from mysetlist_slo.errors import LakeError, RollupError, SloError
+from mysetlist_slo.lake.rollups import load_rollups
+from mysetlist_slo.lake.writer import add_to_lake
 from mysetlist_slo.sources import ExportOptions, detect_source
 from mysetlist_slo.sources.requests_schema import MAX_DURATION_S
 from mysetlist_slo.store import ingest_file, open_store
@@ -212,10 +214,12 @@ def _is_request_file(path: Path) -> bool:
 @pytest.fixture(name="demo_lake", scope="module")
 def fixture_demo_lake(request_files: list[Path], synthetic_export: Path,
                       tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A lake of the small demo's request logs, the real Apache log and odd synthetic rows."""
+    """A lake of the small demo's request logs, the real Apache log and odd synthetic rows,
+    written by `lake add`'s code."""
     lake = tmp_path_factory.mktemp("lake")
-    add_files(lake, request_files)
-    add_files(lake, [synthetic_export], US)
+    for path in request_files:
+        add_to_lake(lake, path, max_bad_rows=1)
+    add_to_lake(lake, synthetic_export, options=US, max_bad_rows=0.1)  # the "" targets
     return lake
 
 
@@ -319,13 +323,33 @@ def test_duckdb_rollups_equal_ingest(request_files: list[Path], synthetic_export
         pd.testing.assert_frame_equal(stored, written, obj=table)
     assert sorted(r for (r,) in store.execute("SELECT route FROM routes").fetchall()) == routes
     assert "(other)" in set(read_output(duckdb_out, "request_counts")["route"])
+    # `ingest --kind rollups` of the output stores what ingest of the files stored.
+    loaded = open_store(tmp_path / "loaded.duckdb")
+    assert all(not r.skipped for r in load_rollups(loaded, duckdb_out, config=config))
+    for table in TABLES:
+        assert _sums(loaded, table).equals(_sums(store, table)), table
+    assert (loaded.execute("SELECT route FROM routes ORDER BY 1").fetchall()
+            == store.execute("SELECT route FROM routes ORDER BY 1").fetchall())
     store.close()
+    loaded.close()
+
+
+def _sums(con: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame:
+    """Return a store table summed by key, sorted."""
+    columns = TABLES[table]
+    keys = [c for c in columns if c not in VALUES]
+    sums = ", ".join(f"CAST(sum({c}) AS BIGINT) AS {c}" for c in columns if c in VALUES)
+    return _sorted(con.execute(
+        f"SELECT {', '.join(keys)}, {sums} FROM {table} GROUP BY ALL").fetchdf())
 
 
 def test_rollup_refuses_bad_places(tmp_path: Path, demo_lake: Path, duckdb_out: Path) -> None:
     """An empty lake, a finished output and a foreign folder are typed errors naming them."""
-    with pytest.raises(RollupError, match="no committed request files"):
+    with pytest.raises(LakeError, match="not a lake"):
         rollup_lake(tmp_path / "empty", tmp_path / "out")
+    (tmp_path / "bare" / "requests").mkdir(parents=True)
+    with pytest.raises(RollupError, match="no committed request files"):
+        rollup_lake(tmp_path / "bare", tmp_path / "out")
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine", "utf-8")
@@ -383,3 +407,9 @@ def test_spark_rollups_equal_duckdbs(spark: Any, demo_lake: Path, duckdb_out: Pa
     assert json.loads((out / MANIFEST).read_text("utf-8"))["engine"] == "spark"
     assert_same_output(duckdb_out, out)
     assert spark.range(3).count() == 3
+    # The loader hashes a day's rows: Spark's days are DuckDB's, already loaded.
+    store = open_store(tmp_path / "store.duckdb")
+    config = _config(max_routes=40)
+    assert not any(r.skipped for r in load_rollups(store, duckdb_out, config=config))
+    assert all(r.skipped for r in load_rollups(store, out, config=config))
+    store.close()

@@ -29,6 +29,7 @@ from mysetlist_slo.engine.definition import (
     table_queries,
 )
 from mysetlist_slo.errors import RollupError
+from mysetlist_slo.lake import lake_files
 
 Engine = Literal["duckdb", "spark"]
 ENGINES: tuple[Engine, ...] = ("duckdb", "spark")
@@ -81,13 +82,10 @@ def settings_of(config: Config) -> RollupSettings:
 def committed_files(lake: str | Path) -> list[str]:
     """Return the lake's committed request files, sorted, relative to ``lake``.
 
-    Raises RollupError when the lake holds none.
+    Raises RollupError when the lake holds none, LakeError when ``lake`` is not a lake.
     """
     root = Path(lake)
-    # The lake guarantees this glob sees only committed files (it stages elsewhere and renames
-    # into place); mysetlist_slo.lake.lake_files lists the same files.
-    files = sorted(p.relative_to(root).as_posix()
-                   for p in root.glob("requests/date=*/*.parquet") if p.is_file())
+    files = sorted(Path(path).relative_to(root).as_posix() for path in lake_files(lake))
     if not files:
         raise RollupError(str(lake), "no committed request files under requests/date=*/ "
                           "(add some with `mysetlist-slo lake add`)")
