@@ -14,11 +14,11 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import yaml
 from conftest import REAL_DATA
-from lake_writer import LAKE_SCHEMA, write_lake
 
 from mysetlist_slo.cli import main
 from mysetlist_slo.config import Config, default_config_text, load_config
@@ -35,6 +35,7 @@ from mysetlist_slo.engine.duckdb_engine import DuckDBExecutor
 from mysetlist_slo.engine.run import MANIFEST, ROUTES_FILE
 from mysetlist_slo.engine.spark_engine import JAVA_PACKAGE, SparkExecutor, java_problem
 from mysetlist_slo.errors import LakeError, RollupError, SloError
+from mysetlist_slo.lake import LAKE_SCHEMA
 from mysetlist_slo.lake.rollups import load_rollups
 from mysetlist_slo.lake.writer import add_to_lake
 from mysetlist_slo.sources import ExportOptions, detect_source
@@ -119,6 +120,17 @@ def _write_export(path: Path) -> Path:
     pq.write_table(rows.select(kept).rename_columns([EXPORT_NAMES.get(c, c) for c in kept]),
                    path)
     return path
+
+
+def write_lake(lake: Path, rows: pa.Table, name: str) -> None:
+    """Write lake rows straight into the lake layout with pyarrow, as another tool would
+    (Hive-partitioned by the UTC date of ``ts``, no manifest)."""
+    rows = rows.cast(LAKE_SCHEMA)
+    dates = pc.strftime(rows.column("ts"), "%Y-%m-%d")
+    for date in sorted(set(dates.to_pylist())):
+        folder = lake / "requests" / f"date={date}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(rows.filter(pc.equal(dates, date)), folder / f"{name}.parquet")
 
 
 def read_output(out: Path, table: str) -> pd.DataFrame:
