@@ -21,10 +21,12 @@ from mysetlist_slo.capacity.users import (
 )
 from mysetlist_slo.config import Config, load_config
 from mysetlist_slo.demo import DemoManifest, generate_demo
+from mysetlist_slo.engine import RollupResult, rollup_lake
 from mysetlist_slo.errors import (
     ConfigError,
     IngestError,
     InsufficientDataError,
+    RollupError,
     SchemaVersionError,
     SloError,
     StoreBusyError,
@@ -124,7 +126,9 @@ __all__ = [
     "LakeAddResult",
     "LoadTestCapacity",
     "PolicyState",
+    "RollupError",
     "RollupLoadResult",
+    "RollupResult",
     "RouteNormaliser",
     "ScalabilityRecovery",
     "SchemaVersionError",
@@ -200,6 +204,7 @@ __all__ = [
     "region_traffic",
     "release_health",
     "render_markdown",
+    "rollup_lake",
     "scalability_recovery",
     "static_alerts",
     "store_build",

@@ -971,6 +971,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_collect(commands, formatter, shared)
     _add_bundles(commands, formatter, shared)
     _add_lake(commands, formatter, shared)
+    _add_rollup(commands, formatter, shared)
     return parser
 
 
@@ -1008,6 +1009,58 @@ def cmd_bundles_check(args: argparse.Namespace) -> int:
     if (args.fail_on == "regression" and regressed) or (
             args.fail_on == "over-budget" and (regressed or over)):
         return EXIT_BREACH
+    return EXIT_OK
+
+
+def _add_rollup(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+                formatter: type[argparse.HelpFormatter], shared: argparse.ArgumentParser
+                ) -> None:
+    rollup = commands.add_parser(
+        "rollup", help="roll a request lake up into rollup Parquet (DuckDB or Spark)",
+        formatter_class=formatter, parents=[shared],
+        description="Read the committed request files of a lake (`lake add`) and write the "
+                    "per-minute counters, good counts and 5-minute latency sketches as Parquet "
+                    "under OUT, one folder per table, Hive-partitioned by UTC day; load them "
+                    "with `ingest --kind rollups OUT`. Spark takes its settings from "
+                    "spark-defaults.conf and --conf.",
+        epilog=_examples("mysetlist-slo rollup --lake lake/ --out rollups/2026-W47",
+                         "mysetlist-slo rollup --engine spark --master local[2] --lake lake/ "
+                         "--out rollups/", "mysetlist-slo rollup --engine spark --master "
+                         "spark://head:7077 --conf spark.executor.memory=8g --lake /nfs/lake "
+                         "--out /nfs/rollups"))
+    rollup.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
+                        help="duckdb (embedded, default) or spark (the [spark] extra, Java 17)")
+    rollup.add_argument("--lake", type=Path, required=True, metavar="DIR", help="the lake")
+    rollup.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="output folder (new, or an unfinished rollup's)")
+    rollup.add_argument("--master", default=None,
+                        help="Spark master: local[2], spark://HOST:7077, yarn, k8s://... "
+                             "(default: Spark's own settings)")
+    rollup.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Spark setting, as spark-submit --conf (repeatable)")
+    rollup.set_defaults(handler=cmd_rollup)
+
+
+def cmd_rollup(args: argparse.Namespace) -> int:
+    """Roll the lake up with the chosen engine; print the rows written per table."""
+    from mysetlist_slo.engine import rollup_lake
+
+    conf = {}
+    for item in args.conf:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SloError(f"--conf {item!r}: expected KEY=VALUE")
+        conf[key.strip()] = value
+    if conf and args.engine != "spark":
+        raise SloError("--conf and --master are Spark settings; add --engine spark")
+    result = rollup_lake(args.lake, args.out, engine=args.engine,
+                         config=load_config(args.config), master=args.master, conf=conf)
+    table = Table("table", "rows", title=f"{args.out} ({result.engine})")
+    for name, rows in result.rows.items():
+        table.add_row(name, f"{rows:,}")
+    _out().print(table)
+    _say(f"{result.requests:,} requests from {result.lake_files} lake files, "
+         f"{result.routes} routes admitted, in {result.seconds:.1f} s")
     return EXIT_OK
 
 

@@ -110,3 +110,12 @@ class LakeError(SloError):
     def __init__(self, lake: str, message: str) -> None:
         self.lake = lake
         super().__init__(f"{lake}: {message}")
+
+
+class RollupError(SloError):
+    """Raised when a lake cannot be rolled up (no files, unusable output folder, engine
+    missing); nothing of the output is marked complete."""
+
+    def __init__(self, where: str, message: str) -> None:
+        self.where = where
+        super().__init__(f"{where}: {message}")

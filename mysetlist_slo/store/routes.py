@@ -30,18 +30,23 @@ _SEGMENT_RULES = [
 _HASH_MIN_LENGTH = 12
 
 
-def _pattern_regex(pattern: str) -> tuple[str, tuple[int, int, int]]:
-    """Return the RE2 regex of a Next.js-style route template and its precedence key."""
+def _pattern_regex(pattern: str, any_char: str = ".",
+                   end: str = "$") -> tuple[str, tuple[int, int, int]]:
+    """Return the regex of a Next.js-style route template and its precedence key.
+
+    ``any_char`` and ``end`` spell "any character" and "end of text": RE2's ``.`` and ``$``
+    here; the rollup engines spell them so that RE2 and Java regexes agree (engine/).
+    """
     parts = []
     static = dynamic = catch_all = 0
     for segment in pattern.strip("/").split("/"):
         if not segment:
             continue
         if segment.startswith("[[...") and segment.endswith("]]"):
-            parts.append(r"(/.*)?")
+            parts.append(f"(/{any_char}*)?")
             catch_all += 1
         elif segment.startswith("[...") and segment.endswith("]"):
-            parts.append(r"/.+")
+            parts.append(f"/{any_char}+")
             catch_all += 1
         elif segment.startswith("[") and segment.endswith("]"):
             parts.append(r"/[^/]+")
@@ -49,9 +54,17 @@ def _pattern_regex(pattern: str) -> tuple[str, tuple[int, int, int]]:
         else:
             parts.append("/" + escape(segment))
             static += 1
-    regex = "^" + ("".join(parts) or "/") + "$"
+    regex = "^" + ("".join(parts) or "/") + end
     # Next.js precedence: static routes before dynamic ones before catch-alls.
     return regex, (catch_all, dynamic, -static)
+
+
+def ordered_patterns(patterns: Iterable[str], any_char: str = ".",
+                     end: str = "$") -> list[tuple[str, str]]:
+    """Return (pattern, regex) for the configured route patterns in the order they are tried
+    (Next.js precedence, then configuration order); see _pattern_regex for the spelling."""
+    compiled = [(p, *_pattern_regex(p, any_char, end)) for p in patterns]
+    return [(p, regex) for p, regex, _ in sorted(compiled, key=lambda item: item[2])]
 
 
 def clean_paths(targets: pa.Array) -> pa.Array:
@@ -88,8 +101,7 @@ class RouteNormaliser:
     def __init__(self, patterns: Iterable[str] = (), max_routes: int = 500,
                  known_routes: Iterable[str] = (), min_requests: int = 5,
                  candidates: dict[str, int] | None = None) -> None:
-        compiled = sorted(((p, *_pattern_regex(p)) for p in patterns), key=lambda item: item[2])
-        self._patterns = [(p, regex) for p, regex, _ in compiled]
+        self._patterns = ordered_patterns(patterns)
         self._configured = {p for p, _ in self._patterns}
         self.max_routes = max_routes
         self.min_requests = min_requests
