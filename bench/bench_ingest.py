@@ -576,7 +576,7 @@ class Report:
         return [
             f"  Parquet ingest >= {TARGET_PARQUET_SPEEDUP:g}x faster than pandas: "
             f"{'reached' if parquet >= TARGET_PARQUET_SPEEDUP else 'NOT reached'} "
-            f"({parquet:.2f}x; CPU seconds {cpu_parquet:.2f}x fewer)",
+            f"({parquet:.2f}x; CPU ratio {cpu_parquet:.2f}x)",
             f"  nginx text >= {TARGET_NGINX_LINES_PER_S:,} lines/s: "
             f"{'reached' if lines_per_s >= TARGET_NGINX_LINES_PER_S else 'NOT reached'} "
             f"({lines_per_s:,.0f} lines/s)",
