@@ -29,6 +29,8 @@ from mysetlist_slo.errors import (
     SloError,
     StoreBusyError,
 )
+from mysetlist_slo.lake import LakeAddResult, add_to_lake, lake_files, lake_manifest
+from mysetlist_slo.lake.rollups import RollupLoadResult, load_rollups
 from mysetlist_slo.report.budget_policy import BudgetPolicySection, budget_policy_section
 from mysetlist_slo.resilience import (
     ScalabilityRecovery,
@@ -119,8 +121,10 @@ __all__ = [
     "IngestError",
     "IngestResult",
     "InsufficientDataError",
+    "LakeAddResult",
     "LoadTestCapacity",
     "PolicyState",
+    "RollupLoadResult",
     "RouteNormaliser",
     "ScalabilityRecovery",
     "SchemaVersionError",
@@ -133,6 +137,7 @@ __all__ = [
     "active_user_count",
     "active_users",
     "active_users_report",
+    "add_to_lake",
     "application_error_sli",
     "application_errors",
     "application_errors_by_route",
@@ -174,8 +179,11 @@ __all__ = [
     "ingest_registry",
     "lab_runs",
     "lab_summary",
+    "lake_files",
+    "lake_manifest",
     "latency_percentiles",
     "load_config",
+    "load_rollups",
     "load_test_capacity",
     "load_test_endpoints",
     "load_test_runs",

@@ -101,3 +101,12 @@ class StoreNotFoundError(SloError):
             f"{path}: no store here (found from {how}); create it with "
             f"`mysetlist-slo demo` (demo data) or `mysetlist-slo ingest --db {path} FILE...`, "
             "or point $MYSETLIST_SLO_DB or the db parameter at an existing store")
+
+
+class LakeError(SloError):
+    """Raised when a Parquet lake cannot be opened or written: not a lake, busy, remote, damaged
+    manifest; what was in the lake stays as it was."""
+
+    def __init__(self, lake: str, message: str) -> None:
+        self.lake = lake
+        super().__init__(f"{lake}: {message}")

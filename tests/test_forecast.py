@@ -203,3 +203,15 @@ def test_held_out_coverage_on_real_nasa_traffic(real_data: Path) -> None:
             actual, forecast[f"lo{level}"], forecast[f"hi{level}"], strict=True)))
             for level in (80, 95)]
         assert [n / len(actual) for n in inside] == pytest.approx(stated[name], abs=5e-4)
+
+
+def test_mstl_ets_on_three_days_of_history() -> None:
+    """Three days of hourly history (a one-week store's first backtest fold) forecast the next
+    day: its last calibration origin leaves exactly two daily seasons, which statsmodels' MSTL
+    cannot decompose (it failed there with UnboundLocalError); the level stays the series'."""
+    hours = np.arange(72)
+    series = pd.Series(100 + 20 * np.sin(2 * np.pi * hours / 24),
+                       index=pd.date_range("2026-11-16", periods=72, freq="h"))
+    forecast = mstl_ets(series, 24, (24,))
+    assert len(forecast) == 24 and np.isfinite(forecast["mean"]).all()
+    assert abs(forecast["mean"].mean() - 100) < 5

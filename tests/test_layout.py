@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "config": 1,
     "sources": 2,
     "store": 3,
+    "lake": 3,  # the raw Parquet lake beside the store; loads rollups into it
     "collect": 4,  # live pulls land through the store; nothing analyses or reports from here
     "slo": 5,
     "vitals": 5,

@@ -430,7 +430,8 @@ def test_demo_peak_found(demo, demo_con) -> None:  # type: ignore[no-untyped-def
 
 def test_demo_active_users_headline(demo, demo_con) -> None:  # type: ignore[no-untyped-def]
     """The first screen's active users of each week equal brute force (persons merged by the
-    demo's $identify events); the week with the peak has more than the week before."""
+    demo's $identify events); the week with the peak has all 6,000 fans, about two thirds more
+    than the week before (not forty-fold: the fans visit in ordinary weeks too)."""
     from mysetlist_slo import load_config
     from mysetlist_slo.report.overview import week_over_week
 
@@ -444,7 +445,9 @@ def test_demo_active_users_headline(demo, demo_con) -> None:  # type: ignore[no-
                              ((start - timedelta(days=7), start), before.active_users)):
         chosen = events[(events["ts"] >= low) & (events["ts"] < high)]
         assert got == chosen["person"].nunique()
-    assert now.active_users > before.active_users + 6_000 - 1
+    # Every fan comes to the peak, about 60 % of them in an ordinary week: up about 1/0.6.
+    assert now.active_users >= 6_000
+    assert 1.4 < now.active_users / before.active_users < 1.9
 
 
 def test_weekly_summary_carries_active_users(demo, demo_con) -> None:  # type: ignore[no-untyped-def]

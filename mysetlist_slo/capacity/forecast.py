@@ -127,12 +127,16 @@ def _mstl_ets_mean(history: pd.Series, horizon: int, periods: tuple[int, ...]) -
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel
     from statsmodels.tsa.seasonal import MSTL
 
-    usable = tuple(p for p in periods if 2 * p <= len(history))
+    # statsmodels' MSTL keeps a period only under half the series, and fails with none left
+    # (a week of hourly history calibrates on exactly two days): then no season is removed.
+    usable = tuple(p for p in periods if 2 * p < len(history))
     values = history.to_numpy(dtype=float)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter on flat stretches
-        decomposition = MSTL(values, periods=usable).fit()
-        seasonal = np.asarray(decomposition.seasonal).reshape(len(values), -1)
+        seasonal = np.zeros((len(values), 0))
+        if usable:
+            decomposition = MSTL(values, periods=usable).fit()
+            seasonal = np.asarray(decomposition.seasonal).reshape(len(values), -1)
         adjusted = values - seasonal.sum(axis=1)
         # A Series (plain integer index): statsmodels' prediction object needs an index.
         ets = ETSModel(pd.Series(adjusted), error="add", trend="add",
