@@ -83,7 +83,9 @@ def _collapse_segments(paths: pa.Array) -> pa.Array:
     if len(paths) == 0:
         return paths
     segments = pc.split_pattern(paths, "/")
-    flat = pc.list_flatten(segments)
+    # The rules run once per distinct segment ("api", "shows" and most ids repeat).
+    encoded = pc.dictionary_encode(pc.list_flatten(segments))
+    flat = encoded.dictionary
     for rule, placeholder in _SEGMENT_RULES:
         if placeholder is None:
             hashes = pc.and_(pc.match_substring_regex(flat, rule),
@@ -91,6 +93,7 @@ def _collapse_segments(paths: pa.Array) -> pa.Array:
             flat = pc.if_else(hashes, "[hash]", flat)
         else:
             flat = pc.replace_substring_regex(flat, rule, placeholder)
+    flat = pc.take(flat, encoded.indices)
     joined = pc.binary_join(pa.ListArray.from_arrays(segments.offsets, flat), "/")
     return pc.utf8_slice_codeunits(joined, 0, MAX_TEMPLATE_LENGTH)
 
@@ -124,7 +127,11 @@ class RouteNormaliser:
             hit = pc.and_(unmatched, pc.fill_null(pc.match_substring_regex(paths, regex), False))
             result = pc.if_else(hit, pattern, result)
             unmatched = pc.and_(unmatched, pc.invert(hit))
-        result = pc.if_else(unmatched, _collapse_segments(paths), result)
+        # Only the paths no pattern matched are collapsed (on a site with configured routes,
+        # few are).
+        if pc.any(unmatched).as_py():
+            result = pc.replace_with_mask(
+                result, unmatched, _collapse_segments(pc.filter(paths, unmatched)))
         return pc.fill_null(result, INVALID_ROUTE)
 
     def template(self, target: str) -> str:
