@@ -237,22 +237,33 @@ class K6PointsSource(PythonChecked):
 Record = dict[str, str]
 
 
-class LocustStatsSource(PythonChecked):
-    """Locust ``PREFIX_stats.csv``: totals per endpoint and the ``Aggregated`` row."""
+class _LocustCsv(PythonChecked):
+    """One of Locust's ``--csv`` files: each record gives rows of the run its prefix names."""
+
+    required: tuple[str, ...] = ()
+
+    def rows(self, path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
+        """Return the rows of every good record; a bad one is a reject naming its field."""
+        run = run_name(path)
+        with CsvRecords(path) as records:
+            records.require(self.required)
+            return checked_rows(records, lambda record: self.row(run, record))
+
+    def row(self, run: str, record: Record) -> dict[str, Any] | list[dict[str, Any]]:
+        """Return the row(s) of one record; raise BadField naming the field that is bad."""
+        raise NotImplementedError
+
+
+class LocustStatsSource(_LocustCsv):
+    """Locust ``PREFIX_stats.csv``: totals per endpoint and the ``Aggregated`` row (the run)."""
 
     kind = "locust-stats"
     record = "load_runs"
     schema = RUN_SCHEMA
+    required = LOCUST_STATS
 
-    def rows(self, path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
-        """Return one row per endpoint and one for the run (``Aggregated``)."""
-        run = run_name(path)
-        with CsvRecords(path) as records:
-            records.require(LOCUST_STATS)
-            return checked_rows(records, lambda record: self._row(run, record))
-
-    @staticmethod
-    def _row(run: str, record: Record) -> dict[str, Any]:
+    def row(self, run: str, record: Record) -> dict[str, Any]:
+        """Return the row of one endpoint, or of the run for ``Aggregated``."""
         requests = int(_number(record.get("Request Count"), "Request Count", integer=True))
         failures = int(_number(record.get("Failure Count"), "Failure Count", integer=True))
         if failures > requests:
@@ -273,26 +284,21 @@ class LocustStatsSource(PythonChecked):
         return row
 
 
-class LocustHistorySource(PythonChecked):
+class LocustHistorySource(_LocustCsv):
     """Locust ``PREFIX_stats_history.csv``: users, current rate and percentiles over time."""
 
     kind = "locust-history"
     record = "load_points"
     schema = POINT_SCHEMA
+    required = LOCUST_HISTORY
     # Columns kept, and the metric each becomes.
     columns: ClassVar[dict[str, str]] = {
         "User Count": "users", "Requests/s": "rps", "Failures/s": "failures_per_s",
         "95%": "p95_ms", "Total Request Count": "requests_total",
         "Total Failure Count": "failures_total"}
 
-    def rows(self, path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
-        """Return one row per kept column of each history line (``N/A`` means no sample)."""
-        run = run_name(path)
-        with CsvRecords(path) as records:
-            records.require(LOCUST_HISTORY)
-            return checked_rows(records, lambda record: self._points(run, record))
-
-    def _points(self, run: str, record: Record) -> list[dict[str, Any]]:
+    def row(self, run: str, record: Record) -> list[dict[str, Any]]:
+        """Return one row per kept column of a history line (``N/A`` means no sample)."""
         stamp = _number(record.get("Timestamp"), "Timestamp", integer=True)
         try:
             ts = from_epoch(stamp)
@@ -306,22 +312,16 @@ class LocustHistorySource(PythonChecked):
                 for metric, value in values.items() if value is not None]
 
 
-class LocustFailuresSource(PythonChecked):
+class LocustFailuresSource(_LocustCsv):
     """Locust ``PREFIX_failures.csv``: each distinct failure with its count."""
 
     kind = "locust-failures"
     record = "load_failures"
     schema = FAILURE_SCHEMA
+    required = LOCUST_FAILURES
 
-    def rows(self, path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
-        """Return one row per failure line."""
-        run = run_name(path)
-        with CsvRecords(path) as records:
-            records.require(LOCUST_FAILURES)
-            return checked_rows(records, lambda record: self._row(run, record))
-
-    @staticmethod
-    def _row(run: str, record: Record) -> dict[str, Any]:
+    def row(self, run: str, record: Record) -> dict[str, Any]:
+        """Return the row of one failure line."""
         count = int(_number(record.get("Occurrences"), "Occurrences", integer=True))
         return {"ts": None, "run": run, "method": record.get("Method") or "",
                 "endpoint": record.get("Name") or "", "error": record.get("Error") or "",
