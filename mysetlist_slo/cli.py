@@ -28,7 +28,7 @@ from mysetlist_slo.config import default_config_text, load_config
 from mysetlist_slo.demo import DEMO_DIR, default_end, generate_demo
 from mysetlist_slo.errors import IngestError, SloError
 from mysetlist_slo.report.weekly import iso_week
-from mysetlist_slo.slo.budgets import error_budgets
+from mysetlist_slo.slo.composite import error_budgets
 from mysetlist_slo.sources import KINDS, ExportOptions
 from mysetlist_slo.sources.nextjs import is_next_build, read_build
 from mysetlist_slo.store.bundles import store_build
@@ -276,7 +276,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             left = row.budget_remaining
             coverage = row.minutes_with_data / row.window_minutes if row.window_minutes else 0
             colour = {"ok": "green", "breach": "red"}.get(row.status, "yellow")
-            table.add_row(Text(terminal_safe(row.slo)), f"{row.objective:g} %", row.window,
+            # A composite's row follows its members' rows, named as what it is.
+            name = terminal_safe(row.slo) + (" (composite)" if row.sli_kind == "composite"
+                                             else "")
+            table.add_row(Text(name), f"{row.objective:g} %", row.window,
                           _percent(row.sli),
                           f"{row.total:,}", _percent(None if left is None else 100 * left, 1),
                           _rate(row.burn_rate_1h), _rate(row.burn_rate_24h),
@@ -822,7 +825,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser(
         "status", help="print the SLO table", formatter_class=formatter, parents=[shared],
-        description="SLI, error budget left and status of every configured SLO over its window.",
+        description="SLI, error budget left and status of every configured SLO over its window; "
+                    "each composite SLO follows its members, marked (composite).",
         epilog=_examples("mysetlist-slo status", "mysetlist-slo status --at 2026-11-23T00:00Z",
                          "mysetlist-slo status --fail-on breach   # exit 3 when out of budget"))
     status.add_argument("--at", type=_parse_time, default=None,

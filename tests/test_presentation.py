@@ -72,6 +72,21 @@ def test_markdown_escaping_leaves_nothing_active() -> None:
     assert text.replace("&lt;", "<").replace("&gt;", ">") == EVIL_ROUTE
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("92.3 % hits", "92.3 % hits"),   # a decimal point is no list marker: left as it is
+    ("1. first", "1\\. first"),       # an ordered-list marker at the start: escaped
+    ("7) x", "7\\) x"),
+    ("10.", "10\\."),                 # a marker ending the line
+    ("1234567890. x", "1234567890. x"),  # ten digits are no marker (CommonMark: 1-9)
+])
+def test_markdown_escapes_list_markers_only(text: str, expected: str) -> None:
+    """Digits and a dot are escaped only where CommonMark would start a list with them, and
+    the rendered text is the input either way."""
+    assert markdown_text(text) == expected
+    rendered = markdown_it.MarkdownIt("commonmark").render(markdown_text(text))
+    assert rendered == f"<p>{text}</p>\n"
+
+
 def test_control_characters_are_stripped() -> None:
     """C0 (but tab and newline), ESC, C1 and bidi overrides are removed, other text kept."""
     text = "a\x00b\x1b[31mc\x85d\u202ee\u2066f\tg\nh"

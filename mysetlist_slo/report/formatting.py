@@ -19,6 +19,8 @@ from typing import Any
 import pandas as pd
 from pandas.io.formats.style import Styler
 
+from mysetlist_slo._numbers import significant
+
 MISSING = "–"  # en dash: one mark for every missing value, explained in a note
 
 # Status words people read, beside the machine names used in summary.json.
@@ -110,16 +112,7 @@ def fmt(value: Any, unit: str = "number") -> str:
             if abs(number) >= size:
                 return f"{number / size:,.1f} {name}"
         return f"{number:,.0f} B"
-    return _significant(number)
-
-
-def _significant(number: float, digits: int = 3) -> str:
-    """Return ``number`` with ``digits`` significant digits, thousands separated."""
-    if number == 0:
-        return "0"
-    magnitude = math.floor(math.log10(abs(number)))
-    decimals = max(digits - 1 - magnitude, 0)
-    return f"{round(number, decimals):,.{decimals}f}"
+    return significant(number)
 
 
 def vital(value: Any, metric: str) -> str:
@@ -204,7 +197,9 @@ _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
 _MARKDOWN_INLINE = re.compile(r"([\\`*_\[\]|~<>&])")
 # Characters that make markup only at the start of a line (headings, lists, quotes).
 _MARKDOWN_LEADING = re.compile(r"^(\s*)([#+\-=])")
-_MARKDOWN_ORDERED = re.compile(r"^(\s*\d+)([.)])")
+# An ordered-list marker is 1-9 digits and "." or ")" followed by a space or the end
+# (CommonMark 5.2): "92.3 %" is no marker and keeps its dot as it is.
+_MARKDOWN_ORDERED = re.compile(r"^(\s*\d{1,9})([.)])(?=\s|$)")
 
 
 def strip_controls(text: str) -> str:
