@@ -275,3 +275,25 @@ def test_weekly_summary_carries_the_scalability_and_recovery_findings(demo, demo
         assert markdown_text(topic) in digest
     assert all(markdown_text(t) + ":" not in digest for t, i in items.items()
                if i["status"] == "ok")
+
+
+def test_prune_styles_drops_only_rules_that_can_match_nothing() -> None:
+    """A JupyterLab rule whose classes the page lacks goes; one whose classes it has, a rule
+    without application classes, a :not() of an absent class and a @media block with a
+    matching rule stay; a @media block left empty goes."""
+    from mysetlist_slo.report.runner import prune_styles
+
+    css = (".jp-Absent .jp-Cell { color: red }\n"
+           ".jp-Cell, .jp-Absent { margin: 1px }\n"
+           "table td { padding: 2px }\n"
+           ".jp-Cell:not(.jp-mod-absent) { border: 0 }\n"
+           ".lm-Menu { display: none }\n"
+           "@media print { .jp-Cell { color: black } .lm-Menu { x: y } }\n"
+           "@media screen { .cm-editor { z-index: 1 } }\n")
+    page = f'<style type="text/css">{css}</style><div class="jp-Cell other">x</div>'
+    pruned = prune_styles(page)
+    for kept in (".jp-Cell, .jp-Absent", "table td", ".jp-Cell:not(.jp-mod-absent)",
+                 "@media print", "color: black", '<div class="jp-Cell other">x</div>'):
+        assert kept in pruned, kept
+    for dropped in (".jp-Absent .jp-Cell", "lm-Menu", "@media screen", "cm-editor"):
+        assert dropped not in pruned, dropped
