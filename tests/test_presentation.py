@@ -31,6 +31,8 @@ EVIL_ROUTE = "/[click](javascript:alert(1))|<img src=x onerror=alert(2)>"
     (67.6345, "pct", "67.6 %"),
     (0.6763, "share", "67.6 %"),
     (-49.2553, "pct", "−49.3 %"),
+    (99.45, "objective", "99.45 %"),  # a target shows every digit: not 99.5 %
+    (99.0, "objective", "99 %"),
     (794057, "count", "794,057"),
     (31013.0, "count", "31,013"),
     (113.0, "ms", "113 ms"),

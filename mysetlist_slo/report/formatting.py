@@ -35,7 +35,7 @@ SEVERITY_COLOURS = {"page": "#D55E00", "critical": "#CC79A7", "ticket": "#E69F00
                     "warning": "#56B4E9"}
 
 UNITS = ("pct", "pct3", "share", "share3", "ms", "duration", "count", "burn", "time", "pvalue",
-         "number", "text", "bool", "bytes")
+         "number", "text", "bool", "bytes", "objective")
 
 
 def is_missing(value: Any) -> bool:
@@ -71,7 +71,8 @@ def fmt(value: Any, unit: str = "number") -> str:
     seconds above), ``duration`` (seconds, or a timedelta, as ``7 min 6 s``), ``count``
     (integer with separators), ``burn`` (a burn rate, ``0.44×``), ``time`` (UTC, to the minute),
     ``pvalue`` (``< 0.001`` or 3 decimals), ``number`` (3 significant digits), ``text``,
-    ``bool`` (yes / no), ``bytes`` (KB / MB). Raises ValueError for an unknown unit.
+    ``bool`` (yes / no), ``bytes`` (KB / MB), ``objective`` (a percent as configured, every
+    digit: ``99.45 %``). Raises ValueError for an unknown unit.
     """
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}; known: {', '.join(UNITS)}")
@@ -95,6 +96,8 @@ def fmt(value: Any, unit: str = "number") -> str:
     number = float(value)
     if math.isinf(number):
         return "∞" if number > 0 else "−∞"
+    if unit == "objective":  # a target is exact: 99.45 % must not read as 99.5 %
+        return f"{number:g} %"
     if unit in ("pct", "pct3", "share", "share3"):
         percent = 100 * number if unit.startswith("share") else number
         digits = 3 if unit.endswith("3") else 1

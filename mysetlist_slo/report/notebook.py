@@ -231,7 +231,7 @@ def first_screen(title: str, summary: WeeklySummary, overview: pd.DataFrame,
         f'<p style="color:#555;font-size:0.85em;margin-top:0.5em">{html.escape(notes)}</p>')
 
 
-STATUS_UNITS = {"slo": "text", "status": "text", "objective": "pct", "sli_period": "pct3",
+STATUS_UNITS = {"slo": "text", "status": "text", "objective": "objective", "sli_period": "pct3",
                 "window": "text", "sli_window": "pct3", "budget_spent_period": "pct",
                 "budget_remaining": "pct", "burn_rate_1h": "burn", "burn_rate_24h": "burn"}
 STATUS_LABELS = {"slo": "SLO", "status": "status", "objective": "objective",
