@@ -210,7 +210,8 @@ class _CsvSnapshots(PythonChecked):
                 seen[key] = line
             return row
 
-        with CsvRecords(path) as records:
+        # A malformed record's field is "line", as the request exports' (SQL-checked) say it.
+        with CsvRecords(path, field="line") as records:
             records.require(("timestamp", *self.required))
             # The duplicate check needs each record's line beside its values.
             numbered = (Record(r.line, (r.line, r.value), r.raw) if isinstance(r, Record) else r
