@@ -73,10 +73,14 @@ from mysetlist_slo.slo.budgets import (
     budget_report,
     burn_rate,
     error_budget,
-    error_budgets,
     exhaustion_forecast,
 )
-from mysetlist_slo.slo.composite import CompositeReport, composite_budgets, composite_report
+from mysetlist_slo.slo.composite import (
+    CompositeReport,
+    composite_budgets,
+    composite_report,
+    error_budgets,
+)
 from mysetlist_slo.slo.deploys import (
     DeployImpact,
     budget_spent,

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
@@ -32,7 +32,7 @@ from mysetlist_slo.lake import add_to_lake, lake_manifest
 from mysetlist_slo.lake.rollups import KIND as ROLLUPS_KIND
 from mysetlist_slo.lake.rollups import ROLLUP_META, load_rollups
 from mysetlist_slo.report.weekly import iso_week
-from mysetlist_slo.slo.budgets import error_budgets
+from mysetlist_slo.slo.composite import error_budgets
 from mysetlist_slo.sources import KINDS, ExportOptions
 from mysetlist_slo.sources.nextjs import is_next_build, read_build
 from mysetlist_slo.store.bundles import store_build
@@ -291,7 +291,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             left = row.budget_remaining
             coverage = row.minutes_with_data / row.window_minutes if row.window_minutes else 0
             colour = {"ok": "green", "breach": "red"}.get(row.status, "yellow")
-            table.add_row(Text(terminal_safe(row.slo)), f"{row.objective:g} %", row.window,
+            # A composite's row follows its members' rows, named as what it is.
+            name = terminal_safe(row.slo) + (" (composite)" if row.sli_kind == "composite"
+                                             else "")
+            table.add_row(Text(name), f"{row.objective:g} %", row.window,
                           _percent(row.sli),
                           f"{row.total:,}", _percent(None if left is None else 100 * left, 1),
                           _rate(row.burn_rate_1h), _rate(row.burn_rate_24h),
@@ -587,67 +590,55 @@ def _prometheus_query(text: str) -> object:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _collect_pull(args: argparse.Namespace) -> Callable[[], str]:
-    """Return the pull of one run of ``collect SYSTEM``, saying what it stored."""
-    from datetime import timedelta
-
-    from mysetlist_slo.collect import (
-        collect_pgbouncer,
-        collect_postgres,
-        collect_prometheus,
-        collect_redis,
-    )
+def _api_collector(args: argparse.Namespace) -> tuple[
+        Callable[..., Any], tuple[Any, ...], dict[str, Any], Callable[[Any], str]]:
+    """Return, for ``collect prometheus|posthog|sentry``, the collector, its arguments after
+    the store and URL, its own options (the secret read once, before any pull) and the
+    summary line of what one pull stored."""
+    from mysetlist_slo.collect import collect_posthog, collect_prometheus
     from mysetlist_slo.collect._secrets import safe_url
-    from mysetlist_slo.collect.landing import Backlog, land
+    from mysetlist_slo.collect.posthog import api_key
     from mysetlist_slo.collect.prometheus import PrometheusQuery, auth_from
-    from mysetlist_slo.errors import StoreBusyError
+    from mysetlist_slo.collect.sentry import collect_sentry, token_from
 
+    where = safe_url(args.url)
     if args.system == "prometheus":
         queries = args.query or [PrometheusQuery(name, expr) for name, expr in
                                  load_config(args.config).collect.prometheus_queries.items()]
         auth = auth_from(token_file=args.token_file, basic_auth_file=args.basic_auth_file)
-
-        def pull_prometheus() -> str:
-            results = collect_prometheus(
-                args.db, args.url, queries, start=args.start, end=args.end,
-                since=timedelta(seconds=args.since), step_s=args.step, auth=auth,
-                timeout_s=args.timeout)
-            samples = sum(r.loaded for r in results)
-            return (f"{safe_url(args.url)}: {len(queries)} queries, {len(results)} chunks, "
-                    f"{samples} samples stored")
-
-        return pull_prometheus
+        return collect_prometheus, (queries,), {"step_s": args.step, "auth": auth}, (
+            lambda results: f"{where}: {len(queries)} queries, {len(results)} chunks, "
+                            f"{sum(r.loaded for r in results)} samples stored")
     if args.system == "posthog":
-        from mysetlist_slo.collect.posthog import api_key, collect_posthog
+        return collect_posthog, (args.project, api_key(key_file=args.key_file)), {
+            "page_size": args.page_size}, (
+            lambda results: f"{where} project {args.project}: {len(results)} pages, "
+                            f"{sum(r.loaded for r in results)} events stored")
+    return collect_sentry, (args.org, token_from(token_file=args.token_file)), {
+        "projects": tuple(args.project or ()), "environment": args.environment,
+        "interval": args.interval}, (
+        lambda result: f"{result.file}: {result.loaded} rows stored as ingest "
+                       f"#{result.ingest_id}" + (f" ({result.message})" if result.message
+                                                 else ""))
 
-        key = api_key(key_file=args.key_file)
 
-        def pull_posthog() -> str:
-            results = collect_posthog(
-                args.db, args.url, args.project, key, start=args.start, end=args.end,
-                since=timedelta(seconds=args.since), page_size=args.page_size,
-                timeout_s=args.timeout)
-            events = sum(r.loaded for r in results)
-            return (f"{safe_url(args.url)} project {args.project}: {len(results)} pages, "
-                    f"{events} events stored")
+def _collect_pull(args: argparse.Namespace) -> Callable[[], str]:
+    """Return the pull of one run of ``collect SYSTEM``, saying what it stored."""
+    from datetime import timedelta
 
-        return pull_posthog
+    from mysetlist_slo.collect import collect_pgbouncer, collect_postgres, collect_redis
+    from mysetlist_slo.collect.landing import Backlog, land
+    from mysetlist_slo.errors import StoreBusyError
 
-    if args.system == "sentry":
-        from mysetlist_slo.collect.sentry import collect_sentry, token_from
+    if args.system in ("prometheus", "posthog", "sentry"):
+        collector, positional, options, summary = _api_collector(args)
+        common = {"start": args.start, "end": args.end, "since": timedelta(seconds=args.since),
+                  "timeout_s": args.timeout}
 
-        token = token_from(token_file=args.token_file)
+        def pull_api() -> str:
+            return summary(collector(args.db, args.url, *positional, **common, **options))
 
-        def pull_sentry() -> str:
-            result = collect_sentry(
-                args.db, args.url, args.org, token, start=args.start, end=args.end,
-                since=timedelta(seconds=args.since), projects=tuple(args.project or ()),
-                environment=args.environment, interval=args.interval, timeout_s=args.timeout)
-            note = f" ({result.message})" if result.message else ""
-            return (f"{result.file}: {result.loaded} rows stored as ingest "
-                    f"#{result.ingest_id}{note}")
-
-        return pull_sentry
+        return pull_api
     collect = {"postgres": collect_postgres, "pgbouncer": collect_pgbouncer,
                "redis": collect_redis}[args.system]
     target = args.url if args.system == "redis" else args.dsn
@@ -844,7 +835,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser(
         "status", help="print the SLO table", formatter_class=formatter, parents=[shared],
-        description="SLI, error budget left and status of every configured SLO over its window.",
+        description="SLI, error budget left and status of every configured SLO over its window; "
+                    "each composite SLO follows its members, marked (composite).",
         epilog=_examples("mysetlist-slo status", "mysetlist-slo status --at 2026-11-23T00:00Z",
                          "mysetlist-slo status --fail-on breach   # exit 3 when out of budget"))
     status.add_argument("--at", type=_parse_time, default=None,

@@ -16,6 +16,7 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "_regex": 0,
     "_terminal": 0,
+    "_numbers": 0,
     "config": 1,
     "sources": 2,
     "store": 3,
