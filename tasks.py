@@ -5,6 +5,7 @@
     python3 tasks.py test     # make the venv and the Debian packages, run the whole suite
     python3 tasks.py lowest   # the suite again with every dependency at its declared lower bound
     python3 tasks.py lock     # refresh constraints.txt, deliberately (not part of set-up)
+    python3 tasks.py audit    # pip-audit over constraints.txt: known vulnerabilities fail it
 
 Both create (or reuse) ./.venv and install the package with its dev extra into it, pinned by
 constraints.txt: the dependency set the suite last passed with, so reports are reproducible.
@@ -114,6 +115,15 @@ def lock() -> None:
     print(f"wrote {LOCK.name}: {len(pins)} packages")
 
 
+def audit() -> None:
+    """Audit the locked dependency set (constraints.txt, exact pins, no resolution) for known
+    vulnerabilities. ``--strict``: a package the vulnerability service does not know fails the
+    audit too, so an unreachable service can never pass as "no vulnerabilities found"."""
+    ensure_venv()
+    run(BIN / "pip-audit", "--strict", "--no-deps", "--disable-pip", "--progress-spinner", "off",
+        "--requirement", LOCK)
+
+
 def report() -> None:
     """Write the demo data, load it into data/metrics.duckdb and write the weekly report."""
     ensure_venv()
@@ -158,13 +168,15 @@ def test(extra: list[str]) -> None:
 
 
 def main() -> None:
-    """Dispatch ``report``, ``test``, ``lowest`` or ``lock``."""
-    if len(sys.argv) < 2 or sys.argv[1] not in ("report", "test", "lowest", "lock"):
+    """Dispatch ``report``, ``test``, ``lowest``, ``lock`` or ``audit``."""
+    if len(sys.argv) < 2 or sys.argv[1] not in ("report", "test", "lowest", "lock", "audit"):
         sys.exit(__doc__)
     if sys.argv[1] == "report":
         report()
     elif sys.argv[1] == "lock":
         lock()
+    elif sys.argv[1] == "audit":
+        audit()
     elif sys.argv[1] == "lowest":
         lowest(sys.argv[2:])
     else:

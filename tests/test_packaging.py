@@ -79,6 +79,28 @@ def test_lower_bounds_run_weekly_in_ci() -> None:
     assert "lowest" not in (ROOT / ".ci/run").read_text("utf-8")
 
 
+def test_locked_dependencies_are_audited_strictly(monkeypatch) -> None:
+    """`tasks.py audit` runs pip-audit over the lock file exactly as pinned and --strict (an
+    unreachable vulnerability service fails it), and a workflow runs the README's audit command
+    on push, on pull requests and on a schedule."""
+    tasks = _tasks()
+    commands: list[tuple[str, ...]] = []
+    monkeypatch.setattr(tasks, "ensure_venv", lambda *a, **k: tasks.BIN)
+    monkeypatch.setattr(tasks, "run", lambda *command: commands.append(tuple(map(str, command))))
+    tasks.audit()
+    [command] = commands
+    assert command[0].endswith("pip-audit")
+    assert {"--strict", "--no-deps", "--disable-pip"} <= set(command)
+    assert command[command.index("--requirement") + 1] == str(ROOT / "constraints.txt")
+    readme = (ROOT / "README.md").read_text("utf-8")
+    assert "`python3 tasks.py audit`" in readme
+    workflow = yaml.safe_load((ROOT / ".github/workflows/audit.yml").read_text("utf-8"))
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert {"push", "pull_request", "schedule"} <= set(triggers)
+    steps = workflow["jobs"]["audit"]["steps"]
+    assert [step["run"] for step in steps if "run" in step] == ["python3 tasks.py audit"]
+
+
 def test_docs_are_published_by_the_strict_build() -> None:
     """Read the Docs and the GitHub Pages workflow build the same MkDocs site, strictly, with the
     docs extra."""

@@ -384,6 +384,27 @@ def test_vercel_cache_column_in_csv(store: duckdb.DuckDBPyConnection, config: Co
     assert overall["byte_hit_ratio"] == pytest.approx(1000 / 4500)
 
 
+def test_cache_header_keys_in_jsonl(store: duckdb.DuckDBPyConnection, config: Config,
+                                    tmp_path: Path) -> None:
+    """JSON Lines records hold their cache outcome under any of the documented keys (and their
+    target under path or route), record by record: Cloudflare's and Vercel's keys count as
+    cache outcomes, a record without any key is uncached."""
+    path = tmp_path / "cdn.jsonl"
+    path.write_text(
+        '{"timestamp":"2026-11-10T10:00:00Z","path":"/show/1","status":200,"bytes":1000,'
+        '"cf_cache_status":"HIT"}\n'
+        '{"timestamp":"2026-11-10T10:00:01Z","route":"/show/2","status":200,"bytes":3000,'
+        '"x_vercel_cache":"MISS"}\n'
+        '{"timestamp":"2026-11-10T10:00:02Z","path":"/show/3","status":200,"bytes":500,'
+        '"x_cache":"Hit from cloudfront"}\n'
+        '{"timestamp":"2026-11-10T10:00:03Z","path":"/show/4","status":200,"bytes":500}\n')
+    ingest_file(store, path, kind="jsonl")
+    assert store.execute("SELECT count(*) FROM rejects").fetchone() == (0,)
+    overall = cache_hit_ratios(store, config, *WIDE).set_index("route").loc[ALL_ROUTES]
+    assert (overall["requests"], overall["hits"]) == (3, 2)
+    assert overall["byte_hit_ratio"] == pytest.approx(1500 / 4500)
+
+
 def test_lab_median_of_an_even_number_of_runs(store: duckdb.DuckDBPyConnection,
                                               config: Config, tmp_path: Path) -> None:
     """Four runs: each metric is the mean of the two middle runs (LHCI's median); a run an

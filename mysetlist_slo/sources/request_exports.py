@@ -159,14 +159,23 @@ class ExportSource:
                 rejects.append(Reject(line, self.describe(staged), problem, raw.get(line, b"")))
         return rejects
 
+    def _keys(self) -> dict[str, list[str]]:
+        """Return staged column -> the keys a JSON record may hold it under, preferred first
+        (a record has its own keys: each is looked up, unlike a CSV header's one column)."""
+        return {staged: [self.options.mapping.get(name, name) for name in names]
+                for staged, names in self.schema.columns.items()}
+
     def _jsonl(self, path: Path, batch_bytes: int) -> Iterator[InputBatch]:
-        resolved = self._resolve(None)
+        keys = self._keys()
         # Keys reach SQL only as bound JSON paths, never as SQL text.
         params: dict[str, object] = {
-            f"p_{c}": '$."' + resolved[c].replace('"', '\\"') + '"' for c in resolved}
+            f"p_{c}_{i}": '$."' + key.replace('"', '\\"') + '"'
+            for c, names in keys.items() for i, key in enumerate(names)}
         query = self._query(
-            {c: f"json_extract_string(CASE WHEN is_object THEN text END, $p_{c})"
-             for c in resolved},
+            {c: "coalesce(" + ", ".join(
+                f"json_extract_string(CASE WHEN is_object THEN text END, $p_{c}_{i})"
+                for i in range(len(names))) + ")"
+             for c, names in keys.items()},
             self.options.time_format,
             # Valid JSON that starts with "{" is an object; json_type() would throw on bad lines.
             source_sql=f"""(SELECT line, text, coalesce(json_valid(text), false)
