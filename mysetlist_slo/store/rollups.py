@@ -18,6 +18,10 @@ durations (``duration_us < threshold``), exact whatever the threshold.
 Sketches and "good" counters hold the latency of answered requests (status below 500): a 502
 returned in 1 ms by a proxy whose upstream is down is an availability failure, and must not
 make the latency SLI look better. ``request_counts.timed`` still counts every timed request.
+
+Rows stored under "(other)" for a template not yet admitted as a route but tracked as a
+candidate carry it in ``template`` (NULL everywhere else), so that admitting it later moves
+exactly those rows to the route (store/ingest.py); with ``template`` NULL a row is as before.
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ CREATE OR REPLACE TEMP TABLE batch_aggregate AS
 SELECT
     date_trunc('minute', ts) AS minute,
     routes.route,
+    routes.template,
     region,
     status,
     {sketch_index_sql("duration_us")} AS bucket,
@@ -105,9 +110,10 @@ SELECT
     sum(requests),
     coalesce(sum(requests) FILTER (WHERE bucket IS NOT NULL), 0),
     sum(duration_sum_us),
-    sum(bytes_sum)
+    sum(bytes_sum),
+    template
 FROM batch_aggregate
-GROUP BY minute, route, status
+GROUP BY minute, route, status, template
 """
 
 
@@ -117,12 +123,12 @@ def _good_sql(count: int) -> str:
     under = ", ".join(f"sum(good{i})" for i in range(count))
     return f"""
 INSERT INTO request_good
-SELECT $ingest_id, minute, route, unnest($thresholds_ms), unnest(good)
+SELECT $ingest_id, minute, route, unnest($thresholds_ms), unnest(good), template
 FROM (
-    SELECT minute, route, [{under}] AS good
+    SELECT minute, route, template, [{under}] AS good
     FROM batch_aggregate
     WHERE bucket IS NOT NULL AND status < 500
-    GROUP BY minute, route
+    GROUP BY minute, route, template
 )
 """
 
@@ -150,7 +156,7 @@ GROUP BY ALL
 
 _SKETCH = f"""
 INSERT INTO latency_sketch
-SELECT $ingest_id, {slot_sql("minute")}, route, bucket, sum(requests)
+SELECT $ingest_id, {slot_sql("minute")}, route, bucket, sum(requests), template
 FROM batch_aggregate
 WHERE bucket IS NOT NULL AND status < 500
 GROUP BY ALL
