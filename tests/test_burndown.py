@@ -4,26 +4,16 @@ across a DST change, and a window without events (mutation-testing survivors).""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+from test_budget_math import write_requests
 
 from mysetlist_slo import budget_burndown, ingest_file
 from mysetlist_slo.config import parse_config
 
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
 COLUMNS = ["time", "total", "bad", "budget_remaining"]
-
-
-def write_requests(path: Path, events: list[tuple[datetime, int]]) -> Path:
-    """Write a Parquet request export with one request per (timestamp, status)."""
-    pq.write_table(pa.table({
-        "timestamp": pa.array([t for t, _ in events], pa.timestamp("us", tz="UTC")),
-        "path": ["/"] * len(events), "status": [s for _, s in events]}), path)
-    return path
 
 
 def hour_of(start: datetime, requests: int, bad: int) -> list[tuple[datetime, int]]:
