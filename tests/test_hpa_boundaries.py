@@ -101,3 +101,20 @@ def test_recommendation_by_hand() -> None:
     idle = PodModel(idle_cores=0.35, cores_per_rps=0.01, cpu_request=0.5, cpu_limit=1.0)
     with pytest.raises(ValueError, match="do no work"):
         recommend_hpa(125, idle, settings)
+
+
+def test_edges_of_the_recommendation_by_hand() -> None:
+    """A 1 % target is a valid target. A pod serving half a request a second at 70 % (0.1 core
+    per req/s: (0.35 - 0.3) / 0.1 = 0.5) still gets a recommendation, and with no quiet-hours
+    rate the floor is the two pods. 250 req/s without headroom at 25 a pod need exactly the 10
+    configured: enough, and the result carries the peak and target it was made for."""
+    assert desired_replicas(2, 1, 1) == 2
+    settings = HpaSettings(min_replicas=2, max_replicas=10, target_utilization=70)
+    slow = PodModel(idle_cores=0.3, cores_per_rps=0.1, cpu_request=0.5, cpu_limit=1.0)
+    advice = recommend_hpa(2, slow, settings)
+    assert advice.rps_per_pod_at_target == pytest.approx(0.5)
+    assert (advice.replicas_needed, advice.min_replicas) == (5, 2)  # 2 x 1.2 / 0.5 = 4.8
+    exact = recommend_hpa(250, POD, settings, headroom=0)
+    assert (exact.replicas_needed, exact.configured_max_is_enough) == (10, True)
+    assert exact.verdict.startswith("10 replicas are enough")
+    assert (exact.peak_rps, exact.target_utilization) == (250, 70)
