@@ -71,3 +71,12 @@ def test_burndown_without_events(store) -> None:
     assert len(frame) == 24 and frame["time"].iloc[0] == NOV
     assert (frame["total"] == 0).all() and (frame["bad"] == 0).all()
     assert np.isnan(frame["budget_remaining"]).all()
+
+
+def test_budget_of_less_than_one_bad_event(store, tmp_path) -> None:
+    """50 requests at 99 % allow half a bad request: one failure spends twice the budget,
+    -100 % left (a budget under one event is still a budget)."""
+    ingest_file(store, write_requests(tmp_path / "r.parquet", hour_of(NOV, 50, 1)))
+    cfg = config("1d", 99)
+    frame = budget_burndown(store, cfg.slos[0], cfg, NOV + timedelta(days=1))
+    assert frame["budget_remaining"].iloc[-1] == pytest.approx(-1.0)
