@@ -84,3 +84,13 @@ def test_cwv_assessment_by_hand(summary) -> None:  # type: ignore[no-untyped-def
     assert pd.isna(rows[SHOW]["INP"])
     assert (rows[ARTIST]["INP"], rows[ARTIST]["assessment"]) == ("good", "passed")
     assert (rows[VENUE]["INP"], rows[VENUE]["assessment"]) == ("needs-improvement", "failed")
+
+
+def test_cwv_assessment_of_no_rows_and_shuffled_rows(summary) -> None:  # type: ignore[no-untyped-def]
+    """An empty summary gives an empty assessment with its columns; a summary in any row order
+    gives the routes in order."""
+    empty = cwv_assessment(summary.iloc[:0])
+    assert list(empty.columns) == ["route", "form_factor", "LCP", "INP", "CLS", "assessment"]
+    assert empty.empty
+    shuffled = cwv_assessment(summary.iloc[::-1])
+    assert list(shuffled["route"]) == [ARTIST, SHOW, VENUE]
