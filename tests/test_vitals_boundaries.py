@@ -94,3 +94,18 @@ def test_cwv_assessment_of_no_rows_and_shuffled_rows(summary) -> None:  # type: 
     assert empty.empty
     shuffled = cwv_assessment(summary.iloc[::-1])
     assert list(shuffled["route"]) == [ARTIST, SHOW, VENUE]
+
+
+def test_summary_without_web_vitals_settings(store, write_log) -> None:
+    """Without a web_vitals section a cell needs the default 100 page views and has no budget:
+    100 views of the show page get a p75, 99 of the artist page do not."""
+    lines = [beacon("LCP", 1000, f"s{i}", "/show/1") for i in range(100)]
+    lines += [beacon("LCP", 1000, f"a{i}", "/artist/a") for i in range(99)]
+    ingest_file(store, write_log("many.jsonl", lines))
+    bare = parse_config("timezone: UTC\n")
+    assert bare.web_vitals is None
+    summary = web_vitals_summary(store, bare, T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    rows = {r["route"]: r for r in summary.to_dict("records")}
+    assert (rows[SHOW]["status"], rows[SHOW]["p75"]) == ("ok", 1000)
+    assert rows[ARTIST]["status"] == "not enough data"
+    assert pd.isna(rows[SHOW]["budget"]) and pd.isna(rows[SHOW]["meets_budget"])
