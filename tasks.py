@@ -31,13 +31,15 @@ LOCK = ROOT / "constraints.txt"
 LOWEST_VENV = ROOT / ".venv-lowest"
 # Debian packages the suite uses, each with a file that shows it is installed: real servers the
 # live-collector and rules tests start on loopback ports (PostgreSQL 15, PgBouncer, Redis,
-# Prometheus with promtool) and Chromium for the report screenshots.
+# Prometheus with promtool), Chromium for the report screenshots and Java 17 for Spark (the
+# rollup engines' parity tests run Spark local[2]; pyspark comes with the dev extra).
 SYSTEM_PACKAGES = {
     "postgresql": "/usr/lib/postgresql/15/bin/initdb",
     "pgbouncer": "/usr/sbin/pgbouncer",
     "redis-server": "/usr/bin/redis-server",
     "prometheus": "/usr/bin/promtool",
     "chromium": "/usr/bin/chromium",
+    "openjdk-17-jre-headless": "/usr/lib/jvm/java-17-openjdk-amd64/bin/java",
 }
 
 

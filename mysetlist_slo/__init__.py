@@ -21,14 +21,18 @@ from mysetlist_slo.capacity.users import (
 )
 from mysetlist_slo.config import Config, load_config
 from mysetlist_slo.demo import DemoManifest, generate_demo
+from mysetlist_slo.engine import RollupResult, rollup_lake
 from mysetlist_slo.errors import (
     ConfigError,
     IngestError,
     InsufficientDataError,
+    RollupError,
     SchemaVersionError,
     SloError,
     StoreBusyError,
 )
+from mysetlist_slo.lake import LakeAddResult, add_to_lake, lake_files, lake_manifest
+from mysetlist_slo.lake.rollups import RollupLoadResult, load_rollups
 from mysetlist_slo.report.budget_policy import BudgetPolicySection, budget_policy_section
 from mysetlist_slo.resilience import (
     ScalabilityRecovery,
@@ -69,10 +73,14 @@ from mysetlist_slo.slo.budgets import (
     budget_report,
     burn_rate,
     error_budget,
-    error_budgets,
     exhaustion_forecast,
 )
-from mysetlist_slo.slo.composite import CompositeReport, composite_budgets, composite_report
+from mysetlist_slo.slo.composite import (
+    CompositeReport,
+    composite_budgets,
+    composite_report,
+    error_budgets,
+)
 from mysetlist_slo.slo.deploys import (
     DeployImpact,
     budget_spent,
@@ -119,8 +127,12 @@ __all__ = [
     "IngestError",
     "IngestResult",
     "InsufficientDataError",
+    "LakeAddResult",
     "LoadTestCapacity",
     "PolicyState",
+    "RollupError",
+    "RollupLoadResult",
+    "RollupResult",
     "RouteNormaliser",
     "ScalabilityRecovery",
     "SchemaVersionError",
@@ -133,6 +145,7 @@ __all__ = [
     "active_user_count",
     "active_users",
     "active_users_report",
+    "add_to_lake",
     "application_error_sli",
     "application_errors",
     "application_errors_by_route",
@@ -174,8 +187,11 @@ __all__ = [
     "ingest_registry",
     "lab_runs",
     "lab_summary",
+    "lake_files",
+    "lake_manifest",
     "latency_percentiles",
     "load_config",
+    "load_rollups",
     "load_test_capacity",
     "load_test_endpoints",
     "load_test_runs",
@@ -192,6 +208,7 @@ __all__ = [
     "region_traffic",
     "release_health",
     "render_markdown",
+    "rollup_lake",
     "scalability_recovery",
     "static_alerts",
     "store_build",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -11,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
@@ -27,8 +28,11 @@ from mysetlist_slo._terminal import terminal_safe
 from mysetlist_slo.config import default_config_text, load_config
 from mysetlist_slo.demo import DEMO_DIR, default_end, generate_demo
 from mysetlist_slo.errors import IngestError, SloError
+from mysetlist_slo.lake import add_to_lake, lake_manifest
+from mysetlist_slo.lake.rollups import KIND as ROLLUPS_KIND
+from mysetlist_slo.lake.rollups import ROLLUP_META, load_rollups
 from mysetlist_slo.report.weekly import iso_week
-from mysetlist_slo.slo.budgets import error_budgets
+from mysetlist_slo.slo.composite import error_budgets
 from mysetlist_slo.sources import KINDS, ExportOptions
 from mysetlist_slo.sources.nextjs import is_next_build, read_build
 from mysetlist_slo.store.bundles import store_build
@@ -38,6 +42,8 @@ from mysetlist_slo.store.maintenance import backup_store, check_store, restore_s
 from mysetlist_slo.vitals.bundles import bundle_check
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BREACH = 0, 1, 2, 3
+# The request kinds a lake holds (the other kinds are not request rows).
+LAKE_KINDS = ("nginx", "jsonl", "csv", "parquet")
 # What a shell reports for a program killed by SIGPIPE (`yes | head`): a reader that went away.
 EXIT_BROKEN_PIPE = 141
 # How long `report` (a scheduled, minute-long job) waits for a busy store by default; commands
@@ -172,6 +178,8 @@ def _ingest_one(con: duckdb.DuckDBPyConnection, path: Path, args: argparse.Names
     """Load one file; return its result row (with "error" when it failed) and a note."""
     started = time.perf_counter()
     try:
+        if path.is_dir() and (path / ROLLUP_META).is_file():
+            raise IngestError(str(path), "is rollup output; load it with --kind rollups")
         if path.is_dir() and not is_next_build(path):
             raise IngestError(str(path), "is a directory; give the files in it (e.g. DIR/*)")
         result = _ingest_with_progress(con, path, not args.json and sys.stderr.isatty(),
@@ -194,18 +202,23 @@ def _ingest_one(con: duckdb.DuckDBPyConnection, path: Path, args: argparse.Names
              "error": error}, error)
 
 
-def _ingest_all(args: argparse.Namespace, echo_skips: bool) -> list[dict[str, object]]:
-    """Load every file of ``args.paths`` that can be loaded (one bad file stops none); print
-    each failure (or, with --json, each result) as it happens; return one row per file."""
-    config = load_config(args.config)
+def _export_options(args: argparse.Namespace) -> ExportOptions:
+    """The export reading options of --map, --duration-unit and --time-format."""
     mapping = {}
     for item in args.map:
         canonical, _, column = item.partition("=")
         if not column:
             raise SloError(f"--map expects CANONICAL=COLUMN, got {item!r}")
         mapping[canonical] = column
-    options = ExportOptions(mapping=mapping, duration_unit=args.duration_unit,
-                            time_format=args.time_format)
+    return ExportOptions(mapping=mapping, duration_unit=args.duration_unit,
+                         time_format=args.time_format)
+
+
+def _ingest_all(args: argparse.Namespace, echo_skips: bool) -> list[dict[str, object]]:
+    """Load every file of ``args.paths`` that can be loaded (one bad file stops none); print
+    each failure (or, with --json, each result) as it happens; return one row per file."""
+    config = load_config(args.config)
+    options = _export_options(args)
     rows: list[dict[str, object]] = []
     con = open_store(args.db, wait=_wait(args))
     try:
@@ -239,6 +252,8 @@ def _print_results(rows: list[dict[str, object]]) -> None:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Load files; print a table (or JSON lines); exit 1 at the end when any file failed."""
+    if args.kind == ROLLUPS_KIND:
+        return cmd_ingest_rollups(args)
     rows = _ingest_all(args, echo_skips=True)
     if not args.json:
         _print_results(rows)
@@ -276,7 +291,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             left = row.budget_remaining
             coverage = row.minutes_with_data / row.window_minutes if row.window_minutes else 0
             colour = {"ok": "green", "breach": "red"}.get(row.status, "yellow")
-            table.add_row(Text(terminal_safe(row.slo)), f"{row.objective:g} %", row.window,
+            # A composite's row follows its members' rows, named as what it is.
+            name = terminal_safe(row.slo) + (" (composite)" if row.sli_kind == "composite"
+                                             else "")
+            table.add_row(Text(name), f"{row.objective:g} %", row.window,
                           _percent(row.sli),
                           f"{row.total:,}", _percent(None if left is None else 100 * left, 1),
                           _rate(row.burn_rate_1h), _rate(row.burn_rate_24h),
@@ -572,67 +590,55 @@ def _prometheus_query(text: str) -> object:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _collect_pull(args: argparse.Namespace) -> Callable[[], str]:
-    """Return the pull of one run of ``collect SYSTEM``, saying what it stored."""
-    from datetime import timedelta
-
-    from mysetlist_slo.collect import (
-        collect_pgbouncer,
-        collect_postgres,
-        collect_prometheus,
-        collect_redis,
-    )
+def _api_collector(args: argparse.Namespace) -> tuple[
+        Callable[..., Any], tuple[Any, ...], dict[str, Any], Callable[[Any], str]]:
+    """Return, for ``collect prometheus|posthog|sentry``, the collector, its arguments after
+    the store and URL, its own options (the secret read once, before any pull) and the
+    summary line of what one pull stored."""
+    from mysetlist_slo.collect import collect_posthog, collect_prometheus
     from mysetlist_slo.collect._secrets import safe_url
-    from mysetlist_slo.collect.landing import Backlog, land
+    from mysetlist_slo.collect.posthog import api_key
     from mysetlist_slo.collect.prometheus import PrometheusQuery, auth_from
-    from mysetlist_slo.errors import StoreBusyError
+    from mysetlist_slo.collect.sentry import collect_sentry, token_from
 
+    where = safe_url(args.url)
     if args.system == "prometheus":
         queries = args.query or [PrometheusQuery(name, expr) for name, expr in
                                  load_config(args.config).collect.prometheus_queries.items()]
         auth = auth_from(token_file=args.token_file, basic_auth_file=args.basic_auth_file)
-
-        def pull_prometheus() -> str:
-            results = collect_prometheus(
-                args.db, args.url, queries, start=args.start, end=args.end,
-                since=timedelta(seconds=args.since), step_s=args.step, auth=auth,
-                timeout_s=args.timeout)
-            samples = sum(r.loaded for r in results)
-            return (f"{safe_url(args.url)}: {len(queries)} queries, {len(results)} chunks, "
-                    f"{samples} samples stored")
-
-        return pull_prometheus
+        return collect_prometheus, (queries,), {"step_s": args.step, "auth": auth}, (
+            lambda results: f"{where}: {len(queries)} queries, {len(results)} chunks, "
+                            f"{sum(r.loaded for r in results)} samples stored")
     if args.system == "posthog":
-        from mysetlist_slo.collect.posthog import api_key, collect_posthog
+        return collect_posthog, (args.project, api_key(key_file=args.key_file)), {
+            "page_size": args.page_size}, (
+            lambda results: f"{where} project {args.project}: {len(results)} pages, "
+                            f"{sum(r.loaded for r in results)} events stored")
+    return collect_sentry, (args.org, token_from(token_file=args.token_file)), {
+        "projects": tuple(args.project or ()), "environment": args.environment,
+        "interval": args.interval}, (
+        lambda result: f"{result.file}: {result.loaded} rows stored as ingest "
+                       f"#{result.ingest_id}" + (f" ({result.message})" if result.message
+                                                 else ""))
 
-        key = api_key(key_file=args.key_file)
 
-        def pull_posthog() -> str:
-            results = collect_posthog(
-                args.db, args.url, args.project, key, start=args.start, end=args.end,
-                since=timedelta(seconds=args.since), page_size=args.page_size,
-                timeout_s=args.timeout)
-            events = sum(r.loaded for r in results)
-            return (f"{safe_url(args.url)} project {args.project}: {len(results)} pages, "
-                    f"{events} events stored")
+def _collect_pull(args: argparse.Namespace) -> Callable[[], str]:
+    """Return the pull of one run of ``collect SYSTEM``, saying what it stored."""
+    from datetime import timedelta
 
-        return pull_posthog
+    from mysetlist_slo.collect import collect_pgbouncer, collect_postgres, collect_redis
+    from mysetlist_slo.collect.landing import Backlog, land
+    from mysetlist_slo.errors import StoreBusyError
 
-    if args.system == "sentry":
-        from mysetlist_slo.collect.sentry import collect_sentry, token_from
+    if args.system in ("prometheus", "posthog", "sentry"):
+        collector, positional, options, summary = _api_collector(args)
+        common = {"start": args.start, "end": args.end, "since": timedelta(seconds=args.since),
+                  "timeout_s": args.timeout}
 
-        token = token_from(token_file=args.token_file)
+        def pull_api() -> str:
+            return summary(collector(args.db, args.url, *positional, **common, **options))
 
-        def pull_sentry() -> str:
-            result = collect_sentry(
-                args.db, args.url, args.org, token, start=args.start, end=args.end,
-                since=timedelta(seconds=args.since), projects=tuple(args.project or ()),
-                environment=args.environment, interval=args.interval, timeout_s=args.timeout)
-            note = f" ({result.message})" if result.message else ""
-            return (f"{result.file}: {result.loaded} rows stored as ingest "
-                    f"#{result.ingest_id}{note}")
-
-        return pull_sentry
+        return pull_api
     collect = {"postgres": collect_postgres, "pgbouncer": collect_pgbouncer,
                "redis": collect_redis}[args.system]
     target = args.url if args.system == "redis" else args.dsn
@@ -775,6 +781,24 @@ def _add_sentry_options(system: argparse.ArgumentParser) -> None:
                         help="file holding the auth token (default: $SENTRY_AUTH_TOKEN)")
 
 
+def _add_source_options(parser: argparse.ArgumentParser, rejects_go_to: str) -> None:
+    """The options that say how to read request files (ingest, lake add)."""
+    parser.add_argument("--log-format", help="nginx log_format string of the access logs "
+                                             "(default: combined + $request_time "
+                                             "$upstream_response_time, or plain combined)")
+    parser.add_argument("--map", action="append", default=[], metavar="CANONICAL=COLUMN",
+                        help="read an export column under another name (repeatable)")
+    parser.add_argument("--duration-unit", choices=("s", "ms", "us"), default="ms",
+                        help="unit of duration columns in exports (default: ms)")
+    parser.add_argument("--time-format", choices=("iso8601", "epoch_s", "epoch_ms"),
+                        default="iso8601", help="timestamp format in exports (default: iso8601)")
+    parser.add_argument("--max-bad-rows", type=_parse_bad_rows, default=0, metavar="N",
+                        help="accept a file with up to N bad records (a count, or a ratio like "
+                             f"0.5%% or 0.005); they are kept in {rejects_go_to} (default: 0)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object per file instead of the table")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the whole command line."""
     formatter = argparse.RawDescriptionHelpFormatter
@@ -803,26 +827,16 @@ def build_parser() -> argparse.ArgumentParser:
             "mysetlist-slo ingest --kind csv --map timestamp=time --map duration_ms=latency "
             "requests.csv"))
     ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files to load")
-    ingest.add_argument("--kind", choices=KINDS, help="the file kind (default: from content)")
-    ingest.add_argument("--log-format", help="nginx log_format string of the access logs "
-                                             "(default: combined + $request_time "
-                                             "$upstream_response_time, or plain combined)")
-    ingest.add_argument("--map", action="append", default=[], metavar="CANONICAL=COLUMN",
-                        help="read an export column under another name (repeatable)")
-    ingest.add_argument("--duration-unit", choices=("s", "ms", "us"), default="ms",
-                        help="unit of duration columns in exports (default: ms)")
-    ingest.add_argument("--time-format", choices=("iso8601", "epoch_s", "epoch_ms"),
-                        default="iso8601", help="timestamp format in exports (default: iso8601)")
-    ingest.add_argument("--max-bad-rows", type=_parse_bad_rows, default=0, metavar="N",
-                        help="accept a file with up to N bad records (a count, or a ratio like "
-                             "0.5%% or 0.005); they are kept in the rejects table (default: 0)")
-    ingest.add_argument("--json", action="store_true",
-                        help="print one JSON object per file instead of the table")
+    ingest.add_argument("--kind", choices=(*KINDS, ROLLUPS_KIND),
+                        help="the file kind (default: from content); `rollups` loads the "
+                             "folder `mysetlist-slo rollup --out` wrote")
+    _add_source_options(ingest, "the rejects table")
     ingest.set_defaults(handler=cmd_ingest)
 
     status = commands.add_parser(
         "status", help="print the SLO table", formatter_class=formatter, parents=[shared],
-        description="SLI, error budget left and status of every configured SLO over its window.",
+        description="SLI, error budget left and status of every configured SLO over its window; "
+                    "each composite SLO follows its members, marked (composite).",
         epilog=_examples("mysetlist-slo status", "mysetlist-slo status --at 2026-11-23T00:00Z",
                          "mysetlist-slo status --fail-on breach   # exit 3 when out of budget"))
     status.add_argument("--at", type=_parse_time, default=None,
@@ -948,6 +962,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rules_commands(commands, formatter, shared)
     _add_collect(commands, formatter, shared)
     _add_bundles(commands, formatter, shared)
+    _add_lake(commands, formatter, shared)
+    _add_rollup(commands, formatter, shared)
     return parser
 
 
@@ -988,6 +1004,58 @@ def cmd_bundles_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_rollup(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+                formatter: type[argparse.HelpFormatter], shared: argparse.ArgumentParser
+                ) -> None:
+    rollup = commands.add_parser(
+        "rollup", help="roll a request lake up into rollup Parquet (DuckDB or Spark)",
+        formatter_class=formatter, parents=[shared],
+        description="Read the committed request files of a lake (`lake add`) and write the "
+                    "per-minute counters, good counts and 5-minute latency sketches as Parquet "
+                    "under OUT, one folder per table, Hive-partitioned by UTC day; load them "
+                    "with `ingest --kind rollups OUT`. Spark takes its settings from "
+                    "spark-defaults.conf and --conf.",
+        epilog=_examples("mysetlist-slo rollup --lake lake/ --out rollups/2026-W47",
+                         "mysetlist-slo rollup --engine spark --master local[2] --lake lake/ "
+                         "--out rollups/", "mysetlist-slo rollup --engine spark --master "
+                         "spark://head:7077 --conf spark.executor.memory=8g --lake /nfs/lake "
+                         "--out /nfs/rollups"))
+    rollup.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
+                        help="duckdb (embedded, default) or spark (the [spark] extra, Java 17)")
+    rollup.add_argument("--lake", type=Path, required=True, metavar="DIR", help="the lake")
+    rollup.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="output folder (new, or an unfinished rollup's)")
+    rollup.add_argument("--master", default=None,
+                        help="Spark master: local[2], spark://HOST:7077, yarn, k8s://... "
+                             "(default: Spark's own settings)")
+    rollup.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Spark setting, as spark-submit --conf (repeatable)")
+    rollup.set_defaults(handler=cmd_rollup)
+
+
+def cmd_rollup(args: argparse.Namespace) -> int:
+    """Roll the lake up with the chosen engine; print the rows written per table."""
+    from mysetlist_slo.engine import rollup_lake
+
+    conf = {}
+    for item in args.conf:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SloError(f"--conf {item!r}: expected KEY=VALUE")
+        conf[key.strip()] = value
+    if conf and args.engine != "spark":
+        raise SloError("--conf and --master are Spark settings; add --engine spark")
+    result = rollup_lake(args.lake, args.out, engine=args.engine,
+                         config=load_config(args.config), master=args.master, conf=conf)
+    table = Table("table", "rows", title=f"{args.out} ({result.engine})")
+    for name, rows in result.rows.items():
+        table.add_row(name, f"{rows:,}")
+    _out().print(table)
+    _say(f"{result.requests:,} requests from {result.lake_files} lake files, "
+         f"{result.routes} routes admitted, in {result.seconds:.1f} s")
+    return EXIT_OK
+
+
 def _add_bundles(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
                  formatter: type[argparse.HelpFormatter], shared: argparse.ArgumentParser
                  ) -> None:
@@ -1016,6 +1084,124 @@ def _add_bundles(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
                        help="exit with status 3 on a regression, or on any route over budget")
     check.add_argument("--json", action="store_true", help="print JSON records")
     check.set_defaults(handler=cmd_bundles_check)
+
+
+def cmd_ingest_rollups(args: argparse.Namespace) -> int:
+    """Load rollup output folders, a transaction per day; print one row per day."""
+    config = load_config(args.config)
+    rows: list[dict[str, object]] = []
+    con = open_store(args.db, wait=_wait(args))
+    try:
+        for out in args.paths:
+            for day in load_rollups(con, out, config):
+                rows.append({"output": str(out), "date": day.date, "files": day.files,
+                             "requests": day.requests, "skipped": day.skipped,
+                             "seconds": round(day.seconds, 3)})
+    finally:
+        con.close()
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return EXIT_OK
+    table = Table("date", "files", "requests", "skipped", "seconds")
+    table.add_column("output", overflow="fold")
+    for row in rows:
+        table.add_row(str(row["date"]), f"{row['files']:,}", f"{row['requests']:,}",
+                      "yes" if row["skipped"] else "no", f"{row['seconds']:.2f}",
+                      Text(terminal_safe(row["output"])))
+    _out().print(table)
+    if not rows:
+        _say("no days of rollups in the output; nothing to do")
+    return EXIT_OK
+
+
+def cmd_lake_add(args: argparse.Namespace) -> int:
+    """Add request files to a lake, each whole or not at all; exit 1 when any failed."""
+    config = load_config(args.config)
+    options = _export_options(args)
+    failed = 0
+    table = Table("kind", "rows", "rejected", "skipped", "parquet files")
+    table.add_column("file", overflow="fold")
+    for path in args.paths:
+        try:
+            result = add_to_lake(args.lake, path, kind=args.kind, config=config,
+                                 max_bad_rows=args.max_bad_rows, log_format=args.log_format,
+                                 options=options)
+        except IngestError as exc:
+            failed += 1
+            if args.json:
+                print(json.dumps({"file": str(path), "error": str(exc)}), flush=True)
+            else:
+                _say(f"error: {exc}", "red")
+            continue
+        if args.json:
+            print(json.dumps({"file": result.file, "kind": result.kind, "rows": result.rows,
+                              "rejected": result.rejected, "skipped": result.skipped,
+                              "parquet": result.parquet, "seconds": round(result.seconds, 3)}),
+                  flush=True)
+        elif result.message:
+            _say(f"{path}: {result.message}")
+        table.add_row(terminal_safe(result.kind), f"{result.rows:,}", f"{result.rejected:,}",
+                      "yes" if result.skipped else "no", f"{len(result.parquet)}",
+                      Text(terminal_safe(result.file)))
+    if not args.json:
+        _out().print(table)
+    if failed and len(args.paths) > 1:
+        _say(f"{failed} of {len(args.paths)} files failed; the others were added", "red")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_lake_list(args: argparse.Namespace) -> int:
+    """Print the lake's manifest: one row per source file, then the totals."""
+    manifest = lake_manifest(args.lake)
+    if args.json:
+        for entry in manifest.entries:
+            print(json.dumps(dataclasses.asdict(entry)))
+        return EXIT_OK
+    table = Table("added", "kind", "rows", "rejects", "days", "first", "last")
+    table.add_column("file", overflow="fold")
+    for entry in manifest.entries:
+        table.add_row(entry.added[:19], terminal_safe(entry.kind), f"{entry.rows:,}",
+                      f"{entry.rejects:,}", f"{len(entry.parquet)}",
+                      (entry.first_ts or "-")[:16], (entry.last_ts or "-")[:16],
+                      Text(terminal_safe(entry.file)))
+    _out().print(table)
+    days = {name.split("/")[1] for name in manifest.files()}
+    _say(f"{args.lake}: {len(manifest.entries)} files added, "
+         f"{sum(e.rows for e in manifest.entries):,} rows in {len(manifest.files())} Parquet "
+         f"files over {len(days)} days")
+    return EXIT_OK
+
+
+def _add_lake(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+              formatter: type[argparse.HelpFormatter], shared: argparse.ArgumentParser) -> None:
+    lake = commands.add_parser(
+        "lake", help="the raw Parquet lake that `rollup` reads", formatter_class=formatter,
+        description="A folder of canonical request rows as Parquet, Hive-partitioned by UTC day "
+                    "(requests/date=YYYY-MM-DD/), with a manifest of the files added.",
+        epilog=_examples("mysetlist-slo lake add --lake lake/ /var/log/nginx/access.log.*.gz",
+                         "mysetlist-slo lake list --lake lake/"))
+    actions = lake.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = actions.add_parser(
+        "add", help="add request files to the lake", formatter_class=formatter,
+        parents=[shared],
+        description="Validate request files as `ingest` does and write their rows as Parquet, "
+                    "each file whole or not at all; content already in the lake is skipped. "
+                    "A missing or empty --lake folder becomes a new lake.",
+        epilog=_examples("mysetlist-slo lake add --lake lake/ access.log access.log.2.gz",
+                         "mysetlist-slo lake add --lake lake/ --max-bad-rows 0.1% export.jsonl"))
+    add.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files to add")
+    add.add_argument("--lake", required=True, help="the lake folder (local)")
+    add.add_argument("--kind", choices=LAKE_KINDS, help="the file kind (default: from content)")
+    _add_source_options(add, "the lake's _rejects/ folder")
+    add.set_defaults(handler=cmd_lake_add)
+    listing = actions.add_parser(
+        "list", help="print what the lake holds", formatter_class=formatter, parents=[shared],
+        description="One row per file added: when, its kind, rows, rejects and days.",
+        epilog=_examples("mysetlist-slo lake list --lake lake/"))
+    listing.add_argument("--lake", required=True, help="the lake folder")
+    listing.add_argument("--json", action="store_true", help="one JSON object per file")
+    listing.set_defaults(handler=cmd_lake_list)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,12 +6,17 @@ import base64
 import gzip
 import hashlib
 import json
+import math
 import os
 import shutil
 import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import numpy as np
 import pyarrow as pa
@@ -158,49 +163,74 @@ def _seconds_text(us: np.ndarray) -> pa.Array:
     return pc.binary_join_element_wise(whole, frac, ".")
 
 
-def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, weeks: int = 5,
-                  mean_rps: float = 0.3, seed: int = 20261124) -> DemoManifest:
-    """Write the demo nginx logs under ``out_dir`` (a logrotate-style daily set) and a manifest.
+# Above this many requests the logs are generated and written a chunk of minutes at a time,
+# each chunk from its own seeded stream, so any rate fits in bounded memory. At and below it
+# (the default rate: ~1 M requests) all requests are drawn at once, as they always were: the
+# default demo's bytes, which tests and the README quote, stay the same.
+STREAM_ABOVE = 3_000_000
+_CHUNK_REQUESTS = 250_000  # requests generated at a time when streaming (~150 MB of work)
+_DEFAULT_RPS = 0.3  # streamed demos sample beacons and PostHog sessions to this rate's volume
 
-    Returns the DemoManifest: files written, time span and the planted events (a 7-minute
-    outage, an error spike after a deploy, a latency regression on /show/[id] in the last week,
-    and an API slowdown that leaves api-latency's budget low enough for a release freeze).
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    end = (end or default_end()).astimezone(UTC)
-    start = end - timedelta(weeks=weeks)
-    minutes = np.arange(np.datetime64(start.replace(tzinfo=None), "m"),
-                        np.datetime64(end.replace(tzinfo=None), "m"))
-    local = pc.local_timestamp(pa.array(minutes.astype("datetime64[s]"),
-                                        pa.timestamp("s", tz=SERVER_TZ)))
-    local_hours = (pc.hour(local).to_numpy() + pc.minute(local).to_numpy() / 60)
-    counts = rng.poisson(_traffic_per_minute(minutes.astype(np.int64), local_hours,
-                                             pc.day_of_week(local).to_numpy(), mean_rps))
-    total = int(counts.sum())
-    seconds = np.repeat(minutes.astype("datetime64[s]").astype(np.int64), counts)
-    seconds = np.sort(seconds + rng.integers(0, 60, total))
 
-    # The incidents, placed in the last full week, in the server's local evening.
+@dataclass(frozen=True)
+class _Plants:
+    """The incidents planted in the request logs (the last full week, local evenings)."""
+
+    outage: PlantedEvent
+    spike: PlantedEvent
+    regression: PlantedEvent
+    slowdown: PlantedEvent
+    storm: PlantedEvent
+
+
+def _plants(end: datetime) -> _Plants:
+    """Return the incidents of the demo ending at ``end``."""
     last_week = end - timedelta(days=7)
-    outage = PlantedEvent("outage", last_week + timedelta(days=2, hours=19, minutes=23),
-                          last_week + timedelta(days=2, hours=19, minutes=30),
-                          "upstream down for 7 minutes: every request answered 502")
-    spike = PlantedEvent("deploy_error_spike", last_week + timedelta(days=3, hours=23, minutes=5),
-                         last_week + timedelta(days=3, hours=23, minutes=45),
-                         "bad deploy: 8 % of /api/* requests fail with 500 for 40 minutes")
-    regression = PlantedEvent("latency_regression", last_week + timedelta(days=1), end,
-                              "/show/[id] takes 2.2x longer after a release")
-    slowdown = PlantedEvent("api_slowdown", last_week + timedelta(days=5, hours=16),
-                            last_week + timedelta(days=5, hours=22),
-                            "/api/* slow for 6 hours: api-latency's budget falls to about 15 % "
-                            "left, a release freeze under the error-budget policy")
-    storm = PlantedEvent("cache_miss_storm", last_week + timedelta(days=4, hours=13),
-                         last_week + timedelta(days=4, hours=23),
-                         "a deploy set Vary: Cookie on /_next/static/*: 80 % of static asset "
-                         "requests missed the cache for 10 hours")
+    return _Plants(
+        outage=PlantedEvent("outage", last_week + timedelta(days=2, hours=19, minutes=23),
+                            last_week + timedelta(days=2, hours=19, minutes=30),
+                            "upstream down for 7 minutes: every request answered 502"),
+        spike=PlantedEvent("deploy_error_spike",
+                           last_week + timedelta(days=3, hours=23, minutes=5),
+                           last_week + timedelta(days=3, hours=23, minutes=45),
+                           "bad deploy: 8 % of /api/* requests fail with 500 for 40 minutes"),
+        regression=PlantedEvent("latency_regression", last_week + timedelta(days=1), end,
+                                "/show/[id] takes 2.2x longer after a release"),
+        slowdown=PlantedEvent("api_slowdown", last_week + timedelta(days=5, hours=16),
+                              last_week + timedelta(days=5, hours=22),
+                              "/api/* slow for 6 hours: api-latency's budget falls to about "
+                              "15 % left, a release freeze under the error-budget policy"),
+        storm=PlantedEvent("cache_miss_storm", last_week + timedelta(days=4, hours=13),
+                           last_week + timedelta(days=4, hours=23),
+                           "a deploy set Vary: Cookie on /_next/static/*: 80 % of static "
+                           "asset requests missed the cache for 10 hours"))
 
+
+@dataclass
+class _Requests:
+    """Generated requests: their log lines, and what the other sources are drawn from."""
+
+    lines: pa.Array
+    templates: np.ndarray
+    paths: np.ndarray
+    agents: np.ndarray
+    status: np.ndarray
+
+    def pages(self) -> np.ndarray:
+        """Return which requests are page views by people (not API, static or crawlers)."""
+        return np.isin(self.templates, [r.template for r in ROUTES if not r.static and
+                                        not r.template.startswith("/api/")]) & (
+            self.agents != _BOT)
+
+
+SlowDown = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]
+
+
+def _requests(rng: np.random.Generator, seconds: np.ndarray, plants: _Plants,
+              cache_rng: np.random.Generator, slow_down: SlowDown) -> _Requests:
+    """Return requests received at ``seconds`` (Unix seconds, sorted) with the incidents;
+    ``slow_down(duration_us, ts, is_api, during)`` plants the API slowdown in place."""
+    total = len(seconds)
     shares = np.array([r.share for r in ROUTES])
     route_index = rng.choice(len(ROUTES), total, p=shares / shares.sum())
     paths = np.empty(total, dtype=object)
@@ -224,12 +254,12 @@ def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, w
     ts = seconds.astype("datetime64[s]")
     in_window = lambda e: (ts >= np.datetime64(e.start.replace(tzinfo=None))) & (  # noqa: E731
         ts < np.datetime64(e.end.replace(tzinfo=None)))
-    regressed = in_window(regression) & (templates == "/show/[id]")
+    regressed = in_window(plants.regression) & (templates == "/show/[id]")
     duration_us[regressed] *= 2.2
-    failing = in_window(spike) & is_api & (rng.random(total) < 0.08)
+    failing = in_window(plants.spike) & is_api & (rng.random(total) < 0.08)
     status[failing] = 500
-    _plant_slowdown(duration_us, ts, is_api, in_window(slowdown), end, seed)
-    down = in_window(outage) & ~static
+    slow_down(duration_us, ts, is_api, in_window(plants.slowdown))
+    down = in_window(plants.outage) & ~static
     status[down] = 502
     duration_us[down] = rng.uniform(1_000, 3_000, down.sum())  # connect refused: fast failures
 
@@ -252,29 +282,164 @@ def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, w
         pa.array(body).cast(pa.string()), ' "', referer, '" "',
         pa.array(np.array(USER_AGENTS, dtype=object)[agents], pa.string()), '" ',
         _seconds_text(duration_us), " ", upstream_text, " ",
-        pa.array(_cache_statuses(seed, ts, templates, static, storm), pa.string()), "",
+        pa.array(_cache_statuses(cache_rng, ts, templates, static, plants.storm), pa.string()),
+        "",
     )
-    manifest = DemoManifest(start, end, seed, total, events=[outage, spike, regression, slowdown,
-                                                      storm])
-    _write_rotated(out_dir, seconds, line, end, manifest)
-    _write_probes(out_dir / "probes.csv", rng, start, end, outage, manifest)
-    pages = np.isin(templates, [r.template for r in ROUTES if not r.static and
-                                not r.template.startswith("/api/")]) & (agents != _BOT)
-    viewed = np.flatnonzero(pages & (rng.random(total) < 0.2))  # a fifth of views send beacons
-    # Attribution draws from its own stream: the values drawn before it stay as they were.
-    _write_vitals(out_dir / "vitals.jsonl", rng, seconds[viewed], templates[viewed],
-                  paths[viewed], agents[viewed], regression, manifest,
-                  np.random.default_rng([seed, 18]))
-    _write_lighthouse(out_dir / "lighthouse", rng, start, end, regression, manifest)
-    _write_capacity(out_dir / "capacity", rng, seconds, start, end, manifest)
-    _write_recovery(out_dir / "recovery", seed, start, end, manifest)
-    _write_deploys(out_dir / "deploys", end, spike, manifest)
-    _write_posthog(out_dir / "posthog-events.jsonl", seed, seconds, end, manifest)
-    _write_sentry(out_dir / "sentry", seed, seconds, templates, status, start, end, spike,
-                  manifest)
-    _write_builds(out_dir / "builds", seed, start, end, manifest)
+    return _Requests(line, templates, paths, agents, status)
+
+
+def _rps(seconds: np.ndarray, start: datetime, end: datetime, step: int = 300) -> np.ndarray:
+    """Return the mean requests per second in each ``step``-second bin from start to end."""
+    bins = np.arange(int(start.timestamp()), int(end.timestamp()), step)
+    return np.bincount((seconds - bins[0]) // step, minlength=len(bins))[: len(bins)] / step
+
+
+def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, weeks: int = 5,
+                  mean_rps: float = 0.3, seed: int = 20261124) -> DemoManifest:
+    """Write the demo nginx logs under ``out_dir`` (a logrotate-style daily set) and a manifest.
+
+    Returns the DemoManifest: files written, time span and the planted events (a 7-minute
+    outage, an error spike after a deploy, a latency regression on /show/[id] in the last week,
+    and an API slowdown that leaves api-latency's budget low enough for a release freeze).
+    Above STREAM_ABOVE requests the logs are written a chunk of minutes at a time, in memory
+    bounded whatever ``mean_rps``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    end = (end or default_end()).astimezone(UTC)
+    start = end - timedelta(weeks=weeks)
+    minutes = np.arange(np.datetime64(start.replace(tzinfo=None), "m"),
+                        np.datetime64(end.replace(tzinfo=None), "m"))
+    local = pc.local_timestamp(pa.array(minutes.astype("datetime64[s]"),
+                                        pa.timestamp("s", tz=SERVER_TZ)))
+    local_hours = (pc.hour(local).to_numpy() + pc.minute(local).to_numpy() / 60)
+    counts = rng.poisson(_traffic_per_minute(minutes.astype(np.int64), local_hours,
+                                             pc.day_of_week(local).to_numpy(), mean_rps))
+    total = int(counts.sum())
+    plants = _plants(end)
+    manifest = DemoManifest(start, end, seed, total, events=[
+        plants.outage, plants.spike, plants.regression, plants.slowdown, plants.storm])
+    if total > STREAM_ABOVE:
+        _generate_streamed(out_dir, rng, counts, minutes, plants, manifest)
+    else:
+        _generate_at_once(out_dir, rng, counts, minutes, plants, manifest)
     (out_dir / "manifest.json").write_text(manifest.to_json(), "utf-8")
     return manifest
+
+
+def _generate_at_once(out_dir: Path, rng: np.random.Generator, counts: np.ndarray,
+                      minutes: np.ndarray, plants: _Plants, manifest: DemoManifest) -> None:
+    """Write every file of the demo from all its requests drawn at once (the default rate)."""
+    start, end, seed, total = manifest.start, manifest.end, manifest.seed, manifest.requests
+    seconds = np.repeat(minutes.astype("datetime64[s]").astype(np.int64), counts)
+    seconds = np.sort(seconds + rng.integers(0, 60, total))
+    made = _requests(rng, seconds, plants, np.random.default_rng(seed + 15),
+                     lambda duration_us, ts, is_api, during: _plant_slowdown(
+                         duration_us, ts, is_api, during, end, seed))
+    _write_rotated(out_dir, seconds, made.lines, end, manifest)
+    _write_probes(out_dir / "probes.csv", rng, start, end, plants.outage, manifest)
+    viewed = np.flatnonzero(made.pages() & (rng.random(total) < 0.2))  # a fifth send beacons
+    # Attribution draws from its own stream: the values drawn before it stay as they were.
+    _write_vitals(out_dir / "vitals.jsonl", rng, seconds[viewed], made.templates[viewed],
+                  made.paths[viewed], made.agents[viewed], plants.regression, manifest,
+                  np.random.default_rng([seed, 18]))
+    _write_lighthouse(out_dir / "lighthouse", rng, start, end, plants.regression, manifest)
+    _write_capacity(out_dir / "capacity", rng, _rps(seconds, start, end), start, end, manifest)
+    _write_recovery(out_dir / "recovery", seed, start, end, manifest)
+    _write_deploys(out_dir / "deploys", end, plants.spike, manifest)
+    _write_posthog(out_dir / "posthog-events.jsonl", seed, seconds, end, manifest)
+    sentry = _SentryTally(seed, start, end, plants.spike)
+    sentry.add(seconds, made.templates, made.status)
+    sentry.write(out_dir / "sentry", manifest)
+    _write_builds(out_dir / "builds", seed, start, end, manifest)
+
+
+def _generate_streamed(out_dir: Path, rng: np.random.Generator, counts: np.ndarray,
+                       minutes: np.ndarray, plants: _Plants, manifest: DemoManifest) -> None:
+    """Write every file of the demo, the logs a chunk of whole minutes at a time, each chunk
+    drawn from its own stream (seeded by the demo's seed and the chunk's first minute), so
+    memory stays bounded whatever the rate. What follows requests one by one accumulates per
+    chunk (requests per 5 minutes, Sentry's events and sessions); beacons and PostHog
+    sessions are drawn from a uniform sample of the requests, thinned to the default rate's
+    volume (a page view's chance of a beacon, a request's of starting a session, scaled)."""
+    for old in out_dir.glob("access.log*"):
+        old.unlink()
+    start, end, seed = manifest.start, manifest.end, manifest.seed
+    minute_s = minutes.astype("datetime64[s]").astype(np.int64)
+    age = (int(end.timestamp()) - minute_s - 1) // 86400  # 0 = the last day
+    chance = _slowdown_chance(counts, minute_s, plants.slowdown, end)
+    keep = min(1.0, _DEFAULT_RPS * 60 * len(minutes) / max(manifest.requests, 1))
+    rps = np.zeros(len(_rps(minute_s[:0], start, end)))
+    sentry = _SentryTally(seed, start, end, plants.spike)
+    beacons: list[tuple[np.ndarray, ...]] = []
+    sampled: list[np.ndarray] = []
+    names = []
+    for day in range(int(age.max()), -1, -1):  # oldest first: the other sources accumulate
+        name = "access.log" if day == 0 else f"access.log.{day}" + (".gz" if day >= 2 else "")
+        names.append(name)
+        day_minutes = np.flatnonzero(age == day)
+        with _open_log(out_dir / name) as log:
+            first = 0
+            while first < len(day_minutes):
+                # Whole minutes, up to _CHUNK_REQUESTS requests (at least one minute).
+                cumulative = np.cumsum(counts[day_minutes[first:]])
+                take = max(1, int(np.searchsorted(cumulative, _CHUNK_REQUESTS, side="right")))
+                chunk = day_minutes[first:first + take]
+                first += take
+                key = int(chunk[0])
+                chunk_rng = np.random.default_rng([seed, key])
+                seconds = np.repeat(minute_s[chunk], counts[chunk])
+                seconds = np.sort(seconds + chunk_rng.integers(0, 60, len(seconds)))
+                if not len(seconds):
+                    continue
+                slow_rng = np.random.default_rng([seed, 18, key])
+                made = _requests(chunk_rng, seconds, plants, np.random.default_rng([seed, 15, key]),
+                                 partial(_slow_by_chance, chance=chance, rng=slow_rng))
+                log.write(_log_bytes(made.lines))
+                rps += _rps(seconds, start, end)
+                sentry.add(seconds, made.templates, made.status)
+                draw = chunk_rng.random(len(seconds))
+                viewed = np.flatnonzero(made.pages() & (draw < 0.2 * keep))
+                beacons.append((seconds[viewed], made.templates[viewed], made.paths[viewed],
+                                made.agents[viewed]))
+                sampled.append(seconds[chunk_rng.random(len(seconds)) < keep])
+    manifest.files += [str(out_dir / name) for name in reversed(names)]
+    seconds, templates, paths, agents = (np.concatenate(parts)
+                                         for parts in zip(*beacons, strict=True))
+    _write_probes(out_dir / "probes.csv", rng, start, end, plants.outage, manifest)
+    _write_vitals(out_dir / "vitals.jsonl", rng, seconds, templates, paths, agents,
+                  plants.regression, manifest, np.random.default_rng([seed, 18]))
+    _write_lighthouse(out_dir / "lighthouse", rng, start, end, plants.regression, manifest)
+    _write_capacity(out_dir / "capacity", rng, rps, start, end, manifest)
+    _write_recovery(out_dir / "recovery", seed, start, end, manifest)
+    _write_deploys(out_dir / "deploys", end, plants.spike, manifest)
+    _write_posthog(out_dir / "posthog-events.jsonl", seed, np.concatenate(sampled), end,
+                   manifest)
+    sentry.write(out_dir / "sentry", manifest)
+    _write_builds(out_dir / "builds", seed, start, end, manifest)
+
+
+def _log_bytes(lines: pa.Array) -> memoryview:
+    """Return the log lines as one UTF-8 text, each ended by a newline, without a copy per
+    line (the string array's data buffer is that text once each line has its newline)."""
+    ended = pc.binary_join_element_wise(lines, "", "\n")
+    offsets = np.frombuffer(ended.buffers()[1], np.int32)[ended.offset:
+                                                          ended.offset + len(ended) + 1]
+    return memoryview(ended.buffers()[2])[int(offsets[0]):int(offsets[-1])]
+
+
+@contextmanager
+def _open_log(path: Path) -> Iterator[BinaryIO]:
+    """Open a rotated log for writing; .gz as logrotate compresses it, byte for byte the same
+    from run to run (mtime=0, no name)."""
+    with open(path, "wb") as raw:
+        if path.suffix != ".gz":
+            yield raw
+            return
+        with gzip.GzipFile(filename="", mode="wb", compresslevel=5, mtime=0,
+                           fileobj=raw) as handle:
+            yield cast(BinaryIO, handle)
 
 
 # The slowdown leaves this share of the api-latency SLO's budget (99 % of /api/* requests under
@@ -295,6 +460,36 @@ def _plant_slowdown(duration_us: np.ndarray, ts: np.ndarray, is_api: np.ndarray,
     wanted = round((1 - SLOWDOWN_LEFT) * 0.01 * int(in_slo.sum())) - int((in_slo & slow).sum())
     candidates = np.flatnonzero(during & is_api & ~slow)
     chosen = rng.choice(candidates, min(max(wanted, 0), len(candidates)), replace=False)
+    duration_us[chosen] = rng.uniform(250_000, 900_000, len(chosen))
+
+
+def _slowdown_chance(counts: np.ndarray, minute_s: np.ndarray, slowdown: PlantedEvent,
+                     end: datetime) -> float:
+    """Return the chance an /api/* request under 200 ms during the slowdown is made slow so
+    that api-latency's budget ends at about SLOWDOWN_LEFT, from the expected numbers (per
+    minute counts, route shares, the log-normal latencies' tails): what _plant_slowdown
+    counts exactly needs all requests at once, this a streamed demo can use chunk by chunk."""
+    total_share = sum(r.share for r in ROUTES)
+    api = [r for r in ROUTES if r.template.startswith("/api/")]
+    api_share = sum(r.share for r in api) / total_share
+    # P(lognormal(ln median, sigma) >= threshold) = erfc(z / sqrt 2) / 2.
+    slow_share = sum(r.share * 0.5 * math.erfc(
+        math.log(_LATENCY_THRESHOLD_US / (r.median_ms * 1000)) / r.sigma / math.sqrt(2))
+        for r in api) / total_share
+    in_slo = int(counts[minute_s >= int((end - _LATENCY_WINDOW).timestamp())].sum())
+    during = int(counts[(minute_s >= int(slowdown.start.timestamp()))
+                        & (minute_s < int(slowdown.end.timestamp()))].sum())
+    wanted = ((1 - SLOWDOWN_LEFT) * 0.01 * api_share - slow_share) * in_slo
+    candidates = (api_share - slow_share) * during
+    return float(np.clip(wanted / max(candidates, 1e-9), 0.0, 1.0))
+
+
+def _slow_by_chance(duration_us: np.ndarray, ts: np.ndarray, is_api: np.ndarray,
+                    during: np.ndarray, *, chance: float, rng: np.random.Generator) -> None:
+    """Make each /api/* request under 200 ms during the slowdown slow with ``chance``
+    (in place): the streamed demo's _plant_slowdown."""
+    candidates = np.flatnonzero(during & is_api & (duration_us < _LATENCY_THRESHOLD_US))
+    chosen = candidates[rng.random(len(candidates)) < chance]
     duration_us[chosen] = rng.uniform(250_000, 900_000, len(chosen))
 
 
@@ -560,17 +755,16 @@ _STATEMENTS = [
 ]
 
 
-def _write_capacity(folder: Path, rng: np.random.Generator, seconds: np.ndarray,
+def _write_capacity(folder: Path, rng: np.random.Generator, rps: np.ndarray,
                     start: datetime, end: datetime, manifest: DemoManifest) -> None:
     """Write Prometheus query_range exports (CPU, replicas, memory, disk, network latency),
     PgBouncer SHOW STATS / SHOW POOLS snapshots (with one restart) and daily
-    pg_stat_statements, all following the request load."""
+    pg_stat_statements, all following the request load ``rps`` (per 5 minutes, _rps)."""
     folder.mkdir(exist_ok=True)
     for old in folder.iterdir():
         old.unlink()
     step = 300
     bins = np.arange(int(start.timestamp()), int(end.timestamp()), step)
-    rps = np.bincount((seconds - bins[0]) // step, minlength=len(bins))[: len(bins)] / step
     replicas = np.clip(np.ceil((_IDLE_CORES + _CORES_PER_RPS * rps / 2) / _TARGET_CPU * 2
                                / 2), 2, 10)
     cores = replicas * _IDLE_CORES + _CORES_PER_RPS * rps + rng.normal(0, 0.01, len(bins))
@@ -633,12 +827,13 @@ def _write_capacity(folder: Path, rng: np.random.Generator, seconds: np.ndarray,
     manifest.files.append(str(folder / "pg_stat_statements.csv"))
 
 
-def _cache_statuses(seed: int, ts: np.ndarray, templates: np.ndarray, static: np.ndarray,
+def _cache_statuses(rng: np.random.Generator, ts: np.ndarray, templates: np.ndarray,
+                    static: np.ndarray,
                     storm: PlantedEvent) -> np.ndarray:
     """Return nginx's $upstream_cache_status per request: static assets hit 98.5 % of the
     time (80 % miss through the storm), the home page is cached briefly (ISR), other pages
-    bypass the cache, API and scanner requests make no cache lookup ("-")."""
-    rng = np.random.default_rng(seed + 15)  # its own stream: the other columns stay as they were
+    bypass the cache, API and scanner requests make no cache lookup ("-"). ``rng`` is its
+    own stream: the other columns stay as they were."""
     draw = rng.random(len(ts))
     out = np.full(len(ts), "-", dtype=object)
     stormy = (ts >= np.datetime64(storm.start.replace(tzinfo=None))) & (
@@ -834,24 +1029,38 @@ def _commit(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:40]
 
 
+BAD_RELEASE = "v2.14.0"
+
+
+def _releases(end: datetime, spike: PlantedEvent) -> list[tuple[str, datetime]]:
+    """Return the demo's one release schedule, oldest first: (version, when it went live).
+    The deploy log, Vercel and Sentry all name these releases at these times. A minor release
+    every four days before the last fortnight, then several at quiet moments, the bad release
+    v2.14.0 at the start of the error spike and its fix v2.14.1 when the spike ends. The
+    first release went live before any demo of up to eight weeks starts (Sentry's events need a
+    release to run)."""
+    last_week = end - timedelta(days=7)
+    first = last_week - timedelta(days=5) + timedelta(hours=14, minutes=10)
+    earlier = [(f"v2.{12 - k}.0", first - timedelta(days=4 * k)) for k in range(11, 0, -1)]
+    return [*earlier, ("v2.12.0", first),
+            ("v2.13.0", last_week - timedelta(days=2) + timedelta(hours=11, minutes=30)),
+            ("v2.13.1", last_week + timedelta(hours=13)),
+            ("v2.13.2", last_week + timedelta(days=1, hours=15, minutes=30)),
+            (BAD_RELEASE, spike.start),
+            ("v2.14.1", spike.end),
+            ("v2.14.2", last_week + timedelta(days=5, hours=10))]
+
+
 def _write_deploys(folder: Path, end: datetime, spike: PlantedEvent,
                    manifest: DemoManifest) -> None:
-    """Write the deploy log (JSON Lines) and Vercel's deployments response for the same
-    releases: several production deploys at quiet moments, the bad release v2.14.0 at the
-    start of the error spike and its fix 40 minutes later; Vercel also lists a preview
-    deployment and a production build that failed (neither went live)."""
+    """Write the deploy log (JSON Lines) and Vercel's deployments response for the releases
+    of _releases that went live in the demo's span; Vercel also lists a preview deployment and
+    a production build that failed (neither went live)."""
     folder.mkdir(exist_ok=True)
     for old in folder.iterdir():
         old.unlink()
-    last_week = end - timedelta(days=7)
-    releases = [("v2.12.0", last_week - timedelta(days=5) + timedelta(hours=14, minutes=10)),
-                ("v2.13.0", last_week - timedelta(days=2) + timedelta(hours=11, minutes=30)),
-                ("v2.13.1", last_week + timedelta(hours=13)),
-                ("v2.13.2", last_week + timedelta(days=1, hours=15, minutes=30)),
-                ("v2.14.0", spike.start),
-                ("v2.14.1", spike.end),
-                ("v2.14.2", last_week + timedelta(days=5, hours=10))]
-    releases = [(version, when) for version, when in releases if when >= manifest.start]
+    releases = [(version, when) for version, when in _releases(end, spike)
+                if when >= manifest.start]
     commits = {version: _commit(version) for version, _ in releases}
     log = [json.dumps({"timestamp": f"{when:%Y-%m-%dT%H:%M:%SZ}", "service": "mysetlist-web",
                        "version": version, "environment": "production",
@@ -886,7 +1095,8 @@ def _write_deploys(folder: Path, end: datetime, spike: PlantedEvent,
         "release v2.14.0 of mysetlist-web: the error spike starts with it, v2.14.1 fixes it"))
 
 
-PEAK_SESSIONS = 6_000
+PEAK_SESSIONS = 6_000  # the fans: every one of them comes to the concert-announcement peak
+FAN_WEEKLY = 0.6  # the chance a fan visits in a given week
 _POSTHOG_PAGES = ["/", "/artist/radiohead", "/artist/taylor-swift", "/show/8812",
                   "/venue/red-rocks", "/search", "/setlist/20931"]
 _DEVICE_TYPES = ["Desktop", "Mobile", "Mobile", "Tablet"]
@@ -896,14 +1106,16 @@ def _write_posthog(path: Path, seed: int, seconds: np.ndarray, end: datetime,
                    manifest: DemoManifest) -> None:
     """Write PostHog product events (JSON Lines, the batch-export shape): about one session
     per 120 requests, starting when requests do, of returning visitors of whom some log in
-    ($identify joins their anonymous id), and a planted concert-announcement peak: 6,000 new
-    visitors all active in one 5-minute window of the last week (Thursday 20:00 New York)."""
+    ($identify joins their anonymous id); 6,000 fans who each visit in about 60 % of weeks;
+    and a planted concert-announcement peak: all 6,000 fans active in one 5-minute window of
+    the last week (Thursday 20:00 New York). The fans make the weeks before the peak's
+    realistic: active users rise by about two thirds in its week, not forty-fold."""
     rng = np.random.default_rng(seed + 13)  # its own stream: the other files stay as they were
     last_week = end - timedelta(days=7)
     peak_start = last_week + timedelta(days=4, hours=1)
     peak = PlantedEvent("concurrency_peak", peak_start, peak_start + timedelta(minutes=5),
-                        f"concert announcement: {PEAK_SESSIONS:,} visitors active in the same "
-                        "5-minute window")
+                        f"concert announcement: {PEAK_SESSIONS:,} fans (returning visitors) "
+                        "active in the same 5-minute window")
     sessions = max(1, len(seconds) // 120)
     starts = np.sort(rng.choice(seconds, sessions))
     persons = max(1, sessions // 4)
@@ -940,12 +1152,29 @@ def _write_posthog(path: Path, seed: int, seconds: np.ndarray, end: datetime,
                 event("$identify", f"user-{who}", when + 1, session, device,
                       {"$anon_distinct_id": anon})
                 distinct = f"user-{who}"
+    # The fans' ordinary visits: one session a week with chance FAN_WEEKLY, at a moment drawn
+    # from the requests of that week (so mostly in the evening), two page views.
+    week_end = limit
+    week = 0
+    while len(seconds) and week_end > seconds.min():
+        pool = seconds[(seconds >= week_end - 7 * 86400) & (seconds < week_end)]
+        visiting = np.flatnonzero(rng.random(PEAK_SESSIONS) < FAN_WEEKLY)
+        if len(pool) and len(visiting):
+            for fan, began in zip(visiting.tolist(), rng.choice(pool, len(visiting)).tolist(),
+                                  strict=True):
+                session = f"fan-{week}-{fan}"
+                device = _DEVICE_TYPES[fan % len(_DEVICE_TYPES)]
+                for when in (began, began + rng.uniform(30, 600)):
+                    if when < limit:
+                        event("$pageview", f"fan-{fan}", when, session, device)
+        week_end -= 7 * 86400
+        week += 1
     base = peak_start.timestamp()
     for index in range(PEAK_SESSIONS):
-        session, anon = f"peak-{index}", f"peak-anon-{index}"
+        session = f"peak-{index}"
         device = _DEVICE_TYPES[index % len(_DEVICE_TYPES)]
         for when in (base + rng.uniform(0, 150), base + rng.uniform(150, 299)):
-            event("$pageview", anon, when, session, device)
+            event("$pageview", f"fan-{index}", when, session, device)
     path.write_text("\n".join(lines) + "\n", "utf-8")
     manifest.files.append(str(path))
     manifest.events.append(peak)
@@ -955,100 +1184,120 @@ SENTRY_LEVELS = ("error", "warning", "fatal", "info")
 _SENTRY_LEVEL_SHARE = (0.6, 0.25, 0.05, 0.1)
 
 
-def _write_sentry(folder: Path, seed: int, seconds: np.ndarray, templates: np.ndarray,
-                  status: np.ndarray, start: datetime, end: datetime, spike: PlantedEvent,
-                  manifest: DemoManifest) -> None:
-    """Write what Sentry's API answers for the demo: error events (Discover's ``events``),
-    ``stats_v2`` outcomes and release-health ``sessions`` per release, daily. A release every
-    four days; the planted bad release goes out with the deploy error spike and raises the
-    error rate of /api/* twentyfold until a fix ships a day later, when Sentry also rate-limits
-    some of its errors. Every 500 the app answered is an unhandled error in Sentry."""
-    folder.mkdir(exist_ok=True)
-    for old in folder.iterdir():
-        old.unlink()
-    rng = np.random.default_rng(seed + 13)  # its own stream: the other files stay as they were
-    bad_at, fix_at = spike.start, spike.start + timedelta(days=1)
-    times = [start + timedelta(days=4 * k, hours=15) for k in range(100)
-             if start + timedelta(days=4 * k, hours=15) < end]
-    times = sorted([t for t in times if not bad_at - timedelta(hours=12) <= t <= fix_at]
-                   + [bad_at, fix_at])
-    names = [f"mysetlist@1.{10 + i}.0" for i in range(len(times))]
-    bad = names[times.index(bad_at)]
-    manifest.events.append(PlantedEvent(
-        "sentry_bad_release", bad_at, fix_at, f"release {bad} makes 0.8 % of /api/* requests "
-        "fail in Sentry (twenty times the usual) until the next release a day later"))
-    # Each request runs the release deployed last before it.
-    stamps = np.array([int(t.timestamp()) for t in times])
-    release_of = np.searchsorted(stamps, seconds, side="right") - 1
-    app = ~np.isin(templates, ["/_next/static/[...path]", "/scanner"]) & (release_of >= 0)
-    api = np.char.startswith(templates.astype(str), "/api/")
-    in_bad = (seconds >= stamps[names.index(bad)]) & (seconds < int(fix_at.timestamp()))
-    chance = np.where(in_bad & api, 0.008, 0.0004)
-    reported = app & (rng.random(len(seconds)) < chance)
-    crashed = app & (status == 500)  # the app's own 500s: unhandled errors
-    picked = np.flatnonzero(reported | crashed)
-    levels = rng.choice(len(SENTRY_LEVELS), len(picked), p=_SENTRY_LEVEL_SHARE)
-    events = []
-    for index, level in zip(picked, levels, strict=True):
-        unhandled = bool(crashed[index]) or SENTRY_LEVELS[level] == "fatal"
-        template = str(templates[index])
-        high, low = (int(x) for x in rng.integers(0, 2**63, 2))
-        events.append({
-            "id": f"{high:016x}{low:016x}",
-            "timestamp": datetime.fromtimestamp(int(seconds[index]), UTC).isoformat(),
-            "level": "error" if crashed[index] else SENTRY_LEVELS[level],
-            "release": names[release_of[index]], "environment": "production",
-            "transaction": f"GET {template}" if template.startswith("/api/") else template,
-            "issue": f"MYSETLIST-{zlib.crc32(template.encode()) % 97 + 100 * level:X}",
-            "handled": "no" if unhandled else "yes", "project.name": "mysetlist"})
-    events.sort(key=lambda e: str(e["timestamp"]))
-    (folder / "events.json").write_text(json.dumps({"data": events, "meta": {
-        "fields": {"id": "string", "timestamp": "date", "level": "string",
-                   "release": "string", "environment": "string", "transaction": "string",
-                   "issue": "string", "handled": "string", "project.name": "string"}}},
-        indent=1) + "\n", "utf-8")
-    days = [start + timedelta(days=d) for d in range((end - start).days)]
-    day_of = ((seconds - int(start.timestamp())) // 86400).astype(np.int64)
-    accepted = np.bincount(day_of[picked], minlength=len(days))
-    limited = np.zeros(len(days), np.int64)
-    limited[(bad_at - start).days] = 60  # the error burst ran into the key's rate limit
-    filtered = rng.integers(0, 4, len(days))
-    stamp = [f"{d:%Y-%m-%dT%H:%M:%SZ}" for d in days]
+class _SentryTally:
+    """What Sentry's API answers for the demo, accumulated from requests a chunk at a time:
+    error events (Discover's ``events``), ``stats_v2`` outcomes and release-health
+    ``sessions`` per release, daily. The releases are the deploy log's (_releases: same
+    versions, same times); the bad release v2.14.0 goes out with the deploy error spike and
+    raises the error rate of /api/* twentyfold until its fix, and Sentry rate-limits some of
+    that day's errors. Every 500 the app answered is an unhandled error in Sentry. Chunks
+    must come in time order."""
 
-    def group(by: dict[str, str], values: np.ndarray) -> dict[str, object]:
-        series = [int(v) for v in values]
-        return {"by": by, "totals": {"sum(quantity)": sum(series)},
-                "series": {"sum(quantity)": series}}
+    def __init__(self, seed: int, start: datetime, end: datetime, spike: PlantedEvent) -> None:
+        """Plan the releases; nothing is counted yet."""
+        self.start, self.end = start, end
+        self.rng = np.random.default_rng(seed + 13)  # its own stream: the other files stay
+        releases = [(name, when) for name, when in _releases(end, spike) if when < end]
+        # From the release live when the demo starts: the older ones saw no request.
+        live = [i for i, (_, when) in enumerate(releases) if when <= start]
+        releases = releases[live[-1] if live else 0:]
+        self.names = [name for name, _ in releases]
+        self.bad = BAD_RELEASE
+        bad = self.names.index(BAD_RELEASE)
+        self.bad_at, self.fix_at = releases[bad][1], releases[bad + 1][1]
+        self.stamps = np.array([int(when.timestamp()) for _, when in releases])
+        self.days = [start + timedelta(days=d) for d in range((end - start).days)]
+        shape = (len(self.names), len(self.days))
+        self.page_views, self.crashes = np.zeros(shape, np.int64), np.zeros(shape, np.int64)
+        self.accepted = np.zeros(len(self.days), np.int64)
+        self.events: list[dict[str, object]] = []
 
-    stats = {"start": stamp[0], "end": f"{end:%Y-%m-%dT%H:%M:%SZ}", "intervals": stamp,
-             "groups": [group({"outcome": "accepted", "category": "error"}, accepted),
-                        group({"outcome": "rate_limited", "category": "error",
-                               "reason": "key_quota"}, limited),
-                        group({"outcome": "filtered", "category": "error",
-                               "reason": "browser-extensions"}, filtered)]}
-    (folder / "stats_v2.json").write_text(json.dumps(stats, indent=1) + "\n", "utf-8")
-    # Sessions: one per three page requests; an unhandled error crashes its session.
-    pages = app & ~api
-    groups = []
-    for i, name in enumerate(names):
-        mine = release_of == i
-        count = np.bincount(day_of[mine & pages], minlength=len(days)) // 3
-        crashes = np.bincount(day_of[mine & crashed], minlength=len(days)) + np.bincount(
-            day_of[picked][(release_of[picked] == i)
-                           & (np.array(SENTRY_LEVELS)[levels] == "fatal")],
-            minlength=len(days))
-        users = np.maximum(count * 2 // 5, np.minimum(count, 1))
-        free = [None if n == 0 else round(1 - min(c, n) / n, 6)
-                for n, c in zip(count, crashes, strict=True)]
-        free_users = [None if u == 0 else round(1 - min(c, u) / u, 6)
-                      for u, c in zip(users, crashes, strict=True)]
-        series = {"sum(session)": [int(n) for n in count],
-                  "count_unique(user)": [int(u) for u in users],
-                  "crash_free_rate(session)": free, "crash_free_rate(user)": free_users}
-        groups.append({"by": {"release": name},
-                       "totals": {"sum(session)": int(count.sum())}, "series": series})
-    sessions = {"start": stamp[0], "end": f"{end:%Y-%m-%dT%H:%M:%SZ}", "intervals": stamp,
-                "groups": groups, "query": ""}
-    (folder / "sessions.json").write_text(json.dumps(sessions, indent=1) + "\n", "utf-8")
-    for name in ("events.json", "stats_v2.json", "sessions.json"):
-        manifest.files.append(str(folder / name))
+    def add(self, seconds: np.ndarray, templates: np.ndarray, status: np.ndarray) -> None:
+        """Count the requests received at ``seconds`` (sorted) with their routes and status."""
+        rng = self.rng
+        # Each request runs the release deployed last before it.
+        release_of = np.searchsorted(self.stamps, seconds, side="right") - 1
+        app = ~np.isin(templates, ["/_next/static/[...path]", "/scanner"]) & (release_of >= 0)
+        api = np.char.startswith(templates.astype(str), "/api/")
+        in_bad = ((seconds >= self.stamps[self.names.index(self.bad)])
+                  & (seconds < int(self.fix_at.timestamp())))
+        chance = np.where(in_bad & api, 0.008, 0.0004)
+        reported = app & (rng.random(len(seconds)) < chance)
+        crashed = app & (status == 500)  # the app's own 500s: unhandled errors
+        picked = np.flatnonzero(reported | crashed)
+        levels = rng.choice(len(SENTRY_LEVELS), len(picked), p=_SENTRY_LEVEL_SHARE)
+        for index, level in zip(picked, levels, strict=True):
+            unhandled = bool(crashed[index]) or SENTRY_LEVELS[level] == "fatal"
+            template = str(templates[index])
+            high, low = (int(x) for x in rng.integers(0, 2**63, 2))
+            self.events.append({
+                "id": f"{high:016x}{low:016x}",
+                "timestamp": datetime.fromtimestamp(int(seconds[index]), UTC).isoformat(),
+                "level": "error" if crashed[index] else SENTRY_LEVELS[level],
+                "release": self.names[release_of[index]], "environment": "production",
+                "transaction": f"GET {template}" if template.startswith("/api/") else template,
+                "issue": f"MYSETLIST-{zlib.crc32(template.encode()) % 97 + 100 * level:X}",
+                "handled": "no" if unhandled else "yes", "project.name": "mysetlist"})
+        day_of = ((seconds - int(self.start.timestamp())) // 86400).astype(np.int64)
+        self.accepted += np.bincount(day_of[picked], minlength=len(self.days))
+        # Sessions: one per three page requests; an unhandled error crashes its session.
+        pages = app & ~api
+        fatal = np.zeros(len(seconds), dtype=bool)
+        fatal[picked] = np.array(SENTRY_LEVELS)[levels] == "fatal"
+        for i in np.unique(release_of[release_of >= 0]):
+            mine = release_of == i
+            self.page_views[i] += np.bincount(day_of[mine & pages], minlength=len(self.days))
+            self.crashes[i] += np.bincount(day_of[mine & crashed], minlength=len(self.days))
+            self.crashes[i] += np.bincount(day_of[mine & fatal], minlength=len(self.days))
+
+    def write(self, folder: Path, manifest: DemoManifest) -> None:
+        """Write events.json, stats_v2.json and sessions.json under ``folder``."""
+        folder.mkdir(exist_ok=True)
+        for old in folder.iterdir():
+            old.unlink()
+        manifest.events.append(PlantedEvent(
+            "sentry_bad_release", self.bad_at, self.fix_at, f"release {self.bad} makes 0.8 % "
+            "of /api/* requests fail in Sentry (twenty times the usual) besides the deploy "
+            "error spike's 500s, until the next release fixes it"))
+        events = sorted(self.events, key=lambda e: str(e["timestamp"]))
+        (folder / "events.json").write_text(json.dumps({"data": events, "meta": {
+            "fields": {"id": "string", "timestamp": "date", "level": "string",
+                       "release": "string", "environment": "string", "transaction": "string",
+                       "issue": "string", "handled": "string", "project.name": "string"}}},
+            indent=1) + "\n", "utf-8")
+        limited = np.zeros(len(self.days), np.int64)
+        limited[(self.bad_at - self.start).days] = 60  # the error burst hit the key's limit
+        filtered = self.rng.integers(0, 4, len(self.days))
+        stamp = [f"{d:%Y-%m-%dT%H:%M:%SZ}" for d in self.days]
+        end = f"{self.end:%Y-%m-%dT%H:%M:%SZ}"
+
+        def group(by: dict[str, str], values: np.ndarray) -> dict[str, object]:
+            series = [int(v) for v in values]
+            return {"by": by, "totals": {"sum(quantity)": sum(series)},
+                    "series": {"sum(quantity)": series}}
+
+        stats = {"start": stamp[0], "end": end, "intervals": stamp,
+                 "groups": [group({"outcome": "accepted", "category": "error"}, self.accepted),
+                            group({"outcome": "rate_limited", "category": "error",
+                                   "reason": "key_quota"}, limited),
+                            group({"outcome": "filtered", "category": "error",
+                                   "reason": "browser-extensions"}, filtered)]}
+        (folder / "stats_v2.json").write_text(json.dumps(stats, indent=1) + "\n", "utf-8")
+        groups = []
+        for name, views, crashes in zip(self.names, self.page_views, self.crashes, strict=True):
+            count = views // 3
+            users = np.maximum(count * 2 // 5, np.minimum(count, 1))
+            free = [None if n == 0 else round(1 - min(c, n) / n, 6)
+                    for n, c in zip(count, crashes, strict=True)]
+            free_users = [None if u == 0 else round(1 - min(c, u) / u, 6)
+                          for u, c in zip(users, crashes, strict=True)]
+            series = {"sum(session)": [int(n) for n in count],
+                      "count_unique(user)": [int(u) for u in users],
+                      "crash_free_rate(session)": free, "crash_free_rate(user)": free_users}
+            groups.append({"by": {"release": name},
+                           "totals": {"sum(session)": int(count.sum())}, "series": series})
+        sessions = {"start": stamp[0], "end": end, "intervals": stamp,
+                    "groups": groups, "query": ""}
+        (folder / "sessions.json").write_text(json.dumps(sessions, indent=1) + "\n", "utf-8")
+        for name in ("events.json", "stats_v2.json", "sessions.json"):
+            manifest.files.append(str(folder / name))

@@ -101,3 +101,21 @@ class StoreNotFoundError(SloError):
             f"{path}: no store here (found from {how}); create it with "
             f"`mysetlist-slo demo` (demo data) or `mysetlist-slo ingest --db {path} FILE...`, "
             "or point $MYSETLIST_SLO_DB or the db parameter at an existing store")
+
+
+class LakeError(SloError):
+    """Raised when a Parquet lake cannot be opened or written: not a lake, busy, remote, damaged
+    manifest; what was in the lake stays as it was."""
+
+    def __init__(self, lake: str, message: str) -> None:
+        self.lake = lake
+        super().__init__(f"{lake}: {message}")
+
+
+class RollupError(SloError):
+    """Raised when a lake cannot be rolled up (no files, unusable output folder, engine
+    missing); nothing of the output is marked complete."""
+
+    def __init__(self, where: str, message: str) -> None:
+        self.where = where
+        super().__init__(f"{where}: {message}")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -24,6 +25,21 @@ def fixture_fuzz_selected(request: pytest.FixtureRequest) -> None:
     """Skip unless the run selected the fuzz marker (``pytest -m fuzz``)."""
     if "fuzz" not in (request.config.option.markexpr or ""):
         pytest.skip("the full-strength oracle run: select it with -m fuzz")
+
+
+@pytest.fixture(name="local_http")
+def fixture_local_http() -> Iterator[Callable[..., Any]]:
+    """Start fake HTTP APIs (``local_http(FakeX, *args)``: servers.LocalHttp subclasses) for
+    one test; stop them all after it."""
+    started: list[servers.LocalHttp] = []
+
+    def start(factory: Callable[..., servers.LocalHttp], *args: Any, **kwargs: Any) -> Any:
+        started.append(factory(*args, **kwargs))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.close()
 
 
 @pytest.fixture(name="real_data")

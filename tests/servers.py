@@ -8,17 +8,59 @@ skipped. ``.ci/run`` installs the packages when they are missing.
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """A request handler of a fake HTTP API: quiet, and answering JSON with ``answer``."""
+
+    def answer(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
+        """Send ``body`` as JSON with ``status`` and ``headers``."""
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        """Print nothing: the tests assert on what the server records."""
+
+
+class LocalHttp:
+    """A fake HTTP API (a handler class) served on a free loopback port from a thread; the
+    test fixture ``local_http`` starts and stops them."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        """Stop serving."""
+        self.server.shutdown()
+        self.server.server_close()
+
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 SUPERUSER, SUPERUSER_PASSWORD = "postgres", "pg-super-secret-1"

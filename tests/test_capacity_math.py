@@ -86,6 +86,15 @@ def test_recommendation_says_when_max_is_not_enough() -> None:
     assert not rec.configured_max_is_enough and "will not be enough" in rec.verdict
 
 
+@pytest.mark.parametrize(("peak", "shown"), [(0.4, "0.400"), (12.34, "12.3"), (1183.2, "1,183")])
+def test_recommendation_prints_a_small_peak_with_its_digits(peak: float, shown: str) -> None:
+    """A quiet site's peak of 0.4 req/s reads "0.400 req/s" (3 significant digits), never
+    "0 req/s"; a large one keeps its thousands separator."""
+    pods = PodModel(0.001, 0.01, 1.0, 1.5)
+    rec = recommend_hpa(peak, pods, HpaSettings(2, 10, 70), headroom=0.2)
+    assert f"the peak of {shown} req/s" in rec.verdict
+
+
 def test_pod_model_fit_recovers_a_known_line() -> None:
     """Idle CPU and CPU per request come back from noisy samples with a few outliers."""
     rng = np.random.default_rng(2)

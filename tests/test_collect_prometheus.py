@@ -4,13 +4,12 @@ credentials."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -150,7 +149,7 @@ def test_chunks_cover_the_range_once() -> None:
         assert all(b + timedelta(seconds=step) == c for (_, b), (c, _) in pairwise(spans))
 
 
-class FakePrometheus:
+class FakePrometheus(servers.LocalHttp):
     """A local HTTP server answering query_range like Prometheus (value = the timestamp), with
     a behaviour per request: "ok", an HTTP status to fail with, or "slow"."""
 
@@ -160,7 +159,7 @@ class FakePrometheus:
         self.requests: list[dict[str, Any]] = []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(servers.JsonHandler):
             def do_GET(self) -> None:
                 params = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
                 fake.requests.append({"params": params, "auth": self.headers["Authorization"]})
@@ -172,50 +171,22 @@ class FakePrometheus:
                     time.sleep(2)
                     behaviour = "ok"
                 if behaviour != "ok":
-                    self.send_response(int(behaviour))
-                    self.end_headers()
-                    self.wfile.write(b'{"status":"error","error":"unavailable"}')
+                    self.answer(int(behaviour), {"status": "error", "error": "unavailable"})
                     return
                 start, end, step = (float(params[k]) for k in ("start", "end", "step"))
                 count = math.floor((end - start) / step) + 1
                 values = [[start + i * step, str(start + i * step)] for i in range(count)]
-                body = {"status": "success", "data": {"resultType": "matrix", "result": [
-                    {"metric": {"__name__": "fake", "job": "f"}, "values": values}]}}
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(json.dumps(body).encode())
+                self.answer(200, {"status": "success", "data": {"resultType": "matrix",
+                            "result": [{"metric": {"__name__": "fake", "job": "f"},
+                                        "values": values}]}})
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        """The server's base URL."""
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        """Stop serving."""
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture(name="fake")
-def fixture_fake() -> Iterator[Callable[..., FakePrometheus]]:
-    """Start fake Prometheus servers with given behaviours; stop them after the test."""
-    started: list[FakePrometheus] = []
-
-    def make(behaviours: list[str | int], token: str | None = None) -> FakePrometheus:
-        started.append(FakePrometheus(behaviours, token))
-        return started[-1]
-
-    yield make
-    for server in started:
-        server.close()
+def fixture_fake(local_http: Callable[..., Any]) -> Callable[..., FakePrometheus]:
+    """Start fake Prometheus servers with given behaviours (stopped after the test)."""
+    return functools.partial(local_http, FakePrometheus)
 
 
 START = datetime(2026, 11, 20, tzinfo=UTC)

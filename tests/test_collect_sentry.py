@@ -3,16 +3,16 @@ fixtures: Link-header pagination, the token from the environment, retries, refus
 
 from __future__ import annotations
 
+import functools
 import json
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import servers
 
 from mysetlist_slo import ingest_file, load_config, open_store
 from mysetlist_slo.cli import main
@@ -26,7 +26,7 @@ START, END = datetime(2026, 11, 9, tzinfo=UTC), datetime(2026, 11, 16, tzinfo=UT
 PAGE = 5
 
 
-class FakeSentry:
+class FakeSentry(servers.LocalHttp):
     """A local server answering /api/0/organizations/ORG/{events,stats_v2,sessions}/ from the
     fixtures; events come PAGE a page with Sentry's Link header. ``fail`` lists HTTP statuses
     to answer the first requests with; ``next_host`` sends the next link elsewhere."""
@@ -37,15 +37,7 @@ class FakeSentry:
         fake = self
         events = json.loads((FIXTURES / "events.json").read_text())
 
-        class Handler(BaseHTTPRequestHandler):
-            def answer(self, status: int, body: object, headers: dict[str, str]) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(json.dumps(body).encode())
-
+        class Handler(servers.JsonHandler):
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 params = parse_qs(parts.query)
@@ -74,36 +66,13 @@ class FakeSentry:
                             f'results="{str(more).lower()}"; cursor="0:{offset + PAGE}:0"')
                     self.answer(200, {"data": page, "meta": events["meta"]}, {"Link": link})
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        """The server's base URL."""
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        """Stop serving."""
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture(name="fake")
-def fixture_fake() -> Iterator[Callable[..., FakeSentry]]:
-    """Start fake Sentry servers; stop them after the test."""
-    started: list[FakeSentry] = []
-
-    def make(**options: Any) -> FakeSentry:
-        started.append(FakeSentry(**options))
-        return started[-1]
-
-    yield make
-    for server in started:
-        server.close()
+def fixture_fake(local_http: Callable[..., Any]) -> Callable[..., FakeSentry]:
+    """Start fake Sentry servers (stopped after the test)."""
+    return functools.partial(local_http, FakeSentry)
 
 
 def test_collected_equals_the_files(fake: Callable[..., FakeSentry], tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mysetlist_slo import ConfigError, ingest_file, load_config, open_store
+from mysetlist_slo import ConfigError, error_budgets, ingest_file, load_config, open_store
 from mysetlist_slo.config import parse_config
 from mysetlist_slo.slo.composite import (
     MemberCounts,
@@ -185,6 +185,7 @@ def test_composite_matches_the_oracle(tmp_path: Path, seed: int, window: str) ->
     con = open_store(tmp_path / "store.duckdb")
     ingest_file(con, export, config=config)
     members = _oracle_members(events)
+    table = error_budgets(con, config, AT).set_index("slo")
     if window == "week":
         start = datetime(2026, 11, 16, tzinfo=UTC)
         scale = Fraction(7 * 24 * 60, int((AT - start) / timedelta(minutes=1)))
@@ -200,6 +201,11 @@ def test_composite_matches_the_oracle(tmp_path: Path, seed: int, window: str) ->
         assert report.status == ("ok" if remaining >= 0 else "breach")
         assert report.sli == pytest.approx(float(100 * sli), rel=1e-12)
         assert report.budget_remaining == pytest.approx(float(remaining), rel=1e-9)
+        # The SLO table (status, error_budgets) shows the composite with the same numbers.
+        row = table.loc[composite.name]
+        assert (row["sli_kind"], row["composite_of"]) == ("composite", names)
+        assert row["sli"] == pytest.approx(float(100 * sli), rel=1e-12)
+        assert row["budget_remaining"] == pytest.approx(float(remaining), rel=1e-9)
         assert [m.budget_spent for m in report.members] == pytest.approx(
             [float(s) for s in spent], rel=1e-9)
         for name, span in (("1h", timedelta(hours=1)), ("24h", timedelta(hours=24))):
@@ -225,6 +231,9 @@ def test_composite_matches_the_oracle(tmp_path: Path, seed: int, window: str) ->
                            for w, p, f in zip(weights, part, whole, strict=True)) / (
                 share * scale)
         assert part_spent == pytest.approx(float(expected), rel=1e-9)
+    # Each composite right after the last of its members, in the configured order.
+    assert list(table.index) == ["avail-api", "avail-web", "by-events", "lat-api",
+                                 "by-weights", "monthly"]
     con.close()
 
 

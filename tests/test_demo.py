@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
+import re
 from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from conftest import DEMO_END
 
-from mysetlist_slo import DemoManifest, generate_demo, latency_percentiles, open_store
+from mysetlist_slo import DemoManifest, generate_demo, ingest_file, latency_percentiles, open_store
 from mysetlist_slo.cli import main
 
 
@@ -127,3 +131,89 @@ def test_demo_command_writes_and_loads(tmp_path: Path, capsys) -> None:
         assert kind in out
     assert "availability" in out
 
+
+
+_LINE = re.compile(r'\[(?P<when>[^\]]+)\] "(?P<method>\S+) (?P<path>\S+) [^"]*" (?P<status>\d+) '
+                   r'\d+ "[^"]*" "[^"]*" (?P<seconds>\S+) \S+ (?P<cache>\S+)$')
+
+
+def _raw_log(files: list[str]) -> pd.DataFrame:
+    """Return every request of the demo's nginx logs, parsed by a regex in plain pandas."""
+    lines: list[str] = []
+    for name in files:
+        if Path(name).name.startswith("access.log"):
+            opener = gzip.open if name.endswith(".gz") else open
+            with opener(name, "rt", encoding="utf-8") as handle:
+                lines += handle.read().splitlines()
+    frame = pd.Series(lines).str.extract(_LINE)
+    assert frame.notna().all().all()
+    frame["ts"] = pd.to_datetime(frame["when"], format="%d/%b/%Y:%H:%M:%S %z", utc=True)
+    frame["status"] = frame["status"].astype(int)
+    frame["ms"] = frame["seconds"].astype(float) * 1000
+    return frame
+
+
+def test_streamed_demo_plants_everything(tmp_path: Path, monkeypatch) -> None:
+    """Above STREAM_ABOVE the logs are written a chunk at a time: the same seed gives the same
+    bytes, every request loads, the logs hold the rate's requests per minute and, brute force
+    over the raw lines, every planted incident (outage, spike, regression, API slowdown to
+    about 15 % budget left, cache-miss storm), Sentry's bad release and PostHog's peak."""
+    import mysetlist_slo.demo as demo_module
+
+    monkeypatch.setattr(demo_module, "STREAM_ABOVE", 0)
+    monkeypatch.setattr(demo_module, "_CHUNK_REQUESTS", 5_000)  # several chunks a day
+    first = generate_demo(tmp_path / "a", end=DEMO_END, weeks=2, mean_rps=0.1)
+    again = generate_demo(tmp_path / "b", end=DEMO_END, weeks=2, mean_rps=0.1)
+    assert digest(first.files) == digest(again.files)
+    names = [Path(f).name for f in first.files]
+    assert names[:3] == ["access.log", "access.log.1", "access.log.2.gz"]
+    assert len([n for n in names if n.startswith("access.log")]) == 14
+
+    log = _raw_log(first.files)
+    assert len(log) == first.requests
+    assert abs(len(log) / (14 * 24 * 60) / (0.1 * 60) - 1) < 0.02  # requests per minute
+    con = open_store(tmp_path / "s.duckdb")
+    logs = [f for f in first.files if Path(f).name.startswith("access.log")]
+    assert sum(ingest_file(con, f).loaded for f in logs) == first.requests
+    con.close()
+
+    def during(name: str) -> pd.Series:
+        event = first.event(name)
+        return (log["ts"] >= event.start) & (log["ts"] < event.end)
+
+    static = log["path"].str.startswith("/_next/static/")
+    app = ~static & ~log["status"].eq(404)
+    api = log["path"].str.startswith("/api/")
+    outage = log[log["status"] == 502]
+    assert during("outage")[outage.index].all() and outage["ts"].dt.floor("min").nunique() >= 6
+    assert (log.loc[during("outage") & app, "status"] == 502).all()
+    spike = first.event("deploy_error_spike")
+    before = (log["ts"] >= spike.start - timedelta(days=3)) & (log["ts"] < spike.start)
+    assert 0.02 < (log.loc[during("deploy_error_spike") & api, "status"] == 500).mean() < 0.2
+    assert (log.loc[before & api, "status"] == 500).mean() < 0.002
+    show = log["path"].str.startswith("/show/")
+    regression = first.event("latency_regression")
+    after = log.loc[show & during("latency_regression"), "ms"].median()
+    earlier = log.loc[show & (log["ts"] < regression.start), "ms"].median()
+    assert 1.9 < after / earlier < 2.5
+    # api-latency: 99 % of /api/* under 200 ms over 28 days (all of this demo's two weeks).
+    left = 1 - (log.loc[api, "ms"] >= 200).mean() / 0.01
+    assert abs(left - demo_module.SLOWDOWN_LEFT) < 0.05
+    misses = log.loc[static, "cache"].eq("MISS")
+    assert misses[during("cache_miss_storm")[static]].mean() > 0.7
+    assert misses[~during("cache_miss_storm")[static]].mean() < 0.03
+
+    sentry = pd.DataFrame(json.loads((tmp_path / "a/sentry/events.json").read_text())["data"])
+    sentry["ts"] = pd.to_datetime(sentry["timestamp"], utc=True)
+    bad = first.event("sentry_bad_release")
+    name = bad.detail.split()[1]
+    in_bad = (sentry["ts"] >= bad.start) & (sentry["ts"] < bad.end)
+    mine = sentry[in_bad & sentry["transaction"].str.startswith("GET /api/")]
+    assert set(mine["release"]) == {name}
+    api_in_bad = (api & (log["ts"] >= bad.start) & (log["ts"] < bad.end)).sum()
+    assert len(mine) / api_in_bad > 10 * 0.0004  # the bad release's error rate: twentyfold
+    posthog = (tmp_path / "a/posthog-events.jsonl").read_text().splitlines()
+    peak = {json.loads(line)["properties"]["$session_id"] for line in posthog
+            if '"peak-' in line}
+    assert len(peak) == demo_module.PEAK_SESSIONS
+    assert (tmp_path / "a/vitals.jsonl").stat().st_size > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -81,3 +82,31 @@ def test_verdict_sentences() -> None:
     text = backtest_verdict(AlertBacktest(pd.DataFrame(), pd.DataFrame(), summary))
     assert "page (burn rate, page): caught 2 of 2, median 3 min to detect; 0 of 2" in text
     assert "static (static, critical): caught 0 of 2; never fired." in text
+
+
+def test_compact_figure_keeps_every_point_in_less_text() -> None:
+    """Evenly spaced times become x0 + dx (ms) that rebuild exactly the original times; uneven
+    times stay a list; the template keeps only the drawn trace types' defaults."""
+    import plotly.graph_objects as go
+
+    from mysetlist_slo.report.figures import compact_figure
+
+    even = pd.date_range("2026-11-16", periods=1440, freq="7min", tz="UTC")
+    uneven = even.delete(5)
+    # A column (written as naive UTC), a gap, and an index (written with its offset).
+    figure = go.Figure([go.Scatter(x=pd.Series(even), y=np.arange(1440.0)),
+                        go.Scatter(x=pd.Series(uneven), y=np.arange(1439.0)),
+                        go.Scatter(x=even, y=np.arange(1440.0))])
+    document = compact_figure(figure)
+    first, second, third = document["data"]
+    assert "x" not in first and first["dx"] == 7 * 60 * 1000
+    rebuilt = pd.Timestamp(first["x0"]) + pd.to_timedelta(np.arange(1440) * first["dx"],
+                                                          unit="ms")
+    assert (rebuilt == even.tz_localize(None)).all()
+    assert len(second["x"]) == 1439 and "x0" not in second
+    assert "x" not in third and pd.Timestamp(third["x0"]) == even[0]
+    assert third["dx"] == first["dx"]
+    assert set(document["layout"]["template"]["data"]) == {"scatter"}
+    original = json.loads(figure.to_json())
+    assert len(json.dumps(first)) < len(json.dumps(original["data"][0])) / 2
+    assert len(json.dumps(document["layout"])) < len(json.dumps(original["layout"])) / 2

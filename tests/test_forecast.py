@@ -134,12 +134,12 @@ def test_seasonal_naive_intervals_match_lead_and_clip_at_zero() -> None:
 
 def test_mstl_ets_calibrates_by_lead_day(synthetic: pd.Series) -> None:
     """A 30-day forecast takes each day's interval from errors made that many days ahead,
-    as far back as the history allows: each origin needs more than two weeks before it, so
-    five weeks leave origins 1 to 20 days back; days 1-20 are calibrated at their own lead and
-    days 21-30 reuse the 20-day errors, said in the frame; bounds are never negative."""
+    as far back as the history allows: each origin needs two weeks before it, so five weeks
+    leave origins 1 to 21 days back; days 1-21 are calibrated at their own lead and days
+    22-30 reuse the 21-day errors, said in the frame; bounds are never negative."""
     forecast = mstl_ets(synthetic, 24 * 30, (24, 168))
     lead = forecast["calibrated_lead_days"].to_numpy()
-    assert lead.tolist() == [min(d + 1, 20) for d in range(30) for _ in range(24)]
+    assert lead.tolist() == [min(d + 1, 21) for d in range(30) for _ in range(24)]
     assert (forecast[["mean", "lo80", "lo95"]] >= 0).all().all()
 
 
@@ -207,3 +207,15 @@ def test_held_out_coverage_on_real_nasa_traffic(real_data: Path) -> None:
             actual, forecast[f"lo{level}"], forecast[f"hi{level}"], strict=True)))
             for level in (80, 95)]
         assert [n / len(actual) for n in inside] == pytest.approx(stated[name], abs=5e-4)
+
+
+def test_mstl_ets_on_three_days_of_history() -> None:
+    """Three days of hourly history (a one-week store's first backtest fold) forecast the next
+    day: its last calibration origin leaves exactly two daily seasons, which statsmodels' MSTL
+    cannot decompose (it failed there with UnboundLocalError); the level stays the series'."""
+    hours = np.arange(72)
+    series = pd.Series(100 + 20 * np.sin(2 * np.pi * hours / 24),
+                       index=pd.date_range("2026-11-16", periods=72, freq="h"))
+    forecast = mstl_ets(series, 24, (24,))
+    assert len(forecast) == 24 and np.isfinite(forecast["mean"]).all()
+    assert abs(forecast["mean"].mean() - 100) < 5

@@ -16,9 +16,12 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "_regex": 0,
     "_terminal": 0,
+    "_numbers": 0,
     "config": 1,
     "sources": 2,
     "store": 3,
+    "engine": 3,  # the rollup step on DuckDB or Spark, beside the store
+    "lake": 3,  # the raw Parquet lake beside the store; loads rollups into it
     "collect": 4,  # live pulls land through the store; nothing analyses or reports from here
     "slo": 5,
     "vitals": 5,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import re
 import subprocess
 import sys
 import tomllib
@@ -58,6 +59,24 @@ def test_lower_bounds_refuse_an_unbounded_dependency(tmp_path: Path) -> None:
         assert "'pandas' declares no lower bound" in str(stop.code)
     else:
         raise AssertionError("an unbounded dependency was accepted")
+
+
+def test_lower_bounds_run_weekly_in_ci() -> None:
+    """A weekly, manually startable workflow runs the README's lower-bound command as root on
+    Debian 12 (whose PostgreSQL 15 is what tasks.py installs and the tests start); the per-push
+    CI does not run it."""
+    readme = (ROOT / "README.md").read_text("utf-8")
+    command = re.search(r"`(python3 tasks\.py lowest)[^`]*`", readme)
+    assert command, "the README names no lower-bound command"
+    workflow = yaml.safe_load((ROOT / ".github/workflows/lowest.yml").read_text("utf-8"))
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
+    day, month, weekday = triggers["schedule"][0]["cron"].split()[2:]  # one day a week
+    assert day == month == "*" and weekday.isdigit() and "workflow_dispatch" in triggers
+    job = workflow["jobs"]["lowest"]
+    assert [step["run"] for step in job["steps"] if "run" in step] == [command.group(1)]
+    assert job["container"].endswith("-bookworm")
+    assert _tasks().SYSTEM_PACKAGES["postgresql"].startswith("/usr/lib/postgresql/15/")
+    assert "lowest" not in (ROOT / ".ci/run").read_text("utf-8")
 
 
 def test_docs_are_published_by_the_strict_build() -> None:

@@ -31,6 +31,8 @@ EVIL_ROUTE = "/[click](javascript:alert(1))|<img src=x onerror=alert(2)>"
     (67.6345, "pct", "67.6 %"),
     (0.6763, "share", "67.6 %"),
     (-49.2553, "pct", "−49.3 %"),
+    (99.45, "objective", "99.45 %"),  # a target shows every digit: not 99.5 %
+    (99.0, "objective", "99 %"),
     (794057, "count", "794,057"),
     (31013.0, "count", "31,013"),
     (113.0, "ms", "113 ms"),
@@ -70,6 +72,21 @@ def test_markdown_escaping_leaves_nothing_active() -> None:
     assert "javascript:alert(1)" in rendered  # shown as text, not dropped
     text = re.sub(r"<[^>]+>", "", rendered).strip()
     assert text.replace("&lt;", "<").replace("&gt;", ">") == EVIL_ROUTE
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("92.3 % hits", "92.3 % hits"),   # a decimal point is no list marker: left as it is
+    ("1. first", "1\\. first"),       # an ordered-list marker at the start: escaped
+    ("7) x", "7\\) x"),
+    ("10.", "10\\."),                 # a marker ending the line
+    ("1234567890. x", "1234567890. x"),  # ten digits are no marker (CommonMark: 1-9)
+])
+def test_markdown_escapes_list_markers_only(text: str, expected: str) -> None:
+    """Digits and a dot are escaped only where CommonMark would start a list with them, and
+    the rendered text is the input either way."""
+    assert markdown_text(text) == expected
+    rendered = markdown_it.MarkdownIt("commonmark").render(markdown_text(text))
+    assert rendered == f"<p>{text}</p>\n"
 
 
 def test_control_characters_are_stripped() -> None:
@@ -260,3 +277,25 @@ def test_weekly_summary_carries_the_scalability_and_recovery_findings(demo, demo
         assert markdown_text(topic) in digest
     assert all(markdown_text(t) + ":" not in digest for t, i in items.items()
                if i["status"] == "ok")
+
+
+def test_prune_styles_drops_only_rules_that_can_match_nothing() -> None:
+    """A JupyterLab rule whose classes the page lacks goes; one whose classes it has, a rule
+    without application classes, a :not() of an absent class and a @media block with a
+    matching rule stay; a @media block left empty goes."""
+    from mysetlist_slo.report.runner import prune_styles
+
+    css = (".jp-Absent .jp-Cell { color: red }\n"
+           ".jp-Cell, .jp-Absent { margin: 1px }\n"
+           "table td { padding: 2px }\n"
+           ".jp-Cell:not(.jp-mod-absent) { border: 0 }\n"
+           ".lm-Menu { display: none }\n"
+           "@media print { .jp-Cell { color: black } .lm-Menu { x: y } }\n"
+           "@media screen { .cm-editor { z-index: 1 } }\n")
+    page = f'<style type="text/css">{css}</style><div class="jp-Cell other">x</div>'
+    pruned = prune_styles(page)
+    for kept in (".jp-Cell, .jp-Absent", "table td", ".jp-Cell:not(.jp-mod-absent)",
+                 "@media print", "color: black", '<div class="jp-Cell other">x</div>'):
+        assert kept in pruned, kept
+    for dropped in (".jp-Absent .jp-Cell", "lm-Menu", "@media screen", "cm-editor"):
+        assert dropped not in pruned, dropped

@@ -32,4 +32,7 @@ def test_python_example_runs(demo_store_path: Path, tmp_path: Path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {}
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
-    assert len(namespace["budgets"]) == 5  # type: ignore[arg-type]
+    # One row per SLO (5 shipped) and one per composite (1), after its members.
+    budgets = namespace["budgets"]
+    assert len(budgets) == 6  # type: ignore[arg-type]
+    assert list(budgets["sli_kind"]).count("composite") == 1  # type: ignore[index]

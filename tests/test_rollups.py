@@ -8,6 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -188,3 +189,70 @@ def test_minute_counters_are_exact(store, tmp_path) -> None:
     assert got == expected
     good = store.execute("SELECT sum(good) FROM request_good WHERE threshold_ms = 200").fetchall()
     assert good[0][0] == int(((us < 200_000) & (status < 500)).sum())  # answered requests only
+
+
+def test_every_rollup_row_matches_the_raw_rows(store, tmp_path) -> None:
+    """Every row of every request rollup (counts, good counts, sketches, per region, per cache
+    outcome) equals a plain pandas rollup of the raw rows, untimed requests and 5xx included."""
+    rng = np.random.default_rng(19)
+    n = 30_000
+    seconds = rng.integers(0, 2 * 3600, n)
+    ts = pd.Timestamp(START) + pd.to_timedelta(seconds, unit="s")
+    status = rng.choice([200, 304, 404, 500, 502], n, p=[0.8, 0.05, 0.05, 0.05, 0.05])
+    paths = rng.choice(["/show/1", "/show/2", "/artist/x", "/api/search?q=a"], n)
+    us = rng.integers(0, 900_000, n).astype(float)
+    us[rng.random(n) < 0.1] = np.nan  # requests without a duration: counted, not timed
+    body = rng.integers(0, 10_000, n)
+    region = rng.choice(np.array(["eu", "us", None], dtype=object), n)
+    cache = rng.choice(np.array(["HIT", "MISS", None], dtype=object), n)
+    pq.write_table(pa.table({
+        "timestamp": pa.array(ts.to_numpy(), pa.timestamp("us", tz="UTC")),
+        "path": paths, "status": status, "bytes": body,
+        "duration_ms": pa.array(us / 1000, pa.float64(), from_pandas=True),  # NaN: null
+        "region": pa.array(region, pa.string()), "cache_status": pa.array(cache, pa.string()),
+    }), tmp_path / "r.parquet")
+    config = parse_config("latency_thresholds_ms: [100, 251]")
+    ingest_file(store, tmp_path / "r.parquet", config=config)
+
+    # No route patterns configured: ids collapse, the rest is its own template.
+    routes = {"/show/1": "/show/[id]", "/show/2": "/show/[id]", "/artist/x": "/artist/x",
+              "/api/search?q=a": "/api/search"}
+    raw = pd.DataFrame({"minute": (seconds // 60) * 60 + int(START.timestamp()),
+                        "route": [routes[p] for p in paths], "status": status, "us": us,
+                        "bytes": body, "region": region, "cache": cache})
+    raw["slot"] = raw["minute"] // 300 * 300
+    raw["bucket"] = np.where(raw["us"].isna(), 0, sketch_index(raw["us"].fillna(1)))
+    answered = raw[raw["us"].notna() & (raw["status"] < 500)]
+
+    def rows(query: str) -> list[tuple]:
+        return sorted(store.execute(query).fetchall())
+
+    def frame_rows(frame: pd.DataFrame) -> list[tuple]:
+        return sorted(tuple(int(v) if isinstance(v, (int, np.integer, float, np.floating))
+                            else v for v in row) for row in frame.itertuples(index=False))
+
+    counts = raw.groupby(["minute", "route", "status"]).agg(
+        requests=("us", "size"), timed=("us", "count"), duration=("us", "sum"),
+        bytes=("bytes", "sum")).reset_index()
+    assert rows("SELECT epoch(minute)::BIGINT, route, status, requests, timed, duration_sum_us,"
+                " bytes_sum FROM request_counts") == frame_rows(counts)
+    good = [(m, r, t, int((g["us"] < t * 1000).sum()))
+            for (m, r), g in answered.groupby(["minute", "route"]) for t in (100, 251)]
+    assert rows("SELECT epoch(minute)::BIGINT, route, threshold_ms, good "
+                "FROM request_good") == sorted(good)
+    sketch = answered.groupby(["slot", "route", "bucket"]).size().reset_index()
+    assert rows("SELECT epoch(slot)::BIGINT, route, bucket, count "
+                "FROM latency_sketch") == frame_rows(sketch)
+    regional = raw[raw["region"].notna()]
+    region_counts = regional.groupby(["minute", "region", "status"]).agg(
+        requests=("us", "size"), timed=("us", "count"), duration=("us", "sum")).reset_index()
+    assert rows("SELECT epoch(minute)::BIGINT, region, status, requests, timed, "
+                "duration_sum_us FROM region_counts") == frame_rows(region_counts)
+    region_sketch = answered[answered["region"].notna()].groupby(
+        ["slot", "region", "bucket"]).size().reset_index()
+    assert rows("SELECT epoch(slot)::BIGINT, region, bucket, count "
+                "FROM region_latency_sketch") == frame_rows(region_sketch)
+    cached = raw[raw["cache"].notna()].groupby(["minute", "route", "cache"]).agg(
+        requests=("us", "size"), bytes=("bytes", "sum")).reset_index()
+    assert rows("SELECT epoch(minute)::BIGINT, route, cache_status, requests, bytes_sum "
+                "FROM cache_counts") == frame_rows(cached)

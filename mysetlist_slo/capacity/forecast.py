@@ -127,13 +127,16 @@ def _mstl_ets_mean(history: pd.Series, horizon: int, periods: tuple[int, ...]) -
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel
     from statsmodels.tsa.seasonal import MSTL
 
-    # statsmodels' MSTL drops a period that is not shorter than half the series.
+    # statsmodels' MSTL keeps a period only under half the series, and fails with none left
+    # (a week of hourly history calibrates on exactly two days): then no season is removed.
     usable = tuple(p for p in periods if 2 * p < len(history))
     values = history.to_numpy(dtype=float)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter on flat stretches
-        decomposition = MSTL(values, periods=usable).fit()
-        seasonal = np.asarray(decomposition.seasonal).reshape(len(values), -1)
+        seasonal = np.zeros((len(values), 0))
+        if usable:
+            decomposition = MSTL(values, periods=usable).fit()
+            seasonal = np.asarray(decomposition.seasonal).reshape(len(values), -1)
         adjusted = values - seasonal.sum(axis=1)
         # A Series (plain integer index): statsmodels' prediction object needs an index.
         ets = ETSModel(pd.Series(adjusted), error="add", trend="add",
@@ -148,7 +151,7 @@ def _mstl_ets_mean(history: pd.Series, horizon: int, periods: tuple[int, ...]) -
 
 # Calibration origins, one day apart going back from the end of the history: at least three
 # (72 one-day-ahead errors), and one per day of the horizon as far back as the history allows
-# (each origin keeps more than two longest seasons before it), so a step d days ahead is
+# (each origin keeps two longest seasons before it), so a step d days ahead is
 # judged by errors made d days ahead (rolling origins).
 CALIBRATION_WINDOWS = 3
 
@@ -162,7 +165,7 @@ def mstl_ets(history: pd.Series, horizon: int, periods: tuple[int, ...]) -> pd.D
     from origins one day apart at the end of the history, held out (split conformal
     prediction), at matching lead times: steps on day d of the horizon take the errors made d
     days ahead, from every origin at least d days back. Past the longest lead the history can
-    calibrate (origins need more than two longest seasons before them), the errors of that
+    calibrate (origins need two longest seasons before them), the errors of that
     longest lead are reused, and the column ``calibrated_lead_days`` says which lead each step
     took.
     Raises ValueError when the history is too short for even one calibration day.
@@ -173,8 +176,8 @@ def mstl_ets(history: pd.Series, horizon: int, periods: tuple[int, ...]) -> pd.D
     by_lead: dict[int, list[float]] = {}
     for k in range(1, days + 1):
         cut = len(history) - k * DAY
-        if cut <= 2 * max(periods):
-            break  # the longest season needs more than two cycles before the origin
+        if cut < 2 * max(periods):
+            break  # two cycles of the longest season before the origin, at least
         steps = min(horizon, k * DAY)
         held_out = history.iloc[cut:cut + steps].to_numpy()
         errors = np.abs(held_out - _mstl_ets_mean(history.iloc[:cut], steps, periods))

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import duckdb
 import pandas as pd
 
+from mysetlist_slo._numbers import significant
 from mysetlist_slo.capacity.autoscaling import (
     HpaRecommendation,
     HpaReplay,
@@ -269,7 +270,7 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
                             capacity.concurrent_users if capacity else None,
                             capacity.think_time_s if capacity else 10.0)
     lines = [f"Forecast ({peak.model}, chosen by backtest): the peak over the next {horizon} "
-             f"days is {peak.peak_rps:,.1f} req/s including {growth:.0%} growth and "
+             f"days is {significant(peak.peak_rps)} req/s including {growth:.0%} growth and "
              f"5-minute bursts."]
     samples = cpu_per_pod(con, start, at)
     model = quality = replay_history = replay_forecast = recommendation = None
@@ -300,11 +301,11 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
         lines.append("No CPU data (Prometheus) is loaded: the HPA cannot be judged.")
     scenario = None
     if peak.concurrent_users_rps is not None and capacity:
+        times = peak.concurrent_users_rps / max(peak.peak_rps, 1e-9)
         lines.append(f"{capacity.concurrent_users:,} concurrent users at a "
                      f"{capacity.think_time_s:g} s think time send "
-                     f"{peak.concurrent_users_rps:,.0f} req/s (Little's law), "
-                     f"{peak.concurrent_users_rps / max(peak.peak_rps, 1e-9):,.0f} times the "
-                     "forecast peak.")
+                     f"{significant(peak.concurrent_users_rps)} req/s (Little's law), "
+                     f"{significant(times)} times the forecast peak.")
         if model is not None and hpa_config:
             scenario = recommend_hpa(peak.concurrent_users_rps, model, HpaSettings(
                 hpa_config.min_replicas, hpa_config.max_replicas,
@@ -315,10 +316,11 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
     if behaviour is not None and capacity:
         measured_rps = capacity.concurrent_users * behaviour.rps_per_user
         lines.append(f"Measured (PostHog sessions x requests, {behaviour.windows:,} 5-minute "
-                     f"windows): one concurrent user sends {behaviour.rps_per_user:.3f} req/s, "
+                     "windows): one concurrent user sends "
+                     f"{significant(behaviour.rps_per_user)} req/s, "
                      f"a request every {behaviour.think_time_s:.1f} s (assumed: "
                      f"{capacity.think_time_s:g} s), so {capacity.concurrent_users:,} users "
-                     f"send {measured_rps:,.0f} req/s.")
+                     f"send {significant(measured_rps)} req/s.")
         if model is not None and hpa_config:
             measured_scenario = recommend_hpa(measured_rps, model, HpaSettings(
                 hpa_config.min_replicas, hpa_config.max_replicas,

@@ -3,20 +3,19 @@ personal API key from the environment), a day per range, resumable, landed page 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pyarrow as pa
-import tenacity
 
-from mysetlist_slo.collect._secrets import safe_url, scrub
+from mysetlist_slo.collect._http import ApiClient, Credentials, secret_env, secret_file
+from mysetlist_slo.collect._secrets import safe_url
 from mysetlist_slo.collect.landing import land
 from mysetlist_slo.errors import CollectError
-from mysetlist_slo.sources.loadtests import BadField
+from mysetlist_slo.sources._lines import BadField
 from mysetlist_slo.sources.posthog import POSTHOG_SCHEMA, event_row
 from mysetlist_slo.store.database import open_store
 from mysetlist_slo.store.ingest import IngestResult
@@ -48,35 +47,11 @@ def api_key(env: Mapping[str, str] | None = None, key_file: Path | None = None) 
     """Return the personal API key from ``key_file`` (its first line) or the environment
     ($MYSETLIST_SLO_POSTHOG_API_KEY, else $POSTHOG_PERSONAL_API_KEY). Raises CollectError
     when there is none or the file cannot be read."""
-    env = os.environ if env is None else env
-    if key_file is not None:
-        try:
-            lines = key_file.read_text("utf-8").strip().splitlines()
-        except OSError as exc:
-            raise CollectError(str(key_file), f"cannot read the API key: {exc.strerror}") \
-                from None
-        if not lines or not lines[0].strip():
-            raise CollectError(str(key_file), "API key file is empty")
-        return lines[0].strip()
-    for name in KEY_ENVS:
-        if env.get(name):
-            return env[name].strip()
-    raise CollectError("posthog", f"no personal API key: set {KEY_ENVS[0]} (or "
-                       f"{KEY_ENVS[1]}) or use --key-file")
-
-
-class _Bearer(httpx.Auth):
-    def __init__(self, key: str) -> None:
-        self.header = f"Bearer {key}"
-        self.secrets = [key, self.header]
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = self.header
-        yield request
-
-
-class _Transient(Exception):
-    """A failure worth retrying: a timeout, a dropped connection, 429 or a 5xx answer."""
+    key = secret_file(key_file, "API key") if key_file is not None else secret_env(KEY_ENVS, env)
+    if key is None:
+        raise CollectError("posthog", f"no personal API key: set {KEY_ENVS[0]} (or "
+                           f"{KEY_ENVS[1]}) or use --key-file")
+    return key
 
 
 class PostHogClient:
@@ -89,56 +64,30 @@ class PostHogClient:
                                f"comes from {KEY_ENVS[0]} or --key-file")
         if not project.isdigit():
             raise CollectError(safe_url(host), f"project id is not a number: {project[:40]!r}")
-        self.source = f"{safe_url(host).rstrip('/')}/project/{project}"
         self.path = f"/api/projects/{project}/query/"
-        self.retries, self.backoff_s = retries, backoff_s
-        self.auth = _Bearer(key)
-        self.client = httpx.Client(base_url=host.rstrip("/"), auth=self.auth,
-                                   timeout=httpx.Timeout(timeout_s))
+        self.api = ApiClient(host, f"{safe_url(host).rstrip('/')}/project/{project}",
+                             auth=Credentials.bearer(key), timeout_s=timeout_s,
+                             retries=retries, backoff_s=backoff_s)
+        self.source = self.api.source
 
     def close(self) -> None:
         """Close the HTTP connections."""
-        self.client.close()
-
-    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            response = self.client.post(self.path, json=body)
-        except httpx.TimeoutException as exc:
-            raise _Transient(f"timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            raise _Transient(f"cannot connect: {exc}") from None
-        if response.status_code == 429 or response.status_code >= 500:
-            raise _Transient(f"HTTP {response.status_code}")
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = None
-        if response.status_code != 200 or not isinstance(answer, dict):
-            detail = answer.get("detail") if isinstance(answer, dict) else None
-            raise CollectError(self.source, scrub(
-                f"HTTP {response.status_code}: {detail or response.reason_phrase}"[:300],
-                self.auth.secrets))
-        return answer
+        self.api.close()
 
     def page(self, start: datetime, end: datetime, limit: int, offset: int) -> list[list[Any]]:
         """Return one page of events in [start, end) as rows in COLUMNS order.
 
         Timeouts, connection failures, 429 and 5xx answers are retried with exponential
-        backoff; after the last attempt, or on any other answer but 200, raises CollectError.
+        backoff; after the last attempt, or on any other answer but 200, raises CollectError
+        (see ``ApiClient.request``).
         """
         body = {"query": {"kind": "HogQLQuery", "query": QUERY % (limit, offset),
                           "values": {"start": start.strftime("%Y-%m-%d %H:%M:%S.%f"),
                                      "end": end.strftime("%Y-%m-%d %H:%M:%S.%f")}},
                 "name": "mysetlist-slo collect posthog"}
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.retries),
-            wait=tenacity.wait_exponential(multiplier=self.backoff_s, max=60),
-            retry=tenacity.retry_if_exception_type(_Transient), reraise=True)
-        try:
-            answer = retrying(self._post, body)
-        except _Transient as exc:
-            raise CollectError(self.source, f"query failed after {self.retries} attempts: "
-                               f"{scrub(str(exc), self.auth.secrets)}") from None
+        answer = self.api.json(self.api.request("POST", self.path, what="query", json=body))
+        if not isinstance(answer, dict):
+            raise CollectError(self.source, "the answer is not a JSON object")
         columns, results = answer.get("columns"), answer.get("results")
         if not isinstance(columns, list) or not isinstance(results, list):
             raise CollectError(self.source, "the answer has no columns and results")

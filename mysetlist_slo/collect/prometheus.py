@@ -7,7 +7,7 @@ import base64
 import json
 import math
 import os
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 import pyarrow as pa
-import tenacity
 
+from mysetlist_slo.collect._http import ApiClient, Credentials, secret_file
 from mysetlist_slo.collect._secrets import safe_url, scrub
 from mysetlist_slo.collect.landing import land
 from mysetlist_slo.errors import CollectError
@@ -58,42 +58,16 @@ def auth_from(env: Mapping[str, str] | None = None, token_file: Path | None = No
     on its first line) or $MYSETLIST_SLO_PROMETHEUS_USER / _PASSWORD; None when none is set.
     Raises CollectError when a file cannot be read or is empty."""
     env = os.environ if env is None else env
-
-    def read(path: Path) -> str:
-        try:
-            text = path.read_text("utf-8").strip().splitlines()
-        except OSError as exc:
-            raise CollectError(str(path), f"cannot read credentials: {exc.strerror}") from None
-        if not text or not text[0].strip():
-            raise CollectError(str(path), "credentials file is empty")
-        return text[0].strip()
-
-    token = read(token_file) if token_file else env.get(TOKEN_ENV)
+    token = secret_file(token_file, "credentials") if token_file else env.get(TOKEN_ENV)
     if token:
-        return _Credentials(f"Bearer {token}", token)
-    basic = read(basic_auth_file) if basic_auth_file else None
+        return Credentials.bearer(token)
+    basic = secret_file(basic_auth_file, "credentials") if basic_auth_file else None
     if basic is None and env.get(USER_ENV):
         basic = f"{env[USER_ENV]}:{env.get(PASSWORD_ENV, '')}"
     if basic is not None:
         password = basic.partition(":")[2]
-        return _Credentials("Basic " + base64.b64encode(basic.encode()).decode(), password)
+        return Credentials("Basic " + base64.b64encode(basic.encode()).decode(), password)
     return None
-
-
-class _Credentials(httpx.Auth):
-    """An Authorization header, and the secret in it (to scrub from any error text)."""
-
-    def __init__(self, header: str, secret: str) -> None:
-        self.header = header
-        self.secrets = [secret, header]
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = self.header
-        yield request
-
-
-class _Transient(Exception):
-    """A failure worth retrying: a timeout, a dropped connection, a 5xx answer."""
 
 
 def chunks(start: datetime, end: datetime, step_s: float,
@@ -116,60 +90,35 @@ class PrometheusClient:
 
     def __init__(self, url: str, *, auth: httpx.Auth | None = None, timeout_s: float = 30.0,
                  retries: int = 4, backoff_s: float = 1.0) -> None:
-        parts = httpx.URL(url)
-        if parts.password:
+        if httpx.URL(url).password:
             # Secrets never come from the command line, where ps and shell history show them.
             raise CollectError(safe_url(url), "a password in the URL is refused: set "
                                f"{USER_ENV}/{PASSWORD_ENV} or use --basic-auth-file")
-        self.source = safe_url(url)
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self.client = httpx.Client(base_url=url.rstrip("/"), auth=auth,
-                                   timeout=httpx.Timeout(timeout_s))
-        self._secrets: list[str] = list(getattr(auth, "secrets", []))
+        self.api = ApiClient(url, safe_url(url), auth=auth, timeout_s=timeout_s,
+                             retries=retries, backoff_s=backoff_s)
+        self.source = self.api.source
 
     def close(self) -> None:
         """Close the HTTP connections."""
-        self.client.close()
-
-    def _get(self, params: dict[str, str]) -> dict[str, Any]:
-        try:
-            response = self.client.get("/api/v1/query_range", params=params)
-        except httpx.TimeoutException as exc:
-            raise _Transient(f"timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            raise _Transient(f"cannot connect: {exc}") from None
-        if response.status_code >= 500:
-            raise _Transient(f"HTTP {response.status_code}")
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        if response.status_code != 200 or body.get("status") != "success":
-            reason = body.get("error") or response.reason_phrase
-            raise CollectError(self.source, scrub(f"HTTP {response.status_code}: {reason}",
-                                                  self._secrets))
-        result: dict[str, Any] = body["data"]
-        return result
+        self.api.close()
 
     def query_range(self, expr: str, start: datetime, end: datetime,
                     step_s: float) -> list[dict[str, Any]]:
         """Return the matrix result of ``expr`` over [start, end] at ``step_s``.
 
-        Timeouts, connection failures and 5xx answers are retried with exponential backoff;
-        after the last attempt (or on a 4xx answer) raises CollectError.
+        Timeouts, connection failures, 429 and 5xx answers are retried with exponential
+        backoff; after the last attempt (or on another 4xx answer) raises CollectError.
         """
         params = {"query": expr, "start": f"{start.timestamp():.3f}",
                   "end": f"{end.timestamp():.3f}", "step": f"{step_s:g}"}
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.retries),
-            wait=tenacity.wait_exponential(multiplier=self.backoff_s, max=60),
-            retry=tenacity.retry_if_exception_type(_Transient), reraise=True)
-        try:
-            data = retrying(self._get, params)
-        except _Transient as exc:
-            raise CollectError(self.source, f"query_range failed after {self.retries} "
-                               f"attempts: {scrub(str(exc), self._secrets)}") from None
+        response = self.api.request("GET", "/api/v1/query_range", what="query_range",
+                                    detail="error", params=params)
+        body = self.api.json(response)
+        if not isinstance(body, dict) or body.get("status") != "success":
+            reason = body.get("error") if isinstance(body, dict) else None
+            raise CollectError(self.source, scrub(f"HTTP 200: {reason or 'not a success'}",
+                                                  self.api.secrets))
+        data: dict[str, Any] = body.get("data") or {}
         if data.get("resultType") != "matrix":
             raise CollectError(self.source, f"expected a matrix, got {data.get('resultType')}")
         series: list[dict[str, Any]] = data["result"]

@@ -4,7 +4,6 @@ landed as one snapshot; the auth token comes from the environment and is never s
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,12 +12,12 @@ from urllib.parse import quote
 
 import httpx
 import pyarrow as pa
-import tenacity
 
-from mysetlist_slo.collect._secrets import safe_url, scrub
+from mysetlist_slo.collect._http import ApiClient, Credentials, secret_env, secret_file
+from mysetlist_slo.collect._secrets import safe_url
 from mysetlist_slo.collect.landing import land
 from mysetlist_slo.errors import CollectError
-from mysetlist_slo.sources.loadtests import BadField
+from mysetlist_slo.sources._lines import BadField
 from mysetlist_slo.sources.sentry import (
     EVENT_SCHEMA,
     SESSION_FIELDS,
@@ -28,6 +27,7 @@ from mysetlist_slo.sources.sentry import (
     SentryStatsSource,
     answer_time,
     event_row,
+    group_rows,
     interval_ends,
 )
 from mysetlist_slo.store.ingest import IngestResult
@@ -41,24 +41,12 @@ EVENT_FIELDS = ("id", "timestamp", "level", "release", "environment", "transacti
 MAX_PAGES = 10_000  # a cursor that never ends is a server bug, not data
 
 
-class _Transient(Exception):
-    """A failure worth retrying: a timeout, a dropped connection, a 5xx or 429 answer."""
-
-
 def token_from(env: Mapping[str, str] | None = None, token_file: Path | None = None) -> str:
     """Return the Sentry auth token from ``token_file`` (its first line) or $SENTRY_AUTH_TOKEN.
     Raises CollectError when neither is set or the file cannot be read or is empty."""
-    env = os.environ if env is None else env
-    if token_file is not None:
-        try:
-            lines = token_file.read_text("utf-8").strip().splitlines()
-        except OSError as exc:
-            raise CollectError(str(token_file), f"cannot read the token: {exc.strerror}") from None
-        if not lines or not lines[0].strip():
-            raise CollectError(str(token_file), "token file is empty")
-        return lines[0].strip()
-    token = env.get(TOKEN_ENV, "").strip()
-    if not token:
+    token = (secret_file(token_file, "token") if token_file is not None
+             else secret_env((TOKEN_ENV,), env))
+    if token is None:
         raise CollectError("sentry", f"no auth token: set {TOKEN_ENV} or pass --token-file")
     return token
 
@@ -74,58 +62,23 @@ class SentryClient:
                                f"{TOKEN_ENV} or use --token-file")
         if not org or "/" in org:
             raise CollectError(safe_url(url), f"not an organisation slug: {org!r}")
-        self.origin = (base.scheme, base.host, base.port)
-        self.source = f"{safe_url(url).rstrip('/')}/organizations/{org}"
         self.prefix = f"/api/0/organizations/{quote(org)}"
-        self.retries, self.backoff_s = retries, backoff_s
-        self._secrets = [token]
-        self.client = httpx.Client(base_url=url.rstrip("/"), timeout=httpx.Timeout(timeout_s),
-                                   headers={"Authorization": f"Bearer {token}"})
+        self.api = ApiClient(url, f"{safe_url(url).rstrip('/')}/organizations/{org}",
+                             auth=Credentials.bearer(token), timeout_s=timeout_s,
+                             retries=retries, backoff_s=backoff_s)
+        self.source = self.api.source
 
     def close(self) -> None:
         """Close the HTTP connections."""
-        self.client.close()
-
-    def _get_once(self, url: str | httpx.URL,
-                  params: list[tuple[str, str]] | None) -> httpx.Response:
-        try:
-            response = self.client.get(url, params=None if params is None
-                                       else httpx.QueryParams(tuple(params)))
-        except httpx.TimeoutException as exc:
-            raise _Transient(f"timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            raise _Transient(f"cannot connect: {exc}") from None
-        if response.status_code >= 500 or response.status_code == 429:
-            raise _Transient(f"HTTP {response.status_code}")
-        if response.status_code != 200:
-            try:
-                detail = response.json().get("detail", "")
-            except (ValueError, AttributeError):
-                detail = ""
-            reason = str(detail)[:200] or response.reason_phrase
-            raise CollectError(self.source, scrub(f"HTTP {response.status_code}: {reason}",
-                                                  self._secrets))
-        return response
+        self.api.close()
 
     def get(self, url: str | httpx.URL,
             params: list[tuple[str, str]] | None = None) -> httpx.Response:
         """Return the answer to a GET; timeouts, connection failures, 429 and 5xx are retried
         with exponential backoff, then (or on another 4xx) CollectError."""
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.retries),
-            wait=tenacity.wait_exponential(multiplier=self.backoff_s, max=60),
-            retry=tenacity.retry_if_exception_type(_Transient), reraise=True)
-        try:
-            return retrying(self._get_once, url, params)
-        except _Transient as exc:
-            raise CollectError(self.source, f"failed after {self.retries} attempts: "
-                               f"{scrub(str(exc), self._secrets)}") from None
-
-    def _json(self, response: httpx.Response) -> Any:
-        try:
-            return response.json()
-        except ValueError:
-            raise CollectError(self.source, f"{response.url.path}: answer is not JSON") from None
+        return self.api.request("GET", url, what="GET",
+                                params=None if params is None else httpx.QueryParams(
+                                    tuple(params)))
 
     def pages(self, endpoint: str, params: list[tuple[str, str]]) -> list[Any]:
         """Return the ``data`` rows of every page of a paginated endpoint, following the
@@ -134,7 +87,7 @@ class SentryClient:
         rows: list[Any] = []
         response = self.get(f"{self.prefix}/{endpoint}/", params)
         for _ in range(MAX_PAGES):
-            body = self._json(response)
+            body = self.api.json(response)
             data = body.get("data") if isinstance(body, dict) else body
             if not isinstance(data, list):
                 raise CollectError(self.source, f"{endpoint}: answer holds no data list")
@@ -142,17 +95,12 @@ class SentryClient:
             link = response.links.get("next")
             if not link or link.get("results") != "true":
                 return rows
-            following = httpx.URL(link["url"])
-            if not following.is_relative_url and (
-                    following.scheme, following.host, following.port) != self.origin:
-                raise CollectError(self.source, f"{endpoint}: the next page is on another "
-                                   f"host ({following.host}); not followed")
-            response = self.get(self.client.base_url.join(following))
+            response = self.get(self.api.next_page(link["url"], endpoint))
         raise CollectError(self.source, f"{endpoint}: more than {MAX_PAGES} pages")
 
     def series(self, endpoint: str, params: list[tuple[str, str]]) -> dict[str, Any]:
         """Return a time-series answer (stats_v2, sessions) as a dict."""
-        body = self._json(self.get(f"{self.prefix}/{endpoint}/", params))
+        body = self.api.json(self.get(f"{self.prefix}/{endpoint}/", params))
         if not isinstance(body, dict) or not isinstance(body.get("intervals"), list) or (
                 not isinstance(body.get("groups"), list)):
             raise CollectError(self.source, f"{endpoint}: answer holds no intervals and groups")
@@ -170,21 +118,12 @@ def _series_rows(client: SentryClient, endpoint: str, body: dict[str, Any],
     try:
         starts = [answer_time(v, f"intervals[{i}]") for i, v in enumerate(body["intervals"])]
         end = answer_time(body["end"], "end") if body.get("end") else None
-        ends = interval_ends(starts, end)
-        rows = []
-        for index, group in enumerate(body["groups"]):
-            try:
-                if not isinstance(group, dict) or not isinstance(group.get("by"), dict) or (
-                        not isinstance(group.get("series"), dict)):
-                    raise BadField("by", "not a group with by and series")
-                for name, values in group["series"].items():
-                    if not isinstance(values, list) or len(values) != len(starts):
-                        raise BadField(f"series.{name}", "not one value per interval")
-                rows += source.group(group, starts, ends)
-            except BadField as bad:
-                raise BadField(f"groups[{index}].{bad.field}", bad.problem) from None
     except BadField as bad:
         raise CollectError(client.source, f"{endpoint}: {bad}") from None
+    rows, rejects = group_rows(source, "", body["groups"], starts, interval_ends(starts, end))
+    if rejects:
+        raise CollectError(client.source, f"{endpoint}: {rejects[0].field}: "
+                           f"{rejects[0].problem}")
     return rows
 
 

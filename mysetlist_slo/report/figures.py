@@ -7,7 +7,9 @@ Text from logs (route names) reaches them only as data, which plotly escapes whe
 from __future__ import annotations
 
 import html
+import json
 import math
+import re
 from datetime import UTC
 from typing import Any
 
@@ -35,6 +37,41 @@ def thin(frame: pd.DataFrame, time: str, columns: list[str],
     out = grouped[columns].max()
     out.insert(0, time, grouped[time].first())
     return out.reset_index(drop=True)
+
+
+# ISO 8601 date-times as plotly's JSON encoder writes them (a Series: naive UTC with
+# microseconds; a DatetimeIndex: with its offset).
+_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?$")
+
+
+def compact_figure(figure: go.Figure) -> dict[str, Any]:
+    """Return ``figure`` as plotly JSON (a dict) that draws the same and weighs less.
+
+    - A trace whose x is evenly spaced date-times (burn rates, burn-down, metrics: every
+      point a fixed step after the one before) gets ``x0`` and ``dx`` (in ms, as plotly.js
+      takes a date axis's step) instead of one 28-character time per point.
+    - The template keeps its layout and only the trace defaults of the trace types drawn:
+      plotly's default carries those of 24 types, 4 KB in every figure.
+    """
+    document: dict[str, Any] = json.loads(figure.to_json())
+    for trace in document.get("data", []):
+        x = trace.get("x")
+        if (isinstance(x, list) and len(x) >= 3 and all(isinstance(v, str) for v in x)
+                and all(_ISO_TIME.match(v) for v in x)):
+            # One offset for all (plotly.js reads x0 as it read each x); else left as it is.
+            if len({_ISO_TIME.match(v)[2] for v in x}) > 1:  # type: ignore[index]
+                continue
+            times = pd.to_datetime(pd.Series(x), utc=True).to_numpy(dtype="datetime64[us]")
+            steps = np.diff(times).astype("int64")
+            if steps[0] > 0 and (steps == steps[0]).all() and steps[0] % 1000 == 0:
+                del trace["x"]
+                trace["x0"], trace["dx"] = x[0], int(steps[0]) // 1000
+    template = document.get("layout", {}).get("template")
+    if isinstance(template, dict) and isinstance(template.get("data"), dict):
+        drawn = {trace.get("type", "scatter") for trace in document.get("data", [])}
+        template["data"] = {kind: value for kind, value in template["data"].items()
+                            if kind in drawn}
+    return document
 
 
 # More deploys than this in one figure are drawn without their labels but the regressed ones.

@@ -19,6 +19,8 @@ from typing import Any
 import pandas as pd
 from pandas.io.formats.style import Styler
 
+from mysetlist_slo._numbers import significant
+
 MISSING = "–"  # en dash: one mark for every missing value, explained in a note
 
 # Status words people read, beside the machine names used in summary.json.
@@ -33,7 +35,7 @@ SEVERITY_COLOURS = {"page": "#D55E00", "critical": "#CC79A7", "ticket": "#E69F00
                     "warning": "#56B4E9"}
 
 UNITS = ("pct", "pct3", "share", "share3", "ms", "duration", "count", "burn", "time", "pvalue",
-         "number", "text", "bool", "bytes")
+         "number", "text", "bool", "bytes", "objective")
 
 
 def is_missing(value: Any) -> bool:
@@ -69,7 +71,8 @@ def fmt(value: Any, unit: str = "number") -> str:
     seconds above), ``duration`` (seconds, or a timedelta, as ``7 min 6 s``), ``count``
     (integer with separators), ``burn`` (a burn rate, ``0.44×``), ``time`` (UTC, to the minute),
     ``pvalue`` (``< 0.001`` or 3 decimals), ``number`` (3 significant digits), ``text``,
-    ``bool`` (yes / no), ``bytes`` (KB / MB). Raises ValueError for an unknown unit.
+    ``bool`` (yes / no), ``bytes`` (KB / MB), ``objective`` (a percent as configured, every
+    digit: ``99.45 %``). Raises ValueError for an unknown unit.
     """
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}; known: {', '.join(UNITS)}")
@@ -93,6 +96,8 @@ def fmt(value: Any, unit: str = "number") -> str:
     number = float(value)
     if math.isinf(number):
         return "∞" if number > 0 else "−∞"
+    if unit == "objective":  # a target is exact: 99.45 % must not read as 99.5 %
+        return f"{number:g} %"
     if unit in ("pct", "pct3", "share", "share3"):
         percent = 100 * number if unit.startswith("share") else number
         digits = 3 if unit.endswith("3") else 1
@@ -110,16 +115,7 @@ def fmt(value: Any, unit: str = "number") -> str:
             if abs(number) >= size:
                 return f"{number / size:,.1f} {name}"
         return f"{number:,.0f} B"
-    return _significant(number)
-
-
-def _significant(number: float, digits: int = 3) -> str:
-    """Return ``number`` with ``digits`` significant digits, thousands separated."""
-    if number == 0:
-        return "0"
-    magnitude = math.floor(math.log10(abs(number)))
-    decimals = max(digits - 1 - magnitude, 0)
-    return f"{round(number, decimals):,.{decimals}f}"
+    return significant(number)
 
 
 def vital(value: Any, metric: str) -> str:
@@ -204,7 +200,9 @@ _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
 _MARKDOWN_INLINE = re.compile(r"([\\`*_\[\]|~<>&])")
 # Characters that make markup only at the start of a line (headings, lists, quotes).
 _MARKDOWN_LEADING = re.compile(r"^(\s*)([#+\-=])")
-_MARKDOWN_ORDERED = re.compile(r"^(\s*\d+)([.)])")
+# An ordered-list marker is 1-9 digits and "." or ")" followed by a space or the end
+# (CommonMark 5.2): "92.3 %" is no marker and keeps its dot as it is.
+_MARKDOWN_ORDERED = re.compile(r"^(\s*\d{1,9})([.)])(?=\s|$)")
 
 
 def strip_controls(text: str) -> str:

@@ -6,7 +6,6 @@ Notebooks call these to show library results; nothing here computes a number.
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -18,10 +17,12 @@ from typing import Any
 import duckdb
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from mysetlist_slo.config import Config, load_config
 from mysetlist_slo.errors import StoreNotFoundError
 from mysetlist_slo.report import formatting
+from mysetlist_slo.report.figures import compact_figure
 from mysetlist_slo.report.overview import Headline, change, headline_count, overall_status
 from mysetlist_slo.report.weekly import WeeklySummary, weekly_summary
 from mysetlist_slo.resilience.section import ScalabilityRecovery
@@ -39,11 +40,12 @@ class OfflineFigure:
         self.figure = figure
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        # Through plotly's own JSON encoder (it knows numpy arrays and datetimes), compacted.
+        document = compact_figure(self.figure)
         return {
-            # Through plotly's own JSON encoder: it knows numpy arrays and datetimes.
-            "application/vnd.plotly.v1+json": json.loads(self.figure.to_json()),
-            "text/html": self.figure.to_html(full_html=False, include_plotlyjs=False,
-                                             include_mathjax=False),
+            "application/vnd.plotly.v1+json": document,
+            "text/html": pio.to_html(document, full_html=False, include_plotlyjs=False,
+                                     include_mathjax=False, validate=False),
             "text/plain": f"<plotly figure: {self.figure.layout.title.text or 'untitled'}>",
         }
 
@@ -229,7 +231,7 @@ def first_screen(title: str, summary: WeeklySummary, overview: pd.DataFrame,
         f'<p style="color:#555;font-size:0.85em;margin-top:0.5em">{html.escape(notes)}</p>')
 
 
-STATUS_UNITS = {"slo": "text", "status": "text", "objective": "pct", "sli_period": "pct3",
+STATUS_UNITS = {"slo": "text", "status": "text", "objective": "objective", "sli_period": "pct3",
                 "window": "text", "sli_window": "pct3", "budget_spent_period": "pct",
                 "budget_remaining": "pct", "burn_rate_1h": "burn", "burn_rate_24h": "burn"}
 STATUS_LABELS = {"slo": "SLO", "status": "status", "objective": "objective",

@@ -16,7 +16,7 @@ import pandas as pd
 
 from mysetlist_slo.capacity.users import active_user_count
 from mysetlist_slo.config import Config
-from mysetlist_slo.slo.budgets import error_budgets, slo_events
+from mysetlist_slo.slo.budgets import slo_budgets, slo_events
 from mysetlist_slo.slo.composite import (
     composite_span,
     evaluate_composite,
@@ -84,7 +84,7 @@ def slo_overview(con: duckdb.DuckDBPyConnection, config: Config, start: datetime
     budget_remaining (% of the window's budget), burn_rate_1h, burn_rate_24h, data_coverage
     (% of the window's minutes with data) and reason (why values are missing, or ""). The
     composite SLOs follow, one row each (sli_kind ``composite``)."""
-    budgets = error_budgets(con, config, at=end)
+    budgets = slo_budgets(con, config, at=end)
     rows = []
     for slo, report in zip(config.slos, budgets.to_dict("records"), strict=True):
         good = total = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import gzip
 import math
+import re
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import nbformat
 import papermill
+import tinycss2
 from jupyter_client.manager import AsyncKernelManager
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import TagRemovePreprocessor
@@ -141,7 +143,54 @@ def export_html(notebook: Path, html: Path) -> None:
     packed = base64.b64encode(gzip.compress(get_plotlyjs().encode(), 9, mtime=0)).decode()
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4),
                                           resources={"plotly_gzip_base64": packed})
-    html.write_text(body, "utf-8")
+    html.write_text(prune_styles(body), "utf-8")
+
+
+# Class families of JupyterLab's own CSS (the export embeds all of it, 240 KB): a rule that
+# needs one of these classes and the page has none of them can match nothing.
+_APP_CLASS = re.compile(r"\.((?:jp|lm|cm|bp3|p)-[\w-]+|CodeMirror[\w-]*)")
+_FUNCTIONAL = re.compile(r":[\w-]+\((?:[^()]|\([^()]*\))*\)")  # :not(.a), :is(.a, .b)
+_STYLE_BLOCK = re.compile(r"(<style[^>]*>)(.*?)(</style>)", re.S)
+
+
+def _can_match(prelude: str, classes: set[str]) -> bool:
+    """Return True unless every selector of ``prelude`` needs an application class the page
+    lacks (classes inside :not()/:is()/:has() are not counted: they need not be present)."""
+    plain = _FUNCTIONAL.sub("", prelude)
+    return any(all(name in classes for name in _APP_CLASS.findall(selector))
+               for selector in plain.split(","))
+
+
+def _pruned(rules: list[Any], classes: set[str]) -> list[Any]:
+    kept = []
+    for rule in rules:
+        if rule.type == "qualified-rule":
+            if not _can_match(tinycss2.serialize(rule.prelude), classes):
+                continue
+        elif rule.type == "at-rule" and rule.lower_at_keyword in ("media", "supports") \
+                and rule.content is not None:
+            inner = _pruned(tinycss2.parse_rule_list(rule.content, skip_comments=True,
+                                                     skip_whitespace=True), classes)
+            if not inner:
+                continue
+            rule.content = [token for item in inner
+                            for token in (item, tinycss2.ast.WhitespaceToken(0, 0, "\n"))]
+        kept.append(rule)
+    return kept
+
+
+def prune_styles(page: str) -> str:
+    """Return the HTML ``page`` with the rules of its ``<style>`` blocks that can match no
+    element left out (JupyterLab's styles of widgets, editors and menus that a static report
+    never holds) and CSS comments dropped; what can match is kept as written."""
+    classes = {name for value in re.findall(r'class="([^"]*)"', page) for name in value.split()}
+
+    def prune(match: re.Match[str]) -> str:
+        rules = _pruned(tinycss2.parse_stylesheet(match[2], skip_comments=True,
+                                                  skip_whitespace=True), classes)
+        return match[1] + "\n".join(tinycss2.serialize([rule]) for rule in rules) + match[3]
+
+    return _STYLE_BLOCK.sub(prune, page)
 
 
 def trim_notebook(notebook: Path) -> None:

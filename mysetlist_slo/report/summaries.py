@@ -575,7 +575,7 @@ def _lines(document: dict[str, Any]) -> list[str]:
             lines.append(
                 f"- {esc(slo['name'])}: {STATUS_WORDS[slo['status']]}, SLI "
                 f"{fmt(slo['sli_window_pct'], 'pct3')} over {esc(slo['window'])} "
-                f"(objective {fmt(slo['objective_pct'], 'pct')}), budget left "
+                f"(objective {fmt(slo['objective_pct'], 'objective')}), budget left "
                 f"{fmt(slo['budget_remaining_pct'], 'pct')}"
                 + (f" ({esc(slo['note'])})" if slo["note"] else ""))
         for outage in document["outages"]:

@@ -14,7 +14,7 @@ import pandas as pd
 from mysetlist_slo.config import Config
 from mysetlist_slo.report.formatting import vital
 from mysetlist_slo.slo.alerts import backtest_alerts, budget_incidents
-from mysetlist_slo.slo.budgets import error_budgets
+from mysetlist_slo.slo.budgets import slo_budgets
 from mysetlist_slo.slo.incidents import probe_outages
 from mysetlist_slo.slo.latency import exact_share, latency_percentiles
 from mysetlist_slo.slo.sli import window_bounds
@@ -158,7 +158,7 @@ def weekly_summary(con: duckdb.DuckDBPyConnection, config: Config, week: str | N
     label, start, end = iso_week(week, config.timezone, now)
     requests, errors_5xx, errors_4xx, minutes = con.execute(_TRAFFIC, [start, end]).fetchall()[0]
     api = latency_percentiles(con, start, end, (0.95,), routes=["/api/*"])
-    budgets = error_budgets(con, config, at=end)
+    budgets = slo_budgets(con, config, at=end)
     availability_slo = next((s for s in config.slos if s.sli == "availability"), None)
     backtest = None
     incidents = pd.DataFrame(columns=["start", "end", "bad"])

@@ -174,9 +174,10 @@ def _at(at: datetime | None) -> datetime:
     return (at or datetime.now(UTC)).astimezone(UTC).replace(second=0, microsecond=0)
 
 
-def error_budgets(con: duckdb.DuckDBPyConnection, config: Config,
-                  at: datetime | None = None) -> pd.DataFrame:
-    """Return one row per configured SLO: window, events, SLI, budget left, burn rates, status."""
+def slo_budgets(con: duckdb.DuckDBPyConnection, config: Config,
+                at: datetime | None = None) -> pd.DataFrame:
+    """Return one row per configured SLO (the BudgetReport fields), composites left out (see
+    ``composite.error_budgets`` for the table with them)."""
     end = _at(at)
     reports = [budget_report(con, slo, end, config.timezone_of(slo), config.min_events,
                              config.probes) for slo in config.slos]

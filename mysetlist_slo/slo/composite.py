@@ -36,6 +36,7 @@ from mysetlist_slo.slo.budgets import (
     _at,
     allowed_share,
     period_scale,
+    slo_budgets,
     slo_events,
 )
 from mysetlist_slo.slo.sli import MINUTE, STORED_SLIS, dense_minutes, period_end, window_bounds
@@ -296,6 +297,36 @@ def composite_budgets(con: duckdb.DuckDBPyConnection, config: Config,
         row["members"] = report.members
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def error_budgets(con: duckdb.DuckDBPyConnection, config: Config,
+                  at: datetime | None = None) -> pd.DataFrame:
+    """Return the SLO table at ``at`` (default: now): one row per configured SLO (the
+    BudgetReport fields: window, events, SLI, budget left, burn rates, status), each composite
+    SLO's row right after the last of its members. A composite row is marked by ``sli_kind``
+    ``composite`` and names its members in ``composite_of`` (None on an SLO's row); its
+    ``allowed_bad`` is None (a weighted composite has no budget in events)."""
+    end = _at(at)
+    table = slo_budgets(con, config, end)
+    names = list(table["slo"]) if len(table) else []
+    after: dict[int, list[dict[str, object]]] = {}
+    for composite in config.composites:
+        report = composite_report(con, config, composite, end)
+        members = [member.slo for member in composite.members]
+        after.setdefault(max(names.index(name) for name in members), []).append({
+            "slo": report.slo, "sli_kind": "composite", "objective": report.objective,
+            "budgeting": config.members_of(composite)[0].budgeting, "window": report.window,
+            "window_start": report.window_start, "window_end": report.window_end,
+            "total": report.total, "good": report.good, "bad": report.total - report.good,
+            "sli": report.sli, "allowed_bad": None,
+            "budget_remaining": report.budget_remaining, "burn_rate_1h": report.burn_rate_1h,
+            "burn_rate_24h": report.burn_rate_24h, "minutes_with_data": report.minutes_with_data,
+            "window_minutes": report.window_minutes, "status": report.status,
+            "composite_of": members})
+    rows: list[dict[str, object]] = []
+    for index, row in enumerate(table.assign(composite_of=None).to_dict("records")):
+        rows += [row, *after.get(index, [])]
+    return pd.DataFrame(rows, columns=[*table.columns, "composite_of"])
 
 
 def composite_impacts(report: CompositeReport) -> pd.DataFrame:

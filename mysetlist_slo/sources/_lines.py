@@ -1,18 +1,25 @@
-"""Streaming line reader for text exports: plain or gzip, exact line numbers, bounded memory."""
+"""Streaming readers of text exports (plain or gzip, exact line numbers): batches of lines
+for the SQL-checked sources, records (JSON Lines, CSV) for the sources checked in Python."""
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
+import io
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from mysetlist_slo.errors import IngestError
+from mysetlist_slo.sources._checks import load_json
+from mysetlist_slo.sources.types import Reject
 
 GZIP_MAGIC = b"\x1f\x8b"
 BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark, which editors and spreadsheets put first
@@ -164,17 +171,21 @@ def _split(complete: bytes, first_line: int,
                 values[i] = b""
                 keep[i] = False
         text = pa.array(values, pa.binary()).cast(pa.string())
-    mask = pa.array(keep)
-    text = pc.utf8_rtrim(pc.filter(text, mask), characters="\r\n")
-    return pc.filter(pa.array(numbers), mask), text, rejects
+    kept = pa.array(numbers)
+    if not keep.all():  # filtering copies every line: only when some are set aside
+        mask = pa.array(keep)
+        text, kept = pc.filter(text, mask), pc.filter(kept, mask)
+    return kept, pc.utf8_rtrim(text, characters="\r\n"), rejects
 
 
-def _take_lines(data: bytes, count: int) -> tuple[bytes, bytes]:
-    """Split ``data`` (whole lines) after its first ``count`` lines."""
-    if data.count(b"\n") <= count:
-        return data, b""
+def _take_lines(data: bytes, count: int) -> tuple[bytes, bytes, int]:
+    """Split ``data`` (whole lines) after its first ``count`` lines; return the two parts and
+    how many lines the first holds (counted once here: a scan of 16 MiB per batch)."""
+    lines = data.count(b"\n")
+    if lines <= count:
+        return data, b"", lines
     cut = int(np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)[count - 1]) + 1
-    return data[:cut], data[cut:]
+    return data[:cut], data[cut:], count
 
 
 def read_lines(path: Path, batch_bytes: int = DEFAULT_BATCH_BYTES,
@@ -246,12 +257,12 @@ def read_lines(path: Path, batch_bytes: int = DEFAULT_BATCH_BYTES,
                     skipped_len, carry = len(carry), b""
             # At most MAX_BATCH_LINES lines per batch: a file of tiny junk lines is refused
             # after its first batch, not after parsing millions of them.
-            complete, pending = _take_lines(pending, MAX_BATCH_LINES)
+            complete, pending, count = _take_lines(pending, MAX_BATCH_LINES)
             numbers, text = pa.array([], pa.int64()), pa.array([], pa.string())
             if complete:
                 numbers, text, bad = _split(complete, line_no + 1, max_line_bytes)
                 rejects.extend(bad)
-                line_no += complete.count(b"\n")
+                line_no += count
             if len(numbers) or rejects:
                 rejects.sort(key=lambda r: r.line)
                 yield LineBatch(numbers, text, rejects, raw.tell())
@@ -260,3 +271,195 @@ def read_lines(path: Path, batch_bytes: int = DEFAULT_BATCH_BYTES,
     finally:
         stream.close()
         raw.close()
+
+
+# --- Records of the sources checked in Python (JSON Lines, line logs, CSV) -------------------
+
+LINE_FIELD = "(line)"  # the field of a reject about the whole record, not one of its values
+
+
+class BadField(Exception):
+    """A value that cannot be used: the field as the file names it, and why."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field, self.problem = field, problem
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record of a file: the line it starts on, its value (the line's bytes, a decoded
+    JSON value, or a CSV record as {column: text}) and its raw bytes for a reject (a CSV
+    record's fields joined by commas)."""
+
+    line: int
+    value: Any
+    raw: bytes
+
+
+def _corrupt(path: Path, exc: BaseException) -> IngestError:
+    return IngestError(str(path), f"corrupt or truncated gzip data: {exc}")
+
+
+def text_lines(path: Path) -> Iterator[Record]:
+    """Yield every line of ``path`` (plain or gzip) that is not blank, numbered from 1, as
+    bytes without its newline (a leading UTF-8 byte-order mark dropped); raise IngestError
+    when a gzip stream is corrupt."""
+    stream, raw = open_maybe_gzip(path)
+    try:
+        for number, line in enumerate(stream, 1):
+            if number == 1:
+                line = line.removeprefix(BOM)
+            if line.strip():
+                line = line.removesuffix(b"\n")
+                yield Record(number, line, line[:_RAW_KEEP])
+    except (EOFError, OSError, zlib.error) as exc:
+        raise _corrupt(path, exc) from None
+    finally:
+        stream.close()
+        raw.close()
+
+
+def json_records(lines: Iterable[Record]) -> Iterator[Record | Reject]:
+    """Yield each line of ``lines`` (from text_lines) as a Record holding its JSON object, or
+    a Reject of the whole line when it is not UTF-8, not JSON, nested too deep or no object."""
+    for line in lines:
+        try:
+            value = load_json(line.value.decode("utf-8"))
+        except ValueError as exc:  # bad syntax, not UTF-8, nested too deep
+            yield Reject(line.line, LINE_FIELD, f"not JSON: {str(exc)[:80]}", line.raw)
+            continue
+        if not isinstance(value, dict):
+            yield Reject(line.line, LINE_FIELD, "not a JSON object", line.raw)
+            continue
+        yield Record(line.line, value, line.raw)
+
+
+def _has_surrogates(text: str) -> bool:
+    """Return True when ``text`` holds bytes that were not UTF-8 (kept as surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+class CsvRecords:
+    """The records of a CSV file (plain or gzip, streamed, a byte-order mark dropped):
+    ``header`` once opened (``empty`` when the file has none), then a Record (value:
+    {column: text}) or a Reject per record.
+
+    Blank lines are no records. A record that is malformed (bad quoting, a field over the csv
+    module's limit, a wrong number of fields, bytes that are not UTF-8) is a Reject of the
+    line it starts on; the reader goes on with the next one. Use as a context manager.
+    """
+
+    def __init__(self, path: Path, rename: Callable[[str], str] = str,
+                 field: str = LINE_FIELD) -> None:
+        """Open ``path`` and read its header (names passed through ``rename``); raise
+        IngestError when the header is not CSV or not UTF-8."""
+        self.path, self.field = path, field
+        self._stream, self._raw = open_maybe_gzip(path)
+        # surrogateescape keeps undecodable bytes visible, so only their record is refused.
+        self._text = io.TextIOWrapper(self._stream, encoding="utf-8-sig",
+                                      errors="surrogateescape", newline="")
+        self._reader = csv.reader(self._text)
+        try:
+            header = next(self._reader, None)
+        except csv.Error as exc:
+            self.close()
+            raise IngestError(str(path), f"line 1: not a CSV header: {exc}") from None
+        except (EOFError, OSError, zlib.error) as exc:
+            self.close()
+            raise _corrupt(path, exc) from None
+        self.empty = header is None  # no header line at all: an empty file
+        if _has_surrogates(",".join(header or [])):
+            self.close()
+            raise IngestError(str(path), "line 1: the header is not valid UTF-8")
+        self.header = [rename(name) for name in header or []]
+
+    def require(self, columns: Iterable[str]) -> None:
+        """Raise IngestError naming the ``columns`` the header lacks."""
+        missing = [c for c in columns if c not in self.header]
+        if missing:
+            raise IngestError(str(self.path), f"line 1: missing column {', '.join(missing)}")
+
+    @property
+    def position(self) -> int:
+        """Bytes of the file (as stored on disk) read so far."""
+        return self._raw.tell()
+
+    def __iter__(self) -> Iterator[Record | Reject]:
+        """Yield a Record per good record and a Reject per malformed one, in file order."""
+        reader, width = self._reader, len(self.header)
+        line = reader.line_num + 1
+        while True:
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield Reject(line, self.field, f"not valid CSV: {exc}", b"")
+                line = reader.line_num + 1
+                continue
+            except (EOFError, OSError, zlib.error) as exc:
+                raise _corrupt(self.path, exc) from None
+            # A record with quoted newlines spans lines: it is reported on the one it starts on.
+            record_line, line = line, reader.line_num + 1
+            if not values:
+                continue
+            joined = ",".join(values)
+            raw = joined.encode("utf-8", errors="surrogateescape")
+            if len(values) != width:
+                yield Reject(record_line, self.field,
+                             f"expected {width} fields, found {len(values)}", raw)
+            elif _has_surrogates(joined):
+                yield Reject(record_line, self.field, "not valid UTF-8", raw)
+            else:
+                yield Record(record_line, dict(zip(self.header, values, strict=True)), raw)
+
+    def close(self) -> None:
+        """Close the file."""
+        self._text.close()
+        self._raw.close()
+
+    def __enter__(self) -> CsvRecords:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def at_path(prefix: str, make: Callable[[Any], Any], value: Any) -> Any:
+    """Return ``make(value)``; a BadField it raises names its field under ``prefix`` (the
+    record's path in its document, ``data[3]``: ``data[3].timestamp``)."""
+    try:
+        return make(value)
+    except BadField as bad:
+        raise BadField(f"{prefix}.{bad.field}", bad.problem) from None
+
+
+RowMaker = Callable[[Any], "dict[str, Any] | list[dict[str, Any]] | None"]
+
+
+def checked_rows(records: Iterable[Record | Reject],
+                 make: RowMaker) -> tuple[list[dict[str, Any]], list[Reject]]:
+    """Return the rows ``make`` builds from each Record's value (a row, a list of rows, or
+    None for a record that holds none), each with its ``line``, and the rejects: the Rejects
+    given plus one per record for which ``make`` raised BadField."""
+    rows: list[dict[str, Any]] = []
+    rejects: list[Reject] = []
+    for record in records:
+        if isinstance(record, Reject):
+            rejects.append(record)
+            continue
+        try:
+            made = make(record.value)
+        except BadField as bad:
+            rejects.append(Reject(record.line, bad.field, bad.problem, record.raw))
+            continue
+        if made is None:
+            continue
+        rows += [{"line": record.line, **row}
+                 for row in (made if isinstance(made, list) else [made])]
+    return rows, rejects

@@ -3,8 +3,6 @@ pg_stat_statements snapshots, each turned into rows of its table with located re
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from datetime import UTC, datetime
@@ -16,7 +14,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mysetlist_slo.errors import IngestError
 from mysetlist_slo.sources._checks import INT64_MAX, from_epoch, load_json, parse_iso
-from mysetlist_slo.sources._lines import open_maybe_gzip
+from mysetlist_slo.sources._lines import (
+    BadField,
+    CsvRecords,
+    Record,
+    checked_rows,
+    open_maybe_gzip,
+)
 from mysetlist_slo.sources.types import PythonChecked, Reject
 
 METRIC_SCHEMA = pa.schema([("line", pa.int64()), ("ts", pa.timestamp("us", tz="UTC")),
@@ -97,28 +101,10 @@ class PrometheusSource(PythonChecked):
         if kind not in ("matrix", "vector") or not isinstance(results, list):
             raise IngestError(str(path), f"data.resultType: {str(kind)[:40]!r} is not matrix "
                               "or vector")
-        rows, rejects = [], []
-        for index, series in enumerate(results, 1):
-            field = f"data.result[{index - 1}]"
-            try:
-                if not isinstance(series, dict) or not isinstance(series.get("metric", {}),
-                                                                  dict):
-                    raise _Bad(field, "not a series object")
-                metric = {str(k): str(v) for k, v in series.get("metric", {}).items()}
-                name = metric.pop("__name__", "")
-                points = series.get("values", []) if kind == "matrix" else [series.get("value")]
-                if not isinstance(points, list):
-                    raise _Bad(f"{field}.values", "not a list")
-                for point in points:
-                    sample = _sample(point, f"{field}.values")
-                    if sample is not None:
-                        rows.append({"line": index, "ts": sample[0], "name": name,
-                                     "labels": json.dumps(metric, sort_keys=True),
-                                     "value": sample[1]})
-            except _Bad as bad:
-                rejects.append(Reject(index, bad.field, bad.problem,
-                                      json.dumps(series)[:4096].encode()))
-        return rows, rejects
+        # A series is numbered by its place in data.result (from 1): the line of its rejects.
+        numbered = (Record(index, (index, series), json.dumps(series)[:4096].encode())
+                    for index, series in enumerate(results, 1))
+        return checked_rows(numbered, lambda item: _series_rows(kind, *item))
 
     def _exposition(self, path: Path, text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
         default = datetime.fromtimestamp(path.stat().st_mtime, UTC)
@@ -144,24 +130,39 @@ class PrometheusSource(PythonChecked):
         return rows, rejects
 
 
+def _series_rows(kind: str, index: int, series: Any) -> list[dict[str, Any]]:
+    """Return the rows of the ``index``-th series (from 1) of a matrix or vector answer."""
+    field = f"data.result[{index - 1}]"
+    if not isinstance(series, dict) or not isinstance(series.get("metric", {}), dict):
+        raise BadField(field, "not a series object")
+    metric = {str(k): str(v) for k, v in series.get("metric", {}).items()}
+    name = metric.pop("__name__", "")
+    points = series.get("values", []) if kind == "matrix" else [series.get("value")]
+    if not isinstance(points, list):
+        raise BadField(f"{field}.values", "not a list")
+    labels = json.dumps(metric, sort_keys=True)
+    return [{"ts": sample[0], "name": name, "labels": labels, "value": sample[1]}
+            for point in points if (sample := _sample(point, f"{field}.values")) is not None]
+
+
 def _sample(point: Any, field: str) -> tuple[datetime, float] | None:
     """Return (time, value) of an API point ``[unix seconds, "value"]``, None for NaN (a
-    stale or missing point: no sample, not a zero); raise _Bad when it cannot be used."""
+    stale or missing point: no sample, not a zero); raise BadField when it cannot be used."""
     if not isinstance(point, list) or len(point) != 2:
-        raise _Bad(field, f"not a [time, value] pair: {str(point)[:60]}")
+        raise BadField(field, f"not a [time, value] pair: {str(point)[:60]}")
     stamp, value = point
     try:
         when = from_epoch(float(stamp))
     except (ValueError, TypeError, OverflowError) as exc:
-        raise _Bad(field, f"time: {exc}") from None
+        raise BadField(field, f"time: {exc}") from None
     try:
         number = float(value)  # Prometheus writes values as text: "NaN", "+Inf" too
     except (ValueError, TypeError, OverflowError):
-        raise _Bad(field, f"value: not a number: {str(value)[:60]!r}") from None
+        raise BadField(field, f"value: not a number: {str(value)[:60]!r}") from None
     if math.isnan(number):
         return None
     if math.isinf(number):
-        raise _Bad(field, f"value: not a finite number: {value!r}")
+        raise BadField(field, f"value: not a finite number: {value!r}")
     return when, number
 
 
@@ -185,81 +186,49 @@ class _CsvSnapshots(PythonChecked):
         the export did not tell apart (two roles running one statement) would be taken for one
         counter, and their differences be meaningless.
         """
-        # Bytes that are not UTF-8 are kept as surrogates, so only their row is refused.
-        text = _read_bytes(path).decode("utf-8", errors="surrogateescape").removeprefix(
-            "\ufeff")
-        reader = csv.reader(io.StringIO(text, newline=""))
-        try:
-            header = next(reader, [])
-        except csv.Error as exc:
-            raise IngestError(str(path), f"line 1: not a CSV header: {exc}") from None
-        missing = [c for c in ("timestamp", *self.required) if c not in header]
-        if missing:
-            raise IngestError(str(path), f"line 1: missing column {', '.join(missing)}")
-        rows, rejects = [], []
         seen: dict[tuple[Any, ...], int] = {}
-        line = reader.line_num + 1
-        while True:
-            try:
-                values = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                # The reader goes on with the next line; this record is refused.
-                rejects.append(Reject(line, "line", f"not valid CSV: {exc}", b""))
-                line = reader.line_num + 1
-                continue
-            # A record with quoted newlines spans lines: report the one it starts on.
-            record_line, line = line, reader.line_num + 1
-            raw = ",".join(values).encode("utf-8", errors="surrogateescape")[:4096]
-            try:
-                if len(values) != len(header):
-                    raise _Bad("line", f"expected {len(header)} fields, found {len(values)}")
-                try:
-                    ",".join(values).encode("utf-8")
-                except UnicodeError:
-                    raise _Bad("line", "not valid UTF-8") from None
-                record: dict[str, str | None] = dict(zip(header, values, strict=True))
-                row: dict[str, Any] = {"line": record_line,
-                                       "ts": _field(_when, record, "timestamp")}
-                for name in self.integers:
-                    row[name] = _field(_count, record, name)
-                for name in self.floats:
-                    row[name] = _field(_number, record, name)
-                for name in self.texts:
-                    row[name] = record.get(name)
-                for name in self.not_null:
-                    if row.get(name) in (None, ""):
-                        raise _Bad(name, "missing")
-                for name in self.booleans:
-                    row[name] = _field(_boolean, record, name)
-                if self.unique:
-                    key = (row["ts"], *(row.get(name) for name in self.unique))
-                    if key in seen:
-                        raise _Bad(", ".join(self.unique),
+
+        def row(item: tuple[int, dict[str, str]]) -> dict[str, Any]:
+            line, record = item
+            row: dict[str, Any] = {"ts": _field(_when, record, "timestamp")}
+            for name in self.integers:
+                row[name] = _field(_count, record, name)
+            for name in self.floats:
+                row[name] = _field(_number, record, name)
+            for name in self.texts:
+                row[name] = record.get(name)
+            for name in self.not_null:
+                if row.get(name) in (None, ""):
+                    raise BadField(name, "missing")
+            for name in self.booleans:
+                row[name] = _field(_boolean, record, name)
+            if self.unique:
+                key = (row["ts"], *(row.get(name) for name in self.unique))
+                if key in seen:
+                    raise BadField(", ".join(self.unique),
                                    f"same as line {seen[key]} in the same snapshot")
-                    seen[key] = record_line
-                rows.append(row)
-            except _Bad as bad:
-                rejects.append(Reject(record_line, bad.field, bad.problem, raw))
-        return rows, rejects
+                seen[key] = line
+            return row
+
+        # A malformed record's field is "line", as the request exports' (SQL-checked) say it.
+        with CsvRecords(path, field="line") as records:
+            records.require(("timestamp", *self.required))
+            # The duplicate check needs each record's line beside its values.
+            numbered = (Record(r.line, (r.line, r.value), r.raw) if isinstance(r, Record) else r
+                        for r in records)
+            return checked_rows(numbered, row)
 
 
-class _Bad(Exception):
-    def __init__(self, field: str, problem: str) -> None:
-        self.field, self.problem = field, problem
-
-
-def _field(convert: Any, record: dict[str, str | None], name: str) -> Any:
+def _field(convert: Any, record: dict[str, str], name: str) -> Any:
     value = record.get(name)
     if value is None or value == "":
         if convert is _when:
-            raise _Bad(name, "missing")
+            raise BadField(name, "missing")
         return None
     try:
         return convert(value)
     except ValueError as exc:
-        raise _Bad(name, str(exc)) from None
+        raise BadField(name, str(exc)) from None
 
 
 def _count(text: str) -> int:

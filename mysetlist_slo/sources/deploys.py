@@ -21,7 +21,6 @@ A JSON document's records are numbered from 1 in the order they appear: that num
 from __future__ import annotations
 
 import csv
-import io
 import re
 from datetime import datetime
 from pathlib import Path
@@ -31,8 +30,16 @@ import pyarrow as pa
 
 from mysetlist_slo.errors import IngestError
 from mysetlist_slo.sources._checks import from_epoch, load_json, parse_iso
-from mysetlist_slo.sources._lines import BOM, open_maybe_gzip
-from mysetlist_slo.sources.loadtests import BadField
+from mysetlist_slo.sources._lines import (
+    BOM,
+    BadField,
+    CsvRecords,
+    Record,
+    checked_rows,
+    json_records,
+    open_maybe_gzip,
+    text_lines,
+)
 from mysetlist_slo.sources.types import PythonChecked, Reject
 
 DEPLOY_SCHEMA = pa.schema([
@@ -236,10 +243,13 @@ class DeploySource(PythonChecked):
         if head == b"[" or (head == b"{" and _whole_document(text_bytes)):
             return self._document(path, text_bytes)
         if head == b"{":
-            return self._json_lines(text_bytes)
-        return self._csv(path, text_bytes)
+            return checked_rows(json_records(text_lines(path)), log_row)
+        with CsvRecords(path, rename=str.strip) as records:
+            records.require(_LOG_COLUMNS)
+            return checked_rows(records, log_row)
 
-    def _document(self, path: Path, data: bytes) -> tuple[list[dict[str, Any]], list[Reject]]:
+    @staticmethod
+    def _document(path: Path, data: bytes) -> tuple[list[dict[str, Any]], list[Reject]]:
         if len(data) > MAX_DOCUMENT_BYTES:
             raise IngestError(str(path), f"a JSON response larger than {MAX_DOCUMENT_BYTES:,} "
                               "bytes is no API page")
@@ -253,84 +263,23 @@ class DeploySource(PythonChecked):
                               "v6 deployments, GitHub deployments or statuses, Sentry releases)")
         records = document["deployments"] if shape == "vercel" else document
         prefix = "deployments" if shape == "vercel" else ""
-        rows: list[dict[str, Any]] = []
-        rejects: list[Reject] = []
-        for number, record in enumerate(records, 1):
-            at = f"{prefix}[{number - 1}]"
-            try:
-                if not isinstance(record, dict):
-                    raise BadField(at, "not an object")
-                if shape == "vercel":
-                    found = [vercel_row(record, at)]
-                elif shape == "github":
-                    found = [github_deployment_row(record, at)]
-                elif shape == "github-status":
-                    found = [github_status_row(record, at)]
-                else:
-                    found = sentry_rows(record, at)
-                rows += [{"line": number, **row} for row in found]
-            except BadField as bad:
-                rejects.append(Reject(number, bad.field, bad.problem, _raw(record)))
-        return rows, rejects
+        # A record of a document is numbered by its place (from 1) and named by its path.
+        numbered = (Record(number, (f"{prefix}[{number - 1}]", record), _raw(record))
+                    for number, record in enumerate(records, 1))
+        return checked_rows(numbered, lambda item: _vendor_rows(shape, *item))
 
-    def _json_lines(self, data: bytes) -> tuple[list[dict[str, Any]], list[Reject]]:
-        rows: list[dict[str, Any]] = []
-        rejects: list[Reject] = []
-        for number, line in enumerate(data.split(b"\n"), 1):
-            if not line.strip():
-                continue
-            try:
-                record = load_json(line.decode("utf-8"))
-                if not isinstance(record, dict):
-                    raise BadField("(line)", "not a JSON object")
-                rows.append({"line": number, **log_row(record)})
-            except BadField as bad:
-                rejects.append(Reject(number, bad.field, bad.problem, line[:65536]))
-            except ValueError as exc:  # bad syntax, not UTF-8, nested too deep
-                rejects.append(Reject(number, "(line)", f"not JSON: {str(exc)[:80]}",
-                                      line[:65536]))
-        return rows, rejects
 
-    def _csv(self, path: Path, data: bytes) -> tuple[list[dict[str, Any]], list[Reject]]:
-        # Bytes that are not UTF-8 are kept as surrogates, so only their row is refused.
-        reader = csv.reader(io.StringIO(data.decode("utf-8", errors="surrogateescape"),
-                                        newline=""))
-        try:
-            header = [name.strip() for name in next(reader, [])]
-        except csv.Error as exc:
-            raise IngestError(str(path), f"line 1: not a CSV header: {exc}") from None
-        missing = [c for c in _LOG_COLUMNS if c not in header]
-        if missing:
-            raise IngestError(str(path), f"line 1: missing column {', '.join(missing)}")
-        rows: list[dict[str, Any]] = []
-        rejects: list[Reject] = []
-        line = reader.line_num + 1
-        while True:
-            try:
-                values = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                rejects.append(Reject(line, "(line)", f"not valid CSV: {exc}", b""))
-                line = reader.line_num + 1
-                continue
-            record_line, line = line, reader.line_num + 1
-            raw = ",".join(values).encode("utf-8", errors="surrogateescape")[:4096]
-            if not values:
-                continue
-            try:
-                if len(values) != len(header):
-                    raise BadField("(line)", f"expected {len(header)} fields, "
-                                   f"found {len(values)}")
-                try:
-                    ",".join(values).encode("utf-8")
-                except UnicodeError:
-                    raise BadField("(line)", "not valid UTF-8") from None
-                rows.append({"line": record_line,
-                             **log_row(dict(zip(header, values, strict=True)))})
-            except BadField as bad:
-                rejects.append(Reject(record_line, bad.field, bad.problem, raw))
-        return rows, rejects
+def _vendor_rows(shape: str, at: str, record: Any) -> list[dict[str, Any]]:
+    """Return the rows of one record of a vendor response of ``shape``, found at path ``at``."""
+    if not isinstance(record, dict):
+        raise BadField(at, "not an object")
+    if shape == "vercel":
+        return [vercel_row(record, at)]
+    if shape == "github":
+        return [github_deployment_row(record, at)]
+    if shape == "github-status":
+        return [github_status_row(record, at)]
+    return sentry_rows(record, at)
 
 
 def _whole_document(data: bytes) -> bool:

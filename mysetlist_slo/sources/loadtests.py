@@ -17,11 +17,9 @@ A run is named by its files: k6 files by the name up to the first dot (``peak.js
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,8 +27,14 @@ import pyarrow as pa
 
 from mysetlist_slo.errors import IngestError
 from mysetlist_slo.sources._checks import INT64_MAX, from_epoch, load_json, parse_iso
-from mysetlist_slo.sources._lines import open_maybe_gzip
-from mysetlist_slo.sources.capacity import _read_bytes, _read_text
+from mysetlist_slo.sources._lines import (
+    BadField,
+    CsvRecords,
+    checked_rows,
+    json_records,
+    text_lines,
+)
+from mysetlist_slo.sources.capacity import _read_text
 from mysetlist_slo.sources.types import PythonChecked, Reject
 
 ALL = "(all)"  # the endpoint name of a run's totals
@@ -65,14 +69,6 @@ LOCUST_STATS = ("Type", "Name", "Request Count", "Failure Count")
 LOCUST_HISTORY = ("Timestamp", "User Count", "Name", "Requests/s")
 LOCUST_FAILURES = ("Method", "Name", "Error", "Occurrences")
 _PERCENTILES = {"p50_ms": "50%", "p90_ms": "90%", "p95_ms": "95%", "p99_ms": "99%"}
-
-
-class BadField(Exception):
-    """A value that cannot be used: the field as the file names it, and why."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
-        self.field, self.problem = field, problem
 
 
 def run_name(path: Path) -> str:
@@ -213,35 +209,14 @@ class K6PointsSource(PythonChecked):
     def rows(self, path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
         """Return one row per kept point; a bad line is a reject naming its field."""
         run = run_name(path)
-        rows: list[dict[str, Any]] = []
-        rejects: list[Reject] = []
         wanted = tuple(f'"{name}"'.encode() for name in K6_POINTS)
-        stream, raw = open_maybe_gzip(path)
-        try:
-            for number, line in enumerate(stream, 1):
-                if not line.strip() or (b'"Point"' in line
-                                        and not any(w in line for w in wanted)):
-                    continue  # a blank line, or a point of a metric not kept
-                try:
-                    row = self._point(line, run, number)
-                except BadField as bad:
-                    rejects.append(Reject(number, bad.field, bad.problem, line[:65536]))
-                    continue
-                if row is not None:
-                    rows.append(row)
-        finally:
-            stream.close()
-            raw.close()
-        return rows, rejects
+        # A point of a metric not kept is passed over before it is parsed: most lines are.
+        lines = (line for line in text_lines(path)
+                 if b'"Point"' not in line.value or any(w in line.value for w in wanted))
+        return checked_rows(json_records(lines), lambda item: self._point(item, run))
 
     @staticmethod
-    def _point(line: bytes, run: str, number: int) -> dict[str, Any] | None:
-        try:
-            item = load_json(line.decode("utf-8"))
-        except ValueError as exc:  # bad syntax, not UTF-8, nested too deep
-            raise BadField("(line)", f"not a JSON object: {str(exc)[:80]}") from None
-        if not isinstance(item, dict):
-            raise BadField("(line)", "not a JSON object")
+    def _point(item: dict[str, Any], run: str) -> dict[str, Any] | None:
         if item.get("type") not in ("Metric", "Point"):
             raise BadField("type", f"not Metric or Point: {item.get('type')!r}")
         metric = item.get("metric")
@@ -255,77 +230,40 @@ class K6PointsSource(PythonChecked):
         except ValueError as exc:
             raise BadField("data.time", str(exc) or "missing") from None
         value = _number(data.get("value"), "data.value")
-        return {"line": number, "ts": ts, "run": run, "endpoint": _k6_endpoint(data.get("tags")),
+        return {"ts": ts, "run": run, "endpoint": _k6_endpoint(data.get("tags")),
                 "metric": K6_POINTS[str(metric)], "value": value}
 
 
 Record = dict[str, str]
 
 
-def _csv_records(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, Record | Reject]]:
-    """Yield (line, record) per good CSV record and (line, reject) per malformed one (bad
-    quoting, wrong field count, bytes that are not UTF-8); a header missing a ``required``
-    column raises IngestError."""
-    # Bytes that are not UTF-8 are kept as surrogates, so only their record is refused.
-    text = _read_bytes(path).decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader, [])
-    except csv.Error as exc:
-        raise IngestError(str(path), f"line 1: not a CSV header: {exc}") from None
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise IngestError(str(path), f"line 1: missing column {', '.join(missing)}")
-    line = reader.line_num + 1
-    while True:
-        try:
-            values = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield line, Reject(line, "(line)", f"not valid CSV: {exc}", b"")
-            line = reader.line_num + 1
-            continue
-        # A record with quoted newlines spans lines: it is reported on the one it starts on.
-        record_line, line = line, reader.line_num + 1
-        joined = ",".join(values)
-        raw = joined.encode("utf-8", errors="surrogateescape")[:4096]
-        if len(values) != len(header):
-            yield record_line, Reject(record_line, "(line)", f"expected {len(header)} fields, "
-                                      f"found {len(values)}", raw)
-        elif any(0xDC80 <= ord(char) <= 0xDCFF for char in joined):
-            yield record_line, Reject(record_line, "(line)", "not valid UTF-8", raw)
-        else:
-            yield record_line, dict(zip(header, values, strict=True))
+class _LocustCsv(PythonChecked):
+    """One of Locust's ``--csv`` files: each record gives rows of the run its prefix names."""
+
+    required: tuple[str, ...] = ()
+
+    def rows(self, path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
+        """Return the rows of every good record; a bad one is a reject naming its field."""
+        run = run_name(path)
+        with CsvRecords(path) as records:
+            records.require(self.required)
+            return checked_rows(records, lambda record: self.row(run, record))
+
+    def row(self, run: str, record: Record) -> dict[str, Any] | list[dict[str, Any]]:
+        """Return the row(s) of one record; raise BadField naming the field that is bad."""
+        raise NotImplementedError
 
 
-def _raw(record: Record) -> bytes:
-    return ",".join(record.values()).encode("utf-8")[:4096]
-
-
-class LocustStatsSource(PythonChecked):
-    """Locust ``PREFIX_stats.csv``: totals per endpoint and the ``Aggregated`` row."""
+class LocustStatsSource(_LocustCsv):
+    """Locust ``PREFIX_stats.csv``: totals per endpoint and the ``Aggregated`` row (the run)."""
 
     kind = "locust-stats"
     record = "load_runs"
     schema = RUN_SCHEMA
+    required = LOCUST_STATS
 
-    def rows(self, path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
-        """Return one row per endpoint and one for the run (``Aggregated``)."""
-        run = run_name(path)
-        rows, rejects = [], []
-        for line, record in _csv_records(path, LOCUST_STATS):
-            if isinstance(record, Reject):
-                rejects.append(record)
-                continue
-            try:
-                rows.append(self._row(run, line, record))
-            except BadField as bad:
-                rejects.append(Reject(line, bad.field, bad.problem, _raw(record)))
-        return rows, rejects
-
-    @staticmethod
-    def _row(run: str, line: int, record: Record) -> dict[str, Any]:
+    def row(self, run: str, record: Record) -> dict[str, Any]:
+        """Return the row of one endpoint, or of the run for ``Aggregated``."""
         requests = int(_number(record.get("Request Count"), "Request Count", integer=True))
         failures = int(_number(record.get("Failure Count"), "Failure Count", integer=True))
         if failures > requests:
@@ -335,7 +273,7 @@ class LocustStatsSource(PythonChecked):
         if not name:
             raise BadField("Name", "missing")
         aggregated = name == "Aggregated" and not record.get("Type")
-        row = {"line": line, "ts": None, "run": run, "tool": "locust",
+        row = {"ts": None, "run": run, "tool": "locust",
                "endpoint": ALL if aggregated else name, "started": None, "finished": None,
                "duration_s": requests / rps if rps else None,
                "requests": requests, "failures": failures, "rps": rps, "users": None,
@@ -346,69 +284,48 @@ class LocustStatsSource(PythonChecked):
         return row
 
 
-class LocustHistorySource(PythonChecked):
+class LocustHistorySource(_LocustCsv):
     """Locust ``PREFIX_stats_history.csv``: users, current rate and percentiles over time."""
 
     kind = "locust-history"
     record = "load_points"
     schema = POINT_SCHEMA
+    required = LOCUST_HISTORY
     # Columns kept, and the metric each becomes.
     columns: ClassVar[dict[str, str]] = {
         "User Count": "users", "Requests/s": "rps", "Failures/s": "failures_per_s",
         "95%": "p95_ms", "Total Request Count": "requests_total",
         "Total Failure Count": "failures_total"}
 
-    def rows(self, path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
-        """Return one row per kept column of each history line (``N/A`` means no sample)."""
-        run = run_name(path)
-        rows, rejects = [], []
-        for line, record in _csv_records(path, LOCUST_HISTORY):
-            if isinstance(record, Reject):
-                rejects.append(record)
-                continue
-            try:
-                stamp = _number(record.get("Timestamp"), "Timestamp", integer=True)
-                try:
-                    ts = from_epoch(stamp)
-                except ValueError as exc:
-                    raise BadField("Timestamp", str(exc)) from None
-                name = record.get("Name") or ""
-                endpoint = ALL if name == "Aggregated" else name
-                values = {metric: _optional(record.get(column), column)
-                          for column, metric in self.columns.items()}
-            except BadField as bad:
-                rejects.append(Reject(line, bad.field, bad.problem, _raw(record)))
-                continue
-            rows += [{"line": line, "ts": ts, "run": run, "endpoint": endpoint,
-                      "metric": metric, "value": value}
-                     for metric, value in values.items() if value is not None]
-        return rows, rejects
+    def row(self, run: str, record: Record) -> list[dict[str, Any]]:
+        """Return one row per kept column of a history line (``N/A`` means no sample)."""
+        stamp = _number(record.get("Timestamp"), "Timestamp", integer=True)
+        try:
+            ts = from_epoch(stamp)
+        except ValueError as exc:
+            raise BadField("Timestamp", str(exc)) from None
+        name = record.get("Name") or ""
+        endpoint = ALL if name == "Aggregated" else name
+        values = {metric: _optional(record.get(column), column)
+                  for column, metric in self.columns.items()}
+        return [{"ts": ts, "run": run, "endpoint": endpoint, "metric": metric, "value": value}
+                for metric, value in values.items() if value is not None]
 
 
-class LocustFailuresSource(PythonChecked):
+class LocustFailuresSource(_LocustCsv):
     """Locust ``PREFIX_failures.csv``: each distinct failure with its count."""
 
     kind = "locust-failures"
     record = "load_failures"
     schema = FAILURE_SCHEMA
+    required = LOCUST_FAILURES
 
-    def rows(self, path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
-        """Return one row per failure line."""
-        run = run_name(path)
-        rows, rejects = [], []
-        for line, record in _csv_records(path, LOCUST_FAILURES):
-            if isinstance(record, Reject):
-                rejects.append(record)
-                continue
-            try:
-                count = int(_number(record.get("Occurrences"), "Occurrences", integer=True))
-            except BadField as bad:
-                rejects.append(Reject(line, bad.field, bad.problem, _raw(record)))
-                continue
-            rows.append({"line": line, "ts": None, "run": run,
-                         "method": record.get("Method") or "", "endpoint": record.get("Name") or "",
-                         "error": record.get("Error") or "", "occurrences": count})
-        return rows, rejects
+    def row(self, run: str, record: Record) -> dict[str, Any]:
+        """Return the row of one failure line."""
+        count = int(_number(record.get("Occurrences"), "Occurrences", integer=True))
+        return {"ts": None, "run": run, "method": record.get("Method") or "",
+                "endpoint": record.get("Name") or "", "error": record.get("Error") or "",
+                "occurrences": count}
 
 
 def sniff_load_test(path: Path, head: str) -> str | None:

@@ -219,8 +219,10 @@ def _staging_query(fmt: LogFormat, split: bool = True) -> str:
         # (TLS handshakes on port 80, "-") are real requests nginx answered with 400: they are
         # kept, with no method and target, so they count against the route "(invalid)".
         request_line = r"'^([A-Z]+) (\S+)( HTTP/[0-9.]+)?$'"
-        method = f"NULLIF(regexp_extract(fields.request, {request_line}, 1), '')"
-        target = f"NULLIF(regexp_extract(fields.request, {request_line}, 2), '')"
+        # One match gives both parts (DuckDB evaluates the repeated expression once).
+        parts = f"regexp_extract(fields.request, {request_line}, ['method', 'target'])"
+        method = f"NULLIF({parts}.method, '')"
+        target = f"NULLIF({parts}.target, '')"
     else:
         method = "fields.request_method" if "request_method" in fmt.variables else "NULL"
         target = f"fields.{fmt.columns['target']}"

@@ -16,17 +16,21 @@ the user had before logging in) or ``alias`` of a ``$create_alias``.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from mysetlist_slo.errors import IngestError
 from mysetlist_slo.sources._checks import load_json, parse_iso
-from mysetlist_slo.sources._lines import open_maybe_gzip
-from mysetlist_slo.sources.loadtests import BadField, _csv_records
+from mysetlist_slo.sources._lines import (
+    BadField,
+    CsvRecords,
+    checked_rows,
+    json_records,
+    open_maybe_gzip,
+    text_lines,
+)
 from mysetlist_slo.sources.types import PythonChecked, Reject
 
 POSTHOG_SCHEMA = pa.schema([
@@ -114,54 +118,26 @@ class PostHogSource(PythonChecked):
             raw.close()
         return self._jsonl(path) if head.startswith(b"{") else self._csv(path)
 
-    def _jsonl(self, path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
-        rows: list[dict[str, Any]] = []
-        rejects: list[Reject] = []
-        stream, raw = open_maybe_gzip(path)
-        try:
-            for number, line in enumerate(stream, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = load_json(line.decode("utf-8").removeprefix("\ufeff"))
-                    if not isinstance(record, dict):
-                        raise BadField("(line)", "not a JSON object")
-                    properties = _properties(record.get("properties"))
-                    rows.append({"line": number, **event_row(record, properties)})
-                except BadField as bad:
-                    rejects.append(Reject(number, bad.field, bad.problem, line[:65536]))
-                except ValueError as exc:  # bad syntax, not UTF-8, nested too deep
-                    rejects.append(Reject(number, "(line)", f"not JSON: {str(exc)[:80]}",
-                                          line[:65536]))
-        finally:
-            stream.close()
-            raw.close()
-        return rows, rejects
+    @staticmethod
+    def _jsonl(path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
+        return checked_rows(json_records(text_lines(path)),
+                            lambda record: event_row(record, _properties(record.get("properties"))))
 
-    def _csv(self, path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
-        rows: list[dict[str, Any]] = []
-        rejects: list[Reject] = []
-        header_checked = False
-        for line, item in _csv_records(path, ()):
-            if isinstance(item, Reject):
-                rejects.append(item)
-                continue
-            record = {name.removeprefix("*."): value for name, value in item.items()}
-            if not header_checked:
-                missing = [c for c in ("event", "distinct_id", "timestamp") if c not in record]
-                if missing:
-                    raise IngestError(str(path), f"line 1: missing column {', '.join(missing)}")
-                header_checked = True
-            try:
-                properties = _properties(record.get("properties"))
-                for name, value in record.items():
-                    if name.startswith("properties.") and value != "":
-                        properties.setdefault(name.removeprefix("properties."), value)
-                rows.append({"line": line, **event_row(record, properties)})
-            except BadField as bad:
-                rejects.append(Reject(line, bad.field, bad.problem,
-                                      json.dumps(item)[:4096].encode("utf-8")))
-        return rows, rejects
+    @staticmethod
+    def _csv(path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
+        with CsvRecords(path, rename=lambda name: name.removeprefix("*.")) as records:
+            records.require(("event", "distinct_id", "timestamp"))
+            return checked_rows(records, _csv_event)
+
+
+def _csv_event(record: dict[str, str]) -> dict[str, Any]:
+    """Return the row of one CSV event: its ``properties`` JSON text, with flattened
+    ``properties.<name>`` columns filling in what it lacks."""
+    properties = _properties(record.get("properties"))
+    for name, value in record.items():
+        if name.startswith("properties.") and value != "":
+            properties.setdefault(name.removeprefix("properties."), value)
+    return event_row(record, properties)
 
 
 def looks_like_posthog(record: dict[str, Any] | set[str]) -> bool:

@@ -28,8 +28,8 @@ from typing import Any
 import pyarrow as pa
 
 from mysetlist_slo.sources._checks import load_json, parse_iso
-from mysetlist_slo.sources._lines import open_maybe_gzip
-from mysetlist_slo.sources.loadtests import BadField, _number
+from mysetlist_slo.sources._lines import BadField, checked_rows, json_records, text_lines
+from mysetlist_slo.sources.loadtests import _number
 from mysetlist_slo.sources.types import PythonChecked, Reject
 
 BACKUP_KINDS = ("database", "system", "archive")
@@ -89,27 +89,7 @@ class _JsonLines(PythonChecked):
 
     def rows(self, path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
         """Return one row per good line; a bad line is a reject naming its field."""
-        rows: list[dict[str, Any]] = []
-        rejects: list[Reject] = []
-        stream, raw = open_maybe_gzip(path)
-        try:
-            for number, line in enumerate(stream, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = load_json(line.decode("utf-8"))
-                    if not isinstance(record, dict):
-                        raise BadField("(line)", "not a JSON object")
-                    rows.append({"line": number, **self.row(record)})
-                except BadField as bad:
-                    rejects.append(Reject(number, bad.field, bad.problem, line[:65536]))
-                except ValueError as exc:  # bad syntax, not UTF-8, nested too deep
-                    rejects.append(Reject(number, "(line)", f"not JSON: {str(exc)[:80]}",
-                                          line[:65536]))
-        finally:
-            stream.close()
-            raw.close()
-        return rows, rejects
+        return checked_rows(json_records(text_lines(path)), self.row)
 
     def row(self, record: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
@@ -171,26 +151,12 @@ class CronBackupSource(PythonChecked):
 
     def rows(self, path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
         """Return one row per exit line; a bad line is a reject naming its field."""
-        rows: list[dict[str, Any]] = []
-        rejects: list[Reject] = []
-        stream, raw = open_maybe_gzip(path)
-        try:
-            for number, data in enumerate(stream, 1):
-                if not data.strip():
-                    continue
-                try:
-                    rows.append({"line": number, **self._row(data)})
-                except BadField as bad:
-                    rejects.append(Reject(number, bad.field, bad.problem, data[:65536]))
-        finally:
-            stream.close()
-            raw.close()
-        return rows, rejects
+        return checked_rows(text_lines(path), self._row)
 
     @staticmethod
     def _row(data: bytes) -> dict[str, Any]:
         try:
-            text = data.decode("utf-8").rstrip("\r\n")
+            text = data.decode("utf-8").rstrip("\r")
         except UnicodeDecodeError:
             raise BadField("(line)", "not UTF-8") from None
         match = CRON_LINE.match(text)

@@ -9,11 +9,10 @@ Other kinds of export (health-check probes) bring their own ExportSchema.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Literal
 
@@ -23,7 +22,7 @@ import pyarrow.parquet as pq
 
 from mysetlist_slo.errors import IngestError
 from mysetlist_slo.sources._checks import load_json
-from mysetlist_slo.sources._lines import DEFAULT_BATCH_BYTES, open_maybe_gzip, read_lines
+from mysetlist_slo.sources._lines import DEFAULT_BATCH_BYTES, CsvRecords, Record, read_lines
 from mysetlist_slo.sources.requests_schema import UNIT_US, TimeKind, validation_query
 from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, Reject, chunked, raw_lines
 
@@ -191,68 +190,25 @@ class ExportSource:
         return resolved
 
     def _csv(self, path: Path, batch_bytes: int) -> Iterator[InputBatch]:
-        stream, raw_file = open_maybe_gzip(path)
-        # surrogateescape keeps undecodable bytes visible, so they become rejects, not crashes;
-        # utf-8-sig drops the byte-order mark spreadsheets put before the header.
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape",
-                                newline="")
-        reader = csv.reader(text)
-        try:
-            header = next(reader, None)
-            if header is None:
+        with CsvRecords(path, field="line") as records:
+            if records.empty:
                 return
-            if _has_surrogates(",".join(header)):
-                raise IngestError(str(path), "line 1: the header is not valid UTF-8")
-            resolved = self._require(path, header, "line 1")
-            index = {name: i for i, name in enumerate(header)}
+            resolved = self._require(path, records.header, "line 1")
             wanted = sorted(set(resolved.values()))
             query = self._query({c: _safe_name(n) for c, n in resolved.items()},
                                 self.options.time_format)
             rows_per_batch = max(1_000, batch_bytes // 128)
-            while True:
-                numbers: list[int] = []
-                values: dict[str, list[str]] = {name: [] for name in wanted}
-                texts: list[str] = []
-                rejects: list[Reject] = []
-                first_line = reader.line_num + 1
-                while True:
-                    try:
-                        record = next(reader)
-                    except StopIteration:
-                        break
-                    except csv.Error as exc:
-                        # A field over the csv module's limit, a NUL, a stray quote: this
-                        # record is refused and the reader goes on with the next line.
-                        rejects.append(Reject(first_line, "line", f"not valid CSV: {exc}", b""))
-                        first_line = reader.line_num + 1
-                        continue
-                    # A record with quoted newlines spans lines: report the one it starts on.
-                    line, first_line = first_line, reader.line_num + 1
-                    raw_text = ",".join(record)
-                    if len(record) != len(header):
-                        rejects.append(Reject(line, "line", f"expected {len(header)} fields, "
-                                              f"found {len(record)}", _encode(raw_text)))
-                    elif _has_surrogates(raw_text):
-                        rejects.append(Reject(line, "line", "not valid UTF-8", _encode(raw_text)))
-                    else:
-                        numbers.append(line)
-                        texts.append(raw_text)
-                        for name in wanted:
-                            values[name].append(record[index[name]])
-                    if len(numbers) + len(rejects) >= rows_per_batch:
-                        break
-                if not numbers and not rejects:
-                    break
-                table = pa.table({"line": pa.array(numbers, pa.int64()),
-                                  "text": pa.array(texts, pa.string()),
-                                  **{_safe_name(n): pa.array(v, pa.string())
-                                     for n, v in values.items()}})
-                yield InputBatch(query, chunked(table), {}, rejects, raw_file.tell())
-        except csv.Error as exc:
-            raise IngestError(str(path), f"line 1: not a valid CSV header: {exc}") from None
-        finally:
-            text.close()
-            raw_file.close()
+            items = iter(records)
+            while batch := list(islice(items, rows_per_batch)):
+                good = [item for item in batch if isinstance(item, Record)]
+                table = pa.table({
+                    "line": pa.array([r.line for r in good], pa.int64()),
+                    # A good record is UTF-8 (the reader refuses any other), so this decodes.
+                    "text": pa.array([r.raw.decode("utf-8") for r in good], pa.string()),
+                    **{_safe_name(name): pa.array([r.value[name] for r in good], pa.string())
+                       for name in wanted}})
+                rejects = [item for item in batch if isinstance(item, Reject)]
+                yield InputBatch(query, chunked(table), {}, rejects, records.position)
 
     def _parquet(self, path: Path, batch_bytes: int) -> Iterator[InputBatch]:
         try:
@@ -328,18 +284,6 @@ _PARQUET_TYPES = {"ts": ("a time",), "status": ("a number",), "duration": ("a nu
 def _safe_name(column: str) -> str:
     """Return a fixed SQL-safe alias for a source column (the name itself never reaches SQL)."""
     return "c_" + column.encode("utf-8").hex()
-
-
-def _encode(text: str) -> bytes:
-    return text.encode("utf-8", errors="surrogateescape")
-
-
-def _has_surrogates(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def _json_problem(raw: bytes) -> str:

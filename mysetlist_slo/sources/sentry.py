@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,15 @@ import pyarrow as pa
 
 from mysetlist_slo.errors import IngestError
 from mysetlist_slo.sources._checks import INT64_MAX, finite_number, load_json, parse_iso
+from mysetlist_slo.sources._lines import (
+    BadField,
+    Record,
+    at_path,
+    checked_rows,
+    json_records,
+    text_lines,
+)
 from mysetlist_slo.sources.capacity import _read_text
-from mysetlist_slo.sources.loadtests import BadField
 from mysetlist_slo.sources.types import PythonChecked, Reject
 
 # Sentry's event levels (sentry_sdk's LogLevel and the protocol's ``level``).
@@ -170,7 +178,7 @@ class SentryEventsSource(PythonChecked):
         except ValueError:
             document = None
         if document is None and text.lstrip().startswith("{"):
-            return self._lines(text)
+            return checked_rows(json_records(text_lines(path)), event_row)
         if isinstance(document, dict) and "data" in document:
             records = document["data"]
         elif isinstance(document, list):
@@ -182,33 +190,17 @@ class SentryEventsSource(PythonChecked):
         if not isinstance(records, list):
             raise IngestError(str(path), f"line {(_key_lines(text, 'data') or [1])[0]}: data: "
                               "not a list of events")
-        lines = _key_lines(text, "id")
-        rows: list[dict[str, Any]] = []
-        rejects: list[Reject] = []
-        for index, record in enumerate(records):
-            line = lines[index] if index < len(lines) else 1
-            try:
-                rows.append({"line": line, **event_row(record)})
-            except BadField as bad:
-                raw = json.dumps(record)[:65536].encode("utf-8")
-                rejects.append(Reject(line, f"data[{index}].{bad.field}", bad.problem, raw))
-        return rows, rejects
+        return checked_rows(_numbered(text, "id", records), lambda item: at_path(
+            f"data[{item[0]}]", event_row, item[1]))
 
-    @staticmethod
-    def _lines(text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
-        rows: list[dict[str, Any]] = []
-        rejects: list[Reject] = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append({"line": number, **event_row(load_json(line))})
-            except BadField as bad:
-                rejects.append(Reject(number, bad.field, bad.problem, line[:65536].encode()))
-            except ValueError as exc:
-                rejects.append(Reject(number, "(line)", f"not JSON: {str(exc)[:80]}",
-                                      line[:65536].encode()))
-        return rows, rejects
+
+def _numbered(text: str, key: str, records: list[Any]) -> Iterator[Record]:
+    """Yield each record of a JSON answer as (index, record), on the line where its
+    ``index``-th ``key`` stands in ``text`` (the records start there)."""
+    lines = _key_lines(text, key)
+    for index, record in enumerate(records):
+        yield Record(lines[index] if index < len(lines) else 1, (index, record),
+                     json.dumps(record)[:65536].encode("utf-8"))
 
 
 def _series_value(value: Any, field: str, *, rate: bool) -> float | None:
@@ -273,26 +265,20 @@ class _SeriesSource(PythonChecked):
 def group_rows(source: _SeriesSource, text: str, groups: list[Any], starts: list[datetime],
                ends: list[datetime]) -> tuple[list[dict[str, Any]], list[Reject]]:
     """Return the rows of every good group of a time-series answer, and the rejects."""
-    lines = _key_lines(text, "by")
-    rows: list[dict[str, Any]] = []
-    rejects: list[Reject] = []
-    for index, group in enumerate(groups):
-        line = lines[index] if index < len(lines) else 1
-        try:
-            if not isinstance(group, dict) or not isinstance(group.get("by"), dict):
-                raise BadField("by", "missing; not a group")
-            series = group.get("series")
-            if not isinstance(series, dict):
-                raise BadField("series", "missing")
-            for name, values in series.items():
-                if not isinstance(values, list) or len(values) != len(starts):
-                    raise BadField(f"series.{name}", f"not a list of {len(starts)} values, "
-                                   "one per interval")
-            rows += [{"line": line, **row} for row in source.group(group, starts, ends)]
-        except BadField as bad:
-            raw = json.dumps(group)[:65536].encode("utf-8")
-            rejects.append(Reject(line, f"groups[{index}].{bad.field}", bad.problem, raw))
-    return rows, rejects
+    def rows(group: Any) -> list[dict[str, Any]]:
+        if not isinstance(group, dict) or not isinstance(group.get("by"), dict):
+            raise BadField("by", "missing; not a group")
+        series = group.get("series")
+        if not isinstance(series, dict):
+            raise BadField("series", "missing")
+        for name, values in series.items():
+            if not isinstance(values, list) or len(values) != len(starts):
+                raise BadField(f"series.{name}", f"not a list of {len(starts)} values, "
+                               "one per interval")
+        return source.group(group, starts, ends)
+
+    return checked_rows(_numbered(text, "by", groups),
+                        lambda item: at_path(f"groups[{item[0]}]", rows, item[1]))
 
 
 class SentryStatsSource(_SeriesSource):

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import duckdb
 
+from mysetlist_slo.store.rollups import minute_sql
+
 # Reads the batch's validated rows (temp table ``checked``) routed by ``batch_routes``, as the
 # request rollups do; requests without a cache status (not logged) get no row.
-_CACHE_COUNTS = """
+_CACHE_COUNTS = f"""
 INSERT INTO cache_counts
 SELECT
     $ingest_id,
-    date_trunc('minute', ts) AS minute,
+    {minute_sql("ts")} AS minute,
     routes.route,
     cache_status,
     count(*) AS requests,

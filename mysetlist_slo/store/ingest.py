@@ -200,15 +200,16 @@ class _Checked:
 
 
 def _check_batch(con: duckdb.DuckDBPyConnection, source: RequestSource, batch: InputBatch,
-                 explain_at_most: int | None) -> _Checked:
-    """Validate a batch into the temp table ``checked``.
+                 explain_at_most: int | None, kept: str | None = None) -> _Checked:
+    """Validate a batch into the temp table ``checked`` (holding the columns ``kept``, by
+    default those the store keeps of the source's records).
 
     Rejects are explained (in Python, one by one) only up to ``explain_at_most`` when given:
     a batch that will be refused needs no more than the problems its error shows.
     """
     if batch.table is not None:
         con.register(INPUT_TABLE, batch.table)  # replaces the previous batch's
-    con.execute(_CHECKED.format(kept=_KEPT[source.record], query=batch.query),
+    con.execute(_CHECKED.format(kept=kept or _KEPT[source.record], query=batch.query),
                 batch.params or None)
     good, bad, first, last = con.execute(_BATCH_SUMMARY).fetchall()[0]
     limit = "" if explain_at_most is None else f"LIMIT {int(explain_at_most)}"
@@ -335,7 +336,7 @@ def _check_stored(con: duckdb.DuckDBPyConnection, path: Path, record: str, inges
 
 
 @contextmanager
-def _typed_errors(path: Path, kind: str) -> Iterator[None]:
+def typed_read_errors(path: Path, kind: str) -> Iterator[None]:
     """Turn what the readers' libraries raise on a file they cannot read (a corrupt Parquet
     page, a column of an unexpected type, a sum beyond 64 bits) into one IngestError."""
     try:
@@ -428,42 +429,71 @@ def _publish(con: duckdb.DuckDBPyConnection, staging: _Staging, ids: dict[int, i
                     f"FROM {staging.name}.main.{_quote(table)}")
 
 
+class BadRecordLimit:
+    """The ``--max-bad-rows`` verdict on one file, kept as its batches are checked: the
+    rejects counted, the problems shown, and the IngestError once the limit is passed."""
+
+    def __init__(self, path: Path, source: RequestSource, max_bad_rows: int | float,
+                 lines: int) -> None:
+        self.path, self.source, self.max_bad_rows = path, source, max_bad_rows
+        self.rejected = 0
+        self.shown: list[RowProblem] = []
+        # The most rejects the limit can allow: a count, or the ratio of the most records the
+        # file can hold (one per line, plus a last line without a newline). Beyond it the
+        # verdict is known: reading stops, and no more rejects are explained than are shown.
+        self.per_line = _RECORDS_PER_LINE.get(source.kind)
+        self.most_records = None if self.per_line is None else self.per_line * (lines + 1)
+        self.ceiling = (max_bad_rows if isinstance(max_bad_rows, int)
+                        else None if self.most_records is None
+                        else _allowed(max_bad_rows, self.most_records))
+
+    def check(self, con: duckdb.DuckDBPyConnection, batch: InputBatch,
+              kept: str | None = None) -> _Checked:
+        """Validate ``batch`` into the temp table ``checked`` and count its rejects; raise
+        IngestError (nothing stored) as soon as they pass the limit."""
+        ceiling = self.ceiling
+        checked = _check_batch(con, self.source, batch, None if ceiling is None
+                               else SHOWN_PROBLEMS - len(self.shown), kept)
+        if ceiling is not None and self.rejected + checked.bad <= ceiling and len(
+                checked.rejects) < checked.bad:
+            # Within the limit after all: every reject is stored, so explain all.
+            checked = _check_batch(con, self.source, batch, None, kept)
+        self.rejected += checked.bad
+        self.shown.extend(RowProblem(str(self.path), r.line, r.field, r.problem)
+                          for r in checked.rejects[: SHOWN_PROBLEMS - len(self.shown)])
+        if ceiling is not None and self.rejected > ceiling:
+            bound = ("" if self.most_records is None or isinstance(self.max_bad_rows, int)
+                     else f", more than {self.max_bad_rows:g} of the at most "
+                     f"{self.most_records:,} records the file can hold")
+            raise IngestError(str(self.path), f"{self.rejected}+ bad records{bound} (limit "
+                              f"{self.max_bad_rows}); nothing was stored", self.shown,
+                              self.rejected)
+        return checked
+
+    def verdict(self, loaded: int, may_be_empty: bool = False) -> None:
+        """Raise IngestError when the whole file holds no records (unless ``may_be_empty``)
+        or more rejects than the limit allows of its records."""
+        total = loaded + self.rejected
+        if total == 0 and not may_be_empty:
+            raise IngestError(str(self.path), "file holds no records")
+        if self.rejected > _allowed(self.max_bad_rows, total):
+            raise IngestError(str(self.path), f"{self.rejected} of {total} records are bad "
+                              f"(limit {self.max_bad_rows}); nothing was stored", self.shown,
+                              self.rejected)
+
+
 def _stage(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Path,
            pieces: list[_Piece], routes: RouteNormaliser, thresholds: list[float],
-           max_bad_rows: int | float, lines: int,
-           progress: Progress | None) -> tuple[int, list[RowProblem]]:
-    """Read, check and stage every batch of the file's pieces; return the rejected records
-    and the problems shown. Raises IngestError as soon as the rejects pass the limit."""
-    shown: list[RowProblem] = []
-    rejected = 0
-    # The most rejects the limit can allow: a count, or the ratio of the most records the
-    # file can hold (one per line, plus a last line without a newline). Beyond it the
-    # verdict is known: reading stops, and no more rejects are explained than are shown.
-    per_line = _RECORDS_PER_LINE.get(source.kind)
-    ceiling = (max_bad_rows if isinstance(max_bad_rows, int)
-               else None if per_line is None
-               else _allowed(max_bad_rows, per_line * (lines + 1)))
+           limit: BadRecordLimit, progress: Progress | None) -> None:
+    """Read, check and stage every batch of the file's pieces, counting rejects in ``limit``
+    (which raises IngestError as soon as they pass it)."""
     resumable = bool(getattr(source, "resumable", False))
     for piece in pieces:
         if resumable:
             source.start, source.stop = piece.start, piece.stop  # type: ignore[attr-defined]
         for batch in source.batches(path):
-            checked = _check_batch(con, source, batch, None if ceiling is None
-                                   else SHOWN_PROBLEMS - len(shown))
-            if ceiling is not None and rejected + checked.bad <= ceiling and len(
-                    checked.rejects) < checked.bad:
-                # Within the limit after all: every reject is stored, so explain all.
-                checked = _check_batch(con, source, batch, None)
-            rejected += checked.bad
+            checked = limit.check(con, batch)
             piece.rejected += checked.bad
-            shown.extend(RowProblem(str(path), r.line, r.field, r.problem)
-                         for r in checked.rejects[: SHOWN_PROBLEMS - len(shown)])
-            if ceiling is not None and rejected > ceiling:
-                bound = ("" if per_line is None or isinstance(max_bad_rows, int)
-                         else f", more than {max_bad_rows:g} of the at most "
-                         f"{per_line * (lines + 1):,} records the file can hold")
-                raise IngestError(str(path), f"{rejected}+ bad records{bound} (limit "
-                                  f"{max_bad_rows}); nothing was stored", shown, rejected)
             if checked.rejects:
                 _insert_rejects(con, piece.ingest_id, checked.rejects)
             if checked.good and source.record in _ROUTED:
@@ -479,7 +509,6 @@ def _stage(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Path,
                 piece.loaded += checked.good
             if progress is not None:
                 progress(batch.position)
-    return rejected, shown
 
 
 def _commit(con: duckdb.DuckDBPyConnection, staging: _Staging, path: Path,
@@ -536,6 +565,23 @@ def _commit(con: duckdb.DuckDBPyConnection, staging: _Staging, path: Path,
         raise
 
 
+def file_digest(path: Path) -> ContentDigest:
+    """Return the registry's digest of a file's content (gzip read through).
+
+    Raises IngestError when ``path`` is no file, is empty, or cannot be read to its end.
+    """
+    if not path.is_file():
+        raise IngestError(str(path), "no such file")
+    if path.stat().st_size == 0:
+        raise IngestError(str(path), "file is empty (0 bytes)")
+    try:
+        return content_digest(path)
+    except CorruptFileError as exc:
+        raise IngestError(str(path), str(exc)) from None
+    except OSError as exc:  # unreadable: permissions, a device, an I/O error
+        raise IngestError(str(path), f"cannot be read: {exc.strerror or exc}") from None
+
+
 def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str | None = None,
                 config: Config | None = None, max_bad_rows: int | float = 0,
                 log_format: str | None = None, options: ExportOptions | None = None,
@@ -556,16 +602,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
         return IngestResult(str(path), BUILD_KIND, stored.routes, 0, stored.skipped,
                             stored.seconds, stored.ingest_id, stored.message)
     config = config or load_config()
-    if not path.is_file():
-        raise IngestError(str(path), "no such file")
-    if path.stat().st_size == 0:
-        raise IngestError(str(path), "file is empty (0 bytes)")
-    try:
-        digest = content_digest(path)
-    except CorruptFileError as exc:
-        raise IngestError(str(path), str(exc)) from None
-    except OSError as exc:  # unreadable: permissions, a device, an I/O error
-        raise IngestError(str(path), f"cannot be read: {exc.strerror or exc}") from None
+    digest = file_digest(path)
     sha = digest.sha256
     known = find_ingest(con, sha)
     if known is not None:
@@ -602,16 +639,12 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
         pieces.append(_Piece(-2, (digest.complete_bytes, digest.lines), None))
     try:
         with _staged(con) as staging:
-            with _typed_errors(path, source.kind):
-                rejected, shown = _stage(con, source, path, pieces, routes, thresholds,
-                                         max_bad_rows, digest.lines, progress)
+            limit = BadRecordLimit(path, source, max_bad_rows, digest.lines)
+            with typed_read_errors(path, source.kind):
+                _stage(con, source, path, pieces, routes, thresholds, limit, progress)
             loaded = sum(piece.loaded for piece in pieces)
-            total = loaded + rejected
-            if total == 0 and earlier is None:
-                raise IngestError(str(path), "file holds no records")
-            if rejected > _allowed(max_bad_rows, total):
-                raise IngestError(str(path), f"{rejected} of {total} records are bad (limit "
-                                  f"{max_bad_rows}); nothing was stored", shown, rejected)
+            rejected = limit.rejected
+            limit.verdict(loaded, may_be_empty=earlier is not None)
             con.execute(f"USE {_quote(staging.home)}")
             _commit(con, staging, path, source, digest, sha, pieces, routes, earlier, started)
     except IngestError as exc:

@@ -78,56 +78,67 @@ def sketch_value_ms(index: np.ndarray) -> np.ndarray:
     return np.where(index == ZERO_BUCKET, 0.0, value)
 
 
-def _aggregate_sql(count: int) -> str:
-    """Return SQL for one pass over the raw rows, grouped by minute, route, region, status and
-    sketch bucket, with the requests faster than each of ``count`` thresholds ($t0_us, ...)
-    counted from the raw durations: exact whatever the threshold."""
+def minute_sql(column: str) -> str:
+    """Return SQL for the start of the UTC minute holding the TIMESTAMPTZ ``column``.
+
+    Equal to ``date_trunc('minute', column)`` in UTC, without its per-row time zone
+    conversion (a quarter of the rollups' cost on a million requests).
+    """
+    return f"time_bucket(INTERVAL 1 minute, {column}, 'UTC')"
+
+
+# The rollups read the batch's good records (temp table ``checked``) with their route.
+_ROUTED_GOOD = """FROM checked
+JOIN batch_routes AS routes ON checked.target IS NOT DISTINCT FROM routes.target
+WHERE checked.bad_field IS NULL"""
+
+
+def _counts_sql(count: int) -> str:
+    """Return SQL for one pass over the raw rows, grouped by minute, route, region and status
+    (no latency bucket: a few groups per minute, not one per request), with the requests
+    faster than each of ``count`` thresholds ($t0_us, ...) counted from the raw durations:
+    exact whatever the threshold."""
     good = "".join(f",\n    count(*) FILTER (WHERE duration_us < $t{i}_us) AS good{i}"
                    for i in range(count))
     return f"""
-CREATE OR REPLACE TEMP TABLE batch_aggregate AS
+CREATE OR REPLACE TEMP TABLE batch_counts AS
 SELECT
-    date_trunc('minute', ts) AS minute,
+    {minute_sql("ts")} AS minute,
     routes.route,
     routes.template,
     region,
     status,
-    {sketch_index_sql("duration_us")} AS bucket,
     count(*) AS requests,
+    count(duration_us) AS timed,
     coalesce(sum(duration_us), 0) AS duration_sum_us,
     coalesce(sum(bytes), 0) AS bytes_sum{good}
-FROM checked
-JOIN batch_routes AS routes ON checked.target IS NOT DISTINCT FROM routes.target
-WHERE checked.bad_field IS NULL
+{_ROUTED_GOOD}
 GROUP BY ALL
 """
 
 
 _COUNTS = """
 INSERT INTO request_counts
-SELECT
-    $ingest_id, minute, route, status,
-    sum(requests),
-    coalesce(sum(requests) FILTER (WHERE bucket IS NOT NULL), 0),
-    sum(duration_sum_us),
-    sum(bytes_sum),
-    template
-FROM batch_aggregate
+    (ingest_id, minute, route, status, requests, timed, duration_sum_us, bytes_sum, template)
+SELECT $ingest_id, minute, route, status,
+       sum(requests), sum(timed), sum(duration_sum_us), sum(bytes_sum), template
+FROM batch_counts
 GROUP BY minute, route, status, template
 """
 
 
 def _good_sql(count: int) -> str:
-    """Return SQL inserting, per minute and route, the answered requests under each of ``count``
-    thresholds (the list $thresholds_ms, counted in batch_aggregate's good0, good1, ...)."""
+    """Return SQL inserting, per minute and route with answered timed requests, those under
+    each of ``count`` thresholds (the list $thresholds_ms, counted in batch_counts' good0,
+    good1, ...)."""
     under = ", ".join(f"sum(good{i})" for i in range(count))
     return f"""
-INSERT INTO request_good
+INSERT INTO request_good (ingest_id, minute, route, threshold_ms, good, template)
 SELECT $ingest_id, minute, route, unnest($thresholds_ms), unnest(good), template
 FROM (
     SELECT minute, route, template, [{under}] AS good
-    FROM batch_aggregate
-    WHERE bucket IS NOT NULL AND status < 500
+    FROM batch_counts
+    WHERE timed > 0 AND status < 500
     GROUP BY minute, route, template
 )
 """
@@ -136,29 +147,29 @@ FROM (
 # Requests that name their region (NULL for sources without one) also count per region.
 _REGION_COUNTS = """
 INSERT INTO region_counts
-SELECT
-    $ingest_id, minute, region, status,
-    sum(requests),
-    coalesce(sum(requests) FILTER (WHERE bucket IS NOT NULL), 0),
-    sum(duration_sum_us)
-FROM batch_aggregate
+    (ingest_id, minute, region, status, requests, timed, duration_sum_us)
+SELECT $ingest_id, minute, region, status, sum(requests), sum(timed), sum(duration_sum_us)
+FROM batch_counts
 WHERE region IS NOT NULL
 GROUP BY minute, region, status
 """
 
-_REGION_SKETCH = f"""
-INSERT INTO region_latency_sketch
-SELECT $ingest_id, {slot_sql("minute")}, region, bucket, sum(requests)
-FROM batch_aggregate
-WHERE region IS NOT NULL AND bucket IS NOT NULL AND status < 500
+# The sketches: the second and third passes over the raw rows, the answered timed requests
+# per slot and route (or region: no route needed) and sketch bucket.
+_ANSWERED = "checked.duration_us IS NOT NULL AND checked.status < 500"
+_SKETCH = f"""
+INSERT INTO latency_sketch (ingest_id, slot, route, bucket, count, template)
+SELECT $ingest_id, {slot_sql("ts")}, routes.route, {sketch_index_sql("duration_us")}, count(*),
+       routes.template
+{_ROUTED_GOOD} AND {_ANSWERED}
 GROUP BY ALL
 """
 
-_SKETCH = f"""
-INSERT INTO latency_sketch
-SELECT $ingest_id, {slot_sql("minute")}, route, bucket, sum(requests), template
-FROM batch_aggregate
-WHERE bucket IS NOT NULL AND status < 500
+_REGION_SKETCH = f"""
+INSERT INTO region_latency_sketch (ingest_id, slot, region, bucket, count)
+SELECT $ingest_id, {slot_sql("ts")}, region, {sketch_index_sql("duration_us")}, count(*)
+FROM checked
+WHERE checked.bad_field IS NULL AND checked.region IS NOT NULL AND {_ANSWERED}
 GROUP BY ALL
 """
 
@@ -171,7 +182,11 @@ def add_rollups(con: duckdb.DuckDBPyConnection, ingest_id: int,
     has two partial rows, which every reader sums.
     """
     params: dict[str, object] = {f"t{i}_us": round(t * 1000) for i, t in enumerate(thresholds_ms)}
-    con.execute(_aggregate_sql(len(thresholds_ms)), params)
+    # Each pass over the raw rows groups only as finely as its tables need: one group per
+    # minute x route x region x status x bucket (the old single pass, which every table was
+    # read from) is about one group per request at moderate traffic, and was most of the
+    # ingest's cost.
+    con.execute(_counts_sql(len(thresholds_ms)), params)
     con.execute(_COUNTS, {"ingest_id": ingest_id})
     if thresholds_ms:
         con.execute(_good_sql(len(thresholds_ms)),
@@ -179,4 +194,4 @@ def add_rollups(con: duckdb.DuckDBPyConnection, ingest_id: int,
     con.execute(_SKETCH, {"ingest_id": ingest_id})
     con.execute(_REGION_COUNTS, {"ingest_id": ingest_id})
     con.execute(_REGION_SKETCH, {"ingest_id": ingest_id})
-    con.execute("DROP TABLE batch_aggregate")
+    con.execute("DROP TABLE batch_counts")

@@ -30,18 +30,23 @@ _SEGMENT_RULES = [
 _HASH_MIN_LENGTH = 12
 
 
-def _pattern_regex(pattern: str) -> tuple[str, tuple[int, int, int]]:
-    """Return the RE2 regex of a Next.js-style route template and its precedence key."""
+def _pattern_regex(pattern: str, any_char: str = ".",
+                   end: str = "$") -> tuple[str, tuple[int, int, int]]:
+    """Return the regex of a Next.js-style route template and its precedence key.
+
+    ``any_char`` and ``end`` spell "any character" and "end of text": RE2's ``.`` and ``$``
+    here; the rollup engines spell them so that RE2 and Java regexes agree (engine/).
+    """
     parts = []
     static = dynamic = catch_all = 0
     for segment in pattern.strip("/").split("/"):
         if not segment:
             continue
         if segment.startswith("[[...") and segment.endswith("]]"):
-            parts.append(r"(/.*)?")
+            parts.append(f"(/{any_char}*)?")
             catch_all += 1
         elif segment.startswith("[...") and segment.endswith("]"):
-            parts.append(r"/.+")
+            parts.append(f"/{any_char}+")
             catch_all += 1
         elif segment.startswith("[") and segment.endswith("]"):
             parts.append(r"/[^/]+")
@@ -49,9 +54,17 @@ def _pattern_regex(pattern: str) -> tuple[str, tuple[int, int, int]]:
         else:
             parts.append("/" + escape(segment))
             static += 1
-    regex = "^" + ("".join(parts) or "/") + "$"
+    regex = "^" + ("".join(parts) or "/") + end
     # Next.js precedence: static routes before dynamic ones before catch-alls.
     return regex, (catch_all, dynamic, -static)
+
+
+def ordered_patterns(patterns: Iterable[str], any_char: str = ".",
+                     end: str = "$") -> list[tuple[str, str]]:
+    """Return (pattern, regex) for the configured route patterns in the order they are tried
+    (Next.js precedence, then configuration order); see _pattern_regex for the spelling."""
+    compiled = [(p, *_pattern_regex(p, any_char, end)) for p in patterns]
+    return [(p, regex) for p, regex, _ in sorted(compiled, key=lambda item: item[2])]
 
 
 def clean_paths(targets: pa.Array) -> pa.Array:
@@ -70,7 +83,9 @@ def _collapse_segments(paths: pa.Array) -> pa.Array:
     if len(paths) == 0:
         return paths
     segments = pc.split_pattern(paths, "/")
-    flat = pc.list_flatten(segments)
+    # The rules run once per distinct segment ("api", "shows" and most ids repeat).
+    encoded = pc.dictionary_encode(pc.list_flatten(segments))
+    flat = encoded.dictionary
     for rule, placeholder in _SEGMENT_RULES:
         if placeholder is None:
             hashes = pc.and_(pc.match_substring_regex(flat, rule),
@@ -78,6 +93,7 @@ def _collapse_segments(paths: pa.Array) -> pa.Array:
             flat = pc.if_else(hashes, "[hash]", flat)
         else:
             flat = pc.replace_substring_regex(flat, rule, placeholder)
+    flat = pc.take(flat, encoded.indices)
     joined = pc.binary_join(pa.ListArray.from_arrays(segments.offsets, flat), "/")
     return pc.utf8_slice_codeunits(joined, 0, MAX_TEMPLATE_LENGTH)
 
@@ -88,8 +104,7 @@ class RouteNormaliser:
     def __init__(self, patterns: Iterable[str] = (), max_routes: int = 500,
                  known_routes: Iterable[str] = (), min_requests: int = 5,
                  candidates: dict[str, int] | None = None) -> None:
-        compiled = sorted(((p, *_pattern_regex(p)) for p in patterns), key=lambda item: item[2])
-        self._patterns = [(p, regex) for p, regex, _ in compiled]
+        self._patterns = ordered_patterns(patterns)
         self._configured = {p for p, _ in self._patterns}
         self.max_routes = max_routes
         self.min_requests = min_requests
@@ -112,7 +127,11 @@ class RouteNormaliser:
             hit = pc.and_(unmatched, pc.fill_null(pc.match_substring_regex(paths, regex), False))
             result = pc.if_else(hit, pattern, result)
             unmatched = pc.and_(unmatched, pc.invert(hit))
-        result = pc.if_else(unmatched, _collapse_segments(paths), result)
+        # Only the paths no pattern matched are collapsed (on a site with configured routes,
+        # few are).
+        if pc.any(unmatched).as_py():
+            result = pc.replace_with_mask(
+                result, unmatched, _collapse_segments(pc.filter(paths, unmatched)))
         return pc.fill_null(result, INVALID_ROUTE)
 
     def template(self, target: str) -> str:

@@ -1,0 +1,15 @@
+"""Numbers as prose shows them: one rule for significant digits, from the analysis up."""
+
+from __future__ import annotations
+
+import math
+
+
+def significant(number: float, digits: int = 3) -> str:
+    """Return ``number`` rounded to ``digits`` significant digits, thousands separated
+    (``0.400``, ``12.3``, ``1,183``): a small rate keeps its digits instead of printing as 0."""
+    if number == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(number)))
+    decimals = max(digits - 1 - magnitude, 0)
+    return f"{round(number, decimals):,.{decimals}f}"
