@@ -51,7 +51,9 @@ KEYS = {
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return [name for (name,) in con.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
-        "AND column_name <> 'ingest_id' ORDER BY ordinal_position", [table]).fetchall()]
+        # template: ingest's note on an (other) row, not part of the lake's contract
+        "AND column_name NOT IN ('ingest_id', 'template') ORDER BY ordinal_position",
+        [table]).fetchall()]
 
 
 def _summed(con: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame:

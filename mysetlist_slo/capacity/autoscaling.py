@@ -183,8 +183,10 @@ def recommend_hpa(peak_rps: float, pods: PodModel, current: HpaSettings,
     per_pod = pods.capacity_rps(current.target_utilization / 100)
     if per_pod <= 0:
         raise ValueError("pods do no work at the target utilization (idle CPU above it)")
-    needed = math.ceil(peak_rps * (1 + headroom) / per_pod)
-    quiet = math.ceil((quiet_rps or 0) * (1 + headroom) / per_pod)
+    # round(..., 9) before ceil: 0.35 - 0.1 core is 0.24999999999999997 in binary floating
+    # point, and 150 req/s at 25 req/s a pod must be 6 pods, not 7.
+    needed = math.ceil(round(peak_rps * (1 + headroom) / per_pod, 9))
+    quiet = math.ceil(round((quiet_rps or 0) * (1 + headroom) / per_pod, 9))
     minimum = max(2, quiet)
     enough = needed <= current.max_replicas
     if enough:

@@ -150,10 +150,10 @@ def _mstl_ets_mean(history: pd.Series, horizon: int, periods: tuple[int, ...]) -
 
 
 # Calibration origins, one day apart going back from the end of the history: at least three
-# (72 one-day-ahead errors), and one per day of the horizon up to a week, so a step d days
-# ahead is judged by errors made d days ahead.
+# (72 one-day-ahead errors), and one per day of the horizon as far back as the history allows
+# (each origin keeps two longest seasons before it), so a step d days ahead is
+# judged by errors made d days ahead (rolling origins).
 CALIBRATION_WINDOWS = 3
-MAX_CALIBRATION_DAYS = 7
 
 
 def mstl_ets(history: pd.Series, horizon: int, periods: tuple[int, ...]) -> pd.DataFrame:
@@ -164,18 +164,20 @@ def mstl_ets(history: pd.Series, horizon: int, periods: tuple[int, ...]) -> pd.D
     intervals are instead conformal quantiles of the absolute errors the same model made
     from origins one day apart at the end of the history, held out (split conformal
     prediction), at matching lead times: steps on day d of the horizon take the errors made d
-    days ahead. Past the longest lead the history can calibrate (at most a week), the
-    errors of that longest lead are used, and the column ``calibrated_lead_days`` says so.
+    days ahead, from every origin at least d days back. Past the longest lead the history can
+    calibrate (origins need two longest seasons before them), the errors of that
+    longest lead are reused, and the column ``calibrated_lead_days`` says which lead each step
+    took.
     Raises ValueError when the history is too short for even one calibration day.
     """
     mean = _mstl_ets_mean(history, horizon, periods)
     step_day = np.arange(horizon) // DAY  # 0: the first day ahead
-    days = min(max(CALIBRATION_WINDOWS, int(step_day[-1]) + 1), MAX_CALIBRATION_DAYS)
+    days = max(CALIBRATION_WINDOWS, int(step_day[-1]) + 1)
     by_lead: dict[int, list[float]] = {}
     for k in range(1, days + 1):
         cut = len(history) - k * DAY
         if cut < 2 * max(periods):
-            break
+            break  # two cycles of the longest season before the origin, at least
         steps = min(horizon, k * DAY)
         held_out = history.iloc[cut:cut + steps].to_numpy()
         errors = np.abs(held_out - _mstl_ets_mean(history.iloc[:cut], steps, periods))

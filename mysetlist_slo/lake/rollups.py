@@ -69,10 +69,15 @@ class RollupLoadResult:
 
 def rollup_schema(con: duckdb.DuckDBPyConnection, table: str) -> pa.Schema:
     """Return the Arrow schema the contract requires of ``table``'s rollup files: the store
-    table's columns (current schema) without ``ingest_id``, in order."""
+    table's columns (current schema) without ``ingest_id`` and ``template``, in order.
+
+    ``template`` is ingest's note on an "(other)" row whose template may be admitted later
+    (store/ingest.py); the lake admits routes over the whole lake at once, so its rows are
+    loaded with none (NULL)."""
     columns = con.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_schema = 'main' AND table_name = ? AND column_name <> 'ingest_id' "
+        "WHERE table_schema = 'main' AND table_name = ? "
+        "AND column_name NOT IN ('ingest_id', 'template') "
         "ORDER BY ordinal_position", [table]).fetchall()
     return pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in columns])
 

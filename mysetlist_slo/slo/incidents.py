@@ -20,10 +20,35 @@ from mysetlist_slo.config import ProbesConfig
 OUTAGE_COLUMNS = ["target", "start", "end", "time_to_recover", "locations", "failed_checks",
                   "within_target"]
 
+# The checks of [start, end), and before start those since the target's last quiet instant
+# (after a check at which every location's latest check succeeded): no run of failures
+# crosses it, so an outage under way at ``start`` is read whole, from its first failed check,
+# and what came before cannot change it. ``failing`` counts the locations whose latest check
+# failed (a RANGE frame: all checks of one instant counted together).
 _CHECKS = """
+WITH changes AS (
+    SELECT target, ts,
+           (NOT ok)::INTEGER - (NOT coalesce(lag(ok) OVER (PARTITION BY target, location
+                                                          ORDER BY ts), true))::INTEGER AS step
+    FROM probes
+    WHERE ts < $start
+),
+failing AS (
+    SELECT target, ts,
+           sum(step) OVER (PARTITION BY target ORDER BY ts
+                           RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS failing
+    FROM changes
+),
+quiet AS (
+    SELECT target, max(ts) AS since
+    FROM failing
+    WHERE failing = 0
+    GROUP BY target
+)
 SELECT target, location, ts, ok
 FROM probes
-WHERE ts >= ? AND ts < ?
+LEFT JOIN quiet USING (target)
+WHERE ts < $end AND (ts >= $start OR since IS NULL OR ts >= since)
 ORDER BY target, location, ts
 """
 
@@ -57,36 +82,42 @@ def probe_outages(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime
                   settings: ProbesConfig | None = None) -> pd.DataFrame:
     """Return the outages confirmed by probes in [start, end), one row each: target, start,
     end (recovery; the period's end while still down), time to recover, locations that saw it,
-    failed checks, and whether recovery met the target."""
+    failed checks, and whether recovery met the target.
+
+    An outage under way at ``start`` counts from its first failed check (see _CHECKS)."""
     settings = settings or ProbesConfig()
     target_time = settings.recovery_target_delta
-    checks = con.execute(_CHECKS, [start, end]).df()
+    checks = con.execute(_CHECKS, {"start": start, "end": end}).df()
     rows = []
     for target, group in checks.groupby("target", sort=True):
         runs = _failed_runs(group, settings.confirm, end)
-        # Sweep over run edges: an outage is where at least min_locations runs overlap.
-        edges = sorted([(r.start, 1, r) for r in runs] + [(r.end, -1, r) for r in runs],
-                       key=lambda e: (e[0], e[1]))
+        # Sweep over run edges: an outage is where at least min_locations runs overlap. Runs
+        # are half-open [start, end); all edges at one instant are applied before judging, so
+        # a location failing just as another recovers continues the outage.
+        instants: dict[datetime, tuple[list[_Run], list[_Run]]] = {}
+        for run in runs:
+            instants.setdefault(run.start, ([], []))[0].append(run)
+            instants.setdefault(run.end, ([], []))[1].append(run)
         active: list[_Run] = []
-        members: list[_Run] = []
         began: datetime | None = None
-        for when, step, run in edges:
-            if step == 1:
-                active.append(run)
-                members.append(run)
-                if began is None and len(active) >= settings.min_locations:
-                    began = min(r.start for r in active)
-            else:
-                active.remove(run)
-                if began is not None and len(active) < settings.min_locations:
-                    recovered = when
-                    rows.append((target, began, recovered, recovered - began,
-                                 len({r.location for r in members}),
-                                 sum(r.checks for r in members),
-                                 recovered - began <= target_time))
-                    began = None
-                if not active:
-                    members = []
+        last_recovered: datetime | None = None
+        for when in sorted(instants):
+            starting, ending = instants[when]
+            active = [r for r in active if r not in ending] + starting
+            if began is None and len(active) >= settings.min_locations:
+                # From the first failed check of the runs confirming it, but never before
+                # the previous outage ended: outages do not overlap.
+                began = min(r.start for r in active)
+                if last_recovered is not None:
+                    began = max(began, last_recovered)
+            elif began is not None and len(active) < settings.min_locations:
+                members = [r for r in runs if r.start < when and r.end > began]
+                rows.append((target, began, when, when - began,
+                             len({r.location for r in members}),
+                             sum(r.checks for r in members), when - began <= target_time))
+                began, last_recovered = None, when
+        # Outages read from before ``start`` that were over by then are not this window's.
+        rows = [row for row in rows if row[0] != target or row[2] > start]
     return pd.DataFrame(rows, columns=OUTAGE_COLUMNS)
 
 

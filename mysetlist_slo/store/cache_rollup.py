@@ -16,7 +16,8 @@ SELECT
     routes.route,
     cache_status,
     count(*) AS requests,
-    coalesce(sum(bytes), 0) AS bytes_sum
+    coalesce(sum(bytes), 0) AS bytes_sum,
+    routes.template
 FROM checked
 JOIN batch_routes AS routes ON checked.target IS NOT DISTINCT FROM routes.target
 WHERE checked.bad_field IS NULL AND checked.cache_status IS NOT NULL

@@ -550,6 +550,16 @@ MIGRATIONS: list[list[str]] = [
             gzip_bytes  BIGINT NOT NULL
         )""",
     ],
+    [
+        # Route re-admission for the request rollups: a row stored under "(other)" for a
+        # template still tracked in route_candidates names it, so that admitting the template
+        # later moves exactly those rows to the route. NULL (every existing row) is a row of
+        # its stored route, as before.
+        "ALTER TABLE request_counts ADD COLUMN template VARCHAR",
+        "ALTER TABLE request_good ADD COLUMN template VARCHAR",
+        "ALTER TABLE latency_sketch ADD COLUMN template VARCHAR",
+        "ALTER TABLE cache_counts ADD COLUMN template VARCHAR",
+    ],
 ]
 
 _LOCK_HOLDER = re.compile(r"held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")

@@ -238,7 +238,7 @@ _PAGE_TABLES = ("vitals", "lighthouse")
 def _reroute_pages(con: duckdb.DuckDBPyConnection, routes: RouteNormaliser) -> None:
     """Move rows of the page tables from "(other)" to their route when their URL's template
     is a route now: ``(other)`` keeps only templates never admitted. The request rollups
-    keep no path, so their early requests of a route admitted later stay under "(other)"."""
+    keep no path: see _reroute_rollups."""
     for table in _PAGE_TABLES:
         urls = [url for (url,) in con.execute(
             f"SELECT DISTINCT url FROM {table} WHERE route = $other",
@@ -256,6 +256,19 @@ def _reroute_pages(con: duckdb.DuckDBPyConnection, routes: RouteNormaliser) -> N
                     f"WHERE {table}.url = rerouted.url AND {table}.route = $other",
                     {"other": OTHER_ROUTE})
         con.unregister("rerouted")
+
+
+# Rollup tables whose "(other)" rows name their template while it is a candidate route.
+_ROLLUP_TABLES = ("request_counts", "request_good", "latency_sketch", "cache_counts")
+
+
+def _reroute_rollups(con: duckdb.DuckDBPyConnection) -> None:
+    """Move the request rollups' "(other)" rows of each template in ``new_routes`` (the
+    routes this file admitted) to that route. Rows of a template are tagged with it only while
+    it is a candidate (store/routes.py route_map), so exactly its earlier requests move."""
+    for table in _ROLLUP_TABLES:
+        con.execute(f"UPDATE {table} SET route = template, template = NULL "
+                    "WHERE template IN (SELECT route FROM new_routes)")
 
 
 _PREFIXES = """
@@ -517,6 +530,7 @@ def _commit(con: duckdb.DuckDBPyConnection, staging: _Staging, path: Path,
             con.register("new_routes", pa.table({"route": routes.added}))
             con.execute("INSERT INTO routes SELECT route, $id FROM new_routes",
                         {"id": pieces[0].ingest_id})
+            _reroute_rollups(con)
             con.unregister("new_routes")
             _reroute_pages(con, routes)
         con.execute("DELETE FROM route_candidates")

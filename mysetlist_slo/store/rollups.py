@@ -18,6 +18,10 @@ durations (``duration_us < threshold``), exact whatever the threshold.
 Sketches and "good" counters hold the latency of answered requests (status below 500): a 502
 returned in 1 ms by a proxy whose upstream is down is an availability failure, and must not
 make the latency SLI look better. ``request_counts.timed`` still counts every timed request.
+
+Rows stored under "(other)" for a template not yet admitted as a route but tracked as a
+candidate carry it in ``template`` (NULL everywhere else), so that admitting it later moves
+exactly those rows to the route (store/ingest.py); with ``template`` NULL a row is as before.
 """
 
 from __future__ import annotations
@@ -101,6 +105,7 @@ CREATE OR REPLACE TEMP TABLE batch_counts AS
 SELECT
     {minute_sql("ts")} AS minute,
     routes.route,
+    routes.template,
     region,
     status,
     count(*) AS requests,
@@ -114,11 +119,11 @@ GROUP BY ALL
 
 _COUNTS = """
 INSERT INTO request_counts
-    (ingest_id, minute, route, status, requests, timed, duration_sum_us, bytes_sum)
+    (ingest_id, minute, route, status, requests, timed, duration_sum_us, bytes_sum, template)
 SELECT $ingest_id, minute, route, status,
-       sum(requests), sum(timed), sum(duration_sum_us), sum(bytes_sum)
+       sum(requests), sum(timed), sum(duration_sum_us), sum(bytes_sum), template
 FROM batch_counts
-GROUP BY minute, route, status
+GROUP BY minute, route, status, template
 """
 
 
@@ -128,13 +133,13 @@ def _good_sql(count: int) -> str:
     good1, ...)."""
     under = ", ".join(f"sum(good{i})" for i in range(count))
     return f"""
-INSERT INTO request_good (ingest_id, minute, route, threshold_ms, good)
-SELECT $ingest_id, minute, route, unnest($thresholds_ms), unnest(good)
+INSERT INTO request_good (ingest_id, minute, route, threshold_ms, good, template)
+SELECT $ingest_id, minute, route, unnest($thresholds_ms), unnest(good), template
 FROM (
-    SELECT minute, route, [{under}] AS good
+    SELECT minute, route, template, [{under}] AS good
     FROM batch_counts
     WHERE timed > 0 AND status < 500
-    GROUP BY minute, route
+    GROUP BY minute, route, template
 )
 """
 
@@ -153,8 +158,9 @@ GROUP BY minute, region, status
 # per slot and route (or region: no route needed) and sketch bucket.
 _ANSWERED = "checked.duration_us IS NOT NULL AND checked.status < 500"
 _SKETCH = f"""
-INSERT INTO latency_sketch (ingest_id, slot, route, bucket, count)
-SELECT $ingest_id, {slot_sql("ts")}, routes.route, {sketch_index_sql("duration_us")}, count(*)
+INSERT INTO latency_sketch (ingest_id, slot, route, bucket, count, template)
+SELECT $ingest_id, {slot_sql("ts")}, routes.route, {sketch_index_sql("duration_us")}, count(*),
+       routes.template
 {_ROUTED_GOOD} AND {_ANSWERED}
 GROUP BY ALL
 """

@@ -167,9 +167,14 @@ class RouteNormaliser:
         return decided
 
     def route_map(self, targets: pa.Table) -> pa.Table:
-        """Return (target, route) for a table of distinct ``target`` with their ``requests``.
+        """Return (target, route, template) for a table of distinct ``target`` with their
+        ``requests``.
 
-        A null target (an unreadable request line) maps to "(invalid)".
+        A null target (an unreadable request line) maps to "(invalid)". ``template`` is null
+        but where the route is "(other)" for a template still tracked as a candidate: rows
+        stored with it move to the route if the template is admitted later (see
+        store/ingest.py), so "(other)" ends up holding only templates never admitted. The
+        candidates are bounded (``10 x max_routes``), so are the templates kept.
         """
         target = targets.column("target").combine_chunks()
         templates = pc.dictionary_encode(self.templates(target))
@@ -181,7 +186,11 @@ class RouteNormaliser:
             frequency[names[row["template"]]] += row["requests_sum"]
         decided = self._admit(frequency)
         stored = pa.array([decided.get(name, OTHER_ROUTE) for name in names], pa.string())
-        return pa.table({"target": target, "route": pc.take(stored, templates.indices)})
+        pending = pa.array([name if decided.get(name, OTHER_ROUTE) == OTHER_ROUTE
+                            and name in self.candidates else None for name in names],
+                           pa.string())
+        return pa.table({"target": target, "route": pc.take(stored, templates.indices),
+                         "template": pc.take(pending, templates.indices)})
 
     def normalise(self, targets: pa.Array | pa.ChunkedArray) -> pa.Array:
         """Return the stored route of every request target (a null target is "(invalid)")."""
