@@ -79,7 +79,7 @@ def test_column_mapping_and_units(tmp_path: Path) -> None:
                                      "duration_ms": "secs"},
                             duration_unit="s", time_format="epoch_s")
     got = load(tmp_path, "mapped", path, kind="jsonl", options=options)
-    buckets = sorted({b for (_m, _r, b, _c) in got["latency_sketch"]})
+    buckets = sorted({row[2] for row in got["latency_sketch"]})  # (slot, route, bucket, …)
     # 80 ms went with status 500 and 2 s with 503: failures are not latency samples.
     # The sketch bucket of v us is ceil(log base 101/99 of v) (rollups.py).
     assert buckets == [math.ceil(math.log(us) / math.log(101 / 99))
