@@ -31,6 +31,8 @@ from mysetlist_slo.errors import IngestError, SloError
 from mysetlist_slo.lake import add_to_lake, lake_manifest
 from mysetlist_slo.lake.rollups import KIND as ROLLUPS_KIND
 from mysetlist_slo.lake.rollups import ROLLUP_META, load_rollups
+from mysetlist_slo.report.formatting import STATUS_WORDS
+from mysetlist_slo.report.overview import slo_status
 from mysetlist_slo.report.weekly import iso_week
 from mysetlist_slo.slo.composite import error_budgets
 from mysetlist_slo.sources import KINDS, ExportOptions
@@ -290,7 +292,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         for row in budgets.itertuples():
             left = row.budget_remaining
             coverage = row.minutes_with_data / row.window_minutes if row.window_minutes else 0
-            colour = {"ok": "green", "breach": "red"}.get(row.status, "yellow")
+            # The weekly report's verdict (less than a quarter of the budget left, or the last
+            # 24 h burning faster than 1x, is "at risk"), so terminal and report agree; an SLO
+            # that cannot be judged keeps its reason ("no data", "not enough events").
+            verdict = slo_status(row.status, left, row.burn_rate_24h)
+            word = row.status if verdict == "no_data" else STATUS_WORDS[verdict]
+            colour = {"ok": "green", "breach": "red"}.get(verdict, "yellow")
             # A composite's row follows its members' rows, named as what it is.
             name = terminal_safe(row.slo) + (" (composite)" if row.sli_kind == "composite"
                                              else "")
@@ -298,7 +305,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                           _percent(row.sli),
                           f"{row.total:,}", _percent(None if left is None else 100 * left, 1),
                           _rate(row.burn_rate_1h), _rate(row.burn_rate_24h),
-                          f"{coverage:.1%}", f"[{colour}]{row.status}[/{colour}]")
+                          f"{coverage:.1%}", Text(word, style=colour))
         _out().print(table)
     if args.fail_on == "breach" and (budgets["status"] == "breach").any():
         return EXIT_BREACH

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -84,6 +85,29 @@ def test_status_fail_on_breach(tmp_path: Path) -> None:
     assert run("status", "--db", db, "--at", at, "--fail-on", "breach").returncode == 3
     records = json.loads(run("status", "--db", db, "--at", at, "--json").stdout)
     assert records[0]["slo"] == "availability" and records[0]["bad"] == 15
+
+
+def test_status_says_at_risk_as_the_report_does(tmp_path: Path) -> None:
+    """4 errors in 5,000 requests at 99.9 % leave 20 % of the budget (5 allowed): the terminal
+    table says "at risk" (under a quarter left), as the weekly report does, not "ok"."""
+    lines = []
+    for i in range(5_000):
+        minute = i // 5
+        when = f"22/Nov/2026:{minute // 60:02d}:{minute % 60:02d}:{i % 5 * 10:02d} +0000"
+        lines.append(timed_line(time=when, status=500 if i in (7, 1_007, 2_007, 3_007) else 200))
+    log = tmp_path / "access.log"
+    log.write_text("\n".join(lines) + "\n")
+    db = str(tmp_path / "m.duckdb")
+    assert run("ingest", "--db", db, str(log)).returncode == 0
+    at = DEMO_END.isoformat()
+    [availability] = [r for r in json.loads(run("status", "--db", db, "--at", at, "--json").stdout)
+                      if r["slo"] == "availability"]
+    assert (availability["bad"], availability["budget_remaining"]) == (4, pytest.approx(0.2))
+    table = subprocess.run([sys.executable, "-m", "mysetlist_slo", "status", "--db", db,
+                            "--at", at], capture_output=True, text=True, check=False,
+                           env={**os.environ, "COLUMNS": "200"})
+    [row] = [line for line in table.stdout.splitlines() if "availability" in line]
+    assert "at risk" in row and " ok " not in row
 
 
 def test_init_writes_the_default_config(tmp_path: Path) -> None:
