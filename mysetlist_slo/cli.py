@@ -1151,7 +1151,7 @@ def cmd_lake_add(args: argparse.Namespace) -> int:
         table.add_row(terminal_safe(result.kind), f"{result.rows:,}", f"{result.rejected:,}",
                       "yes" if result.skipped else "no", f"{len(result.parquet)}",
                       Text(terminal_safe(result.file)))
-    if not args.json:
+    if not args.json and table.row_count:  # no empty table above a file's one-line error
         _out().print(table)
     if failed and len(args.paths) > 1:
         _say(f"{failed} of {len(args.paths)} files failed; the others were added", "red")

@@ -233,7 +233,7 @@ def test_killed_after_commit_is_rolled_forward_once(lake_with_one_file: Path,
 def test_cli_mistakes_are_one_line(argv: list[str], code: int, says: str, two_day_log: Path,
                                    tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Missing --lake, an unknown kind, a missing file, a folder that is no lake, a remote
-    lake: one line on stderr and exit 2 (usage) or 1 (failed)."""
+    lake: one line on stderr (lake commands: nothing on stdout), exit 2 (usage) or 1 (failed)."""
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("not a lake")
@@ -249,8 +249,11 @@ def test_cli_mistakes_are_one_line(argv: list[str], code: int, says: str, two_da
         assert exited.value.code == 2
     else:
         assert main(argv) == code
-    error = capsys.readouterr().err.strip()
+    captured = capsys.readouterr()
+    error = captured.err.strip()
     assert says in error and len(error.splitlines()) <= 2, error
+    if argv[0] == "lake":  # nothing else: no empty result table above the error
+        assert not captured.out.strip(), captured.out
 
 
 def test_a_non_lake_folder_is_refused_by_the_library(tmp_path: Path, two_day_log: Path) -> None:
