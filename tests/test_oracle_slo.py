@@ -203,8 +203,9 @@ def oracle(case: Case) -> dict[str, object]:
     total, good = len(inside), int(inside["good"].sum())
     bad = total - good
     # A calendar period's budget: the events so far, scaled up to the whole period.
+    # At the very start of a period nothing has elapsed and no event can be inside.
     scale = (Fraction(period // US, (end - start) // US) if period_end is not None
-             else Fraction(1))
+             and end > start else Fraction(1))
     allowed = share * total * scale
     remaining = 1 - bad / allowed if total else None
     if total == 0:
