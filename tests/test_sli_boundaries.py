@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
+from mysetlist_slo import ingest_file
+from mysetlist_slo.slo.incidents import uptime_minutes
 from mysetlist_slo.slo.sli import dense_minutes, period_end, timeslices
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
@@ -54,3 +56,26 @@ def test_timeslices_compare_a_fractional_target_exactly() -> None:
     exactly (good)."""
     slices = timeslices(_minutes([(97, 100), (98, 100), (39, 40)]), 97.5)
     assert slices["good"].tolist() == [0, 1, 1]
+
+
+def _probe_checks(pattern: str) -> list[str]:
+    """One check a minute at location "a" from T0: "." ok, "x" failed."""
+    lines = ["timestamp,target,location,ok,status,latency_ms"]
+    for minute, mark in enumerate(pattern):
+        ts = (T0 + minute * MIN).strftime("%Y-%m-%dT%H:%M:%SZ")
+        lines.append(f"{ts},https://x/health,a,{'true' if mark == '.' else 'false'},200,12")
+    return lines
+
+
+def test_uptime_minutes_lose_the_minutes_an_outage_overlaps(store, write_log) -> None:
+    """Checks "..xxx..." (default: 2 failures in a row confirm): the outage spans
+    [T0+2m, T0+5m), so of minutes 0..7 exactly 2, 3 and 4 are bad; from T0+3m the outage is
+    read whole and minutes 3 and 4 are bad. One integer event per minute."""
+    ingest_file(store, write_log("probes.csv", _probe_checks("..xxx...")))
+    minutes = uptime_minutes(store, T0, T0 + 8 * MIN)
+    assert minutes["minute"].tolist() == [pd.Timestamp(T0 + k * MIN) for k in range(8)]
+    assert minutes["good"].tolist() == [1, 1, 0, 0, 0, 1, 1, 1]
+    assert minutes["total"].tolist() == [1] * 8
+    assert str(minutes["good"].dtype) == "int64" and str(minutes["total"].dtype) == "int64"
+    later = uptime_minutes(store, T0 + 3 * MIN, T0 + 8 * MIN)
+    assert later["good"].tolist() == [0, 0, 1, 1, 1]
