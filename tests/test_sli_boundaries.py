@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from mysetlist_slo import ingest_file
-from mysetlist_slo.slo.incidents import uptime_minutes
+from mysetlist_slo.config import ProbesConfig
+from mysetlist_slo.slo.incidents import probe_outages, uptime_minutes
 from mysetlist_slo.slo.sli import dense_minutes, period_end, timeslices
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
@@ -58,12 +59,15 @@ def test_timeslices_compare_a_fractional_target_exactly() -> None:
     assert slices["good"].tolist() == [0, 1, 1]
 
 
-def _probe_checks(pattern: str) -> list[str]:
-    """One check a minute at location "a" from T0: "." ok, "x" failed."""
+def _probe_checks(pattern: str | dict[str, str]) -> list[str]:
+    """One check a minute per location from T0 ("a" for a plain string): "." ok, "x" failed."""
+    patterns = {"a": pattern} if isinstance(pattern, str) else pattern
     lines = ["timestamp,target,location,ok,status,latency_ms"]
-    for minute, mark in enumerate(pattern):
-        ts = (T0 + minute * MIN).strftime("%Y-%m-%dT%H:%M:%SZ")
-        lines.append(f"{ts},https://x/health,a,{'true' if mark == '.' else 'false'},200,12")
+    for location, marks in patterns.items():
+        for minute, mark in enumerate(marks):
+            ts = (T0 + minute * MIN).strftime("%Y-%m-%dT%H:%M:%SZ")
+            ok = "true" if mark == "." else "false"
+            lines.append(f"{ts},https://x/health,{location},{ok},200,12")
     return lines
 
 
@@ -79,3 +83,43 @@ def test_uptime_minutes_lose_the_minutes_an_outage_overlaps(store, write_log) ->
     assert str(minutes["good"].dtype) == "int64" and str(minutes["total"].dtype) == "int64"
     later = uptime_minutes(store, T0 + 3 * MIN, T0 + 8 * MIN)
     assert later["good"].tolist() == [0, 0, 1, 1, 1]
+
+
+def test_recovery_in_exactly_the_target_meets_it(store, write_log) -> None:
+    """Checks "..xxxxx....": failed at minutes 2-6, good again at 7: 5 minutes to recover,
+    exactly the 5-minute target, which counts as met; 1 location, 5 failed checks."""
+    ingest_file(store, write_log("probes.csv", _probe_checks("..xxxxx....")))
+    found = probe_outages(store, T0, T0 + 11 * MIN)
+    assert [(r.start, r.end, r.time_to_recover, r.locations, r.failed_checks, r.within_target)
+            for r in found.itertuples()] == [
+        (T0 + 2 * MIN, T0 + 7 * MIN, 5 * MIN, 1, 5, True)]
+
+
+def test_an_outage_over_at_the_window_start_is_not_the_windows(store, write_log) -> None:
+    """Checks "..xx....": the outage is [T0+2m, T0+4m); a window from T0+4m has none, a
+    window from T0+3m has it whole (from T0+2m)."""
+    ingest_file(store, write_log("probes.csv", _probe_checks("..xx....")))
+    assert probe_outages(store, T0 + 4 * MIN, T0 + 8 * MIN).empty
+    during = probe_outages(store, T0 + 3 * MIN, T0 + 8 * MIN)
+    assert [(r.start, r.end) for r in during.itertuples()] == [(T0 + 2 * MIN, T0 + 4 * MIN)]
+
+
+def test_an_outage_lasts_while_enough_locations_still_fail(store, write_log) -> None:
+    """min_locations 1: "a" fails at minutes 2-5 and "b" at 2-3; the outage lasts until "a"
+    recovers at minute 6, not until "b" does at 4: [T0+2m, T0+6m), 2 locations, 6 checks."""
+    ingest_file(store, write_log("probes.csv", _probe_checks(
+        {"a": "..xxxx....", "b": "..xx......"})))
+    found = probe_outages(store, T0, T0 + 10 * MIN, ProbesConfig(min_locations=1))
+    assert [(r.start, r.end, r.locations, r.failed_checks) for r in found.itertuples()] == [
+        (T0 + 2 * MIN, T0 + 6 * MIN, 2, 6)]
+
+
+def test_a_run_starting_as_the_outage_ends_is_not_part_of_it(store, write_log) -> None:
+    """min_locations 2: "a" (minutes 2-5) and "b" (4-5) both recover at 6, when "c" starts
+    failing (6-7) alone: the outage is [T0+2m, T0+6m) with 2 locations and 4 + 2 = 6 failed
+    checks; "c" is not a member of it."""
+    ingest_file(store, write_log("probes.csv", _probe_checks(
+        {"a": "..xxxx......", "b": "....xx......", "c": "......xx...."})))
+    found = probe_outages(store, T0, T0 + 12 * MIN, ProbesConfig(min_locations=2))
+    assert [(r.start, r.end, r.locations, r.failed_checks) for r in found.itertuples()] == [
+        (T0 + 2 * MIN, T0 + 6 * MIN, 2, 6)]
