@@ -10,7 +10,7 @@ import pandas as pd
 from mysetlist_slo import ingest_file
 from mysetlist_slo.config import ProbesConfig
 from mysetlist_slo.slo.incidents import probe_outages, uptime_minutes
-from mysetlist_slo.slo.sli import dense_minutes, period_end, timeslices
+from mysetlist_slo.slo.sli import dense_minutes, period_end, timeslices, window_bounds
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -123,3 +123,11 @@ def test_a_run_starting_as_the_outage_ends_is_not_part_of_it(store, write_log) -
     found = probe_outages(store, T0, T0 + 12 * MIN, ProbesConfig(min_locations=2))
     assert [(r.start, r.end, r.locations, r.failed_checks) for r in found.itertuples()] == [
         (T0 + 2 * MIN, T0 + 6 * MIN, 2, 6)]
+
+
+def test_calendar_windows_start_at_midnight_to_the_microsecond() -> None:
+    """At 15 Nov 2026 (a Sunday) 12:34:56.789 UTC the month window starts at 1 Nov 00:00:00.000
+    and the week window at Monday 9 Nov 00:00:00.000, seconds and microseconds cleared too."""
+    at = datetime(2026, 11, 15, 12, 34, 56, 789, tzinfo=UTC)
+    assert window_bounds("month", at) == (datetime(2026, 11, 1, tzinfo=UTC), at)
+    assert window_bounds("week", at) == (datetime(2026, 11, 9, tzinfo=UTC), at)
