@@ -10,7 +10,13 @@ import pyarrow.compute as pc
 import pytest
 
 from mysetlist_slo.demo import DemoManifest
-from mysetlist_slo.sources.nginx import COMBINED, COMBINED_TIMED, NginxSource, _split_sql
+from mysetlist_slo.sources.nginx import (
+    COMBINED,
+    COMBINED_TIMED,
+    PARTS,
+    NginxSource,
+    _split_sql,
+)
 from mysetlist_slo.sources.requests_schema import CANONICAL_COLUMNS
 from mysetlist_slo.sources.types import INPUT_TABLE
 
@@ -105,9 +111,11 @@ def split_share(path: Path, log_format: str) -> float:
     read = total = 0
     for batch in source.batches(path):
         con.register(INPUT_TABLE, batch.table)
+        parts = ", ".join(f"q[{i}] AS p{i}" for i in range(1, PARTS + 1))
         hits, count = con.sql(f"""
-            SELECT count(*) FILTER (WHERE coalesce({split[1]}, false)), count(*)
-            FROM (SELECT text, q, string_split(q[1], ' ') AS head,
+            SELECT count(*) FILTER (WHERE len(q) = {PARTS} AND coalesce({split[1]}, false)),
+                   count(*)
+            FROM (SELECT text, q, {parts}, string_split(q[1], ' ') AS head,
                          string_split(q[3], ' ') AS middle
                   FROM (SELECT text, string_split(text, '"') AS q FROM {INPUT_TABLE}))
         """).fetchall()[0]

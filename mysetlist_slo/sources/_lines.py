@@ -69,6 +69,7 @@ class ContentDigest:
     first_line_sha256: str  # finds earlier loads of the same growing log
     ends_with_newline: bool
     complete_bytes: int  # bytes up to and including the last newline (the complete lines)
+    carriage_returns: int = 0  # "\r" bytes: a reader that ends lines at them would miscount
 
 
 class CorruptFileError(ValueError):
@@ -101,7 +102,7 @@ def content_digest(path: Path) -> ContentDigest:
     ``access.log.2.gz`` that logrotate later makes of it the same file to the registry.
     """
     digest, first = hashlib.sha256(), hashlib.sha256()
-    size = lines = complete = 0
+    size = lines = complete = returns = 0
     first_done, last = False, b""
     for chunk in _chunks(path):
         digest.update(chunk)
@@ -114,9 +115,10 @@ def content_digest(path: Path) -> ContentDigest:
             complete = size + newline + 1
         size += len(chunk)
         lines += chunk.count(b"\n")
+        returns += chunk.count(b"\r")
         last = chunk[-1:]
     return ContentDigest(digest.hexdigest(), size, lines, first.hexdigest(), last == b"\n",
-                         complete)
+                         complete, returns)
 
 
 def prefix_sha256(path: Path, size: int) -> tuple[str, int]:

@@ -12,7 +12,13 @@ import pyarrow as pa
 
 from mysetlist_slo._regex import escape
 from mysetlist_slo.errors import ConfigError
-from mysetlist_slo.sources._lines import DEFAULT_BATCH_BYTES, read_lines
+from mysetlist_slo.sources._lines import (
+    DEFAULT_BATCH_BYTES,
+    DEFAULT_MAX_LINE_BYTES,
+    GZIP_MAGIC,
+    ContentDigest,
+    read_lines,
+)
 from mysetlist_slo.sources.requests_schema import UNIT_US, TimeKind, validation_query
 from mysetlist_slo.sources.types import InputBatch, Reject, chunked, raw_lines
 
@@ -162,21 +168,22 @@ def compile_log_format(text: str) -> LogFormat:
     return LogFormat(text, tuple(pieces), columns, time_kind)
 
 
-# The fast split of the combined formats, without a regex: the line cut at its quotes (``q``),
-# the parts outside quotes cut at spaces (``head``, ``middle``), each variable picked from them.
-# nginx writes a quote inside a value as \x22, so a well-formed line has exactly 6 quotes.
-_QUOTE_PARTS = "string_split(text, '\"')"
+# The fast split of the combined formats, without a regex: the line cut at its quotes into the
+# parts p1 ... p7, the parts outside quotes cut at spaces (``head`` = p1, ``middle`` = p3), each
+# variable picked from them. nginx writes a quote inside a value as \x22, so a well-formed line
+# has exactly 6 quotes.
+PARTS = 7
 _COMBINED_SPLIT = {
     "remote_addr": "head[1]",
     "remote_user": "head[3]",
     "time_local": "head[4][2:] || ' ' || head[5][:-2]",
-    "request": "q[2]",
+    "request": "p2",
     "status": "middle[2]",
     "body_bytes_sent": "middle[3]",
-    "http_referer": "q[4]",
-    "http_user_agent": "q[6]",
-    "request_time": "split_part(q[7], ' ', 2)",
-    "upstream_response_time": "q[7][length(split_part(q[7], ' ', 2)) + 3:]",
+    "http_referer": "p4",
+    "http_user_agent": "p6",
+    "request_time": "split_part(p7, ' ', 2)",
+    "upstream_response_time": "p7[length(split_part(p7, ' ', 2)) + 3:]",
 }
 # When the split reads a line exactly as the format's regex does: the line has the format's
 # literal text between the values (" - ", " [", "] \"", ...), checked on the parts, and no
@@ -185,31 +192,33 @@ _COMBINED_SPLIT = {
 # at the first occurrence of the character after it, so each split value is the captured one,
 # and both readings give identical rows (tests/test_nginx_split.py compares them).
 _COMBINED_SHAPE = [
-    "len(q) = 7", "len(head) = 6", "head[2] = '-'", "head[6] = ''",
+    "len(head) = 6", "head[2] = '-'", "head[6] = ''",
     "starts_with(head[4], '[')", "ends_with(head[5], ']')", "NOT contains(head[5][:-2], ']')",
     "NOT contains(head[4], ']')", "len(middle) = 4", "middle[1] = ''", "middle[4] = ''",
-    "q[5] = ' '", "NOT contains(q[2], '\\')", "NOT contains(q[4], '\\')",
-    "NOT contains(q[6], '\\')",
+    "p5 = ' '", "NOT contains(p2, '\\')", "NOT contains(p4, '\\')",
+    "NOT contains(p6, '\\')",
 ]
 _TAIL_SHAPE = {
-    COMBINED: ["q[7] = ''"],
+    COMBINED: ["p7 = ''"],
     # " $request_time $upstream_response_time": a space, a value, a space, the rest.
-    COMBINED_TIMED: ["starts_with(q[7], ' ')", "strpos(q[7][2:], ' ') > 0"],
+    COMBINED_TIMED: ["starts_with(p7, ' ')", "strpos(p7[2:], ' ') > 0"],
 }
 
 
 def _split_sql(fmt: LogFormat) -> tuple[dict[str, str], str] | None:
-    """Return (variable -> SQL over q/head/middle, SQL: the split reads the line as the regex
-    would) for the combined formats, or None for a format only the regex can read."""
+    """Return (variable -> SQL over the parts p1 ... p7, ``head`` and ``middle``; SQL: the
+    split reads the line as the regex would) for the combined formats, or None for a format
+    only the regex can read."""
     if fmt.text not in _TAIL_SHAPE:
         return None
     values = {name: _COMBINED_SPLIT[name] for name in fmt.variables}
     return values, " AND ".join(_COMBINED_SHAPE + _TAIL_SHAPE[fmt.text])
 
 
-def _staging_query(fmt: LogFormat, split: bool = True) -> str:
-    """Return SQL that splits each line of ``lines`` into the staged request columns (with
-    ``split``, by the fast split where it reads a line as the regex would)."""
+def _staging_query(fmt: LogFormat, fields_sql: str) -> str:
+    """Return SQL turning each row of ``fields_sql`` (``line`` and the struct ``fields``, one
+    member per variable) into the staged request columns."""
+
     def field(column: str) -> str:
         variable = fmt.columns.get(column)
         return f"fields.{variable}" if variable else "NULL"
@@ -241,8 +250,9 @@ def _staging_query(fmt: LogFormat, split: bool = True) -> str:
         {field('region')} AS region,
         {field('cache_status')} AS cache_status,
         -- No match leaves every group empty; the time and status are never empty in a real line.
-        fields.{fmt.columns['ts']} = '' AND fields.status = '' AS unmatched
-    FROM ({_fields_sql(fmt, split)})
+        -- (The whole-file reader gives no fields at all for a line it cannot read.)
+        fields IS NULL OR (fields.{fmt.columns['ts']} = '' AND fields.status = '') AS unmatched
+    FROM ({fields_sql})
 """
 
 
@@ -255,12 +265,46 @@ def _fields_sql(fmt: LogFormat, split: bool = True) -> str:
         return f"SELECT line, {regex} AS fields FROM batch_input"
     values, check = fast
     members = ", ".join(f"{name} := {values[name]}" for name in fmt.variables)
+    parts = ", ".join(f"q[{i}] AS p{i}" for i in range(1, PARTS + 1))
     return f"""
-        SELECT line, CASE WHEN coalesce({check}, false) THEN struct_pack({members})
-                          ELSE {regex} END AS fields
-        FROM (SELECT line, text, q, string_split(q[1], ' ') AS head,
+        SELECT line, CASE WHEN len(q) = {PARTS} AND coalesce({check}, false)
+                          THEN struct_pack({members}) ELSE {regex} END AS fields
+        FROM (SELECT line, text, q, {parts}, string_split(q[1], ' ') AS head,
                      string_split(q[3], ' ') AS middle
-              FROM (SELECT line, text, {_QUOTE_PARTS} AS q FROM batch_input))"""
+              FROM (SELECT line, text, string_split(text, '"') AS q FROM batch_input))"""
+
+
+# The whole file at once, for the combined formats: DuckDB's parallel CSV reader cuts every
+# line at its quotes (the quote as the delimiter, no quoting), the split above without reading
+# lines in Python, about four times faster. It cannot number lines, and it skips empty lines
+# and refuses a line with more parts, so it is used only for a file it reads whole and good:
+# the caller compares the good records with the file's line count and otherwise reads the file
+# by lines (tests/test_nginx_whole.py compares the two on every line of test_nginx_split).
+# An empty part is '' (a newline, which no part holds, stands for NULL).
+_CSV_OPTIONS = ("delim = '\"', quote = '', escape = '', header = false, auto_detect = false, "
+                "strict_mode = true, null_padding = false, nullstr = '\n', "
+                "compression = $compression")
+_GLOB = re.compile(r"[*?\[\]{}]")  # read_csv reads its path as a glob pattern
+
+
+def _whole_file_sql(fmt: LogFormat, max_line_bytes: int) -> str | None:
+    """Return SQL giving ``fields`` of every line of the file ``$path`` through DuckDB's CSV
+    reader (NULL where the split would not read the line as the regex does), or None for a
+    format without the fast split."""
+    fast = _split_sql(fmt)
+    if fast is None:
+        return None
+    values, check = fast
+    members = ", ".join(f"{name} := {values[name]}" for name in fmt.variables)
+    columns = ", ".join(f"'p{i}': 'VARCHAR'" for i in range(1, PARTS + 1))
+    # The line's length is its parts and the six quotes.
+    length = " + ".join(f"strlen(p{i})" for i in range(1, PARTS + 1)) + f" + {PARTS - 1}"
+    return f"""
+        SELECT NULL::BIGINT AS line,
+               CASE WHEN coalesce({check}, false) AND {length} <= {int(max_line_bytes)}
+                    THEN struct_pack({members}) END AS fields
+        FROM (SELECT *, string_split(p1, ' ') AS head, string_split(p3, ' ') AS middle
+              FROM read_csv($path, columns = {{{columns}}}, {_CSV_OPTIONS}))"""
 
 
 class NginxSource:
@@ -276,10 +320,35 @@ class NginxSource:
         self.format = compile_log_format(log_format)
         self.start = (0, 0)  # (bytes, lines) of the content to skip, already loaded
         self.stop: int | None = None  # content offset to read up to (None: the end)
-        self._query = validation_query(
-            _staging_query(self.format, split), self.format.time_kind, UNIT_US["s"], UNIT_US["s"],
-            upstream_lists=True, target_required=False, may_be_unmatched=True,
+        whole = _whole_file_sql(self.format, DEFAULT_MAX_LINE_BYTES) if split else None
+        self._query = self._checked(_fields_sql(self.format, split))
+        self._whole_query = None if whole is None else self._checked(whole)
+
+    def _checked(self, fields_sql: str) -> str:
+        """Return the validation query of the rows of ``fields_sql`` (see _staging_query)."""
+        return validation_query(
+            _staging_query(self.format, fields_sql), self.format.time_kind, UNIT_US["s"],
+            UNIT_US["s"], upstream_lists=True, target_required=False, may_be_unmatched=True,
         )
+
+    def whole_file(self, path: Path, digest: ContentDigest) -> InputBatch | None:
+        """Return one batch reading the whole log at ``path`` with DuckDB's CSV reader, or
+        None when only the line reader can read it as it would: another format, a part of
+        the file (read on from an earlier load), a last line without a newline, carriage
+        returns, or a path DuckDB would read as a glob pattern.
+
+        The batch's rows have no line numbers: the caller uses it only when every record is
+        good and there are as many as the file has lines.
+        """
+        if (self._whole_query is None or self.start != (0, 0) or self.stop is not None
+                or not digest.ends_with_newline or digest.carriage_returns
+                or _GLOB.search(str(path))):
+            return None
+        with open(path, "rb") as raw:
+            compression = "gzip" if raw.read(2) == GZIP_MAGIC else "none"
+        return InputBatch(self._whole_query, None,
+                          {"path": str(path), "compression": compression}, [],
+                          path.stat().st_size)
 
 
     def batches(self, path: Path, batch_bytes: int = DEFAULT_BATCH_BYTES) -> Iterator[InputBatch]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -36,6 +37,7 @@ from mysetlist_slo.store.routes import OTHER_ROUTE, RouteNormaliser
 SHOWN_PROBLEMS = 10
 
 Progress = Callable[[int], None]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -398,9 +400,13 @@ def _staged(con: duckdb.DuckDBPyConnection) -> Iterator[_Staging]:
     name = f"ingest_staging_{uuid.uuid4().hex}"
     tables = _stored_tables(con, home)
     previous_limit = scalar(con, "SELECT current_setting('memory_limit')")
+    previous_order = scalar(con, "SELECT current_setting('preserve_insertion_order')")
     con.execute(f"ATTACH ':memory:' AS {name}")
     try:
         con.execute(f"SET memory_limit = '{INGEST_MEMORY_LIMIT}'")
+        # Nothing staged is read in insertion order (rejects are sorted by line, the rest is
+        # grouped), and keeping the order makes DuckDB build each table on one thread.
+        con.execute("SET preserve_insertion_order = false")
         for table in tables:
             con.execute(f"CREATE TABLE {name}.main.{_quote(table)} AS "
                         f"SELECT * FROM {_quote(home)}.main.{_quote(table)} LIMIT 0")
@@ -412,6 +418,7 @@ def _staged(con: duckdb.DuckDBPyConnection) -> Iterator[_Staging]:
             con.unregister(view)
         con.execute(f"USE {_quote(home)}")
         con.execute(f"DETACH {name}")
+        con.execute(f"SET preserve_insertion_order = {bool(previous_order)}")
         try:
             con.execute(f"SET memory_limit = '{previous_limit}'")
         except duckdb.ParserException:  # DuckDB 1.3 shows "no limit" as a size it cannot read
@@ -482,33 +489,86 @@ class BadRecordLimit:
                               self.rejected)
 
 
+def _whole_file(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Path,
+                digest: ContentDigest, piece: _Piece, progress: Progress | None) -> _Checked | None:
+    """Check the piece as one batch where the source can read the whole file at once (see
+    NginxSource.whole_file) and return what it found, or None -- nothing kept -- unless every
+    line of the file is a good record: the batch cannot name lines, so a file with a reject
+    is read again line by line, which names them."""
+    whole = getattr(source, "whole_file", None)
+    if whole is None or piece.start != (0, 0) or piece.stop is not None:
+        return None
+    batch = whole(path, digest)
+    if batch is None:
+        return None
+    try:
+        checked = _with_progress(con, lambda: _check_batch(con, source, batch, 0), progress,
+                                 batch.position)
+    except duckdb.Error:  # the reader refuses a line: an extra quote, bytes not UTF-8
+        return None
+    return checked if checked.bad == 0 and checked.good == digest.lines else None
+
+
+def _with_progress(con: duckdb.DuckDBPyConnection, work: Callable[[], _T],
+                   progress: Progress | None, size: int) -> _T:
+    """Return ``work()``; while it runs (in a thread), report DuckDB's progress through the
+    query as that share of ``size`` bytes, so a bar moves during one long statement."""
+    if progress is None:
+        return work()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(work)
+        try:
+            while not running.done():
+                done = con.query_progress()  # -1 before the query starts
+                if done > 0:
+                    progress(int(size * min(done, 100.0) / 100))
+                wait([running], timeout=0.2)
+            return running.result()
+        except BaseException:
+            con.interrupt()  # Ctrl-C: stop the statement rather than wait for it
+            raise
+
+
 def _stage(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Path,
-           pieces: list[_Piece], routes: RouteNormaliser, thresholds: list[float],
-           limit: BadRecordLimit, progress: Progress | None) -> None:
+           digest: ContentDigest, pieces: list[_Piece], routes: RouteNormaliser,
+           thresholds: list[float], limit: BadRecordLimit, progress: Progress | None) -> None:
     """Read, check and stage every batch of the file's pieces, counting rejects in ``limit``
     (which raises IngestError as soon as they pass it)."""
     resumable = bool(getattr(source, "resumable", False))
     for piece in pieces:
         if resumable:
             source.start, source.stop = piece.start, piece.stop  # type: ignore[attr-defined]
+        whole = _whole_file(con, source, path, digest, piece, progress)
+        if whole is not None:
+            _store_checked(con, source, piece, whole, routes, thresholds)
+            if progress is not None:
+                progress(path.stat().st_size)
+            continue
         for batch in source.batches(path):
             checked = limit.check(con, batch)
-            piece.rejected += checked.bad
-            if checked.rejects:
-                _insert_rejects(con, piece.ingest_id, checked.rejects)
-            if checked.good and source.record in _ROUTED:
-                _route(con, routes)
-            if checked.good and source.record == "requests":
-                add_rollups(con, piece.ingest_id, thresholds)
-                add_cache_counts(con, piece.ingest_id)
-            elif checked.good:
-                con.execute(_STORE[source.record], {"ingest_id": piece.ingest_id})
-            if checked.good:
-                # A k6 summary has no times: its span is [NULL, NULL].
-                piece.times += [t for t in checked.span if t is not None]
-                piece.loaded += checked.good
+            _store_checked(con, source, piece, checked, routes, thresholds)
             if progress is not None:
                 progress(batch.position)
+
+
+def _store_checked(con: duckdb.DuckDBPyConnection, source: RequestSource, piece: _Piece,
+                   checked: _Checked, routes: RouteNormaliser, thresholds: list[float]) -> None:
+    """Stage the records of ``checked`` (the temp table and what _check_batch found) and
+    count them in ``piece``."""
+    piece.rejected += checked.bad
+    if checked.rejects:
+        _insert_rejects(con, piece.ingest_id, checked.rejects)
+    if checked.good and source.record in _ROUTED:
+        _route(con, routes)
+    if checked.good and source.record == "requests":
+        add_rollups(con, piece.ingest_id, thresholds)
+        add_cache_counts(con, piece.ingest_id)
+    elif checked.good:
+        con.execute(_STORE[source.record], {"ingest_id": piece.ingest_id})
+    if checked.good:
+        # A k6 summary has no times: its span is [NULL, NULL].
+        piece.times += [t for t in checked.span if t is not None]
+        piece.loaded += checked.good
 
 
 def _commit(con: duckdb.DuckDBPyConnection, staging: _Staging, path: Path,
@@ -641,7 +701,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
         with _staged(con) as staging:
             limit = BadRecordLimit(path, source, max_bad_rows, digest.lines)
             with typed_read_errors(path, source.kind):
-                _stage(con, source, path, pieces, routes, thresholds, limit, progress)
+                _stage(con, source, path, digest, pieces, routes, thresholds, limit, progress)
             loaded = sum(piece.loaded for piece in pieces)
             rejected = limit.rejected
             limit.verdict(loaded, may_be_empty=earlier is not None)
