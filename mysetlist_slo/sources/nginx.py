@@ -215,13 +215,16 @@ def _split_sql(fmt: LogFormat) -> tuple[dict[str, str], str] | None:
     return values, " AND ".join(_COMBINED_SHAPE + _TAIL_SHAPE[fmt.text])
 
 
-def _staging_query(fmt: LogFormat, fields_sql: str) -> str:
-    """Return SQL turning each row of ``fields_sql`` (``line`` and the struct ``fields``, one
-    member per variable) into the staged request columns."""
+def _staging_query(fmt: LogFormat, fields_sql: str, flat: bool = False) -> str:
+    """Return SQL turning each row of ``fields_sql`` into the staged request columns: its
+    ``line`` and the struct ``fields`` (one member per variable) or, ``flat``, a column per
+    variable and ``unreadable`` (a struct is computed whole; flat columns the query does not
+    keep are never computed)."""
+    prefix = "" if flat else "fields."
 
     def field(column: str) -> str:
         variable = fmt.columns.get(column)
-        return f"fields.{variable}" if variable else "NULL"
+        return f"{prefix}{variable}" if variable else "NULL"
 
     if fmt.columns["target"] == "request":
         # "$request" is the whole request line: METHOD target PROTOCOL. Malformed request lines
@@ -229,16 +232,19 @@ def _staging_query(fmt: LogFormat, fields_sql: str) -> str:
         # kept, with no method and target, so they count against the route "(invalid)".
         request_line = r"'^([A-Z]+) (\S+)( HTTP/[0-9.]+)?$'"
         # One match gives both parts (DuckDB evaluates the repeated expression once).
-        parts = f"regexp_extract(fields.request, {request_line}, ['method', 'target'])"
+        parts = f"regexp_extract({prefix}request, {request_line}, ['method', 'target'])"
         method = f"NULLIF({parts}.method, '')"
         target = f"NULLIF({parts}.target, '')"
     else:
-        method = "fields.request_method" if "request_method" in fmt.variables else "NULL"
-        target = f"fields.{fmt.columns['target']}"
+        method = f"{prefix}request_method" if "request_method" in fmt.variables else "NULL"
+        target = f"{prefix}{fmt.columns['target']}"
+    # No match leaves every group empty; the time and status are never empty in a real line.
+    unmatched = ("unreadable" if flat
+                 else f"fields.{fmt.columns['ts']} = '' AND fields.status = ''")
     return f"""
     SELECT
         line,
-        fields.{fmt.columns['ts']} AS ts,
+        {prefix}{fmt.columns['ts']} AS ts,
         {method} AS method,
         {target} AS target,
         {field('status')} AS status,
@@ -249,9 +255,7 @@ def _staging_query(fmt: LogFormat, fields_sql: str) -> str:
         {field('user_agent')} AS user_agent,
         {field('region')} AS region,
         {field('cache_status')} AS cache_status,
-        -- No match leaves every group empty; the time and status are never empty in a real line.
-        -- (The whole-file reader gives no fields at all for a line it cannot read.)
-        fields IS NULL OR (fields.{fmt.columns['ts']} = '' AND fields.status = '') AS unmatched
+        {unmatched} AS unmatched
     FROM ({fields_sql})
 """
 
@@ -288,21 +292,21 @@ _GLOB = re.compile(r"[*?\[\]{}]")  # read_csv reads its path as a glob pattern
 
 
 def _whole_file_sql(fmt: LogFormat, max_line_bytes: int) -> str | None:
-    """Return SQL giving ``fields`` of every line of the file ``$path`` through DuckDB's CSV
-    reader (NULL where the split would not read the line as the regex does), or None for a
-    format without the fast split."""
+    """Return SQL giving, for every line of the file ``$path`` read by DuckDB's CSV reader, a
+    column per variable and ``unreadable``: the split would not read the line as the regex
+    does (its values are then meaningless), or None for a format without the fast split."""
     fast = _split_sql(fmt)
     if fast is None:
         return None
     values, check = fast
-    members = ", ".join(f"{name} := {values[name]}" for name in fmt.variables)
+    variables = ", ".join(f"{values[name]} AS {name}" for name in fmt.variables)
     columns = ", ".join(f"'p{i}': 'VARCHAR'" for i in range(1, PARTS + 1))
     # The line's length is its parts and the six quotes.
     length = " + ".join(f"strlen(p{i})" for i in range(1, PARTS + 1)) + f" + {PARTS - 1}"
     return f"""
         SELECT NULL::BIGINT AS line,
-               CASE WHEN coalesce({check}, false) AND {length} <= {int(max_line_bytes)}
-                    THEN struct_pack({members}) END AS fields
+               NOT coalesce({check} AND {length} <= {int(max_line_bytes)}, false) AS unreadable,
+               {variables}
         FROM (SELECT *, string_split(p1, ' ') AS head, string_split(p3, ' ') AS middle
               FROM read_csv($path, columns = {{{columns}}}, {_CSV_OPTIONS}))"""
 
@@ -322,12 +326,12 @@ class NginxSource:
         self.stop: int | None = None  # content offset to read up to (None: the end)
         whole = _whole_file_sql(self.format, DEFAULT_MAX_LINE_BYTES) if split else None
         self._query = self._checked(_fields_sql(self.format, split))
-        self._whole_query = None if whole is None else self._checked(whole)
+        self._whole_query = None if whole is None else self._checked(whole, flat=True)
 
-    def _checked(self, fields_sql: str) -> str:
+    def _checked(self, fields_sql: str, flat: bool = False) -> str:
         """Return the validation query of the rows of ``fields_sql`` (see _staging_query)."""
         return validation_query(
-            _staging_query(self.format, fields_sql), self.format.time_kind, UNIT_US["s"],
+            _staging_query(self.format, fields_sql, flat), self.format.time_kind, UNIT_US["s"],
             UNIT_US["s"], upstream_lists=True, target_required=False, may_be_unmatched=True,
         )
 
