@@ -15,7 +15,7 @@ import mysetlist_slo.store.ingest as ingest
 from mysetlist_slo import ingest_file, open_store
 from mysetlist_slo.config import load_config
 from mysetlist_slo.errors import IngestError
-from mysetlist_slo.sources.nginx import COMBINED, COMBINED_TIMED, NginxSource
+from mysetlist_slo.sources.nginx import COMBINED, COMBINED_TIMED, CSV_PARTS, NginxSource
 
 # Columns that differ between two loads of the same content (ids, clocks).
 VOLATILE = {"ingest_id", "id", "loaded_at", "seconds", "continues_ingest"}
@@ -81,8 +81,8 @@ def load(tmp_path: Path, name: str, log: Path, log_format: str, whole: bool,
 
 def assert_same_store(tmp_path: Path, log: Path, log_format: str,
                       monkeypatch: pytest.MonkeyPatch, **options: object) -> tuple[int, object]:
-    """Assert the two readers leave identical stores and outcomes; return the whole-file
-    reads kept and the outcome."""
+    """Assert the two readers leave identical stores (rejects with their lines included) and
+    outcomes; return the whole-file reads kept and the outcome."""
     fast, fast_outcome, kept = load(tmp_path, "whole", log, log_format, True, monkeypatch,
                                     **options)
     lines, line_outcome, _ = load(tmp_path, "lines", log, log_format, False, monkeypatch,
@@ -119,11 +119,10 @@ def test_an_odd_line_among_good_ones(tmp_path, monkeypatch, odd: int) -> None:
     lines.insert(137, MALFORMED[odd])
     log = tmp_path / "odd.log"
     log.write_text("\n".join(lines) + "\n")
-    kept, outcome = assert_same_store(tmp_path, log, COMBINED_TIMED, monkeypatch,
-                                      max_bad_rows=5)
-    # The whole-file read is kept only for a file without a reject, and for the good line.
-    assert not kept or outcome.rejected == 0  # type: ignore[attr-defined]
-    assert kept == 1 or MALFORMED[odd] != GOOD
+    kept, _ = assert_same_store(tmp_path, log, COMBINED_TIMED, monkeypatch, max_bad_rows=5)
+    # The whole-file reader reads every one of these lines itself (naming the rejects), but
+    # an empty line, which DuckDB's CSV reader skips: that file is read by lines.
+    assert kept == (MALFORMED[odd] != "")
 
 
 @pytest.mark.parametrize("content", [
@@ -131,9 +130,11 @@ def test_an_odd_line_among_good_ones(tmp_path, monkeypatch, odd: int) -> None:
     b"\r\n",  # Windows line ends
     b"\n\n",  # an empty line
     b"x" * (70 << 10) + b"\n",  # a line past the 64 KiB limit
+    GOOD.replace("(X11)", "x" * (70 << 10)).encode() + b"\n",  # the same, with its quotes
     b"\xff\xfe not UTF-8\n",
-    GOOD.replace("(X11)", "a \"quote\" too many").encode() + b"\n",
-], ids=["bom", "crlf", "empty-line", "long-line", "not-utf8", "extra-quotes"])
+    GOOD.replace("(X11)", '"' * CSV_PARTS).encode() + b"\n",  # more parts than read
+], ids=["bom", "crlf", "empty-line", "long-line", "long-good-line", "not-utf8",
+        "extra-quotes"])
 def test_what_the_csv_reader_cannot_read(tmp_path, monkeypatch, content: bytes) -> None:
     """Bytes the CSV reader would read otherwise than the line reader (or not at all) leave
     the file to the line reader; the store is the same as with the line reader alone."""
@@ -147,7 +148,9 @@ def test_what_the_csv_reader_cannot_read(tmp_path, monkeypatch, content: bytes) 
         data = body[:cut] + content + body[cut:]
     log = tmp_path / "access.log"
     log.write_bytes(data)
-    assert_same_store(tmp_path, log, COMBINED_TIMED, monkeypatch, max_bad_rows=5)
+    kept, _ = assert_same_store(tmp_path, log, COMBINED_TIMED, monkeypatch, max_bad_rows=5)
+    # Both readers drop a leading byte-order mark; everything else is left to the line reader.
+    assert kept == content.startswith(b"\xef\xbb\xbf")
 
 
 def test_a_path_duckdb_would_read_as_a_pattern(tmp_path, monkeypatch) -> None:
@@ -162,3 +165,36 @@ def test_a_path_duckdb_would_read_as_a_pattern(tmp_path, monkeypatch) -> None:
     con = open_store(tmp_path / "check.duckdb")
     assert ingest_file(con, log, config=load_config(None)).loaded == 10
     con.close()
+
+
+@pytest.mark.parametrize("max_bad_rows", [0, 3, 10])
+def test_repeated_rejects_are_named_by_line(tmp_path, monkeypatch, max_bad_rows) -> None:
+    """The same bad line three times and another bad one: every reject is named by its own
+    line, and the limit's verdict (refused with the first problems, or stored) is the line
+    reader's, word for word."""
+    lines = good_lines(400)
+    bad = GOOD.replace(" 200 ", " abc ")
+    for at in (5, 170, 390):
+        lines.insert(at, bad)
+    lines.insert(250, GOOD.replace("[10/Oct/2026:13:55:36 +0000]", "[99/Oct/2026:13:55:36 +0000]"))
+    log = tmp_path / "bad.log"
+    log.write_text("\n".join(lines) + "\n")
+    kept, outcome = assert_same_store(tmp_path, log, COMBINED_TIMED, monkeypatch,
+                                      max_bad_rows=max_bad_rows)
+    assert kept == (max_bad_rows >= 4)  # a refused file keeps nothing
+    if max_bad_rows >= 4:
+        assert outcome.rejected == 4  # type: ignore[attr-defined]
+
+
+def test_too_many_rejects_to_find(tmp_path, monkeypatch) -> None:
+    """Past the number of rejects the whole-file reader finds itself, the file is read by
+    lines, with the same result."""
+    monkeypatch.setattr(ingest, "_LOCATED_AT_MOST", 2)
+    lines = good_lines(100)
+    for at in (10, 20, 30):
+        lines.insert(at, GOOD.replace(" 200 ", f" x{at} "))
+    log = tmp_path / "bad.log"
+    log.write_text("\n".join(lines) + "\n")
+    kept, outcome = assert_same_store(tmp_path, log, COMBINED_TIMED, monkeypatch,
+                                      max_bad_rows=10)
+    assert kept == 0 and outcome.rejected == 3  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mysetlist_slo._regex import escape
 from mysetlist_slo.errors import ConfigError
@@ -218,8 +219,8 @@ def _split_sql(fmt: LogFormat) -> tuple[dict[str, str], str] | None:
 def _staging_query(fmt: LogFormat, fields_sql: str, flat: bool = False) -> str:
     """Return SQL turning each row of ``fields_sql`` into the staged request columns: its
     ``line`` and the struct ``fields`` (one member per variable) or, ``flat``, a column per
-    variable and ``unreadable`` (a struct is computed whole; flat columns the query does not
-    keep are never computed)."""
+    variable and the line's parts p1 ... p7, passed on (a struct is computed whole; flat
+    columns the query does not keep are never computed)."""
     prefix = "" if flat else "fields."
 
     def field(column: str) -> str:
@@ -239,8 +240,7 @@ def _staging_query(fmt: LogFormat, fields_sql: str, flat: bool = False) -> str:
         method = f"{prefix}request_method" if "request_method" in fmt.variables else "NULL"
         target = f"{prefix}{fmt.columns['target']}"
     # No match leaves every group empty; the time and status are never empty in a real line.
-    unmatched = ("unreadable" if flat
-                 else f"fields.{fmt.columns['ts']} = '' AND fields.status = ''")
+    unmatched = f"{prefix}{fmt.columns['ts']} = '' AND {prefix}status = ''"
     return f"""
     SELECT
         line,
@@ -255,7 +255,7 @@ def _staging_query(fmt: LogFormat, fields_sql: str, flat: bool = False) -> str:
         {field('user_agent')} AS user_agent,
         {field('region')} AS region,
         {field('cache_status')} AS cache_status,
-        {unmatched} AS unmatched
+        {unmatched} AS unmatched{_PART_LIST if flat else ""}
     FROM ({fields_sql})
 """
 
@@ -280,35 +280,45 @@ def _fields_sql(fmt: LogFormat, split: bool = True) -> str:
 
 # The whole file at once, for the combined formats: DuckDB's parallel CSV reader cuts every
 # line at its quotes (the quote as the delimiter, no quoting), the split above without reading
-# lines in Python, about four times faster. It cannot number lines, and it skips empty lines
-# and refuses a line with more parts, so it is used only for a file it reads whole and good:
-# the caller compares the good records with the file's line count and otherwise reads the file
-# by lines (tests/test_nginx_whole.py compares the two on every line of test_nginx_split).
-# An empty part is '' (a newline, which no part holds, stands for NULL).
+# lines in Python. A line of other than seven parts (a truncated line, Apache's \" escapes) is
+# read as the line reader reads it: by the format's regex, on the parts joined again. The CSV
+# reader cannot number lines, skips empty lines and stops at a line of more than CSV_PARTS
+# parts, longer than the line reader takes, or not UTF-8: the caller compares the records with
+# the file's line count, finds the lines of the rejects by their text, and otherwise reads the
+# file by lines (tests/test_nginx_whole.py compares the two on every line of test_nginx_split).
+CSV_PARTS = 16
+# An empty part is '' (a newline, which no part holds, stands for NULL: a missing part).
+# max_line_size counts the newline: a line of DEFAULT_MAX_LINE_BYTES is read, one more is not.
 _CSV_OPTIONS = ("delim = '\"', quote = '', escape = '', header = false, auto_detect = false, "
-                "strict_mode = true, null_padding = false, nullstr = '\n', "
-                "compression = $compression")
+                "strict_mode = true, null_padding = true, nullstr = '\n', "
+                f"max_line_size = {DEFAULT_MAX_LINE_BYTES + 1}, compression = $compression")
 _GLOB = re.compile(r"[*?\[\]{}]")  # read_csv reads its path as a glob pattern
+_PARTS = [f"p{i}" for i in range(1, CSV_PARTS + 1)]
+_PART_LIST = "".join(f", {part}" for part in _PARTS)
+# The line as it was: its parts joined by the quotes they were cut at.
+_RAW_LINE = f"concat_ws('\"', {', '.join(_PARTS)})"
 
 
-def _whole_file_sql(fmt: LogFormat, max_line_bytes: int) -> str | None:
-    """Return SQL giving, for every line of the file ``$path`` read by DuckDB's CSV reader, a
-    column per variable and ``unreadable``: the split would not read the line as the regex
-    does (its values are then meaningless), or None for a format without the fast split."""
+def _whole_file_sql(fmt: LogFormat) -> str | None:
+    """Return SQL giving, for every line of the file ``$path`` read by DuckDB's CSV reader, its
+    parts p1 ... p16 and a column per variable: the split's value where it reads the line as the
+    regex does, else the regex's group (as the line reader's query does); None for a format
+    without the fast split."""
     fast = _split_sql(fmt)
     if fast is None:
         return None
     values, check = fast
-    variables = ", ".join(f"{values[name]} AS {name}" for name in fmt.variables)
-    columns = ", ".join(f"'p{i}': 'VARCHAR'" for i in range(1, PARTS + 1))
-    # The line's length is its parts and the six quotes.
-    length = " + ".join(f"strlen(p{i})" for i in range(1, PARTS + 1)) + f" + {PARTS - 1}"
+    variables = ", ".join(f"CASE WHEN split THEN {values[name]} ELSE regex.{name} END AS {name}"
+                          for name in fmt.variables)
+    columns = ", ".join(f"'{part}': 'VARCHAR'" for part in _PARTS)
     return f"""
-        SELECT NULL::BIGINT AS line,
-               NOT coalesce({check} AND {length} <= {int(max_line_bytes)}, false) AS unreadable,
-               {variables}
-        FROM (SELECT *, string_split(p1, ' ') AS head, string_split(p3, ' ') AS middle
-              FROM read_csv($path, columns = {{{columns}}}, {_CSV_OPTIONS}))"""
+        SELECT NULL::BIGINT AS line, {variables}{_PART_LIST}
+        FROM (SELECT *, CASE WHEN NOT split THEN regexp_extract({_RAW_LINE}, $regex, $names)
+                        END AS regex
+              FROM (SELECT *, p{PARTS + 1} IS NULL AND coalesce({check}, false) AS split
+                    FROM (SELECT *, string_split(p1, ' ') AS head,
+                                 string_split(p3, ' ') AS middle
+                          FROM read_csv($path, columns = {{{columns}}}, {_CSV_OPTIONS}))))"""
 
 
 class NginxSource:
@@ -324,15 +334,19 @@ class NginxSource:
         self.format = compile_log_format(log_format)
         self.start = (0, 0)  # (bytes, lines) of the content to skip, already loaded
         self.stop: int | None = None  # content offset to read up to (None: the end)
-        whole = _whole_file_sql(self.format, DEFAULT_MAX_LINE_BYTES) if split else None
+        whole = _whole_file_sql(self.format) if split else None
         self._query = self._checked(_fields_sql(self.format, split))
-        self._whole_query = None if whole is None else self._checked(whole, flat=True)
+        self._whole_query = None if whole is None else f"""
+            SELECT * EXCLUDE ({', '.join(_PARTS)}),
+                   CASE WHEN bad_field IS NOT NULL THEN {_RAW_LINE} END AS raw
+            FROM ({self._checked(whole, flat=True)})"""
 
     def _checked(self, fields_sql: str, flat: bool = False) -> str:
         """Return the validation query of the rows of ``fields_sql`` (see _staging_query)."""
         return validation_query(
             _staging_query(self.format, fields_sql, flat), self.format.time_kind, UNIT_US["s"],
             UNIT_US["s"], upstream_lists=True, target_required=False, may_be_unmatched=True,
+            carried=_PARTS if flat else (),
         )
 
     def whole_file(self, path: Path, digest: ContentDigest) -> InputBatch | None:
@@ -341,8 +355,8 @@ class NginxSource:
         the file (read on from an earlier load), a last line without a newline, carriage
         returns, or a path DuckDB would read as a glob pattern.
 
-        The batch's rows have no line numbers: the caller uses it only when every record is
-        good and there are as many as the file has lines.
+        The batch's rows have no line numbers; a rejected row has its line's text in ``raw``
+        instead, and ``locate`` finds its numbers.
         """
         if (self._whole_query is None or self.start != (0, 0) or self.stop is not None
                 or not digest.ends_with_newline or digest.carriage_returns
@@ -351,8 +365,21 @@ class NginxSource:
         with open(path, "rb") as raw:
             compression = "gzip" if raw.read(2) == GZIP_MAGIC else "none"
         return InputBatch(self._whole_query, None,
-                          {"path": str(path), "compression": compression}, [],
+                          {"path": str(path), "compression": compression,
+                           "regex": self.format.regex, "names": self.format.variables}, [],
                           path.stat().st_size)
+
+    def locate(self, path: Path, lines: set[str]) -> dict[str, list[int]]:
+        """Return the numbers of the lines of ``path`` (read as ``batches`` reads it) whose
+        text is one of ``lines``, by text."""
+        wanted = pa.array(sorted(lines), pa.string())
+        found: dict[str, list[int]] = {}
+        for batch in read_lines(path):
+            hit = pc.is_in(batch.text, value_set=wanted)
+            for number, text in zip(batch.numbers.filter(hit).to_pylist(),
+                                    batch.text.filter(hit).to_pylist(), strict=True):
+                found.setdefault(text, []).append(number)
+        return found
 
 
     def batches(self, path: Path, batch_bytes: int = DEFAULT_BATCH_BYTES) -> Iterator[InputBatch]:
@@ -368,11 +395,13 @@ class NginxSource:
                 bad: list[tuple[int, str, str]]) -> list[Reject]:
         """Return rejects named by nginx variable; unmatched lines get a diagnosis."""
         raw = raw_lines(batch, [line for line, _, _ in bad])
-        rejects = []
-        for line, field, problem in bad:
-            if field == "unmatched":
-                field, problem = self.format.diagnose(raw[line].decode("utf-8"))
-            else:
-                field = self.format.describe(field)
-            rejects.append(Reject(line, field, problem, raw[line]))
-        return rejects
+        return [self.reject(line, field, problem, raw[line]) for line, field, problem in bad]
+
+    def reject(self, line: int, field: str, problem: str, raw: bytes) -> Reject:
+        """Return the reject of ``line`` from its staged field and problem: named by nginx
+        variable, a line the format does not match diagnosed."""
+        if field == "unmatched":
+            field, problem = self.format.diagnose(raw.decode("utf-8"))
+        else:
+            field = self.format.describe(field)
+        return Reject(line, field, problem, raw)

@@ -215,7 +215,8 @@ def _duration_checks(name: str, unit_us: int) -> str:
 def validation_query(staged_sql: str, time_kind: TimeKind, duration_unit_us: int,
                      upstream_unit_us: int, upstream_lists: bool = False,
                      target_required: bool = True, may_be_unmatched: bool = False,
-                     typed_columns: frozenset[str] = frozenset()) -> str:
+                     typed_columns: frozenset[str] = frozenset(),
+                     carried: Sequence[str] = ()) -> str:
     """Return SQL turning the rows of ``staged_sql`` into canonical columns plus the reject
     reason (``bad_field``, ``problem``: NULL for a good record).
 
@@ -224,6 +225,7 @@ def validation_query(staged_sql: str, time_kind: TimeKind, duration_unit_us: int
     ``may_be_unmatched`` the staged rows carry a boolean ``unmatched`` (the record's structure
     could not be read at all); such rows get ``bad_field`` 'unmatched'. ``typed_columns`` name
     the staged columns that arrive typed (not text), which skips the text checks on them.
+    ``carried`` staged columns are passed through unchanged, after the canonical ones.
     """
     ts_parse, ts_problem = time_sql(time_kind)
     duration_absent, duration_value = _number_sql("duration", False, "duration" in typed_columns)
@@ -282,5 +284,6 @@ def validation_query(staged_sql: str, time_kind: TimeKind, duration_unit_us: int
             "NULLIF(CAST(user_agent AS VARCHAR), '-') AS user_agent",
             "NULLIF(NULLIF(trim(CAST(region AS VARCHAR)), ''), '-') AS region",
             f"{cache_status_sql('cache_status')} AS cache_status",
+            *carried,
         ],
     )

@@ -25,7 +25,13 @@ from mysetlist_slo.sources._lines import (
     prefix_sha256,
 )
 from mysetlist_slo.sources.nextjs import is_next_build, read_build
-from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, RequestSource, chunked
+from mysetlist_slo.sources.types import (
+    INPUT_TABLE,
+    InputBatch,
+    RequestSource,
+    WholeFileSource,
+    chunked,
+)
 from mysetlist_slo.sources.vitals import ATTRIBUTION_COLUMNS, METRICS
 from mysetlist_slo.store.bundles import KIND as BUILD_KIND
 from mysetlist_slo.store.bundles import store_build
@@ -465,10 +471,15 @@ class BadRecordLimit:
                 checked.rejects) < checked.bad:
             # Within the limit after all: every reject is stored, so explain all.
             checked = _check_batch(con, self.source, batch, None, kept)
+        return self.count(checked)
+
+    def count(self, checked: _Checked) -> _Checked:
+        """Count the rejects of a checked batch (``checked.rejects`` sorted by line, at least
+        the first ones); raise IngestError (nothing stored) as soon as they pass the limit."""
         self.rejected += checked.bad
         self.shown.extend(RowProblem(str(self.path), r.line, r.field, r.problem)
                           for r in checked.rejects[: SHOWN_PROBLEMS - len(self.shown)])
-        if ceiling is not None and self.rejected > ceiling:
+        if self.ceiling is not None and self.rejected > self.ceiling:
             bound = ("" if self.most_records is None or isinstance(self.max_bad_rows, int)
                      else f", more than {self.max_bad_rows:g} of the at most "
                      f"{self.most_records:,} records the file can hold")
@@ -489,24 +500,48 @@ class BadRecordLimit:
                               self.rejected)
 
 
+# The most rejects the whole-file reader names itself (by finding their lines' text); a file
+# with more is read again by lines.
+_LOCATED_AT_MOST = 10_000
+
+
 def _whole_file(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Path,
-                digest: ContentDigest, piece: _Piece, progress: Progress | None) -> _Checked | None:
+                digest: ContentDigest, piece: _Piece, limit: BadRecordLimit,
+                progress: Progress | None) -> _Checked | None:
     """Check the piece as one batch where the source can read the whole file at once (see
-    NginxSource.whole_file) and return what it found, or None -- nothing kept -- unless every
-    line of the file is a good record: the batch cannot name lines, so a file with a reject
-    is read again line by line, which names them."""
-    whole = getattr(source, "whole_file", None)
-    if whole is None or piece.start != (0, 0) or piece.stop is not None:
+    NginxSource.whole_file) and return what it found, counted in ``limit``; or None, nothing
+    counted, when the file must be read by lines: the reader refused a line (too many quotes,
+    too long, bytes not UTF-8) or skipped one (empty), or there are too many rejects to find.
+
+    The batch names no lines: a rejected row carries its line's text, and the lines with that
+    text are found by reading the file's lines (only when there are rejects).
+    """
+    if not isinstance(source, WholeFileSource) or piece.start != (0, 0) or piece.stop is not None:
         return None
-    batch = whole(path, digest)
+    batch = source.whole_file(path, digest)
     if batch is None:
         return None
+    kept = _KEPT[source.record] + ", raw"
     try:
-        checked = _with_progress(con, lambda: _check_batch(con, source, batch, 0), progress,
-                                 batch.position)
-    except duckdb.Error:  # the reader refuses a line: an extra quote, bytes not UTF-8
+        checked = _with_progress(con, lambda: _check_batch(con, source, batch, 0, kept),
+                                 progress, batch.position)
+    except duckdb.Error:  # the reader refuses a line
         return None
-    return checked if checked.bad == 0 and checked.good == digest.lines else None
+    if checked.good + checked.bad != digest.lines or checked.bad > _LOCATED_AT_MOST:
+        return None
+    if checked.bad:
+        bad = con.execute("SELECT raw, bad_field, problem FROM checked "
+                          "WHERE bad_field IS NOT NULL").fetchall()
+        lines = source.locate(path, {raw for raw, _, _ in bad})
+        if sum(map(len, lines.values())) != len(bad):
+            return None
+        rejects = []
+        for raw, field, problem in bad:
+            line = lines[raw].pop()  # equal lines have equal problems: any order will do
+            rejects.append(source.reject(line, field, problem, raw.encode("utf-8")))
+        rejects.sort(key=lambda r: r.line)
+        checked = _Checked(checked.good, rejects, checked.bad, checked.span)
+    return limit.count(checked)
 
 
 def _with_progress(con: duckdb.DuckDBPyConnection, work: Callable[[], _T],
@@ -538,7 +573,7 @@ def _stage(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Path,
     for piece in pieces:
         if resumable:
             source.start, source.stop = piece.start, piece.stop  # type: ignore[attr-defined]
-        whole = _whole_file(con, source, path, digest, piece, progress)
+        whole = _whole_file(con, source, path, digest, piece, limit, progress)
         if whole is not None:
             _store_checked(con, source, piece, whole, routes, thresholds)
             if progress is not None:
