@@ -1050,7 +1050,7 @@ def cmd_rollup(args: argparse.Namespace) -> int:
         if not sep or not key.strip():
             raise SloError(f"--conf {item!r}: expected KEY=VALUE")
         conf[key.strip()] = value
-    if conf and args.engine != "spark":
+    if (conf or args.master) and args.engine != "spark":
         raise SloError("--conf and --master are Spark settings; add --engine spark")
     result = rollup_lake(args.lake, args.out, engine=args.engine,
                          config=load_config(args.config), master=args.master, conf=conf)

@@ -229,11 +229,14 @@ def test_killed_after_commit_is_rolled_forward_once(lake_with_one_file: Path,
     (["lake", "add", "--lake", "s3://bucket/lake", "FILE"], 1, "object-store lakes"),
     (["ingest", "--kind", "rollups", "NOT_A_LAKE"], 1, "_rollup.json: missing"),
     (["ingest", "ROLLUPS"], 1, "is rollup output; load it with --kind rollups"),
+    (["rollup", "--lake", "LAKE", "--out", "OUT", "--master", "local[2]"], 1,
+     "add --engine spark"),
 ])
 def test_cli_mistakes_are_one_line(argv: list[str], code: int, says: str, two_day_log: Path,
                                    tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Missing --lake, an unknown kind, a missing file, a folder that is no lake, a remote
-    lake: one line on stderr (lake commands: nothing on stdout), exit 2 (usage) or 1 (failed)."""
+    lake, a file given as rollup output, a Spark setting without Spark: one line on stderr
+    (lake commands: nothing on stdout), exit 2 (usage) or 1 (failed)."""
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("not a lake")
@@ -241,7 +244,8 @@ def test_cli_mistakes_are_one_line(argv: list[str], code: int, says: str, two_da
     (tmp_path / "rollups" / "_rollup.json").write_text("{}")
     names = {"FILE": str(two_day_log), "LAKE": str(tmp_path / "lake"),
              "ROLLUPS": str(tmp_path / "rollups"),
-             "MISSING": str(tmp_path / "missing.log"), "NOT_A_LAKE": str(other)}
+             "MISSING": str(tmp_path / "missing.log"), "NOT_A_LAKE": str(other),
+             "OUT": str(tmp_path / "out")}
     argv = [names.get(a, a) for a in argv] + ["--db", str(tmp_path / "s.duckdb")]
     if code == 2:
         with pytest.raises(SystemExit) as exited:
