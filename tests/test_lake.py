@@ -229,6 +229,7 @@ def test_killed_after_commit_is_rolled_forward_once(lake_with_one_file: Path,
     (["lake", "add", "--lake", "s3://bucket/lake", "FILE"], 1, "object-store lakes"),
     (["ingest", "--kind", "rollups", "NOT_A_LAKE"], 1, "_rollup.json: missing"),
     (["ingest", "ROLLUPS"], 1, "is rollup output; load it with --kind rollups"),
+    (["ingest", "--kind", "rollups", "FILE"], 1, "not a folder"),
     (["rollup", "--lake", "LAKE", "--out", "OUT", "--master", "local[2]"], 1,
      "add --engine spark"),
 ])

@@ -242,8 +242,9 @@ def load_rollups(con: duckdb.DuckDBPyConnection, out: str | Path,
     """
     out = Path(out)
     if not out.is_dir():
-        raise IngestError(str(out), "no such folder; give the folder `mysetlist-slo rollup "
-                          "--out` wrote")
+        problem = "not a folder" if out.exists() else "no such folder"
+        raise IngestError(str(out), f"{problem}; give the folder `mysetlist-slo rollup --out` "
+                          "wrote")
     meta = _read_meta(out)
     config = config or load_config()
     made_with = {float(t) for t in meta["thresholds_ms"]}  # type: ignore[attr-defined]
