@@ -359,3 +359,23 @@ def test_a_second_writer_is_told_the_lake_is_busy(two_day_log: Path, tmp_path: P
             add_to_lake(lake, other)
         assert len(lake_manifest(lake).entries) == 1
     assert add_to_lake(lake, other).rows == 1
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated"])
+def test_a_lake_file_gone_or_damaged_is_named_by_rollup(
+        damage: str, two_day_log: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A committed file that was deleted or cut short since: `rollup` fails in one line naming
+    that file, writes no output, and does not send the user to check the store."""
+    lake, out = tmp_path / "lake", tmp_path / "out"
+    add_to_lake(lake, two_day_log, max_bad_rows=1)
+    victim = Path(lake_files(lake)[0])
+    if damage == "deleted":
+        victim.unlink()
+    else:
+        victim.write_bytes(victim.read_bytes()[:100])
+    assert main(["rollup", "--lake", str(lake), "--out", str(out)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert victim.name in error and "store" not in error, error
+    assert len(error.splitlines()) <= 2, error
+    assert not (out / "_rollup.json").exists()
