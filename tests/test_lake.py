@@ -379,3 +379,38 @@ def test_a_lake_file_gone_or_damaged_is_named_by_rollup(
     assert victim.name in error and "store" not in error, error
     assert len(error.splitlines()) <= 2, error
     assert not (out / "_rollup.json").exists()
+
+
+_ENTRY = {"sha256": "a" * 64, "file": "access.log", "kind": "nginx", "bytes": 10, "rows": 1,
+          "rejects": 0, "parquet": [f"requests/date=2026-11-23/{'a' * 64}.parquet"],
+          "rejects_file": None, "first_ts": None, "last_ts": None,
+          "added": "2026-11-26T12:00:00+00:00"}
+
+
+@pytest.mark.parametrize(("document", "says"), [
+    ("", "Expecting value"),
+    ("[]", "not of type 'object'"),
+    ('{"format": 1, "files": {"a": 1}}', "files"),
+    (json.dumps({"format": 1, "files": [{**_ENTRY, "parquet": "abc"}]}), "parquet"),
+    (json.dumps({"format": 1, "files": [{**_ENTRY, "rows": "1"}]}), "rows"),
+    (json.dumps({"format": 1, "files": [{**_ENTRY, "parquet": ["../../outside.parquet"]}]}),
+     "parquet"),
+    (json.dumps({"format": 1, "files": [{**_ENTRY, "rejects_file": "/etc/passwd"}]}),
+     "rejects_file"),
+])
+def test_a_damaged_manifest_is_one_typed_error(document: str, says: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A manifest that is not JSON, or whose entries have the wrong shape or types, or name
+    files outside the lake's layout: LakeError naming the manifest and the field, from the
+    library and in one line from `lake list` and `rollup` (never a traceback)."""
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    (lake / "_lake.json").write_text(document)
+    with pytest.raises(LakeError, match="damaged manifest") as raised:
+        lake_manifest(lake)
+    assert says in str(raised.value)
+    for argv in (["lake", "list", "--lake", str(lake)],
+                 ["rollup", "--lake", str(lake), "--out", str(tmp_path / "out")]):
+        assert main(argv) == 1
+        error = capsys.readouterr().err.strip()
+        assert "damaged manifest" in error and len(error.splitlines()) <= 2, error

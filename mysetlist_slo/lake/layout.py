@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pyarrow as pa
 
 from mysetlist_slo.errors import LakeError
@@ -58,6 +59,39 @@ REJECTS_SCHEMA = pa.schema([("line", pa.int64()), ("field", pa.string()),
                             ("problem", pa.string()), ("raw", pa.binary())])
 
 _REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+_SHA = "[0-9a-f]{64}"
+_TEXT = {"type": "string"}
+_COUNT = {"type": "integer", "minimum": 0}
+_MAYBE = {"type": ["string", "null"]}
+# What a manifest may hold: the shape of LakeEntry, and file names only in the lake's own
+# layout (a damaged or hand-edited manifest must not send readers outside the lake).
+MANIFEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["format", "files"],
+    "properties": {"files": {"type": "array", "items": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["sha256", "file", "kind", "bytes", "rows", "rejects", "parquet",
+                     "rejects_file", "first_ts", "last_ts", "added"],
+        "properties": {
+            "sha256": {"type": "string", "pattern": f"^{_SHA}$"},
+            "file": _TEXT, "kind": _TEXT, "bytes": _COUNT, "rows": _COUNT, "rejects": _COUNT,
+            "parquet": {"type": "array", "items": {
+                "type": "string",
+                "pattern": rf"^{REQUESTS}/date=\d{{4}}-\d{{2}}-\d{{2}}/{_SHA}\.parquet$"}},
+            "rejects_file": {"anyOf": [
+                {"type": "null"},
+                {"type": "string", "pattern": rf"^{REJECTS}/{_SHA}\.parquet$"}]},
+            "first_ts": _MAYBE, "last_ts": _MAYBE, "added": _TEXT,
+            "seconds": {"type": "number"},
+            "content_bytes": {"type": ["integer", "null"]},
+            "content_lines": {"type": ["integer", "null"]},
+            "first_line_sha256": _MAYBE,
+            "ends_with_newline": {"type": ["boolean", "null"]},
+            "continues": _MAYBE,
+        }}}},
+}
 
 
 @dataclass(frozen=True)
@@ -139,12 +173,17 @@ def read_manifest(root: Path) -> Manifest:
                         "`mysetlist-slo lake add FILE --lake DIR` on a new or empty folder")
     try:
         document = json.loads(path.read_text("utf-8"))
-        if document.get("format") != FORMAT:
-            raise LakeError(str(path), f"manifest format {document.get('format')!r} is not "
-                            f"{FORMAT}; written by another version of mysetlist-slo")
-        return Manifest([LakeEntry(**entry) for entry in document["files"]])
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except ValueError as exc:  # not UTF-8, not JSON
         raise LakeError(str(path), f"damaged manifest: {exc}") from None
+    if isinstance(document, dict) and document.get("format", FORMAT) != FORMAT:
+        raise LakeError(str(path), f"manifest format {document.get('format')!r} is not "
+                        f"{FORMAT}; written by another version of mysetlist-slo")
+    problem = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(MANIFEST_SCHEMA).iter_errors(document))
+    if problem is not None:
+        raise LakeError(str(path), f"damaged manifest: {problem.json_path}: "
+                        f"{problem.message}")
+    return Manifest([LakeEntry(**entry) for entry in document["files"]])
 
 
 def _write_manifest(root: Path, manifest: Manifest) -> None:
