@@ -1104,6 +1104,8 @@ def cmd_ingest_rollups(args: argparse.Namespace) -> int:
                 rows.append({"output": str(out), "date": day.date, "files": day.files,
                              "requests": day.requests, "skipped": day.skipped,
                              "seconds": round(day.seconds, 3)})
+                if day.message and not args.json:
+                    _say(f"{out} {day.date}: {day.message}")
     finally:
         con.close()
     if args.json:
