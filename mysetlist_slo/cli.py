@@ -1054,7 +1054,7 @@ def cmd_rollup(args: argparse.Namespace) -> int:
         raise SloError("--conf and --master are Spark settings; add --engine spark")
     result = rollup_lake(args.lake, args.out, engine=args.engine,
                          config=load_config(args.config), master=args.master, conf=conf)
-    table = Table("table", "rows", title=f"{args.out} ({result.engine})")
+    table = Table("table", "rows", title=Text(terminal_safe(f"{args.out} ({result.engine})")))
     for name, rows in result.rows.items():
         table.add_row(name, f"{rows:,}")
     _out().print(table)
@@ -1150,7 +1150,7 @@ def cmd_lake_add(args: argparse.Namespace) -> int:
                   flush=True)
         elif result.message:
             _say(f"{path}: {result.message}")
-        table.add_row(terminal_safe(result.kind), f"{result.rows:,}", f"{result.rejected:,}",
+        table.add_row(Text(terminal_safe(result.kind)), f"{result.rows:,}", f"{result.rejected:,}",
                       "yes" if result.skipped else "no", f"{len(result.parquet)}",
                       Text(terminal_safe(result.file)))
     if not args.json and table.row_count:  # no empty table above a file's one-line error
@@ -1170,10 +1170,12 @@ def cmd_lake_list(args: argparse.Namespace) -> int:
     table = Table("added", "kind", "rows", "rejects", "days", "first", "last")
     table.add_column("file", overflow="fold")
     for entry in manifest.entries:
-        table.add_row(entry.added[:19], terminal_safe(entry.kind), f"{entry.rows:,}",
-                      f"{entry.rejects:,}", f"{len(entry.parquet)}",
-                      (entry.first_ts or "-")[:16], (entry.last_ts or "-")[:16],
-                      Text(terminal_safe(entry.file)))
+        # The manifest is text on disk (perhaps a lake copied from elsewhere): cells are Text,
+        # never read as console markup.
+        table.add_row(*(Text(terminal_safe(cell)) for cell in (
+            entry.added[:19], entry.kind, f"{entry.rows:,}", f"{entry.rejects:,}",
+            f"{len(entry.parquet)}", (entry.first_ts or "-")[:16], (entry.last_ts or "-")[:16],
+            entry.file)))
     _out().print(table)
     days = {name.split("/")[1] for name in manifest.files()}
     _say(f"{args.lake}: {len(manifest.entries)} files added, "

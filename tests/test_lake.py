@@ -414,3 +414,22 @@ def test_a_damaged_manifest_is_one_typed_error(document: str, says: str, tmp_pat
         assert main(argv) == 1
         error = capsys.readouterr().err.strip()
         assert "damaged manifest" in error and len(error.splitlines()) <= 2, error
+
+
+def test_manifest_and_path_text_is_shown_not_obeyed(two_day_log: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Text from a manifest (a lake copied from elsewhere) and an output path are printed as
+    written: console markup shown literally, escape sequences made visible, never sent."""
+    lake = tmp_path / "lake"
+    add_to_lake(lake, two_day_log, max_bad_rows=1)
+    document = json.loads((lake / "_lake.json").read_text())
+    document["files"][0].update(kind="[blink]x[/blink]", added="\x1b]0;owned\x07",
+                                first_ts="[red]2026[/red]")
+    (lake / "_lake.json").write_text(json.dumps(document))
+    assert main(["lake", "list", "--lake", str(lake)]) == 0
+    shown = capsys.readouterr().out
+    assert "\x1b" not in shown and "\\x1b" in shown, shown
+    assert "[blink]x[/blink]" in shown and "[red]2026" in shown, shown
+    out = tmp_path / "[bold]rolled[/bold]"
+    assert main(["rollup", "--lake", str(lake), "--out", str(out)]) == 0
+    assert "[bold]rolled[/bold]" in capsys.readouterr().out
