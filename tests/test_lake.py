@@ -433,3 +433,17 @@ def test_manifest_and_path_text_is_shown_not_obeyed(two_day_log: Path, tmp_path:
     out = tmp_path / "[bold]rolled[/bold]"
     assert main(["rollup", "--lake", str(lake), "--out", str(out)]) == 0
     assert "[bold]rolled[/bold]" in capsys.readouterr().out
+
+
+def test_a_lake_killed_while_being_created_can_be_added_to(two_day_log: Path,
+                                                           tmp_path: Path) -> None:
+    """A first `lake add` killed after taking the lock but before writing the manifest leaves
+    only the lock file (and perhaps the manifest's temporary file): the next add makes the
+    lake, rather than calling the folder someone else's."""
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    (lake / "_lake.lock").touch()
+    (lake / "._lake.json.0123abcd.tmp").write_text('{"format": 1, "fi')
+    assert add_to_lake(lake, two_day_log, max_bad_rows=1).rows == 4
+    assert len(lake_manifest(lake).entries) == 1
+    assert not list(lake.glob("._lake.json.*.tmp"))

@@ -210,8 +210,15 @@ def _roll_forward(root: Path, staged: Path) -> None:
     shutil.rmtree(staged)
 
 
+def _leftovers(root: Path) -> list[Path]:
+    """Return the manifest's temporary files a killed write left (write_json_atomically)."""
+    return list(root.glob(f".{MANIFEST}.*.tmp"))
+
+
 def recover(root: Path) -> None:
     """Finish committed writes and delete uncommitted ones (the writer lock must be held)."""
+    for temporary in _leftovers(root):
+        temporary.unlink(missing_ok=True)
     staging = root / STAGING
     if not staging.is_dir():
         return
@@ -283,7 +290,9 @@ def open_lake(lake: str | Path, create: bool = False) -> Iterator[LakeWriter]:
     if not (root / MANIFEST).is_file():
         if not create:
             read_manifest(root)  # raises: not a lake
-        if root.is_dir() and any(root.iterdir()):
+        # A first write killed before its manifest leaves the lock and perhaps a temporary.
+        ours = {root / LOCK, *_leftovers(root)} if root.is_dir() else set()
+        if root.is_dir() and any(path not in ours for path in root.iterdir()):
             raise LakeError(str(root), f"not a lake (no {MANIFEST}) and not empty; give a new "
                             "or empty folder, or an existing lake")
         root.mkdir(parents=True, exist_ok=True)
