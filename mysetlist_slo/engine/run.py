@@ -30,12 +30,12 @@ from mysetlist_slo.engine.definition import (
 )
 from mysetlist_slo.errors import RollupError
 from mysetlist_slo.lake import lake_files
+from mysetlist_slo.lake.rollups import ROLLUP_FORMAT as FORMAT
+from mysetlist_slo.lake.rollups import ROLLUP_META as MANIFEST
+from mysetlist_slo.lake.rollups import ROUTES_FILE
 
 Engine = Literal["duckdb", "spark"]
 ENGINES: tuple[Engine, ...] = ("duckdb", "spark")
-FORMAT = 1
-MANIFEST = "_rollup.json"
-ROUTES_FILE = "routes.parquet"
 _STAGED_MANIFEST = f".{MANIFEST}.tmp"
 
 

@@ -334,8 +334,3 @@ def lake_files(lake: str | Path) -> list[str]:
         return sorted(os.path.join(str(lake), str(path.relative_to(root)))
                       for path in root.glob(f"{REQUESTS}/date=*/*.parquet"))
     return [os.path.join(str(lake), name) for name in lake_manifest(lake).files()]
-
-
-def entry_fields(entry: LakeEntry) -> dict[str, Any]:
-    """Return the manifest entry as a plain dict (JSON output)."""
-    return asdict(entry)

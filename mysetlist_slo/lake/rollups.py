@@ -32,7 +32,9 @@ from mysetlist_slo.store.ingest import _withdraw, typed_read_errors
 from mysetlist_slo.store.routes import INVALID_ROUTE, OTHER_ROUTE
 
 KIND = "rollups"
+# The output's own files and format (engine/run.py writes them, this module reads them).
 ROLLUP_META = "_rollup.json"
+ROLLUP_FORMAT = 1
 ROUTES_FILE = "routes.parquet"
 # Each table of the output and the column whose UTC date is its Hive partition.
 ROLLUP_TABLES = {
@@ -102,8 +104,8 @@ def _read_meta(out: Path) -> dict[str, object]:
     for key, kind in _META_KEYS.items():
         if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
             raise IngestError(str(path), f"{key}: missing or not a {kind.__name__}")
-    if meta["format"] != 1:
-        raise IngestError(str(path), f"format: {meta['format']} is not 1")
+    if meta["format"] != ROLLUP_FORMAT:
+        raise IngestError(str(path), f"format: {meta['format']} is not {ROLLUP_FORMAT}")
     if not all(isinstance(t, int | float) for t in meta["thresholds_ms"]):  # type: ignore[attr-defined]
         raise IngestError(str(path), "thresholds_ms: not a list of numbers")
     for name in meta["lake_files"]:  # type: ignore[attr-defined]
