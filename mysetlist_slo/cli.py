@@ -1133,6 +1133,8 @@ def cmd_lake_add(args: argparse.Namespace) -> int:
     table.add_column("file", overflow="fold")
     for path in args.paths:
         try:
+            if path.is_dir():  # the library would call it missing: it reads files only
+                raise IngestError(str(path), "is a directory; give the files in it (e.g. DIR/*)")
             result = add_to_lake(args.lake, path, kind=args.kind, config=config,
                                  max_bad_rows=args.max_bad_rows, log_format=args.log_format,
                                  options=options)
