@@ -489,3 +489,29 @@ def test_output_that_does_not_name_its_lake_files_is_refused(
         assert con.execute("SELECT count(*) FROM ingests").fetchall() == [(0,)]
     finally:
         con.close()
+
+
+def test_a_route_admitted_by_rollups_takes_its_earlier_other_rows(tmp_path: Path) -> None:
+    """/about seen 3 times in a file ingested directly (under min_requests: "(other)", kept as
+    a candidate), then 6 times in rolled-up files (admitted): all 9 requests end up under
+    /about and none under "(other)", as if every file had been ingested directly."""
+    def about(name: str, count: int, hour: int) -> Path:
+        path = tmp_path / name
+        path.write_text("".join(timed_line(time=f"23/Nov/2026:{hour:02d}:00:{i:02d} +0000",
+                                           path="/about") + "\n" for i in range(count)))
+        return path
+
+    db = tmp_path / "s.duckdb"
+    con = open_store(db)
+    try:
+        ingest_file(con, about("direct.log", 3, 9))
+    finally:
+        con.close()
+    _load(db, _rolled(tmp_path, [about("rolled.log", 6, 10)], "x"))
+    con = open_store(db, read_only=True)
+    try:
+        per_route = dict(con.execute("SELECT route, sum(requests)::BIGINT FROM request_counts "
+                                     "GROUP BY route").fetchall())
+    finally:
+        con.close()
+    assert per_route == {"/about": 9}

@@ -28,8 +28,13 @@ from mysetlist_slo.config import Config, load_config
 from mysetlist_slo.errors import IngestError
 from mysetlist_slo.lake._crash import crash_point
 from mysetlist_slo.store.database import find_ingest, scalar
-from mysetlist_slo.store.ingest import _withdraw, typed_read_errors
-from mysetlist_slo.store.routes import INVALID_ROUTE, OTHER_ROUTE
+from mysetlist_slo.store.ingest import (
+    _reroute_pages,
+    _reroute_rollups,
+    _withdraw,
+    typed_read_errors,
+)
+from mysetlist_slo.store.routes import INVALID_ROUTE, OTHER_ROUTE, RouteNormaliser
 
 KIND = "rollups"
 # The output's own files and format (engine/run.py writes them, this module reads them).
@@ -255,9 +260,32 @@ def _day_digest(con: duckdb.DuckDBPyConnection, date: str,
     return hashlib.sha256(f"{KIND} {date}\n{chr(10).join(parts)}".encode()).hexdigest()
 
 
+def _admit_routes(con: duckdb.DuckDBPyConnection, routes: pa.Table, ingest_id: int,
+                  patterns: list[str]) -> None:
+    """Add the output's routes the store lacks to ``routes``, and move the rows ingest kept
+    under "(other)" for them (tagged request rollups, page URLs) to them, as ingest does when
+    it admits a route: "(other)" keeps only templates never admitted."""
+    con.register("output_routes", routes)
+    added = [route for (route,) in con.execute(
+        """SELECT DISTINCT route FROM output_routes
+           WHERE route NOT IN (SELECT route FROM routes) AND route NOT IN ($other, $invalid)
+           ORDER BY route""", {"other": OTHER_ROUTE, "invalid": INVALID_ROUTE}).fetchall()]
+    con.unregister("output_routes")
+    if not added:
+        return
+    con.register("new_routes", pa.table({"route": pa.array(added, pa.string())}))
+    con.execute("INSERT INTO routes SELECT route, $id FROM new_routes", {"id": ingest_id})
+    _reroute_rollups(con)
+    con.execute("DELETE FROM route_candidates WHERE route IN (SELECT route FROM new_routes)")
+    con.unregister("new_routes")
+    known = [route for (route,) in con.execute("SELECT route FROM routes").fetchall()]
+    _reroute_pages(con, RouteNormaliser(patterns, known_routes=known))
+
+
 def _load_day(con: duckdb.DuckDBPyConnection, out: Path, date: str,
               tables: dict[str, list[Path]], digest: str, routes: pa.Table,
-              index: int, sources: frozenset[str], plan: _Plan) -> RollupLoadResult:
+              index: int, sources: frozenset[str], plan: _Plan,
+              patterns: list[str]) -> RollupLoadResult:
     """Withdraw the loads ``plan`` replaces, insert one day's rollups, the output's new
     routes, its registry row and its lake files in one transaction; return what was loaded."""
     started = time.perf_counter()
@@ -273,13 +301,7 @@ def _load_day(con: duckdb.DuckDBPyConnection, out: Path, date: str,
                                 SELECT $id AS ingest_id, *
                                 FROM read_parquet($files, hive_partitioning = false)""",
                             {"id": ingest_id, "files": [str(p) for p in paths]})
-        con.register("output_routes", routes)
-        con.execute("""INSERT INTO routes
-                       SELECT DISTINCT route, $id FROM output_routes
-                       WHERE route NOT IN (SELECT route FROM routes)
-                         AND route NOT IN ($other, $invalid)""",
-                    {"id": ingest_id, "other": OTHER_ROUTE, "invalid": INVALID_ROUTE})
-        con.unregister("output_routes")
+        _admit_routes(con, routes, ingest_id, patterns)
         requests, first, last = con.execute(
             "SELECT coalesce(sum(requests), 0), min(minute), max(minute) FROM request_counts "
             "WHERE ingest_id = ?", [ingest_id]).fetchone() or (0, None, None)
@@ -361,5 +383,5 @@ def load_rollups(con: duckdb.DuckDBPyConnection, out: str | Path,
                 "day (fewer lake files here); nothing to do"))
             continue
         results.append(_load_day(con, out, date, tables, digest, routes, index,
-                                 sources[date], plan))
+                                 sources[date], plan, list(config.routes.patterns)))
     return results
