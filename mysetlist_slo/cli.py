@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import re
 import sys
@@ -103,6 +104,28 @@ def _parse_week(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"not an ISO week: {text!r} (YYYY-Www with a week that exists, e.g. 2026-W47)")
     return text
+
+
+def _positive_number(text: str) -> float:
+    """A finite number above zero (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"not a number above zero: {text!r}")
+    return value
+
+
+def _at_least_one(text: str) -> int:
+    """A whole number of at least 1 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number of at least 1: {text!r}")
+    return value
 
 
 def _parse_timezone(text: str) -> str:
@@ -863,8 +886,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=DEMO_DIR, help=f"folder (default: {DEMO_DIR})")
     demo.add_argument("--end", type=_parse_time, default=None,
                       help="end of the data (default: Monday 00:00 UTC of this week)")
-    demo.add_argument("--weeks", type=int, default=5, help="weeks of data (default: 5)")
-    demo.add_argument("--rate", type=float, default=0.3,
+    demo.add_argument("--weeks", type=_at_least_one, default=5,
+                      help="weeks of data (default: 5)")
+    demo.add_argument("--rate", type=_positive_number, default=0.3,
                       help="mean requests per second (default: 0.3)")
     demo.add_argument("--seed", type=int, default=20261124, help="random seed")
     demo.add_argument("--no-ingest", action="store_true", help="only write the files")

@@ -302,8 +302,13 @@ def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, w
     outage, an error spike after a deploy, a latency regression on /show/[id] in the last week,
     and an API slowdown that leaves api-latency's budget low enough for a release freeze).
     Above STREAM_ABOVE requests the logs are written a chunk of minutes at a time, in memory
-    bounded whatever ``mean_rps``.
+    bounded whatever ``mean_rps``. Raises ValueError, before writing anything, when ``weeks``
+    is below 1 or ``mean_rps`` is not a finite number above zero.
     """
+    if weeks < 1:
+        raise ValueError(f"weeks must be at least 1, got {weeks}")
+    if not (math.isfinite(mean_rps) and mean_rps > 0):
+        raise ValueError(f"mean_rps must be a finite number above zero, got {mean_rps}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
