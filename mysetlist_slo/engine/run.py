@@ -117,7 +117,8 @@ def run_rollup(executor: Executor, lake: str | Path, out: str | Path, config: Co
                engine: str) -> RollupResult:
     """Roll the lake up with ``executor`` into ``out`` (see the module doc); return counts.
 
-    Raises RollupError for an empty lake or an output folder that is not ours.
+    Raises RollupError for an empty lake, lake files that cannot be read or an output folder
+    that is not ours; LakeError when ``lake`` is not a lake.
     """
     started = time.perf_counter()
     out = Path(out).absolute()
@@ -166,8 +167,9 @@ def rollup_lake(lake: str | Path, out: str | Path, *, engine: Engine = "duckdb",
     ``master`` is Spark's master URL (local[2], spark://..., yarn, k8s://...); unset, Spark's
     own settings decide (spark-defaults.conf, spark-submit --master); ``conf`` are Spark
     settings as ``spark-submit --conf`` gives them. Returns what was written.
-    Raises RollupError for an empty lake, an output folder that is not ours, an unknown engine,
-    or Spark without pyspark or Java; ConfigError for a bad configuration.
+    Raises RollupError for an empty lake, lake files that cannot be read, an output folder
+    that is not ours, an unknown engine, or Spark without pyspark or Java; LakeError when
+    ``lake`` is not a lake (or its manifest is damaged); ConfigError for a bad configuration.
     """
     config = config or load_config()
     if engine == "duckdb":
