@@ -1053,8 +1053,9 @@ def _add_rollup(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
                          "--out /nfs/rollups"))
     rollup.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
                         help="duckdb (embedded, default) or spark (the [spark] extra, Java 17)")
-    rollup.add_argument("--lake", type=Path, required=True, metavar="DIR", help="the lake")
-    rollup.add_argument("--out", type=Path, required=True, metavar="DIR",
+    # Text, not Path: Path("s3://b") is "s3:/b", which would hide an object-store URL.
+    rollup.add_argument("--lake", required=True, metavar="DIR", help="the lake")
+    rollup.add_argument("--out", required=True, metavar="DIR",
                         help="output folder (new, or an unfinished rollup's)")
     rollup.add_argument("--master", default=None,
                         help="Spark master: local[2], spark://HOST:7077, yarn, k8s://... "

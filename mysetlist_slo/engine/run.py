@@ -30,6 +30,7 @@ from mysetlist_slo.engine.definition import (
 )
 from mysetlist_slo.errors import RollupError
 from mysetlist_slo.lake import lake_files
+from mysetlist_slo.lake.layout import check_local
 from mysetlist_slo.lake.rollups import ROLLUP_FORMAT as FORMAT
 from mysetlist_slo.lake.rollups import ROLLUP_META as MANIFEST
 from mysetlist_slo.lake.rollups import ROUTES_FILE
@@ -121,7 +122,7 @@ def run_rollup(executor: Executor, lake: str | Path, out: str | Path, config: Co
     that is not ours; LakeError when ``lake`` is not a lake.
     """
     started = time.perf_counter()
-    out = Path(out).absolute()
+    out = check_local(out, "rollup output").absolute()
     files = committed_files(lake)
     _prepare_out(out)
     settings = settings_of(config)

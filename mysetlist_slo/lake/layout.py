@@ -134,13 +134,15 @@ class Manifest:
         return sorted(name for entry in self.entries for name in entry.parquet)
 
 
-def check_local(lake: str | Path) -> Path:
+def check_local(lake: str | Path, what: str = "lake") -> Path:
     """Return ``lake`` as a local path; raise LakeError for an object-store URL (s3://, gs://),
-    which the lake writer does not write to (see README, "Parquet lake")."""
+    which neither the lake commands nor the rollup read or write (see README, "Parquet lake").
+    ``what`` names it in the error: the lake, or a rollup output."""
     text = str(lake)
     if _REMOTE.match(text):
-        raise LakeError(text, "object-store lakes are not written by `lake add`; write a local "
-                        "lake and copy it (aws s3 sync / gsutil rsync), see README 'Parquet lake'")
+        raise LakeError(text, f"object-store {what}s are not supported; {what}s are local "
+                        "folders (publish one by copying it: aws s3 sync / gsutil rsync, see "
+                        "README 'Parquet lake')")
     return Path(text)
 
 
