@@ -238,3 +238,14 @@ def test_demo_refuses_rates_and_weeks_that_make_no_traffic(
         generate_demo(tmp_path / "d", end=DEMO_END, weeks=0 if says == "--weeks" else 1,
                       mean_rps=float(argv[1]) if says == "--rate" else 0.3)
     assert not (tmp_path / "d").exists()
+
+
+def test_an_end_within_a_minute_is_taken_to_that_minute(tmp_path: Path) -> None:
+    """`demo --end 2026-11-23T00:00:30Z`: the demo ends at 00:00 (its minutes are whole), every
+    request before it and after its start; it used to stop with a numpy traceback."""
+    made = generate_demo(tmp_path / "d", end=DEMO_END + timedelta(seconds=30), weeks=1,
+                         mean_rps=0.02)
+    assert (made.start, made.end) == (DEMO_END - timedelta(weeks=1), DEMO_END)
+    log = _raw_log(made.files)
+    assert len(log) == made.requests
+    assert log["ts"].min() >= made.start and log["ts"].max() < made.end
