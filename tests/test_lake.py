@@ -450,3 +450,23 @@ def test_a_lake_killed_while_being_created_can_be_added_to(two_day_log: Path,
     assert add_to_lake(lake, two_day_log, max_bad_rows=1).rows == 4
     assert len(lake_manifest(lake).entries) == 1
     assert not list(lake.glob("._lake.json.*.tmp"))
+
+
+def test_staged_files_reach_the_disk_before_the_commit_record(
+        two_day_log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every Parquet file of an add (rows and rejects) is flushed to disk (fsync) before its
+    commit record is: after a power cut, a committed add never names a file the disk lost."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    lake = tmp_path / "lake"
+    result = add_to_lake(lake, two_day_log, max_bad_rows=1)
+    commit = next(i for i, path in enumerate(synced) if Path(path).name.startswith(".COMMIT."))
+    names = [Path(path).name for path in synced[:commit]]
+    sha = Path(result.parquet[0]).stem
+    assert names.count(f"{sha}.parquet") == len(result.parquet) + 1  # the days and the rejects
