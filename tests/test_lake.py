@@ -470,3 +470,25 @@ def test_staged_files_reach_the_disk_before_the_commit_record(
     names = [Path(path).name for path in synced[:commit]]
     sha = Path(result.parquet[0]).stem
     assert names.count(f"{sha}.parquet") == len(result.parquet) + 1  # the days and the rejects
+
+
+def test_rollup_output_reaches_the_disk_before_its_completion_file(
+        two_day_log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file of a rollup output is flushed to disk (fsync) before _rollup.json, which says
+    the output is complete, is: after a power cut, a 'complete' output has all its files."""
+    from mysetlist_slo.engine import rollup_lake
+
+    lake, out = tmp_path / "lake", tmp_path / "out"
+    add_to_lake(lake, two_day_log, max_bad_rows=1)
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    rollup_lake(lake, out)
+    done = next(i for i, path in enumerate(synced) if Path(path).name.startswith("._rollup.json"))
+    written = {str(path) for path in out.rglob("*.parquet")}
+    assert written and written <= set(synced[:done]), written - set(synced[:done])

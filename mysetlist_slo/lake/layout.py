@@ -146,7 +146,7 @@ def check_local(lake: str | Path, what: str = "lake") -> Path:
     return Path(text)
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
     """Flush the file or folder ``path`` (a folder: the names in it) to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -164,7 +164,7 @@ def write_json_atomically(path: Path, document: object) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
-    _fsync(path.parent)
+    fsync_path(path.parent)
 
 
 def read_manifest(root: Path) -> Manifest:
@@ -203,7 +203,7 @@ def _roll_forward(root: Path, staged: Path) -> None:
         if source.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)
-            _fsync(target.parent)
+            fsync_path(target.parent)
         crash_point("lake-moving")
     manifest = read_manifest(root)
     entry = LakeEntry(**record["entry"])
@@ -256,9 +256,9 @@ class LakeWriter:
         # On disk before the commit record is: after a power cut, a committed entry must not
         # name a file whose data was still in the page cache.
         for relative in moves:
-            _fsync(staged / relative)
+            fsync_path(staged / relative)
         for folder in {(staged / relative).parent for relative in moves}:
-            _fsync(folder)
+            fsync_path(folder)
         write_json_atomically(staged / COMMIT, {"moves": moves, "entry": asdict(entry)})
         _roll_forward(self.root, staged)
         self.manifest = read_manifest(self.root)
