@@ -1119,13 +1119,24 @@ def _add_bundles(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
 
 
 def cmd_ingest_rollups(args: argparse.Namespace) -> int:
-    """Load rollup output folders, a transaction per day; print one row per day."""
+    """Load rollup output folders, a transaction per day; print one row per day. One output
+    that fails stops no other; exit 1 at the end when any failed."""
     config = load_config(args.config)
     rows: list[dict[str, object]] = []
+    failed = 0
     con = open_store(args.db, wait=_wait(args))
     try:
         for out in args.paths:
-            for day in load_rollups(con, out, config):
+            try:
+                days = load_rollups(con, out, config)
+            except IngestError as exc:
+                failed += 1
+                if args.json:
+                    print(json.dumps({"output": str(out), "error": str(exc)}), flush=True)
+                else:
+                    _say(f"error: {exc}", "red")
+                continue
+            for day in days:
                 rows.append({"output": str(out), "date": day.date, "files": day.files,
                              "requests": day.requests, "skipped": day.skipped,
                              "seconds": round(day.seconds, 3)})
@@ -1133,20 +1144,22 @@ def cmd_ingest_rollups(args: argparse.Namespace) -> int:
                     _say(f"{out} {day.date}: {day.message}")
     finally:
         con.close()
+    status = EXIT_FAILED if failed else EXIT_OK
     if args.json:
         for row in rows:
             print(json.dumps(row))
-        return EXIT_OK
+        return status
     table = Table("date", "files", "requests", "skipped", "seconds")
     table.add_column("output", overflow="fold")
     for row in rows:
         table.add_row(str(row["date"]), f"{row['files']:,}", f"{row['requests']:,}",
                       "yes" if row["skipped"] else "no", f"{row['seconds']:.2f}",
                       Text(terminal_safe(row["output"])))
-    _out().print(table)
-    if not rows:
+    if rows:
+        _out().print(table)
+    elif not failed:
         _say("no days of rollups in the output; nothing to do")
-    return EXIT_OK
+    return status
 
 
 def cmd_lake_add(args: argparse.Namespace) -> int:

@@ -515,3 +515,18 @@ def test_a_route_admitted_by_rollups_takes_its_earlier_other_rows(tmp_path: Path
     finally:
         con.close()
     assert per_route == {"/about": 9}
+
+
+def test_one_bad_output_stops_no_other(rollup_out: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """`ingest --kind rollups MISSING GOOD`: the missing folder is one error line, the good
+    output is still loaded and listed, and the exit status is 1."""
+    db = tmp_path / "h.duckdb"
+    missing = tmp_path / "missing"
+    assert main(["--db", str(db), "ingest", "--kind", "rollups", str(missing),
+                 str(rollup_out)]) == 1
+    captured = capsys.readouterr()
+    assert "missing: no such folder" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1, captured.err
+    assert _counts(db)["ingests"] == len(_days(rollup_out))
+    assert _days(rollup_out)[0] in captured.out
