@@ -1118,6 +1118,14 @@ def _add_bundles(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     check.set_defaults(handler=cmd_bundles_check)
 
 
+def _failure(args: argparse.Namespace, row: dict[str, str], exc: SloError) -> None:
+    """Report one input that failed: a JSON line with its error (--json), else a red line."""
+    if args.json:
+        print(json.dumps({**row, "error": str(exc)}), flush=True)
+    else:
+        _say(f"error: {exc}", "red")
+
+
 def cmd_ingest_rollups(args: argparse.Namespace) -> int:
     """Load rollup output folders, a transaction per day; print one row per day. One output
     that fails stops no other; exit 1 at the end when any failed."""
@@ -1131,10 +1139,7 @@ def cmd_ingest_rollups(args: argparse.Namespace) -> int:
                 days = load_rollups(con, out, config)
             except IngestError as exc:
                 failed += 1
-                if args.json:
-                    print(json.dumps({"output": str(out), "error": str(exc)}), flush=True)
-                else:
-                    _say(f"error: {exc}", "red")
+                _failure(args, {"output": str(out)}, exc)
                 continue
             for day in days:
                 rows.append({"output": str(out), "date": day.date, "files": day.files,
@@ -1178,10 +1183,7 @@ def cmd_lake_add(args: argparse.Namespace) -> int:
                                  options=options)
         except IngestError as exc:
             failed += 1
-            if args.json:
-                print(json.dumps({"file": str(path), "error": str(exc)}), flush=True)
-            else:
-                _say(f"error: {exc}", "red")
+            _failure(args, {"file": str(path)}, exc)
             continue
         if args.json:
             print(json.dumps({"file": result.file, "kind": result.kind, "rows": result.rows,

@@ -452,10 +452,9 @@ def test_a_lake_killed_while_being_created_can_be_added_to(two_day_log: Path,
     assert not list(lake.glob("._lake.json.*.tmp"))
 
 
-def test_staged_files_reach_the_disk_before_the_commit_record(
-        two_day_log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every Parquet file of an add (rows and rejects) is flushed to disk (fsync) before its
-    commit record is: after a power cut, a committed add never names a file the disk lost."""
+@pytest.fixture(name="synced")
+def fixture_synced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths os.fsync is called on from now on, in order (the real fsync still runs)."""
     synced: list[str] = []
     real_fsync = os.fsync
 
@@ -464,6 +463,13 @@ def test_staged_files_reach_the_disk_before_the_commit_record(
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", recording_fsync)
+    return synced
+
+
+def test_staged_files_reach_the_disk_before_the_commit_record(
+        two_day_log: Path, tmp_path: Path, synced: list[str]) -> None:
+    """Every Parquet file of an add (rows and rejects) is flushed to disk (fsync) before its
+    commit record is: after a power cut, a committed add never names a file the disk lost."""
     lake = tmp_path / "lake"
     result = add_to_lake(lake, two_day_log, max_bad_rows=1)
     commit = next(i for i, path in enumerate(synced) if Path(path).name.startswith(".COMMIT."))
@@ -473,21 +479,13 @@ def test_staged_files_reach_the_disk_before_the_commit_record(
 
 
 def test_rollup_output_reaches_the_disk_before_its_completion_file(
-        two_day_log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        two_day_log: Path, tmp_path: Path, synced: list[str]) -> None:
     """Every file of a rollup output is flushed to disk (fsync) before _rollup.json, which says
     the output is complete, is: after a power cut, a 'complete' output has all its files."""
     from mysetlist_slo.engine import rollup_lake
 
     lake, out = tmp_path / "lake", tmp_path / "out"
     add_to_lake(lake, two_day_log, max_bad_rows=1)
-    synced: list[str] = []
-    real_fsync = os.fsync
-
-    def recording_fsync(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", recording_fsync)
     rollup_lake(lake, out)
     done = next(i for i, path in enumerate(synced) if Path(path).name.startswith("._rollup.json"))
     written = {str(path) for path in out.rglob("*.parquet")}
