@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import re
 import sys
@@ -103,6 +104,28 @@ def _parse_week(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"not an ISO week: {text!r} (YYYY-Www with a week that exists, e.g. 2026-W47)")
     return text
+
+
+def _positive_number(text: str) -> float:
+    """A finite number above zero (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"not a number above zero: {text!r}")
+    return value
+
+
+def _at_least_one(text: str) -> int:
+    """A whole number of at least 1 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number of at least 1: {text!r}")
+    return value
 
 
 def _parse_timezone(text: str) -> str:
@@ -863,8 +886,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=DEMO_DIR, help=f"folder (default: {DEMO_DIR})")
     demo.add_argument("--end", type=_parse_time, default=None,
                       help="end of the data (default: Monday 00:00 UTC of this week)")
-    demo.add_argument("--weeks", type=int, default=5, help="weeks of data (default: 5)")
-    demo.add_argument("--rate", type=float, default=0.3,
+    demo.add_argument("--weeks", type=_at_least_one, default=5,
+                      help="weeks of data (default: 5)")
+    demo.add_argument("--rate", type=_positive_number, default=0.3,
                       help="mean requests per second (default: 0.3)")
     demo.add_argument("--seed", type=int, default=20261124, help="random seed")
     demo.add_argument("--no-ingest", action="store_true", help="only write the files")
@@ -1029,8 +1053,9 @@ def _add_rollup(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
                          "--out /nfs/rollups"))
     rollup.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
                         help="duckdb (embedded, default) or spark (the [spark] extra, Java 17)")
-    rollup.add_argument("--lake", type=Path, required=True, metavar="DIR", help="the lake")
-    rollup.add_argument("--out", type=Path, required=True, metavar="DIR",
+    # Text, not Path: Path("s3://b") is "s3:/b", which would hide an object-store URL.
+    rollup.add_argument("--lake", required=True, metavar="DIR", help="the lake")
+    rollup.add_argument("--out", required=True, metavar="DIR",
                         help="output folder (new, or an unfinished rollup's)")
     rollup.add_argument("--master", default=None,
                         help="Spark master: local[2], spark://HOST:7077, yarn, k8s://... "
@@ -1050,11 +1075,11 @@ def cmd_rollup(args: argparse.Namespace) -> int:
         if not sep or not key.strip():
             raise SloError(f"--conf {item!r}: expected KEY=VALUE")
         conf[key.strip()] = value
-    if conf and args.engine != "spark":
+    if (conf or args.master) and args.engine != "spark":
         raise SloError("--conf and --master are Spark settings; add --engine spark")
     result = rollup_lake(args.lake, args.out, engine=args.engine,
                          config=load_config(args.config), master=args.master, conf=conf)
-    table = Table("table", "rows", title=f"{args.out} ({result.engine})")
+    table = Table("table", "rows", title=Text(terminal_safe(f"{args.out} ({result.engine})")))
     for name, rows in result.rows.items():
         table.add_row(name, f"{rows:,}")
     _out().print(table)
@@ -1093,33 +1118,53 @@ def _add_bundles(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     check.set_defaults(handler=cmd_bundles_check)
 
 
+def _failure(args: argparse.Namespace, row: dict[str, str], exc: SloError) -> None:
+    """Report one input that failed: a JSON line with its error (--json), else a red line."""
+    if args.json:
+        print(json.dumps({**row, "error": str(exc)}), flush=True)
+    else:
+        _say(f"error: {exc}", "red")
+
+
 def cmd_ingest_rollups(args: argparse.Namespace) -> int:
-    """Load rollup output folders, a transaction per day; print one row per day."""
+    """Load rollup output folders, a transaction per day; print one row per day. One output
+    that fails stops no other; exit 1 at the end when any failed."""
     config = load_config(args.config)
     rows: list[dict[str, object]] = []
+    failed = 0
     con = open_store(args.db, wait=_wait(args))
     try:
         for out in args.paths:
-            for day in load_rollups(con, out, config):
+            try:
+                days = load_rollups(con, out, config)
+            except IngestError as exc:
+                failed += 1
+                _failure(args, {"output": str(out)}, exc)
+                continue
+            for day in days:
                 rows.append({"output": str(out), "date": day.date, "files": day.files,
                              "requests": day.requests, "skipped": day.skipped,
                              "seconds": round(day.seconds, 3)})
+                if day.message and not args.json:
+                    _say(f"{out} {day.date}: {day.message}")
     finally:
         con.close()
+    status = EXIT_FAILED if failed else EXIT_OK
     if args.json:
         for row in rows:
             print(json.dumps(row))
-        return EXIT_OK
+        return status
     table = Table("date", "files", "requests", "skipped", "seconds")
     table.add_column("output", overflow="fold")
     for row in rows:
         table.add_row(str(row["date"]), f"{row['files']:,}", f"{row['requests']:,}",
                       "yes" if row["skipped"] else "no", f"{row['seconds']:.2f}",
                       Text(terminal_safe(row["output"])))
-    _out().print(table)
-    if not rows:
+    if rows:
+        _out().print(table)
+    elif not failed:
         _say("no days of rollups in the output; nothing to do")
-    return EXIT_OK
+    return status
 
 
 def cmd_lake_add(args: argparse.Namespace) -> int:
@@ -1131,15 +1176,14 @@ def cmd_lake_add(args: argparse.Namespace) -> int:
     table.add_column("file", overflow="fold")
     for path in args.paths:
         try:
+            if path.is_dir():  # the library would call it missing: it reads files only
+                raise IngestError(str(path), "is a directory; give the files in it (e.g. DIR/*)")
             result = add_to_lake(args.lake, path, kind=args.kind, config=config,
                                  max_bad_rows=args.max_bad_rows, log_format=args.log_format,
                                  options=options)
         except IngestError as exc:
             failed += 1
-            if args.json:
-                print(json.dumps({"file": str(path), "error": str(exc)}), flush=True)
-            else:
-                _say(f"error: {exc}", "red")
+            _failure(args, {"file": str(path)}, exc)
             continue
         if args.json:
             print(json.dumps({"file": result.file, "kind": result.kind, "rows": result.rows,
@@ -1148,7 +1192,7 @@ def cmd_lake_add(args: argparse.Namespace) -> int:
                   flush=True)
         elif result.message:
             _say(f"{path}: {result.message}")
-        table.add_row(terminal_safe(result.kind), f"{result.rows:,}", f"{result.rejected:,}",
+        table.add_row(Text(terminal_safe(result.kind)), f"{result.rows:,}", f"{result.rejected:,}",
                       "yes" if result.skipped else "no", f"{len(result.parquet)}",
                       Text(terminal_safe(result.file)))
     if not args.json and table.row_count:  # no empty table above a file's one-line error
@@ -1168,10 +1212,12 @@ def cmd_lake_list(args: argparse.Namespace) -> int:
     table = Table("added", "kind", "rows", "rejects", "days", "first", "last")
     table.add_column("file", overflow="fold")
     for entry in manifest.entries:
-        table.add_row(entry.added[:19], terminal_safe(entry.kind), f"{entry.rows:,}",
-                      f"{entry.rejects:,}", f"{len(entry.parquet)}",
-                      (entry.first_ts or "-")[:16], (entry.last_ts or "-")[:16],
-                      Text(terminal_safe(entry.file)))
+        # The manifest is text on disk (perhaps a lake copied from elsewhere): cells are Text,
+        # never read as console markup.
+        table.add_row(*(Text(terminal_safe(cell)) for cell in (
+            entry.added[:19], entry.kind, f"{entry.rows:,}", f"{entry.rejects:,}",
+            f"{len(entry.parquet)}", (entry.first_ts or "-")[:16], (entry.last_ts or "-")[:16],
+            entry.file)))
     _out().print(table)
     days = {name.split("/")[1] for name in manifest.files()}
     _say(f"{args.lake}: {len(manifest.entries)} files added, "

@@ -302,12 +302,20 @@ def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, w
     outage, an error spike after a deploy, a latency regression on /show/[id] in the last week,
     and an API slowdown that leaves api-latency's budget low enough for a release freeze).
     Above STREAM_ABOVE requests the logs are written a chunk of minutes at a time, in memory
-    bounded whatever ``mean_rps``.
+    bounded whatever ``mean_rps``; ``end`` is taken to its minute. Raises ValueError, before
+    writing anything, when ``weeks`` is below 1 or ``mean_rps`` is not a finite number above
+    zero.
     """
+    if weeks < 1:
+        raise ValueError(f"weeks must be at least 1, got {weeks}")
+    if not (math.isfinite(mean_rps) and mean_rps > 0):
+        raise ValueError(f"mean_rps must be a finite number above zero, got {mean_rps}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    end = (end or default_end()).astimezone(UTC)
+    # Whole minutes: traffic is drawn per minute, and a minute cut by ``end`` (or by the start,
+    # weeks before it) would put requests outside the demo's span.
+    end = (end or default_end()).astimezone(UTC).replace(second=0, microsecond=0)
     start = end - timedelta(weeks=weeks)
     minutes = np.arange(np.datetime64(start.replace(tzinfo=None), "m"),
                         np.datetime64(end.replace(tzinfo=None), "m"))

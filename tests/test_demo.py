@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import DEMO_END
 
 from mysetlist_slo import DemoManifest, generate_demo, ingest_file, latency_percentiles, open_store
@@ -217,3 +218,34 @@ def test_streamed_demo_plants_everything(tmp_path: Path, monkeypatch) -> None:
             if '"peak-' in line}
     assert len(peak) == demo_module.PEAK_SESSIONS
     assert (tmp_path / "a/vitals.jsonl").stat().st_size > 0
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["--rate", "-1"], "--rate"), (["--rate", "0"], "--rate"), (["--rate", "nan"], "--rate"),
+    (["--rate", "inf"], "--rate"), (["--weeks", "0"], "--weeks"), (["--weeks", "-2"], "--weeks"),
+])
+def test_demo_refuses_rates_and_weeks_that_make_no_traffic(
+        argv: list[str], says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A rate that is not a positive number, or weeks below 1: a usage error naming the option
+    (exit 2), no traceback, nothing written; the library raises ValueError."""
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", "--out", str(tmp_path / "d"), "--no-ingest", *argv])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert says in error and "Traceback" not in error, error
+    assert not (tmp_path / "d").exists()
+    with pytest.raises(ValueError, match=r"mean_rps|weeks"):
+        generate_demo(tmp_path / "d", end=DEMO_END, weeks=0 if says == "--weeks" else 1,
+                      mean_rps=float(argv[1]) if says == "--rate" else 0.3)
+    assert not (tmp_path / "d").exists()
+
+
+def test_an_end_within_a_minute_is_taken_to_that_minute(tmp_path: Path) -> None:
+    """`demo --end 2026-11-23T00:00:30Z`: the demo ends at 00:00 (its minutes are whole), every
+    request before it and after its start; it used to stop with a numpy traceback."""
+    made = generate_demo(tmp_path / "d", end=DEMO_END + timedelta(seconds=30), weeks=1,
+                         mean_rps=0.02)
+    assert (made.start, made.end) == (DEMO_END - timedelta(weeks=1), DEMO_END)
+    log = _raw_log(made.files)
+    assert len(log) == made.requests
+    assert log["ts"].min() >= made.start and log["ts"].max() < made.end

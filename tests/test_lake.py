@@ -224,16 +224,23 @@ def test_killed_after_commit_is_rolled_forward_once(lake_with_one_file: Path,
     (["lake", "add", "FILE"], 2, "required: --lake"),
     (["lake", "add", "--lake", "LAKE", "--kind", "probes", "FILE"], 2, "invalid choice"),
     (["lake", "add", "--lake", "LAKE", "MISSING"], 1, "missing.log: no such file"),
+    (["lake", "add", "--lake", "LAKE", "NOT_A_LAKE"], 1, "other: is a directory"),
     (["lake", "add", "--lake", "NOT_A_LAKE", "FILE"], 1, "not a lake"),
     (["lake", "list", "--lake", "NOT_A_LAKE"], 1, "not a lake"),
     (["lake", "add", "--lake", "s3://bucket/lake", "FILE"], 1, "object-store lakes"),
+    (["rollup", "--lake", "s3://bucket/lake", "--out", "OUT"], 1, "lakes are local folders"),
+    (["rollup", "--lake", "LAKE", "--out", "s3://bucket/out"], 1, "local folders"),
     (["ingest", "--kind", "rollups", "NOT_A_LAKE"], 1, "_rollup.json: missing"),
     (["ingest", "ROLLUPS"], 1, "is rollup output; load it with --kind rollups"),
+    (["ingest", "--kind", "rollups", "FILE"], 1, "not a folder"),
+    (["rollup", "--lake", "LAKE", "--out", "OUT", "--master", "local[2]"], 1,
+     "add --engine spark"),
 ])
 def test_cli_mistakes_are_one_line(argv: list[str], code: int, says: str, two_day_log: Path,
                                    tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Missing --lake, an unknown kind, a missing file, a folder that is no lake, a remote
-    lake: one line on stderr (lake commands: nothing on stdout), exit 2 (usage) or 1 (failed)."""
+    lake, a file given as rollup output, a Spark setting without Spark: one line on stderr
+    (lake commands: nothing on stdout), exit 2 (usage) or 1 (failed)."""
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("not a lake")
@@ -241,7 +248,8 @@ def test_cli_mistakes_are_one_line(argv: list[str], code: int, says: str, two_da
     (tmp_path / "rollups" / "_rollup.json").write_text("{}")
     names = {"FILE": str(two_day_log), "LAKE": str(tmp_path / "lake"),
              "ROLLUPS": str(tmp_path / "rollups"),
-             "MISSING": str(tmp_path / "missing.log"), "NOT_A_LAKE": str(other)}
+             "MISSING": str(tmp_path / "missing.log"), "NOT_A_LAKE": str(other),
+             "OUT": str(tmp_path / "out")}
     argv = [names.get(a, a) for a in argv] + ["--db", str(tmp_path / "s.duckdb")]
     if code == 2:
         with pytest.raises(SystemExit) as exited:
@@ -354,3 +362,131 @@ def test_a_second_writer_is_told_the_lake_is_busy(two_day_log: Path, tmp_path: P
             add_to_lake(lake, other)
         assert len(lake_manifest(lake).entries) == 1
     assert add_to_lake(lake, other).rows == 1
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated"])
+def test_a_lake_file_gone_or_damaged_is_named_by_rollup(
+        damage: str, two_day_log: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A committed file that was deleted or cut short since: `rollup` fails in one line naming
+    that file, writes no output, and does not send the user to check the store."""
+    lake, out = tmp_path / "lake", tmp_path / "out"
+    add_to_lake(lake, two_day_log, max_bad_rows=1)
+    victim = Path(lake_files(lake)[0])
+    if damage == "deleted":
+        victim.unlink()
+    else:
+        victim.write_bytes(victim.read_bytes()[:100])
+    assert main(["rollup", "--lake", str(lake), "--out", str(out)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert victim.name in error and "store" not in error, error
+    assert len(error.splitlines()) <= 2, error
+    assert not (out / "_rollup.json").exists()
+
+
+_ENTRY = {"sha256": "a" * 64, "file": "access.log", "kind": "nginx", "bytes": 10, "rows": 1,
+          "rejects": 0, "parquet": [f"requests/date=2026-11-23/{'a' * 64}.parquet"],
+          "rejects_file": None, "first_ts": None, "last_ts": None,
+          "added": "2026-11-26T12:00:00+00:00"}
+
+
+@pytest.mark.parametrize(("document", "says"), [
+    ("", "Expecting value"),
+    ("[]", "not of type 'object'"),
+    ('{"format": 1, "files": {"a": 1}}', "files"),
+    (json.dumps({"format": 1, "files": [{**_ENTRY, "parquet": "abc"}]}), "parquet"),
+    (json.dumps({"format": 1, "files": [{**_ENTRY, "rows": "1"}]}), "rows"),
+    (json.dumps({"format": 1, "files": [{**_ENTRY, "parquet": ["../../outside.parquet"]}]}),
+     "parquet"),
+    (json.dumps({"format": 1, "files": [{**_ENTRY, "rejects_file": "/etc/passwd"}]}),
+     "rejects_file"),
+])
+def test_a_damaged_manifest_is_one_typed_error(document: str, says: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A manifest that is not JSON, or whose entries have the wrong shape or types, or name
+    files outside the lake's layout: LakeError naming the manifest and the field, from the
+    library and in one line from `lake list` and `rollup` (never a traceback)."""
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    (lake / "_lake.json").write_text(document)
+    with pytest.raises(LakeError, match="damaged manifest") as raised:
+        lake_manifest(lake)
+    assert says in str(raised.value)
+    for argv in (["lake", "list", "--lake", str(lake)],
+                 ["rollup", "--lake", str(lake), "--out", str(tmp_path / "out")]):
+        assert main(argv) == 1
+        error = capsys.readouterr().err.strip()
+        assert "damaged manifest" in error and len(error.splitlines()) <= 2, error
+
+
+def test_manifest_and_path_text_is_shown_not_obeyed(two_day_log: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Text from a manifest (a lake copied from elsewhere) and an output path are printed as
+    written: console markup shown literally, escape sequences made visible, never sent."""
+    lake = tmp_path / "lake"
+    add_to_lake(lake, two_day_log, max_bad_rows=1)
+    document = json.loads((lake / "_lake.json").read_text())
+    document["files"][0].update(kind="[blink]x[/blink]", added="\x1b]0;owned\x07",
+                                first_ts="[red]2026[/red]")
+    (lake / "_lake.json").write_text(json.dumps(document))
+    assert main(["lake", "list", "--lake", str(lake)]) == 0
+    shown = capsys.readouterr().out
+    assert "\x1b" not in shown and "\\x1b" in shown, shown
+    assert "[blink]x[/blink]" in shown and "[red]2026" in shown, shown
+    out = tmp_path / "[bold]rolled[/bold]"
+    assert main(["rollup", "--lake", str(lake), "--out", str(out)]) == 0
+    assert "[bold]rolled[/bold]" in capsys.readouterr().out
+
+
+def test_a_lake_killed_while_being_created_can_be_added_to(two_day_log: Path,
+                                                           tmp_path: Path) -> None:
+    """A first `lake add` killed after taking the lock but before writing the manifest leaves
+    only the lock file (and perhaps the manifest's temporary file): the next add makes the
+    lake, rather than calling the folder someone else's."""
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    (lake / "_lake.lock").touch()
+    (lake / "._lake.json.0123abcd.tmp").write_text('{"format": 1, "fi')
+    assert add_to_lake(lake, two_day_log, max_bad_rows=1).rows == 4
+    assert len(lake_manifest(lake).entries) == 1
+    assert not list(lake.glob("._lake.json.*.tmp"))
+
+
+@pytest.fixture(name="synced")
+def fixture_synced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths os.fsync is called on from now on, in order (the real fsync still runs)."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    return synced
+
+
+def test_staged_files_reach_the_disk_before_the_commit_record(
+        two_day_log: Path, tmp_path: Path, synced: list[str]) -> None:
+    """Every Parquet file of an add (rows and rejects) is flushed to disk (fsync) before its
+    commit record is: after a power cut, a committed add never names a file the disk lost."""
+    lake = tmp_path / "lake"
+    result = add_to_lake(lake, two_day_log, max_bad_rows=1)
+    commit = next(i for i, path in enumerate(synced) if Path(path).name.startswith(".COMMIT."))
+    names = [Path(path).name for path in synced[:commit]]
+    sha = Path(result.parquet[0]).stem
+    assert names.count(f"{sha}.parquet") == len(result.parquet) + 1  # the days and the rejects
+
+
+def test_rollup_output_reaches_the_disk_before_its_completion_file(
+        two_day_log: Path, tmp_path: Path, synced: list[str]) -> None:
+    """Every file of a rollup output is flushed to disk (fsync) before _rollup.json, which says
+    the output is complete, is: after a power cut, a 'complete' output has all its files."""
+    from mysetlist_slo.engine import rollup_lake
+
+    lake, out = tmp_path / "lake", tmp_path / "out"
+    add_to_lake(lake, two_day_log, max_bad_rows=1)
+    rollup_lake(lake, out)
+    done = next(i for i, path in enumerate(synced) if Path(path).name.startswith("._rollup.json"))
+    written = {str(path) for path in out.rglob("*.parquet")}
+    assert written and written <= set(synced[:done]), written - set(synced[:done])

@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import timed_line
 
 from mysetlist_slo import (
     DemoManifest,
@@ -32,9 +33,11 @@ from mysetlist_slo import (
     region_traffic,
 )
 from mysetlist_slo.cli import main
+from mysetlist_slo.engine import rollup_lake
 from mysetlist_slo.errors import IngestError
+from mysetlist_slo.lake import add_to_lake
 from mysetlist_slo.lake._crash import CRASH_AT
-from mysetlist_slo.lake.rollups import load_rollups
+from mysetlist_slo.lake.rollups import RollupLoadResult, load_rollups
 
 # Each rollup table's key (the other columns are counters, summed); written out here so the
 # oracle does not read the package's own list.
@@ -79,10 +82,13 @@ def export_rollups(con: duckdb.DuckDBPyConnection, out: Path) -> None:
     con.execute(f"COPY (SELECT route FROM routes ORDER BY route) TO '{out / 'routes.parquet'}' "
                 "(FORMAT parquet)")
     config = load_config()
+    # One made-up lake file per day: the days an engine would have read.
+    days = sorted(p.name for p in out.glob("*/date=*"))
     (out / "_rollup.json").write_text(json.dumps({
         "format": 1, "engine": "duckdb", "thresholds_ms": config.all_thresholds_ms,
         "max_routes": config.routes.max_routes, "min_requests": config.routes.min_requests,
-        "lake_files": [], "created": "2026-11-26T12:00:00+00:00"}))
+        "lake_files": [f"requests/{day}/store-a.parquet" for day in dict.fromkeys(days)],
+        "created": "2026-11-26T12:00:00+00:00"}))
 
 
 def _regional_export(path: Path, end: datetime) -> Path:
@@ -359,3 +365,168 @@ def test_the_same_rows_in_other_files_and_another_time_zone_are_the_same_days(
         con.close()
     assert results and all(r.skipped for r in results)
     assert _counts(store_b) == before
+
+
+# --- Re-runs and overlapping outputs: every request counted once ---------------------------
+# Logs with a known number of requests per UTC day (the oracle is the count written here).
+
+
+def _log(folder: Path, name: str, per_day: dict[str, int]) -> Path:
+    """An nginx log of ``per_day[day]`` requests on each day (distinct lines), at 10:00 UTC."""
+    lines = []
+    for day, count in per_day.items():
+        when = datetime.fromisoformat(f"{day}T10:00:00+00:00")
+        lines += [timed_line(time=(when + timedelta(seconds=i)).strftime("%d/%b/%Y:%H:%M:%S %z"),
+                             path=f"/show/{name}-{i}") for i in range(count)]
+    path = folder / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _rolled(folder: Path, logs: list[Path], name: str) -> Path:
+    """The rollup output (DuckDB engine) of a lake holding ``logs``."""
+    lake = folder / f"lake-{name}"
+    for log in logs:
+        add_to_lake(lake, log)
+    out = folder / f"out-{name}"
+    rollup_lake(lake, out)
+    return out
+
+
+def _requests_per_day(db: Path) -> dict[str, int]:
+    con = open_store(db, read_only=True)
+    try:
+        return dict(con.execute(
+            "SELECT strftime(timezone('UTC', minute), '%Y-%m-%d'), sum(requests)::BIGINT "
+            "FROM request_counts GROUP BY 1 ORDER BY 1").fetchall())
+    finally:
+        con.close()
+
+
+def _load(db: Path, out: Path) -> list[RollupLoadResult]:
+    con = open_store(db)
+    try:
+        return load_rollups(con, out)
+    finally:
+        con.close()
+
+
+def test_a_rerun_over_a_grown_lake_replaces_the_days_it_covers(tmp_path: Path) -> None:
+    """Output 1 from log A, then output 2 after log B (same day 23, new day 24) joined the
+    lake: loading both counts each request once; loading output 1 again afterwards (older,
+    made from fewer files) changes nothing."""
+    a = _log(tmp_path, "a.log", {"2026-11-22": 3, "2026-11-23": 4})
+    b = _log(tmp_path, "b.log", {"2026-11-23": 5, "2026-11-24": 2})
+    first = _rolled(tmp_path, [a], "1")
+    second = _rolled(tmp_path, [a, b], "2")
+    db = tmp_path / "s.duckdb"
+    _load(db, first)
+    assert _requests_per_day(db) == {"2026-11-22": 3, "2026-11-23": 4}
+    results = _load(db, second)
+    assert _requests_per_day(db) == {"2026-11-22": 3, "2026-11-23": 9, "2026-11-24": 2}
+    assert [(r.date, r.skipped) for r in results] == [
+        ("2026-11-22", True), ("2026-11-23", False), ("2026-11-24", False)]
+    again = _load(db, first)
+    assert all(r.skipped for r in again) and "fewer lake files" in again[1].message
+    assert _requests_per_day(db) == {"2026-11-22": 3, "2026-11-23": 9, "2026-11-24": 2}
+
+
+def test_outputs_of_separate_lakes_add_up(tmp_path: Path) -> None:
+    """Two lakes with no file in common (two data centres), same day: both loads count."""
+    a = _log(tmp_path, "a.log", {"2026-11-23": 4})
+    b = _log(tmp_path, "b.log", {"2026-11-23": 5})
+    db = tmp_path / "s.duckdb"
+    _load(db, _rolled(tmp_path, [a], "x"))
+    _load(db, _rolled(tmp_path, [b], "y"))
+    assert _requests_per_day(db) == {"2026-11-23": 9}
+
+
+def test_outputs_sharing_some_lake_files_are_refused(tmp_path: Path) -> None:
+    """Lakes {A, B} and {B, C}: the second load would count B twice, and cannot drop it from
+    the first: refused naming the day, nothing of it loaded."""
+    a, b, c = (_log(tmp_path, f"{n}.log", {"2026-11-23": k}) for n, k in
+               (("a", 2), ("b", 3), ("c", 4)))
+    db = tmp_path / "s.duckdb"
+    _load(db, _rolled(tmp_path, [a, b], "x"))
+    with pytest.raises(IngestError, match=r"2026-11-23.*twice"):
+        _load(db, _rolled(tmp_path, [b, c], "y"))
+    assert _requests_per_day(db) == {"2026-11-23": 5}
+
+
+def test_rollups_of_files_ingested_directly_are_refused(tmp_path: Path) -> None:
+    """A log ingested directly, then rolled up from a lake and loaded: refused (its requests
+    would count twice), naming the ingest; the store keeps the direct load only."""
+    a = _log(tmp_path, "a.log", {"2026-11-23": 4})
+    db = tmp_path / "s.duckdb"
+    con = open_store(db)
+    try:
+        ingest_file(con, a)
+    finally:
+        con.close()
+    with pytest.raises(IngestError, match=r"a\.log.*twice"):
+        _load(db, _rolled(tmp_path, [a], "x"))
+    assert _requests_per_day(db) == {"2026-11-23": 4}
+
+
+@pytest.mark.parametrize(("lake_files", "says"), [
+    ([], "names no lake file of"),
+    (["elsewhere.parquet"], "is not a lake file"),
+    ([7], "is not a lake file"),
+])
+def test_output_that_does_not_name_its_lake_files_is_refused(
+        lake_files: list[object], says: str, rollup_out: Path, tmp_path: Path) -> None:
+    """Without the lake files of each day it has rows of, a re-run could not be told from new
+    requests: refused in one error, nothing loaded."""
+    out = tmp_path / "out"
+    shutil.copytree(rollup_out, out)
+    meta = json.loads((out / "_rollup.json").read_text())
+    meta["lake_files"] = lake_files
+    (out / "_rollup.json").write_text(json.dumps(meta))
+    con = open_store(tmp_path / "g.duckdb")
+    try:
+        with pytest.raises(IngestError, match=says):
+            load_rollups(con, out)
+        assert con.execute("SELECT count(*) FROM ingests").fetchall() == [(0,)]
+    finally:
+        con.close()
+
+
+def test_a_route_admitted_by_rollups_takes_its_earlier_other_rows(tmp_path: Path) -> None:
+    """/about seen 3 times in a file ingested directly (under min_requests: "(other)", kept as
+    a candidate), then 6 times in rolled-up files (admitted): all 9 requests end up under
+    /about and none under "(other)", as if every file had been ingested directly."""
+    def about(name: str, count: int, hour: int) -> Path:
+        path = tmp_path / name
+        path.write_text("".join(timed_line(time=f"23/Nov/2026:{hour:02d}:00:{i:02d} +0000",
+                                           path="/about") + "\n" for i in range(count)))
+        return path
+
+    db = tmp_path / "s.duckdb"
+    con = open_store(db)
+    try:
+        ingest_file(con, about("direct.log", 3, 9))
+    finally:
+        con.close()
+    _load(db, _rolled(tmp_path, [about("rolled.log", 6, 10)], "x"))
+    con = open_store(db, read_only=True)
+    try:
+        per_route = dict(con.execute("SELECT route, sum(requests)::BIGINT FROM request_counts "
+                                     "GROUP BY route").fetchall())
+    finally:
+        con.close()
+    assert per_route == {"/about": 9}
+
+
+def test_one_bad_output_stops_no_other(rollup_out: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """`ingest --kind rollups MISSING GOOD`: the missing folder is one error line, the good
+    output is still loaded and listed, and the exit status is 1."""
+    db = tmp_path / "h.duckdb"
+    missing = tmp_path / "missing"
+    assert main(["--db", str(db), "ingest", "--kind", "rollups", str(missing),
+                 str(rollup_out)]) == 1
+    captured = capsys.readouterr()
+    assert "missing: no such folder" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1, captured.err
+    assert _counts(db)["ingests"] == len(_days(rollup_out))
+    assert _days(rollup_out)[0] in captured.out

@@ -36,7 +36,7 @@ from mysetlist_slo.store.routes import (
 )
 
 # The output tables, in the order they are written; each maps to its columns (the store table's
-# columns without ingest_id) and the column its Hive ``date`` comes from.
+# columns without ingest_id and template). Its Hive ``date`` is the UTC day of the first column.
 TABLES: dict[str, tuple[str, ...]] = {
     "request_counts": ("minute", "route", "status", "requests", "timed", "duration_sum_us",
                        "bytes_sum"),

@@ -23,8 +23,12 @@ class DuckDBExecutor:
         self._files = files
         columns = ", ".join(LAKE_COLUMNS)
         # hive_partitioning off: the files' own columns only (the date is the ts's anyway).
-        self.con.execute(f"CREATE TEMP VIEW lake_requests AS SELECT {columns} FROM "
-                         f"read_parquet({_list_literal(files)}, hive_partitioning = false)")
+        try:
+            self.con.execute(f"CREATE TEMP VIEW lake_requests AS SELECT {columns} FROM "
+                             f"read_parquet({_list_literal(files)}, hive_partitioning = false)")
+        except duckdb.Error as exc:  # a committed file deleted or damaged since (it names it)
+            raise RollupError(", ".join(files[:3]), "the lake's files cannot be read: "
+                              f"{str(exc).splitlines()[0]}") from None
 
     def materialise(self, name: str, query: Query) -> None:
         """Compute ``query`` into the temp table ``name``."""

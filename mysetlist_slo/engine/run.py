@@ -7,7 +7,6 @@ The output layout is the contract of issue 16 (docs in README "Rollups on DuckDB
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -30,13 +29,13 @@ from mysetlist_slo.engine.definition import (
 )
 from mysetlist_slo.errors import RollupError
 from mysetlist_slo.lake import lake_files
+from mysetlist_slo.lake.layout import check_local, fsync_path, write_json_atomically
+from mysetlist_slo.lake.rollups import ROLLUP_FORMAT as FORMAT
+from mysetlist_slo.lake.rollups import ROLLUP_META as MANIFEST
+from mysetlist_slo.lake.rollups import ROUTES_FILE
 
 Engine = Literal["duckdb", "spark"]
 ENGINES: tuple[Engine, ...] = ("duckdb", "spark")
-FORMAT = 1
-MANIFEST = "_rollup.json"
-ROUTES_FILE = "routes.parquet"
-_STAGED_MANIFEST = f".{MANIFEST}.tmp"
 
 
 class Executor(Protocol):
@@ -102,8 +101,9 @@ def _prepare_out(out: Path) -> None:
     if (out / MANIFEST).exists():
         raise RollupError(str(out), f"holds a finished rollup ({MANIFEST}); write to a new "
                           "folder, or delete this one first")
-    ours = {*TABLES, ROUTES_FILE, _STAGED_MANIFEST}
-    foreign = sorted(p.name for p in out.iterdir() if p.name not in ours)
+    ours = {*TABLES, ROUTES_FILE}
+    foreign = sorted(p.name for p in out.iterdir()
+                     if p.name not in ours and not p.name.startswith(f".{MANIFEST}."))
     if foreign:
         raise RollupError(str(out), f"is not empty and not a rollup output: {foreign[:3]}")
     for child in out.iterdir():
@@ -117,10 +117,11 @@ def run_rollup(executor: Executor, lake: str | Path, out: str | Path, config: Co
                engine: str) -> RollupResult:
     """Roll the lake up with ``executor`` into ``out`` (see the module doc); return counts.
 
-    Raises RollupError for an empty lake or an output folder that is not ours.
+    Raises RollupError for an empty lake, lake files that cannot be read or an output folder
+    that is not ours; LakeError when ``lake`` is not a lake.
     """
     started = time.perf_counter()
-    out = Path(out).absolute()
+    out = check_local(out, "rollup output").absolute()
     files = committed_files(lake)
     _prepare_out(out)
     settings = settings_of(config)
@@ -145,10 +146,11 @@ def run_rollup(executor: Executor, lake: str | Path, out: str | Path, config: Co
         "max_routes": settings.max_routes, "min_requests": settings.min_requests,
         "lake_files": files, "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    # Written last, through a rename: its presence means the output is complete.
-    staged = out / _STAGED_MANIFEST
-    staged.write_text(json.dumps(manifest, indent=1) + "\n", "utf-8")
-    staged.replace(out / MANIFEST)
+    # Written last, through a rename, once every file is on disk: its presence means the
+    # output is complete, even after a power cut.
+    for path in sorted(out.rglob("*"), key=lambda p: -len(p.parts)):  # files, then folders
+        fsync_path(path)
+    write_json_atomically(out / MANIFEST, manifest)
     return RollupResult(engine, str(out), len(files), requests, routes.num_rows, rows,
                         time.perf_counter() - started)
 
@@ -166,8 +168,9 @@ def rollup_lake(lake: str | Path, out: str | Path, *, engine: Engine = "duckdb",
     ``master`` is Spark's master URL (local[2], spark://..., yarn, k8s://...); unset, Spark's
     own settings decide (spark-defaults.conf, spark-submit --master); ``conf`` are Spark
     settings as ``spark-submit --conf`` gives them. Returns what was written.
-    Raises RollupError for an empty lake, an output folder that is not ours, an unknown engine,
-    or Spark without pyspark or Java; ConfigError for a bad configuration.
+    Raises RollupError for an empty lake, lake files that cannot be read, an output folder
+    that is not ours, an unknown engine, or Spark without pyspark or Java; LakeError when
+    ``lake`` is not a lake (or its manifest is damaged); ConfigError for a bad configuration.
     """
     config = config or load_config()
     if engine == "duckdb":

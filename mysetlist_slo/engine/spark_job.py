@@ -24,8 +24,9 @@ from mysetlist_slo.errors import SloError
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the rollup on the Spark session spark-submit set up; return the exit status."""
     parser = argparse.ArgumentParser(prog="spark_job", description=__doc__.splitlines()[0])
-    parser.add_argument("--lake", type=Path, required=True, help="the request lake")
-    parser.add_argument("--out", type=Path, required=True, help="the rollup output folder")
+    # Text, not Path: Path("s3://b") is "s3:/b", which would hide an object-store URL.
+    parser.add_argument("--lake", required=True, help="the request lake")
+    parser.add_argument("--out", required=True, help="the rollup output folder")
     parser.add_argument("--config", type=Path, default=None, help="configuration YAML")
     args = parser.parse_args(argv)
     try:

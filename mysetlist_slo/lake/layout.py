@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pyarrow as pa
 
 from mysetlist_slo.errors import LakeError
@@ -58,6 +59,39 @@ REJECTS_SCHEMA = pa.schema([("line", pa.int64()), ("field", pa.string()),
                             ("problem", pa.string()), ("raw", pa.binary())])
 
 _REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+_SHA = "[0-9a-f]{64}"
+_TEXT = {"type": "string"}
+_COUNT = {"type": "integer", "minimum": 0}
+_MAYBE = {"type": ["string", "null"]}
+# What a manifest may hold: the shape of LakeEntry, and file names only in the lake's own
+# layout (a damaged or hand-edited manifest must not send readers outside the lake).
+MANIFEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["format", "files"],
+    "properties": {"files": {"type": "array", "items": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["sha256", "file", "kind", "bytes", "rows", "rejects", "parquet",
+                     "rejects_file", "first_ts", "last_ts", "added"],
+        "properties": {
+            "sha256": {"type": "string", "pattern": f"^{_SHA}$"},
+            "file": _TEXT, "kind": _TEXT, "bytes": _COUNT, "rows": _COUNT, "rejects": _COUNT,
+            "parquet": {"type": "array", "items": {
+                "type": "string",
+                "pattern": rf"^{REQUESTS}/date=\d{{4}}-\d{{2}}-\d{{2}}/{_SHA}\.parquet$"}},
+            "rejects_file": {"anyOf": [
+                {"type": "null"},
+                {"type": "string", "pattern": rf"^{REJECTS}/{_SHA}\.parquet$"}]},
+            "first_ts": _MAYBE, "last_ts": _MAYBE, "added": _TEXT,
+            "seconds": {"type": "number"},
+            "content_bytes": {"type": ["integer", "null"]},
+            "content_lines": {"type": ["integer", "null"]},
+            "first_line_sha256": _MAYBE,
+            "ends_with_newline": {"type": ["boolean", "null"]},
+            "continues": _MAYBE,
+        }}}},
+}
 
 
 @dataclass(frozen=True)
@@ -100,17 +134,20 @@ class Manifest:
         return sorted(name for entry in self.entries for name in entry.parquet)
 
 
-def check_local(lake: str | Path) -> Path:
+def check_local(lake: str | Path, what: str = "lake") -> Path:
     """Return ``lake`` as a local path; raise LakeError for an object-store URL (s3://, gs://),
-    which the lake writer does not write to (see README, "Parquet lake")."""
+    which neither the lake commands nor the rollup read or write (see README, "Parquet lake").
+    ``what`` names it in the error: the lake, or a rollup output."""
     text = str(lake)
     if _REMOTE.match(text):
-        raise LakeError(text, "object-store lakes are not written by `lake add`; write a local "
-                        "lake and copy it (aws s3 sync / gsutil rsync), see README 'Parquet lake'")
+        raise LakeError(text, f"object-store {what}s are not supported; {what}s are local "
+                        "folders (publish one by copying it: aws s3 sync / gsutil rsync, see "
+                        "README 'Parquet lake')")
     return Path(text)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Flush the file or folder ``path`` (a folder: the names in it) to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -127,7 +164,7 @@ def write_json_atomically(path: Path, document: object) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
-    _fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 def read_manifest(root: Path) -> Manifest:
@@ -139,12 +176,17 @@ def read_manifest(root: Path) -> Manifest:
                         "`mysetlist-slo lake add FILE --lake DIR` on a new or empty folder")
     try:
         document = json.loads(path.read_text("utf-8"))
-        if document.get("format") != FORMAT:
-            raise LakeError(str(path), f"manifest format {document.get('format')!r} is not "
-                            f"{FORMAT}; written by another version of mysetlist-slo")
-        return Manifest([LakeEntry(**entry) for entry in document["files"]])
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except ValueError as exc:  # not UTF-8, not JSON
         raise LakeError(str(path), f"damaged manifest: {exc}") from None
+    if isinstance(document, dict) and document.get("format", FORMAT) != FORMAT:
+        raise LakeError(str(path), f"manifest format {document.get('format')!r} is not "
+                        f"{FORMAT}; written by another version of mysetlist-slo")
+    problem = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(MANIFEST_SCHEMA).iter_errors(document))
+    if problem is not None:
+        raise LakeError(str(path), f"damaged manifest: {problem.json_path}: "
+                        f"{problem.message}")
+    return Manifest([LakeEntry(**entry) for entry in document["files"]])
 
 
 def _write_manifest(root: Path, manifest: Manifest) -> None:
@@ -161,7 +203,7 @@ def _roll_forward(root: Path, staged: Path) -> None:
         if source.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)
-            _fsync_dir(target.parent)
+            fsync_path(target.parent)
         crash_point("lake-moving")
     manifest = read_manifest(root)
     entry = LakeEntry(**record["entry"])
@@ -171,8 +213,15 @@ def _roll_forward(root: Path, staged: Path) -> None:
     shutil.rmtree(staged)
 
 
+def _leftovers(root: Path) -> list[Path]:
+    """Return the manifest's temporary files a killed write left (write_json_atomically)."""
+    return list(root.glob(f".{MANIFEST}.*.tmp"))
+
+
 def recover(root: Path) -> None:
     """Finish committed writes and delete uncommitted ones (the writer lock must be held)."""
+    for temporary in _leftovers(root):
+        temporary.unlink(missing_ok=True)
     staging = root / STAGING
     if not staging.is_dir():
         return
@@ -204,6 +253,12 @@ class LakeWriter:
     def commit(self, staged: Path, entry: LakeEntry) -> None:
         """Make the staged files of ``entry`` part of the lake, all at once (see module doc)."""
         moves = [*entry.parquet, *([entry.rejects_file] if entry.rejects_file else [])]
+        # On disk before the commit record is: after a power cut, a committed entry must not
+        # name a file whose data was still in the page cache.
+        for relative in moves:
+            fsync_path(staged / relative)
+        for folder in {(staged / relative).parent for relative in moves}:
+            fsync_path(folder)
         write_json_atomically(staged / COMMIT, {"moves": moves, "entry": asdict(entry)})
         _roll_forward(self.root, staged)
         self.manifest = read_manifest(self.root)
@@ -244,7 +299,9 @@ def open_lake(lake: str | Path, create: bool = False) -> Iterator[LakeWriter]:
     if not (root / MANIFEST).is_file():
         if not create:
             read_manifest(root)  # raises: not a lake
-        if root.is_dir() and any(root.iterdir()):
+        # A first write killed before its manifest leaves the lock and perhaps a temporary.
+        ours = {root / LOCK, *_leftovers(root)} if root.is_dir() else set()
+        if root.is_dir() and any(path not in ours for path in root.iterdir()):
             raise LakeError(str(root), f"not a lake (no {MANIFEST}) and not empty; give a new "
                             "or empty folder, or an existing lake")
         root.mkdir(parents=True, exist_ok=True)
@@ -286,8 +343,3 @@ def lake_files(lake: str | Path) -> list[str]:
         return sorted(os.path.join(str(lake), str(path.relative_to(root)))
                       for path in root.glob(f"{REQUESTS}/date=*/*.parquet"))
     return [os.path.join(str(lake), name) for name in lake_manifest(lake).files()]
-
-
-def entry_fields(entry: LakeEntry) -> dict[str, Any]:
-    """Return the manifest entry as a plain dict (JSON output)."""
-    return asdict(entry)

@@ -1,6 +1,9 @@
 """Loading rollup output (``mysetlist-slo rollup``, either engine) into the store: one
 transaction per UTC day, registered by the content of that day's rows, so loading the same
-rollups again (from either engine, or a re-run) changes nothing.
+rollups again (from either engine, or a re-run) changes nothing, and by the lake files it was
+made from (``rollup_sources``), so that every request is counted once: a re-run over a lake
+that has grown replaces the days it covers, an older output is skipped, another lake's output
+adds up, and outputs sharing only some files, or made from files ingested directly, are refused.
 
 The output's layout (the lake/spark contract): ``OUT/<table>/date=YYYY-MM-DD/*.parquet`` for
 each of ROLLUP_TABLES with the store table's columns but ``ingest_id``, ``OUT/routes.parquet``
@@ -25,11 +28,18 @@ from mysetlist_slo.config import Config, load_config
 from mysetlist_slo.errors import IngestError
 from mysetlist_slo.lake._crash import crash_point
 from mysetlist_slo.store.database import find_ingest, scalar
-from mysetlist_slo.store.ingest import typed_read_errors
-from mysetlist_slo.store.routes import INVALID_ROUTE, OTHER_ROUTE
+from mysetlist_slo.store.ingest import (
+    _reroute_pages,
+    _reroute_rollups,
+    _withdraw,
+    typed_read_errors,
+)
+from mysetlist_slo.store.routes import INVALID_ROUTE, OTHER_ROUTE, RouteNormaliser
 
 KIND = "rollups"
+# The output's own files and format (engine/run.py writes them, this module reads them).
 ROLLUP_META = "_rollup.json"
+ROLLUP_FORMAT = 1
 ROUTES_FILE = "routes.parquet"
 # Each table of the output and the column whose UTC date is its Hive partition.
 ROLLUP_TABLES = {
@@ -52,6 +62,9 @@ _ARROW_TYPES = {
 _META_KEYS = {"format": int, "engine": str, "thresholds_ms": list, "max_routes": int,
               "min_requests": int, "lake_files": list, "created": str}
 _PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+# A lake file as _rollup.json names it (lake-relative): its day, and its content hash when its
+# name is one (`lake add` names each file by the sha256 of the source file it came from).
+_LAKE_FILE = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})/(?:([0-9a-f]{64})\.parquet|[^/]+)$")
 
 
 @dataclass(frozen=True)
@@ -96,11 +109,70 @@ def _read_meta(out: Path) -> dict[str, object]:
     for key, kind in _META_KEYS.items():
         if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
             raise IngestError(str(path), f"{key}: missing or not a {kind.__name__}")
-    if meta["format"] != 1:
-        raise IngestError(str(path), f"format: {meta['format']} is not 1")
+    if meta["format"] != ROLLUP_FORMAT:
+        raise IngestError(str(path), f"format: {meta['format']} is not {ROLLUP_FORMAT}")
     if not all(isinstance(t, int | float) for t in meta["thresholds_ms"]):  # type: ignore[attr-defined]
         raise IngestError(str(path), "thresholds_ms: not a list of numbers")
+    for name in meta["lake_files"]:  # type: ignore[attr-defined]
+        if not isinstance(name, str) or not _LAKE_FILE.search(name):
+            raise IngestError(str(path), f"lake_files: {name!r} is not a lake file "
+                              "(requests/date=YYYY-MM-DD/NAME.parquet)")
     return meta
+
+
+def _day_sources(meta: dict[str, object]) -> dict[str, frozenset[str]]:
+    """Return {day: the lake files of that day the output was made from} (``lake_files``)."""
+    days: dict[str, set[str]] = {}
+    for name in meta["lake_files"]:  # type: ignore[attr-defined]
+        found = _LAKE_FILE.search(name)
+        assert found is not None  # checked by _read_meta
+        days.setdefault(found.group(1), set()).add(name)
+    return {day: frozenset(files) for day, files in days.items()}
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What loading one day of output does to the days of rollups loaded before."""
+
+    replaces: tuple[int, ...] = ()  # loads made from some of this day's files: withdrawn
+    older_than: int | None = None  # a load made from more files: this day is skipped
+
+
+def _plan_day(con: duckdb.DuckDBPyConnection, where: str, date: str,
+              files: frozenset[str]) -> _Plan:
+    """Decide how the day ``date``, made from the lake files ``files``, joins what is loaded,
+    so that each request is counted once. Raises IngestError when its files were ingested
+    directly, or overlap those of an earlier load without covering them."""
+    hashes = sorted(sha for sha in map(_source_sha, files) if sha is not None)
+    direct = con.execute(
+        "SELECT id, file FROM ingests WHERE sha256 IN (SELECT unnest($hashes)) "
+        "AND kind <> $kind ORDER BY id LIMIT 1", {"hashes": hashes, "kind": KIND}).fetchall()
+    if direct:
+        raise IngestError(where, f"made from {direct[0][1]}, whose requests were ingested "
+                          f"directly (ingest #{direct[0][0]}): loading these rollups too would "
+                          "count them twice")
+    earlier = con.execute(
+        "SELECT ingest_id, list(lake_file) FROM rollup_sources WHERE day = CAST($day AS DATE) "
+        "GROUP BY ingest_id ORDER BY ingest_id", {"day": date}).fetchall()
+    replaces = []
+    for ingest_id, names in earlier:
+        loaded = frozenset(names)
+        if loaded <= files:
+            replaces.append(int(ingest_id))  # a re-run over the same or more files
+        elif files < loaded:
+            return _Plan(older_than=int(ingest_id))
+        elif not files.isdisjoint(loaded):
+            raise IngestError(where, f"{date} was loaded (ingest #{ingest_id}) from lake files "
+                              "this output shares only in part: loading it would count "
+                              f"{len(files & loaded)} of them twice; roll up one lake holding "
+                              "all of them instead")
+        # else: another lake's files (another data centre): both days count
+    return _Plan(replaces=tuple(replaces))
+
+
+def _source_sha(name: str) -> str | None:
+    found = _LAKE_FILE.search(name)
+    return found.group(2) if found else None
 
 
 def _check_schema(path: Path, expected: pa.Schema) -> None:
@@ -188,15 +260,40 @@ def _day_digest(con: duckdb.DuckDBPyConnection, date: str,
     return hashlib.sha256(f"{KIND} {date}\n{chr(10).join(parts)}".encode()).hexdigest()
 
 
+def _admit_routes(con: duckdb.DuckDBPyConnection, routes: pa.Table, ingest_id: int,
+                  patterns: list[str]) -> None:
+    """Add the output's routes the store lacks to ``routes``, and move the rows ingest kept
+    under "(other)" for them (tagged request rollups, page URLs) to them, as ingest does when
+    it admits a route: "(other)" keeps only templates never admitted."""
+    con.register("output_routes", routes)
+    added = [route for (route,) in con.execute(
+        """SELECT DISTINCT route FROM output_routes
+           WHERE route NOT IN (SELECT route FROM routes) AND route NOT IN ($other, $invalid)
+           ORDER BY route""", {"other": OTHER_ROUTE, "invalid": INVALID_ROUTE}).fetchall()]
+    con.unregister("output_routes")
+    if not added:
+        return
+    con.register("new_routes", pa.table({"route": pa.array(added, pa.string())}))
+    con.execute("INSERT INTO routes SELECT route, $id FROM new_routes", {"id": ingest_id})
+    _reroute_rollups(con)
+    con.execute("DELETE FROM route_candidates WHERE route IN (SELECT route FROM new_routes)")
+    con.unregister("new_routes")
+    known = [route for (route,) in con.execute("SELECT route FROM routes").fetchall()]
+    _reroute_pages(con, RouteNormaliser(patterns, known_routes=known))
+
+
 def _load_day(con: duckdb.DuckDBPyConnection, out: Path, date: str,
               tables: dict[str, list[Path]], digest: str, routes: pa.Table,
-              index: int) -> RollupLoadResult:
-    """Insert one day's rollups, the output's new routes and its registry row in one
-    transaction; return what was loaded."""
+              index: int, sources: frozenset[str], plan: _Plan,
+              patterns: list[str]) -> RollupLoadResult:
+    """Withdraw the loads ``plan`` replaces, insert one day's rollups, the output's new
+    routes, its registry row and its lake files in one transaction; return what was loaded."""
     started = time.perf_counter()
     files = [path for paths in tables.values() for path in paths]
     con.execute("BEGIN TRANSACTION")
     try:
+        for replaced in plan.replaces:
+            _withdraw(con, replaced)
         ingest_id = int(str(scalar(con, "SELECT nextval('ingest_id_seq')")))
         for table, paths in tables.items():
             with typed_read_errors(paths[0].parent, KIND):
@@ -204,13 +301,7 @@ def _load_day(con: duckdb.DuckDBPyConnection, out: Path, date: str,
                                 SELECT $id AS ingest_id, *
                                 FROM read_parquet($files, hive_partitioning = false)""",
                             {"id": ingest_id, "files": [str(p) for p in paths]})
-        con.register("output_routes", routes)
-        con.execute("""INSERT INTO routes
-                       SELECT DISTINCT route, $id FROM output_routes
-                       WHERE route NOT IN (SELECT route FROM routes)
-                         AND route NOT IN ($other, $invalid)""",
-                    {"id": ingest_id, "other": OTHER_ROUTE, "invalid": INVALID_ROUTE})
-        con.unregister("output_routes")
+        _admit_routes(con, routes, ingest_id, patterns)
         requests, first, last = con.execute(
             "SELECT coalesce(sum(requests), 0), min(minute), max(minute) FROM request_counts "
             "WHERE ingest_id = ?", [ingest_id]).fetchone() or (0, None, None)
@@ -220,13 +311,18 @@ def _load_day(con: duckdb.DuckDBPyConnection, out: Path, date: str,
             [ingest_id, digest, KIND, str(out / f"*/date={date}"),
              sum(path.stat().st_size for path in files), int(requests), first, last,
              datetime.now(UTC), time.perf_counter() - started])
+        con.executemany(
+            "INSERT INTO rollup_sources VALUES (?, CAST(? AS DATE), ?, ?)",
+            [[ingest_id, date, name, _source_sha(name)] for name in sorted(sources)])
         crash_point(f"rollups-day-{index}")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    message = (f"replaces ingest {', '.join(f'#{i}' for i in plan.replaces)} (a rollup of this "
+               "day from the same or fewer lake files)" if plan.replaces else "")
     return RollupLoadResult(date, len(files), int(requests), False,
-                            time.perf_counter() - started, ingest_id)
+                            time.perf_counter() - started, ingest_id, message)
 
 
 def load_rollups(con: duckdb.DuckDBPyConnection, out: str | Path,
@@ -234,16 +330,21 @@ def load_rollups(con: duckdb.DuckDBPyConnection, out: str | Path,
     """Load the rollup output folder ``out`` into the store, one transaction per UTC day (all
     six tables of the day together); return one result per day, in date order.
 
-    A day whose rows are already in the registry is skipped. A crash leaves the days before
-    loaded and the day being loaded absent. Raises IngestError (naming file and column) for an
-    output without ``_rollup.json``, with files whose columns or types differ from the
-    contract, with rows outside their partition's day, or made with thresholds that lack one
-    the configuration needs.
+    A day whose rows are already in the registry is skipped. A day made from the same lake
+    files as a loaded one, or more, replaces it (in the same transaction); one made from fewer
+    is skipped; one made from other files only (another lake) is added. A crash leaves the days
+    before loaded and the day being loaded as it was. Raises IngestError (naming file and
+    column) for an output without ``_rollup.json``, with files whose columns or types differ
+    from the contract, with rows outside their partition's day, made with thresholds that lack
+    one the configuration needs, without the lake files of a day it has rows of, from files
+    ingested directly, or sharing only some lake files with a loaded day (either would count
+    requests twice).
     """
     out = Path(out)
     if not out.is_dir():
-        raise IngestError(str(out), "no such folder; give the folder `mysetlist-slo rollup "
-                          "--out` wrote")
+        problem = "not a folder" if out.exists() else "no such folder"
+        raise IngestError(str(out), f"{problem}; give the folder `mysetlist-slo rollup --out` "
+                          "wrote")
     meta = _read_meta(out)
     config = config or load_config()
     made_with = {float(t) for t in meta["thresholds_ms"]}  # type: ignore[attr-defined]
@@ -257,6 +358,7 @@ def load_rollups(con: duckdb.DuckDBPyConnection, out: str | Path,
         raise IngestError(str(routes_path), "missing: the admitted routes of the output")
     _check_schema(routes_path, pa.schema([("route", pa.string())]))
     routes = pq.read_table(routes_path)
+    sources = _day_sources(meta)
     results = []
     for index, (date, tables) in enumerate(sorted(_partitions(out, con).items())):
         started = time.perf_counter()
@@ -268,5 +370,18 @@ def load_rollups(con: duckdb.DuckDBPyConnection, out: str | Path,
                 time.perf_counter() - started, int(str(known["id"])),
                 f"already loaded as ingest #{known['id']} from {known['file']}; nothing to do"))
             continue
-        results.append(_load_day(con, out, date, tables, digest, routes, index))
+        where = str(out / f"*/date={date}")
+        if not sources.get(date):
+            raise IngestError(str(out / ROLLUP_META), f"lake_files: names no lake file of "
+                              f"{date}, which the output has rows of")
+        plan = _plan_day(con, where, date, sources[date])
+        if plan.older_than is not None:
+            results.append(RollupLoadResult(
+                date, sum(len(p) for p in tables.values()), 0, True,
+                time.perf_counter() - started, plan.older_than,
+                f"older than ingest #{plan.older_than}, made from more lake files of this "
+                "day (fewer lake files here); nothing to do"))
+            continue
+        results.append(_load_day(con, out, date, tables, digest, routes, index,
+                                 sources[date], plan, list(config.routes.patterns)))
     return results

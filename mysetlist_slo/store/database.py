@@ -560,6 +560,18 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE latency_sketch ADD COLUMN template VARCHAR",
         "ALTER TABLE cache_counts ADD COLUMN template VARCHAR",
     ],
+    [
+        # The lake files each loaded day of rollups (ingest kind "rollups") was made from, so
+        # a later output of the same day is known as a re-run over more files (it replaces
+        # the day), an older one (skipped), another lake's (added) or an overlap (refused);
+        # source_sha256 is the file's content hash when its name is one (`lake add`'s).
+        """CREATE TABLE rollup_sources (
+            ingest_id      BIGINT NOT NULL,
+            day            DATE NOT NULL,
+            lake_file      VARCHAR NOT NULL,
+            source_sha256  VARCHAR
+        )""",
+    ],
 ]
 
 _LOCK_HOLDER = re.compile(r"held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
