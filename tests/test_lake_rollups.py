@@ -468,6 +468,21 @@ def test_rollups_of_files_ingested_directly_are_refused(tmp_path: Path) -> None:
     assert _requests_per_day(db) == {"2026-11-23": 4}
 
 
+def test_files_of_loaded_rollups_are_refused_by_ingest(tmp_path: Path) -> None:
+    """The other order: a log rolled up from a lake and loaded, then ingested directly: refused
+    (its 4 requests would count twice), naming the lake file; the store keeps the rollups."""
+    a = _log(tmp_path, "a.log", {"2026-11-23": 4})
+    db = tmp_path / "s.duckdb"
+    _load(db, _rolled(tmp_path, [a], "x"))
+    con = open_store(db)
+    try:
+        with pytest.raises(IngestError, match=r"a\.log.*from rollups of the lake file .*twice"):
+            ingest_file(con, a)
+    finally:
+        con.close()
+    assert _requests_per_day(db) == {"2026-11-23": 4}
+
+
 @pytest.mark.parametrize(("lake_files", "says"), [
     ([], "names no lake file of"),
     (["elsewhere.parquet"], "is not a lake file"),

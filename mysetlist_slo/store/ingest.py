@@ -706,6 +706,12 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
             int(known["id"]),  # type: ignore[call-overload]
             f"already loaded as ingest #{known['id']} from {known['file']} "
             f"at {known['loaded_at']:%Y-%m-%d %H:%M:%S} UTC; nothing to do")
+    rolled = con.execute("SELECT ingest_id, lake_file FROM rollup_sources "
+                         "WHERE source_sha256 = ? ORDER BY ingest_id LIMIT 1", [sha]).fetchall()
+    if rolled:
+        raise IngestError(str(path), f"its requests are in the store already, from rollups of "
+                          f"the lake file {rolled[0][1]} (ingest #{rolled[0][0]}): loading it "
+                          "too would count them twice; nothing was stored")
     source = detect_source(path, kind, log_format, options)
     resumable = bool(getattr(source, "resumable", False))
     earlier = _loaded_prefix(con, path, digest, source.kind) if resumable else None
