@@ -217,3 +217,13 @@ def test_csv_quoted_newlines_and_byte_order_mark(store, write_log) -> None:
         "2026-11-10T10:00:00Z,/,oops,x",
     ])
     assert_strict_rejection(store, path, ["4: status: not an integer: 'oops'"])
+
+
+def test_a_folder_is_named_as_a_folder(store, tmp_path) -> None:
+    """ingest_file of a folder that is no Next.js build says it is a folder (not "no such
+    file", which sends the user looking for a typo) and stores nothing."""
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    with pytest.raises(IngestError, match="logs: is a folder, not a file"):
+        ingest_file(store, folder)
+    assert table_counts(store)["ingests"] == 0

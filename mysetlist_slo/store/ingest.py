@@ -665,6 +665,9 @@ def file_digest(path: Path) -> ContentDigest:
 
     Raises IngestError when ``path`` is no file, is empty, or cannot be read to its end.
     """
+    if path.is_dir():
+        raise IngestError(str(path), "is a folder, not a file (of folders, only a Next.js "
+                          "build's is read)")
     if not path.is_file():
         raise IngestError(str(path), "no such file")
     if path.stat().st_size == 0:
