@@ -219,7 +219,7 @@ def _split_sql(fmt: LogFormat) -> tuple[dict[str, str], str] | None:
 def _staging_query(fmt: LogFormat, fields_sql: str, flat: bool = False) -> str:
     """Return SQL turning each row of ``fields_sql`` into the staged request columns: its
     ``line`` and the struct ``fields`` (one member per variable) or, ``flat``, a column per
-    variable and the line's parts p1 ... p7, passed on (a struct is computed whole; flat
+    variable and the line's parts (p1 ...), passed on (a struct is computed whole; flat
     columns the query does not keep are never computed)."""
     prefix = "" if flat else "fields."
 
