@@ -23,7 +23,7 @@ from mysetlist_slo.config import Config, load_config
 from mysetlist_slo.errors import StoreNotFoundError
 from mysetlist_slo.report import formatting
 from mysetlist_slo.report.figures import compact_figure
-from mysetlist_slo.report.overview import Headline, change, headline_count, overall_status
+from mysetlist_slo.report.overview import Headline, change, overview_headline
 from mysetlist_slo.report.weekly import WeeklySummary, weekly_summary
 from mysetlist_slo.resilience.section import ScalabilityRecovery
 from mysetlist_slo.slo.deploys import DeployImpact, deploy_events, deploy_impact
@@ -194,12 +194,11 @@ def first_screen(title: str, summary: WeeklySummary, overview: pd.DataFrame,
     """Return the report's first screen: the title with the period, the overall status in
     colour and words with the headline count, one status row per SLO, and the headline
     numbers with their change from the week before."""
-    statuses = overview["status"].tolist() if len(overview) else []
-    overall = overall_status(statuses)
+    overall, count = overview_headline(overview)
     last_day = summary.end - timedelta(days=1)
     period = (f"{summary.start:%a %d %b} – {last_day:%a %d %b %Y}, cut in {summary.timezone}"
               " (times in UTC)")
-    banner = _banner(overall, headline_count(statuses))
+    banner = _banner(overall, count)
     rows = status_table(overview) if len(overview) else "<p>No SLO is configured.</p>"
     tiles = [
         ("Availability", formatting.fmt(now.availability, "pct3"),

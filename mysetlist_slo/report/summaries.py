@@ -40,8 +40,7 @@ from mysetlist_slo.report.formatting import (
 )
 from mysetlist_slo.report.overview import (
     Headline,
-    headline_count,
-    overall_status,
+    overview_headline,
     slo_overview,
     week_over_week,
 )
@@ -199,7 +198,7 @@ def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headlin
     optional sections (None: not evaluated, and no key): scalability and recovery, the Web
     Vitals attribution findings, the week's deploys, active users and concurrency, application
     errors (Sentry), the error-budget policy, web delivery (CDN cache, bundles, lab targets)."""
-    statuses = overview["status"].tolist() if len(overview) else []
+    overall, count = overview_headline(overview)
     slos = [{
         "name": row["slo"], "sli": row["sli_kind"], "status": row["status"],
         "objective_pct": _round(row["objective"], 4), "window": row["window"],
@@ -215,7 +214,7 @@ def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headlin
     } for row in overview.to_dict("records")]
     failing = [v for v in summary.web_vitals if v["assessment"] == "failed"]
     document = _envelope("weekly", title, summary.week, summary.start, summary.end,
-                         summary.timezone, overall_status(statuses), headline_count(statuses))
+                         summary.timezone, overall, count)
     document.update({
         "traffic": {
             "requests": summary.requests, "errors_5xx": summary.errors_5xx,
