@@ -278,7 +278,7 @@ def test_composite_breach_is_named_not_counted(store, tmp_path, db_path, capsys)
     """Two SLOs at 99 % with 5 bad of 1,000 requests each keep half their budget (10 allowed,
     5 spent): ok. Their weighted composite at 99.9 % allows 1 and sees 5: breached. status
     and the weekly report both say "2 of 2 SLOs ok; composite c breached", and
-    `--fail-on breach` exits 0: a composite is a view over its members, not a seventh SLO."""
+    `--fail-on breach` exits 0: a composite is a view over its members, not a third SLO."""
     from mysetlist_slo.cli import EXIT_OK, main
     from mysetlist_slo.report.overview import overview_headline, slo_overview
 

@@ -303,7 +303,7 @@ def test_prune_styles_drops_only_rules_that_can_match_nothing() -> None:
 
 
 def test_headline_names_composites_apart() -> None:
-    """Five SLOs and a breached composite read "1 of 5 SLOs ok ..." with the composite named
+    """Five SLOs and a breached composite read "3 of 5 SLOs ok ..." with the composite named
     after the count, never "of 6 SLOs"; the composite does not make the overall status."""
     table = pd.DataFrame({"slo": ["a", "b", "c", "d", "e", "journey"],
                           "sli_kind": ["availability"] * 5 + ["composite"],

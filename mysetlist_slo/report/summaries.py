@@ -19,6 +19,7 @@ import duckdb
 import jsonschema
 import pandas as pd
 
+from mysetlist_slo._numbers import whole
 from mysetlist_slo.capacity.plan import CapacityPlan, capacity_plan
 from mysetlist_slo.capacity.users import ActiveUsersReport, active_users_report
 from mysetlist_slo.config import Config
@@ -305,23 +306,25 @@ def capacity_document(plan: CapacityPlan | None, config: Config, label: str, sta
         status, headline = "no_data", "No CPU data: the autoscaler cannot be judged"
     elif not hpa.configured_max_is_enough:
         status = "breach"
-        headline = (f"maxReplicas {hpa.max_replicas} is not enough for the forecast peak "
-                    f"({hpa.replicas_needed} replicas needed)")
+        headline = (f"maxReplicas {whole(hpa.max_replicas)} is not enough for the forecast "
+                    f"peak ({whole(hpa.replicas_needed)} replicas needed)")
     elif (scenario is not None and not scenario.configured_max_is_enough) or (
             headroom is not None and headroom < 0):
         status = "at_risk"
         problems = []
         if scenario is not None and not scenario.configured_max_is_enough:
             users = config.capacity.concurrent_users if config.capacity else 0
-            problems.append(f"{users:,} concurrent users would need {scenario.replicas_needed:,}")
-        if headroom is not None and headroom < 0 and pool is not None:
-            problems.append(f"the pool needs {pool.servers} connections, {pool_size} configured")
-        headline = (f"The forecast peak needs {hpa.replicas_needed} of {hpa.max_replicas} "
-                    "replicas; " + "; ".join(problems))
+            problems.append(f"{whole(users)} concurrent users would need "
+                            f"{whole(scenario.replicas_needed)}")
+        if headroom is not None and headroom < 0 and pool is not None and pool_size:
+            problems.append(f"the pool needs {whole(pool.servers)} connections, "
+                            f"{whole(pool_size)} configured")
+        headline = (f"The forecast peak needs {whole(hpa.replicas_needed)} of "
+                    f"{whole(hpa.max_replicas)} replicas; " + "; ".join(problems))
     else:
         status = "ok"
-        headline = (f"The forecast peak needs {hpa.replicas_needed} of {hpa.max_replicas} "
-                    "replicas")
+        headline = (f"The forecast peak needs {whole(hpa.replicas_needed)} of "
+                    f"{whole(hpa.max_replicas)} replicas")
     document = _envelope("capacity", title, label, start, end, config.timezone, status, headline)
     capacity = config.capacity
     document.update({
@@ -425,11 +428,13 @@ def vitals_document(site: pd.DataFrame, assessment: pd.DataFrame, regressions: p
         status, headline = "breach", "Site-wide p75 over budget: " + ", ".join(over)
     elif significant or len(failing):
         status = "at_risk"
-        headline = (f"{len(judged) - len(failing)} of {len(judged)} route and device pairs "
-                    f"pass Core Web Vitals; {len(significant)} significant regressions")
+        headline = (f"{whole(len(judged) - len(failing))} of {whole(len(judged))} route and "
+                    f"device pairs pass Core Web Vitals; {whole(len(significant))} significant "
+                    "regressions")
     else:
         status = "ok"
-        headline = f"All {len(judged)} assessed route and device pairs pass Core Web Vitals"
+        headline = (f"All {whole(len(judged))} assessed route and device pairs pass Core Web "
+                    "Vitals")
     document = _envelope("vitals", title, label, start, end, config.timezone, status, headline)
     document.update({
         "metrics": metrics,
@@ -508,8 +513,8 @@ def summary_document(kind: str, con: duckdb.DuckDBPyConnection, config: Config,
             plan: CapacityPlan | None = capacity_plan(con, config, end)
         except InsufficientDataError as exc:
             plan = None
-            why = (f"Too little traffic history to forecast: {exc.count} {exc.unit}, "
-                   f"{exc.minimum} needed")
+            why = (f"Too little traffic history to forecast: {whole(exc.count)} {exc.unit}, "
+                   f"{whole(exc.minimum)} needed")
         return capacity_document(plan, config, label, start, end, heading,
                                  "" if plan else why)
     if kind == "vitals":

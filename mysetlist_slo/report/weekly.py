@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pandas as pd
 
+from mysetlist_slo._numbers import whole
 from mysetlist_slo.config import Config
 from mysetlist_slo.report.formatting import vital
 from mysetlist_slo.slo.alerts import backtest_alerts, budget_incidents
@@ -225,17 +226,18 @@ def verdict(summary: WeeklySummary, config: Config,
         parts.append("Out of error budget: " + ", ".join(summary.breached) + ".")
     elif judged:
         lowest = min(judged, key=lambda s: s["budget_remaining"])
-        who = "Every SLO is" if not unjudged else f"The {len(judged)} judged are"
+        who = "Every SLO is" if not unjudged else f"The {whole(len(judged))} judged are"
         parts.append(f"{who} within budget; the tightest is {lowest['slo']} with "
                      f"{100 * lowest['budget_remaining']:.0f} % left.")
     if unjudged:
-        parts.append(f"{len(unjudged)} of {len(summary.slos)} SLOs could not be judged: "
+        parts.append(f"{whole(len(unjudged))} of {whole(len(summary.slos))} SLOs could not be "
+                     "judged: "
                      + ", ".join(f"{s['slo']} ({s['status']})" for s in unjudged) + ".")
     assessed = [v for v in summary.web_vitals if v["assessment"] != "not enough data"]
     if assessed:
         passed = sum(v["assessment"] == "passed" for v in assessed)
-        parts.append(f"Core Web Vitals pass on {passed} of {len(assessed)} route and device "
-                     "pairs with enough page views.")
+        parts.append(f"Core Web Vitals pass on {whole(passed)} of {whole(len(assessed))} route "
+                     "and device pairs with enough page views.")
     if summary.vitals_regressions:
         worst = summary.vitals_regressions[0]
         parts.append(f"Field regression: {worst['metric']} on {worst['route']} "
