@@ -257,9 +257,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.kind == ROLLUPS_KIND:
         return cmd_ingest_rollups(args)
     rows = _ingest_all(args, echo_skips=True)
-    if not args.json:
-        _print_results(rows)
     failed = sum("error" in row for row in rows)
+    # One file that failed has said everything in its error line: a table of one "failed"
+    # row above it would only repeat it. Several files keep the table of who did what.
+    if not args.json and not (len(rows) == 1 and failed):
+        _print_results(rows)
     if failed and len(rows) > 1:
         _say(f"{failed} of {len(rows)} files failed; the others were loaded", "red")
     return EXIT_FAILED if failed else EXIT_OK
