@@ -164,7 +164,8 @@ def weekly_summary(con: duckdb.DuckDBPyConnection, config: Config, week: str | N
     backtest = None
     incidents = pd.DataFrame(columns=["start", "end", "bad"])
     if availability_slo is not None:
-        incidents = budget_incidents(con, availability_slo, start, end)
+        incidents = budget_incidents(con, availability_slo, start, end,
+                                     timezone=config.timezone_of(availability_slo))
         backtest = backtest_alerts(con, availability_slo, config, start, end, incidents)
     outages = probe_outages(con, start, end, config.probes)
     vitals = web_vitals_summary(con, config, start, end)
