@@ -300,7 +300,9 @@ def capacity_document(plan: CapacityPlan | None, config: Config, label: str, sta
     if plan is None:
         return _no_capacity_plan(config, label, start, end, title, why_none)
     hpa, scenario, pool = plan.hpa, plan.hpa_concurrent_users, plan.pool
-    pool_size = config.pgbouncer.default_pool_size if config.pgbouncer else None
+    # The pool size in force: collected from PgBouncer where the store has it, else configured.
+    pool_size = (plan.pool_settings.default_pool_size.value if plan.pool_settings
+                 else config.pgbouncer.default_pool_size if config.pgbouncer else None)
     headroom = (pool_size - pool.servers) if pool is not None and pool_size is not None else None
     if hpa is None:
         status, headline = "no_data", "No CPU data: the autoscaler cannot be judged"
@@ -356,6 +358,11 @@ def capacity_document(plan: CapacityPlan | None, config: Config, label: str, sta
                                       else 100 * plan.statements_fast_share, 2),
         "verdict": plan.verdict,
     })
+    if plan.pool_settings is not None:
+        document["server_settings"] = [
+            {"system": s.system, "name": s.name, "value": s.value, "source": s.source,
+             "configured": s.configured, "collected_at": iso(s.collected_at)}
+            for s in plan.pool_settings.all]
     behaviour = plan.user_behaviour
     measured = plan.hpa_measured_users
     document["user_behaviour"] = None if behaviour is None else {
@@ -636,9 +643,11 @@ def _lines(document: dict[str, Any]) -> list[str]:
                      if hpa["max_replicas_exceeded_at"] else
                      "- maxReplicas does not run out within the horizon")
         pool = document["pool"]
+        used = {s["name"]: s["source"] for s in document.get("server_settings", [])}
+        source = f", {used['default_pool_size']}" if "default_pool_size" in used else ""
         lines.append(f"- PgBouncer server connections needed at the peak: "
                      f"{fmt(pool['servers_needed'], 'count')} of default_pool_size "
-                     f"{fmt(pool['default_pool_size'], 'count')} (headroom "
+                     f"{fmt(pool['default_pool_size'], 'count')}{source} (headroom "
                      f"{fmt(pool['headroom_connections'], 'count')})")
     else:
         for metric in document["metrics"]:
