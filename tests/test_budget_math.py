@@ -299,3 +299,27 @@ def test_composite_breach_is_named_not_counted(store, tmp_path, db_path, capsys)
     assert main(["status", "--db", str(db_path), "--config", str(config_path), "--at",
                  "2026-11-02T00:00Z", "--fail-on", "breach"]) == EXIT_OK
     assert "2 of 2 SLOs ok; composite c breached" in capsys.readouterr().out
+
+
+def test_budget_left_says_the_end_of_its_windows(store, tmp_path, db_path, capsys) -> None:
+    """status over windows ending 2 Nov 00:00 says that end where it shows budget left, and
+    the report's status table heads its budget-left column with the end it was given (the
+    week's end): the same words, so two different figures read as two different windows."""
+    from mysetlist_slo.cli import EXIT_OK, main
+    from mysetlist_slo.report.notebook import status_table
+    from mysetlist_slo.report.overview import slo_overview
+
+    text = "min_events: 1\nslos: [{name: s, sli: availability, objective: 99.9, window: 7d}]\n"
+    config_path = tmp_path / "slo.yaml"
+    config_path.write_text(text)
+    ingest_file(store, write_requests(tmp_path / "r.parquet", day_of(NOV, 1000, 0)))
+    html = status_table(slo_overview(store, parse_config(text), NOV, NOV + timedelta(days=1)),
+                        NOV + timedelta(days=1))
+    store.close()
+    assert "budget left at 2026-11-02 00:00 UTC" in html
+    capsys.readouterr()
+    assert main(["status", "--db", str(db_path), "--config", str(config_path), "--at",
+                 "2026-11-02T00:00Z"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "windows ending 2026-11-02 00:00 UTC" in out
+    assert "budget left at 2026-11-02 00:00 UTC" in " ".join(out.split())

@@ -35,14 +35,17 @@ def test_no_data_slos_are_not_counted_as_good() -> None:
     assert "Every SLO" not in text
     assert ("3 of 5 SLOs could not be judged: api-latency (no data), uptime-probes "
             "(not enough events), db-query-time (source not loaded).") in text
-    assert "The 2 judged are within budget; the tightest is availability with 50 % left." in text
+    # The budget left is of the windows ending at the week's end, and says so.
+    assert ("The 2 judged are within budget; the tightest is availability with 50 % of its "
+            "budget left at 2026-11-23 00:00 UTC.") in text
 
 
 def test_all_judged_and_within_budget() -> None:
     """When every SLO has a verdict and none is breached, the verdict says so."""
     text = verdict(summary([("availability", "ok", 0.5), ("error-rate", "ok", 0.0)], []),
                    load_config())
-    assert "Every SLO is within budget; the tightest is error-rate with 0 % left." in text
+    assert ("Every SLO is within budget; the tightest is error-rate with 0 % of its budget left "
+            "at 2026-11-23 00:00 UTC.") in text
     assert "could not be judged" not in text
 
 

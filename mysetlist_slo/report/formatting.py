@@ -118,6 +118,13 @@ def fmt(value: Any, unit: str = "number") -> str:
     return significant(number)
 
 
+def budget_left_at(end: Any) -> str:
+    """Return the label of a budget-left figure with the end of the windows it covers, e.g.
+    ``budget left at 2026-11-23 00:00 UTC``: the weekly report reads windows ending at the
+    week's end, ``status`` windows ending now, and the two figures differ by that much."""
+    return f"budget left at {fmt(end, 'time')}"
+
+
 def vital(value: Any, metric: str) -> str:
     """Return a Web Vitals value with its unit: CLS unitless to 2 decimals, the rest in ms."""
     if is_missing(value):

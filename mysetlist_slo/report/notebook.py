@@ -199,7 +199,8 @@ def first_screen(title: str, summary: WeeklySummary, overview: pd.DataFrame,
     period = (f"{summary.start:%a %d %b} – {last_day:%a %d %b %Y}, cut in {summary.timezone}"
               " (times in UTC)")
     banner = _banner(overall, count)
-    rows = status_table(overview) if len(overview) else "<p>No SLO is configured.</p>"
+    rows = (status_table(overview, summary.end) if len(overview)
+            else "<p>No SLO is configured.</p>")
     tiles = [
         ("Availability", formatting.fmt(now.availability, "pct3"),
          change(now.availability, before.availability, "pp")),
@@ -240,10 +241,13 @@ STATUS_LABELS = {"slo": "SLO", "status": "status", "objective": "objective",
                  "burn_rate_24h": "burn 24 h"}
 
 
-def status_table(overview: pd.DataFrame) -> str:
+def status_table(overview: pd.DataFrame, end: datetime | None = None) -> str:
     """Return the SLO status rows (from ``overview.slo_overview``) as an HTML table: status in
-    colour and words, budget left with a bar."""
-    styled = formatting.table(overview, STATUS_UNITS, STATUS_LABELS, status="status",
+    colour and words, budget left with a bar, headed with the windows' ``end`` when given."""
+    labels = dict(STATUS_LABELS)
+    if end is not None:  # the budget left of windows ending at the week's end, not now
+        labels["budget_remaining"] = formatting.budget_left_at(end)
+    styled = formatting.table(overview, STATUS_UNITS, labels, status="status",
                               bars={"budget_remaining": "#b9e3d3"})
     return styled.set_table_attributes('class="msl-status"').to_html()
 

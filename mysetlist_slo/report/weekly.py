@@ -13,7 +13,7 @@ import pandas as pd
 
 from mysetlist_slo._numbers import whole
 from mysetlist_slo.config import Config
-from mysetlist_slo.report.formatting import vital
+from mysetlist_slo.report.formatting import fmt, vital
 from mysetlist_slo.slo.alerts import backtest_alerts, budget_incidents
 from mysetlist_slo.slo.budgets import slo_budgets
 from mysetlist_slo.slo.incidents import probe_outages
@@ -228,8 +228,10 @@ def verdict(summary: WeeklySummary, config: Config,
     elif judged:
         lowest = min(judged, key=lambda s: s["budget_remaining"])
         who = "Every SLO is" if not unjudged else f"The {whole(len(judged))} judged are"
+        # Windows ending at the week's end: `status` (windows ending now) reads differently.
         parts.append(f"{who} within budget; the tightest is {lowest['slo']} with "
-                     f"{100 * lowest['budget_remaining']:.0f} % left.")
+                     f"{100 * lowest['budget_remaining']:.0f} % of its budget left at "
+                     f"{fmt(summary.end, 'time')}.")
     if unjudged:
         parts.append(f"{whole(len(unjudged))} of {whole(len(summary.slos))} SLOs could not be "
                      "judged: "
