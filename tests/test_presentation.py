@@ -186,7 +186,7 @@ def test_markdown_digest_of_a_no_data_week_is_inert() -> None:
     assert text.splitlines()[2] == "**NO DATA: 0 of 1 SLO ok, 1 without data**"
     assert "- Backups (RPO): " in text and text.rstrip().endswith(": late")
     # The budget left is of the windows ending at the week's end, and the digest says so.
-    assert "budget left at 2026-11-23 00:00 UTC –" in text
+    assert "SLOs over their windows ending 2026-11-23 00:00 UTC (the period's end):" in text
     rendered = markdown_it.MarkdownIt("commonmark").render(text)
     assert "<a " not in rendered and "<img" not in rendered
 

@@ -32,7 +32,6 @@ from mysetlist_slo.report.budget_policy import (
 )
 from mysetlist_slo.report.formatting import (
     STATUS_WORDS,
-    budget_left_at,
     fmt,
     is_missing,
     iso,
@@ -584,12 +583,14 @@ def _lines(document: dict[str, Any]) -> list[str]:
             f"{fmt(traffic['p95_api_latency_ms'], 'ms')}"))
         lines.append("")
         # The windows end at the week's end: `status` (windows ending now) differs by that.
-        left = budget_left_at(period["end"])
+        if document["slos"]:
+            lines.append(f"SLOs over their windows ending {fmt(period['end'], 'time')} "
+                         "(the period's end):")
         for slo in document["slos"]:
             lines.append(
                 f"- {esc(slo['name'])}: {STATUS_WORDS[slo['status']]}, SLI "
                 f"{fmt(slo['sli_window_pct'], 'pct3')} over {esc(slo['window'])} "
-                f"(objective {fmt(slo['objective_pct'], 'objective')}), {left} "
+                f"(objective {fmt(slo['objective_pct'], 'objective')}), budget left "
                 f"{fmt(slo['budget_remaining_pct'], 'pct')}"
                 + (f" ({esc(slo['note'])})" if slo["note"] else ""))
         for outage in document["outages"]:
