@@ -280,6 +280,7 @@ def test_composite_breach_is_named_not_counted(store, tmp_path, db_path, capsys)
     and the weekly report both say "2 of 2 SLOs ok; composite c breached", and
     `--fail-on breach` exits 0: a composite is a view over its members, not a third SLO."""
     from mysetlist_slo.cli import EXIT_OK, main
+    from mysetlist_slo.report.notebook import status_table
     from mysetlist_slo.report.overview import overview_headline, slo_overview
 
     text = ("min_events: 1\n"
@@ -295,6 +296,7 @@ def test_composite_breach_is_named_not_counted(store, tmp_path, db_path, capsys)
     store.close()
     assert overview["status"].tolist() == ["ok", "ok", "breach"]
     assert overview_headline(overview) == ("ok", "2 of 2 SLOs ok; composite c breached")
+    assert ">c (composite)<" in status_table(overview)  # named as `status` names it
     capsys.readouterr()
     assert main(["status", "--db", str(db_path), "--config", str(config_path), "--at",
                  "2026-11-02T00:00Z", "--fail-on", "breach"]) == EXIT_OK

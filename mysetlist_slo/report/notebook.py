@@ -247,6 +247,10 @@ def status_table(overview: pd.DataFrame, end: datetime | None = None) -> str:
     labels = dict(STATUS_LABELS)
     if end is not None:  # the budget left of windows ending at the week's end, not now
         labels["budget_remaining"] = formatting.budget_left_at(end)
+    if "sli_kind" in overview:  # a composite's row named as what it is, as `status` does
+        overview = overview.assign(slo=[
+            f"{name} (composite)" if kind == "composite" else name
+            for name, kind in zip(overview["slo"], overview["sli_kind"], strict=True)])
     styled = formatting.table(overview, STATUS_UNITS, labels, status="status",
                               bars={"budget_remaining": "#b9e3d3"})
     return styled.set_table_attributes('class="msl-status"').to_html()
