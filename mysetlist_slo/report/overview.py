@@ -15,6 +15,7 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
+from mysetlist_slo._numbers import whole
 from mysetlist_slo.capacity.users import active_user_count
 from mysetlist_slo.config import Config
 from mysetlist_slo.slo.budgets import slo_budgets, slo_events
@@ -75,12 +76,12 @@ def headline_count(statuses: list[str], composites: Sequence[tuple[str, str]] = 
         return "No SLO is configured"
     breached, risky, empty = (statuses.count(s) for s in ("breach", "at_risk", "no_data"))
     noun = "SLO" if total == 1 else "SLOs"
-    parts = [f"{breached} of {total} {noun} breached" if breached
-             else f"{statuses.count('ok')} of {total} {noun} ok"]
+    parts = [f"{whole(breached)} of {whole(total)} {noun} breached" if breached
+             else f"{whole(statuses.count('ok'))} of {whole(total)} {noun} ok"]
     if risky:
-        parts.append(f"{risky} at risk")
+        parts.append(f"{whole(risky)} at risk")
     if empty:
-        parts.append(f"{empty} without data")
+        parts.append(f"{whole(empty)} without data")
     text = ", ".join(parts)
     if composites:
         text += "; " + ", ".join(f"composite {name} {_COMPOSITE_WORDS[status]}"

@@ -676,7 +676,7 @@ def _deploy_lines(deploys: dict[str, Any] | None) -> list[str]:
         return ["- deploys: none in production this week"]
     regressed = [d for d in deploys["deploys"] if d["verdict"] == "regressed"]
     if not regressed:
-        return [f"- deploys: {deploys['total']}, none regressed"]
+        return [f"- deploys: {fmt(deploys['total'], 'count')}, none regressed"]
     return [f"- deploy {markdown_text(d['text'])}" for d in regressed]
 
 

@@ -16,6 +16,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from mysetlist_slo._numbers import whole
 from mysetlist_slo.config import (
     BurnRateRule,
     Config,
@@ -309,12 +310,12 @@ def backtest_verdict(backtest: AlertBacktest) -> str:
     if summary.empty:
         return "No alert rules to judge."
     incidents = int(summary["incidents"].max())
-    lines = [f"{incidents} incident(s) in the period."]
+    lines = [f"{whole(incidents)} incident(s) in the period."]
     for row in summary.itertuples():
-        caught = f"caught {row.incidents_caught} of {incidents}"
+        caught = f"caught {whole(row.incidents_caught)} of {whole(incidents)}"
         speed = ("" if pd.isna(row.median_time_to_detect)
                  else f", median {_minutes(row.median_time_to_detect)} to detect")
-        noise = (f"{row.noisy_firings} of {row.firings} firings outside incidents"
+        noise = (f"{whole(row.noisy_firings)} of {whole(row.firings)} firings outside incidents"
                  if row.firings else "never fired")
         lines.append(f"- {row.rule} ({row.kind}, {row.severity}): {caught}{speed}; {noise}.")
     return "\n".join(lines)
