@@ -13,9 +13,11 @@ import pandas as pd
 
 from mysetlist_slo._numbers import whole
 from mysetlist_slo.config import Config
-from mysetlist_slo.report.formatting import fmt, vital
+from mysetlist_slo.report.formatting import STATUS_WORDS, fmt, vital
+from mysetlist_slo.report.overview import slo_status
 from mysetlist_slo.slo.alerts import backtest_alerts, budget_incidents
 from mysetlist_slo.slo.budgets import slo_budgets
+from mysetlist_slo.slo.composite import composite_report
 from mysetlist_slo.slo.incidents import probe_outages
 from mysetlist_slo.slo.latency import exact_share, latency_percentiles
 from mysetlist_slo.slo.sli import window_bounds
@@ -130,6 +132,9 @@ class WeeklySummary:
     vitals_regressions: list[dict[str, Any]] = field(default_factory=list)
     verdict: str = ""
     breached: list[str] = field(default_factory=list)
+    # Composite SLOs at the week's end, apart from the SLOs: slo, status (machine),
+    # budget_remaining (fraction or None), members.
+    composites: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _jsonable(value: Any) -> Any:
@@ -188,9 +193,24 @@ def weekly_summary(con: duckdb.DuckDBPyConnection, config: Config, week: str | N
         web_vitals=_records(assessment) if len(assessment) else [],
         vitals_regressions=_records(regressions[regressions["regression"]]),
         breached=[r["slo"] for r in budgets.to_dict("records") if r["status"] == "breach"],
+        composites=_composites(con, config, end),
     )
     summary.verdict = verdict(summary, config, estimated_latency_slos(con, config, end))
     return summary
+
+
+def _composites(con: duckdb.DuckDBPyConnection, config: Config,
+                end: datetime) -> list[dict[str, Any]]:
+    """Return each composite SLO's state over its window ending at ``end``, in the report's
+    statuses (a composite is a view over its members, never counted among the SLOs)."""
+    found = []
+    for composite in config.composites:
+        report = composite_report(con, config, composite, end)
+        found.append({"slo": report.slo, "budget_remaining": report.budget_remaining,
+                      "status": slo_status(report.status, report.budget_remaining,
+                                           report.burn_rate_24h),
+                      "members": [member.slo for member in composite.members]})
+    return found
 
 
 def estimated_latency_slos(con: duckdb.DuckDBPyConnection, config: Config,
@@ -236,6 +256,12 @@ def verdict(summary: WeeklySummary, config: Config,
         parts.append(f"{whole(len(unjudged))} of {whole(len(summary.slos))} SLOs could not be "
                      "judged: "
                      + ", ".join(f"{s['slo']} ({s['status']})" for s in unjudged) + ".")
+    for composite in summary.composites:  # a view over its members: named apart, not counted
+        left = composite["budget_remaining"]
+        parts.append(f"Composite {composite['slo']} (over {', '.join(composite['members'])}): "
+                     f"{STATUS_WORDS[composite['status']]}"
+                     + ("" if left is None else f", {fmt(100 * left, 'pct')} of its budget "
+                        f"left at {fmt(summary.end, 'time')}") + ".")
     assessed = [v for v in summary.web_vitals if v["assessment"] != "not enough data"]
     if assessed:
         passed = sum(v["assessment"] == "passed" for v in assessed)
