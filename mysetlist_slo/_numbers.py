@@ -13,3 +13,9 @@ def significant(number: float, digits: int = 3) -> str:
     magnitude = math.floor(math.log10(abs(number)))
     decimals = max(digits - 1 - magnitude, 0)
     return f"{round(number, decimals):,.{decimals}f}"
+
+
+def whole(number: float) -> str:
+    """Return a count rounded to a whole number with thousands separators (``1,105``), as
+    every verdict and digest line writes counts."""
+    return f"{round(number):,}"

@@ -32,8 +32,8 @@ from mysetlist_slo.errors import IngestError, SloError
 from mysetlist_slo.lake import add_to_lake, lake_manifest
 from mysetlist_slo.lake.rollups import KIND as ROLLUPS_KIND
 from mysetlist_slo.lake.rollups import ROLLUP_META, load_rollups
-from mysetlist_slo.report.formatting import STATUS_WORDS
-from mysetlist_slo.report.overview import slo_status
+from mysetlist_slo.report.formatting import STATUS_WORDS, budget_left_at
+from mysetlist_slo.report.overview import overview_headline, slo_status
 from mysetlist_slo.report.weekly import iso_week
 from mysetlist_slo.slo.composite import error_budgets
 from mysetlist_slo.sources import KINDS, ExportOptions
@@ -280,9 +280,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.kind == ROLLUPS_KIND:
         return cmd_ingest_rollups(args)
     rows = _ingest_all(args, echo_skips=True)
-    if not args.json:
-        _print_results(rows)
     failed = sum("error" in row for row in rows)
+    # One file that failed has said everything in its error line: a table of one "failed"
+    # row above it would only repeat it. Several files keep the table of who did what.
+    if not args.json and not (len(rows) == 1 and failed):
+        _print_results(rows)
     if failed and len(rows) > 1:
         _say(f"{failed} of {len(rows)} files failed; the others were loaded", "red")
     return EXIT_FAILED if failed else EXIT_OK
@@ -297,28 +299,33 @@ def _rate(value: object) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Print the SLO table; with --fail-on breach, exit 3 when an SLO is out of budget."""
+    """Print the SLO table and the weekly report's count; with --fail-on breach, exit 3 when
+    an SLO (not a composite: a view over its members) is out of budget."""
     config = load_config(args.config)
     con = open_store(args.db, read_only=True, wait=_wait(args))
     try:
         budgets = error_budgets(con, config, at=args.at)
     finally:
         con.close()
+    # The report's verdict words per row, so terminal and report agree: less than a quarter
+    # of the budget left, or the last 24 h burning faster than 1x, is "at risk".
+    verdicts = [slo_status(row.status, row.budget_remaining, row.burn_rate_24h)
+                for row in budgets.itertuples()]
     if args.json:
         print(budgets.to_json(orient="records", date_format="iso"))
     else:
         end = budgets["window_end"].iloc[0] if len(budgets) else args.at
-        table = Table(title=f"SLOs at {end:%Y-%m-%d %H:%M} UTC")
-        for column in ("SLO", "objective", "window", "SLI", "events", "budget left",
+        # Say the windows' end where the budget left is shown: the weekly report's figures
+        # are of windows ending at the week's end and differ from these by that much.
+        left_label = budget_left_at(end)
+        table = Table(title=f"SLOs over their windows ending {end:%Y-%m-%d %H:%M} UTC")
+        for column in ("SLO", "objective", "window", "SLI", "events", left_label,
                        "burn 1h", "burn 24h", "data coverage", "status"):
             table.add_column(column, justify="left" if column in ("SLO", "status") else "right")
-        for row in budgets.itertuples():
+        for row, verdict in zip(budgets.itertuples(), verdicts, strict=True):
             left = row.budget_remaining
             coverage = row.minutes_with_data / row.window_minutes if row.window_minutes else 0
-            # The weekly report's verdict (less than a quarter of the budget left, or the last
-            # 24 h burning faster than 1x, is "at risk"), so terminal and report agree; an SLO
-            # that cannot be judged keeps its reason ("no data", "not enough events").
-            verdict = slo_status(row.status, left, row.burn_rate_24h)
+            # An SLO that cannot be judged keeps its reason ("no data", "not enough events").
             word = row.status if verdict == "no_data" else STATUS_WORDS[verdict]
             colour = {"ok": "green", "breach": "red"}.get(verdict, "yellow")
             # A composite's row follows its members' rows, named as what it is.
@@ -330,7 +337,11 @@ def cmd_status(args: argparse.Namespace) -> int:
                           _rate(row.burn_rate_1h), _rate(row.burn_rate_24h),
                           f"{coverage:.1%}", Text(word, style=colour))
         _out().print(table)
-    if args.fail_on == "breach" and (budgets["status"] == "breach").any():
+        if len(budgets):  # the weekly report's count: SLOs counted, composites named
+            count = overview_headline(budgets.assign(status=verdicts))[1]
+            _out().print(Text(terminal_safe(count)))
+    if args.fail_on == "breach" and any(row.status == "breach" and row.sli_kind != "composite"
+                                        for row in budgets.itertuples()):
         return EXIT_BREACH
     return EXIT_OK
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
+import pytest
 from conftest import DEMO_END
 
 from mysetlist_slo import DemoManifest, ingest_file, load_config
@@ -89,3 +90,41 @@ def test_attribution_hand_worked(store, write_log) -> None:
     hours = budget_attribution(store, slo, t, DEMO_END, by="hour")
     later = t + timedelta(hours=1)
     assert hours["hour"].tolist() == [f"{t:%Y-%m-%d %H}:00", f"{later:%Y-%m-%d %H}:00"]
+
+
+def _one_bad_minute(path, day, bad: int):  # type: ignore[no-untyped-def]
+    """Write 6 hours from ``day`` at exactly 100 requests a minute, of which the first ``bad``
+    of the minute at 03:00 fail (503); return the path."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    times, statuses = [], []
+    for minute in range(360):
+        for i in range(100):
+            times.append(day + timedelta(minutes=minute, seconds=i * 0.6))
+            statuses.append(503 if minute == 180 and i < bad else 200)
+    pq.write_table(pa.table({"timestamp": pa.array(times, pa.timestamp("us", tz="UTC")),
+                             "path": ["/"] * len(times), "status": statuses}), path)
+    return path
+
+
+@pytest.mark.parametrize(("window", "day", "found"), [
+    ("7d", "2026-11-10", True),     # 7 x 1,440 min x 100 x 0.1 % = 1,008 allowed; 1 % = 10.08
+    ("28d", "2026-11-10", True),    # 4,032 allowed, 1 % = 40.32 <= 42
+    ("30d", "2026-11-10", False),   # 4,320 allowed, 1 % = 43.2 > 42
+    ("month", "2027-02-10", True),  # February 2027: 28 days, as 28d
+    ("month", "2026-11-10", False),  # November: 30 days, as 30d
+    ("week", "2026-11-10", True),   # an ISO week: 7 days
+])
+def test_incident_share_is_of_the_window_in_force(store, tmp_path, window: str, day: str,
+                                                  found: bool) -> None:
+    """At 100 requests a minute and 99.9 %, one minute with 42 failures (burn 420) is an
+    incident when it spent 1 % of the budget of the SLO's own window: 42 >= 40.32 of a 28-day
+    window (or a 28-day February), but 42 < 43.2 of a 30-day one (or November)."""
+    start = datetime.fromisoformat(day).replace(tzinfo=UTC)
+    ingest_file(store, _one_bad_minute(tmp_path / "r.parquet", start, 42))
+    slo = parse_config(f"slos: [{{name: s, sli: availability, objective: 99.9, "
+                       f"window: {window}}}]").slos[0]
+    incidents = budget_incidents(store, slo, start, start + timedelta(hours=6))
+    expected = [(start + timedelta(hours=3), start + timedelta(hours=3, minutes=1), 42)]
+    assert [tuple(r) for r in incidents.itertuples(index=False)] == (expected if found else [])

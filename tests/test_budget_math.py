@@ -272,3 +272,56 @@ def test_status_fail_on_breach_at_exactly_the_objective(store, tmp_path, db_path
                                     [(NOV + timedelta(hours=12, seconds=1), 503)]))
     con.close()
     assert main(args) == EXIT_BREACH
+
+
+def test_composite_breach_is_named_not_counted(store, tmp_path, db_path, capsys) -> None:
+    """Two SLOs at 99 % with 5 bad of 1,000 requests each keep half their budget (10 allowed,
+    5 spent): ok. Their weighted composite at 99.9 % allows 1 and sees 5: breached. status
+    and the weekly report both say "2 of 2 SLOs ok; composite c breached", and
+    `--fail-on breach` exits 0: a composite is a view over its members, not a third SLO."""
+    from mysetlist_slo.cli import EXIT_OK, main
+    from mysetlist_slo.report.notebook import status_table
+    from mysetlist_slo.report.overview import overview_headline, slo_overview
+
+    text = ("min_events: 1\n"
+            "slos: [{name: a, sli: availability, objective: 99, window: 7d},\n"
+            "       {name: b, sli: availability, objective: 99, window: 7d}]\n"
+            "composites: [{name: c, method: weights, objective: 99.9,\n"
+            "              members: [{slo: a, weight: 1}, {slo: b, weight: 1}]}]\n")
+    config_path = tmp_path / "slo.yaml"
+    config_path.write_text(text)
+    ingest_file(store, write_requests(tmp_path / "r.parquet", day_of(NOV, 1000, 5)))
+    at = NOV + timedelta(days=1)
+    overview = slo_overview(store, parse_config(text), NOV, at)
+    store.close()
+    assert overview["status"].tolist() == ["ok", "ok", "breach"]
+    assert overview_headline(overview) == ("ok", "2 of 2 SLOs ok; composite c breached")
+    assert ">c (composite)<" in status_table(overview)  # named as `status` names it
+    capsys.readouterr()
+    assert main(["status", "--db", str(db_path), "--config", str(config_path), "--at",
+                 "2026-11-02T00:00Z", "--fail-on", "breach"]) == EXIT_OK
+    assert "2 of 2 SLOs ok; composite c breached" in capsys.readouterr().out
+
+
+def test_budget_left_says_the_end_of_its_windows(store, tmp_path, db_path, capsys) -> None:
+    """status over windows ending 2 Nov 00:00 says that end where it shows budget left, and
+    the report's status table heads its budget-left column with the end it was given (the
+    week's end): the same words, so two different figures read as two different windows."""
+    from mysetlist_slo.cli import EXIT_OK, main
+    from mysetlist_slo.report.notebook import status_table
+    from mysetlist_slo.report.overview import slo_overview
+
+    text = "min_events: 1\nslos: [{name: s, sli: availability, objective: 99.9, window: 7d}]\n"
+    config_path = tmp_path / "slo.yaml"
+    config_path.write_text(text)
+    ingest_file(store, write_requests(tmp_path / "r.parquet", day_of(NOV, 1000, 0)))
+    html = status_table(slo_overview(store, parse_config(text), NOV, NOV + timedelta(days=1)),
+                        NOV + timedelta(days=1))
+    store.close()
+    assert "budget left at 2026-11-02 00:00 UTC" in html
+    capsys.readouterr()
+    assert main(["status", "--db", str(db_path), "--config", str(config_path), "--at",
+                 "2026-11-02T00:00Z"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "windows ending 2026-11-02 00:00 UTC" in out
+    assert "budget left at 2026-11-02 00:00 UTC" in " ".join(out.split())

@@ -179,3 +179,17 @@ def test_percent_scale_up_rounds_up_as_the_controller_does() -> None:
     load = pd.Series([1000.0, 1000.0], index=times)  # 333 req/s a pod: wants 10
     timeline = replay_hpa(load, pods, settings).timeline
     assert timeline["replicas"].iloc[:2].tolist() == [5, 8]  # then ceil(5 x 1.5) = 8
+
+
+def test_recommendation_separates_thousands_in_every_count() -> None:
+    """No idle CPU and 10 m a request: 0.7 of a 1-core request serves 70 req/s a pod. A peak
+    of 64,420 req/s with 20 % headroom is 77,304 req/s, 1,104.3 pods -> 1,105, more than a
+    maxReplicas of 1,000; every count in the verdict has its separator."""
+    rec = recommend_hpa(64_420, PodModel(0.0, 0.01, 1.0, 2.0), HpaSettings(2, 1000, 70),
+                        headroom=0.2)
+    assert rec.replicas_needed == 1105
+    assert rec.verdict == ("1,000 replicas will not be enough: the peak of 64,420 req/s with "
+                           "20% headroom needs 1,105 at 70 % CPU; raise maxReplicas to 1,105.")
+    enough = recommend_hpa(64_420, PodModel(0.0, 0.01, 1.0, 2.0), HpaSettings(2, 2000, 70),
+                           headroom=0.2)
+    assert enough.verdict.startswith("2,000 replicas are enough")

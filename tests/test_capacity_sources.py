@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
 import pytest
 from conftest import DEMO_END
 
@@ -20,9 +22,13 @@ from mysetlist_slo.capacity.plan import (
     transactions_per_request,
 )
 from mysetlist_slo.capacity.pools import erlang_c, size_pool
+from mysetlist_slo.collect.landing import land
+from mysetlist_slo.collect.postgres import SETTINGS
 from mysetlist_slo.config.model import SloConfig
+from mysetlist_slo.report.summaries import capacity_document, summary_markdown, validate
 from mysetlist_slo.slo.sli import event_minutes
 from mysetlist_slo.store.database import MIGRATIONS, latest_version, schema_version
+from mysetlist_slo.store.snapshots import Snapshot
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -350,3 +356,60 @@ def test_pool_plan_hand_worked(store, tmp_path) -> None:
     assert pool.wait_probability == pytest.approx(0.008815, abs=1e-6)
     assert pool.mean_wait_ms == pytest.approx(0.008815 * 20 / 6, abs=1e-5)
     assert erlang_c(9, 4.0) == pytest.approx(0.023758, abs=1e-6)
+
+
+def _settings_snapshot(ts: datetime, values: dict[str, str]) -> Snapshot:
+    """A snapshot of server settings as the collectors store them (system.name -> value)."""
+    rows = [{"ts": ts, "system": key.split(".")[0], "name": key.split(".")[1], "value": value}
+            for key, value in values.items()]
+    return Snapshot("collect-pgbouncer", "test", {"server_settings": pa.Table.from_pylist(
+        rows, SETTINGS)}, identity=ts.isoformat())
+
+
+def test_capacity_plan_uses_collected_settings(demo_store_path, tmp_path) -> None:
+    """Collected settings replace the configured assumptions and the plan says which it used.
+
+    The shipped config assumes default_pool_size 25, max_client_conn 100, max_connections 100,
+    3 reserved. Collected three days before the plan's end: a pool of 4, max_client_conn 50,
+    max_connections 5 (the reserve is not collected: 3 as configured). maxReplicas 10 x 10
+    clients = 100 > 50, and 4 + 3 = 7 > 5: both lines appear, which the configured values
+    (100 <= 100, 25 + 3 <= 100) never print. A pool of 99 collected after the end is ignored.
+    """
+    db = tmp_path / "demo.duckdb"
+    shutil.copy(demo_store_path, db)
+    seen = DEMO_END - timedelta(days=3)
+    land(db, _settings_snapshot(seen, {"pgbouncer.default_pool_size": "4",
+                                       "pgbouncer.max_client_conn": "50",
+                                       "pgbouncer.pool_mode": "transaction",
+                                       "postgres.max_connections": "5"}))
+    land(db, _settings_snapshot(DEMO_END + timedelta(hours=1),
+                                {"pgbouncer.default_pool_size": "99"}))
+    config = load_config()
+    with open_store(db, read_only=True) as con:
+        plan = capacity_plan(con, config, DEMO_END, history_days=14, horizon_days=7)
+        rates = pgbouncer_rates(con, DEMO_END - timedelta(days=14), DEMO_END)
+    used = plan.pool_settings
+    assert used is not None
+    assert [(s.name, s.value, s.source) for s in used.all] == [
+        ("default_pool_size", 4, "collected"), ("max_client_conn", 50, "collected"),
+        ("max_connections", 5, "collected"), ("superuser_reserved_connections", 3, "configured")]
+    when = "2026-11-20 00:00 UTC"
+    assert (f"Settings used: default_pool_size 4 (collected {when}; configured 25), "
+            f"max_client_conn 50 (collected {when}; configured 100), max_connections 5 "
+            f"(collected {when}; configured 100), superuser_reserved_connections 3 "
+            "(configured).") in plan.verdict
+    assert "default_pool_size is 4 (rule of thumb" in plan.verdict
+    assert "PostgreSQL max_connections 5 is below the pool (4) plus the reserve (3)." \
+        in plan.verdict
+    assert "max_client_conn 50 is below the 100 client connections" in plan.verdict
+    # The wait now is Erlang C at the collected 4 servers, at the busiest 1 % of load.
+    load_now = float(rates["tps"].quantile(0.99)) * mean_transaction_s(rates)
+    assert plan.pool_now_wait_probability == pytest.approx(erlang_c(4, load_now))
+    document = capacity_document(plan, config, "2026-W47", DEMO_END - timedelta(days=7),
+                                 DEMO_END)
+    validate(document)
+    assert document["pool"]["default_pool_size"] == 4
+    assert document["server_settings"][0] == {
+        "system": "pgbouncer", "name": "default_pool_size", "value": 4, "source": "collected",
+        "configured": 25, "collected_at": "2026-11-20T00:00:00Z"}
+    assert "default_pool_size 4, collected" in summary_markdown(document)

@@ -130,12 +130,15 @@ def test_bad_config_is_named(tmp_path: Path) -> None:
 
 
 def test_input_text_is_never_markup(tmp_path: Path) -> None:
-    """A log field that looks like console markup is printed as it is, without a crash."""
+    """A log field or file name that looks like console markup is printed as it is, in the
+    error line and in the table of results (two files: one alone prints no table)."""
     bad = tmp_path / "[red]odd.log"
     bad.write_text(timed_line(status="[/x]") + "\n")
-    result = run("ingest", "--db", str(tmp_path / "m.duckdb"), str(bad))
+    good = tmp_path / "good.log"
+    good.write_text(timed_line() + "\n")
+    result = run("ingest", "--db", str(tmp_path / "m.duckdb"), str(bad), str(good))
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "'[/x]'" in result.stderr
+    assert "'[/x]'" in result.stderr and "[red]odd.log" in result.stderr
     assert "[red]odd.log" in result.stdout
 
 
@@ -146,3 +149,22 @@ def test_a_file_that_is_no_store(tmp_path: Path) -> None:
     result = run("status", "--db", str(fake))
     assert result.returncode == 1 and "cannot open as a DuckDB store" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_ingest_one_failed_file_prints_one_line(tmp_path: Path) -> None:
+    """One file that fails prints only its error line (no table of one "failed" row) and exits
+    1; with a second, good file the table of both comes back."""
+    good = tmp_path / "access.log"
+    good.write_text(timed_line() + "\n")
+    bad = tmp_path / "bad.log"
+    bad.write_text(timed_line(status="x") + "\n")
+    db = str(tmp_path / "m.duckdb")
+    alone = run("ingest", "--db", db, str(bad))
+    assert alone.returncode == 1
+    assert alone.stdout == ""
+    # The one error, with the bad record it names under it: "bad.log:1: $status: ...".
+    assert alone.stderr.startswith("error: ") and alone.stderr.count("error:") == 1
+    assert "bad.log:1: $status" in alone.stderr
+    both = run("ingest", "--db", db, str(good), str(bad))
+    assert both.returncode == 1
+    assert "failed" in both.stdout and "access.log" in both.stdout and "bad.log" in both.stdout

@@ -353,3 +353,22 @@ def test_cli_collects_pgbouncer_and_sessions_agree(
     assert kinds[0][0] == "collect-pgbouncer" and kinds[0][1] > 0
     assert pools >= 1
     assert backends["shop"] == sessions + 1
+
+
+def test_collected_settings_are_the_ones_in_force(collected: dict[str, Any]) -> None:
+    """The pool plan reads what the real servers said, not the configured assumptions (pool
+    25, max_connections 100): PgBouncer's pool of 4 and max_client_conn 100, PostgreSQL's
+    max_connections 50 and its default 3 reserved connections, all marked collected."""
+    from datetime import UTC, datetime
+
+    from mysetlist_slo import load_config
+    from mysetlist_slo.capacity import pool_settings
+
+    bouncer = load_config().pgbouncer
+    assert bouncer is not None
+    with open_store(collected["db"], read_only=True) as con:
+        used = pool_settings(con, bouncer, datetime.now(UTC))
+    assert [(s.name, s.value, s.source) for s in used.all] == [
+        ("default_pool_size", servers.POOL_SIZE, "collected"),
+        ("max_client_conn", 100, "collected"), ("max_connections", 50, "collected"),
+        ("superuser_reserved_connections", 3, "collected")]

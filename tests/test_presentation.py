@@ -19,6 +19,7 @@ from mysetlist_slo.report.overview import (
     change,
     headline_count,
     overall_status,
+    overview_headline,
     slo_status,
 )
 from mysetlist_slo.report.summaries import SummaryError, schema, summary_markdown, validate
@@ -184,6 +185,8 @@ def test_markdown_digest_of_a_no_data_week_is_inert() -> None:
     text = summary_markdown(_weekly_document())
     assert text.splitlines()[2] == "**NO DATA: 0 of 1 SLO ok, 1 without data**"
     assert "- Backups (RPO): " in text and text.rstrip().endswith(": late")
+    # The budget left is of the windows ending at the week's end, and the digest says so.
+    assert "SLOs over their windows ending 2026-11-23 00:00 UTC (the period's end):" in text
     rendered = markdown_it.MarkdownIt("commonmark").render(text)
     assert "<a " not in rendered and "<img" not in rendered
 
@@ -299,3 +302,15 @@ def test_prune_styles_drops_only_rules_that_can_match_nothing() -> None:
         assert kept in pruned, kept
     for dropped in (".jp-Absent .jp-Cell", "lm-Menu", "@media screen", "cm-editor"):
         assert dropped not in pruned, dropped
+
+
+def test_headline_names_composites_apart() -> None:
+    """Five SLOs and a breached composite read "3 of 5 SLOs ok ..." with the composite named
+    after the count, never "of 6 SLOs"; the composite does not make the overall status."""
+    table = pd.DataFrame({"slo": ["a", "b", "c", "d", "e", "journey"],
+                          "sli_kind": ["availability"] * 5 + ["composite"],
+                          "status": ["ok", "ok", "at_risk", "ok", "no_data", "breach"]})
+    assert overview_headline(table) == (
+        "at_risk", "3 of 5 SLOs ok, 1 at risk, 1 without data; composite journey breached")
+    assert headline_count(["ok"], [("x", "no_data"), ("y", "ok")]) == (
+        "1 of 1 SLO ok; composite x without data, composite y ok")

@@ -374,7 +374,9 @@ def test_first_screen_in_chromium(kind: str, reports, tmp_path: Path) -> None:
     seen = _probe(browser, outputs.html, tmp_path)
     assert seen["banners"] and seen["banners"][0]["bottom"] <= FIRST_SCREEN[1]
     if kind == "weekly":
-        names = [slo["name"] for slo in outputs.document["slos"]]
+        # A composite's row is named as `status` names it.
+        names = [slo["name"] + (" (composite)" if slo["sli"] == "composite" else "")
+                 for slo in outputs.document["slos"]]
         assert len(seen["rows"]) == len(names)
         for name, row in zip(names, seen["rows"], strict=True):
             assert row["text"].split("\t")[0].strip() == name

@@ -35,14 +35,17 @@ def test_no_data_slos_are_not_counted_as_good() -> None:
     assert "Every SLO" not in text
     assert ("3 of 5 SLOs could not be judged: api-latency (no data), uptime-probes "
             "(not enough events), db-query-time (source not loaded).") in text
-    assert "The 2 judged are within budget; the tightest is availability with 50 % left." in text
+    # The budget left is of the windows ending at the week's end, and says so.
+    assert ("The 2 judged are within budget; the tightest is availability with 50 % of its "
+            "budget left at 2026-11-23 00:00 UTC.") in text
 
 
 def test_all_judged_and_within_budget() -> None:
     """When every SLO has a verdict and none is breached, the verdict says so."""
     text = verdict(summary([("availability", "ok", 0.5), ("error-rate", "ok", 0.0)], []),
                    load_config())
-    assert "Every SLO is within budget; the tightest is error-rate with 0 % left." in text
+    assert ("Every SLO is within budget; the tightest is error-rate with 0 % of its budget left "
+            "at 2026-11-23 00:00 UTC.") in text
     assert "could not be judged" not in text
 
 
@@ -77,3 +80,18 @@ slos:
     assert ("api-250: good counts under 250 ms are estimated from the latency sketches (exact "
             "at a threshold within 1 %) for 100 % of its window's requests, loaded before the "
             "threshold was configured.") in text
+
+
+def test_composite_named_apart_in_the_verdict() -> None:
+    """Two SLOs within budget and a breached composite over them: the SLOs are judged alone
+    ("Every SLO is within budget"), and the composite gets its own sentence with its members,
+    its status and the budget left (minus 20 %) at the week's end."""
+    week = summary([("a", "ok", 0.5), ("b", "ok", 0.25)], [])
+    week.composites = [{"slo": "journey", "status": "breach", "budget_remaining": -0.2,
+                        "members": ["a", "b"]}]
+    text = verdict(week, load_config())
+    assert "Every SLO is within budget; the tightest is b with 25 % of its budget left" in text
+    minus = "\u2212"  # the report writes a minus sign, not a hyphen
+    assert (f"Composite journey (over a, b): breached, {minus}20.0 % of its budget left at "
+            "2026-11-23 00:00 UTC.") in text
+    assert "Out of error budget" not in text

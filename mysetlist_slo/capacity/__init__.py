@@ -41,6 +41,7 @@ from mysetlist_slo.capacity.pools import (
     erlang_c,
     size_pool,
 )
+from mysetlist_slo.capacity.settings import PoolSettings, ServerSetting, pool_settings
 from mysetlist_slo.capacity.users import (
     ActiveUsersReport,
     UserBehaviour,
@@ -59,7 +60,9 @@ __all__ = [
     "LoadTestCapacity",
     "PeakPlan",
     "PodModel",
+    "PoolSettings",
     "PoolSize",
+    "ServerSetting",
     "UserBehaviour",
     "active_user_count",
     "active_users",
@@ -83,6 +86,7 @@ __all__ = [
     "pgbouncer_rates",
     "pgbouncer_waits",
     "plan_peak",
+    "pool_settings",
     "production_pod_model",
     "recommend_hpa",
     "redis_health",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mysetlist_slo._numbers import significant
+from mysetlist_slo._numbers import significant, whole
 
 SYNC_SECONDS = 15  # the controller's default --horizontal-pod-autoscaler-sync-period
 
@@ -190,12 +190,14 @@ def recommend_hpa(peak_rps: float, pods: PodModel, current: HpaSettings,
     minimum = max(2, quiet)
     enough = needed <= current.max_replicas
     if enough:
-        verdict = (f"{current.max_replicas} replicas are enough: the peak of "
-                   f"{significant(peak_rps)} req/s with {headroom:.0%} headroom needs {needed:,}.")
+        verdict = (f"{whole(current.max_replicas)} replicas are enough: the peak of "
+                   f"{significant(peak_rps)} req/s with {headroom:.0%} headroom needs "
+                   f"{whole(needed)}.")
     else:
-        verdict = (f"{current.max_replicas} replicas will not be enough: the peak of "
-                   f"{significant(peak_rps)} req/s with {headroom:.0%} headroom needs {needed:,} "
-                   f"at {current.target_utilization} % CPU; raise maxReplicas to {needed}.")
+        verdict = (f"{whole(current.max_replicas)} replicas will not be enough: the peak of "
+                   f"{significant(peak_rps)} req/s with {headroom:.0%} headroom needs "
+                   f"{whole(needed)} at {current.target_utilization} % CPU; raise maxReplicas "
+                   f"to {whole(needed)}.")
     return HpaRecommendation(peak_rps, per_pod, needed, minimum,
                              max(needed, current.max_replicas), current.target_utilization,
                              enough, verdict)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import duckdb
 import pandas as pd
 
-from mysetlist_slo._numbers import significant
+from mysetlist_slo._numbers import significant, whole
 from mysetlist_slo.capacity.autoscaling import (
     HpaRecommendation,
     HpaReplay,
@@ -25,6 +25,7 @@ from mysetlist_slo.capacity.autoscaling import (
 )
 from mysetlist_slo.capacity.forecast import PeakPlan, plan_peak, request_rate
 from mysetlist_slo.capacity.pools import PoolSize, erlang_c, size_pool
+from mysetlist_slo.capacity.settings import PoolSettings, pool_settings
 from mysetlist_slo.capacity.users import UserBehaviour, user_behaviour
 from mysetlist_slo.config import Config
 from mysetlist_slo.errors import InsufficientDataError
@@ -248,6 +249,9 @@ class CapacityPlan:
     user_behaviour: UserBehaviour | None = None
     measured_users_rps: float | None = None
     hpa_measured_users: HpaRecommendation | None = None
+    # The PgBouncer and PostgreSQL settings the pool plan used, each collected from the
+    # running servers (latest at or before ``at``) or, where none was, as configured.
+    pool_settings: PoolSettings | None = None
 
 
 def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
@@ -269,9 +273,9 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
     peak, folds = plan_peak(hourly, five, horizon * 24, growth,
                             capacity.concurrent_users if capacity else None,
                             capacity.think_time_s if capacity else 10.0)
-    lines = [f"Forecast ({peak.model}, chosen by backtest): the peak over the next {horizon} "
-             f"days is {significant(peak.peak_rps)} req/s including {growth:.0%} growth and "
-             f"5-minute bursts."]
+    lines = [f"Forecast ({peak.model}, chosen by backtest): the peak over the next "
+             f"{whole(horizon)} days is {significant(peak.peak_rps)} req/s including "
+             f"{growth:.0%} growth and 5-minute bursts."]
     samples = cpu_per_pod(con, start, at)
     model = quality = replay_history = replay_forecast = recommendation = None
     exceeded_at: datetime | None = None
@@ -291,12 +295,12 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
         over = future[future * (1 + spare) > ceiling]
         if len(over):
             exceeded_at = over.index[0].to_pydatetime()
-            lines.append(f"The forecast first needs more than {settings.max_replicas} replicas "
-                         f"on {over.index[0]:%Y-%m-%d %H:%M} UTC.")
-        lines.append(f"Replaying the HPA over the last week: {replay_history.scaling_events} "
-                     f"scaling events, {replay_history.seconds_at_max / 3600:.1f} h at "
-                     f"maxReplicas, {replay_history.excess_requests:,.0f} requests beyond "
-                     "capacity.")
+            lines.append(f"The forecast first needs more than {whole(settings.max_replicas)} "
+                         f"replicas on {over.index[0]:%Y-%m-%d %H:%M} UTC.")
+        lines.append(f"Replaying the HPA over the last week: "
+                     f"{whole(replay_history.scaling_events)} scaling events, "
+                     f"{replay_history.seconds_at_max / 3600:.1f} h at maxReplicas, "
+                     f"{whole(replay_history.excess_requests)} requests beyond capacity.")
     else:
         lines.append("No CPU data (Prometheus) is loaded: the HPA cannot be judged.")
     scenario = None
@@ -327,15 +331,20 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
                 hpa_config.target_cpu_utilization), spare)
             lines.append(f"At the measured rate: {measured_scenario.verdict}")
     rates = pgbouncer_rates(con, start, at)
-    pool = now_wait = clients = observed = None
+    pool = now_wait = clients = observed = in_force = None
     if len(rates) and bouncer:
+        in_force = pool_settings(con, bouncer, at)
+        pool_size = in_force.default_pool_size.value
+        reserve = in_force.reserve_connections.value
+        max_connections = in_force.postgres_max_connections.value
+        max_client_conn = in_force.max_client_conn.value
         tps_per_rps = transactions_per_request(rates, float(five.mean()))
         mean_xact_s = mean_transaction_s(rates)
         pool = size_pool(peak.peak_rps * tps_per_rps, mean_xact_s,
                          bouncer.max_wait_probability, bouncer.max_mean_wait_ms,
                          database_cores)
         load_now = float(rates["tps"].quantile(0.99)) * mean_xact_s  # the busiest 1 %
-        now_wait = erlang_c(bouncer.default_pool_size, load_now)
+        now_wait = erlang_c(pool_size, load_now)
         clients = (hpa_config.max_replicas if hpa_config else 1) * client_pool_per_replica
         waits = pgbouncer_waits(con, start, at)
         observed = PoolObservation(
@@ -344,23 +353,22 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
             mean_wait_ms=float(rates["wait_us"].sum() / max(rates["xacts"].sum(), 1)) / 1000,
             clients_waiting_max=int(waits["clients_waiting"].max()) if len(waits) else 0,
             longest_wait_ms=float(waits["longest_wait_ms"].max()) if len(waits) else 0.0)
-        lines.append(f"Observed: up to {observed.clients_waiting_max} clients waiting, longest "
-                     f"wait {observed.longest_wait_ms:.1f} ms, mean wait "
+        lines.append(f"Observed: up to {whole(observed.clients_waiting_max)} clients waiting, "
+                     f"longest wait {observed.longest_wait_ms:.1f} ms, mean wait "
                      f"{observed.mean_wait_ms:.3f} ms per transaction.")
         lines.append(f"PgBouncer: {peak.peak_rps * tps_per_rps:,.1f} transactions/s of "
-                     f"{1000 * mean_xact_s:.1f} ms at the peak need {pool.servers} server "
+                     f"{1000 * mean_xact_s:.1f} ms at the peak need {whole(pool.servers)} server "
                      f"connections (P(wait) {pool.wait_probability:.2%}); default_pool_size is "
-                     f"{bouncer.default_pool_size} (rule of thumb 2 x cores + 1 = "
+                     f"{whole(pool_size)} (rule of thumb 2 x cores + 1 = "
                      f"{pool.rule_of_thumb}).")
-        servers_total = bouncer.default_pool_size + bouncer.reserve_connections
-        if servers_total > bouncer.postgres_max_connections:
-            lines.append(f"PostgreSQL max_connections {bouncer.postgres_max_connections} is "
-                         f"below the pool ({bouncer.default_pool_size}) plus the reserve "
-                         f"({bouncer.reserve_connections}).")
-        if clients > bouncer.max_client_conn:
-            lines.append(f"max_client_conn {bouncer.max_client_conn} is below the {clients} "
-                         f"client connections of maxReplicas x {client_pool_per_replica}: "
-                         "raise it.")
+        lines.append("Settings used: " + ", ".join(s.describe() for s in in_force.all) + ".")
+        if pool_size + reserve > max_connections:
+            lines.append(f"PostgreSQL max_connections {whole(max_connections)} is below the "
+                         f"pool ({whole(pool_size)}) plus the reserve ({whole(reserve)}).")
+        if clients > max_client_conn:
+            lines.append(f"max_client_conn {whole(max_client_conn)} is below the "
+                         f"{whole(clients)} client connections of maxReplicas x "
+                         f"{client_pool_per_replica}: raise it.")
     statements = statement_times(con, start, at)
     share = fast_statement_share(statements)
     if share is not None:
@@ -368,7 +376,8 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
     return CapacityPlan(peak, folds, model, quality or {}, replay_history, replay_forecast,
                         recommendation, scenario, pool, now_wait, clients, share,
                         statements[statements["mean_ms"] >= 100].head(10), " ".join(lines),
-                        observed, exceeded_at, behaviour, measured_rps, measured_scenario)
+                        observed, exceeded_at, behaviour, measured_rps, measured_scenario,
+                        in_force)
 
 
 
@@ -378,8 +387,8 @@ def capacity_outlook(con: duckdb.DuckDBPyConnection, config: Config, at: datetim
     try:
         return capacity_plan(con, config, at).verdict
     except InsufficientDataError as exc:
-        return (f"No capacity outlook: the forecast needs {exc.minimum} {exc.unit} of traffic "
-                f"history and the store holds {exc.count}.")
+        return (f"No capacity outlook: the forecast needs {whole(exc.minimum)} {exc.unit} of "
+                f"traffic history and the store holds {whole(exc.count)}.")
 
 
 _TECHNICAL = """

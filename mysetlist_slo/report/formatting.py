@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from mysetlist_slo._numbers import significant
+from mysetlist_slo._numbers import significant, whole
 
 MISSING = "–"  # en dash: one mark for every missing value, explained in a note
 
@@ -105,7 +105,7 @@ def fmt(value: Any, unit: str = "number") -> str:
     if unit == "ms":
         return f"{number / 1000:,.2f} s" if abs(number) >= 10_000 else f"{number:,.0f} ms"
     if unit == "count":
-        return f"{round(number):,}"
+        return whole(number)
     if unit == "burn":
         return f"{number:,.2f}×"
     if unit == "pvalue":
@@ -116,6 +116,13 @@ def fmt(value: Any, unit: str = "number") -> str:
                 return f"{number / size:,.1f} {name}"
         return f"{number:,.0f} B"
     return significant(number)
+
+
+def budget_left_at(end: Any) -> str:
+    """Return the label of a budget-left figure with the end of the windows it covers, e.g.
+    ``budget left at 2026-11-23 00:00 UTC``: the weekly report reads windows ending at the
+    week's end, ``status`` windows ending now, and the two figures differ by that much."""
+    return f"budget left at {fmt(end, 'time')}"
 
 
 def vital(value: Any, metric: str) -> str:

@@ -23,7 +23,7 @@ from mysetlist_slo.config import Config, load_config
 from mysetlist_slo.errors import StoreNotFoundError
 from mysetlist_slo.report import formatting
 from mysetlist_slo.report.figures import compact_figure
-from mysetlist_slo.report.overview import Headline, change, headline_count, overall_status
+from mysetlist_slo.report.overview import Headline, change, overview_headline
 from mysetlist_slo.report.weekly import WeeklySummary, weekly_summary
 from mysetlist_slo.resilience.section import ScalabilityRecovery
 from mysetlist_slo.slo.deploys import DeployImpact, deploy_events, deploy_impact
@@ -194,13 +194,13 @@ def first_screen(title: str, summary: WeeklySummary, overview: pd.DataFrame,
     """Return the report's first screen: the title with the period, the overall status in
     colour and words with the headline count, one status row per SLO, and the headline
     numbers with their change from the week before."""
-    statuses = overview["status"].tolist() if len(overview) else []
-    overall = overall_status(statuses)
+    overall, count = overview_headline(overview)
     last_day = summary.end - timedelta(days=1)
     period = (f"{summary.start:%a %d %b} – {last_day:%a %d %b %Y}, cut in {summary.timezone}"
               " (times in UTC)")
-    banner = _banner(overall, headline_count(statuses))
-    rows = status_table(overview) if len(overview) else "<p>No SLO is configured.</p>"
+    banner = _banner(overall, count)
+    rows = (status_table(overview, summary.end) if len(overview)
+            else "<p>No SLO is configured.</p>")
     tiles = [
         ("Availability", formatting.fmt(now.availability, "pct3"),
          change(now.availability, before.availability, "pp")),
@@ -241,10 +241,17 @@ STATUS_LABELS = {"slo": "SLO", "status": "status", "objective": "objective",
                  "burn_rate_24h": "burn 24 h"}
 
 
-def status_table(overview: pd.DataFrame) -> str:
+def status_table(overview: pd.DataFrame, end: datetime | None = None) -> str:
     """Return the SLO status rows (from ``overview.slo_overview``) as an HTML table: status in
-    colour and words, budget left with a bar."""
-    styled = formatting.table(overview, STATUS_UNITS, STATUS_LABELS, status="status",
+    colour and words, budget left with a bar, headed with the windows' ``end`` when given."""
+    labels = dict(STATUS_LABELS)
+    if end is not None:  # the budget left of windows ending at the week's end, not now
+        labels["budget_remaining"] = formatting.budget_left_at(end)
+    if "sli_kind" in overview:  # a composite's row named as what it is, as `status` does
+        overview = overview.assign(slo=[
+            f"{name} (composite)" if kind == "composite" else name
+            for name, kind in zip(overview["slo"], overview["sli_kind"], strict=True)])
+    styled = formatting.table(overview, STATUS_UNITS, labels, status="status",
                               bars={"budget_remaining": "#b9e3d3"})
     return styled.set_table_attributes('class="msl-status"').to_html()
 

@@ -8,12 +8,14 @@ status from being ``ok``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
 import pandas as pd
 
+from mysetlist_slo._numbers import whole
 from mysetlist_slo.capacity.users import active_user_count
 from mysetlist_slo.config import Config
 from mysetlist_slo.slo.budgets import slo_budgets, slo_events
@@ -60,20 +62,47 @@ def overall_status(statuses: list[str]) -> str:
     return "ok" if statuses else "no_data"
 
 
-def headline_count(statuses: list[str]) -> str:
-    """Return the count people read first, e.g. ``1 of 5 SLOs breached, 1 without data``."""
+# A composite's status after its name: "composite api-experience breached".
+_COMPOSITE_WORDS = {"ok": "ok", "at_risk": "at risk", "breach": "breached",
+                    "no_data": "without data"}
+
+
+def headline_count(statuses: list[str], composites: Sequence[tuple[str, str]] = ()) -> str:
+    """Return the count people read first, e.g. ``1 of 5 SLOs breached, 1 without data``:
+    ``statuses`` are the SLOs' machine statuses; each composite (name, status) follows by name
+    (``; composite api-experience at risk``), never counted among the SLOs."""
     total = len(statuses)
     if not total:
         return "No SLO is configured"
     breached, risky, empty = (statuses.count(s) for s in ("breach", "at_risk", "no_data"))
     noun = "SLO" if total == 1 else "SLOs"
-    parts = [f"{breached} of {total} {noun} breached" if breached
-             else f"{statuses.count('ok')} of {total} {noun} ok"]
+    parts = [f"{whole(breached)} of {whole(total)} {noun} breached" if breached
+             else f"{whole(statuses.count('ok'))} of {whole(total)} {noun} ok"]
     if risky:
-        parts.append(f"{risky} at risk")
+        parts.append(f"{whole(risky)} at risk")
     if empty:
-        parts.append(f"{empty} without data")
-    return ", ".join(parts)
+        parts.append(f"{whole(empty)} without data")
+    text = ", ".join(parts)
+    if composites:
+        text += "; " + ", ".join(f"composite {name} {_COMPOSITE_WORDS[status]}"
+                                 for name, status in composites)
+    return text
+
+
+def overview_headline(table: pd.DataFrame) -> tuple[str, str]:
+    """Return (overall status, headline count) of an SLO table with columns ``slo``,
+    ``sli_kind`` and ``status`` (machine statuses, as ``slo_overview`` gives them).
+
+    A composite is a view over its member SLOs, with no events of its own: only the SLOs are
+    counted and make the overall status (and ``--fail-on breach``); each composite's own status
+    is named after the count.
+    """
+    if not len(table):
+        return overall_status([]), headline_count([])
+    composite = table["sli_kind"] == "composite"
+    statuses = table.loc[~composite, "status"].tolist()
+    named = list(zip(table.loc[composite, "slo"], table.loc[composite, "status"], strict=True))
+    return overall_status(statuses), headline_count(statuses, named)
 
 
 def slo_overview(con: duckdb.DuckDBPyConnection, config: Config, start: datetime,

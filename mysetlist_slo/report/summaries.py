@@ -19,6 +19,7 @@ import duckdb
 import jsonschema
 import pandas as pd
 
+from mysetlist_slo._numbers import whole
 from mysetlist_slo.capacity.plan import CapacityPlan, capacity_plan
 from mysetlist_slo.capacity.users import ActiveUsersReport, active_users_report
 from mysetlist_slo.config import Config
@@ -40,8 +41,7 @@ from mysetlist_slo.report.formatting import (
 )
 from mysetlist_slo.report.overview import (
     Headline,
-    headline_count,
-    overall_status,
+    overview_headline,
     slo_overview,
     week_over_week,
 )
@@ -199,7 +199,7 @@ def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headlin
     optional sections (None: not evaluated, and no key): scalability and recovery, the Web
     Vitals attribution findings, the week's deploys, active users and concurrency, application
     errors (Sentry), the error-budget policy, web delivery (CDN cache, bundles, lab targets)."""
-    statuses = overview["status"].tolist() if len(overview) else []
+    overall, count = overview_headline(overview)
     slos = [{
         "name": row["slo"], "sli": row["sli_kind"], "status": row["status"],
         "objective_pct": _round(row["objective"], 4), "window": row["window"],
@@ -215,7 +215,7 @@ def weekly_document(summary: WeeklySummary, overview: pd.DataFrame, now: Headlin
     } for row in overview.to_dict("records")]
     failing = [v for v in summary.web_vitals if v["assessment"] == "failed"]
     document = _envelope("weekly", title, summary.week, summary.start, summary.end,
-                         summary.timezone, overall_status(statuses), headline_count(statuses))
+                         summary.timezone, overall, count)
     document.update({
         "traffic": {
             "requests": summary.requests, "errors_5xx": summary.errors_5xx,
@@ -300,29 +300,33 @@ def capacity_document(plan: CapacityPlan | None, config: Config, label: str, sta
     if plan is None:
         return _no_capacity_plan(config, label, start, end, title, why_none)
     hpa, scenario, pool = plan.hpa, plan.hpa_concurrent_users, plan.pool
-    pool_size = config.pgbouncer.default_pool_size if config.pgbouncer else None
+    # The pool size in force: collected from PgBouncer where the store has it, else configured.
+    pool_size = (plan.pool_settings.default_pool_size.value if plan.pool_settings
+                 else config.pgbouncer.default_pool_size if config.pgbouncer else None)
     headroom = (pool_size - pool.servers) if pool is not None and pool_size is not None else None
     if hpa is None:
         status, headline = "no_data", "No CPU data: the autoscaler cannot be judged"
     elif not hpa.configured_max_is_enough:
         status = "breach"
-        headline = (f"maxReplicas {hpa.max_replicas} is not enough for the forecast peak "
-                    f"({hpa.replicas_needed} replicas needed)")
+        headline = (f"maxReplicas {whole(hpa.max_replicas)} is not enough for the forecast "
+                    f"peak ({whole(hpa.replicas_needed)} replicas needed)")
     elif (scenario is not None and not scenario.configured_max_is_enough) or (
             headroom is not None and headroom < 0):
         status = "at_risk"
         problems = []
         if scenario is not None and not scenario.configured_max_is_enough:
             users = config.capacity.concurrent_users if config.capacity else 0
-            problems.append(f"{users:,} concurrent users would need {scenario.replicas_needed:,}")
-        if headroom is not None and headroom < 0 and pool is not None:
-            problems.append(f"the pool needs {pool.servers} connections, {pool_size} configured")
-        headline = (f"The forecast peak needs {hpa.replicas_needed} of {hpa.max_replicas} "
-                    "replicas; " + "; ".join(problems))
+            problems.append(f"{whole(users)} concurrent users would need "
+                            f"{whole(scenario.replicas_needed)}")
+        if headroom is not None and headroom < 0 and pool is not None and pool_size:
+            problems.append(f"the pool needs {whole(pool.servers)} connections, "
+                            f"{whole(pool_size)} configured")
+        headline = (f"The forecast peak needs {whole(hpa.replicas_needed)} of "
+                    f"{whole(hpa.max_replicas)} replicas; " + "; ".join(problems))
     else:
         status = "ok"
-        headline = (f"The forecast peak needs {hpa.replicas_needed} of {hpa.max_replicas} "
-                    "replicas")
+        headline = (f"The forecast peak needs {whole(hpa.replicas_needed)} of "
+                    f"{whole(hpa.max_replicas)} replicas")
     document = _envelope("capacity", title, label, start, end, config.timezone, status, headline)
     capacity = config.capacity
     document.update({
@@ -354,6 +358,11 @@ def capacity_document(plan: CapacityPlan | None, config: Config, label: str, sta
                                       else 100 * plan.statements_fast_share, 2),
         "verdict": plan.verdict,
     })
+    if plan.pool_settings is not None:
+        document["server_settings"] = [
+            {"system": s.system, "name": s.name, "value": s.value, "source": s.source,
+             "configured": s.configured, "collected_at": iso(s.collected_at)}
+            for s in plan.pool_settings.all]
     behaviour = plan.user_behaviour
     measured = plan.hpa_measured_users
     document["user_behaviour"] = None if behaviour is None else {
@@ -426,11 +435,13 @@ def vitals_document(site: pd.DataFrame, assessment: pd.DataFrame, regressions: p
         status, headline = "breach", "Site-wide p75 over budget: " + ", ".join(over)
     elif significant or len(failing):
         status = "at_risk"
-        headline = (f"{len(judged) - len(failing)} of {len(judged)} route and device pairs "
-                    f"pass Core Web Vitals; {len(significant)} significant regressions")
+        headline = (f"{whole(len(judged) - len(failing))} of {whole(len(judged))} route and "
+                    f"device pairs pass Core Web Vitals; {whole(len(significant))} significant "
+                    "regressions")
     else:
         status = "ok"
-        headline = f"All {len(judged)} assessed route and device pairs pass Core Web Vitals"
+        headline = (f"All {whole(len(judged))} assessed route and device pairs pass Core Web "
+                    "Vitals")
     document = _envelope("vitals", title, label, start, end, config.timezone, status, headline)
     document.update({
         "metrics": metrics,
@@ -509,8 +520,8 @@ def summary_document(kind: str, con: duckdb.DuckDBPyConnection, config: Config,
             plan: CapacityPlan | None = capacity_plan(con, config, end)
         except InsufficientDataError as exc:
             plan = None
-            why = (f"Too little traffic history to forecast: {exc.count} {exc.unit}, "
-                   f"{exc.minimum} needed")
+            why = (f"Too little traffic history to forecast: {whole(exc.count)} {exc.unit}, "
+                   f"{whole(exc.minimum)} needed")
         return capacity_document(plan, config, label, start, end, heading,
                                  "" if plan else why)
     if kind == "vitals":
@@ -571,6 +582,10 @@ def _lines(document: dict[str, Any]) -> list[str]:
             f"{fmt(traffic['error_rate_pct'], 'pct3')}, API p95 "
             f"{fmt(traffic['p95_api_latency_ms'], 'ms')}"))
         lines.append("")
+        # The windows end at the week's end: `status` (windows ending now) differs by that.
+        if document["slos"]:
+            lines.append(f"SLOs over their windows ending {fmt(period['end'], 'time')} "
+                         "(the period's end):")
         for slo in document["slos"]:
             lines.append(
                 f"- {esc(slo['name'])}: {STATUS_WORDS[slo['status']]}, SLI "
@@ -632,9 +647,11 @@ def _lines(document: dict[str, Any]) -> list[str]:
                      if hpa["max_replicas_exceeded_at"] else
                      "- maxReplicas does not run out within the horizon")
         pool = document["pool"]
+        used = {s["name"]: s["source"] for s in document.get("server_settings", [])}
+        source = f", {used['default_pool_size']}" if "default_pool_size" in used else ""
         lines.append(f"- PgBouncer server connections needed at the peak: "
                      f"{fmt(pool['servers_needed'], 'count')} of default_pool_size "
-                     f"{fmt(pool['default_pool_size'], 'count')} (headroom "
+                     f"{fmt(pool['default_pool_size'], 'count')}{source} (headroom "
                      f"{fmt(pool['headroom_connections'], 'count')})")
     else:
         for metric in document["metrics"]:
@@ -659,7 +676,7 @@ def _deploy_lines(deploys: dict[str, Any] | None) -> list[str]:
         return ["- deploys: none in production this week"]
     regressed = [d for d in deploys["deploys"] if d["verdict"] == "regressed"]
     if not regressed:
-        return [f"- deploys: {deploys['total']}, none regressed"]
+        return [f"- deploys: {fmt(deploys['total'], 'count')}, none regressed"]
     return [f"- deploy {markdown_text(d['text'])}" for d in regressed]
 
 

@@ -11,10 +11,13 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pandas as pd
 
+from mysetlist_slo._numbers import whole
 from mysetlist_slo.config import Config
-from mysetlist_slo.report.formatting import vital
+from mysetlist_slo.report.formatting import STATUS_WORDS, fmt, vital
+from mysetlist_slo.report.overview import slo_status
 from mysetlist_slo.slo.alerts import backtest_alerts, budget_incidents
 from mysetlist_slo.slo.budgets import slo_budgets
+from mysetlist_slo.slo.composite import composite_report
 from mysetlist_slo.slo.incidents import probe_outages
 from mysetlist_slo.slo.latency import exact_share, latency_percentiles
 from mysetlist_slo.slo.sli import window_bounds
@@ -129,6 +132,9 @@ class WeeklySummary:
     vitals_regressions: list[dict[str, Any]] = field(default_factory=list)
     verdict: str = ""
     breached: list[str] = field(default_factory=list)
+    # Composite SLOs at the week's end, apart from the SLOs: slo, status (machine),
+    # budget_remaining (fraction or None), members.
+    composites: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _jsonable(value: Any) -> Any:
@@ -163,7 +169,8 @@ def weekly_summary(con: duckdb.DuckDBPyConnection, config: Config, week: str | N
     backtest = None
     incidents = pd.DataFrame(columns=["start", "end", "bad"])
     if availability_slo is not None:
-        incidents = budget_incidents(con, availability_slo, start, end)
+        incidents = budget_incidents(con, availability_slo, start, end,
+                                     timezone=config.timezone_of(availability_slo))
         backtest = backtest_alerts(con, availability_slo, config, start, end, incidents)
     outages = probe_outages(con, start, end, config.probes)
     vitals = web_vitals_summary(con, config, start, end)
@@ -186,9 +193,24 @@ def weekly_summary(con: duckdb.DuckDBPyConnection, config: Config, week: str | N
         web_vitals=_records(assessment) if len(assessment) else [],
         vitals_regressions=_records(regressions[regressions["regression"]]),
         breached=[r["slo"] for r in budgets.to_dict("records") if r["status"] == "breach"],
+        composites=_composites(con, config, end),
     )
     summary.verdict = verdict(summary, config, estimated_latency_slos(con, config, end))
     return summary
+
+
+def _composites(con: duckdb.DuckDBPyConnection, config: Config,
+                end: datetime) -> list[dict[str, Any]]:
+    """Return each composite SLO's state over its window ending at ``end``, in the report's
+    statuses (a composite is a view over its members, never counted among the SLOs)."""
+    found = []
+    for composite in config.composites:
+        report = composite_report(con, config, composite, end)
+        found.append({"slo": report.slo, "budget_remaining": report.budget_remaining,
+                      "status": slo_status(report.status, report.budget_remaining,
+                                           report.burn_rate_24h),
+                      "members": [member.slo for member in composite.members]})
+    return found
 
 
 def estimated_latency_slos(con: duckdb.DuckDBPyConnection, config: Config,
@@ -225,17 +247,26 @@ def verdict(summary: WeeklySummary, config: Config,
         parts.append("Out of error budget: " + ", ".join(summary.breached) + ".")
     elif judged:
         lowest = min(judged, key=lambda s: s["budget_remaining"])
-        who = "Every SLO is" if not unjudged else f"The {len(judged)} judged are"
+        who = "Every SLO is" if not unjudged else f"The {whole(len(judged))} judged are"
+        # Windows ending at the week's end: `status` (windows ending now) reads differently.
         parts.append(f"{who} within budget; the tightest is {lowest['slo']} with "
-                     f"{100 * lowest['budget_remaining']:.0f} % left.")
+                     f"{100 * lowest['budget_remaining']:.0f} % of its budget left at "
+                     f"{fmt(summary.end, 'time')}.")
     if unjudged:
-        parts.append(f"{len(unjudged)} of {len(summary.slos)} SLOs could not be judged: "
+        parts.append(f"{whole(len(unjudged))} of {whole(len(summary.slos))} SLOs could not be "
+                     "judged: "
                      + ", ".join(f"{s['slo']} ({s['status']})" for s in unjudged) + ".")
+    for composite in summary.composites:  # a view over its members: named apart, not counted
+        left = composite["budget_remaining"]
+        parts.append(f"Composite {composite['slo']} (over {', '.join(composite['members'])}): "
+                     f"{STATUS_WORDS[composite['status']]}"
+                     + ("" if left is None else f", {fmt(100 * left, 'pct')} of its budget "
+                        f"left at {fmt(summary.end, 'time')}") + ".")
     assessed = [v for v in summary.web_vitals if v["assessment"] != "not enough data"]
     if assessed:
         passed = sum(v["assessment"] == "passed" for v in assessed)
-        parts.append(f"Core Web Vitals pass on {passed} of {len(assessed)} route and device "
-                     "pairs with enough page views.")
+        parts.append(f"Core Web Vitals pass on {whole(passed)} of {whole(len(assessed))} route "
+                     "and device pairs with enough page views.")
     if summary.vitals_regressions:
         worst = summary.vitals_regressions[0]
         parts.append(f"Field regression: {worst['metric']} on {worst['route']} "

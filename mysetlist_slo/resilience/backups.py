@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from mysetlist_slo._numbers import whole
 from mysetlist_slo.config import Config
 from mysetlist_slo.config.model import SCHEDULE_PERIOD
 
@@ -94,7 +95,8 @@ def backup_rpo(con: duckdb.DuckDBPyConnection, config: Config, at: datetime) -> 
         detail = (f"last good {kind} backup {_hours(exposure)} ago; {gap_text} "
                   f"(schedule {schedule}: at most {_hours(allowed)})")
         if counts[1] or counts[2] or counts[3]:
-            detail += f"; {counts[1]} failed, {counts[2]} empty, {counts[3]} shrinking"
+            detail += (f"; {whole(counts[1])} failed, {whole(counts[2])} empty, "
+                       f"{whole(counts[3])} shrinking")
         rows.append([kind, schedule, allowed, *counts, last, exposure, longest, longest_end,
                      rpo_ok, exposure_ok, status, detail])
     return pd.DataFrame(rows, columns=RPO_COLUMNS)

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 import duckdb
 import pandas as pd
 
+from mysetlist_slo._numbers import whole
 from mysetlist_slo.config import Config, parse_duration
 from mysetlist_slo.store.rollups import SLOT, sketch_value_ms_sql
 
@@ -102,8 +103,9 @@ def region_availability(con: duckdb.DuckDBPyConnection, config: Config, start: d
         p50 = float(latency.quantile(0.5)) if len(latency) else None
         p95 = float(latency.quantile(0.95)) if len(latency) else None
         detail = (f"{region}: {availability:.3f} % of {len(group):,} checks good; "
-                  f"{len(mine)} episodes below the {settings.failover_threshold:g} % failover "
-                  f"threshold over {settings.window} ({single} of them a single failed check)")
+                  f"{whole(len(mine))} episodes below the {settings.failover_threshold:g} % "
+                  f"failover threshold over {settings.window} ({whole(single)} of them a single "
+                  "failed check)")
         if len(mine):
             slowest = mine["time_to_recover"].max()
             detail += f"; slowest recovery {slowest.total_seconds() / 60:.1f} min"

@@ -16,6 +16,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from mysetlist_slo._numbers import whole
 from mysetlist_slo.config import (
     BurnRateRule,
     Config,
@@ -25,7 +26,7 @@ from mysetlist_slo.config import (
     parse_duration,
 )
 from mysetlist_slo.slo.budgets import allowed_share, slo_events
-from mysetlist_slo.slo.sli import MINUTE, dense_minutes, period_end, window_bounds
+from mysetlist_slo.slo.sli import MINUTE, dense_minutes, window_length
 
 REFERENCE_WINDOW = timedelta(days=30)
 INCIDENT_GAP = timedelta(minutes=5)  # runs of bad minutes this close are one incident
@@ -127,9 +128,7 @@ def _window_name(window: timedelta) -> str:
 
 
 def _rules(slo: SloConfig, config: Config, at: datetime) -> list[AlertRule]:
-    start, _ = window_bounds(slo.window, at, config.timezone_of(slo))
-    length = period_end(slo.window, start, config.timezone_of(slo)) - start
-    return scaled_rules(config.alerts.burn_rate, length)
+    return scaled_rules(config.alerts.burn_rate, window_length(slo, at, config.timezone_of(slo)))
 
 
 def burn_rate_alerts(con: duckdb.DuckDBPyConnection, slo: SloConfig, config: Config,
@@ -200,16 +199,19 @@ def static_alerts(con: duckdb.DuckDBPyConnection, rules: list[StaticAlert], star
 
 def budget_incidents(con: duckdb.DuckDBPyConnection, slo: SloConfig, start: datetime,
                      end: datetime, burn_rate: float = 10.0,
-                     min_budget_share: float = 0.01) -> pd.DataFrame:
+                     min_budget_share: float = 0.01, timezone: str = "UTC") -> pd.DataFrame:
     """Return the incidents in the SLO's own events: runs of minutes burning at ``burn_rate``
-    or more (gaps under 5 minutes joined) that spent at least ``min_budget_share`` of a
-    30-day budget at the period's traffic. Columns: start, end, bad."""
+    or more (gaps under 5 minutes joined) that spent at least ``min_budget_share`` of the
+    budget of the SLO window in force when each began (its rolling length, or the calendar
+    period cut in ``timezone`` that holds it), at [start, end)'s mean traffic per minute.
+    Columns: start, end, bad."""
     events = dense_minutes(slo_events(con, slo, start, end), start, end)
     bad = (events["total"] - events["good"]).to_numpy()
     total = events["total"].to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.where(total > 0, bad / total, 0) / float(allowed_share(slo.objective))
-    budget = float(allowed_share(slo.objective)) * total.mean() * (REFERENCE_WINDOW / MINUTE)
+    # Allowed bad events per minute of window at this traffic: x the window's minutes.
+    per_minute = float(allowed_share(slo.objective)) * total.mean()
     runs = _intervals(pd.DatetimeIndex(events["minute"]), rate >= burn_rate)
     merged: list[list[datetime]] = []
     for run_start, run_end in runs:
@@ -222,6 +224,7 @@ def budget_incidents(con: duckdb.DuckDBPyConnection, slo: SloConfig, start: date
     for first, last in merged:
         spent = int((minutes.loc[first:last - MINUTE, "total"]
                      - minutes.loc[first:last - MINUTE, "good"]).sum())
+        budget = per_minute * (window_length(slo, first, timezone) / MINUTE)
         if spent >= min_budget_share * budget:
             rows.append((first, last, spent))
     return pd.DataFrame(rows, columns=["start", "end", "bad"])
@@ -252,7 +255,8 @@ def backtest_alerts(con: duckdb.DuckDBPyConnection, slo: SloConfig, config: Conf
     and rule, and per rule: firings, noisy firings, incidents caught, median time to detect.
     """
     if incidents is None:
-        incidents = budget_incidents(con, slo, start, end)
+        incidents = budget_incidents(con, slo, start, end,
+                                     timezone=config.timezone_of(slo))
     burn_rules = _rules(slo, config, end) if rules is None else rules
     static = config.alerts.static if static is None else static
     firings = pd.concat([burn_rate_alerts(con, slo, config, start, end, burn_rules),
@@ -306,12 +310,12 @@ def backtest_verdict(backtest: AlertBacktest) -> str:
     if summary.empty:
         return "No alert rules to judge."
     incidents = int(summary["incidents"].max())
-    lines = [f"{incidents} incident(s) in the period."]
+    lines = [f"{whole(incidents)} incident(s) in the period."]
     for row in summary.itertuples():
-        caught = f"caught {row.incidents_caught} of {incidents}"
+        caught = f"caught {whole(row.incidents_caught)} of {whole(incidents)}"
         speed = ("" if pd.isna(row.median_time_to_detect)
                  else f", median {_minutes(row.median_time_to_detect)} to detect")
-        noise = (f"{row.noisy_firings} of {row.firings} firings outside incidents"
+        noise = (f"{whole(row.noisy_firings)} of {whole(row.firings)} firings outside incidents"
                  if row.firings else "never fired")
         lines.append(f"- {row.rule} ({row.kind}, {row.severity}): {caught}{speed}; {noise}.")
     return "\n".join(lines)

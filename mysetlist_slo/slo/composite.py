@@ -29,6 +29,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from mysetlist_slo._numbers import whole
 from mysetlist_slo.config import CompositeSloConfig, Config, SloConfig
 from mysetlist_slo.slo.budgets import (
     BURN_RATE_WINDOWS,
@@ -233,7 +234,7 @@ def evaluate_composite(config: Config, composite: CompositeSloConfig,
         for m, w, s in zip(counts, combined.weights, combined.spent, strict=True))
     exhausted = (_exhaustion(composite, first, zone, events, start, end, remaining)
                  if remaining is not None else None)
-    note = (f"left out for fewer than {config.min_events} events: {', '.join(left_out)}"
+    note = (f"left out for fewer than {whole(config.min_events)} events: {', '.join(left_out)}"
             if left_out and composite.method == "weights" and judged else "")
     return CompositeReport(
         composite.name, composite.method, composite.objective, first.window, start, end,

@@ -31,10 +31,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mysetlist_slo.config import Config, SloConfig, parse_duration
+from mysetlist_slo.config import Config, SloConfig
 from mysetlist_slo.slo.budgets import allowed_share, slo_events
 from mysetlist_slo.slo.latency import route_filter_sql
-from mysetlist_slo.slo.sli import STORED_SLIS, period_end, window_bounds
+from mysetlist_slo.slo.sli import STORED_SLIS, window_length
 from mysetlist_slo.store.rollups import sketch_value_ms_sql
 
 # Rows of several sources naming the same commit (or version) this close together are one
@@ -230,15 +230,6 @@ def _percentile(histogram: pd.Series, quantile: float) -> float | None:
     cumulative = histogram.sort_index().cumsum()
     wanted = max(np.ceil(quantile * total), 1)
     return float(cumulative[cumulative >= wanted].index[0]) / 1000
-
-
-def window_length(slo: SloConfig, at: datetime, timezone: str) -> timedelta:
-    """Return how long the SLO window is whose budget a deploy at ``at`` spends: the rolling
-    window's length, or the calendar period (in ``timezone``) that holds ``at``."""
-    if slo.window in ("week", "month"):
-        start, _ = window_bounds(slo.window, at, timezone)
-        return period_end(slo.window, start, timezone) - start
-    return parse_duration(slo.window)
 
 
 def budget_spent(good: int, total: int, objective_percent: float, span: timedelta,

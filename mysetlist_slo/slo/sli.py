@@ -124,6 +124,16 @@ def period_end(window: str, start: datetime, timezone: str = "UTC") -> datetime:
     return local.replace(tzinfo=ZoneInfo(timezone)).astimezone(start.tzinfo)
 
 
+def window_length(slo: SloConfig, at: datetime, timezone: str = "UTC") -> timedelta:
+    """Return the length of the SLO window in force at ``at``: the rolling window's length, or
+    the calendar period (cut in ``timezone``) that holds ``at`` (a 28-day February, a 30-day
+    November)."""
+    if slo.window in ("week", "month"):
+        start, _ = window_bounds(slo.window, at, timezone)
+        return period_end(slo.window, start, timezone) - start
+    return parse_duration(slo.window)
+
+
 def event_minutes(con: duckdb.DuckDBPyConnection, slo: SloConfig, start: datetime,
                   end: datetime, probes: ProbesConfig | None = None) -> pd.DataFrame:
     """Return (minute, good, total) for each minute in [start, end) that had data.

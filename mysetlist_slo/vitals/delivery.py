@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from mysetlist_slo._numbers import whole
 from mysetlist_slo.capacity.cdn import (
     ALL_ROUTES,
     IMMUTABLE,
@@ -202,9 +203,9 @@ def _bundles(con: duckdb.DuckDBPyConnection, config: Config, start: datetime, en
              f"{biggest.iloc[0]['gzip_bytes'] / 1000:.1f} kB")
     lines = [DeliveryLine(
         BUNDLES, "static files", True,
-        f"{len(builds)} build(s); the last ({last['commit']}) holds "
+        f"{whole(len(builds))} build(s); the last ({last['commit']}) holds "
         f"{last['static_gzip_bytes'] / 1000:.1f} kB gzip of static files "
-        f"({int(last['static_files'])} files){chunk}")]
+        f"({whole(last['static_files'])} files){chunk}")]
     for row in regressions.itertuples(index=False):
         lines.append(DeliveryLine(
             BUNDLES, str(row.route), False,
