@@ -172,8 +172,10 @@ def table(frame: pd.DataFrame, units: Mapping[str, str], labels: Mapping[str, st
     styler = styler.set_table_styles([{"selector": "th", "props": "text-align: left;"}],
                                      overwrite=False)
     for column in (bars or {}):
+        # The bar fills the left half of the cell, the right-aligned number the other half:
+        # a bar under the digits made them hard to read.
         styler = styler.bar(subset=[column], vmin=0, vmax=100, color=bars[column],  # type: ignore[index]
-                            height=60, width=100, props="width: 9em;")
+                            height=60, width=50, props="width: 9em;")
     if status:
         colours = [f"color: white; background-color: {STATUS_COLOURS.get(s, '#7f7f7f')}; "
                    "font-weight: bold; text-align: center" for s in statuses]
