@@ -19,3 +19,9 @@ def whole(number: float) -> str:
     """Return a count rounded to a whole number with thousands separators (``1,105``), as
     every verdict and digest line writes counts."""
     return f"{round(number):,}"
+
+
+def percent(share: float, decimals: int = 1) -> str:
+    """Return the fraction ``share`` as a percent with a space before the sign (``20 %``,
+    ``98.5 %``), as every table, verdict and digest line writes percentages."""
+    return f"{share * 100:,.{decimals}f} %"

@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mysetlist_slo import __version__
+from mysetlist_slo._numbers import percent
 from mysetlist_slo._terminal import terminal_safe
 from mysetlist_slo.config import default_config_text, load_config
 from mysetlist_slo.demo import DEMO_DIR, default_end, generate_demo
@@ -335,7 +336,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                           _percent(row.sli),
                           f"{row.total:,}", _percent(None if left is None else 100 * left, 1),
                           _rate(row.burn_rate_1h), _rate(row.burn_rate_24h),
-                          f"{coverage:.1%}", Text(word, style=colour))
+                          percent(coverage), Text(word, style=colour))
         _out().print(table)
         if len(budgets):  # the weekly report's count: SLOs counted, composites named
             count = overview_headline(budgets.assign(status=verdicts))[1]

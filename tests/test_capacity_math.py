@@ -189,7 +189,7 @@ def test_recommendation_separates_thousands_in_every_count() -> None:
                         headroom=0.2)
     assert rec.replicas_needed == 1105
     assert rec.verdict == ("1,000 replicas will not be enough: the peak of 64,420 req/s with "
-                           "20% headroom needs 1,105 at 70 % CPU; raise maxReplicas to 1,105.")
+                           "20 % headroom needs 1,105 at 70 % CPU; raise maxReplicas to 1,105.")
     enough = recommend_hpa(64_420, PodModel(0.0, 0.01, 1.0, 2.0), HpaSettings(2, 2000, 70),
                            headroom=0.2)
     assert enough.verdict.startswith("2,000 replicas are enough")

@@ -344,7 +344,7 @@ def test_capacity_measured_under_load(store, tmp_path) -> None:
     assert result.points == 15
     assert result.measured_rps_per_pod == pytest.approx(300, rel=1e-6)
     assert result.difference == pytest.approx(0.5, rel=1e-6) and result.disagree
-    assert "disagree by more than 25%" in result.detail
+    assert "disagree by more than 25 %" in result.detail
     missing = load_test_capacity(store, load_config(), "no-such-run")
     assert missing.measured_rps_per_pod is None and "fewer than 3 CPU samples" in missing.detail
 

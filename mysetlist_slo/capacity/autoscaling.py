@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mysetlist_slo._numbers import significant, whole
+from mysetlist_slo._numbers import percent, significant, whole
 
 SYNC_SECONDS = 15  # the controller's default --horizontal-pod-autoscaler-sync-period
 
@@ -191,11 +191,11 @@ def recommend_hpa(peak_rps: float, pods: PodModel, current: HpaSettings,
     enough = needed <= current.max_replicas
     if enough:
         verdict = (f"{whole(current.max_replicas)} replicas are enough: the peak of "
-                   f"{significant(peak_rps)} req/s with {headroom:.0%} headroom needs "
+                   f"{significant(peak_rps)} req/s with {percent(headroom, 0)} headroom needs "
                    f"{whole(needed)}.")
     else:
         verdict = (f"{whole(current.max_replicas)} replicas will not be enough: the peak of "
-                   f"{significant(peak_rps)} req/s with {headroom:.0%} headroom needs "
+                   f"{significant(peak_rps)} req/s with {percent(headroom, 0)} headroom needs "
                    f"{whole(needed)} at {current.target_utilization} % CPU; raise maxReplicas "
                    f"to {whole(needed)}.")
     return HpaRecommendation(peak_rps, per_pod, needed, minimum,

@@ -28,6 +28,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from mysetlist_slo._numbers import percent
 from mysetlist_slo.capacity.autoscaling import PodModel, fit_pod_model
 from mysetlist_slo.capacity.plan import cpu_per_pod
 from mysetlist_slo.config import Config, parse_duration
@@ -394,13 +395,14 @@ def load_test_capacity(con: duckdb.DuckDBPyConnection, config: Config, run: str,
                              (frame["cores"] / frame["replicas"]).to_numpy(), cpu_request,
                              cpu_limit)
     measured = model.capacity_rps(target)
-    detail = (f"{run}: {measured:,.1f} req/s per pod at {target:.0%} CPU measured under load")
+    detail = (f"{run}: {measured:,.1f} req/s per pod at {percent(target, 0)} CPU measured "
+              "under load")
     difference = disagree = None
     if baseline:
         difference = measured / baseline - 1
         disagree = abs(difference) > share
         detail += (f", {baseline:,.1f} fitted from production ({difference:+.0%}"
-                   + (f": they disagree by more than {share:.0%})" if disagree else ")"))
+                   + (f": they disagree by more than {percent(share, 0)})" if disagree else ")"))
     return LoadTestCapacity(run, len(frame), measured, baseline, difference, disagree, model,
                             detail)
 

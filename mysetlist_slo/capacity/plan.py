@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import duckdb
 import pandas as pd
 
-from mysetlist_slo._numbers import significant, whole
+from mysetlist_slo._numbers import percent, significant, whole
 from mysetlist_slo.capacity.autoscaling import (
     HpaRecommendation,
     HpaReplay,
@@ -275,7 +275,7 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
                             capacity.think_time_s if capacity else 10.0)
     lines = [f"Forecast ({peak.model}, chosen by backtest): the peak over the next "
              f"{whole(horizon)} days is {significant(peak.peak_rps)} req/s including "
-             f"{growth:.0%} growth and 5-minute bursts."]
+             f"{percent(growth, 0)} growth and 5-minute bursts."]
     samples = cpu_per_pod(con, start, at)
     model = quality = replay_history = replay_forecast = recommendation = None
     exceeded_at: datetime | None = None
@@ -358,7 +358,8 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
                      f"{observed.mean_wait_ms:.3f} ms per transaction.")
         lines.append(f"PgBouncer: {peak.peak_rps * tps_per_rps:,.1f} transactions/s of "
                      f"{1000 * mean_xact_s:.1f} ms at the peak need {whole(pool.servers)} server "
-                     f"connections (P(wait) {pool.wait_probability:.2%}); default_pool_size is "
+                     f"connections (P(wait) {percent(pool.wait_probability, 2)}); "
+                     "default_pool_size is "
                      f"{whole(pool_size)} (rule of thumb 2 x cores + 1 = "
                      f"{pool.rule_of_thumb}).")
         lines.append("Settings used: " + ", ".join(s.describe() for s in in_force.all) + ".")
@@ -372,7 +373,7 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
     statements = statement_times(con, start, at)
     share = fast_statement_share(statements)
     if share is not None:
-        lines.append(f"{share:.1%} of statement calls average under 100 ms.")
+        lines.append(f"{percent(share)} of statement calls average under 100 ms.")
     return CapacityPlan(peak, folds, model, quality or {}, replay_history, replay_forecast,
                         recommendation, scenario, pool, now_wait, clients, share,
                         statements[statements["mean_ms"] >= 100].head(10), " ".join(lines),

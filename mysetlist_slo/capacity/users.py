@@ -32,6 +32,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from mysetlist_slo._numbers import percent
 from mysetlist_slo.config import Config
 
 WINDOW_S = 300
@@ -244,8 +245,8 @@ class ActiveUsersReport:
                  "at the end of the period."]
         if self.peak_concurrent_users is not None and self.peak_window_start is not None:
             target = self.target_concurrent_users
-            share = f", {self.peak_concurrent_users / target:.0%} of the plan's {target:,}" \
-                if target else ""
+            share = (f", {percent(self.peak_concurrent_users / target, 0)} of the plan's "
+                     f"{target:,}" if target else "")
             lines.append(f"Peak {self.peak_concurrent_users:,} concurrent users (sessions "
                          f"active in the 5 minutes from {self.peak_window_start:%a %d %b %H:%M}"
                          f" UTC){share}.")

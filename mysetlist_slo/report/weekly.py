@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pandas as pd
 
-from mysetlist_slo._numbers import whole
+from mysetlist_slo._numbers import percent, whole
 from mysetlist_slo.config import Config
 from mysetlist_slo.report.formatting import STATUS_WORDS, fmt, vital
 from mysetlist_slo.report.overview import slo_status
@@ -286,7 +286,7 @@ def verdict(summary: WeeklySummary, config: Config,
                      "threshold was configured.")
     if summary.minutes_with_data < 0.95 * summary.week_minutes:
         share = summary.minutes_with_data / summary.week_minutes
-        parts.append(f"Only {share:.0%} of the week's minutes had data: read with care.")
+        parts.append(f"Only {percent(share, 0)} of the week's minutes had data: read with care.")
     return " ".join(parts)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from mysetlist_slo._numbers import percent
 from mysetlist_slo.config import Config, SloConfig, StaticAlert, parse_duration
 from mysetlist_slo.rules.promql import (
     WINDOW,
@@ -138,8 +139,8 @@ def _slo_group(slo: SloConfig, config: Config) -> dict[str, Any] | str:
         alert["annotations"] = _annotations(slo, config, {
             "summary": f"{slo.name}: error budget burning at {_number(rule.burn_rate)}x or "
                        f"faster over {long} and {short_w}",
-            "description": f"At this rate {rule.budget_share:.0%} of the {period} error budget "
-                           f"is spent within {long}.",
+            "description": f"At this rate {percent(rule.budget_share, 0)} of the {period} error "
+                           f"budget is spent within {long}.",
             "rule": rule.name,
         })
         alerts.append(alert)

@@ -5,13 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
-
-if TYPE_CHECKING:
-    from mysetlist_slo.sources._lines import ContentDigest
 
 INPUT_TABLE = "batch_input"
 
@@ -63,24 +60,6 @@ class RequestSource(Protocol):
     def explain(self, con: duckdb.DuckDBPyConnection, batch: InputBatch,
                 bad: list[tuple[int, str, str]]) -> list[Reject]:
         """Return the rejects of a batch from its (line, staged field, problem) rows."""
-        ...
-
-
-@runtime_checkable
-class WholeFileSource(Protocol):
-    """A request source that can also read a whole file in one statement, unnumbered: its
-    rejected rows keep their line's text (``raw``), and ``locate`` finds their lines."""
-
-    def whole_file(self, path: Path, digest: ContentDigest) -> InputBatch | None:
-        """Return the one batch of the whole file, or None where only batches can read it."""
-        ...
-
-    def locate(self, path: Path, lines: set[str]) -> dict[str, list[int]]:
-        """Return the numbers of the file's lines whose text is one of ``lines``, by text."""
-        ...
-
-    def reject(self, line: int, field: str, problem: str, raw: bytes) -> Reject:
-        """Return the reject of ``line`` from its staged field and problem."""
         ...
 
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import duckdb
 import pyarrow as pa
@@ -25,13 +25,7 @@ from mysetlist_slo.sources._lines import (
     prefix_sha256,
 )
 from mysetlist_slo.sources.nextjs import is_next_build, read_build
-from mysetlist_slo.sources.types import (
-    INPUT_TABLE,
-    InputBatch,
-    RequestSource,
-    WholeFileSource,
-    chunked,
-)
+from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, RequestSource, chunked
 from mysetlist_slo.sources.vitals import ATTRIBUTION_COLUMNS, METRICS
 from mysetlist_slo.store.bundles import KIND as BUILD_KIND
 from mysetlist_slo.store.bundles import store_build
@@ -498,6 +492,24 @@ class BadRecordLimit:
             raise IngestError(str(self.path), f"{self.rejected} of {total} records are bad "
                               f"(limit {self.max_bad_rows}); nothing was stored", self.shown,
                               self.rejected)
+
+
+@runtime_checkable
+class WholeFileSource(Protocol):
+    """A request source that can also read a whole file in one statement, unnumbered: its
+    rejected rows keep their line's text (``raw``), and ``locate`` finds their lines."""
+
+    def whole_file(self, path: Path, digest: ContentDigest) -> InputBatch | None:
+        """Return the one batch of the whole file, or None where only batches can read it."""
+        ...
+
+    def locate(self, path: Path, lines: set[str]) -> dict[str, list[int]]:
+        """Return the numbers of the file's lines whose text is one of ``lines``, by text."""
+        ...
+
+    def reject(self, line: int, field: str, problem: str, raw: bytes) -> Reject:
+        """Return the reject of ``line`` from its staged field and problem."""
+        ...
 
 
 # The most rejects the whole-file reader names itself (by finding their lines' text); a file
