@@ -33,7 +33,7 @@ from mysetlist_slo.errors import IngestError, SloError
 from mysetlist_slo.lake import add_to_lake, lake_manifest
 from mysetlist_slo.lake.rollups import KIND as ROLLUPS_KIND
 from mysetlist_slo.lake.rollups import ROLLUP_META, load_rollups
-from mysetlist_slo.report.formatting import STATUS_WORDS, budget_left_at
+from mysetlist_slo.report.formatting import STATUS_WORDS
 from mysetlist_slo.report.overview import overview_headline, slo_status
 from mysetlist_slo.report.weekly import iso_week
 from mysetlist_slo.slo.composite import error_budgets
@@ -316,11 +316,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(budgets.to_json(orient="records", date_format="iso"))
     else:
         end = budgets["window_end"].iloc[0] if len(budgets) else args.at
-        # Say the windows' end where the budget left is shown: the weekly report's figures
-        # are of windows ending at the week's end and differ from these by that much.
-        left_label = budget_left_at(end)
+        # The title says the windows' end, which the budget left is of: the weekly report's
+        # figures are of windows ending at the week's end and differ from these by that much.
+        # (In the column header too it made the table too wide for a terminal.)
         table = Table(title=f"SLOs over their windows ending {end:%Y-%m-%d %H:%M} UTC")
-        for column in ("SLO", "objective", "window", "SLI", "events", left_label,
+        for column in ("SLO", "objective", "window", "SLI", "events", "budget left",
                        "burn 1h", "burn 24h", "data coverage", "status"):
             table.add_column(column, justify="left" if column in ("SLO", "status") else "right")
         for row, verdict in zip(budgets.itertuples(), verdicts, strict=True):
