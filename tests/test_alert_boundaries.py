@@ -1,0 +1,145 @@
+"""Hand-worked cases for slo/alerts.py, written for the survivors of the mutation run of
+issue 20 (bench/MUTATION.md): each number is worked on paper."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+from test_budget_math import write_requests
+
+from mysetlist_slo import ingest_file
+from mysetlist_slo.config import StaticAlert, parse_config
+from mysetlist_slo.slo.alerts import (
+    AlertRule,
+    backtest_alerts,
+    backtest_verdict,
+    budget_incidents,
+    burn_rate_alerts,
+)
+
+T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+MIN = timedelta(minutes=1)
+# Objective 99 %: the allowed share is 1/100, so a minute with 30 bad of 100 burns at 30.
+CONFIG = parse_config("slos: [{name: a, sli: availability, objective: 99, window: 30d}]")
+SLO = CONFIG.slos[0]
+
+
+def minutes_of_traffic(store, tmp_path, bad_by_minute: dict[int, int], minutes: int = 30) -> None:
+    """Ingest 100 requests in each minute T0 + m (m < ``minutes``), the first
+    ``bad_by_minute[m]`` of them 5xx."""
+    events = [(T0 + m * MIN + i * timedelta(milliseconds=500),
+               503 if i < bad_by_minute.get(m, 0) else 200)
+              for m in range(minutes) for i in range(100)]
+    ingest_file(store, write_requests(tmp_path / "r.parquet", events))
+
+
+# 30 bad requests at minutes 10 and 11. The 10-minute burn at minute m (minutes m-9..m) is
+# 30/1000/1 % = 3 at m = 10, 60/1000/1 % = 6 at m = 11..19, 3 at m = 20; the 2-minute burn is
+# 30/200/1 % = 15 at m = 10, 60/200/1 % = 30 at m = 11, 15 at m = 12, 0 from m = 13.
+TWO_BAD_MINUTES = {10: 30, 11: 30}
+FAST = AlertRule("fast", "page", 10 * MIN, 2 * MIN, 5.0)
+
+
+@pytest.fixture(name="two_bad_minutes")
+def fixture_two_bad_minutes(store, tmp_path):  # type: ignore[no-untyped-def]
+    """The store with 100 requests a minute for 30 minutes, 30 bad at minutes 10 and 11."""
+    minutes_of_traffic(store, tmp_path, TWO_BAD_MINUTES)
+    return store
+
+
+def test_burn_rate_rule_fires_while_both_windows_burn(two_bad_minutes) -> None:
+    """Rate 5 over 10 m and 2 m: both reach 5 at minutes 11 and 12 only (long 6, short 30 and
+    15), and a minute fires at its end: [T0+12m, T0+14m). A `for: 1m` rule fires 1 minute
+    later; `for: 2m` never fires (pending for the whole run). Exactly at the rate fires: 6.0
+    over 10 m, and 15.0 over 2 m and 2 m (the 2-minute burn is exactly 15 at minutes 10 and 12,
+    30 at 11: [T0+11m, T0+14m))."""
+    rules = [FAST, AlertRule("for1", "page", 10 * MIN, 2 * MIN, 5.0, for_duration=MIN),
+             AlertRule("for2", "page", 10 * MIN, 2 * MIN, 5.0, for_duration=2 * MIN),
+             AlertRule("at6", "ticket", 10 * MIN, 2 * MIN, 6.0),
+             AlertRule("at15", "ticket", 2 * MIN, 2 * MIN, 15.0),
+             AlertRule("above", "ticket", 10 * MIN, 2 * MIN, 6.5)]
+    firings = burn_rate_alerts(two_bad_minutes, SLO, CONFIG, T0 + 10 * MIN, T0 + 30 * MIN, rules)
+    assert firings.values.tolist() == [
+        ["fast", "burn rate", "page", T0 + 12 * MIN, T0 + 14 * MIN],
+        ["for1", "burn rate", "page", T0 + 13 * MIN, T0 + 14 * MIN],
+        ["at6", "burn rate", "ticket", T0 + 12 * MIN, T0 + 14 * MIN],
+        ["at15", "burn rate", "ticket", T0 + 11 * MIN, T0 + 14 * MIN]]
+
+
+def test_a_firing_still_on_at_the_end_stops_there(two_bad_minutes) -> None:
+    """Evaluated up to T0+13m (minutes 10..12), the rule still fires in the last minute: its
+    end is the period's end T0+13m, not T0+14m."""
+    firings = burn_rate_alerts(two_bad_minutes, SLO, CONFIG, T0 + 10 * MIN, T0 + 13 * MIN,
+                               [FAST])
+    assert firings[["start", "end"]].values.tolist() == [[T0 + 12 * MIN, T0 + 13 * MIN]]
+
+
+def test_budget_incidents_join_runs_under_five_minutes_apart(store, tmp_path) -> None:
+    """Bad minutes 5, 9 and 15 (30 of 100 each: burn 30 >= 10). Runs [5, 6) and [9, 10) are 3
+    minutes apart, one incident [T0+5m, T0+10m) of 60 bad; [15, 16) starts 5 minutes after it
+    ends, a second incident of 30 bad (the joined incident used to end at T0+11m, a minute
+    late, and so took in the run 4 minutes later). A 30-day budget at 100 requests a minute
+    is 1 % x 100 x 43,200 = 43,200: at min share 0.0006 (25.92 bad) both count, at 0.001
+    (43.2) the first only, at 0.0014 (60.48) neither."""
+    minutes_of_traffic(store, tmp_path, {5: 30, 9: 30, 15: 30})
+    both = budget_incidents(store, SLO, T0, T0 + 30 * MIN, min_budget_share=0.0006)
+    assert both.values.tolist() == [[T0 + 5 * MIN, T0 + 10 * MIN, 60],
+                                    [T0 + 15 * MIN, T0 + 16 * MIN, 30]]
+    first = budget_incidents(store, SLO, T0, T0 + 30 * MIN, min_budget_share=0.001)
+    assert first.values.tolist() == [[T0 + 5 * MIN, T0 + 10 * MIN, 60]]
+    assert budget_incidents(store, SLO, T0, T0 + 30 * MIN, min_budget_share=0.0014).empty
+
+
+def test_budget_incidents_at_exactly_the_burn_rate(store, tmp_path) -> None:
+    """A minute of 10 bad in 100 burns at exactly 10 against 99 %: it is an incident at the
+    default rate 10 (reaching the rate counts), and not at 10.5; its 10 bad events are 10 /
+    43,200 of a 30-day budget at 100 a minute, above the min share 0.0002 (8.64 bad)."""
+    minutes_of_traffic(store, tmp_path, {7: 10})
+    found = budget_incidents(store, SLO, T0, T0 + 30 * MIN, min_budget_share=0.0002)
+    assert found.values.tolist() == [[T0 + 7 * MIN, T0 + 8 * MIN, 10]]
+    assert budget_incidents(store, SLO, T0, T0 + 30 * MIN, burn_rate=10.5,
+                            min_budget_share=0.0002).empty
+
+
+def test_backtest_by_hand(two_bad_minutes) -> None:
+    """Rules: FAST fires [12, 14) as above; a static 'error rate > 25 % over 1 m' fires for
+    minutes 10 and 11 (30 %), [11, 13); a rate-100 rule never fires. Incidents [10, 12) and
+    [25, 27): both firings overlap the first (in_incident); FAST detects it in 2 min and resets
+    2 min after its end, the static rule 1 min and 1 min; nothing catches the second. With only
+    the second incident known, both firings are noise."""
+    static = [StaticAlert(name="errors", metric="error_rate", op=">", value=0.25,
+                          severity="ticket", window="1m")]
+    rules = [FAST, AlertRule("never", "page", 10 * MIN, 2 * MIN, 100.0)]
+    incidents = pd.DataFrame({"start": [T0 + 10 * MIN, T0 + 25 * MIN],
+                              "end": [T0 + 12 * MIN, T0 + 27 * MIN]})
+    result = backtest_alerts(two_bad_minutes, SLO, CONFIG, T0 + 10 * MIN, T0 + 30 * MIN,
+                             incidents, rules, static)
+    assert result.firings.values.tolist() == [
+        ["fast", "burn rate", "page", T0 + 12 * MIN, T0 + 14 * MIN, True],
+        ["errors", "static", "ticket", T0 + 11 * MIN, T0 + 13 * MIN, True]]
+    first = result.detection[result.detection["incident_start"] == T0 + 10 * MIN]
+    assert first["rule"].tolist() == ["fast", "never", "errors"]
+    assert first["time_to_detect"].tolist()[::2] == [2 * MIN, MIN]
+    assert first["time_to_reset"].tolist()[::2] == [2 * MIN, MIN]
+    assert first.iloc[1][["detected_at", "time_to_detect", "time_to_reset"]].isna().all()
+    assert result.detection[result.detection["incident_start"] == T0 + 25 * MIN][
+        "detected_at"].isna().all()
+    assert result.summary[["rule", "kind", "firings", "noisy_firings", "firing_minutes",
+                           "incidents_caught", "incidents"]].values.tolist() == [
+        ["fast", "burn rate", 1, 0, 2, 1, 2], ["never", "burn rate", 0, 0, 0, 0, 2],
+        ["errors", "static", 1, 0, 2, 1, 2]]
+    median = result.summary["median_time_to_detect"].tolist()
+    assert [median[0], median[2]] == [2 * MIN, MIN] and pd.isna(median[1])
+    assert backtest_verdict(result).splitlines() == [
+        "2 incident(s) in the period.",
+        "- fast (burn rate, page): caught 1 of 2, median 2 min to detect; 0 of 1 firings"
+        " outside incidents.",
+        "- never (burn rate, page): caught 0 of 2; never fired.",
+        "- errors (static, ticket): caught 1 of 2, median 1 min to detect; 0 of 1 firings"
+        " outside incidents."]
+    later = backtest_alerts(two_bad_minutes, SLO, CONFIG, T0 + 10 * MIN, T0 + 30 * MIN,
+                            incidents.iloc[1:], rules, static)
+    assert later.firings["in_incident"].tolist() == [False, False]
+    assert later.summary["noisy_firings"].tolist() == [1, 0, 1]
