@@ -2,3 +2,56 @@
 issue 20 (bench/MUTATION.md): each number is worked on paper."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from test_budget_math import write_requests
+from test_sli_boundaries import T0, _probe_checks
+
+from mysetlist_slo import error_budgets, ingest_file
+from mysetlist_slo.config import parse_config
+from mysetlist_slo.slo.budgets import _human
+
+
+@pytest.mark.parametrize(("span", "text"), [
+    (timedelta(hours=47, minutes=30), "47.5 h"),
+    (timedelta(hours=48), "2.0 days"),
+    (timedelta(hours=60), "2.5 days"),
+    (timedelta(days=1000), "1000.0 days"),
+])
+def test_time_left_in_hours_below_two_days_then_in_days(span: timedelta, text: str) -> None:
+    """Under 48 h the time left reads in hours (47.5 h); from exactly 48 h in days: 48 h is
+    2.0 days, 60 h is 60 / 24 = 2.5 days, 1000 days 1000.0 days."""
+    assert _human(span) == text
+
+
+def test_calendar_budgets_cut_in_the_configured_zone(store, tmp_path) -> None:
+    """Time zone Asia/Kolkata (UTC+5:30): at 2026-11-01 03:00 UTC (08:30 there) November began
+    at 2026-10-31 18:30 UTC, so the 10 requests at 20:00 UTC on 31 October (2 bad) are this
+    month's, with the 10 at 01:00 UTC on 1 November: 20 events, 2 bad (in UTC: 10, 0 bad)."""
+    oct31, nov1 = datetime(2026, 10, 31, 20, tzinfo=UTC), datetime(2026, 11, 1, 1, tzinfo=UTC)
+    events = ([(oct31 + timedelta(seconds=i), 503 if i < 2 else 200) for i in range(10)]
+              + [(nov1 + timedelta(seconds=i), 200) for i in range(10)])
+    ingest_file(store, write_requests(tmp_path / "r.parquet", events))
+    config = parse_config("""
+timezone: Asia/Kolkata
+slos: [{name: m, sli: availability, objective: 99, window: month}]
+""")
+    (row,) = error_budgets(store, config, at=datetime(2026, 11, 1, 3, tzinfo=UTC)).to_dict(
+        "records")
+    assert row["window_start"] == datetime(2026, 10, 31, 18, 30, tzinfo=UTC)
+    assert (row["total"], row["bad"]) == (20, 2)
+
+
+def test_probe_budgets_use_the_configured_probe_settings(store, write_log) -> None:
+    """Checks "..xx....": with the default 2 failures in a row the outage is minutes 2 and 3,
+    2 bad minutes of 8; with `probes: {confirm: 3}` two failures are a blip, 0 bad of 8."""
+    ingest_file(store, write_log("probes.csv", _probe_checks("..xx....")))
+    slos = "slos: [{name: u, sli: probe_uptime, objective: 99, window: 1d}]"
+    at = T0 + timedelta(minutes=8)
+    (default,) = error_budgets(store, parse_config(slos), at=at).to_dict("records")
+    assert (default["total"], default["bad"]) == (8, 2)
+    (strict,) = error_budgets(store, parse_config("probes: {confirm: 3}\n" + slos),
+                              at=at).to_dict("records")
+    assert (strict["total"], strict["bad"]) == (8, 0)
