@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import pytest
-from test_budget_math import write_requests
+from test_budget_math import NOV, _forecast, config, write_requests
 from test_sli_boundaries import T0, _probe_checks
 
 from mysetlist_slo import error_budgets, ingest_file
@@ -55,3 +56,27 @@ def test_probe_budgets_use_the_configured_probe_settings(store, write_log) -> No
     (strict,) = error_budgets(store, parse_config("probes: {confirm: 3}\n" + slos),
                               at=at).to_dict("records")
     assert (strict["total"], strict["bad"]) == (8, 0)
+
+
+def test_rolling_budget_runs_out_the_minute_the_clean_day_has_left(store, tmp_path) -> None:
+    """A 1-day window at 99 % read at 8 November 00:00: 10 requests a minute for 7 days, the
+    last day clean, 7 failures an hour in the 6 days before it (1,008 of 100,800): the 7 d burn
+    is 1,008 / 100,800 / 1 % = 1 exactly. Going on at it, the window's bad share stays under 1 %
+    while any of today's clean minutes is in it and reaches 1 % exactly when the last one has
+    left, at t = 1,440 min: end + 24 h. The 1 h and 24 h burns are 0: never."""
+    events = []
+    for minute in range(7 * 1440):
+        t = NOV + timedelta(minutes=minute)
+        bad = minute < 6 * 1440 and minute % 60 < 7
+        events += [(t + timedelta(seconds=6 * i), 503 if bad and i == 0 else 200)
+                   for i in range(10)]
+    ingest_file(store, write_requests(tmp_path / "r.parquet", events))
+    end = NOV + timedelta(days=7)
+    rows = _forecast(store, config("1d", objective=99), end)
+    assert rows["7d"]["burn_rate"] == 1.0
+    assert rows["7d"]["budget_remaining"] == 1.0
+    assert rows["7d"]["exhausted_at"] == end + timedelta(days=1)
+    assert rows["7d"]["verdict"] == "runs out in 24.0 h"
+    for name in ("1h", "24h"):
+        assert rows[name]["burn_rate"] == 0.0
+        assert pd.isna(rows[name]["exhausted_at"])
