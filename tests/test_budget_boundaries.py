@@ -10,7 +10,7 @@ import pytest
 from test_budget_math import NOV, _forecast, config, write_requests
 from test_sli_boundaries import T0, _probe_checks
 
-from mysetlist_slo import error_budgets, ingest_file
+from mysetlist_slo import error_budgets, exhaustion_forecast, ingest_file
 from mysetlist_slo.config import parse_config
 from mysetlist_slo.slo.budgets import _human
 
@@ -47,15 +47,20 @@ slos: [{name: m, sli: availability, objective: 99, window: month}]
 
 def test_probe_budgets_use_the_configured_probe_settings(store, write_log) -> None:
     """Checks "..xx....": with the default 2 failures in a row the outage is minutes 2 and 3,
-    2 bad minutes of 8; with `probes: {confirm: 3}` two failures are a blip, 0 bad of 8."""
+    2 bad minutes of 8; with `probes: {confirm: 3}` two failures are a blip, 0 bad of 8, in
+    the budget table and in the exhaustion forecast."""
     ingest_file(store, write_log("probes.csv", _probe_checks("..xx....")))
     slos = "slos: [{name: u, sli: probe_uptime, objective: 99, window: 1d}]"
     at = T0 + timedelta(minutes=8)
     (default,) = error_budgets(store, parse_config(slos), at=at).to_dict("records")
     assert (default["total"], default["bad"]) == (8, 2)
-    (strict,) = error_budgets(store, parse_config("probes: {confirm: 3}\n" + slos),
-                              at=at).to_dict("records")
+    strict_config = parse_config("min_events: 1\nprobes: {confirm: 3}\n" + slos)
+    (strict,) = error_budgets(store, strict_config, at=at).to_dict("records")
     assert (strict["total"], strict["bad"]) == (8, 0)
+    # The forecast reads the same settings: the whole budget left (by default it would be
+    # 1 - 2 / (1 % x 8) = -24).
+    forecast = exhaustion_forecast(store, strict_config.slos[0], strict_config, at)
+    assert forecast["budget_remaining"].tolist() == [1.0, 1.0, 1.0]
 
 
 def test_rolling_budget_runs_out_the_minute_the_clean_day_has_left(store, tmp_path) -> None:
