@@ -61,6 +61,9 @@ def test_probe_budgets_use_the_configured_probe_settings(store, write_log) -> No
     # 1 - 2 / (1 % x 8) = -24).
     forecast = exhaustion_forecast(store, strict_config.slos[0], strict_config, at)
     assert forecast["budget_remaining"].tolist() == [1.0, 1.0, 1.0]
+    # No failure at a burn of 0 in every lookback: it never runs out (with the default
+    # settings the budget would be spent already).
+    assert forecast["verdict"].tolist() == ["not within the window"] * 3
 
 
 def test_rolling_budget_runs_out_the_minute_the_clean_day_has_left(store, tmp_path) -> None:
