@@ -88,3 +88,25 @@ def test_rolling_budget_runs_out_the_minute_the_clean_day_has_left(store, tmp_pa
     for name in ("1h", "24h"):
         assert rows[name]["burn_rate"] == 0.0
         assert pd.isna(rows[name]["exhausted_at"])
+
+
+def test_forecast_verdicts_without_a_judgement(store, tmp_path) -> None:
+    """10 requests 3 hours before the reading, 1 bad, a 1-day window at 99 %: allowed 0.1 bad,
+    remaining 1 - 1 / 0.1 = -9. The 1 h lookback has no events ("no events in this lookback");
+    the 24 h and 7 d lookbacks burn at 10 % / 1 % = 10 on a spent budget ("budget already
+    spent", at the reading). With min_events 100 the report has no verdict and the forecast
+    says why ("not enough events"); an empty store says "no data"."""
+    end = NOV + timedelta(days=1)
+    empty = _forecast(store, config("1d", objective=99), end)
+    assert [row["verdict"] for row in empty.values()] == ["no data"] * 3
+    events = [(end - timedelta(hours=3, seconds=i), 503 if i == 0 else 200) for i in range(10)]
+    ingest_file(store, write_requests(tmp_path / "r.parquet", events))
+    rows = _forecast(store, config("1d", objective=99), end)
+    assert rows["1h"]["verdict"] == "no events in this lookback"
+    assert pd.isna(rows["1h"]["burn_rate"]) and rows["1h"]["budget_remaining"] == -9.0
+    for name in ("24h", "7d"):
+        assert rows[name]["burn_rate"] == 10.0
+        assert rows[name]["verdict"] == "budget already spent"
+        assert rows[name]["exhausted_at"] == end
+    few = _forecast(store, config("1d", objective=99, min_events=100), end)
+    assert [row["verdict"] for row in few.values()] == ["not enough events"] * 3
