@@ -110,3 +110,16 @@ def test_forecast_verdicts_without_a_judgement(store, tmp_path) -> None:
         assert rows[name]["exhausted_at"] == end
     few = _forecast(store, config("1d", objective=99, min_events=100), end)
     assert [row["verdict"] for row in few.values()] == ["not enough events"] * 3
+
+
+def test_a_budget_spent_exactly_is_already_spent(store, tmp_path) -> None:
+    """100 requests 3 hours before the reading, 1 bad, a 1-day window at 99 %: allowed exactly
+    1 bad, remaining 1 - 1 / 1 = 0: the status is ok (at the objective), and the forecast says
+    the budget is already spent (not that it runs out in 0.0 h)."""
+    end = NOV + timedelta(days=1)
+    events = [(end - timedelta(hours=3, seconds=i), 503 if i == 0 else 200) for i in range(100)]
+    ingest_file(store, write_requests(tmp_path / "r.parquet", events))
+    rows = _forecast(store, config("1d", objective=99), end)
+    assert rows["24h"]["budget_remaining"] == 0.0
+    assert rows["24h"]["verdict"] == "budget already spent"
+    assert rows["24h"]["exhausted_at"] == end
