@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from test_budget_math import NOV, _forecast, config, write_requests
+from test_budget_math import NOV, _forecast, config, day_of, write_requests
 from test_sli_boundaries import T0, _probe_checks
 
 from mysetlist_slo import error_budgets, exhaustion_forecast, ingest_file
@@ -123,3 +123,17 @@ def test_a_budget_spent_exactly_is_already_spent(store, tmp_path) -> None:
     assert rows["24h"]["budget_remaining"] == 0.0
     assert rows["24h"]["verdict"] == "budget already spent"
     assert rows["24h"]["exhausted_at"] == end
+
+
+def test_calendar_budget_running_out_at_the_period_end_runs_out(store, tmp_path) -> None:
+    """November (30 days) at 99.9 %, read on the 2nd at 00:00: day 1 had 2,000 requests, 2 bad.
+    The month's budget is 0.1 % x 2,000 x 30 = 60, 58 left (58/60); the 24 h burn is 2 / 2,000
+    / 0.1 % = 1, so it lasts 58/60 x 30 days = 29 days: it runs out exactly at 1 December
+    00:00, the period's end, which is still within the period."""
+    ingest_file(store, write_requests(tmp_path / "r.parquet", day_of(NOV, 2000, 2)))
+    rows = _forecast(store, config("month"), NOV + timedelta(days=1))
+    day = rows["24h"]
+    assert day["burn_rate"] == 1.0
+    assert day["budget_remaining"] == pytest.approx(58 / 60)
+    assert day["exhausted_at"] == datetime(2026, 12, 1, tzinfo=UTC)
+    assert day["verdict"] == "runs out in 29.0 days"
