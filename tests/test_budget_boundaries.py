@@ -12,7 +12,7 @@ from test_sli_boundaries import T0, _probe_checks
 
 from mysetlist_slo import error_budgets, exhaustion_forecast, ingest_file
 from mysetlist_slo.config import parse_config
-from mysetlist_slo.slo.budgets import _human
+from mysetlist_slo.slo.budgets import _human, budget_report
 
 
 @pytest.mark.parametrize(("span", "text"), [
@@ -137,3 +137,13 @@ def test_calendar_budget_running_out_at_the_period_end_runs_out(store, tmp_path)
     assert day["budget_remaining"] == pytest.approx(58 / 60)
     assert day["exhausted_at"] == datetime(2026, 12, 1, tzinfo=UTC)
     assert day["verdict"] == "runs out in 29.0 days"
+
+
+def test_one_event_is_enough_by_default(store, tmp_path) -> None:
+    """``budget_report`` without ``min_events`` judges any window with events: one good
+    request in a 1-day window at 99 % is SLI 100 %, status ok, the whole budget left."""
+    end = NOV + timedelta(days=1)
+    ingest_file(store, write_requests(tmp_path / "r.parquet", [(end - timedelta(hours=1), 200)]))
+    report = budget_report(store, config("1d", objective=99).slos[0], end)
+    assert (report.total, report.sli, report.status, report.budget_remaining) == (
+        1, 100.0, "ok", 1.0)
