@@ -3,6 +3,7 @@ issue 20 (bench/MUTATION.md): each number is worked on paper."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -147,3 +148,23 @@ def test_one_event_is_enough_by_default(store, tmp_path) -> None:
     report = budget_report(store, config("1d", objective=99).slos[0], end)
     assert (report.total, report.sli, report.status, report.budget_remaining) == (
         1, 100.0, "ok", 1.0)
+
+
+def test_budget_report_field_by_field(store, tmp_path) -> None:
+    """A 1-day rolling window at 99 % read at 2 November 00:00: 100 requests 3 hours before
+    (1 bad) over 100 seconds from a whole minute (2 minutes with data) and 10 good requests in
+    the last hour (1 more minute). Total 110, good 109, bad 1; SLI 109/110 = 99.09 %; allowed
+    1 % x 110 = 1.1 bad, remaining 1 - 1/1.1 = 1/11; burn 1 h 0, 24 h 1/110/1 % = 10/11."""
+    end = NOV + timedelta(days=1)
+    early = end - timedelta(hours=3)
+    events = ([(early + timedelta(seconds=i), 503 if i == 0 else 200) for i in range(100)]
+              + [(end - timedelta(minutes=30) + timedelta(seconds=i), 200) for i in range(10)])
+    ingest_file(store, write_requests(tmp_path / "r.parquet", events))
+    report = asdict(budget_report(store, config("1d", objective=99).slos[0], end))
+    assert report == {
+        "slo": "s", "sli_kind": "availability", "objective": 99.0, "budgeting": "occurrences",
+        "window": "1d", "window_start": NOV, "window_end": end, "total": 110, "good": 109,
+        "bad": 1, "sli": pytest.approx(100 * 109 / 110), "allowed_bad": pytest.approx(1.1),
+        "budget_remaining": pytest.approx(1 / 11), "burn_rate_1h": 0.0,
+        "burn_rate_24h": pytest.approx(10 / 11), "minutes_with_data": 3,
+        "window_minutes": 1440, "status": "ok"}
