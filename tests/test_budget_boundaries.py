@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 
 import pandas as pd
 import pytest
@@ -13,7 +14,7 @@ from test_sli_boundaries import T0, _probe_checks
 
 from mysetlist_slo import error_budgets, exhaustion_forecast, ingest_file
 from mysetlist_slo.config import parse_config
-from mysetlist_slo.slo.budgets import _human, budget_report
+from mysetlist_slo.slo.budgets import _human, budget_report, period_scale
 
 
 @pytest.mark.parametrize(("span", "text"), [
@@ -168,3 +169,14 @@ def test_budget_report_field_by_field(store, tmp_path) -> None:
         "budget_remaining": pytest.approx(1 / 11), "burn_rate_1h": 0.0,
         "burn_rate_24h": pytest.approx(10 / 11), "minutes_with_data": 3,
         "window_minutes": 1440, "status": "ok"}
+
+
+def test_period_scale_by_hand() -> None:
+    """November (30 days) after 1 day: its budget is sized on 30 times the day's events; after
+    1 day and 12 hours, 30 / 1.5 = 20 times (in UTC by default). A rolling window, or no time
+    elapsed, is sized on its own events: 1."""
+    month = config("month").slos[0]
+    assert period_scale(month, NOV, NOV + timedelta(days=1)) == Fraction(30)
+    assert period_scale(month, NOV, NOV + timedelta(days=1, hours=12)) == Fraction(20)
+    assert period_scale(month, NOV, NOV) == Fraction(1)
+    assert period_scale(config("1d").slos[0], NOV, NOV + timedelta(hours=6)) == Fraction(1)
