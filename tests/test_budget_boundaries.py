@@ -12,7 +12,7 @@ import pytest
 from test_budget_math import NOV, _forecast, config, day_of, write_requests
 from test_sli_boundaries import T0, _probe_checks
 
-from mysetlist_slo import error_budgets, exhaustion_forecast, ingest_file
+from mysetlist_slo import error_budget, error_budgets, exhaustion_forecast, ingest_file
 from mysetlist_slo.config import parse_config
 from mysetlist_slo.slo.budgets import _human, budget_report, period_scale
 
@@ -180,3 +180,10 @@ def test_period_scale_by_hand() -> None:
     assert period_scale(month, NOV, NOV + timedelta(days=1, hours=12)) == Fraction(20)
     assert period_scale(month, NOV, NOV) == Fraction(1)
     assert period_scale(config("1d").slos[0], NOV, NOV + timedelta(hours=6)) == Fraction(1)
+
+
+def test_a_window_without_events_has_its_whole_budget() -> None:
+    """No events: nothing is allowed to fail and nothing has, so the whole budget is left (1.0,
+    not more); 0 bad of 1,000 at 99.9 % also leaves exactly 1.0 of 1 allowed."""
+    assert error_budget(0, 0, 99.9) == (0.0, 1.0)
+    assert error_budget(1000, 1000, 99.9) == (1.0, 1.0)
