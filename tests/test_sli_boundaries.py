@@ -143,7 +143,7 @@ def test_calendar_windows_start_at_midnight_to_the_microsecond() -> None:
 def test_availability_events_keep_to_the_slos_routes(store, write_log) -> None:
     """At T0: 10 requests to /show/1 (1 is a 500) and 10 to /artist/x (5 are 503s). An
     availability SLO on routes ["/show/*"] counts the show page only: 10 events, 9 good; on
-    every route, 20 events, 14 good."""
+    every route, 20 events, 14 good; int64 counts."""
     rows = ([("/show/1", 500 if i == 0 else 200) for i in range(10)]
             + [("/artist/x", 503 if i < 5 else 200) for i in range(10)])
     ingest_file(store, write_log("r.jsonl", [json.dumps(
@@ -153,6 +153,9 @@ def test_availability_events_keep_to_the_slos_routes(store, write_log) -> None:
         "slos: [{name: a, sli: availability, objective: 99, routes: ['/show/*']}]").slos[0]
     events = event_minutes(store, shows, T0, T0 + MIN)
     assert events[["good", "total"]].values.tolist() == [[9, 10]]
+    # Integer counts in exactly these columns (DuckDB's sums come back as floats).
+    assert list(events.columns) == ["minute", "good", "total"]
+    assert str(events["good"].dtype) == "int64" and str(events["total"].dtype) == "int64"
     every = parse_config("slos: [{name: a, sli: availability, objective: 99}]").slos[0]
     assert event_minutes(store, every, T0, T0 + MIN)[["good", "total"]].values.tolist() == [
         [14, 20]]
