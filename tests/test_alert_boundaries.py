@@ -10,13 +10,14 @@ import pytest
 from test_budget_math import write_requests
 
 from mysetlist_slo import ingest_file
-from mysetlist_slo.config import StaticAlert, parse_config
+from mysetlist_slo.config import BurnRateRule, StaticAlert, parse_config
 from mysetlist_slo.slo.alerts import (
     AlertRule,
     backtest_alerts,
     backtest_verdict,
     budget_incidents,
     burn_rate_alerts,
+    scaled_rules,
 )
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
@@ -143,3 +144,56 @@ def test_backtest_by_hand(two_bad_minutes) -> None:
                             incidents.iloc[1:], rules, static)
     assert later.firings["in_incident"].tolist() == [False, False]
     assert later.summary["noisy_firings"].tolist() == [1, 0, 1]
+
+
+def test_scaled_rules_keep_every_field() -> None:
+    """A ticket rule 6h/30m at 6 with `for: 2m`, scaled for a 15-day window: rate 6 x 15/30 = 3,
+    named for it, severity, both windows and the `for` duration kept."""
+    rule = BurnRateRule.model_validate({"severity": "ticket", "long_window": "6h",
+                                        "short_window": "30m", "burn_rate": 6, "for": "2m"})
+    (scaled,) = scaled_rules([rule], timedelta(days=15))
+    assert scaled == AlertRule("ticket 6h/30m x3", "ticket", timedelta(hours=6), 30 * MIN, 3.0,
+                               timedelta(days=15), 2 * MIN)
+
+
+def test_backtest_with_the_configured_rules_and_found_incidents(two_bad_minutes) -> None:
+    """Defaults over [T0+10m, T0+30m): the configured rules (the workbook's, for a 30-day window)
+    and static alerts (the plan's). Burn over the data so far at minute m >= 11 is 60 / (100
+    (m + 1)) / 1 % = 60 / (m + 1) in every window of an hour or more (the data began at T0),
+    30 / 11 = 2.7 at m = 10. x14.4 (1 h) and x6 (6 h) never fire (5 at most); x3 (1 d / 2 h)
+    fires while 60 / (m + 1) >= 3, minutes 11-19, from the end of minute 11 to the end of
+    minute 20 (the first that does not): [T0+12m, T0+21m); x1 (3 d / 6 h) from minute 10 to
+    the end: [T0+11m, T0+30m). Static: error rate > 1 % over 5 m holds minutes 10-15 (a
+    window holding minute 10 or 11): [T0+11m, T0+17m); availability < 99.9 % over 1 h from
+    minute 10: [T0+11m, T0+30m); no response times, so never slow. The incidents found in
+    the SLO's events of the period: minutes 10 and 11 burn at 30 but their 60 bad are under
+    1 % of a 30-day budget at 100 a minute (432): none, so every firing is noise."""
+    config = parse_config("""
+slos: [{name: a, sli: availability, objective: 99, window: 30d}]
+alerts:
+  burn_rate:
+    - {severity: page, long_window: 1h, short_window: 5m, burn_rate: 14.4}
+    - {severity: page, long_window: 6h, short_window: 30m, burn_rate: 6}
+    - {severity: ticket, long_window: 1d, short_window: 2h, burn_rate: 3}
+    - {severity: ticket, long_window: 3d, short_window: 6h, burn_rate: 1}
+  static:
+    - {name: high_error_rate, metric: error_rate, op: ">", value: 0.01, severity: critical,
+       window: 5m}
+    - {name: slow_response_time, metric: response_time_ms, op: ">", value: 500,
+       severity: warning, window: 5m}
+    - {name: low_availability, metric: uptime, op: "<", value: 0.999, severity: critical,
+       window: 1h}
+""")
+    result = backtest_alerts(two_bad_minutes, config.slos[0], config, T0 + 10 * MIN,
+                             T0 + 30 * MIN)
+    assert result.firings[["rule", "start", "end", "in_incident"]].values.tolist() == [
+        ["ticket 1d/2h x3", T0 + 12 * MIN, T0 + 21 * MIN, False],
+        ["ticket 3d/6h x1", T0 + 11 * MIN, T0 + 30 * MIN, False],
+        ["high_error_rate", T0 + 11 * MIN, T0 + 17 * MIN, False],
+        ["low_availability", T0 + 11 * MIN, T0 + 30 * MIN, False]]
+    assert result.summary["rule"].tolist() == [
+        "page 1h/5m x14.4", "page 6h/30m x6", "ticket 1d/2h x3", "ticket 3d/6h x1",
+        "high_error_rate", "slow_response_time", "low_availability"]
+    assert result.summary["incidents"].tolist() == [0] * 7
+    assert result.summary["firings"].tolist() == [0, 0, 1, 1, 1, 0, 1]
+    assert result.detection.empty
