@@ -191,6 +191,7 @@ alerts:
         ["ticket 3d/6h x1", T0 + 11 * MIN, T0 + 30 * MIN, False],
         ["high_error_rate", T0 + 11 * MIN, T0 + 17 * MIN, False],
         ["low_availability", T0 + 11 * MIN, T0 + 30 * MIN, False]]
+    assert result.firings.index.tolist() == [0, 1, 2, 3]  # one index over both kinds
     assert result.summary["rule"].tolist() == [
         "page 1h/5m x14.4", "page 6h/30m x6", "ticket 1d/2h x3", "ticket 3d/6h x1",
         "high_error_rate", "slow_response_time", "low_availability"]
