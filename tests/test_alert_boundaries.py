@@ -12,7 +12,10 @@ from test_budget_math import write_requests
 from mysetlist_slo import ingest_file
 from mysetlist_slo.config import BurnRateRule, StaticAlert, parse_config
 from mysetlist_slo.slo.alerts import (
+    AlertBacktest,
     AlertRule,
+    _minutes,
+    _window_name,
     backtest_alerts,
     backtest_verdict,
     budget_incidents,
@@ -198,3 +201,27 @@ alerts:
     assert result.summary["incidents"].tolist() == [0] * 7
     assert result.summary["firings"].tolist() == [0, 0, 1, 1, 1, 0, 1]
     assert result.detection.empty
+
+
+@pytest.mark.parametrize(("window", "name"), [
+    (timedelta(days=1), "1d"), (timedelta(days=3), "3d"), (timedelta(hours=6), "6h"),
+    (timedelta(hours=30), "30h"), (5 * MIN, "5m"), (90 * MIN, "90m"), (61 * MIN, "61m")])
+def test_window_names(window: timedelta, name: str) -> None:
+    """Burn columns are named in the largest whole unit: 1,440 min is 1d, 4,320 min 3d, 360
+    min 6h, 1,800 min (not whole days) 30h, 90 and 61 min (not whole hours) in minutes."""
+    assert _window_name(window) == name
+
+
+@pytest.mark.parametrize(("span", "text"), [
+    (timedelta(minutes=60), "60 min"), (timedelta(minutes=119), "119 min"),
+    (timedelta(minutes=120), "2.0 h"), (timedelta(minutes=150), "2.5 h")])
+def test_detection_times_in_minutes_then_hours(span: timedelta, text: str) -> None:
+    """Under 120 minutes a detection time reads in minutes; from exactly 120 in hours (150
+    min is 2.5 h)."""
+    assert _minutes(pd.Timedelta(span)) == text
+
+
+def test_verdict_without_rules() -> None:
+    """No rules at all: the verdict says there is nothing to judge."""
+    empty = AlertBacktest(pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
+    assert backtest_verdict(empty) == "No alert rules to judge."
