@@ -214,10 +214,11 @@ def test_window_names(window: timedelta, name: str) -> None:
 
 @pytest.mark.parametrize(("span", "text"), [
     (timedelta(minutes=60), "60 min"), (timedelta(minutes=119), "119 min"),
-    (timedelta(minutes=120), "2.0 h"), (timedelta(minutes=150), "2.5 h")])
+    (timedelta(minutes=120), "2.0 h"), (timedelta(minutes=150), "2.5 h"),
+    (timedelta(hours=10), "10.0 h")])
 def test_detection_times_in_minutes_then_hours(span: timedelta, text: str) -> None:
     """Under 120 minutes a detection time reads in minutes; from exactly 120 in hours (150
-    min is 2.5 h)."""
+    min is 2.5 h, 600 min 10.0 h)."""
     assert _minutes(pd.Timedelta(span)) == text
 
 
