@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 import pytest
 import servers
+from hypothesis import Phase, settings
 
 from mysetlist_slo import DemoManifest, generate_demo, ingest_file, open_store
 
@@ -18,6 +19,10 @@ from mysetlist_slo import DemoManifest, generate_demo, ingest_file, open_store
 # or wherever MYSETLIST_REAL_DATA points.
 REAL_DATA = Path(os.environ.get("MYSETLIST_REAL_DATA",
                                 Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))
+
+# For mutation runs (`--hypothesis-profile mutation`, bench/MUTATION.md): a failing example is
+# enough to kill a mutant; shrinking it can take minutes per mutant on two shared cores.
+settings.register_profile("mutation", phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
 
 @pytest.fixture(name="fuzz_selected")

@@ -3,14 +3,21 @@ mutation run of issue 20 (bench/MUTATION.md): each number is worked on paper."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
 from mysetlist_slo import ingest_file
-from mysetlist_slo.config import ProbesConfig
+from mysetlist_slo.config import ProbesConfig, parse_config
 from mysetlist_slo.slo.incidents import probe_outages, uptime_minutes
-from mysetlist_slo.slo.sli import dense_minutes, period_end, timeslices, window_bounds
+from mysetlist_slo.slo.sli import (
+    dense_minutes,
+    event_minutes,
+    period_end,
+    timeslices,
+    window_bounds,
+)
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -131,3 +138,24 @@ def test_calendar_windows_start_at_midnight_to_the_microsecond() -> None:
     at = datetime(2026, 11, 15, 12, 34, 56, 789, tzinfo=UTC)
     assert window_bounds("month", at) == (datetime(2026, 11, 1, tzinfo=UTC), at)
     assert window_bounds("week", at) == (datetime(2026, 11, 9, tzinfo=UTC), at)
+
+
+def test_availability_events_keep_to_the_slos_routes(store, write_log) -> None:
+    """At T0: 10 requests to /show/1 (1 is a 500) and 10 to /artist/x (5 are 503s). An
+    availability SLO on routes ["/show/*"] counts the show page only: 10 events, 9 good; on
+    every route, 20 events, 14 good; int64 counts."""
+    rows = ([("/show/1", 500 if i == 0 else 200) for i in range(10)]
+            + [("/artist/x", 503 if i < 5 else 200) for i in range(10)])
+    ingest_file(store, write_log("r.jsonl", [json.dumps(
+        {"timestamp": (T0 + timedelta(seconds=i)).isoformat(), "path": p, "status": st})
+        for i, (p, st) in enumerate(rows)]))
+    shows = parse_config(
+        "slos: [{name: a, sli: availability, objective: 99, routes: ['/show/*']}]").slos[0]
+    events = event_minutes(store, shows, T0, T0 + MIN)
+    assert events[["good", "total"]].values.tolist() == [[9, 10]]
+    # Integer counts in exactly these columns (DuckDB's sums come back as floats).
+    assert list(events.columns) == ["minute", "good", "total"]
+    assert str(events["good"].dtype) == "int64" and str(events["total"].dtype) == "int64"
+    every = parse_config("slos: [{name: a, sli: availability, objective: 99}]").slos[0]
+    assert event_minutes(store, every, T0, T0 + MIN)[["good", "total"]].values.tolist() == [
+        [14, 20]]

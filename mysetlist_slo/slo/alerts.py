@@ -215,8 +215,9 @@ def budget_incidents(con: duckdb.DuckDBPyConnection, slo: SloConfig, start: date
     runs = _intervals(pd.DatetimeIndex(events["minute"]), rate >= burn_rate)
     merged: list[list[datetime]] = []
     for run_start, run_end in runs:
+        # A run fires at the end of its minutes: it covers [run_start - 1 min, run_end - 1 min).
         if merged and run_start - MINUTE - merged[-1][1] < INCIDENT_GAP:
-            merged[-1][1] = run_end
+            merged[-1][1] = run_end - MINUTE
         else:
             merged.append([run_start - MINUTE, run_end - MINUTE])
     rows = []
