@@ -393,4 +393,4 @@ def test_section_capacity_under_load(store, tmp_path) -> None:
     section = scalability_recovery(store, load_config(), AT - timedelta(days=7), AT)
     topics = {line.topic: line for line in section.load_test}
     line = topics["capacity under load stepped"]
-    assert line.status == "ok" and "300.0 req/s per pod at 70% CPU" in line.text
+    assert line.status == "ok" and "300.0 req/s per pod at 70 % CPU" in line.text
