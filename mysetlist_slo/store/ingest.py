@@ -518,7 +518,7 @@ _LOCATED_AT_MOST = 10_000
 
 
 def _whole_file(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Path,
-                digest: ContentDigest, piece: _Piece, limit: BadRecordLimit,
+                digest: ContentDigest, limit: BadRecordLimit,
                 progress: Progress | None) -> _Checked | None:
     """Check the piece as one batch where the source can read the whole file at once (see
     NginxSource.whole_file) and return what it found, counted in ``limit``; or None, nothing
@@ -528,7 +528,8 @@ def _whole_file(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Pat
     The batch names no lines: a rejected row carries its line's text, and the lines with that
     text are found by reading the file's lines (only when there are rejects).
     """
-    if not isinstance(source, WholeFileSource) or piece.start != (0, 0) or piece.stop is not None:
+    # The source itself declines a part of a file (its start and stop are the piece's).
+    if not isinstance(source, WholeFileSource):
         return None
     batch = source.whole_file(path, digest)
     if batch is None:
@@ -585,7 +586,7 @@ def _stage(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Path,
     for piece in pieces:
         if resumable:
             source.start, source.stop = piece.start, piece.stop  # type: ignore[attr-defined]
-        whole = _whole_file(con, source, path, digest, piece, limit, progress)
+        whole = _whole_file(con, source, path, digest, limit, progress)
         if whole is not None:
             _store_checked(con, source, piece, whole, routes, thresholds)
             if progress is not None:
