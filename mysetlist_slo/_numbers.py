@@ -25,3 +25,14 @@ def percent(share: float, decimals: int = 1) -> str:
     """Return the fraction ``share`` as a percent with a space before the sign (``20 %``,
     ``98.5 %``), as every table, verdict and digest line writes percentages."""
     return f"{share * 100:,.{decimals}f} %"
+
+
+def p_value_text(p: float | None) -> str:
+    """Return a p-value as prose writes it, or ``p n/a`` when there is none (None or NaN).
+
+    >>> p_value_text(1e-06), p_value_text(0.1316), p_value_text(float("nan"))
+    ('p < 0.001', 'p = 0.132', 'p n/a')
+    """
+    if p is None or math.isnan(p):
+        return "p n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"

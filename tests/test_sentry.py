@@ -15,6 +15,7 @@ import pytest
 
 from mysetlist_slo import IngestError, ingest_file, load_config
 from mysetlist_slo.slo.app_errors import (
+    AppErrors,
     application_error_sli,
     application_errors,
     application_errors_by_route,
@@ -249,6 +250,33 @@ def test_releases_against_pandas(sentry_store: duckdb.DuckDBPyConnection,
     assert frame.loc["mysetlist@2.14.0", "previous"] == "mysetlist@2.13.0"
     assert frame.loc["mysetlist@2.14.0", "crash_free_sessions"] == pytest.approx(
         (400 * .95 + 800 * .98 + 600 * .99 + 400 * .985 + 200 * .98) / 2400)
+
+
+def test_regression_line_names_the_rate_before(sentry_store: duckdb.DuckDBPyConnection,
+                                               requests_file: Path) -> None:
+    """A release whose predecessor is not live in the period (here the two days after the
+    switch to 2.14.0) is still compared with that predecessor's own rate, not with "nan %":
+    2.13.0's errors over its requests from the lookback's start (the period's length before
+    it: 2026-11-10, 2.13.0 being live since the 9th) to the switch, counted with pandas; the
+    p-value is written as prose writes it."""
+    start = datetime(2026, 11, 12, tzinfo=UTC)
+    section = application_errors(sentry_store, load_config(), start, start + timedelta(days=2))
+    assert section.releases["release"].tolist() == ["mysetlist@2.14.0"]
+    row = section.releases.iloc[0]
+    lo, switch = pd.Timestamp("2026-11-10T00:00Z"), pd.Timestamp("2026-11-11T12:00:05Z")
+    requests = requests_frame(requests_file)
+    errors = app_errors_frame()
+    n = int(((requests["minute"] >= lo) & (requests["minute"] < switch)).sum())
+    k = int(((errors["release"] == "mysetlist@2.13.0") & (errors["timestamp"] >= lo)
+             & (errors["timestamp"] < switch)).sum())
+    assert row["previous"] == "mysetlist@2.13.0" and k > 0
+    assert row["previous_error_rate"] == pytest.approx(k / n)
+    flagged = AppErrors(section.sli, section.releases.assign(regression=True), section.routes)
+    line = flagged.lines()[1]
+    assert f"from {100 * k / n:.3f} % (mysetlist@2.13.0)" in line, line
+    p = float(row["p_value"])
+    assert line.endswith("p < 0.001." if p < 0.001 else f"p = {p:.3f}.")
+    assert "nan" not in line
 
 
 def test_rate_test_edge_cases() -> None:

@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 from scipy.stats import binomtest
 
+from mysetlist_slo._numbers import p_value_text
 from mysetlist_slo.config import Config
 from mysetlist_slo.store.routes import OTHER_ROUTE, RouteNormaliser
 
@@ -84,8 +85,8 @@ SELECT release, min(first_seen) AS first_seen FROM seen GROUP BY release ORDER B
 
 
 def _pct(share: float, digits: int = 3) -> str:
-    """Return a share as a percentage the way the reports write it (``0.053 %``)."""
-    return f"{100 * share:.{digits}f} %"
+    """Return a share as a percentage the way the reports write it (``0.053 %``, ``0 %``)."""
+    return "0 %" if share == 0 else f"{100 * share:.{digits}f} %"
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,7 @@ def _crash_free(sessions: pd.DataFrame) -> tuple[int, float | None, float | None
 
 RELEASE_COLUMNS = ["release", "live_from", "live_until", "requests", "app_errors",
                    "error_rate", "sessions", "crash_free_sessions", "crash_free_users",
-                   "previous", "p_value", "regression", "in_period"]
+                   "previous", "previous_error_rate", "p_value", "regression", "in_period"]
 
 
 def release_health(con: duckdb.DuckDBPyConnection, config: Config, start: datetime,
@@ -333,6 +334,8 @@ def release_health(con: duckdb.DuckDBPyConnection, config: Config, start: dateti
                      "in_period": bool(live_until > pd.Timestamp(start))})
     for before, row in zip([None, *rows[:-1]], rows, strict=True):
         row["previous"] = None if before is None else before["release"]
+        # Kept on the row: the release before may not be live in the period itself.
+        row["previous_error_rate"] = None if before is None else before["error_rate"]
         row["p_value"], row["regression"] = None, False
         if before is None or not row["requests"] or not before["requests"]:
             continue
@@ -366,13 +369,9 @@ class AppErrors:
         out = [self.sli.line()]
         for row in self.releases[self.releases["regression"].astype(bool)].itertuples():
             out.append(f"Release {row.release} raised the error rate to {_pct(row.error_rate)} "
-                       f"from {_pct(self._rate(row.previous))} ({row.previous}), one-sided "
-                       f"p = {row.p_value:.2g}.")
+                       f"from {_pct(row.previous_error_rate)} ({row.previous}), one-sided "
+                       f"{p_value_text(row.p_value)}.")
         return out
-
-    def _rate(self, release: str) -> float:
-        match = self.releases[self.releases["release"] == release]
-        return float(match["error_rate"].iloc[0]) if len(match) else math.nan
 
 
 def application_errors(con: duckdb.DuckDBPyConnection, config: Config, start: datetime,

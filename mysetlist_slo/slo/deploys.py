@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from mysetlist_slo._numbers import p_value_text
 from mysetlist_slo.config import Config, SloConfig
 from mysetlist_slo.slo.budgets import allowed_share, slo_events
 from mysetlist_slo.slo.latency import route_filter_sql
@@ -252,12 +253,6 @@ def _fmt_share(value: float | None) -> str:
     return "0 %" if value == 0 else f"{100 * value:.2g} %"
 
 
-def _fmt_p(p: float | None) -> str:
-    if p is None or np.isnan(p):
-        return "p n/a"
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
 def _fmt_hours(hours: float) -> str:
     if hours >= 1:
         return f"{hours:.1f}".removesuffix(".0") + " h"
@@ -445,8 +440,8 @@ def _line(deploy: dict[str, Any], row: dict[str, Any], worst: dict[str, Any] | N
         return (f"{head}; not enough requests to compare ({row['requests_before']:,} before, "
                 f"{row['requests_after']:,} after)")
     text = (f"{head}; error rate {_fmt_share(row['error_rate_after'])} vs "
-            f"{_fmt_share(row['error_rate_before'])} before, {_fmt_p(row['error_p_value'])}")
+            f"{_fmt_share(row['error_rate_before'])} before, {p_value_text(row['error_p_value'])}")
     if row["p95_after_ms"] is not None and row["p95_before_ms"] is not None:
         text += (f"; p95 {row['p95_after_ms']:,.0f} ms vs {row['p95_before_ms']:,.0f} ms, "
-                 f"{_fmt_p(row['latency_p_value'])}")
+                 f"{p_value_text(row['latency_p_value'])}")
     return text + (f"; regressed: {row['reasons']}" if row["verdict"] == "regressed" else "")
