@@ -386,8 +386,11 @@ def cmd_report(args: argparse.Namespace) -> int:
                          progress=sys.stderr.isatty(), wait=_wait(args, REPORT_WAIT),
                          cell_timeout=args.cell_timeout)
     _say(f"report written to {outputs.folder}/ (report.html, summary.json, summary.md)")
-    # The digest quotes routes and URLs from the logs: shown, never obeyed by the terminal.
-    print(terminal_safe(outputs.summary_md.read_text("utf-8")))
+    # The digest quotes routes and URLs from the logs: shown, never obeyed by the terminal;
+    # plain text (summary.md's Markdown escapes and ** are for chat, not for a terminal).
+    from mysetlist_slo.report.summaries import summary_text
+
+    print(terminal_safe(summary_text(outputs.document)))
     if args.notify:
         from mysetlist_slo.report.delivery import deliver
 

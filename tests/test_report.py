@@ -160,6 +160,27 @@ def test_missing_store_fails_before_a_kernel_starts(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_terminal_digest_is_the_markdown_digest_as_plain_text(weekly) -> None:
+    """What `report` prints is summary.md without its markup: the same lines once the
+    Markdown escapes and bold markers are taken out, routes as they are (/show/[id])."""
+    from mysetlist_slo.report.summaries import summary_text
+
+    text = summary_text(weekly.document)
+    markdown = weekly.summary_md.read_text()
+    assert "\\" in markdown and "\\" not in text and "**" not in text
+    assert text == re.sub(r"\\(.)", r"\1", markdown).replace("**", "")
+    assert text.splitlines()[0] == f"MySetlist weekly SLO report {WEEK}"
+    assert "[id]" in text or "[slug]" in text
+
+
+def test_plain_text_is_one_inert_line() -> None:
+    """Text from logs shown in plain text keeps its characters but loses what a terminal
+    would obey (ESC, a bidi override) and its line breaks."""
+    from mysetlist_slo.report.formatting import plain_text
+
+    assert plain_text("/a\nb\x1b[2J\u202e*[x]*") == "/a b[2J*[x]*"
+
+
 def test_route_names_are_escaped(demo: DemoManifest, tmp_path: Path) -> None:
     """A request for /<script>alert(1)</script> shows up escaped, never as markup."""
     db = tmp_path / "x.duckdb"

@@ -228,6 +228,12 @@ def markdown_text(text: Any) -> str:
     return _MARKDOWN_LEADING.sub(r"\1\\\2", clean)
 
 
+def plain_text(text: Any) -> str:
+    """Return ``text`` as one line of plain text: controls stripped, newlines and tabs as
+    spaces (markup characters kept as they are: for a terminal or a log, not for Markdown)."""
+    return re.sub(r"[\r\n\t]", " ", strip_controls(str(text)))
+
+
 def iso(value: datetime | pd.Timestamp | None) -> str | None:
     """Return a timestamp as ISO 8601 in UTC with a ``Z`` and whole seconds (None stays None)."""
     if is_missing(value):

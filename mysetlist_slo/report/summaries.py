@@ -10,6 +10,7 @@ plain counts carry none), one scale per unit (percent as 0–100), values rounde
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -36,6 +37,7 @@ from mysetlist_slo.report.formatting import (
     is_missing,
     iso,
     markdown_text,
+    plain_text,
     strip_controls,
     vital,
 )
@@ -457,11 +459,11 @@ def vitals_document(site: pd.DataFrame, assessment: pd.DataFrame, regressions: p
     return document
 
 
-def attribution_digest_line(section: dict[str, Any]) -> str:
+def attribution_digest_line(section: dict[str, Any],
+                            esc: Callable[[Any], str] = markdown_text) -> str:
     """Return one digest line naming the element behind the slowest LCP and the one behind
-    poor INP with their dominant phases (escaped for Markdown), or saying there is no
-    attribution data."""
-    esc = markdown_text
+    poor INP with their dominant phases (selectors, routes and devices passed through
+    ``esc``: escaped for Markdown by default), or saying there is no attribution data."""
     if not any(section["attributed_page_views"].values()):
         return "- Web Vitals causes: no beacon carries attribution"
     parts = []
@@ -477,18 +479,19 @@ def attribution_digest_line(section: dict[str, Any]) -> str:
                                                                       "threshold")
 
 
-def attribution_lines(section: dict[str, Any]) -> list[str]:
+def attribution_lines(section: dict[str, Any],
+                      esc: Callable[[Any], str] = markdown_text) -> list[str]:
     """Return the digest lines of an ``attribution`` summary section: the top element per
     metric with the page views it holds over the good threshold, its p75 and dominant phase
-    (selectors, routes and devices escaped for Markdown), or one line when no beacon carried
-    attribution."""
+    (selectors, routes and devices passed through ``esc``: escaped for Markdown by default),
+    or one line when no beacon carried attribution."""
     if not any(section["attributed_page_views"].values()):
         return ["- Web Vitals attribution: no beacon of the week carries the attribution "
                 "build's fields"]
     firsts: dict[str, dict[str, Any]] = {}
     for finding in section["findings"]:
         firsts.setdefault(finding["metric"], finding)  # the top one: the digest stays short
-    return [f"- {finding_sentence(f, markdown_text)}" for f in firsts.values()]
+    return [f"- {finding_sentence(f, esc)}" for f in firsts.values()]
 
 
 # --- per report ---------------------------------------------------------------------------
@@ -566,12 +569,13 @@ def _status_line(document: dict[str, Any]) -> str:
     return f"{STATUS_WORDS[document['status']].upper()}: {document['headline']}"
 
 
-def _lines(document: dict[str, Any]) -> list[str]:
-    """Return the digest's lines; text from outside is escaped for Markdown."""
-    esc = markdown_text
+def _lines(document: dict[str, Any], esc: Callable[[Any], str],
+           strong: Callable[[str], str]) -> list[str]:
+    """Return the digest's lines: text from outside passed through ``esc`` (made inert for
+    the medium), the title and verdict through ``strong``."""
     period = document["period"]
-    lines = [f"**{esc(document['title'] + ' ' + period['label'])}**", "",
-             f"**{esc(_status_line(document))}**", ""]
+    lines = [strong(esc(document['title'] + ' ' + period['label'])), "",
+             strong(esc(_status_line(document))), ""]
     own = strip_controls  # text this module wrote from numbers: nothing to escape
     kind = document["report"]
     if kind == "weekly":
@@ -618,8 +622,8 @@ def _lines(document: dict[str, Any]) -> list[str]:
                 lines.append(f"- {esc(composite['name'])}: {esc(top['slo'])} spent "
                              f"{fmt(top['budget_spent_pct'], 'pct')} of the combined budget")
         if document.get("vitals_attribution"):
-            lines.append(attribution_digest_line(document["vitals_attribution"]))
-        lines += _deploy_lines(document.get("deploys"))
+            lines.append(attribution_digest_line(document["vitals_attribution"], esc))
+        lines += _deploy_lines(document.get("deploys"), esc)
         app_errors = document.get("application_errors")
         if app_errors is not None:  # the SLI, and each release that raised the error rate
             lines += [f"- Application errors (Sentry): {esc(line)}"
@@ -663,11 +667,11 @@ def _lines(document: dict[str, Any]) -> list[str]:
                 f"- regression: {esc(regression['metric'])} on {esc(regression['route'])} "
                 f"({esc(regression['form_factor'])}) up {fmt(regression['change_pct'], 'pct')}")
         if "attribution" in document:
-            lines += attribution_lines(document["attribution"])
+            lines += attribution_lines(document["attribution"], esc)
     return lines
 
 
-def _deploy_lines(deploys: dict[str, Any] | None) -> list[str]:
+def _deploy_lines(deploys: dict[str, Any] | None, esc: Callable[[Any], str]) -> list[str]:
     """Return the digest's deploy lines: each regressed deploy's verdict line, else one line
     counting the deploys (or saying there was none); versions come from input: escaped."""
     if deploys is None:
@@ -677,7 +681,7 @@ def _deploy_lines(deploys: dict[str, Any] | None) -> list[str]:
     regressed = [d for d in deploys["deploys"] if d["verdict"] == "regressed"]
     if not regressed:
         return [f"- deploys: {fmt(deploys['total'], 'count')}, none regressed"]
-    return [f"- deploy {markdown_text(d['text'])}" for d in regressed]
+    return [f"- deploy {esc(d['text'])}" for d in regressed]
 
 
 def _users_line(users: dict[str, Any]) -> str:
@@ -697,4 +701,11 @@ def _users_line(users: dict[str, Any]) -> str:
 def summary_markdown(document: dict[str, Any]) -> str:
     """Return a short Markdown digest of any report's summary document; routes and names are
     escaped so that no link, image, HTML or table can be injected through them."""
-    return "\n".join(_lines(document)) + "\n"
+    return "\n".join(_lines(document, markdown_text, lambda text: f"**{text}**")) + "\n"
+
+
+def summary_text(document: dict[str, Any]) -> str:
+    """Return the same digest as plain text, for a terminal or a log: no Markdown markup or
+    escapes (``/show/[id]``, not ``/show/\\[id\\]``); text from outside is one line with its
+    control characters removed."""
+    return "\n".join(_lines(document, plain_text, str)) + "\n"
