@@ -15,6 +15,7 @@ import mysetlist_slo.store.ingest as ingest
 from mysetlist_slo import ingest_file, open_store
 from mysetlist_slo.config import load_config
 from mysetlist_slo.errors import IngestError
+from mysetlist_slo.sources._lines import DEFAULT_MAX_LINE_BYTES
 from mysetlist_slo.sources.nginx import COMBINED, COMBINED_TIMED, CSV_PARTS, NginxSource
 
 # Columns that differ between two loads of the same content (ids, clocks).
@@ -198,3 +199,22 @@ def test_too_many_rejects_to_find(tmp_path, monkeypatch) -> None:
     kept, outcome = assert_same_store(tmp_path, log, COMBINED_TIMED, monkeypatch,
                                       max_bad_rows=10)
     assert kept == 0 and outcome.rejected == 3  # type: ignore[attr-defined]
+
+
+def padded(line: str, size: int) -> str:
+    """Return ``line`` with its user agent lengthened to ``size`` bytes in all."""
+    return line.replace("(X11)", "(X11)" + "y" * (size - len(line.encode())))
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["plain", "gzip"])
+def test_a_first_line_one_byte_past_the_limit(tmp_path, monkeypatch, packed) -> None:
+    """A good line one byte longer than the limit, first in the file (where DuckDB's reader
+    starts a chunk and allows one byte more than elsewhere): the line reader's reject, not a
+    stored request."""
+    long = padded(GOOD, DEFAULT_MAX_LINE_BYTES + 1)
+    data = ("\n".join([long, *good_lines(50)]) + "\n").encode()
+    log = tmp_path / "long.log"
+    log.write_bytes(gzip.compress(data) if packed else data)
+    kept, outcome = assert_same_store(tmp_path, log, COMBINED_TIMED, monkeypatch,
+                                      max_bad_rows=1)
+    assert kept == 0 and outcome.rejected == 1  # type: ignore[attr-defined]

@@ -288,10 +288,12 @@ def _fields_sql(fmt: LogFormat, split: bool = True) -> str:
 # file by lines (tests/test_nginx_whole.py compares the two on every line of test_nginx_split).
 CSV_PARTS = 16
 # An empty part is '' (a newline, which no part holds, stands for NULL: a missing part).
-# max_line_size counts the newline: a line of DEFAULT_MAX_LINE_BYTES is read, one more is not.
+# max_line_size counts the newline, but not on a line that starts one of the reader's chunks
+# (the file's first line, some buffers' first): set to DEFAULT_MAX_LINE_BYTES, it reads no
+# line longer than that anywhere; one of exactly that length it may leave to the line reader.
 _CSV_OPTIONS = ("delim = '\"', quote = '', escape = '', header = false, auto_detect = false, "
                 "strict_mode = true, null_padding = true, nullstr = '\n', "
-                f"max_line_size = {DEFAULT_MAX_LINE_BYTES + 1}, compression = $compression")
+                f"max_line_size = {DEFAULT_MAX_LINE_BYTES}, compression = $compression")
 _GLOB = re.compile(r"[*?\[\]{}]")  # read_csv reads its path as a glob pattern
 _PARTS = [f"p{i}" for i in range(1, CSV_PARTS + 1)]
 _PART_LIST = "".join(f", {part}" for part in _PARTS)
