@@ -4,7 +4,10 @@ line reader stores, and gives way to it for every file it cannot read whole and 
 from __future__ import annotations
 
 import gzip
+import os
 import random
+import signal
+import threading
 from pathlib import Path
 
 import duckdb
@@ -218,3 +221,35 @@ def test_a_first_line_one_byte_past_the_limit(tmp_path, monkeypatch, packed) -> 
     kept, outcome = assert_same_store(tmp_path, log, COMBINED_TIMED, monkeypatch,
                                       max_bad_rows=1)
     assert kept == 0 and outcome.rejected == 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("shown", [False, True], ids=["quiet", "progress-bar"])
+def test_ctrl_c_during_the_statement(tmp_path, monkeypatch, shown) -> None:
+    """Ctrl-C while DuckDB reads the whole file is a KeyboardInterrupt (the CLI's "interrupted",
+    exit 130), not DuckDB's RuntimeError; nothing is stored and the store reads the file
+    afterwards."""
+    log = tmp_path / "access.log"
+    log.write_text("\n".join(good_lines(200_000)) + "\n")
+    con = open_store(tmp_path / "store.duckdb")
+    real, stopped = ingest._check_batch, []
+
+    def interrupted(*args: object, **kwargs: object) -> object:
+        timer = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        try:
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+        except BaseException as exc:
+            stopped.append(exc)
+            raise
+        finally:
+            timer.join()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ingest, "_check_batch", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            ingest_file(con, log, config=load_config(None),
+                        progress=(lambda done: None) if shown else None)
+    assert stopped, "the statement ended before the signal: make the file longer"
+    assert con.execute("SELECT count(*) FROM ingests").fetchone() == (0,)
+    assert ingest_file(con, log, config=load_config(None)).loaded == 200_000
+    con.close()
