@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import table_counts, timed_line
 
+import mysetlist_slo.store.ingest as ingest
 from mysetlist_slo import IngestError, ingest_file, ingest_registry
+from mysetlist_slo.sources.nginx import NginxSource
 
 # Distinct request times (in ms) so a wrongly kept cut value shows in the duration sum.
 TIMES_MS = [100 + 37 * i for i in range(40)]
@@ -163,3 +165,31 @@ def test_unterminated_load_without_its_tail_record_is_refused(store, tmp_path: P
     with pytest.raises(IngestError, match="ended mid-line and was loaded by an older version"):
         ingest_file(store, log)
     assert table_counts(store) == before
+
+
+@pytest.mark.parametrize("cut", [cut_after_newline, cut_mid_line_readable])
+@pytest.mark.parametrize("whole", [True, False], ids=["whole-file", "by-lines"])
+def test_lines_written_while_the_log_is_read(store, tmp_path: Path, monkeypatch, cut,
+                                             whole) -> None:
+    """nginx writes on after the file's content was hashed and before it is read: the load
+    reads only the content it registers, so the next load reads the new lines once."""
+    log = tmp_path / "access.log"
+    log.write_bytes(FULL[:cut()])
+    hashed = ingest.file_digest
+
+    def written_on(path: Path) -> object:
+        digest = hashed(path)
+        log.write_bytes(FULL[:cut_after_newline() + 300])  # whole lines and half of one
+        return digest
+
+    if not whole:
+        monkeypatch.setattr(NginxSource, "whole_file", lambda *args: None)
+    with monkeypatch.context() as patch:
+        patch.setattr(ingest, "file_digest", written_on)
+        first = ingest_file(store, log, max_bad_rows=1)
+    assert first.loaded + first.rejected == 25  # the lines hashed (the last perhaps cut)
+    log.write_bytes(FULL)
+    ingest_file(store, log)
+    assert stored(store) == oracle(FULL)
+    assert table_counts(store)["rejects"] == 0
+    registry_invariant(store)

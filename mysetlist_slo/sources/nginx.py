@@ -358,9 +358,12 @@ class NginxSource:
         returns, or a path DuckDB would read as a glob pattern.
 
         The batch's rows have no line numbers; a rejected row has its line's text in ``raw``
-        instead, and ``locate`` finds its numbers.
+        instead, and ``locate`` finds its numbers. It reads the file as it is: lines written
+        since ``digest`` make more rows than the digest counts (the caller then reads by lines,
+        up to ``stop``).
         """
-        if (self._whole_query is None or self.start != (0, 0) or self.stop is not None
+        if (self._whole_query is None or self.start != (0, 0)
+                or self.stop not in (None, digest.size)
                 or not digest.ends_with_newline or digest.carriage_returns
                 or _GLOB.search(str(path))):
             return None

@@ -752,10 +752,11 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
 
     # A resumable file's last line without a newline is a piece of its own (see TAIL_PREFIX).
     # Pieces are staged under placeholder ids (-1, -2); their ids are drawn when they publish.
+    # They end where the content hashed ends: lines written since are the next load's.
     has_tail = resumable and not digest.ends_with_newline
-    pieces = [_Piece(-1, start, digest.complete_bytes if has_tail else None)]
+    pieces = [_Piece(-1, start, digest.complete_bytes)]
     if has_tail:
-        pieces.append(_Piece(-2, (digest.complete_bytes, digest.lines), None))
+        pieces.append(_Piece(-2, (digest.complete_bytes, digest.lines), digest.size))
     try:
         with _staged(con) as staging:
             limit = BadRecordLimit(path, source, max_bad_rows, digest.lines)
