@@ -171,7 +171,7 @@ def test_a_path_duckdb_would_read_as_a_pattern(tmp_path, monkeypatch) -> None:
     con.close()
 
 
-@pytest.mark.parametrize("max_bad_rows", [0, 3, 10])
+@pytest.mark.parametrize("max_bad_rows", [0, 3, 4, 10, 0.0099, 0.01])
 def test_repeated_rejects_are_named_by_line(tmp_path, monkeypatch, max_bad_rows) -> None:
     """The same bad line three times and another bad one: every reject is named by its own
     line, and the limit's verdict (refused with the first problems, or stored) is the line
@@ -185,8 +185,12 @@ def test_repeated_rejects_are_named_by_line(tmp_path, monkeypatch, max_bad_rows)
     log.write_text("\n".join(lines) + "\n")
     kept, outcome = assert_same_store(tmp_path, log, COMBINED_TIMED, monkeypatch,
                                       max_bad_rows=max_bad_rows)
-    assert kept == (max_bad_rows >= 4)  # a refused file keeps nothing
-    if max_bad_rows >= 4:
+    # 4 rejects of 404 records: a count of 4 or more is met, and a ratio of 1 % (4.04); 0.99 %
+    # (3.99) is refused once all are counted, the lower counts as soon as they are passed.
+    accepted = max_bad_rows >= 4 or max_bad_rows == 0.01
+    assert kept == (max_bad_rows >= 4 or isinstance(max_bad_rows, float))
+    assert isinstance(outcome, IngestError) != accepted
+    if accepted:
         assert outcome.rejected == 4  # type: ignore[attr-defined]
 
 
@@ -253,3 +257,18 @@ def test_ctrl_c_during_the_statement(tmp_path, monkeypatch, shown) -> None:
     assert con.execute("SELECT count(*) FROM ingests").fetchone() == (0,)
     assert ingest_file(con, log, config=load_config(None)).loaded == 200_000
     con.close()
+
+
+def test_a_refusal_past_the_first_batch(tmp_path, monkeypatch) -> None:
+    """A file longer than one batch of the line reader (16 MiB) with rejects beyond the limit
+    early and late: refused with the line reader's words (it stops at the batch that passes
+    the limit, so it counts "2+" where the whole file holds 3)."""
+    lines = good_lines(120_000)
+    bad = GOOD.replace(" 200 ", " abc ")
+    for at in (10, 20, 119_000):
+        lines.insert(at, bad)
+    log = tmp_path / "big.log"
+    log.write_text("\n".join(lines) + "\n")
+    assert log.stat().st_size > 16 << 20
+    _, outcome = assert_same_store(tmp_path, log, COMBINED_TIMED, monkeypatch, max_bad_rows=1)
+    assert isinstance(outcome, IngestError) and "2+ bad records" in str(outcome)

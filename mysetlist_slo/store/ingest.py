@@ -523,7 +523,8 @@ def _whole_file(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Pat
     """Check the piece as one batch where the source can read the whole file at once (see
     NginxSource.whole_file) and return what it found, counted in ``limit``; or None, nothing
     counted, when the file must be read by lines: the reader refused a line (too many quotes,
-    too long, bytes not UTF-8) or skipped one (empty), or there are too many rejects to find.
+    too long, bytes not UTF-8) or skipped one (empty), there are too many rejects to find, or
+    more than the limit allows (the file is refused).
 
     The batch names no lines: a rejected row carries its line's text, and the lines with that
     text are found by reading the file's lines (only when there are rejects).
@@ -541,6 +542,10 @@ def _whole_file(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Pat
     except duckdb.Error:  # the reader refuses a line
         return None
     if checked.good + checked.bad != digest.lines or checked.bad > _LOCATED_AT_MOST:
+        return None
+    if limit.ceiling is not None and limit.rejected + checked.bad > limit.ceiling:
+        # Refused: the line reader says so in its words, counting the rejects up to the batch
+        # that passes the limit (where it stops), not the whole file's.
         return None
     if checked.bad:
         bad = con.execute("SELECT raw, bad_field, problem FROM checked "
