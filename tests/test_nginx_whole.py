@@ -272,3 +272,24 @@ def test_a_refusal_past_the_first_batch(tmp_path, monkeypatch) -> None:
     assert log.stat().st_size > 16 << 20
     _, outcome = assert_same_store(tmp_path, log, COMBINED_TIMED, monkeypatch, max_bad_rows=1)
     assert isinstance(outcome, IngestError) and "2+ bad records" in str(outcome)
+
+
+def test_a_relative_path_under_a_folder_named_tilde(tmp_path, monkeypatch) -> None:
+    """``~/access.log`` relative to the working folder (a folder named "~", as a misquoted
+    script makes) is that file, as Python opens it, not the home folder's that DuckDB's
+    reader would expand it to."""
+    lines = good_lines(60)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "access.log").write_text("\n".join(line.replace('"GET /', '"GET /home/')
+                                               for line in lines) + "\n")
+    (tmp_path / "work" / "~").mkdir(parents=True)
+    (tmp_path / "work" / "~" / "access.log").write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path / "work")
+    con = open_store(tmp_path / "store.duckdb")
+    assert ingest_file(con, "~/access.log", config=load_config(None)).loaded == 60
+    routes = {route for (route,) in con.execute("SELECT DISTINCT route FROM request_counts")
+              .fetchall()}
+    con.close()
+    assert not any(route.startswith("/home") for route in routes), routes

@@ -365,12 +365,13 @@ class NginxSource:
         if (self._whole_query is None or self.start != (0, 0)
                 or self.stop not in (None, digest.size)
                 or not digest.ends_with_newline or digest.carriage_returns
-                or _GLOB.search(str(path))):
+                or _GLOB.search(str(path.absolute()))):
             return None
         with open(path, "rb") as raw:
             compression = "gzip" if raw.read(2) == GZIP_MAGIC else "none"
+        # Absolute: DuckDB reads a relative "~/..." as the home folder's file.
         return InputBatch(self._whole_query, None,
-                          {"path": str(path), "compression": compression,
+                          {"path": str(path.absolute()), "compression": compression,
                            "regex": self.format.regex, "names": self.format.variables}, [],
                           path.stat().st_size)
 
