@@ -193,3 +193,32 @@ def test_lines_written_while_the_log_is_read(store, tmp_path: Path, monkeypatch,
     assert stored(store) == oracle(FULL)
     assert table_counts(store)["rejects"] == 0
     registry_invariant(store)
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["whole-file", "by-lines"])
+def test_a_log_rotated_while_it_is_read(store, tmp_path: Path, monkeypatch, whole) -> None:
+    """logrotate renames the log and nginx starts a new one after the content was hashed and
+    before it is read: the load is refused (nothing stored, the new file's lines are not
+    registered under the old content's hash), and loading both files afterwards counts every
+    line once."""
+    log, rotated = tmp_path / "access.log", tmp_path / "access.log.1"
+    log.write_bytes(FULL[:cut_after_newline()])
+    hashed = ingest.file_digest
+
+    def rotated_on(path: Path) -> object:
+        digest = hashed(path)
+        log.rename(rotated)
+        log.write_bytes(FULL[cut_after_newline():])
+        return digest
+
+    if not whole:
+        monkeypatch.setattr(NginxSource, "whole_file", lambda *args: None)
+    with monkeypatch.context() as patch:
+        patch.setattr(ingest, "file_digest", rotated_on)
+        with pytest.raises(IngestError, match="replaced or truncated while it was read"):
+            ingest_file(store, log)
+    assert table_counts(store)["ingests"] == 0
+    ingest_file(store, rotated)
+    ingest_file(store, log)
+    assert stored(store) == oracle(FULL)
+    registry_invariant(store)

@@ -700,6 +700,24 @@ def file_digest(path: Path) -> ContentDigest:
         raise IngestError(str(path), f"cannot be read: {exc.strerror or exc}") from None
 
 
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """Return (device, inode, size) of the file at ``path``, or None if it cannot be had."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino, stat.st_size
+
+
+def _check_unchanged(path: Path, before: tuple[int, int, int] | None) -> None:
+    """Raise IngestError unless ``path`` is still the file it was before it was hashed (not
+    renamed away and replaced, not truncated): else what was read is not what was hashed."""
+    now = _identity(path)
+    if before is None or now is None or now[:2] != before[:2] or now[2] < before[2]:
+        raise IngestError(str(path), "was replaced or truncated while it was read (rotated?); "
+                          "nothing was stored: load it again")
+
+
 def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str | None = None,
                 config: Config | None = None, max_bad_rows: int | float = 0,
                 log_format: str | None = None, options: ExportOptions | None = None,
@@ -720,6 +738,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
         return IngestResult(str(path), BUILD_KIND, stored.routes, 0, stored.skipped,
                             stored.seconds, stored.ingest_id, stored.message)
     config = config or load_config()
+    before = _identity(path)  # before hashing: a file replaced from here on is noticed
     digest = file_digest(path)
     sha = digest.sha256
     known = find_ingest(con, sha)
@@ -767,6 +786,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
             limit = BadRecordLimit(path, source, max_bad_rows, digest.lines)
             with typed_read_errors(path, source.kind):
                 _stage(con, source, path, digest, pieces, routes, thresholds, limit, progress)
+            _check_unchanged(path, before)
             loaded = sum(piece.loaded for piece in pieces)
             rejected = limit.rejected
             limit.verdict(loaded, may_be_empty=earlier is not None)
