@@ -7,11 +7,14 @@ import gzip
 import os
 import random
 import signal
+import tempfile
 import threading
 from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_nginx_split import GOOD, MALFORMED
 
 import mysetlist_slo.store.ingest as ingest
@@ -293,3 +296,44 @@ def test_a_relative_path_under_a_folder_named_tilde(tmp_path, monkeypatch) -> No
               .fetchall()}
     con.close()
     assert not any(route.startswith("/home") for route in routes), routes
+
+
+# Pieces a hostile log mixes into lines: the separators the formats cut at, escapes, bytes a
+# reader might end a line at or drop (NUL, Unicode line separators, a byte-order mark), bytes
+# that are not UTF-8, and a carriage return.
+ODD_TEXT = ['"', " ", "  ", "\\", "\\x22", "[", "]", "-", "\t", "\x00", "\u2028", "\u0085",
+            "\ufeff", "é", "日", "\x0b", "\x0c", "0", "abc", ", ", " : "]
+ODD_BYTES = [b"\xff", b"\xc3", b"\xef\xbb\xbf", b"\r"]
+
+
+@st.composite
+def odd_lines(draw: st.DrawFn) -> bytes:
+    """Return one line (bytes, no newline): a good or malformed line, perhaps cut, with odd
+    pieces put in at random places."""
+    line = draw(st.sampled_from([GOOD, *MALFORMED])).encode()
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(line)))
+        piece = draw(st.sampled_from([*map(str.encode, ODD_TEXT), *ODD_BYTES]))
+        line = line[:at] + piece + line[at:]
+    if draw(st.booleans()):
+        line = line[:draw(st.integers(0, len(line)))]
+    return line
+
+
+@settings(max_examples=12, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(odd=st.lists(odd_lines(), min_size=1, max_size=6),
+       places=st.lists(st.integers(0, 80), min_size=7, max_size=7),
+       limit=st.sampled_from([0, 3, 100, 0.05]), packed=st.booleans())
+def test_random_odd_lines_among_good_ones(odd: list[bytes], places: list[int],
+                                          limit: int | float, packed: bool) -> None:
+    """Any mixture of good lines and odd ones (each perhaps more than once, at other places):
+    the whole-file reader and the line reader leave the same store and the same verdict."""
+    lines = [line.encode() for line in good_lines(80)]
+    for line, at in zip([*odd, odd[0]], places, strict=False):  # the first one twice
+        lines.insert(at, line)
+    data = b"\n".join(lines) + b"\n"
+    with tempfile.TemporaryDirectory() as folder, pytest.MonkeyPatch.context() as patch:
+        log = Path(folder) / "access.log"
+        log.write_bytes(gzip.compress(data) if packed else data)
+        assert_same_store(Path(folder), log, COMBINED_TIMED, patch, max_bad_rows=limit)
