@@ -337,3 +337,17 @@ def test_random_odd_lines_among_good_ones(odd: list[bytes], places: list[int],
         log = Path(folder) / "access.log"
         log.write_bytes(gzip.compress(data) if packed else data)
         assert_same_store(Path(folder), log, COMBINED_TIMED, patch, max_bad_rows=limit)
+
+
+def test_rejects_too_large_to_hold(tmp_path, monkeypatch) -> None:
+    """Rejects whose text passes a line reader's batch (16 MiB: 300 bad lines of 60 KB) are
+    not fetched into memory to be found by text (the peak grew with them: 1.8 GiB for 3,000
+    such lines, 0.8 by lines); the file is read by lines, with the same result."""
+    lines = good_lines(100)
+    for at in range(300):
+        lines.insert(at // 3, padded(GOOD.replace(" 200 ", f" x{at} "), 60_000))
+    log = tmp_path / "long-rejects.log"
+    log.write_text("\n".join(lines) + "\n")
+    kept, outcome = assert_same_store(tmp_path, log, COMBINED_TIMED, monkeypatch,
+                                      max_bad_rows=300)
+    assert kept == 0 and outcome.rejected == 300  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from mysetlist_slo.config import Config, load_config
 from mysetlist_slo.errors import IngestError, RowProblem
 from mysetlist_slo.sources import ExportOptions, Reject, detect_source
 from mysetlist_slo.sources._lines import (
+    DEFAULT_BATCH_BYTES,
     ContentDigest,
     CorruptFileError,
     content_digest,
@@ -512,9 +513,11 @@ class WholeFileSource(Protocol):
         ...
 
 
-# The most rejects the whole-file reader names itself (by finding their lines' text); a file
-# with more is read again by lines.
+# The most rejects the whole-file reader names itself (by finding their lines' text), and the
+# most bytes of their text it holds to do so (a line reader's batch: memory stays bounded); a
+# file with more is read again by lines.
 _LOCATED_AT_MOST = 10_000
+_LOCATED_BYTES = DEFAULT_BATCH_BYTES
 
 
 def _whole_file(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Path,
@@ -523,8 +526,8 @@ def _whole_file(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Pat
     """Check the piece as one batch where the source can read the whole file at once (see
     NginxSource.whole_file) and return what it found, counted in ``limit``; or None, nothing
     counted, when the file must be read by lines: the reader refused a line (too many quotes,
-    too long, bytes not UTF-8) or skipped one (empty), there are too many rejects to find, or
-    more than the limit allows (the file is refused).
+    too long, bytes not UTF-8) or skipped one (empty), there are too many rejects (or too much
+    of their text) to find, or more than the limit allows (the file is refused).
 
     The batch names no lines: a rejected row carries its line's text, and the lines with that
     text are found by reading the file's lines (only when there are rejects).
@@ -548,6 +551,9 @@ def _whole_file(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Pat
         # that passes the limit (where it stops), not the whole file's.
         return None
     if checked.bad:
+        if int(str(scalar(con, "SELECT sum(strlen(raw)) FROM checked "
+                               "WHERE bad_field IS NOT NULL"))) > _LOCATED_BYTES:
+            return None
         bad = con.execute("SELECT raw, bad_field, problem FROM checked "
                           "WHERE bad_field IS NOT NULL").fetchall()
         lines = source.locate(path, {raw for raw, _, _ in bad})
