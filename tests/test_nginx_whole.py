@@ -230,11 +230,12 @@ def test_a_first_line_one_byte_past_the_limit(tmp_path, monkeypatch, packed) -> 
     assert kept == 0 and outcome.rejected == 1  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("shown", [False, True], ids=["quiet", "progress-bar"])
-def test_ctrl_c_during_the_statement(tmp_path, monkeypatch, shown) -> None:
-    """Ctrl-C while DuckDB reads the whole file is a KeyboardInterrupt (the CLI's "interrupted",
-    exit 130), not DuckDB's RuntimeError; nothing is stored and the store reads the file
-    afterwards."""
+@pytest.mark.parametrize(("shown", "whole"), [(False, True), (True, True), (False, False)],
+                         ids=["quiet", "progress-bar", "by-lines"])
+def test_ctrl_c_during_the_statement(tmp_path, monkeypatch, shown, whole) -> None:
+    """Ctrl-C while DuckDB reads the whole file (or checks a batch of lines) is a
+    KeyboardInterrupt (the CLI's "interrupted", exit 130), not DuckDB's RuntimeError; nothing
+    is stored and the store reads the file afterwards."""
     log = tmp_path / "access.log"
     log.write_text("\n".join(good_lines(200_000)) + "\n")
     con = open_store(tmp_path / "store.duckdb")
@@ -253,6 +254,8 @@ def test_ctrl_c_during_the_statement(tmp_path, monkeypatch, shown) -> None:
 
     with monkeypatch.context() as patch:
         patch.setattr(ingest, "_check_batch", interrupted)
+        if not whole:
+            patch.setattr(NginxSource, "whole_file", lambda *args: None)
         with pytest.raises(KeyboardInterrupt):
             ingest_file(con, log, config=load_config(None),
                         progress=(lambda done: None) if shown else None)

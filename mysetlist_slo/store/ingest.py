@@ -571,17 +571,15 @@ def _whole_file(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Pat
 def _with_progress(con: duckdb.DuckDBPyConnection, work: Callable[[], _T],
                    progress: Progress | None, size: int) -> _T:
     """Return ``work()``; while it runs (in a thread), report DuckDB's progress through the
-    query as that share of ``size`` bytes, so a bar moves during one long statement.
-
-    The thread runs without a bar too: Ctrl-C then reaches this thread as KeyboardInterrupt,
-    where in a statement of its own DuckDB would turn it into a RuntimeError.
-    """
+    query as that share of ``size`` bytes, so a bar moves during one long statement."""
+    if progress is None:
+        return work()
     with ThreadPoolExecutor(max_workers=1) as pool:
         running = pool.submit(work)
         try:
             while not running.done():
-                done = con.query_progress() if progress is not None else -1.0
-                if progress is not None and done > 0:  # -1 before the query starts
+                done = con.query_progress()  # -1 before the query starts
+                if done > 0:
                     progress(int(size * min(done, 100.0) / 100))
                 wait([running], timeout=0.2)
             return running.result()
@@ -801,6 +799,11 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
     except IngestError as exc:
         exc.kind = source.kind
         raise
+    except RuntimeError as exc:
+        # Ctrl-C during a statement: DuckDB's client stops it and raises this instead.
+        if str(exc) != "Query interrupted":
+            raise
+        raise KeyboardInterrupt from None
     ignored = sum(getattr(source, "ignored", {}).values())
     seconds = time.perf_counter() - started
     notes = [f"{rejected} bad records kept in the rejects table"] if rejected else []
