@@ -20,7 +20,7 @@ import pytest
 from mysetlist_slo import DemoManifest, ingest_file, open_store
 from mysetlist_slo.cli import main
 from mysetlist_slo.errors import IngestError, LakeError
-from mysetlist_slo.lake import add_to_lake, lake_files, lake_manifest
+from mysetlist_slo.lake import add_to_lake, lake_files, lake_manifest, writer
 from mysetlist_slo.lake._crash import CRASH_AT
 
 # The columns and types the lake/spark contract fixes, written out here on purpose.
@@ -284,6 +284,28 @@ def test_a_grown_log_is_read_on_from_where_it_was_added(tmp_path: Path) -> None:
     grown = add_to_lake(lake, log)
     assert (grown.rows, grown.skipped) == (2, False) and "read on from line 3" in grown.message
     assert add_to_lake(lake, log).skipped
+    rows = duckdb.sql(f"SELECT target, line FROM read_parquet({lake_files(lake)!r}) "
+                      "ORDER BY line").fetchall()
+    assert rows == [(r[1], i) for i, r in enumerate(REQUESTS, start=1)]
+
+
+def test_lines_written_while_the_log_is_added(tmp_path: Path, monkeypatch) -> None:
+    """nginx writes on after the log's content was hashed and before it is read: the add
+    holds only the content it registers, so the next add reads the new lines once."""
+    lake, log = tmp_path / "lake", tmp_path / "access.log"
+    log.write_text("\n".join(_line(*r) for r in REQUESTS[:2]) + "\n")
+    hashed = writer.file_digest
+
+    def written_on(path: Path) -> object:
+        digest = hashed(path)
+        with open(log, "a") as handle:
+            handle.write("\n".join(_line(*r) for r in REQUESTS[2:]) + "\n")
+        return digest
+
+    with monkeypatch.context() as patch:
+        patch.setattr(writer, "file_digest", written_on)
+        assert add_to_lake(lake, log).rows == 2
+    assert add_to_lake(lake, log).rows == len(REQUESTS) - 2
     rows = duckdb.sql(f"SELECT target, line FROM read_parquet({lake_files(lake)!r}) "
                       "ORDER BY line").fetchall()
     assert rows == [(r[1], i) for i, r in enumerate(REQUESTS, start=1)]

@@ -156,10 +156,12 @@ def add_to_lake(lake: str | Path, path: str | Path, *, kind: str | None = None,
         if source.record != "requests":
             raise IngestError(str(path), f"is a {source.kind} file; the lake holds request rows "
                               "only (load it with `mysetlist-slo ingest`)")
-        earlier = (_grown_from(writer.manifest, path, digest, source.kind)
-                   if getattr(source, "resumable", False) else None)
+        resumable = getattr(source, "resumable", False)
+        earlier = _grown_from(writer.manifest, path, digest, source.kind) if resumable else None
         if earlier is not None:
             source.start = (earlier.content_bytes, earlier.content_lines)  # type: ignore[attr-defined]
+        if resumable:  # the content hashed only: lines written since are the next add's
+            source.stop = digest.size  # type: ignore[attr-defined]
         limit = BadRecordLimit(path, source, max_bad_rows, digest.lines)
         rows, first, last = 0, None, None
         con = _connect()
