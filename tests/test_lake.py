@@ -311,6 +311,32 @@ def test_lines_written_while_the_log_is_added(tmp_path: Path, monkeypatch) -> No
     assert rows == [(r[1], i) for i, r in enumerate(REQUESTS, start=1)]
 
 
+def test_a_log_rotated_while_it_is_added(tmp_path: Path, monkeypatch) -> None:
+    """logrotate renames the log and nginx starts a new one after the content was hashed and
+    before it is read: the add is refused and the lake holds nothing of it; adding both files
+    afterwards holds every request once."""
+    lake, log, rotated = tmp_path / "lake", tmp_path / "access.log", tmp_path / "access.log.1"
+    log.write_text("\n".join(_line(*r) for r in REQUESTS[:2]) + "\n")
+    hashed = writer.file_digest
+
+    def rotated_on(path: Path) -> object:
+        digest = hashed(path)
+        log.rename(rotated)
+        log.write_text("\n".join(_line(*r) for r in REQUESTS[2:]) + "\n")
+        return digest
+
+    with monkeypatch.context() as patch:
+        patch.setattr(writer, "file_digest", rotated_on)
+        with pytest.raises(IngestError, match="replaced or truncated while it was read"):
+            add_to_lake(lake, log)
+    assert lake_files(lake) == []
+    add_to_lake(lake, rotated)
+    add_to_lake(lake, log)
+    rows = duckdb.sql(f"SELECT target FROM read_parquet({lake_files(lake)!r}) "
+                      "ORDER BY ts").fetchall()
+    assert rows == [(r[1],) for r in REQUESTS]
+
+
 def test_a_log_added_mid_line_is_not_read_on(tmp_path: Path) -> None:
     """A log added while its last line had no newline cannot be read on without counting that
     line twice: refused in one error, the lake unchanged."""

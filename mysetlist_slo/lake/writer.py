@@ -30,7 +30,9 @@ from mysetlist_slo.sources._lines import ContentDigest, prefix_sha256
 from mysetlist_slo.store.ingest import (
     INGEST_MEMORY_LIMIT,
     BadRecordLimit,
+    check_unchanged,
     file_digest,
+    file_identity,
     typed_read_errors,
 )
 
@@ -143,6 +145,7 @@ def add_to_lake(lake: str | Path, path: str | Path, *, kind: str | None = None,
     started = time.perf_counter()
     path = Path(path)
     config = config or load_config()  # the config is read and checked as ingest does
+    before = file_identity(path)  # before hashing: a file replaced from here on is noticed
     digest = file_digest(path)
     sha = digest.sha256
     with open_lake(lake, create=True) as writer:
@@ -181,8 +184,12 @@ def add_to_lake(lake: str | Path, path: str | Path, *, kind: str | None = None,
                                 first = min(checked.span[0], first or checked.span[0])
                                 last = max(checked.span[1], last or checked.span[1])
                                 crash_point("lake-staged")
+                except IngestError:
+                    check_unchanged(path, before)
+                    raise
                 finally:
                     parts.close()
+                check_unchanged(path, before)
                 limit.verdict(rows, may_be_empty=earlier is not None)
                 entry = LakeEntry(
                     sha256=sha, file=str(path), kind=source.kind, bytes=path.stat().st_size,

@@ -704,7 +704,7 @@ def file_digest(path: Path) -> ContentDigest:
         raise IngestError(str(path), f"cannot be read: {exc.strerror or exc}") from None
 
 
-def _identity(path: Path) -> tuple[int, int, int] | None:
+def file_identity(path: Path) -> tuple[int, int, int] | None:
     """Return (device, inode, size) of the file at ``path``, or None if it cannot be had."""
     try:
         stat = path.stat()
@@ -713,10 +713,12 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
     return stat.st_dev, stat.st_ino, stat.st_size
 
 
-def _check_unchanged(path: Path, before: tuple[int, int, int] | None) -> None:
-    """Raise IngestError unless ``path`` is still the file it was before it was hashed (not
-    renamed away and replaced, not truncated): else what was read is not what was hashed."""
-    now = _identity(path)
+def check_unchanged(path: Path, before: tuple[int, int, int] | None) -> None:
+    """Raise IngestError unless ``path`` is still the file it was before it was hashed
+    (``before``, from file_identity): not renamed away and replaced, not truncated. Otherwise
+    what was read is not what was hashed. Called after reading, and on a reading's
+    IngestError (the other content may be why)."""
+    now = file_identity(path)
     if before is None or now is None or now[:2] != before[:2] or now[2] < before[2]:
         raise IngestError(str(path), "was replaced or truncated while it was read (rotated?); "
                           "nothing was stored: load it again")
@@ -742,7 +744,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
         return IngestResult(str(path), BUILD_KIND, stored.routes, 0, stored.skipped,
                             stored.seconds, stored.ingest_id, stored.message)
     config = config or load_config()
-    before = _identity(path)  # before hashing: a file replaced from here on is noticed
+    before = file_identity(path)  # before hashing: a file replaced from here on is noticed
     digest = file_digest(path)
     sha = digest.sha256
     known = find_ingest(con, sha)
@@ -788,9 +790,14 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
     try:
         with _staged(con) as staging:
             limit = BadRecordLimit(path, source, max_bad_rows, digest.lines)
-            with typed_read_errors(path, source.kind):
-                _stage(con, source, path, digest, pieces, routes, thresholds, limit, progress)
-            _check_unchanged(path, before)
+            try:
+                with typed_read_errors(path, source.kind):
+                    _stage(con, source, path, digest, pieces, routes, thresholds, limit,
+                           progress)
+            except IngestError:
+                check_unchanged(path, before)
+                raise
+            check_unchanged(path, before)
             loaded = sum(piece.loaded for piece in pieces)
             rejected = limit.rejected
             limit.verdict(loaded, may_be_empty=earlier is not None)
