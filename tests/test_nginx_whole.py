@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_nginx_split import GOOD, MALFORMED
 
+import mysetlist_slo.sources.nginx as nginx
 import mysetlist_slo.store.ingest as ingest
 from mysetlist_slo import ingest_file, open_store
 from mysetlist_slo.config import load_config
@@ -59,9 +60,11 @@ def stored(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
 
 
 def load(tmp_path: Path, name: str, log: Path, log_format: str, whole: bool,
-         monkeypatch: pytest.MonkeyPatch, **options: object) -> tuple[dict, object, int]:
-    """Ingest ``log`` into a new store (with the whole-file reader or without it); return
-    the stored rows, the result or IngestError, and how many whole-file reads were kept."""
+         monkeypatch: pytest.MonkeyPatch, split: bool = True,
+         **options: object) -> tuple[dict, object, int]:
+    """Ingest ``log`` into a new store (with the whole-file reader or without it, and then
+    with the fast split or the regex alone); return the stored rows, the result or
+    IngestError, and how many whole-file reads were kept."""
     kept = 0
     real = ingest._whole_file
 
@@ -75,6 +78,8 @@ def load(tmp_path: Path, name: str, log: Path, log_format: str, whole: bool,
         patch.setattr(ingest, "_whole_file", counting)
         if not whole:
             patch.setattr(NginxSource, "whole_file", lambda *args: None)
+        if not split:  # NginxSource(split=False), as the CLI builds it by its format
+            patch.setattr(nginx, "_split_sql", lambda fmt: None)
         con = open_store(tmp_path / f"{name}-{log.name}.duckdb")
         try:
             outcome: object = ingest_file(con, log, log_format=log_format,
@@ -87,13 +92,15 @@ def load(tmp_path: Path, name: str, log: Path, log_format: str, whole: bool,
 
 
 def assert_same_store(tmp_path: Path, log: Path, log_format: str,
-                      monkeypatch: pytest.MonkeyPatch, **options: object) -> tuple[int, object]:
-    """Assert the two readers leave identical stores (rejects with their lines included) and
-    outcomes; return the whole-file reads kept and the outcome."""
+                      monkeypatch: pytest.MonkeyPatch, split: bool = True,
+                      **options: object) -> tuple[int, object]:
+    """Assert the two readers (the line reader with the fast split or the regex alone) leave
+    identical stores (rejects with their lines included) and outcomes; return the whole-file
+    reads kept and the outcome."""
     fast, fast_outcome, kept = load(tmp_path, "whole", log, log_format, True, monkeypatch,
                                     **options)
     lines, line_outcome, _ = load(tmp_path, "lines", log, log_format, False, monkeypatch,
-                                  **options)
+                                  split, **options)
     assert fast == lines
     assert type(fast_outcome) is type(line_outcome)
     if isinstance(line_outcome, Exception):
@@ -327,19 +334,24 @@ def odd_lines(draw: st.DrawFn) -> bytes:
           suppress_health_check=list(HealthCheck))
 @given(odd=st.lists(odd_lines(), min_size=1, max_size=6),
        places=st.lists(st.integers(0, 80), min_size=7, max_size=7),
-       limit=st.sampled_from([0, 3, 100, 0.05]), packed=st.booleans())
+       limit=st.sampled_from([0, 3, 100, 0.05]), packed=st.booleans(),
+       log_format=st.sampled_from([COMBINED_TIMED, COMBINED]), split=st.booleans())
 def test_random_odd_lines_among_good_ones(odd: list[bytes], places: list[int],
-                                          limit: int | float, packed: bool) -> None:
-    """Any mixture of good lines and odd ones (each perhaps more than once, at other places):
-    the whole-file reader and the line reader leave the same store and the same verdict."""
+                                          limit: int | float, packed: bool, log_format: str,
+                                          split: bool) -> None:
+    """Any mixture of good lines and odd ones (each perhaps more than once, at other places),
+    in either combined format: the whole-file reader and the line reader (with the split or
+    the regex alone) leave the same store and the same verdict."""
     lines = [line.encode() for line in good_lines(80)]
+    if log_format == COMBINED:  # the good lines without their timings
+        lines = [line.rsplit(b'" ', 1)[0] + b'"' for line in lines]
     for line, at in zip([*odd, odd[0]], places, strict=False):  # the first one twice
         lines.insert(at, line)
     data = b"\n".join(lines) + b"\n"
     with tempfile.TemporaryDirectory() as folder, pytest.MonkeyPatch.context() as patch:
         log = Path(folder) / "access.log"
         log.write_bytes(gzip.compress(data) if packed else data)
-        assert_same_store(Path(folder), log, COMBINED_TIMED, patch, max_bad_rows=limit)
+        assert_same_store(Path(folder), log, log_format, patch, split, max_bad_rows=limit)
 
 
 def test_rejects_too_large_to_hold(tmp_path, monkeypatch) -> None:
