@@ -291,12 +291,21 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+# As the reports write them: a missing value is an en dash, a negative one has a minus sign
+# (a hyphen for both read "-" as "-49.3 %" with the sign lost).
+_MISSING = "\u2013"  # en dash
+
+
 def _percent(value: object, digits: int = 3) -> str:
-    return "-" if value is None or pd.isna(value) else f"{float(value):.{digits}f} %"  # type: ignore[arg-type]
+    if value is None or pd.isna(value):  # type: ignore[call-overload]
+        return _MISSING
+    return f"{float(value):.{digits}f} %".replace("-", "\u2212")  # type: ignore[arg-type]
 
 
 def _rate(value: object) -> str:
-    return "-" if value is None or pd.isna(value) else f"{float(value):.2f}"  # type: ignore[arg-type]
+    if value is None or pd.isna(value):  # type: ignore[call-overload]
+        return _MISSING
+    return f"{float(value):.2f}"  # type: ignore[arg-type]
 
 
 def cmd_status(args: argparse.Namespace) -> int:

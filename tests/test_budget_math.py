@@ -325,3 +325,22 @@ def test_budget_left_says_the_end_of_its_windows(store, tmp_path, db_path, capsy
     out = capsys.readouterr().out
     assert "SLOs over their windows ending 2026-11-02 00:00 UTC" in out
     assert "budget left" in out
+
+
+def test_status_writes_missing_and_negative_apart(store, tmp_path, db_path, capsys) -> None:
+    """3 bad of 1,000 requests at 99.9 % over 7 days spend 3 of the 1 allowed: budget left
+    1 - 3 = -200.0 %, written with a minus sign; no request in the last hour, so the 1 h burn
+    is missing, written as an en dash as the reports write it (a hyphen for both lost the sign)."""
+    from mysetlist_slo.cli import main
+
+    config_path = tmp_path / "slo.yaml"
+    config_path.write_text("min_events: 1\n"
+                           "slos: [{name: s, sli: availability, objective: 99.9, window: 7d}]\n")
+    ingest_file(store, write_requests(tmp_path / "r.parquet", day_of(NOV, 1000, 3)))
+    store.close()
+    capsys.readouterr()
+    main(["status", "--db", str(db_path), "--config", str(config_path), "--at",
+          "2026-11-03T00:00Z"])
+    row = next(line for line in capsys.readouterr().out.splitlines() if "│ s " in line)
+    cells = [cell.strip() for cell in row.split("│")[1:-1]]
+    assert cells[5] == "\u2212200.0 %" and cells[6] == "\u2013", cells

@@ -4,8 +4,10 @@ line reader stores, and gives way to it for every file it cannot read whole and 
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import random
+import shutil
 import signal
 import tempfile
 import threading
@@ -202,6 +204,22 @@ def test_repeated_rejects_are_named_by_line(tmp_path, monkeypatch, max_bad_rows)
     assert isinstance(outcome, IngestError) != accepted
     if accepted:
         assert outcome.rejected == 4  # type: ignore[attr-defined]
+
+
+def test_a_file_too_large_for_the_temporary_disk(tmp_path, monkeypatch) -> None:
+    """The whole-file reader spills the file's validated rows to DuckDB's temporary directory:
+    with less free disk there than half the file's content it reads by lines (the same store),
+    with exactly half it reads whole."""
+    log = tmp_path / "access.log"
+    log.write_text("\n".join(good_lines(500)) + "\n")
+    half = math.ceil(log.stat().st_size / 2)
+    free = {"bytes": half - 1}
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage",
+                        lambda path: real(path)._replace(free=free["bytes"]))
+    assert assert_same_store(tmp_path / "short", log, COMBINED_TIMED, monkeypatch)[0] == 0
+    free["bytes"] = half
+    assert assert_same_store(tmp_path / "enough", log, COMBINED_TIMED, monkeypatch)[0] == 1
 
 
 def test_too_many_rejects_to_find(tmp_path, monkeypatch) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mysetlist_slo import RouteNormaliser, load_config
-from mysetlist_slo.store.routes import INVALID_ROUTE, OTHER_ROUTE
+from mysetlist_slo.store.routes import INVALID_ROUTE, OTHER_ROUTE, clean_paths
 
 PATTERNS = load_config().routes.patterns
 
@@ -102,3 +106,25 @@ def test_thin_route_admitted_across_files(store, write_log) -> None:
                            "ORDER BY 1").fetchall()
     assert stored == [("/about", 11)]
     assert store.execute("SELECT count(*) FROM route_candidates").fetchall() == [(0,)]
+
+
+def _clean_by_hand(target: str | None) -> str | None:
+    """The README's cleaning rules with Python's re: scheme and host, then query and fragment
+    dropped, repeated slashes made one, a trailing slash dropped; what does not start with a
+    slash then (no path at all, or only a scheme and host) is None."""
+    if target is None:
+        return None
+    path = re.sub(r"\A[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*", "", target)
+    path = re.sub(r"[?#][^\n]*\Z", "", path)  # RE2's "." is no newline, its "$" the end
+    path = re.sub(r"//+", "/", path)
+    path = re.sub(r"([^\n])/\Z", r"\1", path)
+    return path if path.startswith("/") else None
+
+
+@given(st.lists(st.one_of(st.none(), st.text(alphabet="/?#:.-+aZ09\n é", max_size=24)),
+                max_size=30))
+def test_clean_paths_against_the_rules(targets: list[str | None]) -> None:
+    """Every target, clean or not (only the untidy ones go through the regexes), comes out as
+    the rules written with Python's re say."""
+    assert clean_paths(pa.array(targets, pa.string())).to_pylist() == [
+        _clean_by_hand(t) for t in targets]

@@ -37,8 +37,8 @@ def probe_validation_query(staged_sql: str, time_kind: TimeKind, options: Export
 
     return validation_sql(
         staged_sql,
+        time_parse=ts_parse,
         conversions=[
-            f"{ts_parse} AS ts_value",
             f"TRY_CAST({text('ok')} AS BOOLEAN) AS ok_value",
             "TRY_CAST(status AS SMALLINT) AS status_value",
             "TRY_CAST(latency AS DOUBLE) AS latency_value",

@@ -92,6 +92,8 @@ _ZONE_SUFFIX = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|z|[+-]
 MAX_DURATION_S = 86_400
 # Unix times outside 1970..2100 are typos or units mixed up (seconds read as milliseconds).
 EPOCH_RANGE_S = (int(EARLIEST.timestamp()), int(LATEST.timestamp()))
+_EARLIEST_SQL = f"TIMESTAMPTZ '{EARLIEST.isoformat()}'"
+_LATEST_SQL = f"TIMESTAMPTZ '{LATEST.isoformat()}'"
 
 
 def quoted(column: str) -> str:
@@ -99,12 +101,15 @@ def quoted(column: str) -> str:
     return f"'''' || left(CAST({column} AS VARCHAR), 60) || ''''"
 
 
-def validation_sql(staged_sql: str, conversions: Sequence[str], checks: Sequence[str],
-                   outputs: Sequence[str]) -> str:
+def validation_sql(staged_sql: str, time_parse: str, conversions: Sequence[str],
+                   checks: Sequence[str], outputs: Sequence[str]) -> str:
     """Return the staged -> typed -> checked query that every table-shaped source validates with.
 
-    ``conversions`` are ``expression AS name`` items computed once per staged row (its ``ts``
-    column renamed ``ts_raw``); ``checks`` are CASE arms over the staged and converted values,
+    ``time_parse`` (from ``time_sql``) reads the staged ``ts`` column, renamed ``ts_raw``, as
+    ``ts_parsed``; ``ts_value`` is that time when it lies between 1970 and 2100, else NULL
+    (parsed once: DuckDB does not share a repeated expression). ``conversions`` are
+    ``expression AS name`` items computed once per staged row; ``checks`` are CASE arms over the
+    staged and converted values,
     the first that holds giving the reject's ``{'field': ..., 'problem': ...}`` (empty arms are
     skipped); ``outputs`` are the select items of the result, after its ``line``. The result
     ends with ``bad_field`` and ``problem``, NULL for a good record, so no record is dropped.
@@ -121,7 +126,13 @@ typed AS (
     SELECT
         *,
         {listed(conversions, 8)}
-    FROM (SELECT * EXCLUDE (ts), ts AS ts_raw FROM staged)
+    FROM (
+        SELECT *,
+               CASE WHEN ts_parsed >= {_EARLIEST_SQL} AND ts_parsed < {_LATEST_SQL}
+                    THEN ts_parsed END AS ts_value
+        FROM (SELECT *, {time_parse} AS ts_parsed
+              FROM (SELECT * EXCLUDE (ts), ts AS ts_raw FROM staged))
+    )
 ),
 checked AS (
     SELECT
@@ -141,16 +152,15 @@ FROM checked
 
 
 def _bounded(parsed: str, problem: str) -> tuple[str, str]:
-    """Return (parse, explain) SQL keeping only times between 1970 and 2100."""
-    low, high = EPOCH_RANGE_S
-    within = f"epoch({parsed}) >= {low} AND epoch({parsed}) < {high}"
-    return (f"CASE WHEN {within} THEN {parsed} END",
-            f"CASE WHEN {parsed} IS NOT NULL THEN 'not a time between 1970 and 2100: ' || "
+    """Return (parse, explain) SQL; validation_sql keeps only times between 1970 and 2100."""
+    return (parsed,
+            "CASE WHEN ts_parsed IS NOT NULL THEN 'not a time between 1970 and 2100: ' || "
             f"{quoted('ts_raw')} ELSE {problem} END")
 
 
 def time_sql(kind: TimeKind) -> tuple[str, str]:
-    """Return (SQL parsing ts_raw to TIMESTAMPTZ or NULL, SQL explaining why it is NULL).
+    """Return (SQL parsing ts_raw to TIMESTAMPTZ or NULL, SQL explaining why ``ts_value`` is
+    NULL), for validation_sql's ``time_parse``.
 
     Times outside 1970-2100 are NULL (explained as such), in every format. The explanation is
     only evaluated for the rows that failed.
@@ -249,8 +259,8 @@ def validation_query(staged_sql: str, time_kind: TimeKind, duration_unit_us: int
     # must not fail the cast.
     return validation_sql(
         staged_sql,
+        time_parse=ts_parse,
         conversions=[
-            f"{ts_parse} AS ts_value",
             "TRY_CAST(status AS SMALLINT) AS status_value",
             f"{duration_absent} AS duration_absent",
             f"{duration_value} AS duration_value",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -518,6 +519,19 @@ class WholeFileSource(Protocol):
 # file with more is read again by lines.
 _LOCATED_AT_MOST = 10_000
 _LOCATED_BYTES = DEFAULT_BATCH_BYTES
+# The whole-file reader's temporary table holds every validated row of the file, spilled under
+# the memory limit to DuckDB's temporary directory: 67 bytes a line of the bench's 240-byte
+# lines (7.3 GB for a 25 GiB log, bench/README.md). It reads a file whole only when that disk
+# has half the file's content free; else the line reader, whose staging holds only rollups.
+_SPILL_ROOM = 0.5
+
+
+def _spill_room(con: duckdb.DuckDBPyConnection, digest: ContentDigest) -> bool:
+    """Return whether DuckDB's temporary directory has room for a whole file's rows."""
+    folder = Path(str(scalar(con, "SELECT current_setting('temp_directory')")))
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # created on the first spill
+    return shutil.disk_usage(folder).free >= digest.size * _SPILL_ROOM
 
 
 def _whole_file(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Path,
@@ -530,13 +544,14 @@ def _whole_file(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Pat
     of their text) to find, or more than the limit allows (the file is refused).
 
     The batch names no lines: a rejected row carries its line's text, and the lines with that
-    text are found by reading the file's lines (only when there are rejects).
+    text are found by reading the file's lines (only when there are rejects). A file whose rows
+    would not fit the free disk of DuckDB's temporary directory is read by lines too.
     """
     # The source itself declines a part of a file (its start and stop are the piece's).
     if not isinstance(source, WholeFileSource):
         return None
     batch = source.whole_file(path, digest)
-    if batch is None:
+    if batch is None or not _spill_room(con, digest):
         return None
     kept = _KEPT[source.record] + ", raw"
     try:

@@ -58,9 +58,17 @@ def sketch_value_ms_sql(column: str) -> str:
             f"ELSE 2 * pow(101 / 99, {column}) / (101 / 99 + 1) / 1000 END")
 
 
+def _floor_sql(column: str, seconds: int) -> str:
+    """Return SQL for the TIMESTAMPTZ ``column`` cut down to a multiple of ``seconds`` since
+    the Unix epoch: integer arithmetic on its microseconds (stored times are after 1970), a
+    quarter of the cost of ``time_bucket(..., 'UTC')``, which converts each row's zone."""
+    step = seconds * 1_000_000
+    return f"make_timestamptz(epoch_us({column}) // {step} * {step})"
+
+
 def slot_sql(column: str) -> str:
     """Return SQL for the start of the 5-minute UTC slot holding the TIMESTAMPTZ ``column``."""
-    return f"time_bucket(INTERVAL 5 minute, {column}, 'UTC')"
+    return _floor_sql(column, int(SLOT.total_seconds()))
 
 
 def sketch_index(us: np.ndarray) -> np.ndarray:
@@ -84,7 +92,7 @@ def minute_sql(column: str) -> str:
     Equal to ``date_trunc('minute', column)`` in UTC, without its per-row time zone
     conversion (a quarter of the rollups' cost on a million requests).
     """
-    return f"time_bucket(INTERVAL 1 minute, {column}, 'UTC')"
+    return _floor_sql(column, 60)
 
 
 # The rollups read the batch's good records (temp table ``checked``) with their route.

@@ -70,12 +70,22 @@ def ordered_patterns(patterns: Iterable[str], any_char: str = ".",
 def clean_paths(targets: pa.Array) -> pa.Array:
     """Return each request target as a bare path (no scheme and host, query, fragment, double
     or trailing slash); null where the target is not a path at all."""
-    path = pc.replace_substring_regex(targets, r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*", "")
-    path = pc.replace_substring_regex(path, r"[?#].*$", "")
-    path = pc.replace_substring_regex(path, r"//+", "/")
-    path = pc.replace_substring_regex(path, r"(.)/$", r"\1")
-    path = pc.if_else(pc.starts_with(path, "/"), path, pa.scalar(None, pa.string()))
-    return pc.if_else(pc.equal(path, ""), "/", path)
+    # Most targets are clean paths already; the regexes run only on those one of them could
+    # change: a scheme or a double slash ("//"), a query or fragment, a trailing slash.
+    untidy = pc.fill_null(pc.or_(
+        pc.or_(pc.match_substring(targets, "//"), pc.match_substring(targets, "?")),
+        pc.or_(pc.match_substring(targets, "#"),
+               pc.and_(pc.ends_with(targets, "/"), pc.greater(pc.utf8_length(targets), 1)))),
+        False)
+    path = targets
+    if pc.any(untidy).as_py():
+        tidied = pc.filter(targets, untidy)
+        tidied = pc.replace_substring_regex(tidied, r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*", "")
+        tidied = pc.replace_substring_regex(tidied, r"[?#].*$", "")
+        tidied = pc.replace_substring_regex(tidied, r"//+", "/")
+        tidied = pc.replace_substring_regex(tidied, r"(.)/$", r"\1")
+        path = pc.replace_with_mask(targets, untidy, tidied)
+    return pc.if_else(pc.starts_with(path, "/"), path, pa.scalar(None, pa.string()))
 
 
 def _collapse_segments(paths: pa.Array) -> pa.Array:
