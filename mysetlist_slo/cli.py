@@ -28,7 +28,7 @@ from mysetlist_slo import __version__
 from mysetlist_slo._numbers import percent
 from mysetlist_slo._terminal import terminal_safe
 from mysetlist_slo.config import default_config_text, load_config
-from mysetlist_slo.demo import DEMO_DIR, default_end, generate_demo
+from mysetlist_slo.demo import DEMO_DIR, default_end, generate_demo, replace_earlier_demo
 from mysetlist_slo.errors import IngestError, SloError
 from mysetlist_slo.lake import add_to_lake, lake_manifest
 from mysetlist_slo.lake.rollups import KIND as ROLLUPS_KIND
@@ -366,6 +366,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
          f"{manifest.start:%Y-%m-%d} to {manifest.end:%Y-%m-%d}")
     if args.no_ingest:
         return EXIT_OK
+    con = open_store(args.db, wait=_wait(args))
+    try:
+        replaced = replace_earlier_demo(con, args.out, manifest.files)
+    finally:
+        con.close()
+    if replaced:
+        _say(f"{args.db}: {replaced} loads of an earlier demo in {args.out} withdrawn (its "
+             "requests for the same days would count twice)")
     ingest_args = argparse.Namespace(
         db=args.db, config=args.config, wait=args.wait,
         paths=[Path(f) for f in reversed(manifest.files)], kind=None, log_format=None, map=[],

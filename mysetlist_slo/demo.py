@@ -18,10 +18,14 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO, cast
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+
+from mysetlist_slo.sources.nextjs import is_next_build, read_build
+from mysetlist_slo.store.ingest import TAIL_PREFIX, file_digest, withdraw_load
 
 DEMO_DIR = Path("data/demo")
 SERVER_TZ = "America/New_York"  # the log's local time; DST moves its offset on 1 November
@@ -292,6 +296,44 @@ def _rps(seconds: np.ndarray, start: datetime, end: datetime, step: int = 300) -
     """Return the mean requests per second in each ``step``-second bin from start to end."""
     bins = np.arange(int(start.timestamp()), int(end.timestamp()), step)
     return np.bincount((seconds - bins[0]) // step, minlength=len(bins))[: len(bins)] / step
+
+
+def replace_earlier_demo(con: duckdb.DuckDBPyConnection, out_dir: str | Path,
+                         files: list[str]) -> int:
+    """Withdraw from the store every earlier load of a file under ``out_dir`` whose content is
+    not among ``files`` as they are now (the demo just written there), and return how many
+    loads were withdrawn, in one transaction.
+
+    A demo is drawn over its whole span, so next week's (or another version's) demo holds other
+    requests for the same days: loaded on top of the earlier one, every overlapping day would
+    count twice. Loads of content still there stay, and so does the earlier part of a log
+    grown since (its later part continues it), so rerunning the same demo loads nothing again.
+    """
+    folder = Path(out_dir).resolve()
+    current = {read_build(Path(f)).fingerprint if is_next_build(Path(f))
+               else file_digest(Path(f)).sha256 for f in files}
+    loads = con.execute("SELECT id, sha256, file, continues_ingest FROM ingests").fetchall()
+    mine = {i: (sha, before) for i, sha, file, before in loads
+            if Path(file).resolve().is_relative_to(folder)}
+    kept = {i for i, (sha, _) in mine.items() if sha in current}
+    grown = True
+    while grown:  # a kept load keeps what it continues, and the tail piece continuing it
+        more = {before for i, (_, before) in mine.items() if i in kept and before in mine}
+        more |= {i for i, (sha, before) in mine.items()
+                 if before in kept and str(sha).startswith(TAIL_PREFIX)}
+        grown = not more <= kept
+        kept |= more
+    stale = sorted(set(mine) - kept)
+    if stale:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for ingest_id in stale:
+                withdraw_load(con, ingest_id)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return len(stale)
 
 
 def generate_demo(out_dir: str | Path = DEMO_DIR, end: datetime | None = None, weeks: int = 5,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DEMO_END
+from conftest import DEMO_END, timed_line
 
 from mysetlist_slo import DemoManifest, generate_demo, ingest_file, latency_percentiles, open_store
 from mysetlist_slo.cli import main
@@ -132,6 +132,34 @@ def test_demo_command_writes_and_loads(tmp_path: Path, capsys) -> None:
         assert kind in out
     assert "availability" in out
 
+
+
+
+def test_a_later_demo_replaces_the_earlier_one(tmp_path: Path, capsys) -> None:
+    """Run next week (a demo a day later here), the demo's requests for the days both cover are
+    other draws: the store then holds exactly the requests of the logs now in the folder
+    (parsed by a regex in pandas), not both demos; a log loaded from elsewhere stays, and the
+    same demo run again withdraws and loads nothing."""
+    import duckdb
+
+    db, out = tmp_path / "m.duckdb", tmp_path / "demo"
+    own = tmp_path / "own.log"  # the user's own log, not the demo's
+    own.write_text(timed_line() + "\n")
+    assert main(["ingest", str(own), "--db", str(db)]) == 0
+    args = ["demo", "--out", str(out), "--db", str(db), "--weeks", "1", "--rate", "0.02"]
+    assert main([*args, "--end", (DEMO_END - timedelta(days=1)).isoformat()]) == 0
+    capsys.readouterr()
+    assert main([*args, "--end", DEMO_END.isoformat()]) == 0
+    said = capsys.readouterr().err
+    logs = sorted(str(p) for p in out.rglob("access.log*"))
+    expected = len(_raw_log(logs)) + 1  # and the one request of own.log
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT sum(requests) FROM request_counts").fetchone()[0] == expected
+    assert "loads of an earlier demo" in said
+    assert main([*args, "--end", DEMO_END.isoformat()]) == 0
+    assert "loads of an earlier demo" not in capsys.readouterr().err
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT sum(requests) FROM request_counts").fetchone()[0] == expected
 
 
 _LINE = re.compile(r'\[(?P<when>[^\]]+)\] "(?P<method>\S+) (?P<path>\S+) [^"]*" (?P<status>\d+) '

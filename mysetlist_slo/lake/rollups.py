@@ -31,8 +31,8 @@ from mysetlist_slo.store.database import find_ingest, scalar
 from mysetlist_slo.store.ingest import (
     _reroute_pages,
     _reroute_rollups,
-    _withdraw,
     typed_read_errors,
+    withdraw_load,
 )
 from mysetlist_slo.store.routes import INVALID_ROUTE, OTHER_ROUTE, RouteNormaliser
 
@@ -293,7 +293,7 @@ def _load_day(con: duckdb.DuckDBPyConnection, out: Path, date: str,
     con.execute("BEGIN TRANSACTION")
     try:
         for replaced in plan.replaces:
-            _withdraw(con, replaced)
+            withdraw_load(con, replaced)
         ingest_id = int(str(scalar(con, "SELECT nextval('ingest_id_seq')")))
         for table, paths in tables.items():
             with typed_read_errors(paths[0].parent, KIND):

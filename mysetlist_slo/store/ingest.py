@@ -308,8 +308,9 @@ def _loaded_prefix(con: duckdb.DuckDBPyConnection, path: Path, digest: ContentDi
     return None
 
 
-def _withdraw(con: duckdb.DuckDBPyConnection, ingest_id: int) -> None:
-    """Delete every row an ingest wrote, in every table, and its registry row."""
+def withdraw_load(con: duckdb.DuckDBPyConnection, ingest_id: int) -> None:
+    """Delete every row an ingest wrote, in every table, and its registry row (inside the
+    caller's transaction)."""
     tables = [name for (name,) in con.execute(
         "SELECT table_name FROM information_schema.columns WHERE column_name = 'ingest_id' "
         "AND table_schema = 'main' ORDER BY table_name").fetchall()]
@@ -654,7 +655,7 @@ def _commit(con: duckdb.DuckDBPyConnection, staging: _Staging, path: Path,
     con.execute("BEGIN TRANSACTION")
     try:
         if earlier is not None and earlier["tail_id"] is not None:
-            _withdraw(con, int(earlier["tail_id"]))
+            withdraw_load(con, int(earlier["tail_id"]))
         placeholders = [piece.ingest_id for piece in pieces]
         for piece in pieces:
             piece.ingest_id = int(str(scalar(con, "SELECT nextval('ingest_id_seq')")))
