@@ -296,6 +296,27 @@ def test_ctrl_c_during_the_statement(tmp_path, monkeypatch, shown, whole) -> Non
     pytest.fail("the statement ended before the signal each time")
 
 
+def test_a_log_deleted_while_it_is_read_whole(tmp_path, monkeypatch) -> None:
+    """A log deleted (rotated away, not replaced) during the whole-file statement, with a
+    progress bar: one IngestError saying so, nothing stored (it was a FileNotFoundError from
+    the bar's last update)."""
+    log = tmp_path / "access.log"
+    log.write_text("\n".join(good_lines(300)) + "\n")
+    real = ingest._check_batch
+
+    def then_deleted(*args: object, **kwargs: object) -> object:
+        checked = real(*args, **kwargs)  # type: ignore[arg-type]
+        log.unlink()
+        return checked
+
+    monkeypatch.setattr(ingest, "_check_batch", then_deleted)
+    con = open_store(tmp_path / "store.duckdb")
+    with pytest.raises(IngestError, match="replaced or truncated while it was read"):
+        ingest_file(con, log, config=load_config(None), progress=lambda done: None)
+    assert con.execute("SELECT count(*) FROM ingests").fetchone() == (0,)
+    con.close()
+
+
 def test_a_refusal_past_the_first_batch(tmp_path, monkeypatch) -> None:
     """A file longer than one batch of the line reader (16 MiB) with rejects beyond the limit
     early and late: refused with the line reader's words (it stops at the batch that passes

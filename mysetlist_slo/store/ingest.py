@@ -616,8 +616,9 @@ def _stage(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Path,
         whole = _whole_file(con, source, path, digest, limit, progress)
         if whole is not None:
             _store_checked(con, source, piece, whole, routes, thresholds)
-            if progress is not None:
-                progress(path.stat().st_size)
+            identity = file_identity(path)  # None: gone since (check_unchanged says so)
+            if progress is not None and identity is not None:
+                progress(identity[2])
             continue
         for batch in source.batches(path):
             checked = limit.check(con, batch)
