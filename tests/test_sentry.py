@@ -114,6 +114,22 @@ def test_events_stored_as_sentry_wrote_them(store: duckdb.DuckDBPyConnection) ->
     assert ingest_file(store, FIXTURES / "events.json").skipped
 
 
+def test_an_answer_without_events_is_a_quiet_period(store: duckdb.DuckDBPyConnection,
+                                                     tmp_path: Path) -> None:
+    """Discover's answer for a period without error events (``"data": []``, the fields named
+    in ``meta`` only) is recognised as Sentry events and loaded as zero records, not read as
+    JSON Lines and refused line by line; loading it again is a no-op."""
+    document = json.loads((FIXTURES / "events.json").read_text())
+    document["data"] = []
+    quiet = tmp_path / "events.json"
+    quiet.write_text(json.dumps(document, indent=1))
+    assert detect_source(quiet).kind == "sentry-events"
+    result = ingest_file(store, quiet)
+    assert (result.kind, result.loaded, result.rejected, result.skipped) == (
+        "sentry-events", 0, 0, False)
+    assert ingest_file(store, quiet).skipped
+
+
 def test_bad_event_is_a_located_reject(store: duckdb.DuckDBPyConnection,
                                        tmp_path: Path) -> None:
     """An event with an unknown level and one without a zone on its time are refused, each

@@ -169,6 +169,9 @@ class SentryEventsSource(PythonChecked):
     kind = "sentry-events"
     record = "sentry_events"
     schema = EVENT_SCHEMA
+    # A Discover answer without events is a quiet period, not an empty file: it is loaded
+    # (zero records) rather than refused.
+    empty_is_an_answer = True
 
     def rows(self, path: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
         """Return one row per good event; a bad one is a reject naming its line and field."""
@@ -360,6 +363,10 @@ def sniff_sentry(head: str) -> str | None:
         return None
     if re.search(r'"id"\s*:\s*"[0-9a-fA-F]{32}"', opening) and '"level"' in opening and (
             '"timestamp"' in opening):
+        return "sentry-events"
+    # A Discover answer without events (a quiet week) names its fields in "meta" only.
+    if (re.match(r'\{\s*"data"\s*:\s*\[\s*\]', opening) and '"meta"' in opening
+            and '"level"' in opening and '"timestamp"' in opening):
         return "sentry-events"
     return None
 

@@ -817,7 +817,8 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, kind: str |
             check_unchanged(path, before)
             loaded = sum(piece.loaded for piece in pieces)
             rejected = limit.rejected
-            limit.verdict(loaded, may_be_empty=earlier is not None)
+            limit.verdict(loaded, may_be_empty=earlier is not None
+                          or bool(getattr(source, "empty_is_an_answer", False)))
             con.execute(f"USE {_quote(staging.home)}")
             _commit(con, staging, path, source, digest, sha, pieces, routes, earlier, started)
     except IngestError as exc:
