@@ -4,12 +4,29 @@ survivors of the mutation run of issue 20 (bench/MUTATION.md): each number is wo
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from pathlib import Path
 
+import duckdb
 import numpy as np
+import pandas as pd
 import pytest
+from test_capacity_math import erlang_c_exact
+from test_capacity_sources import T0, prometheus_matrix, show_stats, statements_csv
+from test_forecast import write_requests
 
-from mysetlist_slo.capacity.autoscaling import PodModel, fit_pod_model
-from mysetlist_slo.capacity.pools import erlang_b, erlang_c, mean_wait, size_pool, wait_longer_than
+from mysetlist_slo import ingest_file, load_config
+from mysetlist_slo.capacity.autoscaling import HpaSettings, PodModel, fit_pod_model, replay_hpa
+from mysetlist_slo.capacity.plan import PoolObservation, capacity_plan
+from mysetlist_slo.capacity.pools import (
+    PoolSize,
+    erlang_b,
+    erlang_c,
+    mean_wait,
+    size_pool,
+    wait_longer_than,
+)
 
 
 def test_a_saturated_pool_always_waits() -> None:
@@ -109,3 +126,149 @@ def test_pod_model_idle_cpu_is_never_negative() -> None:
     model, _ = fit_pod_model(np.array([0.0, 0, 2, 2]), np.array([-2.0, 0, 2, 4]), 1.0, 2.0)
     assert model.idle_cores == 0.0
     assert model.cores_per_rps == pytest.approx(2.0)
+
+
+
+# The hand-worked capacity plan: four days of traffic from Tuesday 17 November 2026, planned at
+# Saturday 00:00 for one day with 50 % growth. Every minute of an hour holds the same number
+# of requests: 2 a minute from 12:00 to 18:00, 1 a minute otherwise (7,200 requests in all),
+# except on the first day, where 05:00 has 2 a minute and 06:00 none.
+PLAN_T0 = datetime(2026, 11, 17, tzinfo=UTC)
+PLAN_AT = PLAN_T0 + timedelta(days=4)
+
+
+def per_minute(day: int, hour: int) -> int:
+    """Requests in each minute of ``hour`` on ``day`` (0 to 3) of the plan's traffic."""
+    if day == 0 and hour in (5, 6):
+        return 2 if hour == 5 else 0
+    return 2 if 12 <= hour < 18 else 1
+
+
+def write_plan_store(store: duckdb.DuckDBPyConnection, folder: Path) -> None:
+    """Load the plan's traffic, CPU, SHOW STATS, SHOW POOLS and pg_stat_statements."""
+    minutes = [PLAN_T0 + timedelta(minutes=m) for m in range(4 * 24 * 60)]
+    ingest_file(store, write_requests(folder / "r.jsonl", [
+        t + timedelta(seconds=20 * k) for t in minutes
+        for k in range(per_minute((t - PLAN_T0).days, t.hour))]))
+    # CPU on Friday 11:00-13:00 from 4 replicas: 1/240 then 1/120 req/s a pod, burning 0.1
+    # idle cores + 150 cores per req/s, -0.01 and +0.01 in turn (0.725 and 1.35 cores a pod).
+    start = PLAN_T0 + timedelta(days=3, hours=11)
+    points = [start + timedelta(minutes=5 * i) for i in range(24)]
+    per_pod = [0.1 + 150 * per_minute(3, t.hour) / 60 / 4 + (0.01 if i % 2 else -0.01)
+               for i, t in enumerate(points)]
+    (folder / "prom.json").write_text(prometheus_matrix([
+        ({"__name__": "mysetlist_cpu_cores"}, [(t, 4 * v) for t, v in zip(points, per_pod,
+                                                                           strict=True)]),
+        ({"__name__": "mysetlist_replicas"}, [(t, 4.0) for t in points])]))
+    ingest_file(store, folder / "prom.json")
+    # SHOW STATS every minute of Friday 00:00-00:09 (test_capacity_sources' T0): app1 30
+    # transactions a minute of 10 ms with 60 ms of waiting, app2 30 of 25 ms; the admin
+    # console's own traffic is left out.
+    (folder / "stats.csv").write_text(show_stats({"app1": (30, 30 * 10_000, 60_000),
+                                                  "app2": (30, 30 * 25_000, 0),
+                                                  "pgbouncer": (5, 5_000, 9_000)}, minutes=9))
+    ingest_file(store, folder / "stats.csv")
+    stamp = (T0 + timedelta(minutes=5)).isoformat()
+    (folder / "pools.csv").write_text(
+        "timestamp,database,user,cl_active,cl_waiting,sv_active,sv_idle,sv_used,sv_tested,"
+        "sv_login,maxwait,maxwait_us,pool_mode\n"
+        f"{stamp},app1,web,10,3,5,0,0,0,0,0,250000,transaction\n"
+        f"{stamp},pgbouncer,pgbouncer,1,7,0,0,0,0,0,9,0,statement\n")
+    ingest_file(store, folder / "pools.csv")
+    # One statement run by two roles over Friday 00:00-03:00: role 10 30 calls of 5 ms, role
+    # 20 10 calls of 200 ms.
+    (folder / "pss.csv").write_text(statements_csv([
+        (0, "10", 1000, 5000.0), (0, "20", 500, 2500.0),
+        (3, "10", 1030, 5150.0), (3, "20", 510, 4500.0)]))
+    ingest_file(store, folder / "pss.csv")
+
+
+def test_capacity_plan_hand_worked(store, tmp_path) -> None:
+    """The whole plan on paper (PLAN_T0's traffic, planned at PLAN_AT for 1 day, +50 %).
+
+    Forecast: 96 hourly points, so one daily season and one backtest fold; last day's hours
+    repeat the day before's exactly, so the seasonal naive errs 0 (MASE 0) and is chosen; its
+    same-hour errors are 0 but for the first day's 05:00 and 06:00 (2 of 72), so the 95 %
+    bound (70th smallest) is the forecast itself: 1/30 req/s at 12:00-18:00. Bursts: flat
+    within each hour, factor 1. Peak 1/30 x 1.5 = 0.05 req/s. Mean rate 7,200 / 96 h = 1/48.
+    Pods: the line 0.1 + 150 x (req/s a pod) (residuals all +-0.01: the Huber fit is the
+    least-squares one); at 70 % of 1 core a pod serves (0.7 - 0.1) / 150 = 0.004 req/s:
+    0.05 x 1.2 / 0.004 = 15 replicas > 10; the quietest 5 % hour (1/60) x 1.2 / 0.004 = 5.
+    10 pods carry 0.04 req/s: the forecast x 1.5 x 1.2 is 0.03 req/s at night and 0.06 from
+    12:00, first over at 2026-11-21 12:00. 10,000 users / 10 s = 1,000 req/s = 20,000 x the
+    peak, needing 1,200 / 0.004 = 300,000 replicas.
+    PgBouncer: 1 tps of (30 x 10 + 30 x 25) / 60 = 17.5 ms, 48 transactions per request, 2.4
+    tps at the peak: A = 0.042, rho = 0.021 a server: one server waits with P = 0.042 > 1 %,
+    two with C = 2 rho^2 / (1 + rho) = 0.000864 (0.09 %), E[Wq] = C x 17.5 / 1.958 =
+    0.00772 ms: 2 servers. Waits 540,000 us over 540 transactions: 1 ms; SHOW POOLS: 3
+    clients, 250 ms (the admin pool's 7 and 9 s left out). 10 replicas x 11 clients = 110 >
+    max_client_conn 100. Statements: 30 of 40 calls under 100 ms (75.0 %)."""
+    write_plan_store(store, tmp_path)
+    plan = capacity_plan(store, load_config(), PLAN_AT, horizon_days=1, growth=0.5,
+                         client_pool_per_replica=11)
+    assert plan.peak.model == "seasonal naive" and len(plan.backtest) == 2
+    hours = pd.date_range(PLAN_AT, periods=24, freq="1h")
+    high = pd.Series([1 / 30 if 12 <= t.hour < 18 else 1 / 60 for t in hours], index=hours)
+    assert plan.peak.forecast["hi95"].to_numpy() == pytest.approx(high.to_numpy(), rel=1e-12)
+    assert plan.peak.burst_factor == pytest.approx(1.0)
+    assert plan.peak.peak_rps == pytest.approx(0.05)
+    assert plan.pod_model == PodModel(pytest.approx(0.1), pytest.approx(150.0), 1.0, 2.0)
+    assert plan.fit_quality["points"] == 24.0
+    assert plan.fit_quality["r_squared"] == pytest.approx(1 - 24 * 0.01**2 / 2.34615)
+    pods, settings = PodModel(0.1, 150.0, 1.0, 2.0), HpaSettings(2, 10, 70)
+    assert plan.hpa is not None and plan.hpa.replicas_needed == 15
+    assert plan.hpa.min_replicas == 5 and not plan.hpa.configured_max_is_enough
+    assert plan.hpa_concurrent_users is not None
+    assert plan.hpa_concurrent_users.replicas_needed == 300_000
+    assert plan.max_replicas_exceeded_at == datetime(2026, 11, 21, 12, tzinfo=UTC)
+    # The replays are the HPA's on the hand-built load: the 5-minute history, and the
+    # forecast's 95 % bound x 1.5.
+    five = pd.date_range(PLAN_T0, PLAN_AT, freq="5min", inclusive="left")
+    history = pd.Series([per_minute((t - PLAN_T0).days, t.hour) / 60 for t in five],
+                        index=five)
+    expected = {"history": replay_hpa(history, pods, settings),
+                "forecast": replay_hpa(high * 1.5, pods, settings)}
+    for name, got in (("history", plan.replay_history), ("forecast", plan.replay_forecast)):
+        assert got is not None
+        want = expected[name]
+        assert (got.scaling_events, got.seconds_at_max) == (want.scaling_events,
+                                                            want.seconds_at_max)
+        assert got.excess_requests == pytest.approx(want.excess_requests)
+        assert got.total_requests == pytest.approx(want.total_requests)
+    replayed = expected["history"]
+    assert plan.pool == PoolSize(pytest.approx(0.042), 2, pytest.approx(0.000864, abs=5e-7),
+                                 pytest.approx(0.00772, abs=5e-6), 9)
+    assert plan.pool_now_wait_probability == pytest.approx(
+        float(erlang_c_exact(25, Fraction(175, 10_000))), rel=1e-9, abs=0)
+    assert plan.client_connections_at_max == 110
+    assert plan.pool_observed == PoolObservation(pytest.approx(1.0), pytest.approx(17.5),
+                                                 pytest.approx(1.0), 3, 250.0)
+    assert plan.statements_fast_share == pytest.approx(0.75)
+    assert plan.slow_statements[["userid", "calls", "mean_ms"]].values.tolist() == [
+        ["20", 10, pytest.approx(200.0)]]
+    assert plan.pool_settings is not None
+    assert {s.source for s in plan.pool_settings.all} == {"configured"}
+    assert (plan.user_behaviour, plan.measured_users_rps, plan.hpa_measured_users) == (
+        None, None, None)
+    assert plan.verdict == " ".join([
+        "Forecast (seasonal naive, chosen by backtest): the peak over the next 1 days is "
+        "0.0500 req/s including 50 % growth and 5-minute bursts.",
+        "10 replicas will not be enough: the peak of 0.0500 req/s with 20 % headroom needs 15 "
+        "at 70 % CPU; raise maxReplicas to 15.",
+        "The forecast first needs more than 10 replicas on 2026-11-21 12:00 UTC.",
+        f"Replaying the HPA over the last week: {replayed.scaling_events} scaling events, "
+        f"{replayed.seconds_at_max / 3600:.1f} h at maxReplicas, "
+        f"{round(replayed.excess_requests):,} requests beyond capacity.",
+        "10,000 concurrent users at a 10 s think time send 1,000 req/s (Little's law), "
+        "20,000 times the forecast peak.",
+        "For that scenario: 10 replicas will not be enough: the peak of 1,000 req/s with 20 % "
+        "headroom needs 300,000 at 70 % CPU; raise maxReplicas to 300,000.",
+        "Observed: up to 3 clients waiting, longest wait 250.0 ms, mean wait 1.000 ms per "
+        "transaction.",
+        "PgBouncer: 2.4 transactions/s of 17.5 ms at the peak need 2 server connections "
+        "(P(wait) 0.09 %); default_pool_size is 25 (rule of thumb 2 x cores + 1 = 9).",
+        "Settings used: default_pool_size 25 (configured), max_client_conn 100 (configured), "
+        "max_connections 100 (configured), superuser_reserved_connections 3 (configured).",
+        "max_client_conn 100 is below the 110 client connections of maxReplicas x 11: "
+        "raise it.",
+        "75.0 % of statement calls average under 100 ms."])
