@@ -50,7 +50,7 @@ def test_erlang_b_by_hand() -> None:
 @pytest.mark.parametrize(("servers", "load"), [(-1, 1.0), (2, -0.5), (-1, -1.0)])
 def test_erlang_b_refuses_negative_arguments(servers: int, load: float) -> None:
     """A negative pool or a negative load is a mistake, named as such."""
-    with pytest.raises(ValueError, match="servers and offered_load must be non-negative"):
+    with pytest.raises(ValueError, match="^servers and offered_load must be non-negative$"):
         erlang_b(servers, load)
 
 
@@ -58,7 +58,7 @@ def test_erlang_b_refuses_negative_arguments(servers: int, load: float) -> None:
 def test_erlang_c_needs_a_server(servers: int) -> None:
     """Erlang C of no server is undefined (not "always waits"): ValueError, even at a load
     below one erlang."""
-    with pytest.raises(ValueError, match="servers must be positive"):
+    with pytest.raises(ValueError, match="^servers must be positive$"):
         erlang_c(servers, 0.5)
 
 
@@ -98,6 +98,16 @@ def test_pool_limits_each_bind_alone_and_at_equality() -> None:
     assert size_pool(50, 0.01, max_wait_probability=1.0, max_mean_wait_ms=10.0).servers == 1
     assert size_pool(0.0, 0.01).servers == 1
     assert size_pool(100, 0.025, max_wait_probability=1.0, max_mean_wait_ms=free).servers == 3
+
+
+def test_pool_default_wait_probability_is_1_percent() -> None:
+    """Half an erlang of 10 ms under the default limits (P(wait) <= 1 %, E[Wq] <= 5 ms):
+    C(2) = 0.1; B(3) = (1/26) / (79/26) = 1/79, C(3) = (3/79) / (198/79) = 1.52 % > 1 %;
+    B(4) = (1/158) / (633/158) = 1/633, C(4) = (4/633) / (2216/633) = 0.18 %: 4 servers
+    (the mean-wait limit alone would stop at 2)."""
+    pool = size_pool(50, 0.01)
+    assert pool.servers == 4
+    assert pool.wait_probability == pytest.approx(4 / 2216)
 
 
 def test_rule_of_thumb_counts_cores_and_spindles() -> None:
