@@ -50,7 +50,7 @@ def test_erlang_b_by_hand() -> None:
 @pytest.mark.parametrize(("servers", "load"), [(-1, 1.0), (2, -0.5), (-1, -1.0)])
 def test_erlang_b_refuses_negative_arguments(servers: int, load: float) -> None:
     """A negative pool or a negative load is a mistake, named as such."""
-    with pytest.raises(ValueError, match="^servers and offered_load must be non-negative$"):
+    with pytest.raises(ValueError, match=r"^servers and offered_load must be non-negative$"):
         erlang_b(servers, load)
 
 
@@ -58,7 +58,7 @@ def test_erlang_b_refuses_negative_arguments(servers: int, load: float) -> None:
 def test_erlang_c_needs_a_server(servers: int) -> None:
     """Erlang C of no server is undefined (not "always waits"): ValueError, even at a load
     below one erlang."""
-    with pytest.raises(ValueError, match="^servers must be positive$"):
+    with pytest.raises(ValueError, match=r"^servers must be positive$"):
         erlang_c(servers, 0.5)
 
 
