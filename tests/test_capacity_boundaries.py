@@ -18,6 +18,14 @@ from test_forecast import write_requests
 
 from mysetlist_slo import ingest_file, load_config
 from mysetlist_slo.capacity.autoscaling import HpaSettings, PodModel, fit_pod_model, replay_hpa
+from mysetlist_slo.capacity.forecast import (
+    _mstl_ets_mean,
+    backtest,
+    backtest_summary,
+    mstl_ets,
+    plan_peak,
+    seasonal_naive,
+)
 from mysetlist_slo.capacity.plan import PoolObservation, capacity_plan
 from mysetlist_slo.capacity.pools import (
     PoolSize,
@@ -282,3 +290,125 @@ def test_capacity_plan_hand_worked(store, tmp_path) -> None:
         "max_client_conn 100 is below the 110 client connections of maxReplicas x 11: "
         "raise it.",
         "75.0 % of statement calls average under 100 ms."])
+
+
+def hourly_series(values: np.ndarray | list[float]) -> pd.Series:
+    """Hourly values from Monday 16 November 2026 00:00 UTC."""
+    return pd.Series(np.asarray(values, dtype=float),
+                     index=pd.date_range("2026-11-16", periods=len(values), freq="1h",
+                                         tz="UTC"))
+
+
+def test_mstl_ets_calibrates_each_lead_day_from_origins_a_day_apart() -> None:
+    """Five days of a noise-free daily cycle, forecast 4 days: MSTL repeats the cycle (to
+    1e-6); origins 1, 2 and 3 days back (the 4th would leave one day, under two seasons)
+    forecast 1, 2 and 3 days, so lead day 1 has 72 errors, day 2 48 and day 3 24, and day 4
+    reuses day 3's; each width is the ceil((n + 1) level)-th smallest error of its lead day
+    (recomputed here from the model's forecasts at those origins), the bounds the forecast
+    +- width with the lower one stopped at 0."""
+    hours = np.arange(24 * 5)
+    cycle = lambda h: 100 + 20 * np.sin(2 * np.pi * h / 24) + 7.0 * (h % 24 == 3)  # noqa: E731
+    series = hourly_series(cycle(hours))
+    forecast = mstl_ets(series, 96, (24,))
+    assert forecast.index[0] == series.index[-1] + pd.Timedelta(hours=1)
+    assert forecast["mean"].to_numpy() == pytest.approx(cycle(np.arange(120, 216)), abs=1e-6)
+    assert forecast["calibrated_lead_days"].tolist() == [1] * 24 + [2] * 24 + [3] * 48
+    by_lead: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    for back in (1, 2, 3):
+        cut = 120 - 24 * back
+        errors = np.abs(series.to_numpy()[cut:] - _mstl_ets_mean(series.iloc[:cut], 24 * back,
+                                                                 (24,)))
+        for day in range(back):
+            by_lead[day].extend(errors[24 * day:24 * day + 24])
+    for level, name in ((0.8, "80"), (0.95, "95")):
+        widths = []
+        for day in (0, 1, 2, 2):
+            ordered = sorted(by_lead[day])
+            widths += [ordered[math.ceil((len(ordered) + 1) * level) - 1]] * 24
+        mean = forecast["mean"].to_numpy()
+        assert forecast[f"hi{name}"].to_numpy() == pytest.approx(mean + widths)
+        assert forecast[f"lo{name}"].to_numpy() == pytest.approx(
+            np.maximum(mean - widths, 0.0))
+
+
+def test_mstl_ets_refuses_a_history_too_short_to_calibrate() -> None:
+    """Two days of hourly history leave no origin with two daily seasons before it."""
+    with pytest.raises(ValueError, match=r"^too little history to calibrate the intervals$"):
+        mstl_ets(hourly_series(np.ones(48)), 24, (24,))
+
+
+def rising(days: int) -> pd.Series:
+    """A flat day (100 req/s) rising by 10 req/s each day: day d is 100 + 10 d."""
+    return hourly_series(np.repeat(100.0 + 10 * np.arange(days), 24))
+
+
+def zeros(history: pd.Series, horizon: int, periods: tuple[int, ...]) -> pd.DataFrame:
+    """A model that always forecasts 0 with 0-width intervals."""
+    index = pd.date_range(history.index[-1] + pd.Timedelta(hours=1), periods=horizon,
+                          freq="1h")
+    return pd.DataFrame({"mean": 0.0, "lo80": 0.0, "hi80": 0.0, "lo95": 0.0, "hi95": 0.0},
+                        index=index)
+
+
+def test_backtest_by_hand() -> None:
+    """Four days rising by 10 a day, 2 folds of 24 h: the seasonal naive forecasts yesterday,
+    10 too low: MASE 10 / 10 = 1 (the in-sample same-hour error is 10 too); sMAPE 2 x 10 /
+    (120 + 110) = 8.696 % on the first fold, 20 / 250 = 8 % on the second; its same-hour
+    errors are all 10, so both intervals reach exactly the actual value: covered. A model of
+    zeros errs 120 and 130 (MASE 12 and 13, sMAPE 200 %, nothing covered) and ranks second."""
+    series = rising(4)
+    folds = backtest(series, 24, 2, (24,), {"zeros": zeros, "seasonal naive": seasonal_naive})
+    assert list(folds.columns) == ["model", "fold", "origin", "mase", "smape", "coverage80",
+                                   "coverage95"]
+    naive = folds[folds["model"] == "seasonal naive"]
+    assert naive["fold"].tolist() == [0, 1]
+    assert naive["origin"].tolist() == [series.index[48], series.index[72]]
+    assert naive["mase"].tolist() == pytest.approx([1.0, 1.0])
+    assert naive["smape"].tolist() == pytest.approx([100 * 20 / 230, 100 * 20 / 250])
+    assert naive[["coverage80", "coverage95"]].to_numpy().tolist() == [[1.0, 1.0]] * 2
+    zero = folds[folds["model"] == "zeros"]
+    assert zero["mase"].tolist() == pytest.approx([12.0, 13.0])
+    assert zero["smape"].tolist() == pytest.approx([200.0, 200.0])
+    assert zero[["coverage80", "coverage95"]].to_numpy().tolist() == [[0.0, 0.0]] * 2
+    summary = backtest_summary(folds)
+    assert summary["model"].tolist() == ["seasonal naive", "zeros"]
+    assert summary.loc[0, ["mase", "smape", "coverage80", "coverage95"]].tolist() == \
+        pytest.approx([1.0, (100 * 20 / 230 + 100 * 20 / 250) / 2, 1.0, 1.0])
+    assert list(summary.columns) == ["model", "mase", "smape", "coverage80", "coverage95"]
+
+
+def test_backtest_needs_two_seasons_before_each_origin() -> None:
+    """Three folds of a day on four days put the first origin at 24 h, under two daily
+    seasons (48): refused, naming the fold."""
+    with pytest.raises(ValueError, match=r"^fold 0: only 24 points before the origin; need "
+                                         r"two seasons \(48\)$"):
+        backtest(rising(4), 24, 3, (24,), {"seasonal naive": seasonal_naive})
+
+
+def test_plan_peak_by_hand() -> None:
+    """Five days of 100 req/s until noon and 150 after, the same every day but for the first
+    day's 05:00 (150) and 06:00 (50): the seasonal naive errs 0 on the (120 - 48 - 24) / 24 =
+    2 folds the history allows (MASE 0) and is chosen; with 2 of 96 (and of 72) same-hour
+    errors non-zero, its 95 % bounds are the forecast itself. Each hour's 5-minute rates are
+    11 at 1.0 and one at 2.2 (hourly mean 1.1): ratios 0.909 and 2.0, one in 12 at 2.0, so
+    the p99 burst factor is 2.0 (the first hour, all zeros, has no ratio). Peak: 150 x 1.2
+    growth x 2.0 = 360 req/s; 10,000 users thinking 20 s send 500 req/s."""
+    day = [100.0] * 12 + [150.0] * 12
+    history = hourly_series(day * 5)
+    history.iloc[5], history.iloc[6] = 150.0, 50.0
+    five_index = pd.date_range("2026-11-16", periods=12 * 24 * 5, freq="5min", tz="UTC")
+    five = pd.Series(np.where(np.arange(len(five_index)) % 12 == 5, 2.2, 1.0),
+                     index=five_index)
+    five.iloc[:12] = 0.0
+    plan, folds = plan_peak(history, five, 48, growth=0.2, users=10_000, think_time_s=20.0)
+    assert len(folds) == 4 and set(folds["fold"]) == {0, 1}
+    assert plan.model == "seasonal naive"
+    assert plan.forecast["mean"].tolist() == day * 2
+    assert plan.forecast["hi95"].tolist() == day * 2
+    assert plan.burst_factor == pytest.approx(2.0)
+    assert plan.peak_rps == pytest.approx(150 * 1.2 * 2.0)
+    assert plan.growth == 0.2
+    assert plan.concurrent_users_rps == pytest.approx(500.0)
+    quiet, _ = plan_peak(history, five, 24)
+    assert quiet.concurrent_users_rps is None
+    assert quiet.peak_rps == pytest.approx(150 * 2.0)
