@@ -26,7 +26,12 @@ from mysetlist_slo.capacity.forecast import (
     plan_peak,
     seasonal_naive,
 )
-from mysetlist_slo.capacity.plan import PoolObservation, capacity_plan
+from mysetlist_slo.capacity.plan import (
+    PoolObservation,
+    capacity_plan,
+    fast_statement_share,
+    mean_transaction_s,
+)
 from mysetlist_slo.capacity.pools import (
     PoolSize,
     erlang_b,
@@ -35,6 +40,7 @@ from mysetlist_slo.capacity.pools import (
     size_pool,
     wait_longer_than,
 )
+from mysetlist_slo.config import parse_config
 
 
 def test_a_saturated_pool_always_waits() -> None:
@@ -412,3 +418,86 @@ def test_plan_peak_by_hand() -> None:
     quiet, _ = plan_peak(history, five, 24)
     assert quiet.concurrent_users_rps is None
     assert quiet.peak_rps == pytest.approx(150 * 2.0)
+
+
+PLAN_SETTINGS = """
+autoscaling: {min_replicas: 2, max_replicas: 10, target_cpu_utilization: 70}
+pgbouncer: {pool_mode: transaction, max_client_conn: 100, default_pool_size: 25,
+            max_wait_probability: 0.01, max_mean_wait_ms: 5}
+"""
+
+
+def test_capacity_plan_takes_its_defaults_from_the_configuration(store, tmp_path) -> None:
+    """The plan's traffic with a configured 2-day horizon, 50 % headroom and 100 users
+    thinking 5 s, the call's defaults otherwise (no growth, 10 clients a replica). The second
+    forecast day's bound adds the 95 % same-hour error two days apart: 2 of 48 differ by 1/60,
+    the 47th smallest is 1/60, so the peak is 1/30 + 1/60 = 0.05 req/s. Replicas: 0.05 x 1.5
+    / 0.004 = 18.75, so 19; the quietest hour 1/60 x 1.5 / 0.004 = 6.25, so 7; 0.025 req/s x
+    1.5 fits 10 pods' 0.04 at night, 0.05 x 1.5 does not from 12:00. Users: 100 / 5 = 20
+    req/s, 400 times the peak, 30 / 0.004 = 7,500 replicas. 10 x 10 = 100 clients are not
+    over max_client_conn 100."""
+    write_plan_store(store, tmp_path)
+    config = parse_config(PLAN_SETTINGS + """
+capacity: {target_rps: 1000, concurrent_users: 100, think_time_s: 5, forecast_horizon_days: 2,
+           headroom: 0.5}
+""")
+    plan = capacity_plan(store, config, PLAN_AT)
+    assert len(plan.peak.forecast) == 48 and plan.peak.growth == 0.0
+    assert plan.peak.peak_rps == pytest.approx(0.05)
+    assert plan.hpa is not None
+    assert (plan.hpa.replicas_needed, plan.hpa.min_replicas) == (19, 7)
+    assert plan.max_replicas_exceeded_at == datetime(2026, 11, 21, 12, tzinfo=UTC)
+    assert plan.peak.concurrent_users_rps == pytest.approx(20.0)
+    assert plan.hpa_concurrent_users is not None
+    assert plan.hpa_concurrent_users.replicas_needed == 7_500
+    assert plan.client_connections_at_max == 100
+    assert plan.verdict.startswith(
+        "Forecast (seasonal naive, chosen by backtest): the peak over the next 2 days is "
+        "0.0500 req/s including 0 % growth and 5-minute bursts. 10 replicas will not be "
+        "enough: the peak of 0.0500 req/s with 50 % headroom needs 19 at 70 % CPU")
+    assert ("100 concurrent users at a 5 s think time send 20.0 req/s (Little's law), 400 "
+            "times the forecast peak. For that scenario: 10 replicas will not be enough: the "
+            "peak of 20.0 req/s with 50 % headroom needs 7,500") in plan.verdict
+    assert "client connections of maxReplicas" not in plan.verdict
+
+
+def test_capacity_plan_without_capacity_or_autoscaling_settings(store, tmp_path) -> None:
+    """Without a capacity section the horizon is 30 days (720 hours; from the third day on the
+    bound adds the 1/60 same-hour error, so the peak is 0.05 req/s again) and there is no
+    users scenario; without autoscaling the HPA is not judged and one replica's 10 clients
+    count: 10 > max_client_conn 5; a pool of 18 plus 3 reserved exceeds max_connections 20.
+    The pool is sized as in the hand-worked plan: 2.4 tps of 17.5 ms, 2 connections."""
+    write_plan_store(store, tmp_path)
+    config = parse_config("""
+pgbouncer: {pool_mode: transaction, max_client_conn: 5, default_pool_size: 18,
+            max_wait_probability: 0.01, max_mean_wait_ms: 5, postgres_max_connections: 20}
+""")
+    plan = capacity_plan(store, config, PLAN_AT)
+    assert len(plan.peak.forecast) == 720
+    assert plan.peak.peak_rps == pytest.approx(0.05)
+    assert plan.peak.concurrent_users_rps is None and plan.hpa_concurrent_users is None
+    assert (plan.pod_model, plan.hpa, plan.replay_history) == (None, None, None)
+    assert plan.pool is not None and plan.pool.servers == 2
+    assert plan.client_connections_at_max == 10
+    assert "No CPU data (Prometheus) is loaded: the HPA cannot be judged." in plan.verdict
+    assert "concurrent users" not in plan.verdict
+    assert ("PostgreSQL max_connections 20 is below the pool (18) plus the reserve (3). "
+            "max_client_conn 5 is below the 10 client connections of maxReplicas x 10: "
+            "raise it.") in plan.verdict
+
+
+def test_fast_statement_share_counts_100_ms_as_slow() -> None:
+    """Under 100 ms means strictly under: of 1 call at 99.9 ms, 2 at exactly 100 ms and 4 at
+    100.5 ms, 1/7 are fast; at a 100.5 ms threshold 3/7; no calls, no share."""
+    statements = pd.DataFrame({"calls": [1, 2, 4], "mean_ms": [99.9, 100.0, 100.5]})
+    assert fast_statement_share(statements) == pytest.approx(1 / 7)
+    assert fast_statement_share(statements, threshold_ms=100.5) == pytest.approx(3 / 7)
+    assert fast_statement_share(statements.iloc[:0]) is None
+
+
+def test_mean_transaction_of_a_single_transaction() -> None:
+    """One transaction of 5 ms in all: 0.005 s (the guard against 0 transactions divides by
+    at least 1, never by more)."""
+    rates = pd.DataFrame({"xacts": [1, 0], "xact_us": [5_000, 0]})
+    assert mean_transaction_s(rates) == pytest.approx(0.005)
+    assert mean_transaction_s(rates.iloc[1:]) == 0.0
