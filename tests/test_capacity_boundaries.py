@@ -31,6 +31,7 @@ from mysetlist_slo.capacity.plan import (
     capacity_plan,
     fast_statement_share,
     mean_transaction_s,
+    technical_metrics,
 )
 from mysetlist_slo.capacity.pools import (
     PoolSize,
@@ -501,3 +502,23 @@ def test_mean_transaction_of_a_single_transaction() -> None:
     rates = pd.DataFrame({"xacts": [1, 0], "xact_us": [5_000, 0]})
     assert mean_transaction_s(rates) == pytest.approx(0.005)
     assert mean_transaction_s(rates.iloc[1:]) == 0.0
+
+
+def test_technical_metrics_by_hand(store, tmp_path) -> None:
+    """Hourly means per series name: CPU 1 at 10:00 and 3 at 10:30 is 2 for the 10:00 hour,
+    5 at 11:15 for 11:00; memory only at 10:10; a point at the window's end (11:30) is out.
+    No samples in the window: an empty frame."""
+    at = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    (tmp_path / "prom.json").write_text(prometheus_matrix([
+        ({"__name__": "node_cpu"}, [(at, 1.0), (at + timedelta(minutes=30), 3.0),
+                                    (at + timedelta(minutes=75), 5.0),
+                                    (at + timedelta(minutes=90), 100.0)]),
+        ({"__name__": "node_memory"}, [(at + timedelta(minutes=10), 64.0)])]))
+    ingest_file(store, tmp_path / "prom.json")
+    table = technical_metrics(store, at, at + timedelta(minutes=90))
+    assert list(table.columns) == ["node_cpu", "node_memory"]
+    assert list(table.index) == [pd.Timestamp(at), pd.Timestamp(at + timedelta(hours=1))]
+    assert table["node_cpu"].tolist() == [2.0, 5.0]
+    assert table.loc[pd.Timestamp(at), "node_memory"] == 64.0
+    assert math.isnan(table["node_memory"].iloc[1])
+    assert technical_metrics(store, at - timedelta(hours=2), at).empty
