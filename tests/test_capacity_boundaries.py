@@ -169,16 +169,18 @@ def per_minute(day: int, hour: int) -> int:
     return 2 if 12 <= hour < 18 else 1
 
 
-def write_plan_store(store: duckdb.DuckDBPyConnection, folder: Path) -> None:
-    """Load the plan's traffic, CPU, SHOW STATS, SHOW POOLS and pg_stat_statements."""
+def write_plan_store(store: duckdb.DuckDBPyConnection, folder: Path, cpu_points: int = 24
+                     ) -> None:
+    """Load the plan's traffic, CPU (``cpu_points`` 5-minute samples, half of them before
+    Friday 12:00), SHOW STATS, SHOW POOLS and pg_stat_statements."""
     minutes = [PLAN_T0 + timedelta(minutes=m) for m in range(4 * 24 * 60)]
     ingest_file(store, write_requests(folder / "r.jsonl", [
         t + timedelta(seconds=20 * k) for t in minutes
         for k in range(per_minute((t - PLAN_T0).days, t.hour))]))
     # CPU on Friday 11:00-13:00 from 4 replicas: 1/240 then 1/120 req/s a pod, burning 0.1
     # idle cores + 150 cores per req/s, -0.01 and +0.01 in turn (0.725 and 1.35 cores a pod).
-    start = PLAN_T0 + timedelta(days=3, hours=11)
-    points = [start + timedelta(minutes=5 * i) for i in range(24)]
+    start = PLAN_T0 + timedelta(days=3, hours=12, minutes=-5 * (cpu_points // 2))
+    points = [start + timedelta(minutes=5 * i) for i in range(cpu_points)]
     per_pod = [0.1 + 150 * per_minute(3, t.hour) / 60 / 4 + (0.01 if i % 2 else -0.01)
                for i, t in enumerate(points)]
     (folder / "prom.json").write_text(prometheus_matrix([
@@ -208,6 +210,16 @@ def write_plan_store(store: duckdb.DuckDBPyConnection, folder: Path) -> None:
     ingest_file(store, folder / "pss.csv")
 
 
+# The shipped settings, but maxReplicas 8 (so the replayed history reaches it).
+HAND_CONFIG = """
+capacity: {target_rps: 1000, concurrent_users: 10000, think_time_s: 10, forecast_horizon_days: 30,
+           headroom: 0.2}
+autoscaling: {min_replicas: 2, max_replicas: 8, target_cpu_utilization: 70}
+pgbouncer: {pool_mode: transaction, max_client_conn: 100, default_pool_size: 25,
+            max_wait_probability: 0.01, max_mean_wait_ms: 5}
+"""
+
+
 def test_capacity_plan_hand_worked(store, tmp_path) -> None:
     """The whole plan on paper (PLAN_T0's traffic, planned at PLAN_AT for 1 day, +50 %).
 
@@ -218,19 +230,19 @@ def test_capacity_plan_hand_worked(store, tmp_path) -> None:
     within each hour, factor 1. Peak 1/30 x 1.5 = 0.05 req/s. Mean rate 7,200 / 96 h = 1/48.
     Pods: the line 0.1 + 150 x (req/s a pod) (residuals all +-0.01: the Huber fit is the
     least-squares one); at 70 % of 1 core a pod serves (0.7 - 0.1) / 150 = 0.004 req/s:
-    0.05 x 1.2 / 0.004 = 15 replicas > 10; the quietest 5 % hour (1/60) x 1.2 / 0.004 = 5.
-    10 pods carry 0.04 req/s: the forecast x 1.5 x 1.2 is 0.03 req/s at night and 0.06 from
-    12:00, first over at 2026-11-21 12:00. 10,000 users / 10 s = 1,000 req/s = 20,000 x the
-    peak, needing 1,200 / 0.004 = 300,000 replicas.
+    0.05 x 1.2 / 0.004 = 15 replicas > maxReplicas 8; the quietest 5 % hour (1/60) x 1.2 /
+    0.004 = 5. 8 pods carry 0.032 req/s: the forecast x 1.5 x 1.2 is 0.03 req/s at night and
+    0.06 from 12:00, first over at 2026-11-21 12:00. 10,000 users / 10 s = 1,000 req/s =
+    20,000 x the peak, needing 1,200 / 0.004 = 300,000 replicas.
     PgBouncer: 1 tps of (30 x 10 + 30 x 25) / 60 = 17.5 ms, 48 transactions per request, 2.4
     tps at the peak: A = 0.042, rho = 0.021 a server: one server waits with P = 0.042 > 1 %,
     two with C = 2 rho^2 / (1 + rho) = 0.000864 (0.09 %), E[Wq] = C x 17.5 / 1.958 =
     0.00772 ms: 2 servers. Waits 540,000 us over 540 transactions: 1 ms; SHOW POOLS: 3
-    clients, 250 ms (the admin pool's 7 and 9 s left out). 10 replicas x 11 clients = 110 >
+    clients, 250 ms (the admin pool's 7 and 9 s left out). 8 replicas x 13 clients = 104 >
     max_client_conn 100. Statements: 30 of 40 calls under 100 ms (75.0 %)."""
     write_plan_store(store, tmp_path)
-    plan = capacity_plan(store, load_config(), PLAN_AT, horizon_days=1, growth=0.5,
-                         client_pool_per_replica=11)
+    plan = capacity_plan(store, parse_config(HAND_CONFIG), PLAN_AT, horizon_days=1,
+                         growth=0.5, client_pool_per_replica=13)
     assert plan.peak.model == "seasonal naive" and len(plan.backtest) == 2
     hours = pd.date_range(PLAN_AT, periods=24, freq="1h")
     high = pd.Series([1 / 30 if 12 <= t.hour < 18 else 1 / 60 for t in hours], index=hours)
@@ -240,7 +252,7 @@ def test_capacity_plan_hand_worked(store, tmp_path) -> None:
     assert plan.pod_model == PodModel(pytest.approx(0.1), pytest.approx(150.0), 1.0, 2.0)
     assert plan.fit_quality["points"] == 24.0
     assert plan.fit_quality["r_squared"] == pytest.approx(1 - 24 * 0.01**2 / 2.34615)
-    pods, settings = PodModel(0.1, 150.0, 1.0, 2.0), HpaSettings(2, 10, 70)
+    pods, settings = PodModel(0.1, 150.0, 1.0, 2.0), HpaSettings(2, 8, 70)
     assert plan.hpa is not None and plan.hpa.replicas_needed == 15
     assert plan.hpa.min_replicas == 5 and not plan.hpa.configured_max_is_enough
     assert plan.hpa_concurrent_users is not None
@@ -261,11 +273,12 @@ def test_capacity_plan_hand_worked(store, tmp_path) -> None:
         assert got.excess_requests == pytest.approx(want.excess_requests)
         assert got.total_requests == pytest.approx(want.total_requests)
     replayed = expected["history"]
+    assert replayed.seconds_at_max > 0  # the history's afternoons need 8 pods
     assert plan.pool == PoolSize(pytest.approx(0.042), 2, pytest.approx(0.000864, abs=5e-7),
                                  pytest.approx(0.00772, abs=5e-6), 9)
     assert plan.pool_now_wait_probability == pytest.approx(
         float(erlang_c_exact(25, Fraction(175, 10_000))), rel=1e-9, abs=0)
-    assert plan.client_connections_at_max == 110
+    assert plan.client_connections_at_max == 104
     assert plan.pool_observed == PoolObservation(pytest.approx(1.0), pytest.approx(17.5),
                                                  pytest.approx(1.0), 3, 250.0)
     assert plan.statements_fast_share == pytest.approx(0.75)
@@ -278,15 +291,15 @@ def test_capacity_plan_hand_worked(store, tmp_path) -> None:
     assert plan.verdict == " ".join([
         "Forecast (seasonal naive, chosen by backtest): the peak over the next 1 days is "
         "0.0500 req/s including 50 % growth and 5-minute bursts.",
-        "10 replicas will not be enough: the peak of 0.0500 req/s with 20 % headroom needs 15 "
+        "8 replicas will not be enough: the peak of 0.0500 req/s with 20 % headroom needs 15 "
         "at 70 % CPU; raise maxReplicas to 15.",
-        "The forecast first needs more than 10 replicas on 2026-11-21 12:00 UTC.",
+        "The forecast first needs more than 8 replicas on 2026-11-21 12:00 UTC.",
         f"Replaying the HPA over the last week: {replayed.scaling_events} scaling events, "
         f"{replayed.seconds_at_max / 3600:.1f} h at maxReplicas, "
         f"{round(replayed.excess_requests):,} requests beyond capacity.",
         "10,000 concurrent users at a 10 s think time send 1,000 req/s (Little's law), "
         "20,000 times the forecast peak.",
-        "For that scenario: 10 replicas will not be enough: the peak of 1,000 req/s with 20 % "
+        "For that scenario: 8 replicas will not be enough: the peak of 1,000 req/s with 20 % "
         "headroom needs 300,000 at 70 % CPU; raise maxReplicas to 300,000.",
         "Observed: up to 3 clients waiting, longest wait 250.0 ms, mean wait 1.000 ms per "
         "transaction.",
@@ -294,7 +307,7 @@ def test_capacity_plan_hand_worked(store, tmp_path) -> None:
         "(P(wait) 0.09 %); default_pool_size is 25 (rule of thumb 2 x cores + 1 = 9).",
         "Settings used: default_pool_size 25 (configured), max_client_conn 100 (configured), "
         "max_connections 100 (configured), superuser_reserved_connections 3 (configured).",
-        "max_client_conn 100 is below the 110 client connections of maxReplicas x 11: "
+        "max_client_conn 100 is below the 104 client connections of maxReplicas x 13: "
         "raise it.",
         "75.0 % of statement calls average under 100 ms."])
 
@@ -478,6 +491,7 @@ pgbouncer: {pool_mode: transaction, max_client_conn: 5, default_pool_size: 18,
     assert plan.peak.peak_rps == pytest.approx(0.05)
     assert plan.peak.concurrent_users_rps is None and plan.hpa_concurrent_users is None
     assert (plan.pod_model, plan.hpa, plan.replay_history) == (None, None, None)
+    assert plan.max_replicas_exceeded_at is None and plan.fit_quality == {}
     assert plan.pool is not None and plan.pool.servers == 2
     assert plan.client_connections_at_max == 10
     assert "No CPU data (Prometheus) is loaded: the HPA cannot be judged." in plan.verdict
@@ -522,3 +536,25 @@ def test_technical_metrics_by_hand(store, tmp_path) -> None:
     assert table.loc[pd.Timestamp(at), "node_memory"] == 64.0
     assert math.isnan(table["node_memory"].iloc[1])
     assert technical_metrics(store, at - timedelta(hours=2), at).empty
+
+
+def test_capacity_plan_headroom_decides_when_max_replicas_is_exceeded(store, tmp_path) -> None:
+    """The hand-worked plan's forecast x 1.5 is 0.025 req/s at night against 10 pods'
+    10 x (0.7 - 0.1) / 150 = 0.04: with 59 % headroom 0.03975 fits (first over at 12:00),
+    with 62 % 0.0405 does not (over from the first hour, 00:00)."""
+    write_plan_store(store, tmp_path)
+    config = load_config()
+    for headroom, first in ((0.59, datetime(2026, 11, 21, 12, tzinfo=UTC)), (0.62, PLAN_AT)):
+        plan = capacity_plan(store, config, PLAN_AT, horizon_days=1, growth=0.5,
+                             headroom=headroom)
+        assert plan.max_replicas_exceeded_at == first
+
+
+@pytest.mark.parametrize(("points", "judged"), [(10, True), (9, False)])
+def test_hpa_is_judged_from_ten_cpu_samples(store, tmp_path, points: int, judged: bool) -> None:
+    """Ten 5-minute CPU samples are the least the pod model is fitted from; with nine the
+    plan says the HPA cannot be judged."""
+    write_plan_store(store, tmp_path, cpu_points=points)
+    plan = capacity_plan(store, load_config(), PLAN_AT, horizon_days=1)
+    assert (plan.hpa is not None) is judged
+    assert ("the HPA cannot be judged" in plan.verdict) is not judged
