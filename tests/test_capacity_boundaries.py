@@ -3,6 +3,7 @@ survivors of the mutation run of issue 20 (bench/MUTATION.md): each number is wo
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -208,6 +209,14 @@ def write_plan_store(store: duckdb.DuckDBPyConnection, folder: Path, cpu_points:
         (0, "10", 1000, 5000.0), (0, "20", 500, 2500.0),
         (3, "10", 1030, 5150.0), (3, "20", 510, 4500.0)]))
     ingest_file(store, folder / "pss.csv")
+    # One PostHog session on Friday 12:00:30-12:09: one concurrent user in the 12:00 and 12:05
+    # windows, each with 10 requests (2 a minute).
+    (folder / "posthog.jsonl").write_text("".join(json.dumps({
+        "uuid": f"0193a1b2-0000-7000-8000-00000000000{i}", "event": "$pageview",
+        "properties": {"$session_id": "s1"}, "distinct_id": "anon-1",
+        "timestamp": (PLAN_T0 + timedelta(days=3, hours=12, seconds=seconds)).isoformat()})
+        + "\n" for i, seconds in enumerate((30, 540))))
+    ingest_file(store, folder / "posthog.jsonl")
 
 
 # The shipped settings, but maxReplicas 8 (so the replayed history reaches it).
@@ -234,6 +243,8 @@ def test_capacity_plan_hand_worked(store, tmp_path) -> None:
     0.004 = 5. 8 pods carry 0.032 req/s: the forecast x 1.5 x 1.2 is 0.03 req/s at night and
     0.06 from 12:00, first over at 2026-11-21 12:00. 10,000 users / 10 s = 1,000 req/s =
     20,000 x the peak, needing 1,200 / 0.004 = 300,000 replicas.
+    PostHog: one user in two 5-minute windows of 10 requests: 10 / 300 = 1/30 req/s a user (a
+    request every 30 s), 10,000 users send 333 req/s: 400 / 0.004 = 100,000 replicas.
     PgBouncer: 1 tps of (30 x 10 + 30 x 25) / 60 = 17.5 ms, 48 transactions per request, 2.4
     tps at the peak: A = 0.042, rho = 0.021 a server: one server waits with P = 0.042 > 1 %,
     two with C = 2 rho^2 / (1 + rho) = 0.000864 (0.09 %), E[Wq] = C x 17.5 / 1.958 =
@@ -286,8 +297,10 @@ def test_capacity_plan_hand_worked(store, tmp_path) -> None:
         ["20", 10, pytest.approx(200.0)]]
     assert plan.pool_settings is not None
     assert {s.source for s in plan.pool_settings.all} == {"configured"}
-    assert (plan.user_behaviour, plan.measured_users_rps, plan.hpa_measured_users) == (
-        None, None, None)
+    assert plan.user_behaviour is not None and plan.user_behaviour.windows == 2
+    assert plan.measured_users_rps == pytest.approx(10_000 / 30)
+    assert plan.hpa_measured_users is not None
+    assert plan.hpa_measured_users.replicas_needed == 100_000
     assert plan.verdict == " ".join([
         "Forecast (seasonal naive, chosen by backtest): the peak over the next 1 days is "
         "0.0500 req/s including 50 % growth and 5-minute bursts.",
@@ -301,6 +314,11 @@ def test_capacity_plan_hand_worked(store, tmp_path) -> None:
         "20,000 times the forecast peak.",
         "For that scenario: 8 replicas will not be enough: the peak of 1,000 req/s with 20 % "
         "headroom needs 300,000 at 70 % CPU; raise maxReplicas to 300,000.",
+        "Measured (PostHog sessions x requests, 2 5-minute windows): one concurrent user "
+        "sends 0.0333 req/s, a request every 30.0 s (assumed: 10 s), so 10,000 users send "
+        "333 req/s.",
+        "At the measured rate: 8 replicas will not be enough: the peak of 333 req/s with 20 % "
+        "headroom needs 100,000 at 70 % CPU; raise maxReplicas to 100,000.",
         "Observed: up to 3 clients waiting, longest wait 250.0 ms, mean wait 1.000 ms per "
         "transaction.",
         "PgBouncer: 2.4 transactions/s of 17.5 ms at the peak need 2 server connections "
@@ -553,8 +571,16 @@ def test_capacity_plan_headroom_decides_when_max_replicas_is_exceeded(store, tmp
 @pytest.mark.parametrize(("points", "judged"), [(10, True), (9, False)])
 def test_hpa_is_judged_from_ten_cpu_samples(store, tmp_path, points: int, judged: bool) -> None:
     """Ten 5-minute CPU samples are the least the pod model is fitted from; with nine the
-    plan says the HPA cannot be judged."""
+    plan says the HPA cannot be judged and has no users scenario for it. Without pgbouncer
+    settings (the nine-sample case) the pool is not planned though SHOW STATS are loaded."""
     write_plan_store(store, tmp_path, cpu_points=points)
-    plan = capacity_plan(store, load_config(), PLAN_AT, horizon_days=1)
+    config = load_config() if judged else parse_config(HAND_CONFIG.split("pgbouncer:")[0])
+    plan = capacity_plan(store, config, PLAN_AT, horizon_days=1)
     assert (plan.hpa is not None) is judged
+    assert (plan.hpa_concurrent_users is not None) is judged
+    assert (plan.hpa_measured_users is not None) is judged
     assert ("the HPA cannot be judged" in plan.verdict) is not judged
+    if not judged:
+        assert (plan.pool, plan.pool_settings, plan.client_connections_at_max) == (None, None,
+                                                                                    None)
+        assert "PgBouncer" not in plan.verdict and "Settings used" not in plan.verdict
