@@ -170,10 +170,11 @@ def per_minute(day: int, hour: int) -> int:
     return 2 if 12 <= hour < 18 else 1
 
 
-def write_plan_store(store: duckdb.DuckDBPyConnection, folder: Path, cpu_points: int = 24
-                     ) -> None:
+def write_plan_store(store: duckdb.DuckDBPyConnection, folder: Path, cpu_points: int = 24,
+                     pools: bool = True) -> None:
     """Load the plan's traffic, CPU (``cpu_points`` 5-minute samples, half of them before
-    Friday 12:00), SHOW STATS, SHOW POOLS and pg_stat_statements."""
+    Friday 12:00), SHOW STATS, SHOW POOLS (unless not ``pools``), pg_stat_statements and
+    PostHog events."""
     minutes = [PLAN_T0 + timedelta(minutes=m) for m in range(4 * 24 * 60)]
     ingest_file(store, write_requests(folder / "r.jsonl", [
         t + timedelta(seconds=20 * k) for t in minutes
@@ -202,7 +203,8 @@ def write_plan_store(store: duckdb.DuckDBPyConnection, folder: Path, cpu_points:
         "sv_login,maxwait,maxwait_us,pool_mode\n"
         f"{stamp},app1,web,10,3,5,0,0,0,0,0,250000,transaction\n"
         f"{stamp},pgbouncer,pgbouncer,1,7,0,0,0,0,0,9,0,statement\n")
-    ingest_file(store, folder / "pools.csv")
+    if pools:
+        ingest_file(store, folder / "pools.csv")
     # One statement run by two roles over Friday 00:00-03:00: role 10 30 calls of 5 ms, role
     # 20 10 calls of 200 ms.
     (folder / "pss.csv").write_text(statements_csv([
@@ -455,7 +457,7 @@ def test_plan_peak_by_hand() -> None:
 PLAN_SETTINGS = """
 autoscaling: {min_replicas: 2, max_replicas: 10, target_cpu_utilization: 70}
 pgbouncer: {pool_mode: transaction, max_client_conn: 100, default_pool_size: 25,
-            max_wait_probability: 0.01, max_mean_wait_ms: 5}
+            max_wait_probability: 0.01, max_mean_wait_ms: 5, postgres_max_connections: 28}
 """
 
 
@@ -467,7 +469,7 @@ def test_capacity_plan_takes_its_defaults_from_the_configuration(store, tmp_path
     / 0.004 = 18.75, so 19; the quietest hour 1/60 x 1.5 / 0.004 = 6.25, so 7; 0.025 req/s x
     1.5 fits 10 pods' 0.04 at night, 0.05 x 1.5 does not from 12:00. Users: 100 / 5 = 20
     req/s, 400 times the peak, 30 / 0.004 = 7,500 replicas. 10 x 10 = 100 clients are not
-    over max_client_conn 100."""
+    over max_client_conn 100, nor is the pool of 25 plus 3 reserved over max_connections 28."""
     write_plan_store(store, tmp_path)
     config = parse_config(PLAN_SETTINGS + """
 capacity: {target_rps: 1000, concurrent_users: 100, think_time_s: 5, forecast_horizon_days: 2,
@@ -491,6 +493,7 @@ capacity: {target_rps: 1000, concurrent_users: 100, think_time_s: 5, forecast_ho
             "times the forecast peak. For that scenario: 10 replicas will not be enough: the "
             "peak of 20.0 req/s with 50 % headroom needs 7,500") in plan.verdict
     assert "client connections of maxReplicas" not in plan.verdict
+    assert "PostgreSQL max_connections" not in plan.verdict
 
 
 def test_capacity_plan_without_capacity_or_autoscaling_settings(store, tmp_path) -> None:
@@ -498,8 +501,9 @@ def test_capacity_plan_without_capacity_or_autoscaling_settings(store, tmp_path)
     bound adds the 1/60 same-hour error, so the peak is 0.05 req/s again) and there is no
     users scenario; without autoscaling the HPA is not judged and one replica's 10 clients
     count: 10 > max_client_conn 5; a pool of 18 plus 3 reserved exceeds max_connections 20.
-    The pool is sized as in the hand-worked plan: 2.4 tps of 17.5 ms, 2 connections."""
-    write_plan_store(store, tmp_path)
+    The pool is sized as in the hand-worked plan: 2.4 tps of 17.5 ms, 2 connections; without
+    SHOW POOLS nobody was seen waiting."""
+    write_plan_store(store, tmp_path, pools=False)
     config = parse_config("""
 pgbouncer: {pool_mode: transaction, max_client_conn: 5, default_pool_size: 18,
             max_wait_probability: 0.01, max_mean_wait_ms: 5, postgres_max_connections: 20}
@@ -512,6 +516,9 @@ pgbouncer: {pool_mode: transaction, max_client_conn: 5, default_pool_size: 18,
     assert plan.max_replicas_exceeded_at is None and plan.fit_quality == {}
     assert plan.pool is not None and plan.pool.servers == 2
     assert plan.client_connections_at_max == 10
+    assert plan.pool_observed is not None
+    assert (plan.pool_observed.clients_waiting_max, plan.pool_observed.longest_wait_ms) == (0, 0.0)
+    assert "Observed: up to 0 clients waiting, longest wait 0.0 ms" in plan.verdict
     assert "No CPU data (Prometheus) is loaded: the HPA cannot be judged." in plan.verdict
     assert "concurrent users" not in plan.verdict
     assert ("PostgreSQL max_connections 20 is below the pool (18) plus the reserve (3). "
