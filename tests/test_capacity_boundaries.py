@@ -30,6 +30,7 @@ from mysetlist_slo.capacity.forecast import (
 from mysetlist_slo.capacity.plan import (
     PoolObservation,
     capacity_plan,
+    cpu_per_pod,
     fast_statement_share,
     mean_transaction_s,
     technical_metrics,
@@ -591,3 +592,12 @@ def test_hpa_is_judged_from_ten_cpu_samples(store, tmp_path, points: int, judged
         assert (plan.pool, plan.pool_settings, plan.client_connections_at_max) == (None, None,
                                                                                     None)
         assert "PgBouncer" not in plan.verdict and "Settings used" not in plan.verdict
+
+
+def test_cpu_per_pod_without_cpu_series(store, tmp_path) -> None:
+    """Requests but no CPU series: no samples, in a frame that still has its four columns."""
+    start = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    ingest_file(store, write_requests(tmp_path / "r.jsonl", [start]))
+    samples = cpu_per_pod(store, start, start + timedelta(hours=1))
+    assert samples.empty
+    assert list(samples.columns) == ["time", "replicas", "cores_per_pod", "rps_per_pod"]
