@@ -576,22 +576,32 @@ def test_capacity_plan_headroom_decides_when_max_replicas_is_exceeded(store, tmp
         assert plan.max_replicas_exceeded_at == first
 
 
-@pytest.mark.parametrize(("points", "judged"), [(10, True), (9, False)])
-def test_hpa_is_judged_from_ten_cpu_samples(store, tmp_path, points: int, judged: bool) -> None:
-    """Ten 5-minute CPU samples are the least the pod model is fitted from; with nine the
-    plan says the HPA cannot be judged and has no users scenario for it. Without pgbouncer
-    settings (the nine-sample case) the pool is not planned though SHOW STATS are loaded."""
-    write_plan_store(store, tmp_path, cpu_points=points)
-    config = load_config() if judged else parse_config(HAND_CONFIG.split("pgbouncer:")[0])
-    plan = capacity_plan(store, config, PLAN_AT, horizon_days=1)
-    assert (plan.hpa is not None) is judged
-    assert (plan.hpa_concurrent_users is not None) is judged
-    assert (plan.hpa_measured_users is not None) is judged
-    assert ("the HPA cannot be judged" in plan.verdict) is not judged
-    if not judged:
-        assert (plan.pool, plan.pool_settings, plan.client_connections_at_max) == (None, None,
-                                                                                    None)
-        assert "PgBouncer" not in plan.verdict and "Settings used" not in plan.verdict
+def test_hpa_is_judged_from_ten_cpu_samples(store, tmp_path) -> None:
+    """Ten 5-minute CPU samples are the least the pod model is fitted from. With autoscaling
+    but no capacity section, the HPA is judged with the default 20 % headroom and there is
+    no users scenario."""
+    write_plan_store(store, tmp_path, cpu_points=10)
+    plan = capacity_plan(store, parse_config(PLAN_SETTINGS), PLAN_AT, horizon_days=1)
+    assert plan.hpa is not None and plan.pod_model is not None
+    assert "req/s with 20 % headroom needs" in plan.verdict
+    assert plan.hpa_concurrent_users is None and plan.hpa_measured_users is None
+    assert "concurrent users" not in plan.verdict and "Measured" not in plan.verdict
+
+
+def test_hpa_is_not_judged_from_nine_cpu_samples(store, tmp_path) -> None:
+    """With nine CPU samples the plan says the HPA cannot be judged and has no replicas for
+    the users scenarios (assumed and measured) though it states their rates. Without
+    pgbouncer settings the pool is not planned though SHOW STATS are loaded."""
+    write_plan_store(store, tmp_path, cpu_points=9)
+    plan = capacity_plan(store, parse_config(HAND_CONFIG.split("pgbouncer:")[0]), PLAN_AT,
+                         horizon_days=1)
+    assert (plan.pod_model, plan.hpa, plan.hpa_concurrent_users, plan.hpa_measured_users) == (
+        None, None, None, None)
+    assert "No CPU data (Prometheus) is loaded: the HPA cannot be judged." in plan.verdict
+    assert "concurrent users" in plan.verdict and "Measured" in plan.verdict
+    assert "For that scenario" not in plan.verdict and "At the measured rate" not in plan.verdict
+    assert (plan.pool, plan.pool_settings, plan.client_connections_at_max) == (None, None, None)
+    assert "PgBouncer" not in plan.verdict and "Settings used" not in plan.verdict
 
 
 def test_cpu_per_pod_without_cpu_series(store, tmp_path) -> None:
