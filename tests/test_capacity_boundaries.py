@@ -23,6 +23,7 @@ from mysetlist_slo.capacity.forecast import (
     _mstl_ets_mean,
     backtest,
     backtest_summary,
+    concurrent_users_rps,
     mstl_ets,
     plan_peak,
     seasonal_naive,
@@ -620,3 +621,8 @@ def test_cpu_per_pod_without_cpu_series(store, tmp_path) -> None:
     samples = cpu_per_pod(store, start, start + timedelta(hours=1))
     assert samples.empty
     assert list(samples.columns) == ["time", "replicas", "cores_per_pod", "rps_per_pod"]
+
+
+def test_littles_law_counts_the_response_time() -> None:
+    """N = X (Z + R): 100 users thinking 8 s on responses of 2 s send 100 / 10 = 10 req/s."""
+    assert concurrent_users_rps(100, 8.0, 2.0) == pytest.approx(10.0)
