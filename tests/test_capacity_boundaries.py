@@ -26,6 +26,7 @@ from mysetlist_slo.capacity.forecast import (
     concurrent_users_rps,
     mstl_ets,
     plan_peak,
+    request_rate,
     seasonal_naive,
 )
 from mysetlist_slo.capacity.plan import (
@@ -626,3 +627,12 @@ def test_cpu_per_pod_without_cpu_series(store, tmp_path) -> None:
 def test_littles_law_counts_the_response_time() -> None:
     """N = X (Z + R): 100 users thinking 8 s on responses of 2 s send 100 / 10 = 10 req/s."""
     assert concurrent_users_rps(100, 8.0, 2.0) == pytest.approx(10.0)
+
+
+def test_request_rate_of_an_empty_store(store) -> None:
+    """No requests: an empty float series named rps on an empty UTC index named time."""
+    rate = request_rate(store, datetime(2026, 11, 20, tzinfo=UTC),
+                        datetime(2026, 11, 21, tzinfo=UTC))
+    assert rate.empty and rate.dtype == np.float64 and rate.name == "rps"
+    assert isinstance(rate.index, pd.DatetimeIndex)
+    assert (str(rate.index.tz), rate.index.name) == ("UTC", "time")
