@@ -28,6 +28,7 @@ from mysetlist_slo.capacity.forecast import (
     plan_peak,
     request_rate,
     seasonal_naive,
+    smape,
 )
 from mysetlist_slo.capacity.plan import (
     PoolObservation,
@@ -405,7 +406,8 @@ def test_backtest_by_hand() -> None:
     errors are all 10, so both intervals reach exactly the actual value: covered. A model of
     zeros errs 120 and 130 (MASE 12 and 13, sMAPE 200 %, nothing covered) and ranks second."""
     series = rising(4)
-    folds = backtest(series, 24, 2, (24,), {"zeros": zeros, "seasonal naive": seasonal_naive})
+    folds = backtest(series, 24, 2, (24,), {"always zero": zeros,
+                                            "seasonal naive": seasonal_naive})
     assert list(folds.columns) == ["model", "fold", "origin", "mase", "smape", "coverage80",
                                    "coverage95"]
     naive = folds[folds["model"] == "seasonal naive"]
@@ -414,15 +416,49 @@ def test_backtest_by_hand() -> None:
     assert naive["mase"].tolist() == pytest.approx([1.0, 1.0])
     assert naive["smape"].tolist() == pytest.approx([100 * 20 / 230, 100 * 20 / 250])
     assert naive[["coverage80", "coverage95"]].to_numpy().tolist() == [[1.0, 1.0]] * 2
-    zero = folds[folds["model"] == "zeros"]
+    zero = folds[folds["model"] == "always zero"]
     assert zero["mase"].tolist() == pytest.approx([12.0, 13.0])
     assert zero["smape"].tolist() == pytest.approx([200.0, 200.0])
     assert zero[["coverage80", "coverage95"]].to_numpy().tolist() == [[0.0, 0.0]] * 2
     summary = backtest_summary(folds)
-    assert summary["model"].tolist() == ["seasonal naive", "zeros"]
+    assert summary["model"].tolist() == ["seasonal naive", "always zero"]
+    assert summary.index.tolist() == [0, 1]
     assert summary.loc[0, ["mase", "smape", "coverage80", "coverage95"]].tolist() == \
         pytest.approx([1.0, (100 * 20 / 230 + 100 * 20 / 250) / 2, 1.0, 1.0])
     assert list(summary.columns) == ["model", "mase", "smape", "coverage80", "coverage95"]
+
+
+def test_backtest_covers_an_actual_value_on_the_lower_bound() -> None:
+    """Four days falling by 10 a day: yesterday's value is 10 too high and the same-hour
+    errors are all 10, so the lower bounds reach exactly the actual values: covered."""
+    falling = hourly_series(np.repeat(130.0 - 10 * np.arange(4), 24))
+    folds = backtest(falling, 24, 2, (24,), {"seasonal naive": seasonal_naive})
+    assert folds[["coverage80", "coverage95"]].to_numpy().tolist() == [[1.0, 1.0]] * 2
+
+
+def test_smape_of_values_below_one() -> None:
+    """0.5 forecast as 0.25: 2 x 0.25 / 0.75 = 66.7 % (a denominator under 1 counts too)."""
+    assert smape(np.array([0.5]), np.array([0.25])) == pytest.approx(200 / 3)
+
+
+def test_seasonal_naive_shortens_lags_the_history_cannot_hold() -> None:
+    """Season 3, ten values 0 10 20 1 12 23 3 15 27 6, 9 steps: same-hour errors 3 apart are
+    1 2 3 2 3 4 3 (80 %: the ceil(8 x 0.8) = 7th smallest, 4), 6 apart 3 5 7 5 (the 4th, 7);
+    steps 7-9 would need errors 9 apart, of which there is one (the lag is 9 = n - 1), so
+    they take the 6-apart ones. Season 2, eight values 0 10 1 11 3 13 6 16: steps 5-6 take
+    errors 6 apart (two: rank 3 of 2, unbounded), not 4 apart. Season 3 on four values: one
+    error 3 apart, a lag of one season is never shortened."""
+    forecast = seasonal_naive(hourly_series([0, 10, 20, 1, 12, 23, 3, 15, 27, 6]), 9, (3,))
+    assert forecast["mean"].tolist() == [15.0, 27.0, 6.0] * 3
+    width = [4.0] * 3 + [7.0] * 6
+    assert (forecast["hi80"] - forecast["mean"]).tolist() == pytest.approx(width)
+    assert forecast["lo80"].tolist() == pytest.approx(
+        [max(m - w, 0.0) for m, w in zip([15.0, 27.0, 6.0] * 3, width, strict=True)])
+    two = seasonal_naive(hourly_series([0, 10, 1, 11, 3, 13, 6, 16]), 8, (2,))
+    assert (two["hi80"] - two["mean"]).tolist()[:4] == [3.0, 3.0, 5.0, 5.0]
+    assert np.isinf(two["hi80"].to_numpy()[4:]).all()
+    short = seasonal_naive(hourly_series([1, 2, 3, 4]), 1, (3,))
+    assert short["mean"].tolist() == [2.0] and np.isinf(short["hi80"].to_numpy()).all()
 
 
 def test_backtest_needs_two_seasons_before_each_origin() -> None:
