@@ -496,6 +496,19 @@ def test_plan_peak_by_hand() -> None:
     quiet, _ = plan_peak(history, five, 24)
     assert quiet.concurrent_users_rps is None
     assert quiet.peak_rps == pytest.approx(150 * 2.0)
+    # The default think time is 10 s: 1,000 users send 100 req/s.
+    assert plan_peak(history, five, 24, users=1_000)[0].concurrent_users_rps == \
+        pytest.approx(100.0)
+
+
+def test_plan_peak_backtests_three_folds_at_most() -> None:
+    """A week of hourly history would allow (168 - 48 - 24) / 24 = 4 daily folds; the default
+    runs 3 (two models each: 6 rows)."""
+    week = hourly_series(np.tile([100.0] * 12 + [150.0] * 12, 7))
+    week.iloc[5] = 120.0
+    five = pd.Series(1.0, index=pd.date_range(week.index[0], periods=12 * 168, freq="5min"))
+    _, folds = plan_peak(week, five, 24)
+    assert len(folds) == 6 and sorted(set(folds["fold"])) == [0, 1, 2]
 
 
 PLAN_SETTINGS = """
