@@ -496,6 +496,11 @@ def test_plan_peak_by_hand() -> None:
     quiet, _ = plan_peak(history, five, 24)
     assert quiet.concurrent_users_rps is None
     assert quiet.peak_rps == pytest.approx(150 * 2.0)
+    # Hours averaging exactly 1 req/s (11 x 0.5 and one 6.5) keep their ratios (p99 6.5);
+    # 5-minute rates all zero give no ratio at all, and a burst factor of 1.
+    even = pd.Series(np.where(np.arange(len(five_index)) % 12 == 5, 6.5, 0.5), index=five_index)
+    assert plan_peak(history, even, 24)[0].burst_factor == pytest.approx(6.5)
+    assert plan_peak(history, five * 0, 24)[0].burst_factor == 1.0
     # The default think time is 10 s: 1,000 users send 100 req/s.
     assert plan_peak(history, five, 24, users=1_000)[0].concurrent_users_rps == \
         pytest.approx(100.0)
