@@ -172,6 +172,7 @@ def test_lab_vs_field_by_hand(store, tmp_path, write_log) -> None:
     lines += [beacon("CLS", 0.5, f"c{i}", "/show/1") for i in range(4)]
     ingest_file(store, write_log("field.jsonl", lines))
     compared = lab_vs_field(store, CONFIG, T0, T0 + timedelta(hours=1))
+    assert compared.index.tolist() == [0, 1, 2]
     assert list(compared.columns) == ["route", "form_factor", "lab_runs", "lab_lcp",
                                       "lab_score", "field_page_views", "field_p75_lcp"]
     rows = {(r["route"], r["form_factor"]): r for r in compared.to_dict("records")}
@@ -187,17 +188,18 @@ def test_lab_vs_field_by_hand(store, tmp_path, write_log) -> None:
 def test_vitals_regressions_by_hand(store, write_log) -> None:
     """Hour [T0, T0 + 1 h) against the hour before, at least 5 page views a side.
 
-    Show page LCP: before 1000-1004 (p75, the 4th of 5: 1003), now 2000-2003 and 5000 (p75
-    2003): change 1000 / 1003; every new value above every old one, no ties: the exact
-    one-sided Mann-Whitney p is 1 / C(10, 5) = 1/252 < 1 %: a regression; 1 view of 5 poor
-    (5000 > 4000): 1 user affected. Artist page LCP unchanged: change 0, no regression. Show
-    page CLS from all 0 to 0.01-0.05: p75 before 0, so the change is infinite; with the old
-    values tied, p is the normal approximation: U = 25, mean 12.5, variance 25/12 x (11 -
-    120/90) = 20.14, z = (25 - 12.5 - 0.5) / 4.488 = 2.674, p = 0.00375: a regression too,
-    with no poor view. Venue LCP has 4 views now and INP no views before: neither is
-    compared. Regressions first, by users affected."""
+    Show page LCP: before 1000-1004 (p75, the 4th of 5: 1003), now 2000-2002, 4000 and 5000 (p75
+    4000): change 2997 / 1003; every new value above every old one, no ties: the exact one-sided
+    Mann-Whitney p is 1 / C(10, 5) = 1/252 < 1 %: a regression; 1 view of 5 poor (5000 > 4000; 4000
+    itself is not poor): 1 user affected. Artist page LCP unchanged: change 0, no regression. Show
+    page CLS from all 0 to 0.01-0.05: p75 before 0, so the change is infinite; with the old values
+    tied, p is the normal approximation: U = 25, mean 12.5, variance 25/12 x (11 - 120/90) = 20.14,
+    z = (25 - 12.5 - 0.5) / 4.488 = 2.674, p = 0.00375: a regression too, with no poor view. Venue
+    LCP has 4 views now and INP no views before: neither is compared. Regressions first, by users
+    affected.
+    """
     before, now = T0 - timedelta(minutes=30), T0 + timedelta(minutes=10)
-    samples = [("/show/1", "LCP", [1000, 1001, 1002, 1003, 1004], [2000, 2001, 2002, 2003, 5000]),
+    samples = [("/show/1", "LCP", [1000, 1001, 1002, 1003, 1004], [2000, 2001, 2002, 4000, 5000]),
                ("/artist/a", "LCP", [1000, 1001, 1002, 1003, 1004], [1000, 1001, 1002, 1003, 1004]),
                ("/show/1", "CLS", [0.0] * 5, [0.01, 0.02, 0.03, 0.04, 0.05]),
                ("/venue/v", "LCP", [1000] * 5, [3000] * 4),
@@ -217,7 +219,7 @@ def test_vitals_regressions_by_hand(store, write_log) -> None:
     assert len(found) == 3
     first = found.iloc[0].to_dict()
     assert first == {"metric": "LCP", "route": SHOW, "form_factor": "desktop", "page_views": 5,
-                     "p75_before": 1003, "p75": 2003, "change": pytest.approx(1000 / 1003),
+                     "p75_before": 1003, "p75": 4000, "change": pytest.approx(2997 / 1003),
                      "p_value": pytest.approx(1 / 252), "regression": True, "poor": 0.2,
                      "users_affected": 1}
     assert list(zip(found["metric"], found["route"], found["regression"], strict=True)) == [
@@ -226,9 +228,28 @@ def test_vitals_regressions_by_hand(store, write_log) -> None:
     assert (cls["change"], cls["poor"], cls["users_affected"]) == (math.inf, 0.0, 0)
     assert cls["p_value"] == pytest.approx(0.00375, abs=1e-5)
     assert (artist["change"], artist["p75"]) == (0.0, 1003)
-    # The thresholds decide: neither p (0.00397, 0.00375) is below 0.3 %, and a 99.7 % rise
-    # is not above 100 %.
+    # The thresholds decide, strictly: neither p (0.00397, 0.00375) is below 0.3 %, nor the
+    # show page's exactly below 1/252; a rise of exactly the minimum change is not above it.
     assert not vitals_regressions(store, config, *window, significance=0.003)["regression"].any()
-    strict = vitals_regressions(store, config, *window, min_change=1.0)
-    assert strict["regression"].tolist() == [True, False, False]
-    assert strict["metric"].tolist() == ["CLS", "LCP", "LCP"]
+    at_p = vitals_regressions(store, config, *window, significance=1 / 252)
+    assert at_p["regression"].tolist() == [True, False, False]
+    assert at_p["metric"].tolist() == ["CLS", "LCP", "LCP"]
+    at_change = vitals_regressions(store, config, *window, min_change=2997 / 1003)
+    assert at_change["metric"].tolist() == ["CLS", "LCP", "LCP"]
+    assert at_change["regression"].tolist() == [True, False, False]
+    # Nothing to compare in the window after: an empty frame with its columns.
+    later = vitals_regressions(store, config, T0 + timedelta(hours=1), T0 + timedelta(hours=2))
+    assert later.empty and list(later.columns) == list(found.columns)
+
+
+def test_vitals_regressions_need_100_views_without_settings(store, write_log) -> None:
+    """Without a web_vitals section a route is compared from 100 page views a side: 100 views
+    before and 100 after are compared; the artist page's 99 after are not."""
+    before, now = T0 - timedelta(minutes=30), T0 + timedelta(minutes=10)
+    lines = [beacon("LCP", 1000 + i, f"{path}-{when}-{i}", path, timestamp=moment.isoformat())
+             for path, views in (("/show/1", 100), ("/artist/a", 99))
+             for when, moment in (("old", before), ("new", now)) for i in range(views)]
+    ingest_file(store, write_log("many.jsonl", lines))
+    found = vitals_regressions(store, parse_config("timezone: UTC\n"), T0,
+                               T0 + timedelta(hours=1))
+    assert found["route"].tolist() == [SHOW] and found["page_views"].tolist() == [100]
