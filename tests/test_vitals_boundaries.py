@@ -216,7 +216,7 @@ def test_vitals_regressions_by_hand(store, write_log) -> None:
     assert list(found.columns) == ["metric", "route", "form_factor", "page_views", "p75_before",
                                    "p75", "change", "p_value", "regression", "poor",
                                    "users_affected"]
-    assert len(found) == 3
+    assert found.index.tolist() == [0, 1, 2]
     first = found.iloc[0].to_dict()
     assert first == {"metric": "LCP", "route": SHOW, "form_factor": "desktop", "page_views": 5,
                      "p75_before": 1003, "p75": 4000, "change": pytest.approx(2997 / 1003),
