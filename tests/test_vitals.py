@@ -290,8 +290,12 @@ def test_crux_compared_like_with_like(store, real_data: Path, write_log) -> None
     lines += [beacon("LCP", 2000, f"p{i}", path=f"/p{i % 2}", timestamp=when, userAgent=phone)
               for i in range(6)]
     ingest_file(store, write_log("v.jsonl", lines))
-    comparison = crux_comparison(store, minimum=1, config=load_config()).set_index(
-        ["key_type", "metric"])
+    frame = crux_comparison(store, minimum=1, config=load_config())
+    assert list(frame.columns) == [
+        "key_type", "key", "route", "form_factor", "connection_type", "like_for_like", "metric",
+        "first_date", "last_date", "crux_p75", "our_page_views", "our_p75", "our_p75_low",
+        "our_p75_high", "within_our_interval"]
+    comparison = frame.set_index(["key_type", "metric"])
     url = comparison.loc[("url", "LCP")]
     assert url["route"] == "/marketplace" and url["our_page_views"] == 6
     assert url["our_p75"] == 1004 and not url["like_for_like"]
