@@ -584,8 +584,9 @@ pgbouncer: {pool_mode: transaction, max_client_conn: 5, default_pool_size: 18,
     assert plan.pool_observed is not None
     assert (plan.pool_observed.clients_waiting_max, plan.pool_observed.longest_wait_ms) == (0, 0.0)
     assert "Observed: up to 0 clients waiting, longest wait 0.0 ms" in plan.verdict
-    assert ("5-minute bursts. No CPU data (Prometheus) is loaded: the HPA cannot be judged. "
+    assert ("5-minute bursts. No autoscaling section is configured: the HPA cannot be judged. "
             "Observed:") in plan.verdict
+    assert plan.hpa_not_judged == "No autoscaling section is configured: the HPA cannot be judged."
     assert "concurrent users" not in plan.verdict
     assert ("PostgreSQL max_connections 20 is below the pool (18) plus the reserve (3). "
             "max_client_conn 5 is below the 10 client connections of maxReplicas x 10: "
@@ -662,7 +663,9 @@ def test_hpa_is_not_judged_from_nine_cpu_samples(store, tmp_path) -> None:
                          horizon_days=1)
     assert (plan.pod_model, plan.hpa, plan.hpa_concurrent_users, plan.hpa_measured_users) == (
         None, None, None, None)
-    assert "No CPU data (Prometheus) is loaded: the HPA cannot be judged." in plan.verdict
+    assert ("Only 9 five-minute CPU samples are loaded (Prometheus), fewer than the 10 the pod "
+            "model needs: the HPA cannot be judged.") in plan.verdict
+    assert plan.hpa_not_judged is not None and plan.hpa_not_judged in plan.verdict
     assert "concurrent users" in plan.verdict and "Measured" in plan.verdict
     assert "For that scenario" not in plan.verdict and "At the measured rate" not in plan.verdict
     assert (plan.pool, plan.pool_settings, plan.client_connections_at_max) == (None, None, None)

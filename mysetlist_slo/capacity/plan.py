@@ -252,6 +252,8 @@ class CapacityPlan:
     # The PgBouncer and PostgreSQL settings the pool plan used, each collected from the
     # running servers (latest at or before ``at``) or, where none was, as configured.
     pool_settings: PoolSettings | None = None
+    # Why the HPA is not judged (None when it is): no autoscaling section, or too little CPU.
+    hpa_not_judged: str | None = None
 
 
 def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
@@ -279,6 +281,7 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
     samples = cpu_per_pod(con, start, at)
     model = quality = replay_history = replay_forecast = recommendation = None
     exceeded_at: datetime | None = None
+    not_judged: str | None = None
     if hpa_config and len(samples) >= 10:
         model, quality = fit_pod_model(samples["rps_per_pod"].to_numpy(),
                                        samples["cores_per_pod"].to_numpy(), cpu_request,
@@ -301,8 +304,16 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
                      f"{whole(replay_history.scaling_events)} scaling events, "
                      f"{replay_history.seconds_at_max / 3600:.1f} h at maxReplicas, "
                      f"{whole(replay_history.excess_requests)} requests beyond capacity.")
+    elif not hpa_config:
+        not_judged = "No autoscaling section is configured: the HPA cannot be judged."
+    elif len(samples) == 0:
+        not_judged = "No CPU data (Prometheus) is loaded: the HPA cannot be judged."
     else:
-        lines.append("No CPU data (Prometheus) is loaded: the HPA cannot be judged.")
+        not_judged = (f"Only {whole(len(samples))} five-minute CPU samples are loaded "
+                      "(Prometheus), fewer than the 10 the pod model needs: the HPA cannot be "
+                      "judged.")
+    if not_judged:
+        lines.append(not_judged)
     scenario = None
     if peak.concurrent_users_rps is not None and capacity:
         times = peak.concurrent_users_rps / max(peak.peak_rps, 1e-9)
@@ -378,7 +389,7 @@ def capacity_plan(con: duckdb.DuckDBPyConnection, config: Config, at: datetime,
                         recommendation, scenario, pool, now_wait, clients, share,
                         statements[statements["mean_ms"] >= 100].head(10), " ".join(lines),
                         observed, exceeded_at, behaviour, measured_rps, measured_scenario,
-                        in_force)
+                        in_force, not_judged)
 
 
 
