@@ -17,7 +17,6 @@ from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
-import pandas as pd
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
@@ -33,7 +32,7 @@ from mysetlist_slo.errors import IngestError, SloError
 from mysetlist_slo.lake import add_to_lake, lake_manifest
 from mysetlist_slo.lake.rollups import KIND as ROLLUPS_KIND
 from mysetlist_slo.lake.rollups import ROLLUP_META, load_rollups
-from mysetlist_slo.report.formatting import STATUS_WORDS
+from mysetlist_slo.report.formatting import MISSING, STATUS_WORDS, fmt, is_missing
 from mysetlist_slo.report.overview import overview_headline, slo_status
 from mysetlist_slo.report.weekly import iso_week
 from mysetlist_slo.slo.composite import error_budgets
@@ -291,21 +290,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-# As the reports write them: a missing value is an en dash, a negative one has a minus sign
-# (a hyphen for both read "-" as "-49.3 %" with the sign lost).
-_MISSING = "\u2013"  # en dash
-
-
-def _percent(value: object, digits: int = 3) -> str:
-    if value is None or pd.isna(value):  # type: ignore[call-overload]
-        return _MISSING
-    return f"{float(value):.{digits}f} %".replace("-", "\u2212")  # type: ignore[arg-type]
-
-
 def _rate(value: object) -> str:
-    if value is None or pd.isna(value):  # type: ignore[call-overload]
-        return _MISSING
-    return f"{float(value):.2f}"  # type: ignore[arg-type]
+    # As the reports write a missing value (a hyphen read like a minus sign).
+    return MISSING if is_missing(value) else f"{float(value):.2f}"  # type: ignore[arg-type]
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -342,8 +329,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             name = terminal_safe(row.slo) + (" (composite)" if row.sli_kind == "composite"
                                              else "")
             table.add_row(Text(name), f"{row.objective:g} %", row.window,
-                          _percent(row.sli),
-                          f"{row.total:,}", _percent(None if left is None else 100 * left, 1),
+                          fmt(row.sli, "pct3"),
+                          f"{row.total:,}", fmt(None if left is None else 100 * left, "pct"),
                           _rate(row.burn_rate_1h), _rate(row.burn_rate_24h),
                           percent(coverage), Text(word, style=colour))
         _out().print(table)

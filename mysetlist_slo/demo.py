@@ -310,19 +310,22 @@ def replace_earlier_demo(con: duckdb.DuckDBPyConnection, out_dir: str | Path,
     grown since (its later part continues it), so rerunning the same demo loads nothing again.
     """
     folder = Path(out_dir).resolve()
+    loads = con.execute("SELECT id, sha256, file, continues_ingest FROM ingests").fetchall()
+    mine = {i: (str(sha), before) for i, sha, file, before in loads
+            if Path(file).resolve().is_relative_to(folder)}
+    if not mine:  # a first demo: nothing to compare, nothing hashed twice
+        return 0
     current = {read_build(Path(f)).fingerprint if is_next_build(Path(f))
                else file_digest(Path(f)).sha256 for f in files}
-    loads = con.execute("SELECT id, sha256, file, continues_ingest FROM ingests").fetchall()
-    mine = {i: (sha, before) for i, sha, file, before in loads
-            if Path(file).resolve().is_relative_to(folder)}
-    kept = {i for i, (sha, _) in mine.items() if sha in current}
-    grown = True
-    while grown:  # a kept load keeps what it continues, and the tail piece continuing it
-        more = {before for i, (_, before) in mine.items() if i in kept and before in mine}
-        more |= {i for i, (sha, before) in mine.items()
-                 if before in kept and str(sha).startswith(TAIL_PREFIX)}
-        grown = not more <= kept
-        kept |= more
+    # A load of content still there stays (a tail piece is registered under its file's hash),
+    # and so does every earlier load of a log it continues.
+    kept = {i for i, (sha, _) in mine.items() if sha.removeprefix(TAIL_PREFIX) in current}
+    todo = list(kept)
+    while todo:
+        before = mine[todo.pop()][1]
+        if before in mine and before not in kept:
+            kept.add(before)
+            todo.append(before)
     stale = sorted(set(mine) - kept)
     if stale:
         con.execute("BEGIN TRANSACTION")

@@ -616,8 +616,8 @@ def _stage(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Path,
         whole = _whole_file(con, source, path, digest, limit, progress)
         if whole is not None:
             _store_checked(con, source, piece, whole, routes, thresholds)
-            identity = file_identity(path)  # None: gone since (check_unchanged says so)
-            if progress is not None and identity is not None:
+            # The file may be gone since: check_unchanged says so, the bar is left as it is.
+            if progress is not None and (identity := file_identity(path)) is not None:
                 progress(identity[2])
             continue
         for batch in source.batches(path):
