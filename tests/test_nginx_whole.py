@@ -208,18 +208,18 @@ def test_repeated_rejects_are_named_by_line(tmp_path, monkeypatch, max_bad_rows)
 
 
 def test_a_file_too_large_for_the_temporary_disk(tmp_path, monkeypatch) -> None:
-    """The whole-file reader spills the file's validated rows to DuckDB's temporary directory:
-    with less free disk there than half the file's content it reads by lines (the same store),
-    with exactly half it reads whole."""
+    """The whole-file reader writes the file's validated rows to DuckDB's temporary directory:
+    with less free disk there than a quarter of the file's content it reads by lines (the
+    same store), with exactly a quarter it reads whole."""
     log = tmp_path / "access.log"
     log.write_text("\n".join(good_lines(500)) + "\n")
-    half = math.ceil(log.stat().st_size / 2)
-    free = {"bytes": half - 1}
+    quarter = math.ceil(log.stat().st_size / 4)
+    free = {"bytes": quarter - 1}
     real = shutil.disk_usage
     monkeypatch.setattr(shutil, "disk_usage",
                         lambda path: real(path)._replace(free=free["bytes"]))
     assert assert_same_store(tmp_path / "short", log, COMBINED_TIMED, monkeypatch)[0] == 0
-    free["bytes"] = half
+    free["bytes"] = quarter
     assert assert_same_store(tmp_path / "enough", log, COMBINED_TIMED, monkeypatch)[0] == 1
 
 
@@ -412,3 +412,38 @@ def test_rejects_too_large_to_hold(tmp_path, monkeypatch) -> None:
     kept, outcome = assert_same_store(tmp_path, log, COMBINED_TIMED, monkeypatch,
                                       max_bad_rows=300)
     assert kept == 0 and outcome.rejected == 300  # type: ignore[attr-defined]
+
+
+def test_the_validated_rows_go_to_a_parquet_file_that_is_removed(tmp_path, monkeypatch) -> None:
+    """A whole file's validated rows are a Parquet file in DuckDB's temporary directory, read
+    through the view ``checked`` while the rollups are made (a table of them all grows memory
+    with the file); the file, the view and the directory made for it are gone afterwards,
+    also when the load fails, and the same connection loads the file again."""
+    log = tmp_path / "access.log"
+    log.write_text("\n".join(good_lines(300)) + "\n")
+    store = tmp_path / "store.duckdb"
+    temp = Path(f"{store}.tmp")  # DuckDB's default temporary directory of a store file
+    seen: list[tuple[list[str], int, int]] = []
+    real = ingest.add_rollups
+
+    def rollups(con: duckdb.DuckDBPyConnection, *args: object) -> None:
+        spills = sorted(p.name for p in temp.glob("whole-file-*.parquet"))
+        rows = con.execute(f"SELECT count(*) FROM read_parquet('{temp}/*.parquet')").fetchone()
+        views = con.execute("SELECT count(*) FROM duckdb_views() "
+                            "WHERE temporary AND view_name = 'checked'").fetchone()
+        seen.append((spills, rows[0] if rows else -1, views[0] if views else -1))
+        if len(seen) == 1:
+            raise KeyboardInterrupt  # the first load stops in the middle
+        real(con, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ingest, "add_rollups", rollups)
+    con = open_store(store)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_file(con, log, config=load_config(None))
+    assert not temp.exists()
+    result = ingest_file(con, log, config=load_config(None))
+    assert result.loaded == 300
+    assert not temp.exists()
+    assert [(len(spills), rows, views) for spills, rows, views in seen] == [(1, 300, 1)] * 2
+    assert con.execute("SELECT sum(requests) FROM request_counts").fetchone() == (300,)
+    con.close()

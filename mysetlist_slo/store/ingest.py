@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,6 +132,15 @@ CREATE OR REPLACE TEMP TABLE checked AS
 SELECT {kept}, bad_field, problem
 FROM ({query})
 """
+# A whole file's validated rows go to a Parquet file instead, read back through a view: a
+# temporary table holding them all keeps about a byte of memory per row outside DuckDB's
+# memory limit (segment metadata of its spilled blocks: +64 MiB at 80 M rows), and spills
+# them uncompressed (41 bytes a row of the bench's log against 15 as Parquet; writing the
+# compressed file costs less CPU than spilling and reading back the table, from 10 M lines on).
+_SPILLED = """
+COPY (SELECT {kept}, bad_field, problem FROM ({query}))
+TO {file} (FORMAT parquet, COMPRESSION snappy)
+"""
 
 # How the good records of each kind are stored (requests go through the rollups instead);
 # page URLs get their route from ``batch_routes``, as request paths do.
@@ -203,18 +212,31 @@ class _Checked:
     span: list[datetime]
 
 
+def _literal(text: str) -> str:
+    """Return ``text`` as an SQL string literal (for the few places that take no parameter)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _check_batch(con: duckdb.DuckDBPyConnection, source: RequestSource, batch: InputBatch,
-                 explain_at_most: int | None, kept: str | None = None) -> _Checked:
-    """Validate a batch into the temp table ``checked`` (holding the columns ``kept``, by
-    default those the store keeps of the source's records).
+                 explain_at_most: int | None, kept: str | None = None,
+                 spill: Path | None = None) -> _Checked:
+    """Validate a batch into ``checked`` (holding the columns ``kept``, by default those the
+    store keeps of the source's records): a temp table, or with ``spill`` a temp view over
+    the Parquet file written there (see _SPILLED).
 
     Rejects are explained (in Python, one by one) only up to ``explain_at_most`` when given:
     a batch that will be refused needs no more than the problems its error shows.
     """
     if batch.table is not None:
         con.register(INPUT_TABLE, batch.table)  # replaces the previous batch's
-    con.execute(_CHECKED.format(kept=kept or _KEPT[source.record], query=batch.query),
-                batch.params or None)
+    kept = kept or _KEPT[source.record]
+    if spill is None:
+        con.execute(_CHECKED.format(kept=kept, query=batch.query), batch.params or None)
+    else:  # COPY's file and a view's read_parquet take no parameters
+        con.execute(_SPILLED.format(kept=kept, query=batch.query, file=_literal(str(spill))),
+                    batch.params or None)
+        con.execute("CREATE OR REPLACE TEMP VIEW checked AS "
+                    f"SELECT * FROM read_parquet({_literal(str(spill))})")
     good, bad, first, last = con.execute(_BATCH_SUMMARY).fetchall()[0]
     limit = "" if explain_at_most is None else f"LIMIT {int(explain_at_most)}"
     bad_rows = con.execute("SELECT line, bad_field, problem FROM checked "
@@ -520,24 +542,50 @@ class WholeFileSource(Protocol):
 # file with more is read again by lines.
 _LOCATED_AT_MOST = 10_000
 _LOCATED_BYTES = DEFAULT_BATCH_BYTES
-# The whole-file reader's temporary table holds every validated row of the file, spilled under
-# the memory limit to DuckDB's temporary directory: 67 bytes a line of the bench's 240-byte
-# lines (7.3 GB for a 25 GiB log, bench/README.md). It reads a file whole only when that disk
-# has half the file's content free; else the line reader, whose staging holds only rollups.
-_SPILL_ROOM = 0.5
+# The whole-file reader writes every validated row of the file to a Parquet file in DuckDB's
+# temporary directory: 15 bytes a line of the bench's 240-byte lines (6 %; bench/README.md).
+# It reads a file whole only when that disk has a quarter of the file's content free (room for
+# targets that compress less); else the line reader, whose staging holds only rollups.
+_SPILL_ROOM = 0.25
+
+
+def _temp_folder(con: duckdb.DuckDBPyConnection) -> Path:
+    """Return DuckDB's temporary directory (it may not exist yet: made on the first spill)."""
+    return Path(str(scalar(con, "SELECT current_setting('temp_directory')")))
 
 
 def _spill_room(con: duckdb.DuckDBPyConnection, digest: ContentDigest) -> bool:
     """Return whether DuckDB's temporary directory has room for a whole file's rows."""
-    folder = Path(str(scalar(con, "SELECT current_setting('temp_directory')")))
+    folder = _temp_folder(con)
     while not folder.exists() and folder != folder.parent:
-        folder = folder.parent  # created on the first spill
+        folder = folder.parent
     return shutil.disk_usage(folder).free >= digest.size * _SPILL_ROOM
 
 
+@contextmanager
+def _spill_file(con: duckdb.DuckDBPyConnection) -> Iterator[Path]:
+    """Yield the path of a new file in DuckDB's temporary directory for a whole file's
+    validated rows; afterwards remove it, the view ``checked`` over it, and the directory if
+    it was made for it."""
+    folder = _temp_folder(con)
+    made = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    spill = folder / f"whole-file-{uuid.uuid4().hex}.parquet"
+    try:
+        yield spill
+    finally:
+        if scalar(con, "SELECT count(*) FROM duckdb_views() "
+                       "WHERE temporary AND view_name = 'checked'"):
+            con.execute("DROP VIEW temp.checked")
+        spill.unlink(missing_ok=True)
+        if made:
+            with suppress(OSError):  # DuckDB may have spilled there meanwhile
+                folder.rmdir()
+
+
 def _whole_file(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Path,
-                digest: ContentDigest, limit: BadRecordLimit,
-                progress: Progress | None) -> _Checked | None:
+                digest: ContentDigest, limit: BadRecordLimit, progress: Progress | None,
+                spill: Path) -> _Checked | None:
     """Check the piece as one batch where the source can read the whole file at once (see
     NginxSource.whole_file) and return what it found, counted in ``limit``; or None, nothing
     counted, when the file must be read by lines: the reader refused a line (too many quotes,
@@ -545,8 +593,9 @@ def _whole_file(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Pat
     of their text) to find, or more than the limit allows (the file is refused).
 
     The batch names no lines: a rejected row carries its line's text, and the lines with that
-    text are found by reading the file's lines (only when there are rejects). A file whose rows
-    would not fit the free disk of DuckDB's temporary directory is read by lines too.
+    text are found by reading the file's lines (only when there are rejects). The rows are
+    written to ``spill`` (``checked`` is a view over it); a file whose rows would not fit the
+    free disk of DuckDB's temporary directory is read by lines.
     """
     # The source itself declines a part of a file (its start and stop are the piece's).
     if not isinstance(source, WholeFileSource):
@@ -556,7 +605,7 @@ def _whole_file(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Pat
         return None
     kept = _KEPT[source.record] + ", raw"
     try:
-        checked = _with_progress(con, lambda: _check_batch(con, source, batch, 0, kept),
+        checked = _with_progress(con, lambda: _check_batch(con, source, batch, 0, kept, spill),
                                  progress, batch.position)
     except duckdb.Error:  # the reader refuses a line
         return None
@@ -613,13 +662,16 @@ def _stage(con: duckdb.DuckDBPyConnection, source: RequestSource, path: Path,
     for piece in pieces:
         if resumable:
             source.start, source.stop = piece.start, piece.stop  # type: ignore[attr-defined]
-        whole = _whole_file(con, source, path, digest, limit, progress)
-        if whole is not None:
-            _store_checked(con, source, piece, whole, routes, thresholds)
-            # The file may be gone since: check_unchanged says so, the bar is left as it is.
-            if progress is not None and (identity := file_identity(path)) is not None:
-                progress(identity[2])
-            continue
+        if isinstance(source, WholeFileSource):
+            with _spill_file(con) as spill:
+                whole = _whole_file(con, source, path, digest, limit, progress, spill)
+                if whole is not None:
+                    _store_checked(con, source, piece, whole, routes, thresholds)
+            if whole is not None:
+                # The file may be gone since: check_unchanged says so, the bar is left as is.
+                if progress is not None and (identity := file_identity(path)) is not None:
+                    progress(identity[2])
+                continue
         for batch in source.batches(path):
             checked = limit.check(con, batch)
             _store_checked(con, source, piece, checked, routes, thresholds)
