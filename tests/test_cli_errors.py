@@ -4,6 +4,7 @@ traceback; one bad file stops none; hostile text never reaches the terminal raw.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shlex
@@ -330,3 +331,19 @@ def test_ctrl_c_in_an_ingest_is_one_line(tmp_path: Path) -> None:
         assert con.execute("SELECT sum(requests) FROM request_counts").fetchone() == (1,)
     finally:
         con.close()
+
+
+def test_main_called_in_process_gives_ctrl_c_back(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    """main() with arguments (a script, a test) answers a KeyboardInterrupt with 130 and then
+    hands the caller's SIGINT handler, unraisable hook and logging back as they were."""
+    from mysetlist_slo import cli
+
+    def stopped(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_init", stopped)
+    handler, hook = signal.getsignal(signal.SIGINT), sys.unraisablehook
+    assert cli.main(["init", str(tmp_path / "slo.yaml")]) == 130
+    assert signal.getsignal(signal.SIGINT) is handler and sys.unraisablehook is hook
+    assert logging.root.manager.disable == logging.NOTSET
