@@ -37,8 +37,6 @@ from mysetlist_slo.lake import add_to_lake, lake_manifest
 from mysetlist_slo.lake.rollups import KIND as ROLLUPS_KIND
 from mysetlist_slo.lake.rollups import ROLLUP_META, load_rollups
 from mysetlist_slo.report.formatting import MISSING, STATUS_WORDS, fmt, is_missing
-from mysetlist_slo.report.overview import overview_headline, slo_status
-from mysetlist_slo.report.weekly import iso_week
 from mysetlist_slo.slo.composite import error_budgets
 from mysetlist_slo.sources import KINDS, ExportOptions
 from mysetlist_slo.sources.nextjs import is_next_build, read_build
@@ -46,7 +44,6 @@ from mysetlist_slo.store.bundles import store_build
 from mysetlist_slo.store.database import DEFAULT_DB, open_store
 from mysetlist_slo.store.ingest import IngestResult, ingest_file, parse_bad_rows_limit
 from mysetlist_slo.store.maintenance import backup_store, check_store, restore_store
-from mysetlist_slo.vitals.bundles import bundle_check
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BREACH = 0, 1, 2, 3
 # The request kinds a lake holds (the other kinds are not request rows).
@@ -65,6 +62,9 @@ REPORT_WAIT = "5m"
 COLLECT_WAIT = "10s"
 
 err = Console(stderr=True)
+# _LAZY: the report, overview and bundle modules (scipy, statsmodels, plotly, papermill: over
+# a second and 60 MiB) are imported by the commands that use them, so that `ingest`, `--help`
+# and a mistyped flag do not wait for them.
 
 
 def _say(text: object, style: str | None = None) -> None:
@@ -103,6 +103,8 @@ def _parse_bad_rows(text: str) -> int | float:
 
 def _parse_week(text: str) -> str:
     """An ISO week label that names a real week, like 2026-W47 (argparse type)."""
+    from mysetlist_slo.report.weekly import iso_week  # see _LAZY
+
     try:
         label, _, _ = iso_week(text)
     except ValueError:
@@ -313,6 +315,8 @@ def _rate(value: object) -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     """Print the SLO table and the weekly report's count; with --fail-on breach, exit 3 when
     an SLO (not a composite: a view over its members) is out of budget."""
+    from mysetlist_slo.report.overview import overview_headline, slo_status  # see _LAZY
+
     config = load_config(args.config)
     con = open_store(args.db, read_only=True, wait=_wait(args))
     try:
@@ -1039,6 +1043,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_bundles_check(args: argparse.Namespace) -> int:
     """Store a Next.js build and check its First Load JS against the budgets and the build
     before; with --fail-on, exit 3 on a regression (or any route over budget)."""
+    from mysetlist_slo.vitals.bundles import bundle_check  # see _LAZY
+
     config = load_config(args.config)
     build = read_build(args.build_dir, commit=args.commit, built_at=args.built_at)
     con = open_store(args.db, wait=_wait(args))

@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 import pytest
 
 from mysetlist_slo.demo import DemoManifest
+from mysetlist_slo.sources import nginx
 from mysetlist_slo.sources.nginx import (
     COMBINED,
     COMBINED_TIMED,
@@ -41,6 +42,14 @@ MALFORMED = [
     GOOD.replace('"GET /show/123?x=1 HTTP/1.1"', '"-"'),
     GOOD.replace('"GET /show/123?x=1 HTTP/1.1"', '""'),
     GOOD.replace('"GET /show/123?x=1 HTTP/1.1"', '"\\x16\\x03\\x01"'),  # TLS on port 80
+    # Request lines the cut at spaces must leave to the regex, or read as it does.
+    *(GOOD.replace("GET /show/123?x=1 HTTP/1.1", request) for request in (
+        "GET /a b HTTP/1.1", "get / HTTP/1.1", "GET  / HTTP/1.1", "GET / HTTP/1.1 ",
+        " GET / HTTP/1.1", "PROPFIND /dav HTTP/1.1", "GET / HTTP/9.9", "GET / FTP/1.0",
+        "GET /", "GET", "GET / HTTP/", "GET https://host HTTP/1.1", "GET /\ttab HTTP/1.1",
+        "GET /\x0cff HTTP/1.1", "GET /\rcr HTTP/1.1", "GET\t/ HTTP/1.1", "GET /\x0bvt HTTP/1.1",
+        "GET /\u00a0nbsp HTTP/1.1", "DELETE /x HTTP/2", "OPTIONS * HTTP/2.0", "GET / HTTP/3",
+        "GET / HTTP/1.1 HTTP/1.1", "GET /?a=b%20c HTTP/1.0")),
     GOOD.replace(" 200 ", ' "200" '),  # quoted status
     GOOD.replace(" 200 512 ", " 200  512 "),
     GOOD.replace('HTTP/1.1" 200', 'HTTP/1.1"x 200'),  # no space after the quote
@@ -169,3 +178,19 @@ def test_real_apache_log_reads_identically(real_data: Path) -> None:
     assert split_rejects == regex_rejects
     assert split_rows.num_rows == 10_000
     assert split_share(path, COMBINED) > 0.9
+
+
+def test_common_request_lines_are_cut_without_the_regex(monkeypatch) -> None:
+    """The request lines nearly every request has are read by the cut at spaces: with the
+    regex made to match nothing, they still give their method and target; the others none."""
+    monkeypatch.setattr(nginx, "_REQUEST_LINE", "(a)^(b)")
+    parts = nginx._request_parts_sql("request", split=True)
+    lines = {"GET /show/1?x=1 HTTP/1.1": ("GET", "/show/1?x=1"), "HEAD / HTTP/2": ("HEAD", "/"),
+             "POST /api/vote HTTP/1.0": ("POST", "/api/vote"),
+             "PROPFIND /dav HTTP/1.1": ("", ""), "GET /a b HTTP/1.1": ("", "")}
+    con = duckdb.connect()
+    for line, expected in lines.items():
+        got = con.execute(f"SELECT {parts} FROM (SELECT request, string_split(request, ' ') "
+                          "AS words FROM (SELECT ?::VARCHAR AS request))", [line]).fetchone()
+        assert got is not None
+        assert (got[0]["method"], got[0]["target"]) == expected, line

@@ -32,7 +32,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pyarrow as pa
 
 from mysetlist_slo.errors import LakeError
@@ -181,6 +180,10 @@ def read_manifest(root: Path) -> Manifest:
     if isinstance(document, dict) and document.get("format", FORMAT) != FORMAT:
         raise LakeError(str(path), f"manifest format {document.get('format')!r} is not "
                         f"{FORMAT}; written by another version of mysetlist-slo")
+    # Imported here: with the URI grammar Jupyter's jsonschema extras bring, importing
+    # jsonschema takes 1.6 s, which every command importing the lake would pay.
+    import jsonschema
+
     problem = jsonschema.exceptions.best_match(
         jsonschema.Draft202012Validator(MANIFEST_SCHEMA).iter_errors(document))
     if problem is not None:

@@ -216,11 +216,42 @@ def _split_sql(fmt: LogFormat) -> tuple[dict[str, str], str] | None:
     return values, " AND ".join(_COMBINED_SHAPE + _TAIL_SHAPE[fmt.text])
 
 
-def _staging_query(fmt: LogFormat, fields_sql: str, flat: bool = False) -> str:
+# "$request" is the whole request line: METHOD target PROTOCOL, read by this regex (RE2: \S is
+# [^\t\n\f\r ]). Malformed request lines (TLS handshakes on port 80, "-") are real requests nginx
+# answered with 400: they are kept, with no method and target, so they count against the route
+# "(invalid)".
+_REQUEST_LINE = r"^([A-Z]+) (\S+)( HTTP/[0-9.]+)?$"
+# The request lines nearly every request has, cut at their two spaces instead: a common method,
+# a target without whitespace, a common protocol. The regex reads such a line the same way;
+# any other line is left to it (tests/test_nginx_split.py compares the two).
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_PROTOCOLS = ("HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/2", "HTTP/3", "HTTP/3.0")
+
+
+def _request_parts_sql(request: str, split: bool) -> str:
+    """Return SQL for the struct (method, target) of the request line ``request``: empty
+    strings where the line does not read as one. With ``split``, common lines are cut at their
+    spaces (``words``: the line split at spaces, computed by the caller) and only the others
+    go through the regex."""
+    regex = f"regexp_extract({request}, '{_REQUEST_LINE}', ['method', 'target'])"
+    if not split:
+        return regex
+    methods = ", ".join(f"'{method}'" for method in _METHODS)
+    protocols = ", ".join(f"'{protocol}'" for protocol in _PROTOCOLS)
+    whitespace = " AND ".join(f"NOT contains(words[2], chr({code}))" for code in (9, 10, 12, 13))
+    return f"""CASE WHEN len(words) = 3 AND words[1] IN ({methods})
+                          AND words[3] IN ({protocols}) AND words[2] <> ''
+                          AND {whitespace}
+                     THEN {{'method': words[1], 'target': words[2]}} ELSE {regex} END"""
+
+
+def _staging_query(fmt: LogFormat, fields_sql: str, flat: bool = False,
+                   split: bool = True) -> str:
     """Return SQL turning each row of ``fields_sql`` into the staged request columns: its
     ``line`` and the struct ``fields`` (one member per variable) or, ``flat``, a column per
     variable and the line's parts (p1 ...), passed on (a struct is computed whole; flat
-    columns the query does not keep are never computed)."""
+    columns the query does not keep are never computed). ``split=False`` reads request lines
+    with the regex alone."""
     prefix = "" if flat else "fields."
 
     def field(column: str) -> str:
@@ -228,14 +259,14 @@ def _staging_query(fmt: LogFormat, fields_sql: str, flat: bool = False) -> str:
         return f"{prefix}{variable}" if variable else "NULL"
 
     if fmt.columns["target"] == "request":
-        # "$request" is the whole request line: METHOD target PROTOCOL. Malformed request lines
-        # (TLS handshakes on port 80, "-") are real requests nginx answered with 400: they are
-        # kept, with no method and target, so they count against the route "(invalid)".
-        request_line = r"'^([A-Z]+) (\S+)( HTTP/[0-9.]+)?$'"
-        # One match gives both parts (DuckDB evaluates the repeated expression once).
-        parts = f"regexp_extract({prefix}request, {request_line}, ['method', 'target'])"
-        method = f"NULLIF({parts}.method, '')"
-        target = f"NULLIF({parts}.target, '')"
+        # One struct gives both parts: the regex runs once, and only on the lines not cut.
+        request = f"{prefix}request"
+        if split:
+            fields_sql = f"SELECT *, string_split({request}, ' ') AS words FROM ({fields_sql})"
+        fields_sql = (f"SELECT *, {_request_parts_sql(request, split)} AS request_parts "
+                      f"FROM ({fields_sql})")
+        method = "NULLIF(request_parts.method, '')"
+        target = "NULLIF(request_parts.target, '')"
     else:
         method = f"{prefix}request_method" if "request_method" in fmt.variables else "NULL"
         target = f"{prefix}{fmt.columns['target']}"
@@ -334,6 +365,7 @@ class NginxSource:
         """Read logs of ``log_format``; ``split=False`` reads every line with the regex (the
         fast split of the combined formats gives identical rows; tests compare the two)."""
         self.format = compile_log_format(log_format)
+        self.split = split
         self.start = (0, 0)  # (bytes, lines) of the content to skip, already loaded
         self.stop: int | None = None  # content offset to read up to (None: the end)
         whole = _whole_file_sql(self.format) if split else None
@@ -346,9 +378,9 @@ class NginxSource:
     def _checked(self, fields_sql: str, flat: bool = False) -> str:
         """Return the validation query of the rows of ``fields_sql`` (see _staging_query)."""
         return validation_query(
-            _staging_query(self.format, fields_sql, flat), self.format.time_kind, UNIT_US["s"],
-            UNIT_US["s"], upstream_lists=True, target_required=False, may_be_unmatched=True,
-            carried=_PARTS if flat else (),
+            _staging_query(self.format, fields_sql, flat, self.split), self.format.time_kind,
+            UNIT_US["s"], UNIT_US["s"], upstream_lists=True, target_required=False,
+            may_be_unmatched=True, carried=_PARTS if flat else (),
         )
 
     def whole_file(self, path: Path, digest: ContentDigest) -> InputBatch | None:
