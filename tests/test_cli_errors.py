@@ -347,3 +347,23 @@ def test_main_called_in_process_gives_ctrl_c_back(monkeypatch: pytest.MonkeyPatc
     assert cli.main(["init", str(tmp_path / "slo.yaml")]) == 130
     assert signal.getsignal(signal.SIGINT) is handler and sys.unraisablehook is hook
     assert logging.root.manager.disable == logging.NOTSET
+
+
+def test_ctrl_c_while_importing_is_one_line(monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The command's entry (``mysetlist-slo``, ``python -m``) answers a Ctrl-C that comes while
+    the command line's modules are still being imported with 130 and one line."""
+    import builtins
+
+    from mysetlist_slo.__main__ import run
+
+    real_import = builtins.__import__
+
+    def interrupted(name: str, *args: object, **kwargs: object) -> object:
+        if name == "mysetlist_slo.cli":
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    assert run() == 130
+    assert capsys.readouterr().err == "interrupted; nothing was done\n"
