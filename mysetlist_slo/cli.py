@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import dataclasses
 import json
+import logging
 import math
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -46,6 +50,10 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BREACH = 0, 1, 2, 3
 LAKE_KINDS = ("nginx", "jsonl", "csv", "parquet")
 # What a shell reports for a program killed by SIGPIPE (`yes | head`): a reader that went away.
 EXIT_BROKEN_PIPE = 141
+# What a shell reports for a program stopped by Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
+# What an interrupted command leaves, unless it says more (KeyboardInterrupt's text).
+LEFT_AFTER_INTERRUPT = "nothing half-written was kept"
 # How long `report` (a scheduled, minute-long job) waits for a busy store by default; commands
 # typed at a terminal give up at once unless --wait says otherwise.
 REPORT_WAIT = "5m"
@@ -250,9 +258,16 @@ def _ingest_all(args: argparse.Namespace, echo_skips: bool) -> list[dict[str, ob
     con = open_store(args.db, wait=_wait(args))
     try:
         for path in args.paths:
-            row, note = _ingest_one(con, path, args, kind=args.kind, config=config,
-                                    max_bad_rows=args.max_bad_rows,
-                                    log_format=args.log_format, options=options)
+            try:
+                row, note = _ingest_one(con, path, args, kind=args.kind, config=config,
+                                        max_bad_rows=args.max_bad_rows,
+                                        log_format=args.log_format, options=options)
+            except KeyboardInterrupt:
+                # Each file is one transaction: the one being read is not stored, those
+                # before it stay as they were reported.
+                kept = sum("error" not in r and not r["skipped"] for r in rows)
+                raise KeyboardInterrupt(f"{path} was not stored (files loaded before it "
+                                        f"stay loaded: {kept})") from None
             rows.append(row)
             if args.json:
                 print(json.dumps(row), flush=True)
@@ -389,10 +404,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         run_report,  # papermill and nbconvert load only when needed
     )
 
-    outputs = run_report(args.kind, week=args.week, db=args.db, config=args.config,
-                         out=args.out, timezone=args.timezone, title=args.title,
-                         progress=sys.stderr.isatty(), wait=_wait(args, REPORT_WAIT),
-                         cell_timeout=args.cell_timeout)
+    try:
+        outputs = run_report(args.kind, week=args.week, db=args.db, config=args.config,
+                             out=args.out, timezone=args.timezone, title=args.title,
+                             progress=sys.stderr.isatty(), wait=_wait(args, REPORT_WAIT),
+                             cell_timeout=args.cell_timeout)
+    except KeyboardInterrupt:
+        # run_report leaves the report's folder as it was (it writes a staging folder first).
+        raise KeyboardInterrupt("no report was written") from None
     _say(f"report written to {outputs.folder}/ (report.html, summary.json, summary.md)")
     # The digest quotes routes and URLs from the logs: shown, never obeyed by the terminal;
     # plain text (summary.md's Markdown escapes and ** are for chat, not for a terminal).
@@ -1282,11 +1301,47 @@ def _add_lake(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     listing.set_defaults(handler=cmd_lake_list)
 
 
+def _stop_on_ctrl_c(signum: int, frame: object) -> None:
+    """SIGINT handler: the first Ctrl-C stops the command (KeyboardInterrupt); the command is
+    then ending, so further Ctrl-Cs and the logs of what it stops (a report kernel "died",
+    asyncio's unfinished task) would only print noise, or a traceback, after its one line."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.disable(logging.CRITICAL)
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)  # signal handlers can only be set in the main thread
+    previous = signal.signal(signal.SIGINT, _stop_on_ctrl_c)
+    previous_hook, sys.unraisablehook = sys.unraisablehook, _unraisable
+    logging_level = logging.root.manager.disable
+    code = _main(argv)
+    # Run as the program (argv from the command line), the process ends now: a Ctrl-C while
+    # it exits would only kill it silently with another status. Called with arguments (a
+    # test, a script), the caller's handler and logging come back.
+    signal.signal(signal.SIGINT, signal.SIG_IGN if argv is None else previous)
+    sys.unraisablehook = previous_hook
+    if argv is not None:
+        logging.disable(logging_level)
+    return code
+
+
+def _unraisable(unraisable: Any) -> None:
+    """sys.unraisablehook: a Ctrl-C that landed in a finaliser (a weakref callback, a
+    ``__del__``), where Python can only print it and go on, is delivered again, outside it."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        signal.signal(signal.SIGINT, _stop_on_ctrl_c)
+        _thread.interrupt_main(signal.SIGINT)
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args: argparse.Namespace | None = None
     try:
+        args = build_parser().parse_args(argv)
         config = getattr(args, "config", None)
         if config is not None and Path(config).is_dir():
             raise SloError(f"{config}: is a directory; --config takes a YAML file")
@@ -1313,9 +1368,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"error: {db}: the store could not be read ({detail}); see what is damaged with "
              f"`mysetlist-slo store check --db {db}`")
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        _say("interrupted; nothing half-written was kept")
-        return 130
+    except KeyboardInterrupt as exc:
+        # Ctrl-C: one line saying what is left, never a traceback.
+        _say(f"interrupted; {str(exc) or LEFT_AFTER_INTERRUPT}")
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -4,12 +4,18 @@ traceback; one bad file stops none; hostile text never reaches the terminal raw.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 from conftest import DEMO_END, timed_line
 
@@ -235,3 +241,129 @@ def test_deploy_commands_parse_and_a_bad_file_keeps_the_report() -> None:
         for line in text.splitlines():
             if " ingest " in line and not line.startswith("#"):
                 assert re.search(r" ingest [^;&]*; \S*mysetlist-slo report ", line), line
+
+
+def _interrupt_report(db: Path, out: Path) -> subprocess.CompletedProcess[str] | None:
+    """Run `report weekly` and press Ctrl-C (SIGINT to its process group, as a terminal does)
+    once papermill has started the notebook (its output notebook appears); return the
+    finished process, or None when the report ended before it could be interrupted."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mysetlist_slo", "report", "weekly", "--db", str(db),
+         "--week", "2026-W47", "--out", str(out)], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    notebook = out / "weekly" / "2026-W47"
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        if notebook.is_dir() and any(notebook.rglob("*.ipynb")):
+            time.sleep(1.0)  # papermill is executing cells now
+            break
+        time.sleep(0.05)
+    if process.poll() is not None:
+        process.communicate()
+        return None
+    os.killpg(process.pid, signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_report_is_one_line(small_store: Path, tmp_path: Path) -> None:
+    """Ctrl-C while `report weekly` runs its notebook ends it with exit status 130 and one
+    line on stderr saying it was interrupted and that no report was written; no traceback
+    (not even the kernel's), and the output folder holds no report or half-run notebook."""
+    for attempt in range(3):
+        out = tmp_path / f"out{attempt}"
+        result = _interrupt_report(small_store, out)
+        if result is not None:
+            break
+    else:
+        pytest.fail("the report ended three times before Ctrl-C could reach it")
+    assert result.returncode == 130, result.stderr
+    line = one_error_line(result)
+    assert line.startswith("interrupted") and "no report was written" in line
+    folder = out / "weekly" / "2026-W47"
+    assert not folder.exists() or not any(folder.rglob("*")), list(folder.rglob("*"))
+
+
+def _big_log(path: Path, lines: int) -> Path:
+    """Write ``lines`` distinct access-log lines (a request a second from 2026-11-16)."""
+    start = datetime(2026, 11, 16, tzinfo=UTC)
+    with path.open("w") as handle:
+        for i in range(lines):
+            at = (start + timedelta(seconds=i)).strftime("%d/%b/%Y:%H:%M:%S +0000")
+            handle.write(timed_line(time=at, path=f"/show/{i % 97}") + "\n")
+    return path
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_an_ingest_is_one_line(tmp_path: Path) -> None:
+    """Ctrl-C while `ingest a b` reads b ends it with exit status 130 and one line naming b as
+    not stored and a as still loaded; the store holds a's rows only (b's transaction gone)."""
+    db = tmp_path / "m.duckdb"
+    first = tmp_path / "a.log"
+    first.write_text(timed_line() + "\n")
+    for lines in (400_000, 1_600_000):
+        second = _big_log(tmp_path / f"b{lines}.log", lines)
+        db.unlink(missing_ok=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mysetlist_slo", "ingest", "--db", str(db), "--json",
+             str(first), str(second)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, start_new_session=True)
+        assert process.stdout is not None
+        # --json prints a's result as soon as it is loaded: b is being read from then on.
+        first_result = process.stdout.readline()
+        time.sleep(0.5)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=120)
+            break
+        process.communicate()
+    else:
+        pytest.fail("the ingest ended before Ctrl-C could reach it")
+    assert json.loads(first_result)["loaded"] == 1 and not stdout.strip()
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    assert result.returncode == 130, stderr
+    assert one_error_line(result) == (f"interrupted; {second} was not stored (files loaded "
+                                      "before it stay loaded: 1)")
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM ingests").fetchone() == (1,)
+        assert con.execute("SELECT sum(requests) FROM request_counts").fetchone() == (1,)
+    finally:
+        con.close()
+
+
+def test_main_called_in_process_gives_ctrl_c_back(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    """main() with arguments (a script, a test) answers a KeyboardInterrupt with 130 and then
+    hands the caller's SIGINT handler, unraisable hook and logging back as they were."""
+    from mysetlist_slo import cli
+
+    def stopped(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_init", stopped)
+    handler, hook = signal.getsignal(signal.SIGINT), sys.unraisablehook
+    assert cli.main(["init", str(tmp_path / "slo.yaml")]) == 130
+    assert signal.getsignal(signal.SIGINT) is handler and sys.unraisablehook is hook
+    assert logging.root.manager.disable == logging.NOTSET
+
+
+def test_ctrl_c_while_importing_is_one_line(monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The command's entry (``mysetlist-slo``, ``python -m``) answers a Ctrl-C that comes while
+    the command line's modules are still being imported with 130 and one line."""
+    import builtins
+
+    from mysetlist_slo.__main__ import run
+
+    real_import = builtins.__import__
+
+    def interrupted(name: str, *args: object, **kwargs: object) -> object:
+        if name == "mysetlist_slo.cli":
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    assert run() == 130
+    assert capsys.readouterr().err == "interrupted; nothing was done\n"

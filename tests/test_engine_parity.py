@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from conftest import REAL_DATA
+from test_routes import ABSOLUTE_TARGETS
 
 from mysetlist_slo.cli import main
 from mysetlist_slo.config import Config, default_config_text, load_config
@@ -284,6 +285,17 @@ def test_duckdb_templates_equal_the_stores() -> None:
     assert got["/show/4\n2"] == "/show/[id]"
     assert got["/q?x=1\ny"] == "/q?x=1\ny"
     assert got["/" + "\U0001f600" * 250] == "/" + "\U0001f600" * 199
+
+
+def test_duckdb_absolute_targets_by_hand() -> None:
+    """The engine's SQL gives a scheme-and-host target the route of "/" (its path), as the
+    store does (tests/test_routes.py's hand-worked list)."""
+    patterns = _config().routes.patterns
+    targets = [target for target, _ in ABSOLUTE_TARGETS]
+    got = _route_map(DuckDBExecutor(), targets, _settings(patterns))
+    assert [got[t] for t in targets] == [
+        "(invalid)" if path is None else RouteNormaliser(patterns).template(path)
+        for _, path in ABSOLUTE_TARGETS]
 
 
 def test_admission_by_hand() -> None:

@@ -282,6 +282,44 @@ def test_weekly_summary_carries_the_scalability_and_recovery_findings(demo, demo
                if i["status"] == "ok")
 
 
+def _name_words(part: str) -> set[str]:
+    """Return the words of a part's name, lower case, without its parenthesised note, "and"
+    or a plural s: "Recovery drills (RTO)" -> {"recovery", "drill"}."""
+    bare = re.sub(r"\(.*?\)", "", part).lower()
+    return {word.removesuffix("s") for word in re.findall(r"[a-z]+", bare) if word != "and"}
+
+
+def test_digest_lines_name_their_part_once(demo, demo_con) -> None:
+    """No line of the demo week's digest repeats its part's name: after "Part: " comes the
+    item ("Load test: k6-…", "Backups (RPO): database"), never the part's noun again ("Load
+    test: load test k6-…", "Backups (RPO): backup database", "Application errors (Sentry):
+    Application error rate"); nor does a recovery item's topic in summary.json."""
+    from mysetlist_slo import load_config
+    from mysetlist_slo.report.summaries import summary_document, summary_text
+    from mysetlist_slo.report.weekly import weekly_summary
+
+    config = load_config()
+    document = summary_document("weekly", demo_con, config,
+                                weekly_summary(demo_con, config, "2026-W47"))
+    recovery = document["scalability_recovery"]["parts"]
+    parts = ({part["part"] for part in recovery} | {"Application errors (Sentry)", "Sentry"}
+             | {line["part"] for line in document["web_delivery"]["lines"]})
+    checked = []
+    for line in summary_text(document).splitlines():
+        for part in parts:
+            if line.startswith(f"- {part}: "):
+                first = line.removeprefix(f"- {part}: ").split()[0].lower()
+                assert first.removesuffix("s") not in _name_words(part), line
+                checked.append(part)
+    # The demo's findings: load test, backups, drills, regions, Sentry, CDN, bundle, Lighthouse.
+    assert len(set(checked)) >= 7, checked
+    for part in recovery:
+        for item in part["items"]:
+            words = item["topic"].lower().split()
+            assert not words or words[0].removesuffix("s") not in _name_words(part["part"]), (
+                part["part"], item["topic"])
+
+
 def test_prune_styles_drops_only_rules_that_can_match_nothing() -> None:
     """A JupyterLab rule whose classes the page lacks goes; one whose classes it has, a rule
     without application classes, a :not() of an absent class and a @media block with a

@@ -219,6 +219,7 @@ def test_section_without_data(store) -> None:
         assert len(lines) == 1 and lines[0].status == "no data" and lines[0].ok is None
     text = render_markdown(section)
     assert "no load test on record" in text and "no backup records" in text
+    assert "- — no data — no backup records" in text  # no topic repeating the part's name
     assert json.loads(json.dumps(section.to_dict()))["status"] == "no data"
 
 
@@ -230,10 +231,10 @@ def test_section_on_demo(demo: DemoManifest, demo_con) -> None:
     assert section.status == "attention"
     assert section.load_test[0].status == "target load not reached"
     statuses = {line.topic: line.status for line in section.backups + section.drills}
-    assert statuses["backup database"] == "late"
-    assert statuses["drill application_failover"] == "overdue"
+    assert statuses["database"] == "late"
+    assert statuses["application_failover"] == "overdue"
     summary = section.to_dict()
-    assert summary["backups"][0]["topic"] == "backup database"
+    assert summary["backups"][0]["topic"] == "database"
 
 
 def test_markdown_escapes_names_from_files(store, tmp_path) -> None:
@@ -334,9 +335,9 @@ def test_section_regions_from_requests(store, tmp_path) -> None:
     ingest_file(store, tmp_path / "regional.jsonl")
     section = scalability_recovery(store, load_config(), AT - timedelta(days=1), AT)
     lines = {line.topic: line for line in section.regions}
-    assert lines["region us-east-1 (requests)"].status == "below threshold"
-    assert "1 failovers, slowest recovery 3.0 min" in lines["region us-east-1 (requests)"].text
-    assert lines["region eu-west-1 (requests)"].status == "ok"
+    assert lines["us-east-1 (requests)"].status == "below threshold"
+    assert "1 failovers, slowest recovery 3.0 min" in lines["us-east-1 (requests)"].text
+    assert lines["eu-west-1 (requests)"].status == "ok"
 
 
 GOOD_JOB = ('{"job": "a", "kind": "database", "started": "2026-11-20T02:00:00Z", '

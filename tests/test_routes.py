@@ -108,20 +108,54 @@ def test_thin_route_admitted_across_files(store, write_log) -> None:
     assert store.execute("SELECT count(*) FROM route_candidates").fetchall() == [(0,)]
 
 
+# Absolute-form request targets (RFC 9112 3.2.2) worked by hand: the path is what follows the
+# authority up to "?" or "#", and an empty path is "/" (RFC 9110 4.2.3); a query or fragment
+# is dropped even when it holds slashes.
+ABSOLUTE_TARGETS = [
+    ("https://example.com", "/"),
+    ("http://host:8080", "/"),
+    ("https://example.com/", "/"),
+    ("https://example.com?x=1", "/"),
+    ("http://host:8080?x=1", "/"),
+    ("https://example.com#top", "/"),
+    ("HTTPS://Example.COM:443?x=1#f", "/"),
+    ("https://example.com?next=/show/9", "/"),
+    ("https://example.com#/show/9", "/"),
+    ("https://user@example.com", "/"),
+    ("http://[::1]:8080", "/"),
+    ("https://example.com/show/9?x=//y", "/show/9"),
+    ("https://example.com//show//9/", "/show/9"),
+    ("example.com", None),
+    ("example.com:443", None),
+]
+
+
+@pytest.mark.parametrize(("target", "path"), ABSOLUTE_TARGETS)
+def test_absolute_form_targets(routes: RouteNormaliser, target: str, path: str | None) -> None:
+    """A target of only a scheme and host (with a port, query or fragment) has the path "/",
+    and is the route of "/", not "(invalid)"; a query never lends the target its path."""
+    assert clean_paths(pa.array([target], pa.string())).to_pylist() == [path]
+    assert routes.template(target) == (INVALID_ROUTE if path is None else
+                                       routes.template(path))
+
+
 def _clean_by_hand(target: str | None) -> str | None:
-    """The README's cleaning rules with Python's re: scheme and host, then query and fragment
-    dropped, repeated slashes made one, a trailing slash dropped; what does not start with a
-    slash then (no path at all, or only a scheme and host) is None."""
+    """The README's cleaning rules with Python's re: scheme and host (up to the first "/",
+    "?" or "#") made "/", then query and fragment dropped, repeated slashes made one, a
+    trailing slash dropped; what does not start with a slash then (no path at all) is None."""
     if target is None:
         return None
-    path = re.sub(r"\A[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*", "", target)
+    path = re.sub(r"\A[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*", "/", target)
     path = re.sub(r"[?#][^\n]*\Z", "", path)  # RE2's "." is no newline, its "$" the end
     path = re.sub(r"//+", "/", path)
     path = re.sub(r"([^\n])/\Z", r"\1", path)
     return path if path.startswith("/") else None
 
 
-@given(st.lists(st.one_of(st.none(), st.text(alphabet="/?#:.-+aZ09\n é", max_size=24)),
+_TARGET_TEXT = st.text(alphabet="/?#:.-+aZ09\n é", max_size=24)
+
+
+@given(st.lists(st.one_of(st.none(), _TARGET_TEXT, _TARGET_TEXT.map(lambda t: "http://" + t)),
                 max_size=30))
 def test_clean_paths_against_the_rules(targets: list[str | None]) -> None:
     """Every target, clean or not (only the untidy ones go through the regexes), comes out as

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -392,3 +394,69 @@ def test_sessions_by_status(store: duckdb.DuckDBPyConnection, tmp_path: Path) ->
     assert frame["sessions"].tolist() == [400]
     assert frame["crash_free_sessions"].iloc[0] == pytest.approx(1 - 6 / 400)
     assert pd.isna(frame["crash_free_users"].iloc[0])
+
+
+def quiet_series(name: str, tmp_path: Path, *, query: bool) -> Path:
+    """Write the fixture ``name`` as the answer of a quiet period: no groups (``"groups":
+    []``), with or without the ``query`` echo that Sentry's sessions answers carry, keys in
+    the order Sentry writes them (start, end, query, intervals, groups)."""
+    fixture = json.loads((FIXTURES / name).read_text())
+    document = {"start": fixture["start"], "end": fixture["end"],
+                **({"query": ""} if query else {}),
+                "intervals": fixture["intervals"], "groups": []}
+    path = tmp_path / f"quiet-{name}"
+    path.write_text(json.dumps(document, indent=2))
+    return path
+
+
+def test_an_empty_sessions_answer_is_a_quiet_period(store: duckdb.DuckDBPyConnection,
+                                                    tmp_path: Path) -> None:
+    """A sessions answer without groups is told by its ``query`` echo (stats_v2 answers have
+    none) and loaded as zero sentry-sessions records; loading it again is a no-op."""
+    quiet = quiet_series("sessions.json", tmp_path, query=True)
+    assert detect_source(quiet).kind == "sentry-sessions"
+    result = ingest_file(store, quiet)
+    assert (result.kind, result.loaded, result.rejected, result.skipped) == (
+        "sentry-sessions", 0, 0, False)
+    assert ingest_file(store, quiet).skipped
+    assert store.execute("SELECT count(*) FROM sentry_sessions").fetchone() == (0,)
+
+
+def test_an_empty_series_that_cannot_be_told_names_both_kinds(
+        store: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    """An answer without groups and without ``query`` is stats_v2's shape and a trimmed
+    sessions answer's alike: it is refused in one line naming --kind sentry-stats and
+    --kind sentry-sessions, nothing stored; named with --kind it loads as zero records."""
+    quiet = quiet_series("stats_v2.json", tmp_path, query=False)
+    with pytest.raises(IngestError) as caught:
+        ingest_file(store, quiet)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"{quiet}: ")
+    assert "--kind sentry-stats" in message and "--kind sentry-sessions" in message
+    assert store.execute("SELECT count(*) FROM ingests").fetchone() == (0,)
+    for kind in ("sentry-stats", "sentry-sessions"):
+        result = ingest_file(store, quiet, kind=kind)
+        assert (result.kind, result.loaded, result.rejected) == (kind, 0, 0)
+        store.execute("DELETE FROM ingests")  # the next kind loads the same content again
+
+
+def test_empty_sentry_answers_through_the_cli(tmp_path: Path) -> None:
+    """`mysetlist-slo ingest` loads a quiet sessions answer (exit 0) and refuses an untold
+    one with exit 1 and one line naming both kinds; with --kind it loads (exit 0)."""
+    db = str(tmp_path / "m.duckdb")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mysetlist_slo", "ingest", "--db", db,
+                               *args], capture_output=True, text=True, check=False)
+
+    sessions = cli(str(quiet_series("sessions.json", tmp_path, query=True)))
+    assert sessions.returncode == 0, sessions.stderr
+    assert "sentry-sessions" in sessions.stdout
+    untold = quiet_series("stats_v2.json", tmp_path, query=False)
+    refused = cli(str(untold))
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith(f"error: {untold}: ")
+    assert "--kind sentry-stats" in line and "--kind sentry-sessions" in line
+    named = cli("--kind", "sentry-stats", str(untold))
+    assert named.returncode == 0, named.stderr

@@ -32,6 +32,7 @@ from mysetlist_slo.store.routes import (
     INVALID_ROUTE,
     MAX_TEMPLATE_LENGTH,
     OTHER_ROUTE,
+    SCHEME_AND_HOST,
     ordered_patterns,
 )
 
@@ -156,10 +157,10 @@ def _template_sql(d: Dialect, settings: RollupSettings,
         return d.param(name)
 
     # clean_paths: drop scheme and host, query and fragment, repeated and trailing slashes.
-    path = d.replace_all("target", bind("scheme", r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*"),
-                         bind("empty", ""))
-    path = d.replace_all(path, bind("query", rf"[?#]{_ANY}*{_END}"), d.param("empty"))
-    path = d.replace_all(path, bind("slashes", "//+"), bind("slash", "/"))
+    # A scheme and host alone is the path "/" (see clean_paths).
+    path = d.replace_all("target", bind("scheme", SCHEME_AND_HOST), bind("slash", "/"))
+    path = d.replace_all(path, bind("query", rf"[?#]{_ANY}*{_END}"), bind("empty", ""))
+    path = d.replace_all(path, bind("slashes", "//+"), d.param("slash"))
     path = d.replace_all(path, bind("trailing", rf"({_ANY})/{_END}"), bind("group1", d.group1))
     arms = []
     for i, (pattern, regex) in enumerate(ordered_patterns(settings.patterns, _ANY, _END)):

@@ -9,8 +9,10 @@ from __future__ import annotations
 import base64
 import gzip
 import math
+import os
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -27,7 +29,7 @@ from nbconvert.preprocessors import TagRemovePreprocessor
 from plotly.offline import get_plotlyjs
 from traitlets import default
 
-from mysetlist_slo.config import load_config
+from mysetlist_slo.config import Config, load_config
 from mysetlist_slo.errors import SloError
 from mysetlist_slo.report import summaries
 from mysetlist_slo.report.weekly import WeeklySummary, iso_week, weekly_summary
@@ -205,6 +207,51 @@ def trim_notebook(notebook: Path) -> None:
     nbformat.write(executed, notebook)
 
 
+def _execute(kind: str, label: str, db: str | Path, config: str | Path | None,
+             settings: Config, title: str | None, progress: bool, now: datetime | None,
+             wait: float, cell_timeout: float, folder: Path,
+             executed: Path) -> tuple[WeeklySummary, dict[str, Any]]:
+    """Execute the report notebook into ``executed`` (run in ``folder``) on a snapshot of the
+    store; return the period's summary and its summary document. A failing cell's notebook is
+    moved to ``folder`` and named by the ReportError raised."""
+    with store_snapshot(db, wait) as snapshot:
+        parameters = {"db": str(snapshot), "config": str(Path(config).resolve())
+                      if config else "", "week": label, "timezone": settings.timezone}
+        if title:
+            parameters["title"] = title
+        try:
+            papermill.execute_notebook(str(notebook_path(REPORTS[kind])), str(executed),
+                                       parameters=parameters, progress_bar=progress,
+                                       kernel_name="python3", cwd=str(folder),
+                                       kernel_manager_class=_IpcKernelManager,
+                                       execution_timeout=math.ceil(cell_timeout),
+                                       start_timeout=math.ceil(cell_timeout),
+                                       # Stopped at once, the kernel cannot complain (with
+                                       # a traceback) of a reply it could not send.
+                                       shutdown_kernel="immediate")
+        except papermill.PapermillExecutionError as exc:
+            raise ReportError(f"{kind} report for {label} failed in cell {exc.exec_count}: "
+                              f"{exc.ename}: {exc.evalue}", _keep(executed, folder)) from None
+        except TimeoutError:  # nbclient's CellTimeoutError, or the kernel never answered
+            raise ReportError(f"{kind} report for {label} stopped: a cell or the kernel's start "
+                              f"took longer than {cell_timeout:g} s",
+                              _keep(executed, folder)) from None
+        con = open_store(snapshot, read_only=True)
+        try:
+            summary = weekly_summary(con, settings, label, now)
+            return summary, summaries.summary_document(kind, con, settings, summary, title)
+        finally:
+            con.close()
+
+
+def _keep(notebook: Path, folder: Path) -> Path:
+    """Move a failed run's notebook from staging into ``folder``; return where it is."""
+    kept = folder / notebook.name
+    if notebook.exists():
+        os.replace(notebook, kept)
+    return kept
+
+
 def run_report(kind: str = "weekly", week: str | None = None, db: str | Path = DEFAULT_DB,
                config: str | Path | None = None, out: str | Path = "reports",
                timezone: str | None = None, title: str | None = None,
@@ -227,36 +274,23 @@ def run_report(kind: str = "weekly", week: str | None = None, db: str | Path = D
     label = check_report_inputs(week, settings.timezone, db, now)
     folder = Path(out) / kind / label
     folder.mkdir(parents=True, exist_ok=True)
-    executed = folder / f"{REPORTS[kind]}.ipynb"
-    with store_snapshot(db, wait) as snapshot:
-        parameters = {"db": str(snapshot), "config": str(Path(config).resolve())
-                      if config else "", "week": label, "timezone": settings.timezone}
-        if title:
-            parameters["title"] = title
-        try:
-            papermill.execute_notebook(str(notebook_path(REPORTS[kind])), str(executed),
-                                       parameters=parameters, progress_bar=progress,
-                                       kernel_name="python3", cwd=str(folder),
-                                       kernel_manager_class=_IpcKernelManager,
-                                       execution_timeout=math.ceil(cell_timeout),
-                                       start_timeout=math.ceil(cell_timeout))
-        except papermill.PapermillExecutionError as exc:
-            raise ReportError(f"{kind} report for {label} failed in cell {exc.exec_count}: "
-                              f"{exc.ename}: {exc.evalue}", executed) from None
-        except TimeoutError:  # nbclient's CellTimeoutError, or the kernel never answered
-            raise ReportError(f"{kind} report for {label} stopped: a cell or the kernel's start "
-                              f"took longer than {cell_timeout:g} s", executed) from None
-        html = folder / "report.html"
-        export_html(executed, html)
-        trim_notebook(executed)
-        con = open_store(snapshot, read_only=True)
-        try:
-            summary = weekly_summary(con, settings, label, now)
-            document = summaries.summary_document(kind, con, settings, summary, title)
-        finally:
-            con.close()
-    summary_json = folder / "summary.json"
-    summaries.write_json(document, summary_json)
-    summary_md = folder / "summary.md"
-    summary_md.write_text(summaries.summary_markdown(document), "utf-8")
+    # Everything is written to a staging folder first and moved into place at the end, so an
+    # interrupted run (Ctrl-C) leaves the folder as it was: no half-run notebook beside an
+    # earlier report. (The folder itself stays: it is the kernel's working directory, and
+    # the kernel may still be starting when Ctrl-C comes.)
+    staging = Path(tempfile.mkdtemp(prefix=".run-", dir=folder))
+    names = (f"{REPORTS[kind]}.ipynb", "report.html", "summary.json", "summary.md")
+    try:
+        summary, document = _execute(kind, label, db, config, settings, title, progress, now,
+                                     wait, cell_timeout, folder, staging / names[0])
+        export_html(staging / names[0], staging / names[1])
+        trim_notebook(staging / names[0])
+        summaries.write_json(document, staging / names[2])
+        (staging / names[3]).write_text(summaries.summary_markdown(document), "utf-8")
+        for name in names:
+            os.replace(staging / name, folder / name)
+    finally:
+        # Done, failed (the failing notebook was moved out) or interrupted: no staging left.
+        shutil.rmtree(staging, ignore_errors=True)
+    executed, html, summary_json, summary_md = (folder / name for name in names)
     return ReportOutputs(folder, executed, html, summary_json, summary_md, summary, document)

@@ -626,7 +626,8 @@ def _lines(document: dict[str, Any], esc: Callable[[Any], str],
         lines += _deploy_lines(document.get("deploys"), esc)
         app_errors = document.get("application_errors")
         if app_errors is not None:  # the SLI, and each release that raised the error rate
-            lines += [f"- Application errors (Sentry): {esc(line)}"
+            # "Sentry", not the section's title: its lines begin "Application error rate".
+            lines += [f"- Sentry: {esc(line)}"
                       for line in app_errors["findings"]]
         delivery = document.get("web_delivery") or {"lines": []}
         lines += [f"- {esc(line['part'])}: {esc(line['topic'])}: {esc(line['text'])}"

@@ -39,7 +39,10 @@ _OK = {"passed", "ok"}
 
 @dataclass(frozen=True)
 class StatusLine:
-    """One judged item: what it is, its status, whether that meets the target, and one line."""
+    """One judged item: what it is, its status, whether that meets the target, and one line.
+
+    ``topic`` names the item within its part, without the part's own word ("database" under
+    "Backups (RPO)", not "backup database"); a part's "no data" line has none ("")."""
 
     topic: str
     status: str
@@ -95,7 +98,7 @@ def scalability_recovery(con: duckdb.DuckDBPyConnection, config: Config, start: 
     if len(runs):
         last = runs.iloc[-1]
         load: tuple[StatusLine, ...] = (
-            _line(f"load test {last['run']}", str(last["status"]), str(last["detail"])),)
+            _line(str(last["run"]), str(last["status"]), str(last["detail"])),)
         # Per-pod capacity under load, beside production's over the four weeks before ``end``.
         measured = load_test_capacity(con, config, str(last["run"]), production_pod_model(
             con, end - timedelta(days=28), end))
@@ -103,26 +106,26 @@ def scalability_recovery(con: duckdb.DuckDBPyConnection, config: Config, start: 
             load += (_line(f"capacity under load {last['run']}",
                            "disagrees" if measured.disagree else "ok", measured.detail),)
     else:
-        load = (_line("load test", "no data", NO_LOAD_TEST),)
+        load = (_line("", "no data", NO_LOAD_TEST),)
     rpo = backup_rpo(con, config, end)
     known = rpo[rpo["status"] != "no data"]
-    backups = (tuple(_line(f"backup {row.kind}", str(row.status), str(row.detail))
+    backups = (tuple(_line(str(row.kind), str(row.status), str(row.detail))
                      for row in rpo.itertuples())
-               if len(known) else (_line("backups", "no data", NO_BACKUPS),))
+               if len(known) else (_line("", "no data", NO_BACKUPS),))
     due = drills_due(con, config, end)
-    drills = (tuple(_line(f"drill {row.drill}", str(row.status), str(row.detail))
+    drills = (tuple(_line(str(row.drill), str(row.status), str(row.detail))
                     for row in due.itertuples())
-              if int(due["drills"].sum()) else (_line("drills", "no data", NO_DRILLS),))
+              if int(due["drills"].sum()) else (_line("", "no data", NO_DRILLS),))
     regions = _probe_lines(con, config, start, end) + _traffic_lines(con, config, start, end)
     if not regions:
-        regions = (_line("regions", "no data", NO_PROBES),)
+        regions = (_line("", "no data", NO_PROBES),)
     return ScalabilityRecovery(start, end, load, backups, drills, regions)
 
 
 def _probe_lines(con: duckdb.DuckDBPyConnection, config: Config, start: datetime,
                  end: datetime) -> tuple[StatusLine, ...]:
     frame = region_availability(con, config, start, end)
-    return tuple(_line(f"region {row.region} (probes)", str(row.status), str(row.detail))
+    return tuple(_line(f"{row.region} (probes)", str(row.status), str(row.detail))
                  for row in frame.itertuples())
 
 
@@ -145,7 +148,7 @@ def _traffic_lines(con: duckdb.DuckDBPyConnection, config: Config, start: dateti
         if len(mine):
             worst = mine["time_to_recover"].max().total_seconds() / 60
             text += f", slowest recovery {worst:.1f} min"
-        lines.append(_line(f"region {row.region} (requests)", status, text))
+        lines.append(_line(f"{row.region} (requests)", status, text))
     return tuple(lines)
 
 
@@ -171,8 +174,9 @@ def render_markdown(section: ScalabilityRecovery) -> str:
     out = [f"## Scalability and recovery ({escape_markdown(section.status)})", ""]
     for title, lines in section.parts.items():
         out.append(f"**{title}**")
-        out += [f"- {_MARK[line.ok]} {escape_markdown(line.topic)}: "
-                f"{escape_markdown(line.status)} — {escape_markdown(line.text)}"
+        out += [f"- {_MARK[line.ok]} "
+                + (f"{escape_markdown(line.topic)}: " if line.topic else "")
+                + f"{escape_markdown(line.status)} — {escape_markdown(line.text)}"
                 for line in lines]
         out.append("")
     return "\n".join(out)

@@ -128,7 +128,8 @@ def _sniff(path: Path, log_format: str | None) -> str:
     if log_format is not None:
         return "nginx"
     head = _head(path)
-    other_kind = sniff_load_test(path, head) or sniff_recovery(head) or sniff_sentry(head)
+    other_kind = sniff_load_test(path, head) or sniff_recovery(head) or sniff_sentry(
+        head, str(path))
     if other_kind is not None:
         return other_kind
     if sniff_deploys(head):

@@ -17,6 +17,8 @@ from mysetlist_slo._regex import escape
 OTHER_ROUTE = "(other)"
 INVALID_ROUTE = "(invalid)"
 MAX_TEMPLATE_LENGTH = 200
+# The scheme and authority of an absolute-form request target (RFC 9112 3.2.2).
+SCHEME_AND_HOST = r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*"
 
 # Applied in order to each path segment of a path no configured pattern matched. A replaced
 # segment ("[id]") matches no later rule, so the first rule that fits wins.
@@ -69,7 +71,8 @@ def ordered_patterns(patterns: Iterable[str], any_char: str = ".",
 
 def clean_paths(targets: pa.Array) -> pa.Array:
     """Return each request target as a bare path (no scheme and host, query, fragment, double
-    or trailing slash); null where the target is not a path at all."""
+    or trailing slash; "/" for a scheme and host alone); null where the target is not a path
+    at all."""
     # Most targets are clean paths already; the regexes run only on those one of them could
     # change: a scheme or a double slash ("//"), a query or fragment, a trailing slash.
     untidy = pc.fill_null(pc.or_(
@@ -80,7 +83,10 @@ def clean_paths(targets: pa.Array) -> pa.Array:
     path = targets
     if pc.any(untidy).as_py():
         tidied = pc.filter(targets, untidy)
-        tidied = pc.replace_substring_regex(tidied, r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*", "")
+        # An absolute-form target's authority ends at "/", "?" or "#" (RFC 3986 3.2); it is
+        # made "/", so that "https://host" and "https://host?x=1" have the path "/" (RFC 9110
+        # 4.2.3: an empty path is "/") and the "//" before a path is made one below.
+        tidied = pc.replace_substring_regex(tidied, SCHEME_AND_HOST, "/")
         tidied = pc.replace_substring_regex(tidied, r"[?#].*$", "")
         tidied = pc.replace_substring_regex(tidied, r"//+", "/")
         tidied = pc.replace_substring_regex(tidied, r"(.)/$", r"\1")
