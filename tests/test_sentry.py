@@ -460,3 +460,28 @@ def test_empty_sentry_answers_through_the_cli(tmp_path: Path) -> None:
     assert "--kind sentry-stats" in line and "--kind sentry-sessions" in line
     named = cli("--kind", "sentry-stats", str(untold))
     assert named.returncode == 0, named.stderr
+
+
+@pytest.mark.parametrize("kind", ["sentry-stats", "sentry-sessions"])
+def test_a_week_of_hourly_intervals_is_told_by_content(store: duckdb.DuckDBPyConnection,
+                                                       tmp_path: Path, kind: str) -> None:
+    """A week's answer at 1 h resolution, keys in the order Sentry writes them: its 168
+    intervals (about 4.5 KB) come before "groups", and the file is still told apart by
+    content and loads one record per group and hour."""
+    hours = [datetime(2026, 11, 9, tzinfo=UTC) + timedelta(hours=h) for h in range(168)]
+    stamps = [h.strftime("%Y-%m-%dT%H:%M:%SZ") for h in hours]
+    if kind == "sentry-stats":
+        by = {"outcome": "accepted", "category": "error"}
+        field = "sum(quantity)"
+    else:
+        by = {"release": "r1", "session.status": "healthy"}
+        field = "sum(session)"
+    values = [h % 7 for h in range(168)]
+    document = {"start": stamps[0], "end": "2026-11-16T00:00:00Z", "intervals": stamps,
+                "groups": [{"by": by, "totals": {field: sum(values)},
+                            "series": {field: values}}]}
+    path = tmp_path / "week.json"
+    path.write_text(json.dumps(document))
+    assert path.read_text().index('"groups"') > 4096
+    result = ingest_file(store, path)
+    assert (result.kind, result.loaded) == (kind, 168)
