@@ -230,6 +230,9 @@ def test_section_on_demo(demo: DemoManifest, demo_con) -> None:
                                    demo.end)
     assert section.status == "attention"
     assert section.load_test[0].status == "target load not reached"
+    # The line says what the run reached; the status stands beside it, once.
+    assert section.load_test[0].text.startswith("420 req/s sustained of 1,000")
+    assert render_markdown(section).count("target load not reached") == 1
     statuses = {line.topic: line.status for line in section.backups + section.drills}
     assert statuses["database"] == "late"
     assert statuses["application_failover"] == "overdue"
