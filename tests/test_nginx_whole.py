@@ -9,6 +9,8 @@ import os
 import random
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -447,3 +449,24 @@ def test_the_validated_rows_go_to_a_parquet_file_that_is_removed(tmp_path, monke
     assert [(len(spills), rows, views) for spills, rows, views in seen] == [(1, 300, 1)] * 2
     assert con.execute("SELECT sum(requests) FROM request_counts").fetchone() == (300,)
     con.close()
+
+
+def test_a_killed_ingests_spill_file_is_removed(tmp_path) -> None:
+    """A spill file left by an ingest whose process is gone (killed) is removed by the next
+    whole-file read of the store; one of a running process, or named otherwise, stays."""
+    log = tmp_path / "access.log"
+    log.write_text("\n".join(good_lines(50)) + "\n")
+    store = tmp_path / "store.duckdb"
+    temp = Path(f"{store}.tmp")
+    temp.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = temp / f"whole-file-{dead}-0123.parquet"
+    alive = temp / f"whole-file-{os.getpid()}-4567.parquet"
+    other = temp / "whole-file-notes.parquet"
+    for path in (stale, alive, other):
+        path.write_bytes(b"PAR1")
+    con = open_store(store)
+    assert ingest_file(con, log, config=load_config(None)).loaded == 50
+    con.close()
+    assert (stale.exists(), alive.exists(), other.exists()) == (False, True, True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import uuid
@@ -562,6 +563,22 @@ def _spill_room(con: duckdb.DuckDBPyConnection, digest: ContentDigest) -> bool:
     return shutil.disk_usage(folder).free >= digest.size * _SPILL_ROOM
 
 
+_SPILL_PREFIX = "whole-file-"
+
+
+def _running(pid: str) -> bool:
+    """Return whether the process ``pid`` (text from a file name) may still be running."""
+    if not pid.isdigit():
+        return True  # not a name this code wrote: left alone
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: running
+        return True
+    return True
+
+
 @contextmanager
 def _spill_file(con: duckdb.DuckDBPyConnection) -> Iterator[Path]:
     """Yield the path of a new file in DuckDB's temporary directory for a whole file's
@@ -570,7 +587,12 @@ def _spill_file(con: duckdb.DuckDBPyConnection) -> Iterator[Path]:
     folder = _temp_folder(con)
     made = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    spill = folder / f"whole-file-{uuid.uuid4().hex}.parquet"
+    # A killed ingest's spill file would stay (about 6 % of its log): removed here when the
+    # process that wrote it (named in it) is gone; the folder may be shared (':memory:').
+    for stale in folder.glob(f"{_SPILL_PREFIX}*.parquet"):
+        if not _running(stale.name.removeprefix(_SPILL_PREFIX).split("-")[0]):
+            stale.unlink(missing_ok=True)
+    spill = folder / f"{_SPILL_PREFIX}{os.getpid()}-{uuid.uuid4().hex}.parquet"
     try:
         yield spill
     finally:
