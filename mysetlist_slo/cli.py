@@ -1317,15 +1317,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGINT, _stop_on_ctrl_c)
     previous_hook, sys.unraisablehook = sys.unraisablehook, _unraisable
     logging_level = logging.root.manager.disable
-    code = _main(argv)
-    # Run as the program (argv from the command line), the process ends now: a Ctrl-C while
-    # it exits would only kill it silently with another status. Called with arguments (a
-    # test, a script), the caller's handler and logging come back.
-    signal.signal(signal.SIGINT, signal.SIG_IGN if argv is None else previous)
-    sys.unraisablehook = previous_hook
-    if argv is not None:
-        logging.disable(logging_level)
-    return code
+    try:
+        return _main(argv)
+    finally:  # argparse's --help and usage errors end in SystemExit
+        # Run as the program (argv from the command line), the process ends now: a Ctrl-C
+        # while it exits would only kill it silently with another status. Called with
+        # arguments (a test, a script), the caller's handler and logging come back.
+        signal.signal(signal.SIGINT, signal.SIG_IGN if argv is None else previous)
+        sys.unraisablehook = previous_hook
+        if argv is not None:
+            logging.disable(logging_level)
 
 
 def _unraisable(unraisable: Any) -> None:

@@ -349,6 +349,20 @@ def test_main_called_in_process_gives_ctrl_c_back(monkeypatch: pytest.MonkeyPatc
     assert logging.root.manager.disable == logging.NOTSET
 
 
+def test_main_gives_ctrl_c_back_when_argparse_exits(capsys: pytest.CaptureFixture[str]) -> None:
+    """main() with arguments that end in argparse's SystemExit (--help, a usage error) hands
+    the caller's SIGINT handler and unraisable hook back too: a test suite's later Ctrl-C
+    tests found SIGINT ignored."""
+    from mysetlist_slo import cli
+
+    handler, hook = signal.getsignal(signal.SIGINT), sys.unraisablehook
+    for argv in (["--help"], ["ingest", "--bogus"]):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+        assert signal.getsignal(signal.SIGINT) is handler and sys.unraisablehook is hook
+    capsys.readouterr()
+
+
 def test_ctrl_c_while_importing_is_one_line(monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     """The command's entry (``mysetlist-slo``, ``python -m``) answers a Ctrl-C that comes while
