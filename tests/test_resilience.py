@@ -209,6 +209,10 @@ def test_demo_regions(demo: DemoManifest, demo_con) -> None:
         assert not row.within_target
     # A few checks a minute: one failed check already takes a 5-minute window below 99.9 %.
     assert regions["below_threshold"].all()
+    # Counted in words that agree with the count ("1 episode", "4 episodes").
+    for region, row in regions.iterrows():
+        count = int((episodes["region"] == region).sum())
+        assert f" {count} episode{'' if count == 1 else 's'} below " in row["detail"]
 
 
 def test_section_without_data(store) -> None:
