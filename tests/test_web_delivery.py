@@ -366,6 +366,8 @@ def test_weekly_summary_carries_web_delivery(demo: DemoManifest,
     assert [r["route"] for r in delivery["bundles"]["regressions"]] == ["/show/[id]"]
     digest = summary_markdown(document)
     assert "cache-miss storm" in digest and "grew past budget" in digest
+    # The lab scores fell since the collection before: signed with a minus sign.
+    assert "score \u2212" in digest and "score -" not in digest
 
 
 def test_vercel_cache_column_in_csv(store: duckdb.DuckDBPyConnection, config: Config,

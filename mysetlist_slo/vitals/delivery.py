@@ -180,9 +180,9 @@ def _cdn(con: duckdb.DuckDBPyConnection, config: Config, start: datetime, end: d
 
 
 def _change(metric: str, delta: float) -> str:
-    if metric == "score":
-        return f"{delta:+.0f}"
-    return f"{delta / 1000:+.2f} s"
+    # Signed as the reports sign numbers: a minus sign, not a hyphen.
+    text = f"{delta:+.0f}" if metric == "score" else f"{delta / 1000:+.2f} s"
+    return text.replace("-", "\u2212")
 
 
 def _kb(value: float | None) -> str:
