@@ -568,8 +568,9 @@ _SPILL_PREFIX = "whole-file-"
 
 def _running(pid: str) -> bool:
     """Return whether the process ``pid`` (text from a file name) may still be running."""
-    if not pid.isdigit():
-        return True  # not a name this code wrote: left alone
+    if not pid.isdigit() or os.name == "nt":
+        # Not a name this code wrote, or Windows, where signal 0 is CTRL_C_EVENT: left alone.
+        return True
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
