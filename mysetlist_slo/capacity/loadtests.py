@@ -219,7 +219,8 @@ def load_test_runs(con: duckdb.DuckDBPyConnection, config: Config) -> pd.DataFra
     """Return one row per load-test run: times, requests, failures, error rate (percent), mean
     and sustained request rate (with its basis), users reached, overall and worst API p95, and
     the verdict against the plan's targets (``status``: passed, failed, target load not
-    reached; ``detail``: one line saying why). Newest run last; empty when no run is stored."""
+    reached; ``detail``: one line of what the run reached against each target, the status not
+    repeated). Newest run last; empty when no run is stored."""
     settings = config.load_tests
     window = parse_duration(settings.sustain)
     target_rps, target_users = _targets(config)
@@ -317,7 +318,7 @@ def _verdict(run: str, tool: str, started: Any, finished: Any, duration: float |
             None if failures is None else int(failures), error_rate, mean_rps, sustained, basis,
             None if users is None else int(users), p95, api_p95, window_start, window_end,
             p95_at_load, errors_at_load, load_reached, users_reached, latency_ok, errors_ok,
-            status, f"{status}: " + "; ".join(parts)]
+            status, "; ".join(parts)]
 
 
 @dataclass(frozen=True)

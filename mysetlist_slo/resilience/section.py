@@ -97,10 +97,8 @@ def scalability_recovery(con: duckdb.DuckDBPyConnection, config: Config, start: 
     runs = load_test_runs(con, config)
     if len(runs):
         last = runs.iloc[-1]
-        # The run's detail opens with its verdict, which the line carries as its status.
-        status = str(last["status"])
         load: tuple[StatusLine, ...] = (
-            _line(str(last["run"]), status, str(last["detail"]).removeprefix(f"{status}: ")),)
+            _line(str(last["run"]), str(last["status"]), str(last["detail"])),)
         # Per-pod capacity under load, beside production's over the four weeks before ``end``.
         measured = load_test_capacity(con, config, str(last["run"]), production_pod_model(
             con, end - timedelta(days=28), end))
