@@ -2,8 +2,7 @@
 
 import sys
 
-# What a shell reports for a program stopped by Ctrl-C (128 + SIGINT), as cli.py does.
-EXIT_INTERRUPTED = 130
+from mysetlist_slo._terminal import EXIT_INTERRUPTED
 
 
 def run() -> int:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# What a shell reports for a program stopped by Ctrl-C (128 + SIGINT): the command line's exit
+# status after one, also while it is still importing (__main__.run).
+EXIT_INTERRUPTED = 130
+
 # What a terminal would act on instead of showing: C0 controls but tab and newline (CR rewrites
 # the line, ESC starts colour, cursor, title and OSC 8 hyperlink sequences), DEL, the C1 range
 # (0x9b is a one-byte CSI on some terminals), and the bidi embeddings, overrides and isolates

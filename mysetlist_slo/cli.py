@@ -29,7 +29,7 @@ from rich.text import Text
 
 from mysetlist_slo import __version__
 from mysetlist_slo._numbers import percent
-from mysetlist_slo._terminal import terminal_safe
+from mysetlist_slo._terminal import EXIT_INTERRUPTED, terminal_safe
 from mysetlist_slo.config import default_config_text, load_config
 from mysetlist_slo.demo import DEMO_DIR, default_end, generate_demo, replace_earlier_demo
 from mysetlist_slo.errors import IngestError, SloError
@@ -50,8 +50,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BREACH = 0, 1, 2, 3
 LAKE_KINDS = ("nginx", "jsonl", "csv", "parquet")
 # What a shell reports for a program killed by SIGPIPE (`yes | head`): a reader that went away.
 EXIT_BROKEN_PIPE = 141
-# What a shell reports for a program stopped by Ctrl-C (128 + SIGINT).
-EXIT_INTERRUPTED = 130
 # What an interrupted command leaves, unless it says more (KeyboardInterrupt's text).
 LEFT_AFTER_INTERRUPT = "nothing half-written was kept"
 # How long `report` (a scheduled, minute-long job) waits for a busy store by default; commands
