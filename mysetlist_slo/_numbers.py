@@ -27,6 +27,16 @@ def percent(share: float, decimals: int = 1) -> str:
     return f"{share * 100:,.{decimals}f} %"
 
 
+def signed(number: float, spec: str) -> str:
+    """Return ``number`` formatted with ``spec`` and always signed, the minus as the reports
+    write it: U+2212, the minus sign, not a hyphen.
+
+    >>> [ord(signed(-3, "+.0f")[0]), signed(0.234, "+.2f"), signed(-0.05, "+.0%")[1:]]
+    [8722, '+0.23', '5%']
+    """
+    return format(number, spec).replace("-", "\u2212")
+
+
 def p_value_text(p: float | None) -> str:
     """Return a p-value as prose writes it, or ``p n/a`` when there is none (None or NaN).
 

@@ -28,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mysetlist_slo import __version__
-from mysetlist_slo._numbers import percent
+from mysetlist_slo._numbers import percent, signed
 from mysetlist_slo._terminal import EXIT_INTERRUPTED, terminal_safe
 from mysetlist_slo.config import default_config_text, load_config
 from mysetlist_slo.demo import DEMO_DIR, default_end, generate_demo, replace_earlier_demo
@@ -1064,9 +1064,10 @@ def cmd_bundles_check(args: argparse.Namespace) -> int:
             colour = "red" if row.regression else ("yellow" if row.over_budget else "green")
             table.add_row(Text(terminal_safe(str(row.route))), row.router,
                           f"{row.first_load_kb:.1f}",
-                          "-" if row.budget_kb is None else f"{row.budget_kb:.1f}",
-                          "-" if row.previous_kb is None else f"{row.previous_kb:.1f}",
-                          "-" if row.growth is None else f"{100 * row.growth:+.1f} %",
+                          MISSING if row.budget_kb is None else f"{row.budget_kb:.1f}",
+                          MISSING if row.previous_kb is None else f"{row.previous_kb:.1f}",
+                          MISSING if row.growth is None
+                          else f"{signed(100 * row.growth, '+.1f')} %",
                           Text(terminal_safe(str(row.finding)), style=colour))
         _out().print(table)
     regressed = bool(check["regression"].any())

@@ -368,6 +368,10 @@ def test_weekly_summary_carries_web_delivery(demo: DemoManifest,
     assert "cache-miss storm" in digest and "grew past budget" in digest
     # The lab scores fell since the collection before: signed with a minus sign.
     assert "score \u2212" in digest and "score -" not in digest
+    # Every signed change of the section is written so (the demo's hit ratio fell 1.5 points).
+    texts = [line["text"] for line in delivery["lines"]]
+    assert any("\u22121.5 points on the period before" in text for text in texts), texts
+    assert not [text for text in texts if re.search(r"(?<![\w/.])-\d", text)]
 
 
 def test_vercel_cache_column_in_csv(store: duckdb.DuckDBPyConnection, config: Config,

@@ -28,7 +28,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from mysetlist_slo._numbers import percent
+from mysetlist_slo._numbers import percent, signed
 from mysetlist_slo.capacity.autoscaling import PodModel, fit_pod_model
 from mysetlist_slo.capacity.plan import cpu_per_pod
 from mysetlist_slo.config import Config, parse_duration
@@ -402,7 +402,7 @@ def load_test_capacity(con: duckdb.DuckDBPyConnection, config: Config, run: str,
     if baseline:
         difference = measured / baseline - 1
         disagree = abs(difference) > share
-        detail += (f", {baseline:,.1f} fitted from production ({difference:+.0%}"
+        detail += (f", {baseline:,.1f} fitted from production ({signed(difference, '+.0%')}"
                    + (f": they disagree by more than {percent(share, 0)})" if disagree else ")"))
     return LoadTestCapacity(run, len(frame), measured, baseline, difference, disagree, model,
                             detail)

@@ -32,7 +32,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from mysetlist_slo._numbers import percent
+from mysetlist_slo._numbers import percent, signed
 from mysetlist_slo.config import Config
 
 WINDOW_S = 300
@@ -238,7 +238,7 @@ class ActiveUsersReport:
         if self.active_users_before:
             delta = 100 * (self.active_users - self.active_users_before) / \
                 self.active_users_before
-            change = f" ({delta:+.1f} % on the {self.active_users_before:,} before)"
+            change = f" ({signed(delta, '+.1f')} % on the {self.active_users_before:,} before)"
         lines = [f"{self.active_users:,} active users{change}; DAU "
                  f"{int(self.daily['dau'].mean()):,} on average, highest "
                  f"{int(self.daily['dau'].max()):,}; MAU {int(self.daily['mau'].iloc[-1]):,} "

@@ -20,7 +20,7 @@ import duckdb
 import jsonschema
 import pandas as pd
 
-from mysetlist_slo._numbers import whole
+from mysetlist_slo._numbers import signed, whole
 from mysetlist_slo.capacity.plan import CapacityPlan, capacity_plan
 from mysetlist_slo.capacity.users import ActiveUsersReport, active_users_report
 from mysetlist_slo.config import Config
@@ -690,7 +690,7 @@ def _users_line(users: dict[str, Any]) -> str:
     if users["status"] == "no_data":
         return "- active users: not measured (no PostHog events)"
     before = users["active_users_before"]
-    change = (f" ({100 * (users['active_users'] - before) / before:+.1f} %)" if before
+    change = (f" ({signed(100 * (users['active_users'] - before) / before, '+.1f')} %)" if before
               else "")
     peak = users["peak_concurrent_users"]
     target = users["target_concurrent_users"]

@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from mysetlist_slo._numbers import whole
+from mysetlist_slo._numbers import signed, whole
 from mysetlist_slo.capacity.cdn import (
     ALL_ROUTES,
     IMMUTABLE,
@@ -129,9 +129,9 @@ def _cdn(con: duckdb.DuckDBPyConnection, config: Config, start: datetime, end: d
     overall = routes[routes["route"] == ALL_ROUTES].iloc[0]
     before = cache_hit_ratios(con, config, start - (end - start), start)
     previous = before[before["route"] == ALL_ROUTES]
-    change = ("" if previous.empty else
-              f", {100 * (overall['hit_ratio'] - previous.iloc[0]['hit_ratio']):+.1f} points "
-              "on the period before")
+    points = None if previous.empty else 100 * (overall["hit_ratio"]
+                                                 - previous.iloc[0]["hit_ratio"])
+    change = "" if points is None else f", {signed(points, '+.1f')} points on the period before"
     target = config.cdn.min_hit_ratio
     lines = [DeliveryLine(
         CDN, "all routes", True,
@@ -180,9 +180,7 @@ def _cdn(con: duckdb.DuckDBPyConnection, config: Config, start: datetime, end: d
 
 
 def _change(metric: str, delta: float) -> str:
-    # Signed as the reports sign numbers: a minus sign, not a hyphen.
-    text = f"{delta:+.0f}" if metric == "score" else f"{delta / 1000:+.2f} s"
-    return text.replace("-", "\u2212")
+    return signed(delta, "+.0f") if metric == "score" else f"{signed(delta / 1000, '+.2f')} s"
 
 
 def _kb(value: float | None) -> str:
