@@ -28,8 +28,8 @@ def percent(share: float, decimals: int = 1) -> str:
 
 
 def signed(number: float, spec: str) -> str:
-    """Return ``number`` formatted with ``spec`` and always signed, the minus as the reports
-    write it: U+2212, the minus sign, not a hyphen.
+    """Return ``number`` formatted with ``spec`` (a ``+`` in it signs a positive number too),
+    a negative one's minus as the reports write it: U+2212, the minus sign, not a hyphen.
 
     >>> [ord(signed(-3, "+.0f")[0]), signed(0.234, "+.2f"), signed(-0.05, "+.0%")[1:]]
     [8722, '+0.23', '5%']

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from mysetlist_slo._numbers import significant, whole
+from mysetlist_slo._numbers import signed, significant, whole
 
 MISSING = "–"  # en dash: one mark for every missing value, explained in a note
 
@@ -101,7 +101,7 @@ def fmt(value: Any, unit: str = "number") -> str:
     if unit in ("pct", "pct3", "share", "share3"):
         percent = 100 * number if unit.startswith("share") else number
         digits = 3 if unit.endswith("3") else 1
-        return f"{percent:,.{digits}f} %".replace("-", "−")
+        return f"{signed(percent, f',.{digits}f')} %"
     if unit == "ms":
         return f"{number / 1000:,.2f} s" if abs(number) >= 10_000 else f"{number:,.0f} ms"
     if unit == "count":
