@@ -128,7 +128,7 @@ def test_exposure_failed_and_empty(store, tmp_path) -> None:
     rpo = backup_rpo(store, load_config(), AT).set_index("kind")
     assert rpo.loc["database", "exposure"] == timedelta(hours=31)
     assert not rpo.loc["database", "exposure_ok"]
-    assert "last good database backup 31 h ago" in rpo.loc["database", "detail"]
+    assert "last good backup 31 h ago" in rpo.loc["database", "detail"]
     assert (rpo.loc["database", "failed"], rpo.loc["database", "empty"]) == (1, 1)
     assert rpo.loc["system", "status"] == "no data"
 
@@ -242,6 +242,13 @@ def test_section_on_demo(demo: DemoManifest, demo_con) -> None:
     assert statuses["application_failover"] == "overdue"
     summary = section.to_dict()
     assert summary["backups"][0]["topic"] == "database"
+    # A line's text stands beside its topic: it does not name the backup, drill or region
+    # again ("database_restore: overdue — database_restore (monthly): ...").
+    lines = section.backups + section.drills + section.regions
+    assert {"database", "application_failover"} <= {line.topic for line in lines}
+    for line in lines:
+        subject = line.topic.removesuffix(" (probes)").removesuffix(" (requests)")
+        assert subject not in line.text, line
 
 
 def test_markdown_escapes_names_from_files(store, tmp_path) -> None:
@@ -343,7 +350,7 @@ def test_section_regions_from_requests(store, tmp_path) -> None:
     section = scalability_recovery(store, load_config(), AT - timedelta(days=1), AT)
     lines = {line.topic: line for line in section.regions}
     assert lines["us-east-1 (requests)"].status == "below threshold"
-    assert "1 failovers, slowest recovery 3.0 min" in lines["us-east-1 (requests)"].text
+    assert "1 failover, slowest recovery 3.0 min" in lines["us-east-1 (requests)"].text
     assert lines["eu-west-1 (requests)"].status == "ok"
 
 

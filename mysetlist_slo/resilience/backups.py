@@ -78,7 +78,7 @@ def backup_rpo(con: duckdb.DuckDBPyConnection, config: Config, at: datetime) -> 
                   int((mine["flag"] == "empty").sum()), int((mine["flag"] == "shrinking").sum())]
         if good.empty:
             rows.append([kind, schedule, allowed, *counts, None, None, None, None, None, None,
-                         "no data", f"{kind}: no successful backup on record"])
+                         "no data", "no successful backup on record"])
             continue
         # A backup protects data from when it started (a dump is a snapshot at its start).
         times = pd.to_datetime(good["started"]).sort_values().reset_index(drop=True)
@@ -92,7 +92,7 @@ def backup_rpo(con: duckdb.DuckDBPyConnection, config: Config, at: datetime) -> 
         status = "ok" if rpo_ok is not False and exposure_ok else "late"
         gap_text = (f"longest gap {_hours(longest)}" if longest is not None
                     else "only one good backup")
-        detail = (f"last good {kind} backup {_hours(exposure)} ago; {gap_text} "
+        detail = (f"last good backup {_hours(exposure)} ago; {gap_text} "
                   f"(schedule {schedule}: at most {_hours(allowed)})")
         if counts[1] or counts[2] or counts[3]:
             detail += (f"; {whole(counts[1])} failed, {whole(counts[2])} empty, "

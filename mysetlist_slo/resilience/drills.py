@@ -73,7 +73,7 @@ def drills_due(con: duckdb.DuckDBPyConnection, config: Config, at: datetime) -> 
         if passed.empty:
             status = "never passed"
             rows.append([drill, cadence, len(mine), last_run, None, last_rto, None, True, None,
-                         status, f"{drill}: no passing drill on record ({cadence})"])
+                         status, f"no passing drill on record ({cadence})"])
             continue
         last_passed = pd.Timestamp(passed["started"].iloc[-1]).to_pydatetime()
         due = last_passed + period
@@ -82,7 +82,7 @@ def drills_due(con: duckdb.DuckDBPyConnection, config: Config, at: datetime) -> 
         status = "overdue" if overdue else ("ok" if last_passed_too else "last drill failed")
         rto = (f"; last time to recover {_minutes(last_rto.total_seconds())}"
                if last_rto is not None and not pd.isna(last_rto) else "")
-        detail = (f"{drill} ({cadence}): last passed {last_passed:%Y-%m-%d}, "
+        detail = (f"last passed {last_passed:%Y-%m-%d} ({cadence}), "
                   + (f"overdue by {(at - due).total_seconds() / 86400:.1f} days" if overdue
                      else f"next due {due:%Y-%m-%d}") + rto)
         last_failed = mine.iloc[-1]

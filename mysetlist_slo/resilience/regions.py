@@ -102,7 +102,7 @@ def region_availability(con: duckdb.DuckDBPyConnection, config: Config, start: d
         latency = group["latency_ms"].dropna()
         p50 = float(latency.quantile(0.5)) if len(latency) else None
         p95 = float(latency.quantile(0.95)) if len(latency) else None
-        detail = (f"{region}: {availability:.3f} % of {len(group):,} checks good; "
+        detail = (f"{availability:.3f} % of {len(group):,} checks good; "
                   f"{whole(len(mine))} episode{'' if len(mine) == 1 else 's'} below the "
                   f"{settings.failover_threshold:g} % "
                   f"failover threshold over {settings.window} ({whole(single)} of them a single "

@@ -142,9 +142,9 @@ def _traffic_lines(con: duckdb.DuckDBPyConnection, config: Config, start: dateti
                   else "slow failover" if len(slow) else "ok")
         p95 = (f"; p95 {row.p95_latency_ms:,.0f} ms" if row.p95_latency_ms is not None
                and not pd.isna(row.p95_latency_ms) else "")
-        text = (f"{row.region}: {row.availability:.3f} % of {row.requests:,} requests answered "
+        text = (f"{row.availability:.3f} % of {row.requests:,} requests answered "
                 f"without a 5xx (failover threshold {threshold:g} %){p95}; "
-                f"{whole(len(mine))} failovers")
+                f"{whole(len(mine))} failover{'' if len(mine) == 1 else 's'}")
         if len(mine):
             worst = mine["time_to_recover"].max().total_seconds() / 60
             text += f", slowest recovery {worst:.1f} min"
