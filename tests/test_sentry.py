@@ -463,25 +463,29 @@ def test_empty_sentry_answers_through_the_cli(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["sentry-stats", "sentry-sessions"])
-def test_a_week_of_hourly_intervals_is_told_by_content(store: duckdb.DuckDBPyConnection,
-                                                       tmp_path: Path, kind: str) -> None:
-    """A week's answer at 1 h resolution, keys in the order Sentry writes them: its 168
-    intervals (about 4.5 KB) come before "groups", and the file is still told apart by
-    content and loads one record per group and hour."""
-    hours = [datetime(2026, 11, 9, tzinfo=UTC) + timedelta(hours=h) for h in range(168)]
-    stamps = [h.strftime("%Y-%m-%dT%H:%M:%SZ") for h in hours]
+@pytest.mark.parametrize(("steps", "minutes"), [(168, 60), (4032, 5)])
+def test_a_long_series_is_told_by_content(store: duckdb.DuckDBPyConnection, tmp_path: Path,
+                                          kind: str, steps: int, minutes: int) -> None:
+    """An answer whose intervals come before "groups", keys in the order Sentry writes them
+    -- a week at 1 h (about 4.5 KB of intervals) and two weeks at 5 min (about 109 KB, more
+    than the 64 KiB a file's kind is first told from) -- is still told apart by content and
+    loads one record per group and interval."""
+    times = [datetime(2026, 11, 9, tzinfo=UTC) + timedelta(minutes=minutes * i)
+             for i in range(steps)]
+    stamps = [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in times]
     if kind == "sentry-stats":
         by = {"outcome": "accepted", "category": "error"}
         field = "sum(quantity)"
     else:
         by = {"release": "r1", "session.status": "healthy"}
         field = "sum(session)"
-    values = [h % 7 for h in range(168)]
-    document = {"start": stamps[0], "end": "2026-11-16T00:00:00Z", "intervals": stamps,
+    values = [i % 7 for i in range(steps)]
+    end = (times[-1] + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    document = {"start": stamps[0], "end": end, "intervals": stamps,
                 "groups": [{"by": by, "totals": {field: sum(values)},
                             "series": {field: values}}]}
-    path = tmp_path / "week.json"
+    path = tmp_path / "series.json"
     path.write_text(json.dumps(document))
-    assert path.read_text().index('"groups"') > 4096
+    assert path.read_text().index('"groups"') > (4096 if minutes == 60 else 64 << 10)
     result = ingest_file(store, path)
-    assert (result.kind, result.loaded) == (kind, 168)
+    assert (result.kind, result.loaded) == (kind, steps)

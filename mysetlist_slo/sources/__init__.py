@@ -28,7 +28,12 @@ from mysetlist_slo.sources.probes import PROBES
 from mysetlist_slo.sources.recovery import RECOVERY_KINDS, sniff_recovery
 from mysetlist_slo.sources.request_exports import ExportOptions, ExportSource
 from mysetlist_slo.sources.requests_schema import CANONICAL_COLUMNS, CANONICAL_SCHEMA
-from mysetlist_slo.sources.sentry import SENTRY_KINDS, sniff_sentry
+from mysetlist_slo.sources.sentry import (
+    SENTRY_KINDS,
+    SERIES_HEAD_BYTES,
+    series_cut_short,
+    sniff_sentry,
+)
 from mysetlist_slo.sources.types import INPUT_TABLE, InputBatch, Reject, RequestSource
 from mysetlist_slo.sources.vitals import BeaconSource, CruxSource, LighthouseSource
 
@@ -61,11 +66,11 @@ def _first_line(path: Path) -> str:
     return ""
 
 
-def _head(path: Path) -> str:
-    """Return the opening 64 KiB of a file's content as text (gzip read through)."""
+def _head(path: Path, size: int = 64 << 10) -> str:
+    """Return the opening ``size`` bytes of a file's content as text (gzip read through)."""
     stream, raw = open_maybe_gzip(path)
     try:
-        return stream.read(64 << 10).decode("utf-8", errors="replace")
+        return stream.read(size).decode("utf-8", errors="replace")
     finally:
         stream.close()
         raw.close()
@@ -128,6 +133,8 @@ def _sniff(path: Path, log_format: str | None) -> str:
     if log_format is not None:
         return "nginx"
     head = _head(path)
+    if series_cut_short(head):
+        head = _head(path, SERIES_HEAD_BYTES)
     other_kind = sniff_load_test(path, head) or sniff_recovery(head) or sniff_sentry(
         head, str(path))
     if other_kind is not None:
