@@ -114,8 +114,9 @@ LN_GAMMA = np.log(101 / 99)  # the latency sketch's bucket growth: 1 % relative 
 # Input generation (not measured)
 
 
-def draw_requests(n: int, seed: int = SEED) -> dict[str, np.ndarray]:
-    """Return the random columns of ``n`` requests, drawn all at once so chunking is invisible."""
+def draw_requests(n: int, seed: int = SEED, span_us: int = SPAN_US) -> dict[str, np.ndarray]:
+    """Return the random columns of ``n`` requests spread over ``span_us`` microseconds from
+    START, drawn all at once so chunking is invisible."""
     rng = np.random.default_rng(seed)
     shares = np.array([r.share for r in ROUTES])
     route = rng.choice(len(ROUTES), n, p=shares / shares.sum())
@@ -123,7 +124,7 @@ def draw_requests(n: int, seed: int = SEED) -> dict[str, np.ndarray]:
     # Microsecond resolution, as exporters write it; it also keeps ms * 1000 off rounding ties.
     duration_ms = np.round(rng.lognormal(np.log(median_ms), 0.6), 3)
     return {
-        "ts_us": int(START.timestamp()) * 1_000_000 + np.sort(rng.integers(0, SPAN_US, n)),
+        "ts_us": int(START.timestamp()) * 1_000_000 + np.sort(rng.integers(0, span_us, n)),
         "route": route,
         "param": rng.integers(1, 250_000, n),  # the id, or (modulo) the index of a slug
         "status": rng.choice(STATUSES, n, p=STATUS_SHARES),
@@ -209,9 +210,15 @@ def write_lines(handle: BinaryIO, lines: pa.Array) -> None:
     handle.write(memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]])
 
 
-def generate_inputs(workdir: Path, n: int) -> None:
-    """Write the Parquet export and the nginx log of ``n`` requests into ``workdir``."""
-    cols = draw_requests(n)
+def span_us(n: int, rate: float | None) -> int:
+    """Return the time ``n`` requests span: a week, or ``n / rate`` seconds at ``rate`` req/s."""
+    return SPAN_US if rate is None else max(1, round(n / rate * 1_000_000))
+
+
+def generate_inputs(workdir: Path, n: int, rate: float | None = None) -> None:
+    """Write the Parquet export and the nginx log of ``n`` requests (over a week, or at
+    ``rate`` requests a second) into ``workdir``."""
+    cols = draw_requests(n, span_us=span_us(n, rate))
     schema = export_table({k: v[:0] for k, v in cols.items()}).schema
     with pq.ParquetWriter(workdir / PARQUET_NAME, schema) as parquet, \
             open(workdir / NGINX_NAME, "wb") as log:
@@ -222,16 +229,19 @@ def generate_inputs(workdir: Path, n: int) -> None:
             write_lines(log, nginx_lines(table, chunk))
 
 
-def ensure_inputs(workdir: Path, n: int) -> str:
-    """Generate the inputs unless ``workdir`` holds those of the same N and generator; say which."""
+def ensure_inputs(workdir: Path, n: int, rate: float | None = None) -> str:
+    """Generate the inputs unless ``workdir`` holds those of the same N, rate and generator;
+    say which."""
     manifest = workdir / MANIFEST_NAME
-    wanted = {"generator": GENERATOR_VERSION, "seed": SEED, "requests": n}
+    wanted: dict[str, object] = {"generator": GENERATOR_VERSION, "seed": SEED, "requests": n}
+    if rate is not None:
+        wanted["rate"] = rate
     present = all((workdir / name).exists() for name in (MANIFEST_NAME, PARQUET_NAME, NGINX_NAME))
     if present and json.loads(manifest.read_text("utf-8")) == wanted:
         return "reused from an earlier run"
     manifest.unlink(missing_ok=True)  # a half-written set must never look complete
     started = time.perf_counter()
-    generate_inputs(workdir, n)
+    generate_inputs(workdir, n, rate)
     manifest.write_text(json.dumps(wanted), "utf-8")
     return f"generated in {time.perf_counter() - started:.1f} s (not measured)"
 
@@ -669,6 +679,17 @@ def requests_count(text: str) -> int:
     return value
 
 
+def positive_rate(text: str) -> float:
+    """Return a request rate (requests a second), refusing one not above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a positive number of requests a second")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Return the command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -681,6 +702,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true",
                         help="keep the inputs and stores; a later run with the same --workdir "
                              "reuses the inputs")
+    parser.add_argument("--rate", type=positive_rate, metavar="R",
+                        help="requests a second (e.g. 1000, the plan's target traffic): N "
+                             "requests span N / R seconds instead of a week, so minutes and "
+                             "routes hold as many requests as the production logs would")
     parser.add_argument("--scanner-urls", type=requests_count, default=0, metavar="K",
                         help="also ingest a log of K distinct scanner URLs (e.g. 100K) and "
                              "show the routes stay within the configured bound")
@@ -704,12 +729,15 @@ def cleanup(workdir: Path, created: bool, keep: bool) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def run_size(workdir: Path, n: int) -> Report:
-    """Measure every step on N requests, cross-check the rollups and print the report."""
+def run_size(workdir: Path, n: int, rate: float | None = None) -> Report:
+    """Measure every step on N requests (over a week, or at ``rate`` requests a second),
+    cross-check the rollups and print the report."""
     workdir.mkdir(parents=True, exist_ok=True)
     report = Report(n)
-    how = ensure_inputs(workdir, n)
-    print(f"\n=== N = {n:,} requests")
+    how = ensure_inputs(workdir, n, rate)
+    density = ("over one week" if rate is None
+               else f"at {rate:,g} requests a second ({span_us(n, rate) / 3.6e9:.1f} h)")
+    print(f"\n=== N = {n:,} requests {density}")
     print(f"inputs: {PARQUET_NAME} {mib(workdir / PARQUET_NAME)}, "
           f"{NGINX_NAME} {mib(workdir / NGINX_NAME)}; {how}; in {workdir}")
     print(report.header(), flush=True)
@@ -745,9 +773,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(the package validates all 9 columns, keeps {COUNTED_THRESHOLDS} latency "
               "thresholds and writes a DuckDB file; the baseline reads only the 5 columns its "
               "rollups use, validates nothing and keeps its results in memory)")
+        folder = (lambda n: f"n{n}") if args.rate is None else (lambda n: f"n{n}-r{args.rate:g}")
         for n in args.requests:
-            reports.append(run_size(workdir / f"n{n}", n))
-        largest = workdir / f"n{max(args.requests)}"
+            reports.append(run_size(workdir / folder(n), n, args.rate))
+        largest = workdir / folder(max(args.requests))
         if args.scanner_urls:
             write_scanner_log(largest / SCANNER_NAME, args.scanner_urls)
             m = measure("package scanners", largest)
