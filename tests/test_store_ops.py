@@ -18,6 +18,7 @@ from conftest import DEMO_END, table_counts, timed_line
 
 from mysetlist_slo import open_store
 from mysetlist_slo.errors import StoreBusyError
+from mysetlist_slo.store import maintenance
 from mysetlist_slo.store.maintenance import backup_store, check_store
 
 AT = DEMO_END.isoformat()
@@ -270,6 +271,36 @@ def test_restore_refuses_a_damaged_backup(store_copy: Path, tmp_path: Path) -> N
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith(f"error: {bad}: store is damaged")
     assert store_copy.read_bytes() == before
+
+
+@pytest.mark.parametrize("stop_at", [1, 2])
+def test_restore_stopped_half_way_leaves_the_store(store_copy: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   stop_at: int) -> None:
+    """Ctrl-C at either of the restore's renames (the store moved aside, the backup moved
+    in) leaves the store as it was, under its own name, and no copy behind."""
+    backup = tmp_path / "backup.duckdb"
+    backup_store(store_copy, backup)
+    with duckdb.connect(str(store_copy)) as con:  # the store differs from its backup
+        con.execute("CREATE TABLE after_backup AS SELECT 42 AS answer")
+    before = store_copy.read_bytes()
+    real_replace, calls = os.replace, []
+
+    def replace(source: os.PathLike[str], dest: os.PathLike[str]) -> None:
+        calls.append((Path(source).name, Path(dest).name))
+        if len(calls) == stop_at:
+            raise KeyboardInterrupt
+        real_replace(source, dest)
+
+    monkeypatch.setattr(maintenance.os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        maintenance.restore_store(backup, store_copy)
+    monkeypatch.setattr(maintenance.os, "replace", real_replace)
+    assert store_copy.read_bytes() == before, calls
+    assert [p.name for p in store_copy.parent.iterdir()
+            if p.name.startswith((f".{store_copy.name}", f"{store_copy.name}.replaced"))] == []
+    with duckdb.connect(str(store_copy), read_only=True) as con:
+        assert con.execute("SELECT answer FROM after_backup").fetchall() == [(42,)]
 
 
 @pytest.mark.slow

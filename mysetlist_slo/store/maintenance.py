@@ -229,7 +229,8 @@ def restore_store(backup: str | Path, db: str | Path, wait: float = 0.0) -> Path
 
     The backup is read whole first and refused if damaged (StoreDamagedError). A store in use is
     waited for up to ``wait`` seconds (StoreBusyError); a store too damaged to open is replaced
-    all the same, which is what a restore is for.
+    all the same, which is what a restore is for. Stopped half-way (Ctrl-C, a full disk), the
+    store is left as it was: never missing, never half-copied.
     """
     source, target = Path(backup), Path(db)
     result = check_store(source)
@@ -250,6 +251,12 @@ def restore_store(backup: str | Path, db: str | Path, wait: float = 0.0) -> Path
             if _wal(target).exists():
                 os.replace(_wal(target), _wal(kept))
         os.replace(partial, target)
+    except BaseException:
+        if kept is not None and not target.exists():  # stopped between the two renames
+            os.replace(kept, target)
+            if _wal(kept).exists():
+                os.replace(_wal(kept), _wal(target))
+        raise
     finally:
         partial.unlink(missing_ok=True)
         if holder is not None:
