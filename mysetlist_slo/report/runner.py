@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -273,13 +274,14 @@ def run_report(kind: str = "weekly", week: str | None = None, db: str | Path = D
         settings = settings.with_timezone(timezone)
     label = check_report_inputs(week, settings.timezone, db, now)
     folder = Path(out) / kind / label
+    made = [path for path in (folder, *folder.parents) if not path.exists()]  # deepest first
     folder.mkdir(parents=True, exist_ok=True)
     # Everything is written to a staging folder first and moved into place at the end, so an
     # interrupted run (Ctrl-C) leaves the folder as it was: no half-run notebook beside an
-    # earlier report. (The folder itself stays: it is the kernel's working directory, and
-    # the kernel may still be starting when Ctrl-C comes.)
+    # earlier report, and no empty folder where there was none.
     staging = Path(tempfile.mkdtemp(prefix=".run-", dir=folder))
     names = (f"{REPORTS[kind]}.ipynb", "report.html", "summary.json", "summary.md")
+    done = False
     try:
         summary, document = _execute(kind, label, db, config, settings, title, progress, now,
                                      wait, cell_timeout, folder, staging / names[0])
@@ -289,8 +291,13 @@ def run_report(kind: str = "weekly", week: str | None = None, db: str | Path = D
         (staging / names[3]).write_text(summaries.summary_markdown(document), "utf-8")
         for name in names:
             os.replace(staging / name, folder / name)
+        done = True
     finally:
         # Done, failed (the failing notebook was moved out) or interrupted: no staging left.
         shutil.rmtree(staging, ignore_errors=True)
+        if not done:
+            for path in made:  # the folders this run made, if nothing else is in them
+                with suppress(OSError):
+                    path.rmdir()
     executed, html, summary_json, summary_md = (folder / name for name in names)
     return ReportOutputs(folder, executed, html, summary_json, summary_md, summary, document)
