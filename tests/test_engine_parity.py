@@ -383,6 +383,33 @@ def test_rollup_refuses_bad_places(tmp_path: Path, demo_lake: Path, duckdb_out: 
         rollup_lake(demo_lake, duckdb_out)
 
 
+@pytest.mark.parametrize("existing", [False, True])
+def test_rollup_stopped_half_way_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                existing: bool) -> None:
+    """Ctrl-C after the first table is written leaves no table behind: an output folder the
+    run made is gone, an empty one given to it is empty again; the next run writes it all."""
+    lake = tmp_path / "lake"
+    write_lake(lake, _synthetic_rows(), "synthetic")
+    out = tmp_path / "out"
+    if existing:
+        out.mkdir()
+    real_write, written = DuckDBExecutor.write, []
+
+    def write(self: DuckDBExecutor, query: Any, folder: str) -> None:
+        if written:
+            raise KeyboardInterrupt
+        real_write(self, query, folder)
+        written.append(folder)
+
+    monkeypatch.setattr(DuckDBExecutor, "write", write)
+    with pytest.raises(KeyboardInterrupt):
+        rollup_lake(lake, out)
+    assert written and Path(written[0]).parent == out.absolute()
+    assert (list(out.iterdir()) == []) if existing else not out.exists()
+    monkeypatch.setattr(DuckDBExecutor, "write", real_write)
+    assert rollup_lake(lake, out).rows == rollup_lake(lake, tmp_path / "again").rows
+
+
 def test_spark_missing_java_names_the_package(monkeypatch: pytest.MonkeyPatch,
                                               tmp_path: Path) -> None:
     """Without a JVM, --engine spark stops with one line naming the Debian package."""

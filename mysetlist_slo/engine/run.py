@@ -106,6 +106,11 @@ def _prepare_out(out: Path) -> None:
                      if p.name not in ours and not p.name.startswith(f".{MANIFEST}."))
     if foreign:
         raise RollupError(str(out), f"is not empty and not a rollup output: {foreign[:3]}")
+    _clear(out)
+
+
+def _clear(out: Path) -> None:
+    """Remove what a rollup writes into ``out`` (checked to hold nothing else)."""
     for child in out.iterdir():
         if child.is_dir():
             shutil.rmtree(child)
@@ -123,7 +128,22 @@ def run_rollup(executor: Executor, lake: str | Path, out: str | Path, config: Co
     started = time.perf_counter()
     out = check_local(out, "rollup output").absolute()
     files = committed_files(lake)
+    made = not out.exists()
     _prepare_out(out)
+    try:
+        return _write_rollup(executor, lake, out, config, engine, files, started)
+    except BaseException:
+        # Failed or stopped (Ctrl-C) before its manifest: nothing half-written is left behind.
+        if out.is_dir():
+            _clear(out)
+            if made:
+                out.rmdir()
+        raise
+
+
+def _write_rollup(executor: Executor, lake: str | Path, out: Path, config: Config, engine: str,
+                  files: list[str], started: float) -> RollupResult:
+    """Write the rollup of the lake ``files`` into the empty folder ``out``, manifest last."""
     settings = settings_of(config)
     d = executor.dialect
     executor.register_lake([str((Path(lake) / f).absolute()) for f in files])
