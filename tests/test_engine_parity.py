@@ -27,6 +27,7 @@ from mysetlist_slo.cli import main
 from mysetlist_slo.config import Config, default_config_text, load_config
 from mysetlist_slo.demo import DemoManifest
 from mysetlist_slo.engine import TABLES, rollup_lake, spark_job
+from mysetlist_slo.engine import run as run_module
 from mysetlist_slo.engine.definition import (
     LN_GAMMA,
     Query,
@@ -410,6 +411,28 @@ def test_rollup_stopped_half_way_leaves_nothing(tmp_path: Path, monkeypatch: pyt
     assert (list(out.iterdir()) == []) if existing else not out.exists()
     monkeypatch.setattr(DuckDBExecutor, "write", real_write)
     assert rollup_lake(lake, out).rows == rollup_lake(lake, tmp_path / "again").rows
+
+
+def test_rollup_stopped_after_its_manifest_is_kept(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C once the manifest is renamed into place (while its folder is flushed) keeps the
+    complete output: every table and the manifest, the same rows as an uninterrupted run."""
+    lake = tmp_path / "lake"
+    write_lake(lake, _synthetic_rows(), "synthetic")
+    real_write_json = run_module.write_json_atomically
+
+    def write_json(path: Path, document: Any) -> None:
+        real_write_json(path, document)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "write_json_atomically", write_json)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        rollup_lake(lake, out)
+    monkeypatch.setattr(run_module, "write_json_atomically", real_write_json)
+    assert (out / MANIFEST).exists()
+    rollup_lake(lake, tmp_path / "again")
+    assert_same_output(out, tmp_path / "again")
 
 
 class _StragglingExecutor(DuckDBExecutor):

@@ -141,7 +141,9 @@ def run_rollup(executor: Executor, lake: str | Path, out: str | Path, config: Co
         # removed, the error raised is the one that stopped the run.
         executor.close()
         with suppress(OSError):
-            if out.is_dir():
+            # Its manifest on disk, the output is complete: kept (removing it would leave a
+            # manifest beside missing tables if this removal were stopped in turn).
+            if out.is_dir() and not (out / MANIFEST).exists():
                 _clear(out)
                 if made:
                     out.rmdir()
