@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +27,7 @@ from mysetlist_slo.cli import main
 from mysetlist_slo.config import Config, default_config_text, load_config
 from mysetlist_slo.demo import DemoManifest
 from mysetlist_slo.engine import TABLES, rollup_lake, spark_job
+from mysetlist_slo.engine import run as run_module
 from mysetlist_slo.engine.definition import (
     LN_GAMMA,
     Query,
@@ -33,7 +36,7 @@ from mysetlist_slo.engine.definition import (
     route_map_query,
 )
 from mysetlist_slo.engine.duckdb_engine import DuckDBExecutor
-from mysetlist_slo.engine.run import MANIFEST, ROUTES_FILE
+from mysetlist_slo.engine.run import MANIFEST, ROUTES_FILE, run_rollup
 from mysetlist_slo.engine.spark_engine import JAVA_PACKAGE, SparkExecutor, java_problem
 from mysetlist_slo.errors import LakeError, RollupError, SloError
 from mysetlist_slo.lake import LAKE_SCHEMA
@@ -408,6 +411,76 @@ def test_rollup_stopped_half_way_leaves_nothing(tmp_path: Path, monkeypatch: pyt
     assert (list(out.iterdir()) == []) if existing else not out.exists()
     monkeypatch.setattr(DuckDBExecutor, "write", real_write)
     assert rollup_lake(lake, out).rows == rollup_lake(lake, tmp_path / "again").rows
+
+
+def test_rollup_stopped_after_its_manifest_is_kept(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C once the manifest is renamed into place (while its folder is flushed) keeps the
+    complete output: every table and the manifest, the same rows as an uninterrupted run."""
+    lake = tmp_path / "lake"
+    write_lake(lake, _synthetic_rows(), "synthetic")
+    real_write_json = run_module.write_json_atomically
+
+    def write_json(path: Path, document: Any) -> None:
+        real_write_json(path, document)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "write_json_atomically", write_json)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        rollup_lake(lake, out)
+    monkeypatch.setattr(run_module, "write_json_atomically", real_write_json)
+    assert (out / MANIFEST).exists()
+    rollup_lake(lake, tmp_path / "again")
+    assert_same_output(out, tmp_path / "again")
+
+
+class _StragglingExecutor(DuckDBExecutor):
+    """DuckDB with Spark's behaviour on Ctrl-C: the second table's write goes on in the
+    background after the caller is stopped and has written its file by the time close()
+    returns (as a Spark job runs on until its session stops)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[str] = []
+        self.tasks: list[threading.Thread] = []
+
+    def write(self, query: Any, folder: str) -> None:
+        if not self.written:
+            super().write(query, folder)
+            self.written.append(folder)
+            return
+        rows = pa.table({"date": ["2027-01-01"], "requests": [1]})
+
+        def task() -> None:
+            time.sleep(0.3)
+            part = Path(folder) / "date=2027-01-01" / "part-0.parquet"
+            part.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(rows, part)
+
+        self.tasks.append(threading.Thread(target=task))
+        self.tasks[-1].start()
+        raise KeyboardInterrupt
+
+    def close(self) -> None:
+        for thread in self.tasks:
+            thread.join()
+        super().close()
+
+
+def test_rollup_stopped_while_the_engine_writes_leaves_nothing(tmp_path: Path) -> None:
+    """Ctrl-C while the engine still writes a table (Spark's tasks run on until its session
+    stops) leaves no table behind: the engine is stopped before the output is removed."""
+    lake = tmp_path / "lake"
+    write_lake(lake, _synthetic_rows(), "synthetic")
+    out = tmp_path / "out"
+    executor = _StragglingExecutor()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_rollup(executor, lake, out, load_config(), "duckdb")
+    finally:
+        executor.close()
+    assert executor.tasks and not out.exists(), list(out.rglob("*"))
 
 
 def test_spark_missing_java_names_the_package(monkeypatch: pytest.MonkeyPatch,

@@ -158,7 +158,7 @@ def _weekly_document() -> dict[str, object]:
         "scalability_recovery": {"status": "at_risk", "parts": [
             {"part": "Backups (RPO)", "items": [
                 {"topic": EVIL_ROUTE, "status": "at_risk", "finding": "late",
-                 "text": "last good database backup 31 h ago"}]}]},
+                 "text": "last good backup 31 h ago"}]}]},
         "verdict": "No data.",
     }
 

@@ -303,6 +303,30 @@ def test_restore_stopped_half_way_leaves_the_store(store_copy: Path, tmp_path: P
         assert con.execute("SELECT answer FROM after_backup").fetchall() == [(42,)]
 
 
+def test_restore_over_a_deleted_store_with_its_wal(store_copy: Path, tmp_path: Path) -> None:
+    """A store deleted but its WAL left behind (changes not yet checkpointed): the backup
+    restored in its place opens and holds the backup's tables, not the WAL's; the WAL is kept
+    aside, not deleted."""
+    backup = tmp_path / "backup.duckdb"
+    backup_store(store_copy, backup)
+    con = duckdb.connect(str(store_copy))
+    con.execute("PRAGMA disable_checkpoint_on_shutdown")
+    con.execute("CREATE TABLE after_backup AS SELECT 42 AS answer")
+    con.close()
+    wal = store_copy.with_name(store_copy.name + ".wal")
+    assert wal.exists()
+    store_copy.unlink()
+    assert maintenance.restore_store(backup, store_copy) is None
+    tables = []
+    for path in (store_copy, backup):
+        with duckdb.connect(str(path), read_only=True) as con:
+            tables.append(sorted(row[0] for row in con.execute(
+                "SELECT table_name FROM information_schema.tables").fetchall()))
+    assert tables[0] == tables[1] and "after_backup" not in tables[0]
+    assert not wal.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(f"{wal.name}.replaced-")]
+
+
 @pytest.mark.slow
 def test_report_and_ingests_run_together(store_copy: Path, tmp_path: Path) -> None:
     """Ingests every second for the whole of a weekly report: every ingest lands, none waits

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,7 +124,8 @@ def run_rollup(executor: Executor, lake: str | Path, out: str | Path, config: Co
     """Roll the lake up with ``executor`` into ``out`` (see the module doc); return counts.
 
     Raises RollupError for an empty lake, lake files that cannot be read or an output folder
-    that is not ours; LakeError when ``lake`` is not a lake.
+    that is not ours; LakeError when ``lake`` is not a lake. A run that fails or is stopped
+    after it began writing closes ``executor`` before removing what it wrote.
     """
     started = time.perf_counter()
     out = check_local(out, "rollup output").absolute()
@@ -134,10 +136,17 @@ def run_rollup(executor: Executor, lake: str | Path, out: str | Path, config: Co
         return _write_rollup(executor, lake, out, config, engine, files, started)
     except BaseException:
         # Failed or stopped (Ctrl-C) before its manifest: nothing half-written is left behind.
-        if out.is_dir():
-            _clear(out)
-            if made:
-                out.rmdir()
+        # The engine is stopped first: Spark's tasks write on after Ctrl-C until its session
+        # stops, and would put back (or finish) a table removed before. Whatever cannot be
+        # removed, the error raised is the one that stopped the run.
+        executor.close()
+        with suppress(OSError):
+            # Its manifest on disk, the output is complete: kept (removing it would leave a
+            # manifest beside missing tables if this removal were stopped in turn).
+            if out.is_dir() and not (out / MANIFEST).exists():
+                _clear(out)
+                if made:
+                    out.rmdir()
         raise
 
 

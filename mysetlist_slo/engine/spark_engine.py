@@ -85,6 +85,7 @@ class SparkExecutor:
         self.spark = session
         _prepare(self.spark)
         self._cached: list[Any] = []
+        self._closed = False
 
     def register_lake(self, files: list[str]) -> None:
         """Make ``files`` (the lake's committed request files) readable as ``lake_requests``."""
@@ -121,7 +122,11 @@ class SparkExecutor:
         frame.repartition("date").write.mode("overwrite").partitionBy("date").parquet(folder)
 
     def close(self) -> None:
-        """Drop the cached tables; stop the session if this executor started it."""
+        """Drop the cached tables; stop the session if this executor started it. A second
+        call does nothing (a failed rollup closes its executor before its caller does)."""
+        if self._closed:
+            return
+        self._closed = True
         for frame in self._cached:
             frame.unpersist()
         for view in ("lake_requests", "route_map", "aggregate"):

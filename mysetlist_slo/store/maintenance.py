@@ -238,24 +238,31 @@ def restore_store(backup: str | Path, db: str | Path, wait: float = 0.0) -> Path
         raise StoreDamagedError(str(source), result.problems)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.restoring")
-    kept = None
+    kept = orphan = None
     holder = _hold(target, wait)  # keeps writers out until the new file is in place
     try:
         shutil.copyfile(source, partial)
         with open(partial, "rb+") as handle:
             os.fsync(handle.fileno())
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         if target.exists():
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
             kept = target.with_name(f"{target.name}.replaced-{stamp}")
             os.replace(target, kept)
             if _wal(target).exists():
                 os.replace(_wal(target), _wal(kept))
+        elif _wal(target).exists():
+            # The WAL of a store deleted since: DuckDB would refuse to open the backup beside it
+            # ("WAL does not match database file"). Kept aside, as a replaced store is.
+            orphan = _wal(target).with_name(f"{_wal(target).name}.replaced-{stamp}")
+            os.replace(_wal(target), orphan)
         os.replace(partial, target)
     except BaseException:
         if kept is not None and not target.exists():  # stopped between the two renames
             os.replace(kept, target)
             if _wal(kept).exists():
                 os.replace(_wal(kept), _wal(target))
+        if orphan is not None and not target.exists() and orphan.exists():
+            os.replace(orphan, _wal(target))
         raise
     finally:
         partial.unlink(missing_ok=True)
