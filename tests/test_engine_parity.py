@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -481,6 +484,38 @@ def test_rollup_stopped_while_the_engine_writes_leaves_nothing(tmp_path: Path) -
     finally:
         executor.close()
     assert executor.tasks and not out.exists(), list(out.rglob("*"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_spark_rollup_is_one_line(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) while `rollup --engine
+    spark` writes its tables ends it with exit status 130 and one line: no Python traceback,
+    no JVM error from the tasks it stopped, no output folder left. (PySpark's own SIGINT
+    handler, put in place of the command's, lost the Ctrl-C: the rollup ran to its end.)"""
+    lake = tmp_path / "lake"
+    write_lake(lake, _synthetic_rows(), "synthetic")
+    for attempt in range(3):
+        out = tmp_path / f"out{attempt}"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mysetlist_slo", "rollup", "--engine", "spark", "--master",
+             "local[1]", "--lake", str(lake), "--out", str(out)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while process.poll() is None and time.monotonic() < deadline:
+            if out.is_dir() and any(out.iterdir()):  # its jobs are writing the tables
+                break
+            time.sleep(0.05)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            _, stderr = process.communicate(timeout=120)
+            break
+        process.communicate()
+    else:
+        pytest.fail("the rollup ended three times before Ctrl-C could reach it")
+    assert process.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr and " ERROR " not in stderr, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1].startswith("interrupted"), stderr[-3000:]
+    assert not out.exists(), list(out.rglob("*"))
 
 
 def test_spark_missing_java_names_the_package(monkeypatch: pytest.MonkeyPatch,

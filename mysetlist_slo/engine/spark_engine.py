@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import threading
+import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +63,14 @@ def spark_session(master: str | None = None,
         builder = builder.master(master)
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
-    return builder.getOrCreate(), True
+    # A new SparkContext puts its own SIGINT handler in place of the caller's (it cancels the
+    # jobs from inside the signal, amid a py4j call, and Ctrl-C was lost). The caller's comes
+    # back: its KeyboardInterrupt ends the rollup, which stops the session.
+    handler = signal.getsignal(signal.SIGINT)
+    session = builder.getOrCreate()
+    if threading.current_thread() is threading.main_thread() and handler is not None:
+        signal.signal(signal.SIGINT, handler)
+    return session, True
 
 
 def _prepare(session: Any) -> None:
@@ -69,6 +80,28 @@ def _prepare(session: Any) -> None:
     for key, value in _DEFAULTS.items():
         if not configured.contains(key):
             session.conf.set(key, value)
+
+
+SETTLE_S = 1.0  # how long a stopped write's folder must stay unchanged
+SETTLE_AT_MOST_S = 30.0
+
+
+def _settle(folder: Path) -> None:
+    """Wait until nothing under ``folder`` has changed for SETTLE_S (at most
+    SETTLE_AT_MOST_S): a cancelled Spark task is not interrupted (HDFS takes interrupts
+    badly), and writes its attempt's files for a moment after the session has stopped."""
+    def state() -> set[tuple[str, int]]:
+        with suppress(OSError):
+            return {(str(p), p.stat().st_size) for p in folder.rglob("*")}
+        return set()
+
+    deadline = time.monotonic() + SETTLE_AT_MOST_S
+    seen, since = state(), time.monotonic()
+    while time.monotonic() - since < SETTLE_S and time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = state()
+        if now != seen:
+            seen, since = now, time.monotonic()
 
 
 class SparkExecutor:
@@ -86,6 +119,7 @@ class SparkExecutor:
         _prepare(self.spark)
         self._cached: list[Any] = []
         self._closed = False
+        self._writing: Path | None = None  # the folder a write is under way to
 
     def register_lake(self, files: list[str]) -> None:
         """Make ``files`` (the lake's committed request files) readable as ``lake_requests``."""
@@ -119,7 +153,9 @@ class SparkExecutor:
         """Write ``query``'s rows under ``folder``, Hive-partitioned by ``date``: one file per
         date (rollups are small; the shuffle puts each date in one task)."""
         frame = self._frame(query)
+        self._writing = Path(folder)
         frame.repartition("date").write.mode("overwrite").partitionBy("date").parquet(folder)
+        self._writing = None
 
     def close(self) -> None:
         """Drop the cached tables; stop the session if this executor started it. A second
@@ -127,9 +163,18 @@ class SparkExecutor:
         if self._closed:
             return
         self._closed = True
+        if self._owned:
+            # Closed early (Ctrl-C, an error), jobs may still run: cancelled, and the errors
+            # their tasks log as the session stops under them (a block gone, a shuffle file
+            # deleted) are Spark's teardown, not the user's problem.
+            self.spark.sparkContext.cancelAllJobs()
+            self.spark.sparkContext.setLogLevel("OFF")
         for frame in self._cached:
             frame.unpersist()
         for view in ("lake_requests", "route_map", "aggregate"):
             self.spark.catalog.dropTempView(view)
         if self._owned:
             self.spark.stop()
+        if self._writing is not None:
+            _settle(self._writing)
+
