@@ -139,7 +139,8 @@ def run_rollup(executor: Executor, lake: str | Path, out: str | Path, config: Co
         # The engine is stopped first: Spark's tasks write on after Ctrl-C until its session
         # stops, and would put back (or finish) a table removed before. Whatever cannot be
         # removed, the error raised is the one that stopped the run.
-        executor.close()
+        with suppress(Exception):  # a half-gone engine (Spark's JVM after Ctrl-C)
+            executor.close()
         with suppress(OSError):
             # Its manifest on disk, the output is complete: kept (removing it would leave a
             # manifest beside missing tables if this removal were stopped in turn).

@@ -159,22 +159,35 @@ class SparkExecutor:
 
     def close(self) -> None:
         """Drop the cached tables; stop the session if this executor started it. A second
-        call does nothing (a failed rollup closes its executor before its caller does)."""
+        call does nothing (a failed rollup closes its executor before its caller does).
+
+        Closed early (Ctrl-C, an error), a session this executor started may be half gone:
+        Ctrl-C reaches the JVM's connection too, and the JVM may be shutting down. Its calls
+        failing then (py4j errors) do not stop the rest of the teardown, nor replace the error
+        that ended the run; a caller's session is left to the caller, errors and all."""
         if self._closed:
             return
         self._closed = True
-        if self._owned:
-            # Closed early (Ctrl-C, an error), jobs may still run: cancelled, and the errors
-            # their tasks log as the session stops under them (a block gone, a shuffle file
-            # deleted) are Spark's teardown, not the user's problem.
-            self.spark.sparkContext.cancelAllJobs()
-            self.spark.sparkContext.setLogLevel("OFF")
-        for frame in self._cached:
-            frame.unpersist()
-        for view in ("lake_requests", "route_map", "aggregate"):
-            self.spark.catalog.dropTempView(view)
-        if self._owned:
-            self.spark.stop()
-        if self._writing is not None:
-            _settle(self._writing)
+        from py4j.protocol import Py4JError
+
+        try:
+            if self._owned:
+                # Jobs may still run: cancelled, and the errors their tasks log as the
+                # session stops under them (a block gone, a shuffle file deleted) are Spark's
+                # teardown, not the user's problem.
+                self.spark.sparkContext.cancelAllJobs()
+                self.spark.sparkContext.setLogLevel("OFF")
+            for frame in self._cached:
+                frame.unpersist()
+            for view in ("lake_requests", "route_map", "aggregate"):
+                self.spark.catalog.dropTempView(view)
+        except Py4JError:
+            if not self._owned:
+                raise
+        finally:
+            if self._owned:
+                with suppress(Py4JError):
+                    self.spark.stop()
+            if self._writing is not None:
+                _settle(self._writing)
 
