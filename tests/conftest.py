@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +64,25 @@ DEMO_END = datetime(2026, 11, 23, tzinfo=UTC)
 # One line of nginx's combined format with $request_time $upstream_response_time.
 TIMED_LINE = ('{ip} - - [{time}] "{method} {path} HTTP/1.1" {status} {bytes} "-" '
               '"Mozilla/5.0 (X11; Linux x86_64)" {rt} {urt}')
+
+
+def press_ctrl_c(argv: list[str], ready: Callable[[subprocess.Popen[str]], bool],
+                 wait: float = 300) -> subprocess.CompletedProcess[str] | None:
+    """Run ``python -m mysetlist_slo *argv`` in a session of its own and, once ``ready(process)``
+    holds (polled), press Ctrl-C as a terminal does: SIGINT to its whole process group. Return
+    the finished process, or None when it ended before it could be interrupted."""
+    process = subprocess.Popen([sys.executable, "-m", "mysetlist_slo", *argv],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.monotonic() + wait
+    while process.poll() is None and time.monotonic() < deadline and not ready(process):
+        time.sleep(0.05)
+    if process.poll() is not None:
+        process.communicate()
+        return None
+    os.killpg(process.pid, signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def timed_line(time: str = "10/Nov/2026:13:55:36 +0000", path: str = "/show/42",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shlex
 import signal
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import DEMO_END, timed_line
+from conftest import DEMO_END, press_ctrl_c, timed_line
 
 from mysetlist_slo._terminal import terminal_safe
 from mysetlist_slo.cli import build_parser
@@ -244,26 +243,19 @@ def test_deploy_commands_parse_and_a_bad_file_keeps_the_report() -> None:
 
 
 def _interrupt_report(db: Path, out: Path) -> subprocess.CompletedProcess[str] | None:
-    """Run `report weekly` and press Ctrl-C (SIGINT to its process group, as a terminal does)
-    once papermill has started the notebook (its output notebook appears); return the
-    finished process, or None when the report ended before it could be interrupted."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mysetlist_slo", "report", "weekly", "--db", str(db),
-         "--week", "2026-W47", "--out", str(out)], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    """Run `report weekly` and press Ctrl-C once papermill has started the notebook (its
+    output notebook appears); return the finished process, or None when the report ended
+    before it could be interrupted."""
     notebook = out / "weekly" / "2026-W47"
-    deadline = time.monotonic() + 300
-    while process.poll() is None and time.monotonic() < deadline:
+
+    def executing(_: subprocess.Popen[str]) -> bool:
         if notebook.is_dir() and any(notebook.rglob("*.ipynb")):
             time.sleep(1.0)  # papermill is executing cells now
-            break
-        time.sleep(0.05)
-    if process.poll() is not None:
-        process.communicate()
-        return None
-    os.killpg(process.pid, signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+            return True
+        return False
+
+    return press_ctrl_c(["report", "weekly", "--db", str(db), "--week", "2026-W47", "--out",
+                         str(out)], executing)
 
 
 @pytest.mark.slow
@@ -302,28 +294,29 @@ def test_ctrl_c_in_an_ingest_is_one_line(tmp_path: Path) -> None:
     db = tmp_path / "m.duckdb"
     first = tmp_path / "a.log"
     first.write_text(timed_line() + "\n")
+    results: list[str] = []
+
+    def reading_b(process: subprocess.Popen[str]) -> bool:
+        # --json prints a's result as soon as it is loaded: b is being read from then on.
+        assert process.stdout is not None
+        results.append(process.stdout.readline())
+        time.sleep(0.5)
+        return True
+
     for lines in (400_000, 1_600_000):
         second = _big_log(tmp_path / f"b{lines}.log", lines)
         db.unlink(missing_ok=True)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mysetlist_slo", "ingest", "--db", str(db), "--json",
-             str(first), str(second)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, start_new_session=True)
-        assert process.stdout is not None
-        # --json prints a's result as soon as it is loaded: b is being read from then on.
-        first_result = process.stdout.readline()
-        time.sleep(0.5)
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
-            stdout, stderr = process.communicate(timeout=120)
+        results.clear()
+        interrupted = press_ctrl_c(["ingest", "--db", str(db), "--json", str(first),
+                                    str(second)], reading_b)
+        if interrupted is not None:
             break
-        process.communicate()
     else:
         pytest.fail("the ingest ended before Ctrl-C could reach it")
+    first_result, stdout, stderr = results[0], interrupted.stdout, interrupted.stderr
     assert json.loads(first_result)["loaded"] == 1 and not stdout.strip()
-    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-    assert result.returncode == 130, stderr
-    assert one_error_line(result) == (f"interrupted; {second} was not stored (files loaded "
+    assert interrupted.returncode == 130, stderr
+    assert one_error_line(interrupted) == (f"interrupted; {second} was not stored (files loaded "
                                       "before it stay loaded: 1)")
     con = duckdb.connect(str(db), read_only=True)
     try:

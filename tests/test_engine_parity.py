@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import REAL_DATA
+from conftest import REAL_DATA, press_ctrl_c
 from test_routes import ABSOLUTE_TARGETS
 
 from mysetlist_slo.cli import main
@@ -399,7 +397,8 @@ def test_rollup_stopped_half_way_leaves_nothing(tmp_path: Path, monkeypatch: pyt
     out = tmp_path / "out"
     if existing:
         out.mkdir()
-    real_write, written = DuckDBExecutor.write, []
+    real_write = DuckDBExecutor.write
+    written: list[str] = []
 
     def write(self: DuckDBExecutor, query: Any, folder: str) -> None:
         if written:
@@ -497,26 +496,21 @@ def test_ctrl_c_in_a_spark_rollup_is_one_line(tmp_path: Path) -> None:
     write_lake(lake, _synthetic_rows(), "synthetic")
     for attempt in range(3):
         out = tmp_path / f"out{attempt}"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mysetlist_slo", "rollup", "--engine", "spark", "--master",
-             "local[1]", "--lake", str(lake), "--out", str(out)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-        deadline = time.monotonic() + 300
-        while process.poll() is None and time.monotonic() < deadline:
-            if out.is_dir() and any(out.iterdir()):  # its jobs are writing the tables
-                break
-            time.sleep(0.05)
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
-            _, stderr = process.communicate(timeout=120)
+
+        def writing(_: subprocess.Popen[str], out: Path = out) -> bool:
+            return out.is_dir() and any(out.iterdir())  # its jobs are writing the tables
+
+        result = press_ctrl_c(["rollup", "--engine", "spark", "--master", "local[1]", "--lake",
+                               str(lake), "--out", str(out)], writing)
+        if result is not None:
             break
-        process.communicate()
     else:
         pytest.fail("the rollup ended three times before Ctrl-C could reach it")
+    stderr = result.stderr
     # What a failure shows: stderr without the JVM's stack frames.
     shown = "\n".join(line for line in stderr.splitlines()
                       if not line.lstrip().startswith(("at ", "... ")))[-4000:]
-    assert process.returncode == 130, shown
+    assert result.returncode == 130, shown
     assert "Traceback" not in stderr, shown
     assert stderr.strip().splitlines()[-1].startswith("interrupted"), shown
     assert not out.exists(), list(out.rglob("*"))
