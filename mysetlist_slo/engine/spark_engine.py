@@ -14,6 +14,7 @@ import shutil
 import signal
 import threading
 import time
+import warnings
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,12 @@ def java_problem() -> str | None:
         return None
     return (f"Spark needs a Java 17 (or newer) runtime and found none (no java on PATH, "
             f"JAVA_HOME unset); on Debian: apt-get install {JAVA_PACKAGE}")
+
+
+# pyspark's own modules import pyspark.testing (when a session starts), which warns that pandas
+# 3 is not supported yet: the rollup never hands Spark a pandas frame, so that one warning is
+# not shown (a filter on its text only).
+warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
 
 
 def spark_session(master: str | None = None,
