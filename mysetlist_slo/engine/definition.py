@@ -219,21 +219,24 @@ counted AS (
     FROM templated
     GROUP BY template
 ),
-ranked AS (
-    SELECT template,
-           row_number() OVER (ORDER BY requests DESC, template) AS popularity
+admitted AS (
+    -- The top max_routes by a sort and a limit: a window over all templates would be one
+    -- partition on Spark (which warns of it for every query reading route_map).
+    SELECT template
     FROM counted
     WHERE template <> {d.param("invalid")} AND NOT ({is_configured("template")})
       AND requests >= {d.param("min_requests")}
+    ORDER BY requests DESC, template
+    LIMIT {d.param("max_routes")}
 )
 SELECT templated.target,
        CASE WHEN templated.template = {d.param("invalid")}
                  OR ({is_configured("templated.template")})
-                 OR ranked.popularity <= {d.param("max_routes")}
+                 OR admitted.template IS NOT NULL
             THEN templated.template ELSE {d.param("other")} END AS route,
-       coalesce(ranked.popularity <= {d.param("max_routes")}, FALSE) AS admitted
+       admitted.template IS NOT NULL AS admitted
 FROM templated
-LEFT JOIN ranked ON templated.template = ranked.template
+LEFT JOIN admitted ON templated.template = admitted.template
 """
     return Query(sql, params)
 
