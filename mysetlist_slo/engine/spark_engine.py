@@ -175,8 +175,6 @@ class SparkExecutor:
         if self._closed:
             return
         self._closed = True
-        from py4j.protocol import Py4JError
-
         try:
             if self._owned:
                 # Jobs may still run: cancelled, and the errors their tasks log as the
@@ -188,12 +186,12 @@ class SparkExecutor:
                 frame.unpersist()
             for view in ("lake_requests", "route_map", "aggregate"):
                 self.spark.catalog.dropTempView(view)
-        except Py4JError:
+        except Exception:  # py4j's errors, from a JVM half gone (not a declared dependency)
             if not self._owned:
                 raise
         finally:
             if self._owned:
-                with suppress(Py4JError):
+                with suppress(Exception):
                     self.spark.stop()
             if self._writing is not None:
                 _settle(self._writing)
