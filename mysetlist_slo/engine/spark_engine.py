@@ -127,6 +127,7 @@ class SparkExecutor:
         self._cached: list[Any] = []
         self._closed = False
         self._writing: Path | None = None  # the folder a write is under way to
+        self._running = False  # a job (a fetch, a write) is under way
 
     def register_lake(self, files: list[str]) -> None:
         """Make ``files`` (the lake's committed request files) readable as ``lake_requests``."""
@@ -152,7 +153,9 @@ class SparkExecutor:
     def fetch(self, query: Query) -> pa.Table:
         """Return the result of ``query`` (small) as an Arrow table on the driver."""
         frame = self._frame(query)
+        self._running = True
         rows = [row.asDict() for row in frame.collect()]
+        self._running = False
         return pa.Table.from_pylist(rows) if rows else pa.table(
             {name: pa.array([], pa.string()) for name in frame.columns})
 
@@ -160,9 +163,9 @@ class SparkExecutor:
         """Write ``query``'s rows under ``folder``, Hive-partitioned by ``date``: one file per
         date (rollups are small; the shuffle puts each date in one task)."""
         frame = self._frame(query)
-        self._writing = Path(folder)
+        self._writing, self._running = Path(folder), True
         frame.repartition("date").write.mode("overwrite").partitionBy("date").parquet(folder)
-        self._writing = None
+        self._writing, self._running = None, False
 
     def close(self) -> None:
         """Drop the cached tables; stop the session if this executor started it. A second
@@ -176,10 +179,11 @@ class SparkExecutor:
             return
         self._closed = True
         try:
-            if self._owned:
-                # Jobs may still run: cancelled, and the errors their tasks log as the
-                # session stops under them (a block gone, a shuffle file deleted) are Spark's
-                # teardown, not the user's problem.
+            if self._owned and self._running:
+                # Stopped amid a job: cancelled, and the errors its tasks log as the session
+                # stops under them (a block gone, a shuffle file deleted) are Spark's
+                # teardown, not the user's problem. (The level holds for the JVM, which a
+                # later session in this process reuses: set only then.)
                 self.spark.sparkContext.cancelAllJobs()
                 self.spark.sparkContext.setLogLevel("OFF")
             for frame in self._cached:
