@@ -21,6 +21,12 @@ def whole(number: float) -> str:
     return f"{round(number):,}"
 
 
+def counted(number: int, noun: str) -> str:
+    """Return a count with its noun, plural unless it is one (``1 failover``, ``1,105
+    episodes``): ``noun`` is the singular, made plural with an ``s``."""
+    return f"{whole(number)} {noun}{'' if number == 1 else 's'}"
+
+
 def percent(share: float, decimals: int = 1) -> str:
     """Return the fraction ``share`` as a percent with a space before the sign (``20 %``,
     ``98.5 %``), as every table, verdict and digest line writes percentages."""

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 import duckdb
 import pandas as pd
 
-from mysetlist_slo._numbers import whole
+from mysetlist_slo._numbers import counted, whole
 from mysetlist_slo.config import Config, parse_duration
 from mysetlist_slo.store.rollups import SLOT, sketch_value_ms_sql
 
@@ -103,7 +103,7 @@ def region_availability(con: duckdb.DuckDBPyConnection, config: Config, start: d
         p50 = float(latency.quantile(0.5)) if len(latency) else None
         p95 = float(latency.quantile(0.95)) if len(latency) else None
         detail = (f"{availability:.3f} % of {len(group):,} checks good; "
-                  f"{whole(len(mine))} episode{'' if len(mine) == 1 else 's'} below the "
+                  f"{counted(len(mine), 'episode')} below the "
                   f"{settings.failover_threshold:g} % "
                   f"failover threshold over {settings.window} ({whole(single)} of them a single "
                   "failed check)")

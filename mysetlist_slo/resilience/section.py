@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from mysetlist_slo._numbers import whole
+from mysetlist_slo._numbers import counted
 from mysetlist_slo.capacity.loadtests import (
     load_test_capacity,
     load_test_runs,
@@ -144,7 +144,7 @@ def _traffic_lines(con: duckdb.DuckDBPyConnection, config: Config, start: dateti
                and not pd.isna(row.p95_latency_ms) else "")
         text = (f"{row.availability:.3f} % of {row.requests:,} requests answered "
                 f"without a 5xx (failover threshold {threshold:g} %){p95}; "
-                f"{whole(len(mine))} failover{'' if len(mine) == 1 else 's'}")
+                f"{counted(len(mine), 'failover')}")
         if len(mine):
             worst = mine["time_to_recover"].max().total_seconds() / 60
             text += f", slowest recovery {worst:.1f} min"
